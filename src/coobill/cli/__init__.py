@@ -1,0 +1,1 @@
+"""The `coobill` command: a thin adapter over the service layer."""

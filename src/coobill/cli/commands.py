@@ -1,0 +1,336 @@
+"""What each `coobill` command does: parse its arguments into a service call, print the result."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from coobill.bootstrap import bootstrap
+from coobill.cli.output import to_csv, to_json, to_table
+from coobill.config import Settings
+from coobill.errors import BadRequest, CoobillError
+from coobill.money import fmt
+from coobill.services import audit as audit_service
+from coobill.services import extensions, rates, reports, reservations, settings as billing_settings
+from coobill.services import users
+from coobill.services.context import BillingContext
+from coobill.services.rate_fields import check_rate_fields
+from coobill.storage import schema
+
+EXTENSION_COLUMNS = ("extension", "name", "billing", "payment", "credit_limit", "balance",
+                     "total_recharged", "reserved", "locked")
+RATE_COLUMNS = ("id", "enabled", "remark", "prefix", "length", "initial_cost", "initial_time",
+                "rate", "period", "start", "end", "extensions")
+RECHARGE_COLUMNS = ("time", "extension", "name", "balance_before", "amount", "balance_after", "who")
+CALL_COLUMNS = ("start", "extension", "name", "number", "duration", "billsec", "trunk", "rate",
+                "cost", "disposition", "gated", "uniqueid")
+STATS_COLUMNS = ("date", "extension", "calls", "answered", "total_duration", "total_seconds",
+                 "average_duration", "average_seconds", "total_cost")
+
+Handler = Callable[[argparse.Namespace, BillingContext], Awaitable[int]]
+
+
+def duration(seconds: int) -> str:
+    """mm:ss, or h:mm:ss from an hour on."""
+    hours, rest = divmod(max(int(seconds), 0), 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+def emit(args: argparse.Namespace, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
+    if getattr(args, "json", False):
+        print(to_json(rows))
+    elif getattr(args, "csv", False):
+        sys.stdout.write(to_csv(rows, columns))
+    else:
+        print(to_table(rows, columns))
+
+
+def extension_row(view: extensions.ExtensionView) -> dict[str, Any]:
+    return {c: getattr(view, c) for c in EXTENSION_COLUMNS}
+
+
+def rate_row(view: rates.RateView) -> dict[str, Any]:
+    f = view.fields
+    return {
+        "id": view.id, "enabled": f.enabled, "remark": f.remark, "prefix": f.prefix,
+        "length": f.number_length, "initial_cost": f.initial_cost,
+        "initial_time": f.initial_seconds, "rate": f.rate, "period": f.period_seconds,
+        "start": f.start, "end": f.end, "extensions": ",".join(f.extensions),
+    }
+
+
+async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "run":
+        from coobill.daemon import run_daemon
+
+        return await run_daemon(settings)
+    if args.command == "doctor":
+        from coobill.doctor import run_doctor
+
+        return await run_doctor(settings)
+    ctx = bootstrap(settings)
+    try:
+        if args.command == "migrate":
+            await schema.upgrade(ctx.uow.engine)
+            print(f"database at {await schema.current_revision(ctx.uow.engine)} (head)")
+            return 0
+        await schema.require_head(ctx.uow.engine)
+        key = args.command + ("." + args.action if getattr(args, "action", None) else "")
+        return await HANDLERS[key](args, ctx)
+    finally:
+        await ctx.uow.dispose()
+
+
+async def extension_set(args: argparse.Namespace, ctx: BillingContext) -> int:
+    changes = extensions.ExtensionChanges(
+        name=args.name, billing=args.billing, payment=args.payment,
+        credit_limit=None if args.credit is None else _amount(args.credit, "credit"),
+        locked=args.locked,
+    )
+    view = await extensions.set_extension(ctx, args.extension, changes)
+    print(to_table([extension_row(view)], EXTENSION_COLUMNS))
+    return 0
+
+
+def _amount(text: str, field: str):  # type: ignore[no-untyped-def]
+    from coobill.money import parse_amount
+
+    return parse_amount(text, field=field)
+
+
+async def extension_recharge(args: argparse.Namespace, ctx: BillingContext) -> int:
+    done = await extensions.recharge(ctx, args.extensions, args.amount, who="cli")
+    for record, number in zip(done, dict.fromkeys(args.extensions), strict=True):
+        print(f"{number}: {fmt(record.balance_before)} + {fmt(record.amount)} = "
+              f"{fmt(record.balance_after)}")
+    return 0
+
+
+async def extension_adjust(args: argparse.Namespace, ctx: BillingContext) -> int:
+    view = await extensions.adjust(ctx, args.extension, args.amount, who="cli", note=args.note)
+    print(f"{view.extension}: balance {fmt(view.balance)}")
+    return 0
+
+
+async def extension_show(args: argparse.Namespace, ctx: BillingContext) -> int:
+    view = await extensions.show_extension(ctx, args.extension)
+    if args.json:
+        print(to_json(extension_row(view)))
+    else:
+        print(to_table([extension_row(view)], EXTENSION_COLUMNS))
+    return 0
+
+
+async def extension_list(args: argparse.Namespace, ctx: BillingContext) -> int:
+    views, _ = await extensions.list_extensions(ctx, locked=args.locked, payment=args.payment)
+    emit(args, [extension_row(v) for v in views], EXTENSION_COLUMNS)
+    return 0
+
+
+async def extension_sync(args: argparse.Namespace, ctx: BillingContext) -> int:
+    from coobill.ami.sync import sync_extensions
+
+    created = await sync_extensions(ctx)
+    print(f"{len(created)} new extension(s): {', '.join(created)}" if created else "no new extensions")
+    return 0
+
+
+def _rate_changes(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "prefix": args.prefix, "number_length": args.length, "initial_cost": args.initial_cost,
+        "initial_seconds": args.initial_time, "rate": args.rate, "period_seconds": args.period,
+        "start": args.start, "end": args.end, "extensions": args.extensions,
+        "remark": args.remark,
+    }
+
+
+async def rate_add(args: argparse.Namespace, ctx: BillingContext) -> int:
+    given = {k: v for k, v in _rate_changes(args).items() if v is not None}
+    view = await rates.add_rate(ctx, check_rate_fields(**given, enabled=not args.disabled))
+    print(f"rate {view.id} added")
+    return 0
+
+
+async def rate_edit(args: argparse.Namespace, ctx: BillingContext) -> int:
+    view = await rates.edit_rate(ctx, args.id, **_rate_changes(args), enabled=args.enabled)
+    print(to_table([rate_row(view)], RATE_COLUMNS))
+    return 0
+
+
+async def rate_delete(args: argparse.Namespace, ctx: BillingContext) -> int:
+    await rates.delete_rate(ctx, args.id)
+    print(f"rate {args.id} deleted")
+    return 0
+
+
+async def rate_list(args: argparse.Namespace, ctx: BillingContext) -> int:
+    emit(args, [rate_row(v) for v in await rates.list_rates(ctx)], RATE_COLUMNS)
+    return 0
+
+
+async def rate_import(args: argparse.Namespace, ctx: BillingContext) -> int:
+    try:
+        text = Path(args.file).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"file: cannot read {args.file}: {exc}", field="file") from None
+    count = await rates.import_rates(ctx, text, replace=args.replace)
+    print(f"{count} rate(s) imported")
+    return 0
+
+
+async def rate_export(args: argparse.Namespace, ctx: BillingContext) -> int:
+    sys.stdout.write(rates.rates_to_csv(await rates.list_rates(ctx)))
+    return 0
+
+
+async def rate_quote(args: argparse.Namespace, ctx: BillingContext) -> int:
+    q = await rates.quote(ctx, args.extension, args.number, at=args.at, seconds=args.seconds)
+    data = {
+        "extension": q.extension, "number": q.number, "at": q.at.strftime("%H:%M"),
+        "rate_id": q.rate.id if q.rate else None,
+        "rate": None if q.rate is None else {
+            "prefix": q.rate.prefix, "length": q.rate.number_length,
+            "initial_cost": q.rate.tariff.initial_cost, "initial_time": q.rate.tariff.initial_seconds,
+            "rate": q.rate.tariff.rate, "period": q.rate.tariff.period_seconds,
+            "remark": q.rate.remark,
+        },
+        "seconds": q.seconds, "cost": q.cost, "funds": q.funds, "limit_seconds": q.limit_seconds,
+    }
+    if args.json:
+        print(to_json(data))
+    elif q.rate is None:
+        print(f"no rate applies to {q.extension} -> {q.number} at {data['at']}")
+    else:
+        print(f"rate {q.rate.id} ({q.rate.prefix or 'any prefix'}"
+              f"{', ' + q.rate.remark if q.rate.remark else ''}) at {data['at']}")
+        print(f"{q.seconds} s cost {fmt(q.cost)}")  # type: ignore[arg-type]
+        print(f"funds {fmt(q.funds)} buy {q.limit_seconds} s ({duration(q.limit_seconds or 0)})")
+    return 0
+
+
+async def recharges_list(args: argparse.Namespace, ctx: BillingContext) -> int:
+    period = reports.Period.parse(args.date_from, args.date_to)
+    records, _ = await reports.list_recharges(ctx, period, args.keyword)
+    emit(args, [{"time": r.time, "extension": r.extension, "name": r.name,
+                 "balance_before": r.balance_before, "amount": r.amount,
+                 "balance_after": r.balance_after, "who": r.who} for r in records],
+         RECHARGE_COLUMNS)
+    return 0
+
+
+async def calls_list(args: argparse.Namespace, ctx: BillingContext) -> int:
+    period = reports.Period.parse(args.date_from, args.date_to)
+    records, _ = await reports.list_calls(ctx, period, args.keyword)
+    emit(args, [{"start": c.start, "extension": c.extension, "name": c.name, "number": c.number,
+                 "duration": duration(c.billable_seconds), "billsec": c.billable_seconds,
+                 "trunk": c.trunk, "rate": c.rate, "cost": c.cost, "disposition": c.disposition,
+                 "gated": c.gated, "uniqueid": c.uniqueid} for c in records], CALL_COLUMNS)
+    return 0
+
+
+async def stats(args: argparse.Namespace, ctx: BillingContext) -> int:
+    period = reports.Period.parse(args.date_from, args.date_to)
+    rows = await reports.statistics(ctx, args.by, period, args.extensions)
+    emit(args, [{"date": r.period, "extension": r.extension, "calls": r.calls,
+                 "answered": r.answered, "total_duration": duration(r.total_seconds),
+                 "total_seconds": r.total_seconds, "average_duration": duration(r.average_seconds),
+                 "average_seconds": r.average_seconds, "total_cost": r.cost} for r in rows],
+         STATS_COLUMNS)
+    return 0
+
+
+async def settings_set(args: argparse.Namespace, ctx: BillingContext) -> int:
+    if all(v is None for v in (args.billing, args.currency, args.symbol, args.timezone)):
+        raise BadRequest("settings set: give at least one of --billing, --currency, --symbol, --timezone")
+    current = await billing_settings.change_settings(
+        ctx, billing=args.billing, currency=args.currency, symbol=args.symbol, timezone=args.timezone
+    )
+    print(to_table([current.as_dict()], tuple(current.as_dict())))
+    return 0
+
+
+async def settings_show(args: argparse.Namespace, ctx: BillingContext) -> int:
+    current = (await billing_settings.get_settings(ctx)).as_dict()
+    print(to_json(current) if args.json else to_table([current], tuple(current)))
+    return 0
+
+
+async def audit(args: argparse.Namespace, ctx: BillingContext) -> int:
+    report = await audit_service.audit(ctx)
+    for problem in report.problems:
+        print(f"coobill: audit: {problem}", file=sys.stderr)
+    if not report.ok:
+        return 1
+    print(f"audit ok: {report.extensions} extension(s), {report.entries} ledger entries")
+    return 0
+
+
+async def user_add(args: argparse.Namespace, ctx: BillingContext) -> int:
+    password = args.password
+    if password is None:
+        if sys.stdin.isatty():
+            import getpass
+
+            password = getpass.getpass("password: ")
+        else:
+            password = sys.stdin.readline().rstrip("\n")
+    user = await users.add_user(ctx, args.name, password, args.role)
+    print(f"user {user.name} ({user.role}) added")
+    return 0
+
+
+async def reservations_list(args: argparse.Namespace, ctx: BillingContext) -> int:
+    held = await reservations.list_held(ctx, state="flagged" if args.flagged else None)
+    rows = [asdict(h) for h in held]
+    if args.json:
+        print(to_json(rows))
+    else:
+        print(to_table(rows, ("uniqueid", "extension", "number", "amount", "limit_seconds",
+                              "state", "since", "note")))
+    return 0
+
+
+async def reservations_release(args: argparse.Namespace, ctx: BillingContext) -> int:
+    await reservations.release(ctx, args.uniqueid)
+    print(f"released the hold of call {args.uniqueid}")
+    return 0
+
+
+async def reservations_charge(args: argparse.Namespace, ctx: BillingContext) -> int:
+    result = await reservations.charge(ctx, args.uniqueid, args.seconds)
+    if result is None:
+        raise CoobillError(f"call {args.uniqueid} could not be settled")
+    print(f"call {args.uniqueid} charged {fmt(result.cost)}")
+    return 0
+
+
+HANDLERS: dict[str, Handler] = {
+    "audit": audit,
+    "extension.set": extension_set,
+    "extension.recharge": extension_recharge,
+    "extension.adjust": extension_adjust,
+    "extension.show": extension_show,
+    "extension.list": extension_list,
+    "extension.sync": extension_sync,
+    "rate.add": rate_add,
+    "rate.edit": rate_edit,
+    "rate.delete": rate_delete,
+    "rate.list": rate_list,
+    "rate.import": rate_import,
+    "rate.export": rate_export,
+    "rate.quote": rate_quote,
+    "recharges.list": recharges_list,
+    "calls.list": calls_list,
+    "stats": stats,
+    "settings.set": settings_set,
+    "settings.show": settings_show,
+    "user.add": user_add,
+    "reservations.list": reservations_list,
+    "reservations.release": reservations_release,
+    "reservations.charge": reservations_charge,
+}

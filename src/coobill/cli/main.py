@@ -1,0 +1,203 @@
+"""`coobill`: every billing operation from the appliance's shell.
+
+A bad argument prints one line on stderr and exits non-zero; nothing is half-written, since
+each command is one service call and each service call is one transaction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from coobill.cli import commands
+from coobill.config import load_settings
+from coobill.errors import (
+    BadRequest,
+    CoobillError,
+    ConfigurationError,
+    SchemaOutOfDate,
+    UnknownExtension,
+    UnknownRate,
+    UnknownUser,
+)
+
+# One table from error to exit code (sysexits-style where one fits).
+EXIT_CODES: list[tuple[type[BaseException], int]] = [
+    (BadRequest, 2),
+    (UnknownExtension, 3),
+    (UnknownRate, 3),
+    (UnknownUser, 3),
+    (SchemaOutOfDate, 75),
+    (ConfigurationError, 78),
+    (CoobillError, 1),
+]
+
+
+def _add_report_filters(p: argparse.ArgumentParser, *, csv: bool = True) -> None:
+    p.add_argument("--from", dest="date_from", metavar="DATE", help="first day, YYYY-MM-DD")
+    p.add_argument("--to", dest="date_to", metavar="DATE", help="last day, YYYY-MM-DD")
+    p.add_argument("--keyword", help="part of an extension number or name")
+    _add_formats(p, csv=csv)
+
+
+def _add_formats(p: argparse.ArgumentParser, *, csv: bool = False) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--json", action="store_true", help="print JSON")
+    if csv:
+        group.add_argument("--csv", action="store_true", help="print CSV")
+
+
+def _add_rate_options(p: argparse.ArgumentParser, *, required: bool) -> None:
+    p.add_argument("--prefix", required=required, help="dialled prefix, digits (may be empty)")
+    p.add_argument("--length", required=required, help="number length incl. prefix, 0 = any")
+    p.add_argument("--initial-cost", required=required, help="cost of the initial time")
+    p.add_argument("--initial-time", required=required, help="seconds the initial cost covers")
+    p.add_argument("--rate", required=required, help="cost of each started billing period")
+    p.add_argument("--period", required=required, help="billing period in seconds")
+    p.add_argument("--start", required=False, help="window start HH:MM (default 00:00)")
+    p.add_argument("--end", required=False, help="window end HH:MM, included (default 23:59)")
+    p.add_argument("--extensions", required=required, help="100,101,... or * for every one")
+    p.add_argument("--remark", help="free text to tell rates apart")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="coobill", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", metavar="PATH", help="configuration file (TOML)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("migrate", help="upgrade the database to the current schema")
+    sub.add_parser("run", help="run the daemon (gate, settlement, portal)")
+    sub.add_parser("audit", help="verify every balance against its ledger")
+    sub.add_parser("doctor", help="check configuration, schema, AMI and ports; say what to fix")
+
+    ext = sub.add_parser("extension", help="extensions").add_subparsers(dest="action", required=True)
+    p = ext.add_parser("set", help="create or update an extension")
+    p.add_argument("extension")
+    p.add_argument("--name")
+    p.add_argument("--billing", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--payment", choices=("prepaid", "postpaid"))
+    p.add_argument("--credit", metavar="AMOUNT", help="credit limit")
+    lock = p.add_mutually_exclusive_group()
+    lock.add_argument("--lock", dest="locked", action="store_const", const=True, default=None)
+    lock.add_argument("--unlock", dest="locked", action="store_const", const=False)
+    p = ext.add_parser("recharge", help="recharge one or more extensions by the same amount")
+    p.add_argument("extensions", nargs="+", metavar="EXT")
+    p.add_argument("--amount", required=True)
+    p = ext.add_parser("adjust", help="correct a balance by a signed amount")
+    p.add_argument("extension")
+    p.add_argument("--amount", required=True)
+    p.add_argument("--note", default="")
+    p = ext.add_parser("show", help="one extension")
+    p.add_argument("extension")
+    _add_formats(p)
+    p = ext.add_parser("list", help="extensions")
+    state = p.add_mutually_exclusive_group()
+    state.add_argument("--locked", dest="locked", action="store_const", const=True, default=None)
+    state.add_argument("--unlocked", dest="locked", action="store_const", const=False)
+    p.add_argument("--payment", choices=("prepaid", "postpaid"))
+    _add_formats(p, csv=True)
+    ext.add_parser("sync", help="give the PBX's endpoints billing rows (billing off)")
+
+    rate = sub.add_parser("rate", help="rates").add_subparsers(dest="action", required=True)
+    p = rate.add_parser("add", help="add a rate")
+    _add_rate_options(p, required=True)
+    p.add_argument("--disabled", action="store_true")
+    p = rate.add_parser("edit", help="change some fields of a rate")
+    p.add_argument("id", type=int)
+    _add_rate_options(p, required=False)
+    on = p.add_mutually_exclusive_group()
+    on.add_argument("--enable", dest="enabled", action="store_const", const=True, default=None)
+    on.add_argument("--disable", dest="enabled", action="store_const", const=False)
+    p = rate.add_parser("delete", help="delete a rate")
+    p.add_argument("id", type=int)
+    p = rate.add_parser("list", help="rates")
+    _add_formats(p, csv=True)
+    p = rate.add_parser("import", help="add the rates of a CSV deck (all or nothing)")
+    p.add_argument("file")
+    p.add_argument("--replace", action="store_true", help="replace every existing rate")
+    rate.add_parser("export", help="print every rate as a CSV deck")
+    p = rate.add_parser("quote", help="the rate, cost and time limit for a call")
+    p.add_argument("extension")
+    p.add_argument("number")
+    p.add_argument("--at", metavar="HH:MM")
+    p.add_argument("--seconds", type=int, default=60)
+    _add_formats(p)
+
+    p = sub.add_parser("recharges", help="recharge records").add_subparsers(dest="action", required=True)
+    _add_report_filters(p.add_parser("list"))
+    p = sub.add_parser("calls", help="call records").add_subparsers(dest="action", required=True)
+    _add_report_filters(p.add_parser("list"))
+
+    p = sub.add_parser("stats", help="calls, duration and cost by day, month or year")
+    p.add_argument("--by", choices=("day", "month", "year"), default="day")
+    p.add_argument("--from", dest="date_from", metavar="DATE")
+    p.add_argument("--to", dest="date_to", metavar="DATE")
+    p.add_argument("--extension", dest="extensions", nargs="+", default=[], metavar="EXT")
+    _add_formats(p, csv=True)
+
+    st = sub.add_parser("settings", help="billing settings").add_subparsers(dest="action", required=True)
+    p = st.add_parser("set")
+    p.add_argument("--billing", choices=("on", "off"))
+    p.add_argument("--currency", help="USD, CNY, EUR, GBP, VND or other (with --symbol)")
+    p.add_argument("--symbol", help="the currency's symbol")
+    p.add_argument("--timezone", help="the PBX's time zone, e.g. Asia/Shanghai")
+    p = st.add_parser("show")
+    _add_formats(p)
+
+    us = sub.add_parser("user", help="portal users").add_subparsers(dest="action", required=True)
+    p = us.add_parser("add")
+    p.add_argument("name")
+    p.add_argument("--role", choices=("billing", "admin"), required=True)
+    p.add_argument("--password", help="the password (else read from stdin)")
+
+    rs = sub.add_parser("reservations", help="funds held by live calls").add_subparsers(
+        dest="action", required=True
+    )
+    p = rs.add_parser("list")
+    p.add_argument("--flagged", action="store_true", help="only holds flagged by recovery")
+    _add_formats(p)
+    p = rs.add_parser("release", help="release a flagged hold without charging")
+    p.add_argument("uniqueid")
+    p = rs.add_parser("charge", help="settle a flagged hold by charging N seconds")
+    p.add_argument("uniqueid")
+    p.add_argument("--seconds", type=int, required=True)
+    return parser
+
+
+def exit_code_for(exc: BaseException) -> int:
+    for kind, code in EXIT_CODES:
+        if isinstance(exc, kind):
+            return code
+    return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    try:
+        settings = load_settings(args.config)
+        return asyncio.run(commands.dispatch(args, settings))
+    except CoobillError as exc:
+        print(f"coobill: {exc}", file=sys.stderr)
+        return exit_code_for(exc)
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:
+        print(f"coobill: {exc}", file=sys.stderr)
+        return 74
+    except Exception as exc:  # a database that is down, locked, unreadable...
+        from sqlalchemy.exc import SQLAlchemyError
+
+        if isinstance(exc, SQLAlchemyError):
+            print(f"coobill: database error: {exc.__class__.__name__}: {str(exc).splitlines()[0]}",
+                  file=sys.stderr)
+            return 69
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Rendering rows for the terminal: aligned text, JSON, or CSV safe against formula injection."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+from coobill.money import fmt
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def plain(value: Any) -> Any:
+    """A value as JSON would carry it: amounts as decimal strings, times as ISO text."""
+    if isinstance(value, Decimal):
+        return fmt(value)
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, (date, time)):
+        return value.isoformat(timespec="minutes") if isinstance(value, time) else value.isoformat()
+    if isinstance(value, (list, tuple, frozenset, set)):
+        return [plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    return value
+
+
+def csv_cell(value: Any) -> str:
+    """A CSV cell; text that a spreadsheet would run as a formula gets a leading quote."""
+    text = "" if value is None else str(plain(value))
+    if text.startswith(FORMULA_START) and not _is_number(text):
+        return "'" + text
+    return text
+
+
+def _is_number(text: str) -> bool:
+    try:
+        Decimal(text)
+    except ArithmeticError:
+        return False
+    return True
+
+
+def to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([csv_cell(row.get(c)) for c in columns])
+    return out.getvalue()
+
+
+def to_json(data: Any) -> str:
+    return json.dumps(plain(data), ensure_ascii=False, indent=2)
+
+
+def to_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    cells = [[str(plain(r.get(c)) if r.get(c) is not None else "") for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
+    for row in cells:
+        lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)

@@ -1,0 +1,157 @@
+"""Configuration: a TOML file, every key overridable by COOBILL_<SECTION>__<KEY>.
+
+The file is `--config PATH`, else $COOBILL_CONFIG, else /etc/coobill/coobill.toml when it
+exists; with none, the defaults below run a daemon on an embedded SQLite database.
+A bad value raises ConfigurationError naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from coobill.errors import ConfigurationError
+
+SYSTEM_CONFIG = Path("/etc/coobill/coobill.toml")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseConfig(Section):
+    url: str = "sqlite+aiosqlite:///coobill.db"
+    # SQLite: how long a writer waits for another's lock before giving up.
+    busy_timeout_ms: int = Field(default=5000, ge=0)
+
+    @field_validator("url")
+    @classmethod
+    def _known_driver(cls, url: str) -> str:
+        if not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return url
+
+
+class AgiConfig(Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=4573, ge=0, le=65535)
+    ring_allowance_seconds: int = Field(default=60, ge=0)
+    deadline_seconds: float = Field(default=5.0, gt=0)
+    max_env_bytes: int = Field(default=65536, ge=1024)
+    on_error: Literal["deny", "allow"] = "deny"
+
+
+class AmiConfig(Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=5038, ge=1, le=65535)
+    username: str = "coobill"
+    secret: str = Field(default="", repr=False)
+    # "auto": trust Cdr events once one is seen; "on"/"off" force it.
+    cdr_events: Literal["auto", "on", "off"] = "auto"
+    cdr_grace_seconds: float = Field(default=5.0, ge=0)
+    # Endpoints whose name matches are phones (extensions); the others are trunks.
+    phone_pattern: str = r"^\d+$"
+    reconnect_seconds: float = Field(default=2.0, gt=0)
+    # Asterisk's CDR store read when recovering a missed end (cdr_csv's Master.csv).
+    cdr_csv_path: str = ""
+
+
+class WebConfig(Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    # Signs session cookies; generated and kept in the database when left empty.
+    secret_key: str = Field(default="", repr=False)
+    secure_cookies: bool = False
+
+
+class BillingConfig(Section):
+    no_rate: Literal["allow_free", "deny"] = "allow_free"
+    unknown_extension: Literal["allow_free", "deny"] = "allow_free"
+    # The longest call the gate allows when the funds would buy more (or the rate is free).
+    max_call_seconds: int = Field(default=10800, ge=1)
+
+
+class LogConfig(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["keyvalue", "json"] = "keyvalue"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, v: Any) -> Any:
+        return v.upper() if isinstance(v, str) else v
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="COOBILL_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    database: DatabaseConfig = DatabaseConfig()
+    agi: AgiConfig = AgiConfig()
+    ami: AmiConfig = AmiConfig()
+    web: WebConfig = WebConfig()
+    billing: BillingConfig = BillingConfig()
+    log: LogConfig = LogConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _CONFIG_PATH.get("path")
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+_CONFIG_PATH: dict[str, Path | None] = {}
+
+
+def config_path(explicit: str | None = None) -> Path | None:
+    """The configuration file in force: --config, else COOBILL_CONFIG, else the system one."""
+    chosen = explicit or os.environ.get("COOBILL_CONFIG")
+    if chosen:
+        path = Path(chosen)
+        if not path.is_file():
+            raise ConfigurationError(f"config: {path} does not exist or is not a file")
+        return path
+    return SYSTEM_CONFIG if SYSTEM_CONFIG.is_file() else None
+
+
+def load_settings(explicit_path: str | None = None) -> Settings:
+    """Read the file and the environment; one ConfigurationError naming the first bad key."""
+    path = config_path(explicit_path)
+    _CONFIG_PATH["path"] = path
+    try:
+        return Settings()
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"]) or "config"
+        env = "COOBILL_" + "__".join(str(p) for p in err["loc"]).upper()
+        raise ConfigurationError(
+            f"config: {key} (or {env}): {err['msg']} (got {err.get('input')!r})"
+        ) from None
+    except (ValueError, OSError) as exc:  # a TOML syntax error, an unreadable file
+        raise ConfigurationError(f"config: {path}: {exc}") from None
+    finally:
+        _CONFIG_PATH.pop("path", None)

@@ -1,0 +1,67 @@
+"""Money: Decimal with exactly four places, never float.
+
+Amounts are stored as integer ten-thousandths (`to_units` / `from_units`), so SQLite and
+PostgreSQL hold them exactly and `balance = balance - :x` is exact arithmetic in both.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+
+from coobill.errors import BadRequest
+
+PLACES = Decimal("0.0001")
+ZERO = Decimal("0.0000")
+UNITS = 10_000
+# Larger than any sane balance; keeps integer units inside a signed 64-bit column.
+MAX_AMOUNT = Decimal("100000000000")
+
+
+def parse_amount(
+    text: str | int | Decimal,
+    *,
+    field: str = "amount",
+    allow_zero: bool = True,
+    allow_negative: bool = False,
+) -> Decimal:
+    """Parse a user's amount: at most 4 decimals, finite, within range; else BadRequest."""
+    if isinstance(text, bool) or isinstance(text, float):
+        raise BadRequest(f"{field}: amounts must be given as decimal text, not float", field=field)
+    try:
+        value = Decimal(str(text).strip()) if not isinstance(text, Decimal) else text
+    except InvalidOperation:
+        raise BadRequest(f"{field}: {text!r} is not a number", field=field) from None
+    if not value.is_finite():
+        raise BadRequest(f"{field}: {text!r} is not a finite number", field=field)
+    if value.as_tuple().exponent < -4 and value != value.quantize(PLACES):  # type: ignore[operator]
+        raise BadRequest(f"{field}: {text!r} has more than 4 decimal places", field=field)
+    if abs(value) >= MAX_AMOUNT:
+        raise BadRequest(f"{field}: {text!r} is too large", field=field)
+    if value < 0 and not allow_negative:
+        raise BadRequest(f"{field}: {text!r} must not be negative", field=field)
+    if value == 0 and not allow_zero:
+        raise BadRequest(f"{field}: must be more than zero", field=field)
+    return value.quantize(PLACES)
+
+
+def quantize(value: Decimal) -> Decimal:
+    """Round a computed amount to 4 places (banker's rounding; rating itself never rounds)."""
+    return value.quantize(PLACES, rounding=ROUND_HALF_EVEN)
+
+
+def to_units(value: Decimal) -> int:
+    """Decimal -> integer ten-thousandths, refusing anything that is not exact."""
+    scaled = value * UNITS
+    if scaled != scaled.to_integral_value():
+        raise BadRequest(f"{value} has more than 4 decimal places")
+    return int(scaled)
+
+
+def from_units(units: int) -> Decimal:
+    """Integer ten-thousandths -> Decimal with 4 places."""
+    return (Decimal(units) / UNITS).quantize(PLACES)
+
+
+def fmt(value: Decimal) -> str:
+    """The canonical text of an amount: 4 places, no exponent."""
+    return f"{value.quantize(PLACES):f}"

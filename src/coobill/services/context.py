@@ -1,0 +1,31 @@
+"""What every service function needs: the ledger's unit of work, configuration and a clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from coobill.config import Settings
+from coobill.rating import RateBook
+from coobill.storage.uow import UnitOfWorkFactory
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class RateBookCache:
+    """The rate book in memory, rebuilt when the database's rates_version moves on."""
+
+    version: int = -1
+    book: RateBook = field(default_factory=lambda: RateBook(()))
+
+
+@dataclass
+class BillingContext:
+    uow: UnitOfWorkFactory
+    config: Settings
+    clock: Callable[[], datetime] = utc_now
+    rate_cache: RateBookCache = field(default_factory=RateBookCache)

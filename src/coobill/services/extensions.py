@@ -1,0 +1,275 @@
+"""Extensions: create or edit, lock, recharge, adjust, show and list."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import BigInteger, func, select, type_coerce
+
+from coobill.errors import BadRequest, UnknownExtension
+from coobill.money import ZERO, from_units, parse_amount
+from coobill.services import ledger
+from coobill.services.context import BillingContext
+from coobill.services.settings import read_settings
+from coobill.storage.tables import Extension, Recharge, Reservation
+from coobill.storage.uow import UnitOfWork
+
+PAYMENTS = ("prepaid", "postpaid")
+
+
+@dataclass(frozen=True, slots=True)
+class ExtensionView:
+    extension: str
+    name: str
+    billing: bool
+    payment: str
+    credit_limit: Decimal
+    balance: Decimal
+    total_recharged: Decimal
+    reserved: Decimal
+    locked: bool
+
+    @property
+    def funds_available(self) -> Decimal:
+        return self.balance + self.credit_limit - self.reserved
+
+
+def check_number(number: str, field: str = "extension") -> str:
+    number = (number or "").strip()
+    if not number or len(number) > 32 or not all(c.isalnum() or c in "-_.+" for c in number):
+        raise BadRequest(f"{field}: {number!r} is not an extension number", field=field)
+    return number
+
+
+def check_payment(payment: str) -> str:
+    if payment not in PAYMENTS:
+        raise BadRequest("payment: must be prepaid or postpaid", field="payment")
+    return payment
+
+
+@dataclass(frozen=True, slots=True)
+class ExtensionChanges:
+    """What to change; None leaves a field as it is."""
+
+    name: str | None = None
+    billing: bool | None = None
+    payment: str | None = None
+    credit_limit: Decimal | None = None
+    locked: bool | None = None
+
+    def validated(self) -> ExtensionChanges:
+        if self.payment is not None:
+            check_payment(self.payment)
+        if self.credit_limit is not None:
+            parse_amount(self.credit_limit, field="credit")
+        if self.name is not None and len(self.name) > 128:
+            raise BadRequest("name: at most 128 characters", field="name")
+        return self
+
+
+def _apply(ext: Extension, changes: ExtensionChanges) -> None:
+    if changes.name is not None:
+        ext.name = changes.name.strip()
+    if changes.billing is not None:
+        ext.billing_enabled = changes.billing
+    if changes.payment is not None and changes.payment != ext.payment:
+        ext.payment = changes.payment
+        ext.total_recharged = ZERO  # as the appliance does when the payment method changes
+    if changes.credit_limit is not None:
+        ext.credit_limit = changes.credit_limit
+    if changes.locked is not None:
+        ext.locked = changes.locked
+
+
+async def set_extension(ctx: BillingContext, number: str, changes: ExtensionChanges) -> ExtensionView:
+    """Create the extension if it is new, then apply the changes."""
+    number = check_number(number)
+    changes = changes.validated()
+    async with ctx.uow() as uow:
+        ext = await _get_for_update(uow, number)
+        if ext is None:
+            ext = Extension(
+                number=number, name="", billing_enabled=False, payment="prepaid",
+                credit_limit=ZERO, balance=ZERO, total_recharged=ZERO, locked=False,
+                created_at=await _local_now(ctx, uow),
+            )
+            uow.session.add(ext)
+        _apply(ext, changes)
+        await uow.session.flush()
+        view = await _view(uow, ext)
+        await uow.commit()
+    return view
+
+
+async def edit_extensions(
+    ctx: BillingContext, numbers: Sequence[str], changes: ExtensionChanges
+) -> list[ExtensionView]:
+    """Batch edit existing extensions, one transaction: all or none."""
+    changes = changes.validated()
+    numbers = _unique([check_number(n) for n in numbers])
+    if not numbers:
+        raise BadRequest("extensions: choose at least one", field="extensions")
+    async with ctx.uow() as uow:
+        views = []
+        for number in numbers:
+            ext = await ledger.lock_extension(uow, number)
+            _apply(ext, changes)
+            await uow.session.flush()
+            views.append(await _view(uow, ext))
+        await uow.commit()
+    return views
+
+
+async def recharge(
+    ctx: BillingContext, numbers: Sequence[str], amount: str | Decimal, *, who: str = ""
+) -> list[Recharge]:
+    """Recharge each extension by the same amount, in one transaction."""
+    value = parse_amount(amount, field="amount", allow_zero=False)
+    numbers = _unique([check_number(n) for n in numbers])
+    if not numbers:
+        raise BadRequest("extensions: choose at least one", field="extensions")
+    async with ctx.uow() as uow:
+        now = await _local_now(ctx, uow)
+        records = []
+        for number in numbers:
+            ext = await ledger.lock_extension(uow, number)
+            record = Recharge(
+                created_at=now, extension_id=ext.id, balance_before=ZERO, amount=value,
+                balance_after=ZERO, who=who,
+            )
+            uow.session.add(record)
+            await uow.session.flush()
+            before, after = await ledger.post_entry(
+                uow, extension_id=ext.id, kind=ledger.RECHARGE, amount=value, at=now,
+                reference=f"recharge:{record.id}", who=who,
+            )
+            record.balance_before, record.balance_after = before, after
+            ext.total_recharged = ext.total_recharged + value
+            records.append(record)
+        await uow.session.flush()
+        await uow.commit()
+    return records
+
+
+async def adjust(
+    ctx: BillingContext, number: str, amount: str | Decimal, *, who: str = "", note: str = ""
+) -> ExtensionView:
+    """A signed correction of a balance by a billing user; a ledger entry like any other."""
+    value = parse_amount(amount, field="amount", allow_zero=False, allow_negative=True)
+    async with ctx.uow() as uow:
+        ext = await ledger.lock_extension(uow, check_number(number))
+        now = await _local_now(ctx, uow)
+        await ledger.post_entry(
+            uow, extension_id=ext.id, kind=ledger.ADJUSTMENT, amount=value, at=now,
+            reference=None, who=(who + (f": {note}" if note else ""))[:64],
+        )
+        await uow.session.refresh(ext)
+        view = await _view(uow, ext)
+        await uow.commit()
+    return view
+
+
+async def show_extension(ctx: BillingContext, number: str) -> ExtensionView:
+    async with ctx.uow() as uow:
+        ext = (
+            await uow.session.execute(select(Extension).where(Extension.number == number))
+        ).scalar_one_or_none()
+        if ext is None:
+            raise UnknownExtension(f"extension {number} does not exist", field="extension")
+        return await _view(uow, ext)
+
+
+async def list_extensions(
+    ctx: BillingContext,
+    *,
+    locked: bool | None = None,
+    payment: str | None = None,
+    search: str | None = None,
+    offset: int = 0,
+    limit: int | None = None,
+) -> tuple[list[ExtensionView], int]:
+    """Extensions in number order, filtered; returns (page, total matching)."""
+    query = select(Extension)
+    if locked is not None:
+        query = query.where(Extension.locked == locked)
+    if payment is not None:
+        query = query.where(Extension.payment == check_payment(payment))
+    if search:
+        like = f"%{search.strip()}%"
+        query = query.where(Extension.number.like(like) | Extension.name.like(like))
+    async with ctx.uow() as uow:
+        total = (
+            await uow.session.execute(select(func.count()).select_from(query.subquery()))
+        ).scalar_one()
+        query = query.order_by(func.length(Extension.number), Extension.number).offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
+        rows = (await uow.session.execute(query)).scalars().all()
+        held = await _held_by_extension(uow, [r.id for r in rows])
+        views = [_to_view(r, held.get(r.id, ZERO)) for r in rows]
+    return views, int(total)
+
+
+async def ensure_extensions(
+    ctx: BillingContext, endpoints: Sequence[tuple[str, str]]
+) -> list[str]:
+    """Give billing rows (billing off) to endpoints that have none; existing rows untouched."""
+    created: list[str] = []
+    async with ctx.uow() as uow:
+        existing = set((await uow.session.execute(select(Extension.number))).scalars().all())
+        now = await _local_now(ctx, uow)
+        for number, name in endpoints:
+            if number in existing:
+                continue
+            uow.session.add(
+                Extension(
+                    number=number, name=name[:128], billing_enabled=False, payment="prepaid",
+                    credit_limit=ZERO, balance=ZERO, total_recharged=ZERO, locked=False,
+                    created_at=now,
+                )
+            )
+            existing.add(number)
+            created.append(number)
+        await uow.commit()
+    return created
+
+
+async def _get_for_update(uow: UnitOfWork, number: str) -> Extension | None:
+    return (
+        await uow.session.execute(
+            select(Extension).where(Extension.number == number).with_for_update()
+        )
+    ).scalar_one_or_none()
+
+
+async def _held_by_extension(uow: UnitOfWork, ids: list[int]) -> dict[int, Decimal]:
+    if not ids:
+        return {}
+    rows = await uow.session.execute(
+        select(Reservation.extension_id, func.sum(type_coerce(Reservation.amount, BigInteger)))
+        .where(Reservation.extension_id.in_(ids))
+        .group_by(Reservation.extension_id)
+    )
+    return {eid: from_units(int(total)) for eid, total in rows.tuples()}
+
+
+async def _view(uow: UnitOfWork, ext: Extension) -> ExtensionView:
+    return _to_view(ext, await ledger.held_by_live_calls(uow, ext.id))
+
+
+def _to_view(ext: Extension, reserved: Decimal) -> ExtensionView:
+    return ExtensionView(
+        extension=ext.number, name=ext.name, billing=ext.billing_enabled, payment=ext.payment,
+        credit_limit=ext.credit_limit, balance=ext.balance, total_recharged=ext.total_recharged,
+        reserved=reserved, locked=ext.locked,
+    )
+
+
+async def _local_now(ctx: BillingContext, uow: UnitOfWork):  # type: ignore[no-untyped-def]
+    return (await read_settings(uow)).local(ctx.clock())
+
+
+def _unique(numbers: list[str]) -> list[str]:
+    return list(dict.fromkeys(numbers))

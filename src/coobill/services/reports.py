@@ -1,0 +1,183 @@
+"""Recharge records, call records and statistics, filtered as the portal and CLI ask."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+
+from sqlalchemy import BigInteger, Select, func, or_, select, type_coerce
+
+from coobill.errors import BadRequest
+from coobill.money import from_units
+from coobill.services.context import BillingContext
+from coobill.storage.tables import Call, Extension, Recharge
+
+PERIODS = ("day", "month", "year")
+
+
+def parse_day(text: str | None, field: str) -> date | None:
+    if text is None or text == "":
+        return None
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise BadRequest(f"{field}: {text!r} is not a date YYYY-MM-DD", field=field) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """Whole local days, both ends included; either end may be open."""
+
+    first: date | None = None
+    last: date | None = None
+
+    @classmethod
+    def parse(cls, first: str | None, last: str | None) -> Period:
+        period = cls(parse_day(first, "from"), parse_day(last, "to"))
+        if period.first and period.last and period.first > period.last:
+            raise BadRequest("to: must not be before from", field="to")
+        return period
+
+    def bounds(self) -> tuple[datetime | None, datetime | None]:
+        start = datetime.combine(self.first, time()) if self.first else None
+        end = datetime.combine(self.last + timedelta(days=1), time()) if self.last else None
+        return start, end
+
+
+def _within(query: Select, column, period: Period) -> Select:  # type: ignore[no-untyped-def]
+    start, end = period.bounds()
+    if start is not None:
+        query = query.where(column >= start)
+    if end is not None:
+        query = query.where(column < end)
+    return query
+
+
+@dataclass(frozen=True, slots=True)
+class RechargeRecord:
+    time: datetime
+    extension: str
+    name: str
+    balance_before: Decimal
+    amount: Decimal
+    balance_after: Decimal
+    who: str
+
+
+async def list_recharges(
+    ctx: BillingContext, period: Period = Period(), keyword: str | None = None,
+    *, offset: int = 0, limit: int | None = None,
+) -> tuple[list[RechargeRecord], int]:
+    query = select(Recharge, Extension.number, Extension.name).join(
+        Extension, Extension.id == Recharge.extension_id
+    )
+    query = _within(query, Recharge.created_at, period)
+    if keyword:
+        like = f"%{keyword.strip()}%"
+        query = query.where(or_(Extension.number.like(like), Extension.name.like(like)))
+    async with ctx.uow() as uow:
+        total = (await uow.session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+        query = query.order_by(Recharge.created_at.desc(), Recharge.id.desc()).offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
+        rows = (await uow.session.execute(query)).tuples().all()
+    return [
+        RechargeRecord(r.created_at, number, name, r.balance_before, r.amount, r.balance_after, r.who)
+        for r, number, name in rows
+    ], int(total)
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    uniqueid: str
+    start: datetime | None
+    answer: datetime | None
+    end: datetime | None
+    extension: str
+    name: str
+    number: str
+    billable_seconds: int
+    trunk: str
+    rate: str
+    cost: Decimal
+    disposition: str
+    gated: bool
+
+
+async def list_calls(
+    ctx: BillingContext, period: Period = Period(), keyword: str | None = None,
+    *, extensions: Sequence[str] = (), offset: int = 0, limit: int | None = None,
+) -> tuple[list[CallRecord], int]:
+    query = _within(select(Call), Call.start, period)
+    if keyword:
+        like = f"%{keyword.strip()}%"
+        query = query.where(
+            or_(Call.caller_extension.like(like), Call.caller_name.like(like),
+                Call.dialled_number.like(like))
+        )
+    if extensions:
+        query = query.where(Call.caller_extension.in_(list(extensions)))
+    async with ctx.uow() as uow:
+        total = (await uow.session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+        query = query.order_by(Call.start.desc(), Call.id.desc()).offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
+        rows = (await uow.session.execute(query)).scalars().all()
+    return [
+        CallRecord(c.uniqueid, c.start, c.answer, c.end, c.caller_extension, c.caller_name,
+                   c.dialled_number, c.billable_seconds, c.trunk, c.rate_label, c.cost,
+                   c.disposition, c.gated)
+        for c in rows
+    ], int(total)
+
+
+@dataclass(frozen=True, slots=True)
+class StatsRow:
+    period: str
+    extension: str
+    calls: int
+    answered: int
+    total_seconds: int
+    cost: Decimal
+
+    @property
+    def average_seconds(self) -> int:
+        """Average talk time of the answered calls, whole seconds."""
+        return round(self.total_seconds / self.answered) if self.answered else 0
+
+
+def _bucket(dialect: str, by: str):  # type: ignore[no-untyped-def]
+    if dialect == "postgresql":
+        fmt = {"day": "YYYY-MM-DD", "month": "YYYY-MM", "year": "YYYY"}[by]
+        return func.to_char(Call.start, fmt)
+    fmt = {"day": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}[by]
+    return func.strftime(fmt, Call.start)
+
+
+async def statistics(
+    ctx: BillingContext, by: str = "day", period: Period = Period(),
+    extensions: Sequence[str] = (),
+) -> list[StatsRow]:
+    """Per period and extension: calls, answered calls, talk time and cost."""
+    if by not in PERIODS:
+        raise BadRequest("by: must be day, month or year", field="by")
+    bucket = _bucket(ctx.uow.dialect, by).label("bucket")
+    answered = func.sum((Call.billable_seconds > 0).cast(type_=Call.billable_seconds.type))
+    query = _within(
+        select(
+            bucket, Call.caller_extension, func.count(), answered,
+            func.sum(Call.billable_seconds), func.sum(type_coerce(Call.cost, BigInteger)),
+        ),
+        Call.start, period,
+    )
+    if extensions:
+        query = query.where(Call.caller_extension.in_(list(extensions)))
+    query = query.group_by(bucket, Call.caller_extension).order_by(bucket, Call.caller_extension)
+    async with ctx.uow() as uow:
+        rows = (await uow.session.execute(query)).tuples().all()
+    return [
+        StatsRow(str(b), ext, int(n), int(a or 0), int(s or 0), from_units(int(c or 0)))
+        for b, ext, n, a, s, c in rows
+    ]

@@ -1,0 +1,154 @@
+"""Billing settings kept in the ledger: billing on/off, currency, the PBX's time zone."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from dataclasses import dataclass
+from pathlib import Path
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import BigInteger, Text, cast, select, update
+
+from coobill.errors import BadRequest
+from coobill.services.context import BillingContext
+from coobill.storage.tables import Setting
+from coobill.storage.uow import UnitOfWork
+
+CURRENCY_SYMBOLS = {"USD": "US$", "CNY": "¥", "EUR": "€", "GBP": "£", "VND": "₫"}
+DEFAULTS = {
+    "billing": "on",
+    "currency": "USD",
+    "currency_symbol": "US$",
+    "rates_version": "0",
+}
+
+
+@lru_cache(maxsize=1)
+def system_timezone() -> str:
+    """The machine's own zone (the PBX's, on an appliance): $TZ, else /etc/localtime's name."""
+    candidates = [os.environ.get("TZ", "").lstrip(":")]
+    try:
+        candidates.append(Path("/etc/timezone").read_text().strip())
+    except OSError:
+        pass
+    link = Path("/etc/localtime")
+    if link.is_symlink():
+        candidates.append(str(link.resolve()).split("zoneinfo/", 1)[-1])
+    for name in candidates:
+        try:
+            if name:
+                ZoneInfo(name)
+                return name
+        except (ZoneInfoNotFoundError, ValueError):
+            continue
+    return "UTC"
+
+
+@dataclass(frozen=True, slots=True)
+class BillingSettings:
+    billing_enabled: bool
+    currency: str
+    currency_symbol: str
+    timezone: str
+    rates_version: int
+
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def local(self, instant: datetime) -> datetime:
+        """An aware instant as the PBX's naive local time (how Asterisk's CDRs give times)."""
+        return instant.astimezone(self.zone()).replace(tzinfo=None)
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "billing": "on" if self.billing_enabled else "off",
+            "currency": self.currency,
+            "currency_symbol": self.currency_symbol,
+            "timezone": self.timezone,
+        }
+
+
+async def read_settings(uow: UnitOfWork) -> BillingSettings:
+    rows = dict((await uow.session.execute(select(Setting.key, Setting.value))).tuples().all())
+    values = {**DEFAULTS, "timezone": system_timezone(), **rows}
+    return BillingSettings(
+        billing_enabled=values["billing"] == "on",
+        currency=values["currency"],
+        currency_symbol=values["currency_symbol"],
+        timezone=values["timezone"],
+        rates_version=int(values["rates_version"]),
+    )
+
+
+async def get_settings(ctx: BillingContext) -> BillingSettings:
+    async with ctx.uow() as uow:
+        return await read_settings(uow)
+
+
+async def _put(uow: UnitOfWork, key: str, value: str) -> None:
+    existing = await uow.session.get(Setting, key)
+    if existing is None:
+        uow.session.add(Setting(key=key, value=value))
+    else:
+        existing.value = value
+
+
+async def bump_rates_version(uow: UnitOfWork) -> None:
+    """Tell every daemon on this ledger that the rates changed (they reload on next use)."""
+    result = await uow.session.execute(
+        update(Setting)
+        .where(Setting.key == "rates_version")
+        .values(value=cast(cast(Setting.value, BigInteger) + 1, Text))
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        uow.session.add(Setting(key="rates_version", value="1"))
+
+
+async def change_settings(
+    ctx: BillingContext,
+    *,
+    billing: str | None = None,
+    currency: str | None = None,
+    symbol: str | None = None,
+    timezone: str | None = None,
+) -> BillingSettings:
+    """Change any of the settings; all or nothing."""
+    changes: dict[str, str] = {}
+    if billing is not None:
+        if billing not in ("on", "off"):
+            raise BadRequest("billing: must be on or off", field="billing")
+        changes["billing"] = billing
+    if currency is not None:
+        code = currency.strip().upper()
+        if code in CURRENCY_SYMBOLS:
+            changes["currency"] = code
+            changes["currency_symbol"] = symbol.strip() if symbol else CURRENCY_SYMBOLS[code]
+        elif code == "OTHER" or (code.isalpha() and len(code) == 3):
+            if not symbol or not symbol.strip():
+                raise BadRequest(
+                    "currency: another currency needs its symbol (--symbol)", field="symbol"
+                )
+            changes["currency"] = "OTHER" if code == "OTHER" else code
+            changes["currency_symbol"] = symbol.strip()[:8]
+        else:
+            raise BadRequest(
+                "currency: must be USD, CNY, EUR, GBP, VND or other (with a symbol)",
+                field="currency",
+            )
+    elif symbol is not None:
+        if not symbol.strip():
+            raise BadRequest("symbol: must not be empty", field="symbol")
+        changes["currency_symbol"] = symbol.strip()[:8]
+    if timezone is not None:
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise BadRequest(f"timezone: {timezone!r} is not a known time zone", field="timezone") from None
+        changes["timezone"] = timezone
+    async with ctx.uow() as uow:
+        for key, value in changes.items():
+            await _put(uow, key, value)
+        await uow.commit()
+    return await get_settings(ctx)

@@ -1,0 +1,1 @@
+"""The ledger's storage: tables, engines and the unit of work."""

@@ -1,0 +1,67 @@
+"""Migrations: upgrade to head, downgrade, and whether a database is at head."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from coobill.errors import SchemaOutOfDate
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", "coobill:migrations")
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert head is not None
+    return head
+
+
+async def _with_connection(engine: AsyncEngine, fn: object) -> None:
+    async with engine.begin() as conn:
+        await conn.run_sync(fn)  # type: ignore[arg-type]
+
+
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    """Upgrade the database behind `engine` to `revision` (head by default)."""
+
+    def run(connection: Connection) -> None:
+        cfg = alembic_config(str(engine.url))
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, revision)
+
+    await _with_connection(engine, run)
+
+
+async def downgrade(engine: AsyncEngine, revision: str = "base") -> None:
+    def run(connection: Connection) -> None:
+        cfg = alembic_config(str(engine.url))
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, revision)
+
+    await _with_connection(engine, run)
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    async with engine.connect() as conn:
+        return await conn.run_sync(
+            lambda c: MigrationContext.configure(c).get_current_revision()
+        )
+
+
+async def require_head(engine: AsyncEngine) -> None:
+    """Raise SchemaOutOfDate unless the database is at the migrations' head."""
+    current, head = await current_revision(engine), head_revision()
+    if current != head:
+        raise SchemaOutOfDate(
+            f"database schema is at {current or 'nothing (empty database)'}, "
+            f"the code needs {head}: run `coobill migrate`"
+        )

@@ -1,0 +1,181 @@
+"""The ledger's tables. Money columns hold integer ten-thousandths (see coobill.money)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from coobill.money import from_units, to_units
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Money(TypeDecorator[Decimal]):
+    """Decimal in Python, integer ten-thousandths in the database: exact on every backend."""
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> int | None:
+        if value is None:
+            return None
+        if isinstance(value, int):
+            return value
+        return to_units(Decimal(value))
+
+    def process_result_value(self, value: Any, dialect: Any) -> Decimal | None:
+        return None if value is None else from_units(int(value))
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Extension(Base):
+    __tablename__ = "extension"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(128), default="")
+    billing_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    payment: Mapped[str] = mapped_column(String(16), default="prepaid")
+    credit_limit: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    balance: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    total_recharged: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Rate(Base):
+    __tablename__ = "rate"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    remark: Mapped[str] = mapped_column(String(255), default="")
+    prefix: Mapped[str] = mapped_column(String(32), default="", index=True)
+    number_length: Mapped[int] = mapped_column(Integer, default=0)
+    initial_cost: Mapped[Decimal] = mapped_column(Money)
+    initial_seconds: Mapped[int] = mapped_column(Integer)
+    rate: Mapped[Decimal] = mapped_column(Money)
+    period_seconds: Mapped[int] = mapped_column(Integer)
+    start_time: Mapped[str] = mapped_column(String(5), default="00:00")
+    end_time: Mapped[str] = mapped_column(String(5), default="23:59")
+    # Comma-separated extension numbers, or "*" for every extension.
+    extensions: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class LedgerEntry(Base):
+    """One change of one balance. Append-only: the balance is the sum of its entries."""
+
+    __tablename__ = "ledger_entry"
+    __table_args__ = (UniqueConstraint("kind", "reference", name="uq_ledger_entry_kind_reference"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    extension_id: Mapped[int] = mapped_column(ForeignKey("extension.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # recharge | call_debit | adjustment
+    amount: Mapped[Decimal] = mapped_column(Money)  # signed: + credits the balance
+    balance_after: Mapped[Decimal] = mapped_column(Money)
+    # What the entry is for: a recharge id, a call's uniqueid. (kind, reference) is unique,
+    # which is what makes a call's debit happen once however often it is settled.
+    reference: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    who: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Recharge(Base):
+    __tablename__ = "recharge"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    extension_id: Mapped[int] = mapped_column(ForeignKey("extension.id"), index=True)
+    balance_before: Mapped[Decimal] = mapped_column(Money)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    balance_after: Mapped[Decimal] = mapped_column(Money)
+    who: Mapped[str] = mapped_column(String(64), default="")
+
+
+class Call(Base):
+    __tablename__ = "call"
+    __table_args__ = (Index("ix_call_start", "start"), Index("ix_call_caller_start", "caller_extension", "start"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uniqueid: Mapped[str] = mapped_column(String(64), unique=True)
+    caller_extension: Mapped[str] = mapped_column(String(32))
+    caller_name: Mapped[str] = mapped_column(String(128), default="")
+    dialled_number: Mapped[str] = mapped_column(String(64))
+    start: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    answer: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    end: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    billable_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    trunk: Mapped[str] = mapped_column(String(64), default="")
+    rate_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rate_label: Mapped[str] = mapped_column(String(255), default="")
+    cost: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    disposition: Mapped[str] = mapped_column(String(16))
+    gated: Mapped[bool] = mapped_column(Boolean, default=True)
+    evidence: Mapped[str] = mapped_column(String(16), default="cdr")
+
+
+class Reservation(Base):
+    """Funds held by a call the gate allowed, until settlement debits or releases them."""
+
+    __tablename__ = "reservation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uniqueid: Mapped[str] = mapped_column(String(64), unique=True)
+    extension_id: Mapped[int | None] = mapped_column(ForeignKey("extension.id"), index=True, nullable=True)
+    extension_number: Mapped[str] = mapped_column(String(32))
+    number: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(128), default="")
+    amount: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    billed: Mapped[bool] = mapped_column(Boolean, default=True)
+    limit_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rate_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The tariff the limit was computed from, "initial_cost/initial_seconds/rate/period":
+    # a call is charged at the price it was allowed at, even if the rate is edited meanwhile.
+    tariff: Mapped[str] = mapped_column(String(128), default="")
+    rate_label: Mapped[str] = mapped_column(String(255), default="")
+    state: Mapped[str] = mapped_column(String(16), default="held")  # held | flagged
+    note: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Setting(Base):
+    __tablename__ = "setting"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class User(Base):
+    __tablename__ = "portal_user"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))  # billing | admin
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    created_at: Mapped[datetime] = mapped_column(DateTime)

@@ -1,0 +1,126 @@
+"""Shared fixtures: a migrated ledger on SQLite, and on PostgreSQL when
+COOBILL_TEST_POSTGRES_URL is set (each test in a schema of its own), and a clock tests move."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from coobill.bootstrap import bootstrap
+from coobill.config import Settings
+from coobill.services.context import BillingContext
+from coobill.services.settings import change_settings
+from coobill.storage import schema
+from coobill.storage.db import create_engine
+from coobill.storage.uow import UnitOfWorkFactory
+
+PG_URL = os.environ.get("COOBILL_TEST_POSTGRES_URL")
+BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+
+
+class FakeClock:
+    """A clock tests set and move; returns aware UTC instants like the real one."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = now or datetime(2026, 11, 22, 14, 25, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+    def set_local(self, hhmm: str) -> None:
+        hours, minutes = map(int, hhmm.split(":"))
+        self.now = self.now.replace(hour=hours, minute=minutes, second=0)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test (faster than migrating each time)."""
+    import asyncio
+
+    path = tmp_path_factory.mktemp("template") / "ledger.db"
+
+    async def build() -> None:
+        engine = create_engine(f"sqlite+aiosqlite:///{path}")
+        await schema.upgrade(engine)
+        async with engine.connect() as conn:
+            await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        await engine.dispose()
+
+    asyncio.run(build())
+    return path
+
+
+async def make_pg_schema() -> tuple[str, str]:
+    """A new empty schema on the test PostgreSQL; returns (url, schema name)."""
+    assert PG_URL
+    name = "t_" + uuid.uuid4().hex[:12]
+    admin = create_async_engine(PG_URL)
+    async with admin.begin() as conn:
+        await conn.execute(text(f'CREATE SCHEMA "{name}"'))
+    await admin.dispose()
+    return PG_URL, name
+
+
+async def drop_pg_schema(name: str) -> None:
+    admin = create_async_engine(PG_URL)  # type: ignore[arg-type]
+    async with admin.begin() as conn:
+        await conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
+    await admin.dispose()
+
+
+def pg_engine(url: str, schema_name: str):  # type: ignore[no-untyped-def]
+    return create_engine(
+        url, connect_args={"server_settings": {"search_path": schema_name}}, pool_size=5
+    )
+
+
+@pytest.fixture(params=BACKENDS)
+async def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
+) -> AsyncIterator[tuple[str, str | None]]:
+    """(url, postgres schema or None) of a migrated, empty ledger."""
+    if request.param == "sqlite":
+        path = tmp_path / "ledger.db"
+        shutil.copy(sqlite_template, path)
+        yield f"sqlite+aiosqlite:///{path}", None
+    else:
+        url, name = await make_pg_schema()
+        engine = pg_engine(url, name)
+        await schema.upgrade(engine)
+        await engine.dispose()
+        try:
+            yield url, name
+        finally:
+            await drop_pg_schema(name)
+
+
+def settings_for(url: str, **sections: dict) -> Settings:  # type: ignore[type-arg]
+    return Settings(database={"url": url}, **sections)
+
+
+@pytest.fixture
+async def ctx(database_url: tuple[str, str | None], clock: FakeClock) -> AsyncIterator[BillingContext]:
+    url, pg_schema = database_url
+    engine = pg_engine(url, pg_schema) if pg_schema else create_engine(url)
+    context = bootstrap(settings_for(url), uow=UnitOfWorkFactory(engine), clock=clock)
+    await change_settings(context, timezone="UTC")
+    try:
+        yield context
+    finally:
+        await context.uow.dispose()
