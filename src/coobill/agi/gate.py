@@ -1,0 +1,114 @@
+"""What the gate reads from a call and what it writes back into the channel. Pure functions.
+
+The dialplan contract (etc/asterisk): `AGI(agi://…/authorize,${CALLERID(num)},${EXTEN})`, then
+`GotoIf($["${COOBILL_RESULT}" = "ALLOW"]?dial)` and `Dial(…,${COOBILL_DIAL_OPTIONS})`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from coobill.agi.protocol import exec_application, route_of, set_variable
+from coobill.errors import BadRequest
+from coobill.services.commands import AuthorizeCall, Reason, Verdict
+
+ROUTE = "authorize"
+ALLOW = "ALLOW"
+DENY = "DENY"
+
+_DIGITS = re.compile(r"[0-9]+")
+_LOGGABLE = re.compile(r"[\x21-\x7e]{1,64}")
+
+
+def call_from_environment(environment: Mapping[str, str]) -> AuthorizeCall:
+    """The AuthorizeCall an AGI request asks for; BadRequest names what is wrong with it."""
+    route = route_of(environment)
+    if route != ROUTE:
+        raise BadRequest(f"unknown route {route!r}", field="agi_network_script")
+    uniqueid = environment.get("agi_uniqueid", "").strip()
+    if not uniqueid:
+        raise BadRequest("no agi_uniqueid", field="agi_uniqueid")
+    extension = environment.get("agi_arg_1", "")
+    number = environment.get("agi_arg_2", "")
+    if not _DIGITS.fullmatch(extension):
+        raise BadRequest("the calling extension (agi_arg_1) is not digits", field="agi_arg_1")
+    if not _DIGITS.fullmatch(number):
+        raise BadRequest("the dialled number (agi_arg_2) is not digits", field="agi_arg_2")
+    caller_name = environment.get("agi_calleridname", "")
+    return AuthorizeCall(
+        uniqueid=uniqueid,
+        extension=extension,
+        number=number,
+        channel=environment.get("agi_channel", ""),
+        # Asterisk writes the literal "unknown" for an absent caller ID name (res_agi.c:2463).
+        caller_name="" if caller_name == "unknown" else caller_name,
+    )
+
+
+def enforceable(verdict: Verdict) -> Verdict:
+    """The verdict the channel can carry: an ALLOW with no time left is a DENY no_funds.
+
+    Dial aborts on `L(0)` with DIALSTATUS empty (features.c:885-889), so a zero limit must
+    never reach the dialplan.
+    """
+    if verdict.allowed and verdict.limit_seconds is not None and verdict.limit_seconds <= 0:
+        return Verdict.deny(Reason.NO_FUNDS)
+    return verdict
+
+
+def channel_variables(verdict: Verdict) -> list[tuple[str, str]]:
+    """COOBILL_RESULT, COOBILL_REASON, COOBILL_LIMIT, COOBILL_DIAL_OPTIONS, in that order."""
+    verdict = enforceable(verdict)
+    limit = verdict.limit_seconds if verdict.allowed else None
+    return [
+        ("COOBILL_RESULT", ALLOW if verdict.allowed else DENY),
+        ("COOBILL_REASON", str(verdict.reason)),
+        ("COOBILL_LIMIT", "" if limit is None else str(int(limit))),
+        # L() takes milliseconds as a plain integer; never a float or 1e6 (futel/asteriskserver#77).
+        ("COOBILL_DIAL_OPTIONS", "" if limit is None else f"L({int(limit) * 1000})"),
+    ]
+
+
+def gate_commands(verdict: Verdict, ring_allowance_seconds: int) -> list[str]:
+    """Every AGI command that tells the channel `verdict`, in the order they are sent.
+
+    A limited call also gets TIMEOUT(absolute) on the caller as a backstop: it counts from
+    now, ringing included, so it is the limit plus the ring allowance.
+    """
+    verdict = enforceable(verdict)
+    commands = [set_variable(name, value) for name, value in channel_variables(verdict)]
+    if verdict.allowed and verdict.limit_seconds is not None:
+        backstop = int(verdict.limit_seconds) + int(ring_allowance_seconds)
+        commands.append(exec_application("Set", f"TIMEOUT(absolute)={backstop}"))
+    return commands
+
+
+def decision_line(call: AuthorizeCall | None, verdict: Verdict, **extra: object) -> str:
+    """`gate.decision uniqueid=… ext=… number=… verdict=… reason=… limit=… held=… rate=…`."""
+    fields: dict[str, object] = {
+        "uniqueid": call.uniqueid if call else None,
+        "ext": call.extension if call else None,
+        "number": call.number if call else None,
+        "verdict": ALLOW if verdict.allowed else DENY,
+        "reason": verdict.reason,
+        "limit": verdict.limit_seconds if verdict.allowed else None,
+        "held": verdict.held,
+        "rate": verdict.rate_id,
+    }
+    fields.update(extra)
+    return "gate.decision " + key_values(fields)
+
+
+def key_values(fields: Mapping[str, object]) -> str:
+    """`key=value` pairs for one log line; values from the wire cannot forge more fields."""
+    return " ".join(f"{key}={loggable(value)}" for key, value in fields.items())
+
+
+def loggable(value: object) -> str:
+    if value is None or value == "":
+        return "-"
+    text = str(value)
+    if _LOGGABLE.fullmatch(text) and '"' not in text:
+        return text
+    return repr(text[:64])
