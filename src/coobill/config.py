@@ -138,9 +138,28 @@ def config_path(explicit: str | None = None) -> Path | None:
     return SYSTEM_CONFIG if SYSTEM_CONFIG.is_file() else None
 
 
+# Keys whose values are not repeated in an error message (a URL may carry a password).
+_SECRET_KEYS = ("secret", "secret_key", "url")
+
+
+def _check_env_sections() -> None:
+    """pydantic-settings ignores COOBILL_<SECTION>__<KEY> for an unknown section, so a typo
+    such as COOBILL_DATABSE__URL would silently leave the default in force."""
+    for name in os.environ:
+        upper = name.upper()
+        if upper.startswith("COOBILL_") and "__" in upper:
+            section = upper.removeprefix("COOBILL_").split("__", 1)[0].lower()
+            if section not in Settings.model_fields:
+                raise ConfigurationError(
+                    f"config: {name}: there is no section [{section}] "
+                    f"(sections: {', '.join(Settings.model_fields)})"
+                )
+
+
 def load_settings(explicit_path: str | None = None) -> Settings:
     """Read the file and the environment; one ConfigurationError naming the first bad key."""
     path = config_path(explicit_path)
+    _check_env_sections()
     _CONFIG_PATH["path"] = path
     try:
         return Settings()
@@ -148,9 +167,10 @@ def load_settings(explicit_path: str | None = None) -> Settings:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"]) or "config"
         env = "COOBILL_" + "__".join(str(p) for p in err["loc"]).upper()
-        raise ConfigurationError(
-            f"config: {key} (or {env}): {err['msg']} (got {err.get('input')!r})"
-        ) from None
+        got = "" if err["loc"][-1:] and err["loc"][-1] in _SECRET_KEYS else (
+            f" (got {err.get('input')!r})"
+        )
+        raise ConfigurationError(f"config: {key} (or {env}): {err['msg']}{got}") from None
     except (ValueError, OSError) as exc:  # a TOML syntax error, an unreadable file
         raise ConfigurationError(f"config: {path}: {exc}") from None
     finally:

@@ -6,7 +6,8 @@ PostgreSQL hold them exactly and `balance = balance - :x` is exact arithmetic in
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+import re
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from coobill.errors import BadRequest
 
@@ -15,6 +16,9 @@ ZERO = Decimal("0.0000")
 UNITS = 10_000
 # Larger than any sane balance; keeps integer units inside a signed 64-bit column.
 MAX_AMOUNT = Decimal("100000000000")
+# ASCII decimal text, optionally in scientific notation; Decimal() alone would also take
+# "1_000", non-ASCII digits, "NaN" and "Infinity".
+DECIMAL_TEXT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
 
 def parse_amount(
@@ -27,16 +31,24 @@ def parse_amount(
     """Parse a user's amount: at most 4 decimals, finite, within range; else BadRequest."""
     if isinstance(text, bool) or isinstance(text, float):
         raise BadRequest(f"{field}: amounts must be given as decimal text, not float", field=field)
-    try:
-        value = Decimal(str(text).strip()) if not isinstance(text, Decimal) else text
-    except InvalidOperation:
-        raise BadRequest(f"{field}: {text!r} is not a number", field=field) from None
+    if isinstance(text, Decimal):
+        value = text
+    elif isinstance(text, int):
+        value = Decimal(text)
+    elif not DECIMAL_TEXT.fullmatch(str(text).strip()):
+        if str(text).strip().lower().lstrip("+-") in ("nan", "snan", "inf", "infinity"):
+            raise BadRequest(f"{field}: {text!r} is not a finite number", field=field)
+        raise BadRequest(f"{field}: {text!r} is not a number", field=field)
+    else:
+        value = Decimal(str(text).strip())
     if not value.is_finite():
         raise BadRequest(f"{field}: {text!r} is not a finite number", field=field)
+    # The range first, without the context (abs() overflows on 1e999999999): quantizing a
+    # value of more than 28 digits raises InvalidOperation.
+    if value.copy_abs() >= MAX_AMOUNT:
+        raise BadRequest(f"{field}: {text!r} is too large", field=field)
     if value.as_tuple().exponent < -4 and value != value.quantize(PLACES):  # type: ignore[operator]
         raise BadRequest(f"{field}: {text!r} has more than 4 decimal places", field=field)
-    if abs(value) >= MAX_AMOUNT:
-        raise BadRequest(f"{field}: {text!r} is too large", field=field)
     if value < 0 and not allow_negative:
         raise BadRequest(f"{field}: {text!r} must not be negative", field=field)
     if value == 0 and not allow_zero:

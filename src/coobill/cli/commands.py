@@ -68,11 +68,11 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "run":
         from coobill.daemon import run_daemon
 
-        return await run_daemon(settings)
+        return await run_daemon(settings, args.config)
     if args.command == "doctor":
         from coobill.doctor import run_doctor
 
-        return await run_doctor(settings)
+        return await run_doctor(settings, args.config)
     ctx = bootstrap(settings)
     try:
         if args.command == "migrate":
@@ -133,7 +133,7 @@ async def extension_list(args: argparse.Namespace, ctx: BillingContext) -> int:
 
 
 async def extension_sync(args: argparse.Namespace, ctx: BillingContext) -> int:
-    from coobill.ami.sync import sync_extensions
+    from coobill.daemon.pbx import sync_extensions
 
     created = await sync_extensions(ctx)
     print(f"{len(created)} new extension(s): {', '.join(created)}" if created else "no new extensions")

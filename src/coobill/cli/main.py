@@ -11,6 +11,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from coobill.cli import commands
 from coobill.config import load_settings
@@ -34,6 +35,13 @@ EXIT_CODES: list[tuple[type[BaseException], int]] = [
     (ConfigurationError, 78),
     (CoobillError, 1),
 ]
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line on stderr like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def _add_report_filters(p: argparse.ArgumentParser, *, csv: bool = True) -> None:
@@ -64,7 +72,7 @@ def _add_rate_options(p: argparse.ArgumentParser, *, required: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="coobill", description=__doc__.splitlines()[0])
+    parser = Parser(prog="coobill", description=__doc__.splitlines()[0])
     parser.add_argument("--config", metavar="PATH", help="configuration file (TOML)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -176,7 +184,10 @@ def exit_code_for(exc: BaseException) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a bad argument already reported on stderr
+        return exc.code if isinstance(exc.code, int) else 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
     try:
         settings = load_settings(args.config)

@@ -80,6 +80,20 @@ async def audit(ctx: BillingContext) -> AuditReport:
                 report.problems.append(f"call {uniqueid}: cost {from_units(int(cost))} not debited once")
         for uniqueid in debits:
             report.problems.append(f"ledger debit for call {uniqueid} has no call record")
+        holds = dict(
+            (await s.execute(
+                select(Reservation.extension_id, func.sum(_units(Reservation.amount)))
+                .group_by(Reservation.extension_id)
+            )).tuples().all()
+        )
+        for ext_id, number, reserved in (
+            await s.execute(select(Extension.id, Extension.number, _units(Extension.reserved)))
+        ).tuples():
+            if int(reserved) != int(holds.get(ext_id) or 0):
+                report.problems.append(
+                    f"extension {number}: reserved {from_units(int(reserved))} but its live "
+                    f"calls hold {from_units(int(holds.get(ext_id) or 0))}"
+                )
         settled = (
             await s.execute(select(func.count()).select_from(Reservation).join(
                 Call, Call.uniqueid == Reservation.uniqueid))

@@ -24,8 +24,20 @@ class RateBookCache:
 
 
 @dataclass
+class SettingsCache:
+    """The billing settings as the gate last read them, and when (time.monotonic())."""
+
+    value: object | None = None
+    read_at: float = float("-inf")
+
+
+@dataclass
 class BillingContext:
     uow: UnitOfWorkFactory
     config: Settings
     clock: Callable[[], datetime] = utc_now
     rate_cache: RateBookCache = field(default_factory=RateBookCache)
+    settings_cache: SettingsCache = field(default_factory=SettingsCache)
+    # How stale the gate may see the billing settings and the rates version: a change made by
+    # another process (the CLI, another daemon) reaches the gate within this many seconds.
+    settings_ttl: float = 1.0

@@ -6,14 +6,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, func, select, type_coerce
+from sqlalchemy import func, select
 
 from coobill.errors import BadRequest, UnknownExtension
-from coobill.money import ZERO, from_units, parse_amount
+from coobill.money import ZERO, parse_amount
 from coobill.services import ledger
 from coobill.services.context import BillingContext
 from coobill.services.settings import read_settings
-from coobill.storage.tables import Extension, Recharge, Reservation
+from coobill.storage.tables import Extension, Recharge
 from coobill.storage.uow import UnitOfWork
 
 PAYMENTS = ("prepaid", "postpaid")
@@ -141,10 +141,10 @@ async def recharge(
             )
             uow.session.add(record)
             await uow.session.flush()
-            before, after = await ledger.post_entry(
-                uow, extension_id=ext.id, kind=ledger.RECHARGE, amount=value, at=now,
+            before, after = await uow.session.run_sync(lambda session: ledger.post_entry(
+                session, extension_id=ext.id, kind=ledger.RECHARGE, amount=value, at=now,
                 reference=f"recharge:{record.id}", who=who,
-            )
+            ))
             record.balance_before, record.balance_after = before, after
             ext.total_recharged = ext.total_recharged + value
             records.append(record)
@@ -161,10 +161,10 @@ async def adjust(
     async with ctx.uow() as uow:
         ext = await ledger.lock_extension(uow, check_number(number))
         now = await _local_now(ctx, uow)
-        await ledger.post_entry(
-            uow, extension_id=ext.id, kind=ledger.ADJUSTMENT, amount=value, at=now,
+        await uow.session.run_sync(lambda session: ledger.post_entry(
+            session, extension_id=ext.id, kind=ledger.ADJUSTMENT, amount=value, at=now,
             reference=None, who=(who + (f": {note}" if note else ""))[:64],
-        )
+        ))
         await uow.session.refresh(ext)
         view = await _view(uow, ext)
         await uow.commit()
@@ -197,8 +197,12 @@ async def list_extensions(
     if payment is not None:
         query = query.where(Extension.payment == check_payment(payment))
     if search:
-        like = f"%{search.strip()}%"
-        query = query.where(Extension.number.like(like) | Extension.name.like(like))
+        # icontains: LIKE is case-sensitive on PostgreSQL but not on SQLite; wildcards literal.
+        word = search.strip()
+        query = query.where(
+            Extension.number.icontains(word, autoescape=True)
+            | Extension.name.icontains(word, autoescape=True)
+        )
     async with ctx.uow() as uow:
         total = (
             await uow.session.execute(select(func.count()).select_from(query.subquery()))
@@ -207,8 +211,7 @@ async def list_extensions(
         if limit is not None:
             query = query.limit(limit)
         rows = (await uow.session.execute(query)).scalars().all()
-        held = await _held_by_extension(uow, [r.id for r in rows])
-        views = [_to_view(r, held.get(r.id, ZERO)) for r in rows]
+        views = [_to_view(r, r.reserved) for r in rows]
     return views, int(total)
 
 
@@ -244,19 +247,8 @@ async def _get_for_update(uow: UnitOfWork, number: str) -> Extension | None:
     ).scalar_one_or_none()
 
 
-async def _held_by_extension(uow: UnitOfWork, ids: list[int]) -> dict[int, Decimal]:
-    if not ids:
-        return {}
-    rows = await uow.session.execute(
-        select(Reservation.extension_id, func.sum(type_coerce(Reservation.amount, BigInteger)))
-        .where(Reservation.extension_id.in_(ids))
-        .group_by(Reservation.extension_id)
-    )
-    return {eid: from_units(int(total)) for eid, total in rows.tuples()}
-
-
 async def _view(uow: UnitOfWork, ext: Extension) -> ExtensionView:
-    return _to_view(ext, await ledger.held_by_live_calls(uow, ext.id))
+    return _to_view(ext, ext.reserved)
 
 
 def _to_view(ext: Extension, reserved: Decimal) -> ExtensionView:

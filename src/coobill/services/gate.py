@@ -1,17 +1,21 @@
 """Authorizing a call before it is dialled, and holding the funds it may spend.
 
 However many calls an extension places at once, what they hold together never exceeds
-balance + credit limit: each authorization locks the extension's row (FOR UPDATE on
-PostgreSQL, BEGIN IMMEDIATE on SQLite), sees what the other live calls hold, and holds the
-cost of the talk time it allows.
+balance + credit limit: the hold is taken by a conditional update
+(`reserved = reserved + h WHERE balance + credit - reserved >= h`), so two calls, or two
+daemons on one PostgreSQL, can never spend the same funds. This is the hot path: one row
+read, one conditional update, one insert, the settings and rates from memory (refreshed
+within `settings_ttl`), run as one unit of work (UnitOfWorkFactory.run).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from decimal import Decimal
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from coobill.money import ZERO
 from coobill.rating import Tariff, cost, max_duration, minimum_to_connect
@@ -19,9 +23,13 @@ from coobill.services import ledger
 from coobill.services.commands import AuthorizeCall, Reason, Verdict
 from coobill.services.context import BillingContext
 from coobill.services.rates import rate_book
-from coobill.services.settings import read_settings
+from coobill.services.settings import BillingSettings, cached_settings
 from coobill.storage.tables import Extension, Reservation
-from coobill.storage.uow import UnitOfWork
+from sqlalchemy.orm import Session
+
+# Funds that move between the read and the conditional update make the gate decide again;
+# past this many tries it says no_funds rather than spin.
+_TRIES = 5
 
 
 def tariff_text(tariff: Tariff) -> str:
@@ -37,77 +45,110 @@ def tariff_from_text(text: str) -> Tariff | None:
 
 async def authorize_call(ctx: BillingContext, cmd: AuthorizeCall) -> Verdict:
     """ALLOW with a limit (and funds held), ALLOW unlimited (unbilled), or DENY with a reason."""
-    async with ctx.uow() as uow:
-        # A channel asking again replaces what it held before (it cannot dial twice at once).
-        await uow.session.execute(delete(Reservation).where(Reservation.uniqueid == cmd.uniqueid))
-        verdict = await _decide(ctx, uow, cmd)
-        await uow.commit()
-    return verdict
+    try:
+        return await ctx.uow.run(partial(_decide, ctx, cmd), undo=partial(_undo, cmd))
+    except IntegrityError:
+        # The same channel asked twice at the same instant (another daemon): decide again,
+        # now that its first hold is visible to replace.
+        return await ctx.uow.run(partial(_decide, ctx, cmd), undo=partial(_undo, cmd))
 
 
-async def _decide(ctx: BillingContext, uow: UnitOfWork, cmd: AuthorizeCall) -> Verdict:
-    settings = await read_settings(uow)
+
+
+def _undo(cmd: AuthorizeCall, session: Session, verdict: Verdict) -> None:
+    """The gate gave up waiting (its deadline) and told the channel no: drop the hold."""
+    if verdict.allowed:
+        _drop_hold(session, cmd.uniqueid)
+
+
+_reservation = Reservation.__table__
+_PREVIOUS_HOLD = select(_reservation.c.extension_id, _reservation.c.amount).where(
+    _reservation.c.uniqueid == bindparam("uniqueid")
+)
+_DROP_HOLD = delete(_reservation).where(_reservation.c.uniqueid == bindparam("uniqueid"))
+
+
+def _drop_hold(session: Session, uniqueid: str) -> None:
+    """A channel asking again gives back what it held: it cannot dial twice at once."""
+    connection = session.connection()
+    previous = connection.execute(_PREVIOUS_HOLD, {"uniqueid": uniqueid}).first()
+    if previous is not None:
+        ledger.release_hold(session, previous.extension_id, previous.amount)
+        connection.execute(_DROP_HOLD, {"uniqueid": uniqueid})
+
+
+_extension = Extension.__table__
+_EXTENSION_ROW = select(
+    _extension.c.id, _extension.c.number, _extension.c.billing_enabled, _extension.c.locked,
+    _extension.c.balance, _extension.c.credit_limit, _extension.c.reserved,
+).where(_extension.c.number == bindparam("number"))
+_NEW_HOLD = insert(Reservation.__table__)
+
+
+def _decide(ctx: BillingContext, cmd: AuthorizeCall, session: Session) -> Verdict:
+    settings = cached_settings(ctx, session)
     local_now = settings.local(ctx.clock())
     policy = ctx.config.billing
-    ext = (
-        await uow.session.execute(
-            select(Extension).where(Extension.number == cmd.extension).with_for_update()
+    connection = session.connection()
+    _drop_hold(session, cmd.uniqueid)
+
+    for _ in range(_TRIES):
+        ext = connection.execute(_EXTENSION_ROW, {"number": cmd.extension}).first()
+        if not settings.billing_enabled:
+            return _allow_unbilled(session, cmd, ext, Reason.UNBILLED, local_now)
+        if ext is None:
+            if policy.unknown_extension == "deny":
+                return Verdict.deny(Reason.UNKNOWN_EXTENSION)
+            return _allow_unbilled(session, cmd, None, Reason.UNKNOWN_EXTENSION, local_now)
+        if ext.locked:
+            return Verdict.deny(Reason.LOCKED)
+        if not ext.billing_enabled:
+            return _allow_unbilled(session, cmd, ext, Reason.UNBILLED, local_now)
+
+        book = rate_book(ctx, session, settings.rates_version)
+        rate = book.select(ext.number, cmd.number, local_now.time())
+        if rate is None:
+            if policy.no_rate == "deny":
+                return Verdict.deny(Reason.NO_RATE)
+            return _allow_unbilled(session, cmd, ext, Reason.NO_RATE, local_now)
+
+        funds = ext.balance + ext.credit_limit - ext.reserved
+        tariff = rate.tariff
+        limit = max_duration(tariff, funds, policy.max_call_seconds)
+        if funds < minimum_to_connect(tariff) or limit <= 0:
+            return Verdict(allowed=False, reason=Reason.NO_FUNDS, funds=funds, rate_id=rate.id)
+        held = cost(tariff, limit)
+        if not ledger.hold(session, ext.id, held):
+            continue  # the funds moved under us: read them again
+        connection.execute(_NEW_HOLD, {
+            "uniqueid": cmd.uniqueid, "extension_id": ext.id, "extension_number": ext.number,
+            "number": cmd.number, "channel": cmd.channel[:128], "amount": held, "billed": True,
+            "limit_seconds": limit, "rate_id": rate.id, "tariff": tariff_text(tariff),
+            "rate_label": rate_label(rate.id, rate.prefix, rate.remark), "state": "held",
+            "note": "", "created_at": local_now,
+        })
+        return Verdict(
+            allowed=True, reason=Reason.OK, limit_seconds=limit, held=held, rate_id=rate.id,
+            funds=funds,
         )
-    ).scalar_one_or_none()
-
-    if not settings.billing_enabled:
-        return await _allow_unbilled(uow, cmd, ext, Reason.UNBILLED, local_now)
-    if ext is None:
-        if policy.unknown_extension == "deny":
-            return Verdict.deny(Reason.UNKNOWN_EXTENSION)
-        return await _allow_unbilled(uow, cmd, None, Reason.UNKNOWN_EXTENSION, local_now)
-    if ext.locked:
-        return Verdict.deny(Reason.LOCKED)
-    if not ext.billing_enabled:
-        return await _allow_unbilled(uow, cmd, ext, Reason.UNBILLED, local_now)
-
-    rate = (await rate_book(ctx, uow)).select(ext.number, cmd.number, local_now.time())
-    if rate is None:
-        if policy.no_rate == "deny":
-            return Verdict.deny(Reason.NO_RATE)
-        return await _allow_unbilled(uow, cmd, ext, Reason.NO_RATE, local_now)
-
-    funds = ext.balance + ext.credit_limit - await ledger.held_by_live_calls(uow, ext.id)
-    tariff = rate.tariff
-    if funds < minimum_to_connect(tariff):
-        return Verdict(allowed=False, reason=Reason.NO_FUNDS, funds=funds, rate_id=rate.id)
-    limit = max_duration(tariff, funds, policy.max_call_seconds)
-    if limit <= 0:
-        return Verdict(allowed=False, reason=Reason.NO_FUNDS, funds=funds, rate_id=rate.id)
-    held = cost(tariff, limit)
-    uow.session.add(
-        Reservation(
-            uniqueid=cmd.uniqueid, extension_id=ext.id, extension_number=ext.number,
-            number=cmd.number, channel=cmd.channel[:128], amount=held, billed=True,
-            limit_seconds=limit, rate_id=rate.id, tariff=tariff_text(tariff),
-            rate_label=_label(rate.id, rate.prefix, rate.remark), created_at=local_now,
-        )
-    )
-    return Verdict(
-        allowed=True, reason=Reason.OK, limit_seconds=limit, held=held, rate_id=rate.id,
-        funds=funds,
-    )
+    return Verdict(allowed=False, reason=Reason.NO_FUNDS)
 
 
-async def _allow_unbilled(
-    uow: UnitOfWork, cmd: AuthorizeCall, ext: Extension | None, reason: Reason, at: datetime
+def _allow_unbilled(
+    session: Session, cmd: AuthorizeCall, ext: object | None, reason: Reason, at: datetime
 ) -> Verdict:
     """Allow without a limit; a zero hold still tells settlement the call was gated."""
-    uow.session.add(
-        Reservation(
-            uniqueid=cmd.uniqueid, extension_id=ext.id if ext else None,
-            extension_number=cmd.extension, number=cmd.number, channel=cmd.channel[:128],
-            amount=ZERO, billed=False, limit_seconds=None,
-            created_at=at,
-        )
-    )
+    session.connection().execute(_NEW_HOLD, {
+        "uniqueid": cmd.uniqueid, "extension_id": getattr(ext, "id", None),
+        "extension_number": cmd.extension, "number": cmd.number, "channel": cmd.channel[:128],
+        "amount": ZERO, "billed": False, "limit_seconds": None, "rate_id": None, "tariff": "",
+        "rate_label": "", "state": "held", "note": "", "created_at": at,
+    })
     return Verdict.allow_unlimited(reason)
 
 
-def _label(rate_id: int, prefix: str, remark: str) -> str:
+def rate_label(rate_id: int, prefix: str, remark: str) -> str:
     return f"#{rate_id} {prefix or '(any)'}{' ' + remark if remark else ''}"[:255]
+
+
+__all__ = ["BillingSettings", "authorize_call", "rate_label", "tariff_from_text", "tariff_text"]

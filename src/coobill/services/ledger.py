@@ -1,5 +1,8 @@
 """Posting to the ledger: the only code that changes a balance.
 
+These functions take a sync Session: the hot paths run them through UnitOfWorkFactory.run,
+the other services through `await uow.session.run_sync(...)`.
+
 Every change is one conditional UPDATE ... RETURNING (no read-modify-write, so two daemons on
 one PostgreSQL cannot lose an update) plus one append-only entry carrying the balance after.
 """
@@ -9,20 +12,20 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, func, select, type_coerce, update
+from sqlalchemy import bindparam, select, update
 
 from coobill.errors import UnknownExtension
-from coobill.money import from_units
-from coobill.storage.tables import Extension, LedgerEntry, Reservation
+from coobill.storage.tables import Extension, LedgerEntry, Money
 from coobill.storage.uow import UnitOfWork
+from sqlalchemy.orm import Session
 
 RECHARGE = "recharge"
 CALL_DEBIT = "call_debit"
 ADJUSTMENT = "adjustment"
 
 
-async def post_entry(
-    uow: UnitOfWork,
+def post_entry(
+    session: Session,
     *,
     extension_id: int,
     kind: str,
@@ -38,8 +41,8 @@ async def post_entry(
         .values(balance=Extension.balance + amount)
         .returning(Extension.balance)
     )
-    after = (await uow.session.execute(stmt)).scalar_one()
-    uow.session.add(
+    after = session.execute(stmt).scalar_one()
+    session.add(
         LedgerEntry(
             extension_id=extension_id,
             kind=kind,
@@ -66,13 +69,34 @@ async def lock_extension(uow: UnitOfWork, number: str) -> Extension:
     return ext
 
 
-async def held_by_live_calls(uow: UnitOfWork, extension_id: int) -> Decimal:
-    """What the extension's live calls hold (flagged reservations still hold their funds)."""
-    units = (
-        await uow.session.execute(
-            select(func.coalesce(func.sum(type_coerce(Reservation.amount, BigInteger)), 0)).where(
-                Reservation.extension_id == extension_id
-            )
-        )
-    ).scalar_one()
-    return from_units(int(units))
+_extension = Extension.__table__
+# Built once: the hot paths run these thousands of times a second.
+_HOLD = (
+    update(_extension)
+    .where(
+        _extension.c.id == bindparam("extension_id"),
+        _extension.c.balance + _extension.c.credit_limit - _extension.c.reserved
+        >= bindparam("amount", type_=Money()),
+    )
+    .values(reserved=_extension.c.reserved + bindparam("amount", type_=Money()))
+)
+_RELEASE = (
+    update(_extension)
+    .where(_extension.c.id == bindparam("extension_id"))
+    .values(reserved=_extension.c.reserved - bindparam("amount", type_=Money()))
+)
+
+
+def hold(session: Session, extension_id: int, amount: Decimal) -> bool:
+    """Add `amount` to what the extension's live calls hold, only if its funds still cover it
+    (a conditional update, so two daemons on one ledger can never both spend the same funds).
+    False means the funds moved since they were read: read again and decide again."""
+    result = session.connection().execute(_HOLD, {"extension_id": extension_id, "amount": amount})
+    return bool(result.rowcount)
+
+
+def release_hold(session: Session, extension_id: int | None, amount: Decimal) -> None:
+    """Take a settled or released call's hold off its extension."""
+    if extension_id is None or not amount:
+        return
+    session.connection().execute(_RELEASE, {"extension_id": extension_id, "amount": amount})

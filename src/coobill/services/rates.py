@@ -6,7 +6,7 @@ import csv
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import time
 from decimal import Decimal
 
 from sqlalchemy import delete, insert, select
@@ -21,6 +21,7 @@ from coobill.services.rate_fields import ALL_EXTENSIONS, RateFields, check_rate_
 from coobill.services.settings import bump_rates_version, read_settings
 from coobill.storage.tables import Extension, Rate
 from coobill.storage.uow import UnitOfWork
+from sqlalchemy.orm import Session
 
 CSV_COLUMNS = (
     "enabled", "remark", "prefix", "length", "initial_cost", "initial_time", "rate", "period",
@@ -79,6 +80,7 @@ async def add_rate(ctx: BillingContext, fields: RateFields) -> RateView:
         await uow.session.flush()
         await bump_rates_version(uow)
         await uow.commit()
+        ctx.settings_cache.value = None  # this process sees its own change at once
         return RateView(row.id, fields)
 
 
@@ -94,6 +96,7 @@ async def edit_rate(ctx: BillingContext, rate_id: int, **changes: object) -> Rat
             setattr(row, column, value)
         await bump_rates_version(uow)
         await uow.commit()
+        ctx.settings_cache.value = None  # this process sees its own change at once
         return RateView(row.id, fields)
 
 
@@ -104,6 +107,7 @@ async def delete_rate(ctx: BillingContext, rate_id: int) -> None:
             raise UnknownRate(f"rate {rate_id} does not exist", field="id")
         await bump_rates_version(uow)
         await uow.commit()
+        ctx.settings_cache.value = None  # this process sees its own change at once
 
 
 async def get_rate(ctx: BillingContext, rate_id: int) -> RateView:
@@ -120,12 +124,11 @@ async def list_rates(ctx: BillingContext) -> list[RateView]:
         return [RateView(r.id, _fields_of(r)) for r in rows]
 
 
-async def rate_book(ctx: BillingContext, uow: UnitOfWork) -> RateBook:
+def rate_book(ctx: BillingContext, session: Session, version: int) -> RateBook:
     """The rate book, rebuilt only when the ledger's rates_version has moved on."""
-    version = (await read_settings(uow)).rates_version
     cache = ctx.rate_cache
     if cache.version != version:
-        rows = (await uow.session.execute(select(Rate).where(Rate.enabled.is_(True)))).scalars()
+        rows = session.execute(select(Rate).where(Rate.enabled.is_(True))).scalars()
         cache.book = RateBook(_fields_of(r).to_rating(r.id) for r in rows)
         cache.version = version
     return cache.book
@@ -188,6 +191,7 @@ async def import_rates(ctx: BillingContext, text: str, *, replace: bool = False)
             await uow.session.execute(insert(Rate), rows[start : start + 5000])
         await bump_rates_version(uow)
         await uow.commit()
+        ctx.settings_cache.value = None  # this process sees its own change at once
     return len(deck)
 
 
@@ -218,8 +222,8 @@ async def quote(
         ext = await ledger.lock_extension(uow, extension)
         settings = await read_settings(uow)
         when = parse_hhmm(at, "at") if at else settings.local(ctx.clock()).time()
-        book = await rate_book(ctx, uow)
-        funds = ext.balance + ext.credit_limit - await ledger.held_by_live_calls(uow, ext.id)
+        book = await uow.session.run_sync(lambda s: rate_book(ctx, s, settings.rates_version))
+        funds = ext.balance + ext.credit_limit - ext.reserved
     rate = book.select(extension, number, when)
     if rate is None:
         return Quote(extension, number, when, None, seconds, None, funds, None)

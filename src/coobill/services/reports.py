@@ -75,8 +75,10 @@ async def list_recharges(
     )
     query = _within(query, Recharge.created_at, period)
     if keyword:
-        like = f"%{keyword.strip()}%"
-        query = query.where(or_(Extension.number.like(like), Extension.name.like(like)))
+        # icontains: LIKE is case-sensitive on PostgreSQL but not on SQLite; wildcards literal.
+        word = keyword.strip()
+        query = query.where(or_(Extension.number.icontains(word, autoescape=True),
+                                Extension.name.icontains(word, autoescape=True)))
     async with ctx.uow() as uow:
         total = (await uow.session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
         query = query.order_by(Recharge.created_at.desc(), Recharge.id.desc()).offset(offset)
@@ -112,10 +114,11 @@ async def list_calls(
 ) -> tuple[list[CallRecord], int]:
     query = _within(select(Call), Call.start, period)
     if keyword:
-        like = f"%{keyword.strip()}%"
+        word = keyword.strip()
         query = query.where(
-            or_(Call.caller_extension.like(like), Call.caller_name.like(like),
-                Call.dialled_number.like(like))
+            or_(Call.caller_extension.icontains(word, autoescape=True),
+                Call.caller_name.icontains(word, autoescape=True),
+                Call.dialled_number.icontains(word, autoescape=True))
         )
     if extensions:
         query = query.where(Call.caller_extension.in_(list(extensions)))

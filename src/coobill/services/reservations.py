@@ -20,6 +20,7 @@ from decimal import Decimal
 from sqlalchemy import delete, select, update
 
 from coobill.errors import BadRequest, CoobillError
+from coobill.services import ledger
 from coobill.services.commands import Disposition, SettleCall, Settlement
 from coobill.services.context import BillingContext
 from coobill.services.settings import read_settings
@@ -109,9 +110,15 @@ async def reconcile(
 async def release(ctx: BillingContext, uniqueid: str) -> None:
     """Release a hold without charging: the billing user decided the call cost nothing."""
     async with ctx.uow() as uow:
-        result = await uow.session.execute(delete(Reservation).where(Reservation.uniqueid == uniqueid))
-        if result.rowcount == 0:  # type: ignore[attr-defined]
+        held = (
+            await uow.session.execute(select(Reservation).where(Reservation.uniqueid == uniqueid))
+        ).scalar_one_or_none()
+        if held is None:
             raise CoobillError(f"no funds are held for call {uniqueid}", field="uniqueid")
+        await uow.session.run_sync(
+            lambda session: ledger.release_hold(session, held.extension_id, held.amount)
+        )
+        await uow.session.execute(delete(Reservation).where(Reservation.id == held.id))
         await uow.commit()
     log.info("settlement.released uniqueid=%s by=billing_user", uniqueid)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from functools import lru_cache
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from coobill.errors import BadRequest
 from coobill.services.context import BillingContext
 from coobill.storage.tables import Setting
 from coobill.storage.uow import UnitOfWork
+from sqlalchemy.orm import Session
 
 CURRENCY_SYMBOLS = {"USD": "US$", "CNY": "¥", "EUR": "€", "GBP": "£", "VND": "₫"}
 DEFAULTS = {
@@ -70,8 +72,7 @@ class BillingSettings:
         }
 
 
-async def read_settings(uow: UnitOfWork) -> BillingSettings:
-    rows = dict((await uow.session.execute(select(Setting.key, Setting.value))).tuples().all())
+def settings_from_rows(rows: dict[str, str]) -> BillingSettings:
     values = {**DEFAULTS, "timezone": system_timezone(), **rows}
     return BillingSettings(
         billing_enabled=values["billing"] == "on",
@@ -80,6 +81,22 @@ async def read_settings(uow: UnitOfWork) -> BillingSettings:
         timezone=values["timezone"],
         rates_version=int(values["rates_version"]),
     )
+
+
+async def read_settings(uow: UnitOfWork) -> BillingSettings:
+    rows = dict((await uow.session.execute(select(Setting.key, Setting.value))).tuples().all())
+    return settings_from_rows(rows)
+
+
+def cached_settings(ctx: BillingContext, session: Session) -> BillingSettings:
+    """The settings as read at most `ctx.settings_ttl` seconds ago (the gate's hot path)."""
+    cache = ctx.settings_cache
+    now = time.monotonic()
+    if cache.value is None or now - cache.read_at > ctx.settings_ttl:
+        rows = dict(session.execute(select(Setting.key, Setting.value)).tuples().all())
+        cache.value = settings_from_rows(rows)
+        cache.read_at = now
+    return cache.value  # type: ignore[return-value]
 
 
 async def get_settings(ctx: BillingContext) -> BillingSettings:
@@ -151,4 +168,5 @@ async def change_settings(
         for key, value in changes.items():
             await _put(uow, key, value)
         await uow.commit()
+    ctx.settings_cache.value = None
     return await get_settings(ctx)

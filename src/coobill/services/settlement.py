@@ -8,6 +8,7 @@ of the same call fails its insert and rolls back whole.
 from __future__ import annotations
 
 import logging
+from functools import partial
 import re
 
 from sqlalchemy import delete, select
@@ -20,9 +21,9 @@ from coobill.services.commands import Disposition, SettleCall, Settlement
 from coobill.services.context import BillingContext
 from coobill.services.gate import tariff_from_text
 from coobill.services.rates import rate_book
-from coobill.services.settings import read_settings
+from coobill.services.settings import cached_settings
 from coobill.storage.tables import Call, Extension, Reservation
-from coobill.storage.uow import UnitOfWork
+from sqlalchemy.orm import Session
 
 log = logging.getLogger("coobill.settlement")
 
@@ -31,28 +32,24 @@ async def settle_call(ctx: BillingContext, cmd: SettleCall) -> Settlement | None
     """Settle one ended call. Returns None for a call that is not ours to record
     (an internal call that never passed the gate)."""
     try:
-        async with ctx.uow() as uow:
-            result = await _settle(ctx, uow, cmd)
-            if result is not None and result.debited is not False:
-                await uow.commit()
-            return result
+        return await ctx.uow.run(partial(_settle, ctx, cmd))
     except IntegrityError:
         # Another daemon (or a duplicate event racing us) settled it first.
         return Settlement(cmd.uniqueid, ZERO, debited=False)
 
 
-async def _settle(ctx: BillingContext, uow: UnitOfWork, cmd: SettleCall) -> Settlement | None:
+def _settle(ctx: BillingContext, cmd: SettleCall, session: Session) -> Settlement | None:
     done = (
-        await uow.session.execute(select(Call.cost).where(Call.uniqueid == cmd.uniqueid))
+        session.execute(select(Call.cost).where(Call.uniqueid == cmd.uniqueid))
     ).scalar_one_or_none()
     if done is not None:
         return Settlement(cmd.uniqueid, done, debited=False)
     held = (
-        await uow.session.execute(
+        session.execute(
             select(Reservation).where(Reservation.uniqueid == cmd.uniqueid).with_for_update()
         )
     ).scalar_one_or_none()
-    settings = await read_settings(uow)
+    settings = cached_settings(ctx, session)
 
     tariff: Tariff | None = None
     rate_id: int | None = None
@@ -63,22 +60,24 @@ async def _settle(ctx: BillingContext, uow: UnitOfWork, cmd: SettleCall) -> Sett
         if held.billed:
             tariff, rate_id, rate_label = tariff_from_text(held.tariff), held.rate_id, held.rate_label
     else:
-        if await _is_internal(uow, cmd, ctx.config.ami.phone_pattern):
+        if _is_internal(session, cmd, ctx.config.ami.phone_pattern):
             return None
         if settings.billing_enabled:
-            tariff, rate_id, rate_label = await _rate_for_ungated(ctx, uow, cmd)
+            tariff, rate_id, rate_label = _rate_for_ungated(ctx, session, cmd)
 
     ext = (
-        await uow.session.execute(
+        session.execute(
             select(Extension).where(Extension.number == extension_number).with_for_update()
         )
     ).scalar_one_or_none()
-    if ext is not None and held is None and not ext.billing_enabled:
+    # An ungated call is billed only to a known extension with billing on: an unknown one
+    # calls free (as the gate lets it) and has no balance to debit.
+    if held is None and (ext is None or not ext.billing_enabled):
         tariff = None
     answered = cmd.disposition == Disposition.ANSWERED
     amount = cost(tariff, cmd.billable_seconds) if tariff is not None and answered else ZERO
 
-    uow.session.add(
+    session.add(
         Call(
             uniqueid=cmd.uniqueid, caller_extension=extension_number,
             caller_name=cmd.caller_name[:128], dialled_number=cmd.dialled_number[:64],
@@ -89,12 +88,12 @@ async def _settle(ctx: BillingContext, uow: UnitOfWork, cmd: SettleCall) -> Sett
             disposition=str(cmd.disposition), gated=held is not None, evidence=cmd.evidence,
         )
     )
-    await uow.session.flush()  # the unique uniqueid stops a second settlement here
+    session.flush()  # the unique uniqueid stops a second settlement here
 
     balance_after = ext.balance if ext is not None else None
     if amount > 0 and ext is not None:
-        _, balance_after = await ledger.post_entry(
-            uow, extension_id=ext.id, kind=ledger.CALL_DEBIT, amount=-amount,
+        _, balance_after = ledger.post_entry(
+            session, extension_id=ext.id, kind=ledger.CALL_DEBIT, amount=-amount,
             at=cmd.end or settings.local(ctx.clock()), reference=cmd.uniqueid,
         )
         if held is not None and amount > held.amount:
@@ -103,7 +102,8 @@ async def _settle(ctx: BillingContext, uow: UnitOfWork, cmd: SettleCall) -> Sett
                 cmd.uniqueid, extension_number, amount, held.amount,
             )
     if held is not None:
-        await uow.session.execute(delete(Reservation).where(Reservation.id == held.id))
+        ledger.release_hold(session, held.extension_id, held.amount)
+        session.execute(delete(Reservation).where(Reservation.id == held.id))
     log.info(
         "settlement.debit uniqueid=%s ext=%s number=%s disposition=%s billsec=%s trunk=%s "
         "rate=%s cost=%s balance_after=%s gated=%s evidence=%s",
@@ -114,26 +114,26 @@ async def _settle(ctx: BillingContext, uow: UnitOfWork, cmd: SettleCall) -> Sett
     return Settlement(cmd.uniqueid, amount, debited=True, balance_after=balance_after, rate_id=rate_id)
 
 
-async def _is_internal(uow: UnitOfWork, cmd: SettleCall, phone_pattern: str) -> bool:
+def _is_internal(session: Session, cmd: SettleCall, phone_pattern: str) -> bool:
     """An ungated call is ours to record only if it went out: not to a phone, not to an
     extension's number."""
     if cmd.trunk and re.search(phone_pattern, cmd.trunk):
         return True
     found = (
-        await uow.session.execute(
+        session.execute(
             select(Extension.id).where(Extension.number == cmd.dialled_number)
         )
     ).scalar_one_or_none()
     return found is not None
 
 
-async def _rate_for_ungated(
-    ctx: BillingContext, uow: UnitOfWork, cmd: SettleCall
+def _rate_for_ungated(
+    ctx: BillingContext, session: Session, cmd: SettleCall
 ) -> tuple[Tariff | None, int | None, str]:
     when = cmd.answer or cmd.start or cmd.end
     if when is None:
         return None, None, ""
-    rate = (await rate_book(ctx, uow)).select(cmd.caller_extension, cmd.dialled_number, when.time())
+    rate = rate_book(ctx, session, cached_settings(ctx, session).rates_version).select(cmd.caller_extension, cmd.dialled_number, when.time())
     if rate is None:
         return None, None, ""
     return rate.tariff, rate.id, f"#{rate.id} {rate.prefix or '(any)'} {rate.remark}".strip()

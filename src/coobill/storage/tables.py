@@ -64,6 +64,9 @@ class Extension(Base):
     credit_limit: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     balance: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     total_recharged: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    # What the extension's live calls hold: the sum of its reservations, kept beside the
+    # balance so the gate decides on one row (`coobill audit` checks the two agree).
+    reserved: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     locked: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime)
 

@@ -48,6 +48,7 @@ def upgrade() -> None:
     sa.Column('credit_limit', sa.BigInteger(), nullable=False),
     sa.Column('balance', sa.BigInteger(), nullable=False),
     sa.Column('total_recharged', sa.BigInteger(), nullable=False),
+    sa.Column('reserved', sa.BigInteger(), nullable=False, server_default='0'),
     sa.Column('locked', sa.Boolean(), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_extension')),

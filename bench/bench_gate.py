@@ -1,0 +1,96 @@
+"""The gate: authorizations per second and p50/p99 latency at concurrency 1 and 50, over
+loopback, against a bare FastAGI responder measured in the same run (the floor).
+
+Each server runs in its own process; this process plays Asterisk (the recorded env block,
+`200 result=1` replies). Every authorization has a fresh uniqueid, so the real gate writes a
+hold each time; the holds are never settled, as on a PBX with that many live calls."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+TRACE = Path(__file__).resolve().parents[2] / "shared" / "asterisk-traces" / "lab-23.4.1-basic" / "agi-answered_limit_not_reached.txt"
+
+
+def env_block(uniqueid: str) -> bytes:
+    lines = [
+        "agi_network: yes", "agi_network_script: authorize",
+        "agi_request: agi://127.0.0.1:4573/authorize", "agi_channel: PJSIP/100-00000001",
+        "agi_language: en", "agi_type: PJSIP", f"agi_uniqueid: {uniqueid}", "agi_version: 23.4.1",
+        "agi_callerid: 100", "agi_calleridname: Alice", "agi_callingpres: 0", "agi_callingani2: 0",
+        "agi_callington: 0", "agi_callingtns: 0", "agi_dnid: unknown", "agi_rdnis: unknown",
+        "agi_context: phones", "agi_extension: 913800000000", "agi_priority: 2",
+        "agi_enhanced: 0.0", "agi_accountcode: ", "agi_threadid: 139772052670144",
+        "agi_arg_1: 100", "agi_arg_2: 913800000000",
+    ]
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+async def one_call(port: int, uniqueid: str) -> float:
+    start = time.perf_counter()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(env_block(uniqueid))
+    while True:
+        line = await reader.readline()
+        if not line:
+            break
+        writer.write(b"200 result=0\n" if line.startswith(b"EXEC") else b"200 result=1\n")
+    writer.close()
+    return time.perf_counter() - start
+
+
+async def load(port: int, total: int, concurrency: int, tag: str) -> dict[str, float]:
+    latencies: list[float] = []
+    counter = iter(range(total))
+
+    async def worker() -> None:
+        for n in counter:
+            latencies.append(await one_call(port, f"{tag}.{n}"))
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - start
+    latencies.sort()
+    return {
+        "per_s": total / elapsed,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+    }
+
+
+def serve(kind: str) -> tuple[subprocess.Popen[str], int]:
+    proc = subprocess.Popen([sys.executable, "-m", "bench.gate_servers", kind],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    return proc, int(proc.stdout.readline())
+
+
+def main(total: int = 3000) -> dict[str, dict[str, float]]:
+    results: dict[str, dict[str, float]] = {}
+    for kind in ("bare", "coobill"):
+        proc, port = serve(kind)
+        try:
+            asyncio.run(load(port, 200, 10, f"warm-{kind}"))
+            for concurrency in (1, 50):
+                results[f"{kind}@{concurrency}"] = asyncio.run(
+                    load(port, total, concurrency, f"{kind}{concurrency}"))
+        finally:
+            proc.terminate()
+            proc.wait()
+    for concurrency in (1, 50):
+        floor, gate = results[f"bare@{concurrency}"], results[f"coobill@{concurrency}"]
+        results[f"ratio@{concurrency}"] = {
+            "throughput_vs_floor": gate["per_s"] / floor["per_s"],
+            "p99_over_floor_ms": gate["p99_ms"] - floor["p99_ms"],
+        }
+    return results
+
+
+if __name__ == "__main__":
+    for name, figures in main().items():
+        print(name, " ".join(f"{k}={v:,.2f}" for k, v in figures.items()))

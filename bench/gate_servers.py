@@ -1,0 +1,63 @@
+"""The two servers the gate benchmark measures, each run in a process of its own:
+`bare` reads the env block and sends the same commands with no logic (the floor);
+`coobill` is the real gate on a SQLite ledger with a funded, billed extension and a rate."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+from decimal import Decimal
+from functools import partial
+from pathlib import Path
+
+COMMANDS = [
+    'SET VARIABLE COOBILL_RESULT "ALLOW"', 'SET VARIABLE COOBILL_REASON "ok"',
+    'SET VARIABLE COOBILL_LIMIT "1800"', 'SET VARIABLE COOBILL_DIAL_OPTIONS "L(1800000)"',
+    'EXEC Set "TIMEOUT(absolute)=1860"',
+]
+
+
+async def bare(port: int) -> None:
+    async def conversation(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\n\n")
+        for command in COMMANDS:
+            writer.write(command.encode() + b"\n")
+            await writer.drain()
+            await reader.readline()
+        writer.close()
+
+    server = await asyncio.start_server(conversation, "127.0.0.1", port)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await server.serve_forever()
+
+
+async def coobill(port: int) -> None:
+    import logging
+
+    from coobill.agi.server import GateOptions, GateServer
+    from coobill.bootstrap import bootstrap
+    from coobill.config import Settings
+    from coobill.services.extensions import ExtensionChanges, recharge, set_extension
+    from coobill.services.gate import authorize_call
+    from coobill.services.rate_fields import check_rate_fields
+    from coobill.services.rates import add_rate
+    from coobill.storage import schema
+
+    logging.disable(logging.INFO)  # one log line per decision is the daemon's; not measured
+    tmp = tempfile.mkdtemp()
+    ctx = bootstrap(Settings(database={"url": f"sqlite+aiosqlite:///{Path(tmp) / 'gate.db'}"}))
+    await schema.upgrade(ctx.uow.engine)
+    await set_extension(ctx, "100", ExtensionChanges(billing=True, credit_limit=Decimal("0")))
+    await recharge(ctx, ["100"], "100000000")
+    await add_rate(ctx, check_rate_fields(prefix="9", number_length=0, initial_cost="0.2",
+                                          initial_seconds=0, rate="0.1", period_seconds=60,
+                                          extensions="*"))
+    gate = GateServer(partial(authorize_call, ctx), GateOptions(port=port))
+    await gate.start()
+    print(gate.port, flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    asyncio.run({"bare": bare, "coobill": coobill}[sys.argv[1]](0))

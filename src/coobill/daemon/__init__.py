@@ -1,0 +1,213 @@
+"""The daemon: the gate, settlement and the portal in one process beside Asterisk.
+
+Start: refuse a ledger behind the migrations' head; bind the gate; start the AMI follower
+(which keeps reconnecting on its own); serve the portal; tell systemd READY=1.
+SIGHUP: reload configuration, rates and settings without dropping calls or connections.
+SIGTERM/SIGINT: drain - stop taking AGI requests, let conversations and settlements in
+flight finish, close AMI, dispose of the engine, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from coobill.agi.server import GateOptions, GateServer
+from coobill.ami.follower import AmiFollower
+from coobill.bootstrap import bootstrap
+from coobill.config import Settings, load_settings
+from coobill.daemon.pbx import PbxLink, add_phones
+from coobill.logs import configure_logging
+from coobill.metrics import Metrics
+from coobill.services.context import BillingContext
+from coobill.services.gate import authorize_call
+from coobill.services.settings import get_settings
+from coobill.services.users import count_users
+from coobill.storage import schema
+from coobill import systemd
+
+log = logging.getLogger("coobill.daemon")
+
+
+def gate_options(settings: Settings) -> GateOptions:
+    agi = settings.agi
+    return GateOptions(host=agi.host, port=agi.port, ring_allowance_seconds=agi.ring_allowance_seconds,
+                       deadline_seconds=agi.deadline_seconds, max_env_bytes=agi.max_env_bytes,
+                       on_error=agi.on_error)
+
+
+@dataclass
+class Daemon:
+    """One running coobill. `start()` then `wait()`; tests drive `stop()` and `reload()`."""
+
+    settings: Settings
+    config_path: str | None = None
+    ctx: BillingContext | None = None
+    metrics: Metrics = field(default_factory=Metrics)
+    gate: GateServer | None = None
+    follower: AmiFollower | None = None
+    web: object | None = None
+    _web_task: asyncio.Task[None] | None = None
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _reloading: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def start(self) -> None:
+        self.ctx = self.ctx or bootstrap(self.settings)
+        ctx = self.ctx
+        await schema.require_head(ctx.uow.engine)
+        if self.settings.agi.enabled:
+            self.gate = GateServer(self._authorize, gate_options(self.settings),
+                                   on_decision=self.metrics.observe_decision)
+            await self.gate.start()
+        if self.settings.ami.enabled:
+            await self._start_follower(ctx)
+        if self.settings.web.enabled:
+            await self._start_web(ctx)
+            if await count_users(ctx) == 0:
+                log.warning('portal.no_users hint="create one: coobill user add NAME --role admin"')
+        systemd.notify("READY=1")
+        log.info("daemon.ready")
+
+    async def _authorize(self, call):  # type: ignore[no-untyped-def]
+        assert self.ctx is not None
+        return await authorize_call(self.ctx, call)
+
+    async def _start_follower(self, ctx: BillingContext) -> None:
+        ami = self.settings.ami
+        link = PbxLink(ctx, on_settled=self.metrics.observe_settlement)
+        tz = ZoneInfo((await get_settings(ctx)).timezone)
+
+        async def reconciled(live: set[str]) -> None:
+            assert self.follower is not None
+            self.metrics.ami_reconnects.set(self.follower.reconnects)
+            await link.reconciled(live)
+            try:
+                await add_phones(ctx, await self.follower.list_endpoints())
+            except Exception as exc:  # a PBX without PJSIP/SIP listings still bills
+                log.warning("extensions.sync_failed error=%s", exc)
+
+        self.follower = AmiFollower(
+            ami.host, ami.port, ami.username, ami.secret,
+            on_call_ended=link.call_ended, on_reconciled=reconciled,
+            cdr_events=ami.cdr_events, cdr_grace_seconds=ami.cdr_grace_seconds, tz=tz,
+            phone_pattern=ami.phone_pattern, reconnect_seconds=ami.reconnect_seconds,
+        )
+        await self.follower.start()
+
+    async def _start_web(self, ctx: BillingContext) -> None:
+        import uvicorn
+
+        from coobill.daemon.http import operations_router
+        from coobill.web.app import create_app
+
+        app = create_app(ctx)
+        app.include_router(operations_router(
+            ctx, self.metrics,
+            lambda: None if self.follower is None else self.follower.connected,
+        ))
+        config = uvicorn.Config(app, host=self.settings.web.host, port=self.settings.web.port,
+                                log_config=None, access_log=False, lifespan="off")
+        server = uvicorn.Server(config)
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self.web = server
+        self._web_task = asyncio.create_task(server.serve(), name="web")
+        while not server.started:
+            if self._web_task.done():
+                self._web_task.result()  # raises: the port is taken, say
+                raise OSError(f"portal did not start on {self.settings.web.host}:{self.settings.web.port}")
+            await asyncio.sleep(0.01)
+        log.info("web.listening host=%s port=%s", self.settings.web.host, self.web_port)
+
+    @property
+    def web_port(self) -> int | None:
+        server = self.web
+        if server is None or not getattr(server, "servers", None):
+            return None
+        return int(server.servers[0].sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+
+    async def reload(self) -> None:
+        """SIGHUP: re-read the configuration; rates and settings are re-read on next use."""
+        assert self.ctx is not None
+        systemd.notify("RELOADING=1")
+        try:
+            fresh = load_settings(self.config_path)
+        except Exception as exc:
+            log.error("daemon.reload_refused error=%s", exc)
+            systemd.notify("READY=1")
+            return
+        for section in ("database", "agi", "ami", "web"):
+            old, new = getattr(self.settings, section), getattr(fresh, section)
+            if section != "agi" and old != new:
+                log.warning("daemon.reload_needs_restart section=%s", section)
+        self.settings = fresh
+        self.ctx.config = fresh
+        self.ctx.rate_cache.version = -1
+        if self.gate is not None:
+            self.gate.options = gate_options(fresh)
+        configure_logging(fresh.log)
+        systemd.notify("READY=1")
+        log.info("daemon.reloaded")
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    def request_reload(self) -> None:
+        self._reloading.set()
+
+    async def wait(self) -> None:
+        """Until asked to stop: reload when asked, send watchdog heartbeats meanwhile."""
+        heartbeat = systemd.watchdog_interval()
+        while not self._stopping.is_set():
+            stop = asyncio.ensure_future(self._stopping.wait())
+            reload = asyncio.ensure_future(self._reloading.wait())
+            try:
+                await asyncio.wait({stop, reload}, timeout=heartbeat or 3600,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stop.cancel()
+                reload.cancel()
+            if self._reloading.is_set() and not self._stopping.is_set():
+                self._reloading.clear()
+                await self.reload()
+            if heartbeat:
+                systemd.notify("WATCHDOG=1")
+
+    async def stop(self) -> None:
+        systemd.notify("STOPPING=1")
+        log.info("daemon.stopping")
+        if self.gate is not None:
+            await self.gate.close(drain_timeout=self.settings.agi.deadline_seconds)
+        if self.follower is not None:
+            await asyncio.shield(self.follower.stop(drain_seconds=10.0))
+        if self.web is not None and self._web_task is not None:
+            self.web.should_exit = True  # type: ignore[attr-defined]
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._web_task
+        if self.ctx is not None:
+            await self.ctx.uow.dispose()
+        log.info("daemon.stopped")
+
+
+async def run_daemon(settings: Settings, config_path: str | None = None) -> int:
+    configure_logging(settings.log)
+    daemon = Daemon(settings, config_path=config_path)
+    loop = asyncio.get_running_loop()
+    try:
+        await daemon.start()
+    except BaseException:
+        await daemon.stop()
+        raise
+    loop.add_signal_handler(signal.SIGTERM, daemon.request_stop)
+    loop.add_signal_handler(signal.SIGINT, daemon.request_stop)
+    loop.add_signal_handler(signal.SIGHUP, daemon.request_reload)
+    try:
+        await daemon.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+        await daemon.stop()
+    return 0

@@ -1,0 +1,128 @@
+"""What the daemon does with what the PBX tells it: settle ended calls, reconcile holds after
+a gap, fill the extension list from the PBX's endpoints, read Asterisk's CDR store."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from coobill.ami.calls import EndedCall
+from coobill.ami.endpoints import Endpoint, list_endpoints, phone_by_pattern
+from coobill.ami.follower import AmiConnection
+from coobill.services.commands import Disposition, SettleCall, Settlement
+from coobill.services.context import BillingContext
+from coobill.services.extensions import ensure_extensions
+from coobill.services.reservations import reconcile
+from coobill.services.settings import get_settings
+from coobill.services.settlement import settle_call
+
+log = logging.getLogger("coobill.settlement")
+
+# cdr_csv's Master.csv columns (cdr_csv.c build_csv_record); uniqueid only with loguniqueid=yes.
+MASTER_CSV = ("accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel", "lastapp",
+              "lastdata", "start", "answer", "end", "duration", "billsec", "disposition",
+              "amaflags", "uniqueid")
+_DISPOSITIONS = {d.value: d for d in Disposition}
+
+
+class PbxLink:
+    """The service side of the AMI follower's callbacks."""
+
+    def __init__(
+        self,
+        ctx: BillingContext,
+        *,
+        on_settled: Callable[[Settlement | None], None] | None = None,
+        endpoints: Callable[[], object] | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.max_retry_delay = 5.0
+        self._on_settled = on_settled
+        self.endpoints = endpoints
+
+    async def call_ended(self, ended: EndedCall) -> None:
+        """Settle, retrying while the ledger is unreachable or locked: a call that ended is
+        debited once it can be, never dropped (later calls queue behind it meanwhile)."""
+        delay = 0.05
+        while True:
+            try:
+                settlement = await settle_call(self.ctx, ended.settle)
+                break
+            except SQLAlchemyError as exc:
+                log.warning("settlement.retry uniqueid=%s error=%s in=%.2fs", ended.uniqueid,
+                            exc.__class__.__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_retry_delay)
+        if self._on_settled is not None:
+            self._on_settled(settlement)
+
+    async def reconciled(self, live: set[str]) -> None:
+        settings = await get_settings(self.ctx)
+        asked_at = settings.local(self.ctx.clock())
+        settled, flagged = await reconcile(
+            self.ctx, live, asked_at=asked_at, find_cdr=self.find_in_cdr_store
+        )
+        log.info("settlement.reconciled live=%d settled=%d flagged=%d",
+                 len(live), len(settled), len(flagged))
+
+    async def find_in_cdr_store(self, uniqueid: str) -> SettleCall | None:
+        path = self.ctx.config.ami.cdr_csv_path
+        return find_in_master_csv(Path(path), uniqueid) if path else None
+
+
+def find_in_master_csv(path: Path, uniqueid: str) -> SettleCall | None:
+    """The dialling leg's record of `uniqueid` in cdr_csv's Master.csv, if it is there."""
+    try:
+        with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+            for row in csv.reader(handle):
+                if len(row) < len(MASTER_CSV):
+                    continue
+                rec = dict(zip(MASTER_CSV, row, strict=False))
+                if rec["uniqueid"] == uniqueid and rec["lastapp"] == "Dial":
+                    return _settle_from_csv(rec)
+    except OSError as exc:
+        log.warning("settlement.cdr_store_unreadable path=%s error=%s", path, exc)
+    return None
+
+
+def _settle_from_csv(rec: dict[str, str]) -> SettleCall:
+    from coobill.ami.calls import parse_callerid, trunk_of_channel
+
+    name, _ = parse_callerid(rec["clid"])
+
+    def when(text: str) -> datetime | None:
+        try:
+            return datetime.strptime(text, "%Y-%m-%d %H:%M:%S") if text else None
+        except ValueError:
+            return None
+
+    return SettleCall(
+        uniqueid=rec["uniqueid"], caller_extension=rec["src"], caller_name=name,
+        dialled_number=rec["dst"], start=when(rec["start"]), answer=when(rec["answer"]),
+        end=when(rec["end"]), billable_seconds=int(rec["billsec"] or 0),
+        disposition=_DISPOSITIONS.get(rec["disposition"], Disposition.FAILED),
+        trunk=trunk_of_channel(rec["dstchannel"]), evidence="cdr_store",
+    )
+
+
+async def sync_extensions(ctx: BillingContext) -> list[str]:
+    """Give each phone endpoint of the PBX a billing row (billing off); trunks are skipped and
+    existing rows are left untouched. Returns the new extension numbers."""
+    ami = ctx.config.ami
+    async with AmiConnection(ami.host, ami.port, ami.username, ami.secret) as connection:
+        endpoints = await list_endpoints(connection.request, is_phone=phone_by_pattern(ami.phone_pattern))
+    return await add_phones(ctx, endpoints)
+
+
+async def add_phones(ctx: BillingContext, endpoints: list[Endpoint]) -> list[str]:
+    phones = [(e.name, e.caller_name) for e in endpoints if e.is_phone]
+    created = await ensure_extensions(ctx, phones)
+    if created:
+        log.info("extensions.synced created=%s", ",".join(created))
+    return created

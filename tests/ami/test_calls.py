@@ -1,0 +1,298 @@
+"""The call tracker on hand-made events: ordering, repeats, modes, memory."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from panoramisk import Message
+
+from coobill.ami import CallTracker, parse_callerid, trunk_of_channel
+from coobill.services.commands import Disposition
+
+CALLER = "1700000000.1"
+EPOCH = datetime(2026, 11, 22, 14, 0, 0, tzinfo=UTC).timestamp()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = EPOCH
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def dial_begin(dest: str = "PJSIP/carrier-a-00000001", uid: str = CALLER) -> dict[str, str]:
+    return {"Event": "DialBegin", "Channel": "PJSIP/100-00000000", "Uniqueid": uid,
+            "CallerIDNum": "100", "CallerIDName": "Alice", "Exten": "9138000001",
+            "DestChannel": dest, "DestUniqueid": "1700000000.2", "DialString": "x"}
+
+
+def dial_end(status: str, dest: str = "PJSIP/carrier-a-00000001",
+             uid: str = CALLER) -> dict[str, str]:
+    return {"Event": "DialEnd", "Uniqueid": uid, "DestChannel": dest, "DialStatus": status}
+
+
+def hangup(uid: str = CALLER) -> dict[str, str]:
+    return {"Event": "Hangup", "Uniqueid": uid, "Channel": "PJSIP/100-00000000", "Cause": "16"}
+
+
+def cdr(disposition: str = "ANSWERED", billsec: str = "6", *, app: str = "Dial",
+        dest: str = "PJSIP/carrier-a-00000001", uid: str = CALLER,
+        answer: str = "2026-11-22 14:00:01") -> dict[str, str]:
+    return {"Event": "Cdr", "AccountCode": "", "Source": "100", "Destination": "9138000001",
+            "DestinationContext": "sipphones", "CallerID": '"Alice" <100>',
+            "Channel": "PJSIP/100-00000000", "DestinationChannel": dest,
+            "LastApplication": app, "LastData": "PJSIP/138000001@carrier-a,20",
+            "StartTime": "2026-11-22 14:00:00",
+            "AnswerTime": answer if disposition == "ANSWERED" else "",
+            "EndTime": "2026-11-22 14:00:07", "Duration": "7", "BillableSeconds": billsec,
+            "Disposition": disposition, "AMAFlags": "DOCUMENTATION", "UniqueID": uid,
+            "UserField": ""}
+
+
+def answered_call(clock: Clock, tracker: CallTracker) -> list[Any]:
+    out = tracker.feed(dial_begin())
+    clock.now += 1.2
+    out += tracker.feed(dial_end("ANSWER"))
+    clock.now += 6.5
+    return out
+
+
+class TestTrunkAndCallerId:
+    @pytest.mark.parametrize(("channel", "trunk"), [
+        ("PJSIP/carrier-a-00000001", "carrier-a"),
+        ("PJSIP/my-long-trunk-name-0000abcd", "my-long-trunk-name"),
+        ("SIP/provider-000001f3", "provider"),
+        ("Local/13800000000@carrier-00000016;1", "carrier"),
+        ("Local/100@from-internal-00000002;2", "from-internal"),
+        ("", None),
+        ("garbage", None),
+    ])
+    def test_trunk_is_the_endpoint_or_the_local_context(self, channel: str,
+                                                        trunk: str | None) -> None:
+        """The part between tech/ and the last '-' (endpoint names contain '-')."""
+        assert trunk_of_channel(channel) == trunk
+
+    @pytest.mark.parametrize(("value", "parsed"), [
+        ('"Alice" <100>', ("Alice", "100")),
+        ('"Carol Wu" <102>', ("Carol Wu", "102")),
+        ('"" <100>', ("", "100")),
+        ("<unknown>", ("", "")),
+        ("100", ("", "100")),
+        ("Alice", ("Alice", "")),
+        ('"Say \\"hi\\"" <7>', ('Say "hi"', "7")),
+    ])
+    def test_callerid_is_split_into_name_and_number(self, value: str,
+                                                    parsed: tuple[str, str]) -> None:
+        """`"Name" <num>` as Asterisk merges it; `<unknown>` is empty."""
+        assert parse_callerid(value) == parsed
+
+
+class TestOrdering:
+    def test_cdr_before_hangup_ends_the_call_once(self) -> None:
+        """The Dial-Cdr settles the call; the Hangup after it adds nothing."""
+        clock = Clock()
+        tracker = CallTracker(clock=clock, tz=UTC)
+        answered_call(clock, tracker)
+        [ended] = tracker.feed(cdr())
+        assert tracker.feed(hangup()) == []
+        assert ended.settle.evidence == "cdr"
+        assert ended.settle.billable_seconds == 6
+        assert ended.settle.trunk == "carrier-a"
+        assert ended.settle.caller_name == "Alice"
+        assert ended.settle.answer == datetime(2026, 11, 22, 14, 0, 1)
+        assert ended.destination_channel == "PJSIP/carrier-a-00000001"
+
+    def test_hangup_before_cdr_waits_for_the_cdr_once_cdrs_flow(self) -> None:
+        """Cdr events seen before: the Hangup holds the call until its Cdr."""
+        clock = Clock()
+        tracker = CallTracker(clock=clock, tz=UTC)
+        tracker.feed(cdr(app="Hangup", uid="other", disposition="NO ANSWER"))
+        answered_call(clock, tracker)
+        assert tracker.feed(hangup()) == []
+        assert tracker.live_uniqueids() == set()
+        [ended] = tracker.feed(cdr())
+        assert ended.settle.evidence == "cdr"
+
+    def test_busy_gives_two_cdrs_and_one_call(self) -> None:
+        """Dial-Cdr BUSY then Hangup-Cdr NO ANSWER for one UniqueID: one BUSY call."""
+        tracker = CallTracker(cdr_events="on")
+        tracker.feed(dial_begin(dest="PJSIP/carrier-b-00000005"))
+        tracker.feed(dial_end("BUSY", dest="PJSIP/carrier-b-00000005"))
+        assert tracker.feed(hangup()) == []
+        [ended] = tracker.feed(cdr("BUSY", "0", dest="PJSIP/carrier-b-00000005"))
+        assert tracker.feed(cdr("NO ANSWER", "0", app="Hangup", dest="")) == []
+        assert ended.settle.disposition == Disposition.BUSY
+        assert ended.settle.trunk == "carrier-b"
+
+    def test_repeated_events_never_end_a_call_twice(self) -> None:
+        """Every event delivered twice: still one call."""
+        clock = Clock()
+        tracker = CallTracker(clock=clock, cdr_events="on")
+        out = []
+        for event in (dial_begin(), dial_end("ANSWER"), hangup(), cdr(), cdr("NO ANSWER", "0",
+                                                                             app="Hangup")):
+            out += tracker.feed(event)
+            out += tracker.feed(dict(event))
+        out += tracker.expire(clock.now + 60)
+        assert [c.uniqueid for c in out] == [CALLER]
+
+    def test_auto_mode_settles_from_events_until_a_cdr_is_seen(self) -> None:
+        """No Cdr seen yet on this connection: the Hangup ends the call at once."""
+        clock = Clock()
+        tracker = CallTracker(clock=clock, tz=UTC)
+        answered_call(clock, tracker)
+        [ended] = tracker.feed(hangup())
+        assert ended.settle.evidence == "events"
+        assert ended.settle.billable_seconds == 6  # 6.5 s truncated, as Asterisk does
+        assert ended.settle.answer == datetime(2026, 11, 22, 14, 0, 1, 200000)
+        assert tracker.feed(cdr()) == []  # late: already settled
+
+    def test_auto_mode_keeps_trusting_cdrs_across_a_reconnect(self) -> None:
+        """A call that outlived a reconnect still waits for its Cdr."""
+        clock = Clock()
+        tracker = CallTracker(clock=clock)
+        tracker.feed(cdr(app="Hangup", uid="other", disposition="NO ANSWER"))
+        answered_call(clock, tracker)
+        tracker.begin_session()
+        assert tracker.feed(hangup()) == []
+        assert [c.settle.evidence for c in tracker.feed(cdr())] == ["cdr"]
+
+    def test_off_mode_ignores_cdr_events(self) -> None:
+        """cdr_events="off": billsec comes from the events even when a Cdr is there."""
+        clock = Clock()
+        tracker = CallTracker(clock=clock, cdr_events="off")
+        answered_call(clock, tracker)
+        assert tracker.feed(cdr(billsec="99")) == []
+        [ended] = tracker.feed(hangup())
+        assert ended.settle.billable_seconds == 6
+
+    def test_on_mode_waits_the_grace_then_uses_events(self) -> None:
+        """Declared Cdr events that never come: settled from events after the grace."""
+        clock = Clock()
+        tracker = CallTracker(clock=clock, cdr_events="on", cdr_grace_seconds=5)
+        answered_call(clock, tracker)
+        assert tracker.feed(hangup()) == []
+        assert tracker.expire(clock.now + 4.9) == []
+        [ended] = tracker.expire(clock.now + 5)
+        assert ended.settle.evidence == "events"
+        assert tracker.expire(clock.now + 500) == []
+
+    def test_flush_settles_whatever_waits_for_its_cdr(self) -> None:
+        """Shutting down: the waiting calls come out from the events."""
+        clock = Clock()
+        tracker = CallTracker(clock=clock, cdr_events="on")
+        answered_call(clock, tracker)
+        tracker.feed(hangup())
+        assert [c.settle.evidence for c in tracker.flush()] == ["events"]
+        assert tracker.flush() == []
+
+
+class TestWhichChannels:
+    def test_an_originate_dialling_out_is_not_a_call(self) -> None:
+        """DialBegin without caller fields (Originate) is not followed."""
+        tracker = CallTracker()
+        event = {k: v for k, v in dial_begin().items() if not k.startswith(("Uniqueid", "Caller"))}
+        tracker.feed(event)
+        assert tracker.live_uniqueids() == set()
+
+    def test_a_dial_cdr_alone_is_a_call(self) -> None:
+        """Its DialBegin missed (before we connected): the Dial-Cdr alone settles it."""
+        [ended] = CallTracker().feed(cdr())
+        assert ended.settle.evidence == "cdr"
+        assert ended.settle.caller_extension == "100"
+        assert ended.settle.dialled_number == "9138000001"
+
+    def test_a_failover_dial_waits_for_every_targets_cdr_and_bills_the_answered(self) -> None:
+        """Two DialBegins (carrier-b busy, then carrier-a answers): one call, the answered."""
+        tracker = CallTracker(cdr_events="on")
+        tracker.feed(dial_begin(dest="PJSIP/carrier-b-00000005"))
+        tracker.feed(dial_end("BUSY", dest="PJSIP/carrier-b-00000005"))
+        tracker.feed(dial_begin(dest="PJSIP/carrier-a-00000006"))
+        tracker.feed(dial_end("ANSWER", dest="PJSIP/carrier-a-00000006"))
+        tracker.feed(hangup())
+        assert tracker.feed(cdr("BUSY", "0", dest="PJSIP/carrier-b-00000005")) == []
+        [ended] = tracker.feed(cdr("ANSWERED", "42", dest="PJSIP/carrier-a-00000006"))
+        assert ended.settle.disposition == Disposition.ANSWERED
+        assert ended.settle.billable_seconds == 42
+        assert ended.settle.trunk == "carrier-a"
+
+    def test_congestion_is_failed(self) -> None:
+        """CONGESTION (Cdr) and CHANUNAVAIL (DialEnd) are both FAILED."""
+        assert CallTracker().feed(cdr("CONGESTION", "0"))[0].settle.disposition == "FAILED"
+        tracker = CallTracker(cdr_events="off")
+        tracker.feed(dial_begin())
+        tracker.feed(dial_end("CHANUNAVAIL"))
+        assert tracker.feed(hangup())[0].settle.disposition == "FAILED"
+
+    def test_bridge_enter_counts_as_answer_without_dialend(self) -> None:
+        """A lost DialEnd: the caller entering the bridge is the answer."""
+        clock = Clock()
+        tracker = CallTracker(clock=clock, cdr_events="off")
+        tracker.feed(dial_begin())
+        clock.now += 2
+        tracker.feed({"Event": "BridgeEnter", "Uniqueid": CALLER})
+        clock.now += 3
+        [ended] = tracker.feed(hangup())
+        assert (ended.settle.disposition, ended.settle.billable_seconds) == ("ANSWERED", 3)
+
+    def test_unknown_caller_name_is_empty(self) -> None:
+        tracker = CallTracker(cdr_events="off")
+        tracker.feed(dial_begin() | {"CallerIDName": "<unknown>"})
+        assert tracker.feed(hangup())[0].settle.caller_name == ""
+
+
+class TestInputsAndTime:
+    def test_panoramisk_messages_and_repeated_headers_are_read(self) -> None:
+        """A panoramisk Message (case-insensitive, list for a repeated header) works."""
+        tracker = CallTracker(cdr_events="off")
+        tracker.feed(Message(dial_begin() | {"ChanVariable": ["A=1", "B=2"]}))
+        tracker.feed(Message(dial_end("BUSY") | {"DialStatus": ["BUSY", "BUSY"]}))
+        [ended] = tracker.feed(Message(hangup()))
+        assert ended.settle.disposition == Disposition.BUSY
+
+    def test_timestamp_header_wins_over_the_clock(self) -> None:
+        """timestampevents=yes: times are Asterisk's, shown in the PBX's time zone."""
+        tz = timezone(timedelta(hours=8))
+        tracker = CallTracker(clock=lambda: 0.0, tz=tz, cdr_events="off")
+        tracker.feed(dial_begin() | {"Timestamp": f"{EPOCH:.6f}"})
+        tracker.feed(dial_end("ANSWER") | {"Timestamp": f"{EPOCH + 2.25:.6f}"})
+        [ended] = tracker.feed(hangup() | {"Timestamp": f"{EPOCH + 12.0:.6f}"})
+        assert ended.settle.start == datetime(2026, 11, 22, 22, 0, 0)
+        assert ended.settle.answer == datetime(2026, 11, 22, 22, 0, 2, 250000)
+        assert ended.settle.billable_seconds == 9
+
+
+class TestMemory:
+    def test_channels_are_forgotten_once_settled(self) -> None:
+        tracker = CallTracker(cdr_events="off")
+        for n in range(100):
+            uid = f"1.{n}"
+            tracker.feed(dial_begin(uid=uid))
+            tracker.feed(hangup(uid=uid))
+        assert tracker._channels == {}
+
+    def test_settled_memory_is_bounded(self) -> None:
+        tracker = CallTracker(remember_settled=10)
+        for n in range(50):
+            tracker.feed(cdr(uid=f"1.{n}"))
+        assert len(tracker._settled._ids) == 10
+
+    def test_too_many_live_channels_drop_the_oldest(self) -> None:
+        tracker = CallTracker(max_channels=3)
+        for n in range(5):
+            tracker.feed(dial_begin(uid=f"1.{n}"))
+        assert tracker.live_uniqueids() == {"1.2", "1.3", "1.4"}
+
+    def test_reconcile_forgets_only_what_ended_in_the_gap(self) -> None:
+        """Not live, not heard of since the reconnect: forgotten. Live or just seen: kept."""
+        tracker = CallTracker()
+        for uid in ("1.1", "1.2", "1.3"):
+            tracker.feed(dial_begin(uid=uid))
+        tracker.begin_session()
+        tracker.feed(dial_begin(uid="1.4"))  # new since the reconnect, after the snapshot
+        tracker.feed(dial_end("ANSWER", uid="1.3"))  # heard of since the reconnect
+        assert tracker.reconcile({"1.1"}) == ["1.2"]
+        assert tracker.live_uniqueids() == {"1.1", "1.3", "1.4"}

@@ -1,0 +1,118 @@
+"""Live calls' holds: reconciled with the PBX after an outage, released or charged by hand."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from coobill.errors import BadRequest, CoobillError
+from coobill.services import extensions, reservations
+from coobill.services.audit import audit
+from coobill.services.commands import SettleCall
+from coobill.services.context import BillingContext
+from tests.conftest import FakeClock
+from tests.services.conftest import authorize, ended, make_extension, make_rate, rows
+
+
+def local(clock: FakeClock, seconds: float = 0) -> datetime:
+    """The clock's time as the ledger records it (the PBX zone is UTC in these tests)."""
+    return clock().replace(tzinfo=None) + timedelta(seconds=seconds)
+
+
+@pytest.fixture
+async def three_live_calls(ctx: BillingContext) -> None:
+    """Three calls of extension 100, each holding 9.05 for three hours of talk."""
+    await make_extension(ctx, "100", balance="30")
+    await make_rate(ctx, "00")
+    for uniqueid in ("c1", "c2", "c3"):
+        await authorize(ctx, uniqueid)
+
+
+@pytest.mark.usefixtures("three_live_calls")
+class TestReconcile:
+    async def test_holds_of_channels_gone_are_flagged_and_still_held(
+        self, ctx: BillingContext, clock: FakeClock
+    ) -> None:
+        settled, flagged = await reservations.reconcile(
+            ctx, {"c2"}, asked_at=local(clock, 10)
+        )
+        assert (settled, sorted(flagged)) == ([], ["c1", "c3"])
+        listed = await reservations.list_held(ctx, state="flagged")
+        assert sorted(h.uniqueid for h in listed) == ["c1", "c3"]
+        assert all(h.note == "channel gone and its end was missed" for h in listed)
+        view = await extensions.show_extension(ctx, "100")
+        assert view.reserved == sum(h.amount for h in await reservations.list_held(ctx))
+
+    async def test_reconciling_again_flags_nothing_twice(
+        self, ctx: BillingContext, clock: FakeClock
+    ) -> None:
+        await reservations.reconcile(ctx, set(), asked_at=local(clock, 10))
+        _, flagged = await reservations.reconcile(ctx, set(), asked_at=local(clock, 20))
+        assert sorted(flagged) == ["c1", "c2", "c3"]
+        assert len(await reservations.list_held(ctx, state="flagged")) == 3
+
+    async def test_holds_newer_than_the_live_list_are_left_alone(
+        self, ctx: BillingContext, clock: FakeClock
+    ) -> None:
+        settled, flagged = await reservations.reconcile(ctx, set(), asked_at=local(clock))
+        assert (settled, flagged) == ([], [])
+        assert {h.state for h in await reservations.list_held(ctx)} == {"held"}
+
+    async def test_a_hold_whose_end_is_in_the_cdr_store_is_settled_from_it(
+        self, ctx: BillingContext, clock: FakeClock
+    ) -> None:
+        async def find_cdr(uniqueid: str) -> SettleCall | None:
+            return ended(uniqueid, billsec=61) if uniqueid == "c1" else None
+
+        settled, flagged = await reservations.reconcile(
+            ctx, set(), asked_at=local(clock, 10), find_cdr=find_cdr
+        )
+        assert (settled, sorted(flagged)) == (["c1"], ["c2", "c3"])
+        assert (await extensions.show_extension(ctx, "100")).balance == Decimal("29.85")
+        assert (await audit(ctx)).ok
+
+
+@pytest.mark.usefixtures("three_live_calls")
+class TestResolvingByHand:
+    async def test_releasing_a_hold_frees_its_funds_without_a_charge(
+        self, ctx: BillingContext
+    ) -> None:
+        await reservations.release(ctx, "c1")
+        assert [h.uniqueid for h in await reservations.list_held(ctx)] == ["c2", "c3"]
+        assert (await extensions.show_extension(ctx, "100")).balance == Decimal("30")
+        assert await rows(ctx, "SELECT count(*) FROM call") == [(0,)]
+
+    async def test_charging_a_hold_settles_the_call_for_that_many_seconds(
+        self, ctx: BillingContext
+    ) -> None:
+        settlement = await reservations.charge(ctx, "c1", 61)
+        assert settlement is not None and settlement.cost == Decimal("0.15")
+        assert (await extensions.show_extension(ctx, "100")).balance == Decimal("29.85")
+        [(evidence, billsec, gated)] = await rows(
+            ctx, "SELECT evidence, billable_seconds, gated FROM call WHERE uniqueid = 'c1'"
+        )
+        assert (evidence, billsec, bool(gated)) == ("manual", 61, True)
+        assert (await audit(ctx)).ok
+
+    async def test_charging_zero_seconds_records_an_unanswered_call(
+        self, ctx: BillingContext
+    ) -> None:
+        settlement = await reservations.charge(ctx, "c1", 0)
+        assert settlement is not None and settlement.cost == 0
+        assert await rows(ctx, "SELECT disposition FROM call") == [("NO ANSWER",)]
+
+    async def test_releasing_or_charging_an_unknown_hold_is_refused(
+        self, ctx: BillingContext
+    ) -> None:
+        with pytest.raises(CoobillError):
+            await reservations.release(ctx, "nope")
+        with pytest.raises(CoobillError):
+            await reservations.charge(ctx, "nope", 10)
+
+    async def test_charging_negative_seconds_is_refused(self, ctx: BillingContext) -> None:
+        with pytest.raises(BadRequest) as caught:
+            await reservations.charge(ctx, "c1", -1)
+        assert caught.value.field == "seconds"
+        assert len(await reservations.list_held(ctx)) == 3

@@ -1,0 +1,134 @@
+"""Billing settings kept in the ledger, and the portal's users."""
+
+from __future__ import annotations
+
+import pytest
+
+from coobill.errors import BadRequest, UnknownUser
+from coobill.services import users
+from coobill.services.context import BillingContext
+from coobill.services.settings import change_settings, get_settings
+
+
+class TestSettings:
+    async def test_the_defaults_bill_in_us_dollars(self, ctx: BillingContext) -> None:
+        current = await get_settings(ctx)
+        assert (current.billing_enabled, current.currency, current.currency_symbol) == (
+            True, "USD", "US$",
+        )
+        assert current.timezone == "UTC"  # set by the fixture
+
+    @pytest.mark.parametrize(
+        ("code", "symbol"),
+        [("USD", "US$"), ("cny", "¥"), ("EUR", "€"), ("GBP", "£"), ("VND", "₫")],
+    )
+    async def test_a_known_currency_brings_its_symbol(
+        self, ctx: BillingContext, code: str, symbol: str
+    ) -> None:
+        current = await change_settings(ctx, currency=code)
+        assert (current.currency, current.currency_symbol) == (code.upper(), symbol)
+
+    async def test_a_known_currency_may_be_given_another_symbol(self, ctx: BillingContext) -> None:
+        current = await change_settings(ctx, currency="USD", symbol="$")
+        assert current.currency_symbol == "$"
+
+    @pytest.mark.parametrize(("code", "stored"), [("other", "OTHER"), ("jpy", "JPY")])
+    async def test_another_currency_is_kept_with_its_symbol(
+        self, ctx: BillingContext, code: str, stored: str
+    ) -> None:
+        current = await change_settings(ctx, currency=code, symbol=" 円 ")
+        assert (current.currency, current.currency_symbol) == (stored, "円")
+
+    async def test_another_currency_without_a_symbol_is_refused(
+        self, ctx: BillingContext
+    ) -> None:
+        with pytest.raises(BadRequest) as caught:
+            await change_settings(ctx, currency="JPY")
+        assert caught.value.field == "symbol"
+
+    @pytest.mark.parametrize("code", ["US", "DOLLARS", "12$", ""])
+    async def test_a_code_that_is_no_currency_is_refused(
+        self, ctx: BillingContext, code: str
+    ) -> None:
+        with pytest.raises(BadRequest) as caught:
+            await change_settings(ctx, currency=code, symbol="x")
+        assert caught.value.field == "currency"
+
+    async def test_the_symbol_alone_may_change_but_not_to_nothing(
+        self, ctx: BillingContext
+    ) -> None:
+        assert (await change_settings(ctx, symbol="$")).currency_symbol == "$"
+        with pytest.raises(BadRequest) as caught:
+            await change_settings(ctx, symbol="  ")
+        assert caught.value.field == "symbol"
+
+    async def test_the_time_zone_and_billing_switch_are_kept(self, ctx: BillingContext) -> None:
+        current = await change_settings(ctx, billing="off", timezone="Asia/Shanghai")
+        assert (current.billing_enabled, current.timezone) == (False, "Asia/Shanghai")
+        assert await get_settings(ctx) == current
+
+    @pytest.mark.parametrize(
+        ("changes", "field"),
+        [({"timezone": "Mars/Olympus"}, "timezone"), ({"timezone": "../etc"}, "timezone"),
+         ({"billing": "maybe"}, "billing")],
+    )
+    async def test_a_bad_setting_is_refused_and_nothing_changes(
+        self, ctx: BillingContext, changes: dict[str, str], field: str
+    ) -> None:
+        before = await get_settings(ctx)
+        with pytest.raises(BadRequest) as caught:
+            await change_settings(ctx, currency="EUR", **changes)
+        assert caught.value.field == field
+        assert await get_settings(ctx) == before
+
+
+class TestUsers:
+    async def test_an_added_user_can_log_in_with_the_password(self, ctx: BillingContext) -> None:
+        added = await users.add_user(ctx, "alice", "correct horse", "billing")
+        assert (added.name, added.role, added.language) == ("alice", "billing", "en")
+        assert await users.authenticate(ctx, "alice", "correct horse") == added
+        assert await users.get_user(ctx, added.id) == added
+        assert await users.count_users(ctx) == 1
+
+    async def test_a_wrong_password_or_unknown_name_does_not_log_in(
+        self, ctx: BillingContext
+    ) -> None:
+        await users.add_user(ctx, "alice", "correct horse", "admin")
+        assert await users.authenticate(ctx, "alice", "wrong horse") is None
+        assert await users.authenticate(ctx, "mallory", "correct horse") is None
+        assert await users.authenticate(ctx, "alice", "") is None
+
+    async def test_the_password_is_stored_hashed(self, ctx: BillingContext) -> None:
+        from tests.services.conftest import rows
+
+        await users.add_user(ctx, "alice", "correct horse", "admin")
+        [(stored,)] = await rows(ctx, "SELECT password_hash FROM portal_user")
+        assert "correct horse" not in stored and stored.startswith("$argon2")
+
+    async def test_a_second_user_of_the_same_name_is_refused(self, ctx: BillingContext) -> None:
+        await users.add_user(ctx, "alice", "correct horse", "billing")
+        with pytest.raises(BadRequest) as caught:
+            await users.add_user(ctx, "alice", "another one", "admin")
+        assert caught.value.field == "name"
+        assert await users.count_users(ctx) == 1
+
+    @pytest.mark.parametrize(
+        ("name", "password", "role", "field"),
+        [("bob", "long enough", "root", "role"), ("bob", "short", "admin", "password"),
+         ("bob smith", "long enough", "admin", "name"), ("", "long enough", "admin", "name")],
+    )
+    async def test_a_bad_user_is_refused_by_its_field(
+        self, ctx: BillingContext, name: str, password: str, role: str, field: str
+    ) -> None:
+        with pytest.raises(BadRequest) as caught:
+            await users.add_user(ctx, name, password, role)
+        assert caught.value.field == field
+        assert await users.count_users(ctx) == 0
+
+    async def test_a_user_chooses_a_portal_language(self, ctx: BillingContext) -> None:
+        added = await users.add_user(ctx, "alice", "correct horse", "billing")
+        assert (await users.set_language(ctx, added.id, "zh")).language == "zh"
+        with pytest.raises(BadRequest):
+            await users.set_language(ctx, added.id, "fr")
+        with pytest.raises(UnknownUser):
+            await users.set_language(ctx, 404, "en")
