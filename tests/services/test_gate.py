@@ -122,20 +122,18 @@ class TestNoRate:
 
 
 class TestWindows:
-    @pytest.mark.parametrize(
-        ("local", "expected"),
-        [("07:59", "night"), ("08:00", "day"), ("17:59", "day"), ("18:00", "night"),
-         ("23:59", "night"), ("00:00", "night")],
-    )
     async def test_the_rate_whose_window_holds_the_local_time_applies(
-        self, ctx: BillingContext, clock: FakeClock, local: str, expected: str
+        self, ctx: BillingContext, clock: FakeClock
     ) -> None:
+        """Both ends of a window are included, and a window may cross midnight."""
         await make_extension(ctx, "100", balance="10")
-        await make_rate(ctx, "00", start="08:00", end="17:59", remark="day")
-        await make_rate(ctx, "00", start="18:00", end="07:59", remark="night")
-        ids = {v.fields.remark: v.id for v in await _all_rates(ctx)}
-        clock.set_local(local)
-        assert (await authorize(ctx, "c1")).rate_id == ids[expected]
+        day = await make_rate(ctx, "00", start="08:00", end="17:59", remark="day")
+        night = await make_rate(ctx, "00", start="18:00", end="07:59", remark="night")
+        expected = {"07:59": night, "08:00": day, "17:59": day, "18:00": night,
+                    "23:59": night, "00:00": night}
+        for local, rate in expected.items():
+            clock.set_local(local)
+            assert (await authorize(ctx, f"c-{local}")).rate_id == rate.id, local
 
     async def test_windows_are_read_in_the_pbx_time_zone(
         self, ctx: BillingContext, clock: FakeClock
@@ -189,24 +187,17 @@ class TestFunds:
         verdict = await authorize(ctx, "c1")
         assert (verdict.allowed, verdict.limit_seconds, verdict.held) == (True, 10800, 0)
 
-    @pytest.mark.parametrize(
-        ("balance", "credit", "allowed"),
-        [("0.0999", "0", False), ("0", "0.0999", False), ("0.1", "0", True),
-         ("0.05", "0.05", True)],
-    )
-    async def test_funds_below_the_initial_cost_are_denied(
-        self, ctx: BillingContext, balance: str, credit: str, allowed: bool
-    ) -> None:
-        await make_extension(ctx, "100", balance=balance, credit=credit)
+    async def test_funds_below_the_initial_cost_are_denied(self, ctx: BillingContext) -> None:
+        """The initial cost is 0.10: balance and credit count together."""
         await make_rate(ctx, "00")
-        verdict = await authorize(ctx, "c1")
-        assert (verdict.allowed, verdict.reason) == (
-            (True, Reason.OK) if allowed else (False, Reason.NO_FUNDS)
-        )
-        if allowed:
-            assert verdict.limit_seconds == 60
-        else:
-            assert await holds(ctx) == []
+        cases = [("200", "0.0999", "0", False), ("201", "0", "0.0999", False),
+                 ("202", "0.1", "0", True), ("203", "0.05", "0.05", True)]
+        for number, balance, credit, allowed in cases:
+            await make_extension(ctx, number, balance=balance, credit=credit)
+            verdict = await authorize(ctx, f"c{number}", number)
+            expected = (True, Reason.OK, 60) if allowed else (False, Reason.NO_FUNDS, None)
+            assert (verdict.allowed, verdict.reason, verdict.limit_seconds) == expected, number
+        assert [u for u, _, _ in await holds(ctx)] == ["c202", "c203"]
 
     async def test_without_an_initial_cost_the_funds_must_buy_one_period(
         self, ctx: BillingContext
@@ -270,8 +261,3 @@ class TestFunds:
         assert label == f"#{view.id} 00 intl"
         assert limit == max_duration(TARIFF, Decimal("10"), 10800)
 
-
-async def _all_rates(ctx: BillingContext):  # type: ignore[no-untyped-def]
-    from coobill.services.rates import list_rates
-
-    return await list_rates(ctx)

@@ -293,6 +293,10 @@ class CallTracker:
             del self._channels[uid]
         return lost
 
+    def knows_dialling(self, uniqueid: str) -> bool:
+        """Whether `uniqueid` dialled (in progress, awaiting its Cdr, or settled)."""
+        return uniqueid in self._channels or uniqueid in self._settled
+
     def live_uniqueids(self) -> set[str]:
         """Dialling channels that have not hung up yet."""
         return {uid for uid, ch in self._channels.items() if ch.hung_up_at is None}

@@ -54,6 +54,9 @@ _panoramisk_log = logging.getLogger("coobill.ami.panoramisk")
 
 OnCallEnded = Callable[[EndedCall], Awaitable[None]]
 OnReconciled = Callable[[set[str]], Awaitable[None]]
+# A channel hung up that the tracker never saw dial: a gated call that never went out
+# (the caller gave up during an announcement, the dialplan took another branch).
+OnHangup = Callable[[str], Awaitable[None]]
 AmiReply: TypeAlias = "Message | list[Message]"
 
 # The events the tracker reads; the rest are not even queued.
@@ -288,6 +291,7 @@ class AmiFollower:
         *,
         on_call_ended: OnCallEnded,
         on_reconciled: OnReconciled,
+        on_hangup_without_dial: OnHangup | None = None,
         tracker: CallTracker | None = None,
         cdr_events: CdrMode = "auto",
         cdr_grace_seconds: float = 5.0,
@@ -306,6 +310,7 @@ class AmiFollower:
         self._secret = secret
         self._on_call_ended = on_call_ended
         self._on_reconciled = on_reconciled
+        self._on_hangup_without_dial = on_hangup_without_dial
         self.tracker = tracker or CallTracker(
             clock=clock, tz=tz, cdr_events=cdr_events, cdr_grace_seconds=cdr_grace_seconds
         )
@@ -455,6 +460,10 @@ class AmiFollower:
         else:
             assert isinstance(item, Message)
             ended = self.tracker.feed(item)
+            if self._on_hangup_without_dial is not None and item.get("Event") == "Hangup":
+                uniqueid = item.get("Uniqueid", "")
+                if uniqueid and not self.tracker.knows_dialling(uniqueid):
+                    await self._on_hangup_without_dial(uniqueid)
         for call in ended:
             await self._hand_over(call)
 

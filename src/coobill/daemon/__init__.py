@@ -23,6 +23,7 @@ from coobill.config import Settings, load_settings
 from coobill.daemon.pbx import PbxLink, add_phones
 from coobill.logs import configure_logging
 from coobill.metrics import Metrics
+from coobill.services.commands import Settlement
 from coobill.services.context import BillingContext
 from coobill.services.gate import authorize_call
 from coobill.services.settings import get_settings
@@ -52,8 +53,11 @@ class Daemon:
     follower: AmiFollower | None = None
     web: object | None = None
     _web_task: asyncio.Task[None] | None = None
+    pbx: PbxLink | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _reloading: asyncio.Event = field(default_factory=asyncio.Event)
+    settled_count: int = 0
+    _settled: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> None:
         self.ctx = self.ctx or bootstrap(self.settings)
@@ -78,7 +82,7 @@ class Daemon:
 
     async def _start_follower(self, ctx: BillingContext) -> None:
         ami = self.settings.ami
-        link = PbxLink(ctx, on_settled=self.metrics.observe_settlement)
+        link = self.pbx = PbxLink(ctx, on_settled=self._settlement_done)
         tz = ZoneInfo((await get_settings(ctx)).timezone)
 
         async def reconciled(live: set[str]) -> None:
@@ -93,10 +97,23 @@ class Daemon:
         self.follower = AmiFollower(
             ami.host, ami.port, ami.username, ami.secret,
             on_call_ended=link.call_ended, on_reconciled=reconciled,
+            on_hangup_without_dial=link.hangup_without_dial,
             cdr_events=ami.cdr_events, cdr_grace_seconds=ami.cdr_grace_seconds, tz=tz,
             phone_pattern=ami.phone_pattern, reconnect_seconds=ami.reconnect_seconds,
         )
         await self.follower.start()
+
+    def _settlement_done(self, settlement: Settlement | None) -> None:
+        self.metrics.observe_settlement(settlement)
+        self.settled_count += 1
+        self._settled.set()
+
+    async def until_settled(self, count: int, timeout: float = 10.0) -> None:
+        """Wait until `count` ended calls have been handed to settlement since start."""
+        async with asyncio.timeout(timeout):
+            while self.settled_count < count:
+                self._settled.clear()
+                await self._settled.wait()
 
     async def _start_web(self, ctx: BillingContext) -> None:
         import uvicorn
@@ -183,6 +200,8 @@ class Daemon:
             await self.gate.close(drain_timeout=self.settings.agi.deadline_seconds)
         if self.follower is not None:
             await asyncio.shield(self.follower.stop(drain_seconds=10.0))
+        if self.pbx is not None:
+            await self.pbx.close()
         if self.web is not None and self._web_task is not None:
             self.web.should_exit = True  # type: ignore[attr-defined]
             with contextlib.suppress(asyncio.CancelledError):

@@ -18,7 +18,7 @@ from coobill.ami.follower import AmiConnection
 from coobill.services.commands import Disposition, SettleCall, Settlement
 from coobill.services.context import BillingContext
 from coobill.services.extensions import ensure_extensions
-from coobill.services.reservations import reconcile
+from coobill.services.reservations import reconcile, release_if_unsettled
 from coobill.services.settings import get_settings
 from coobill.services.settlement import settle_call
 
@@ -43,6 +43,7 @@ class PbxLink:
     ) -> None:
         self.ctx = ctx
         self.max_retry_delay = 5.0
+        self.pending_releases: set[asyncio.Task[None]] = set()
         self._on_settled = on_settled
         self.endpoints = endpoints
 
@@ -61,6 +62,24 @@ class PbxLink:
                 delay = min(delay * 2, self.max_retry_delay)
         if self._on_settled is not None:
             self._on_settled(settlement)
+
+    async def hangup_without_dial(self, uniqueid: str) -> None:
+        """Release, after the Cdr grace period, the hold of a channel that hung up without
+        dialling. The wait lets a dialled call the tracker does not know (a restart in the
+        middle of it) be settled by its Cdr first; then nothing is left to release."""
+        task = asyncio.create_task(self._release_later(uniqueid), name=f"release-{uniqueid}")
+        self.pending_releases.add(task)
+        task.add_done_callback(self.pending_releases.discard)
+
+    async def _release_later(self, uniqueid: str) -> None:
+        await asyncio.sleep(self.ctx.config.ami.cdr_grace_seconds)
+        if await release_if_unsettled(self.ctx, uniqueid):
+            log.info("settlement.released uniqueid=%s reason=never_dialled", uniqueid)
+
+    async def close(self) -> None:
+        for task in list(self.pending_releases):
+            task.cancel()
+        await asyncio.gather(*self.pending_releases, return_exceptions=True)
 
     async def reconciled(self, live: set[str]) -> None:
         settings = await get_settings(self.ctx)

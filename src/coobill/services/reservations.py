@@ -123,6 +123,22 @@ async def release(ctx: BillingContext, uniqueid: str) -> None:
     log.info("settlement.released uniqueid=%s by=billing_user", uniqueid)
 
 
+async def release_if_unsettled(ctx: BillingContext, uniqueid: str) -> bool:
+    """Release the hold of a call that never dialled; False when there is none (settled)."""
+    def work(session):  # type: ignore[no-untyped-def]
+        held = session.execute(
+            select(Reservation.id, Reservation.extension_id, Reservation.amount)
+            .where(Reservation.uniqueid == uniqueid)
+        ).first()
+        if held is None:
+            return False
+        ledger.release_hold(session, held.extension_id, held.amount)
+        session.execute(delete(Reservation).where(Reservation.id == held.id))
+        return True
+
+    return await ctx.uow.run(work)
+
+
 async def charge(ctx: BillingContext, uniqueid: str, seconds: int) -> Settlement | None:
     """Resolve a hold by charging `seconds` of talk at the price the call was allowed at."""
     if seconds < 0:
