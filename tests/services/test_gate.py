@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 from decimal import Decimal
 
-import pytest
 
 from coobill.config import BillingConfig
 from coobill.rating import Tariff, cost, max_duration

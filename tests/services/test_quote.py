@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -51,18 +52,16 @@ class TestQuote:
         await make_rate(ctx, "00")
         assert (await rates.quote(ctx, "100", "0012345678")).limit_seconds == 0
 
-    @pytest.mark.parametrize(
-        ("number", "kwargs", "field"),
-        [("00-12", {}, "number"), ("", {}, "number"), ("0012", {"at": "25:00"}, "at"),
-         ("0012", {"seconds": -1}, "seconds")],
-    )
-    async def test_a_bad_quote_is_refused_by_its_field(
-        self, ctx: BillingContext, number: str, kwargs: dict, field: str  # type: ignore[type-arg]
-    ) -> None:
+    async def test_a_bad_quote_is_refused_by_its_field(self, ctx: BillingContext) -> None:
         await make_extension(ctx, "100")
-        with pytest.raises(BadRequest) as caught:
-            await rates.quote(ctx, "100", number, **kwargs)
-        assert caught.value.field == field
+        cases: list[tuple[str, dict[str, Any], str]] = [
+            ("00-12", {}, "number"), ("", {}, "number"), ("0012", {"at": "25:00"}, "at"),
+            ("0012", {"seconds": -1}, "seconds"),
+        ]
+        for number, kwargs, field in cases:
+            with pytest.raises(BadRequest) as caught:
+                await rates.quote(ctx, "100", number, **kwargs)
+            assert caught.value.field == field, (number, kwargs)
 
     async def test_a_quote_for_an_unknown_extension_raises_unknown_extension(
         self, ctx: BillingContext

@@ -9,7 +9,7 @@ import pytest
 from coobill.errors import BadRequest
 from coobill.services import rates
 from coobill.services.context import BillingContext
-from tests.services.conftest import make_extension, make_rate
+from tests.services.conftest import make_extension, make_rate, rows
 
 HEADER = "enabled,remark,prefix,length,initial_cost,initial_time,rate,period,start,end,extensions"
 
@@ -48,26 +48,24 @@ class TestImport:
         [view] = await rates.list_rates(ctx)
         assert (view.fields.enabled, view.fields.remark) == (True, "")
 
-    @pytest.mark.parametrize(
-        ("bad_line", "field"),
-        [
+    async def test_one_bad_row_imports_nothing_and_names_its_line(
+        self, ctx: BillingContext
+    ) -> None:
+        await make_rate(ctx, "9")
+        good = "1,,00,0,0.1,60,0.05,60,00:00,23:59,*"
+        bad_rows = [
             ("1,,00x,0,0.1,60,0.05,60,00:00,23:59,*", "prefix"),
             ("1,,00,0,-0.1,60,0.05,60,00:00,23:59,*", "initial_cost"),
             ("1,,00,0,0.1,60,0.05,0,00:00,23:59,*", "period"),
             ("1,,00,0,0.1,60,0.05,60,25:00,23:59,*", "start"),
             ("maybe,,00,0,0.1,60,0.05,60,00:00,23:59,*", "enabled"),
             ("1,,00,0,0.1,60,0.05,60,00:00,23:59,", "extensions"),
-        ],
-    )
-    async def test_one_bad_row_imports_nothing_and_names_its_line(
-        self, ctx: BillingContext, bad_line: str, field: str
-    ) -> None:
-        await make_rate(ctx, "9")
-        good = "1,,00,0,0.1,60,0.05,60,00:00,23:59,*"
-        with pytest.raises(BadRequest) as caught:
-            await rates.import_rates(ctx, deck(good, good, bad_line, good), replace=True)
-        assert str(caught.value).startswith("csv line 4: ")
-        assert caught.value.field == field
+        ]
+        for bad_row, field in bad_rows:
+            with pytest.raises(BadRequest) as caught:
+                await rates.import_rates(ctx, deck(good, good, bad_row, good), replace=True)
+            assert str(caught.value).startswith("csv line 4: "), bad_row
+            assert caught.value.field == field, bad_row
         assert [v.fields.prefix for v in await rates.list_rates(ctx)] == ["9"]
 
     async def test_a_deck_naming_an_unknown_extension_imports_nothing(
@@ -129,7 +127,9 @@ class TestCarrierDeck:
         ]
         await make_extension(ctx, "100", balance="100")
         assert await rates.import_rates(ctx, deck(*lines)) == 20_001
-        assert len(await rates.list_rates(ctx)) == 20_001
+        assert await rows(ctx, "SELECT count(*), count(DISTINCT prefix) FROM rate") == [
+            (20_001, 20_001)
+        ]
         for i in (0, 7, 12_345, 19_999):
             q = await rates.quote(ctx, "100", f"00{i:05d}4567", seconds=61)
             assert q.rate is not None and q.rate.remark == f"dest {i}"

@@ -65,15 +65,15 @@ class TestCallRecords:
         assert await call_ids(ctx, Period.parse("2026-12-01", None)) == ["c6", "c5"]
         assert await call_ids(ctx, Period.parse(None, "2026-10-31")) == ["c1"]
 
-    @pytest.mark.parametrize(
-        ("keyword", "expected"),
-        [("alice", ["c6", "c4", "c2", "c1"]), ("MART", ["c6", "c4", "c2", "c1"]),
-         ("101", ["c5", "c3"]), ("bob", ["c5", "c3"]), ("%", []), ("zed", [])],
-    )
     async def test_a_keyword_matches_part_of_the_extension_or_name_in_any_case(
-        self, ctx: BillingContext, keyword: str, expected: list[str]
+        self, ctx: BillingContext
     ) -> None:
-        assert await call_ids(ctx, keyword=keyword) == expected
+        expected = {
+            "alice": ["c6", "c4", "c2", "c1"], "MART": ["c6", "c4", "c2", "c1"],
+            "101": ["c5", "c3"], "bob": ["c5", "c3"], "%": [], "_": [], "zed": [],
+        }
+        for keyword, uniqueids in expected.items():
+            assert await call_ids(ctx, keyword=keyword) == uniqueids, keyword
 
     async def test_a_page_of_calls_carries_the_total(self, ctx: BillingContext) -> None:
         page, total = await reports.list_calls(ctx, offset=2, limit=2)

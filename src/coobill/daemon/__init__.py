@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -57,6 +58,7 @@ class Daemon:
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _reloading: asyncio.Event = field(default_factory=asyncio.Event)
     settled_count: int = 0
+    reconciled_count: int = 0
     _settled: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> None:
@@ -89,6 +91,8 @@ class Daemon:
             assert self.follower is not None
             self.metrics.ami_reconnects.set(self.follower.reconnects)
             await link.reconciled(live)
+            self.reconciled_count += 1
+            self._settled.set()
             try:
                 await add_phones(ctx, await self.follower.list_endpoints())
             except Exception as exc:  # a PBX without PJSIP/SIP listings still bills
@@ -110,8 +114,15 @@ class Daemon:
 
     async def until_settled(self, count: int, timeout: float = 10.0) -> None:
         """Wait until `count` ended calls have been handed to settlement since start."""
+        await self._until(lambda: self.settled_count >= count, timeout)
+
+    async def until_reconciled(self, count: int, timeout: float = 10.0) -> None:
+        """Wait until holds were reconciled with the PBX `count` times (once per login)."""
+        await self._until(lambda: self.reconciled_count >= count, timeout)
+
+    async def _until(self, done: Callable[[], bool], timeout: float) -> None:
         async with asyncio.timeout(timeout):
-            while self.settled_count < count:
+            while not done():
                 self._settled.clear()
                 await self._settled.wait()
 

@@ -1,0 +1,247 @@
+"""Outages: the daemon killed with SIGKILL mid-call and restarted, the AMI connection lost
+mid-call, a call whose end was missed. Nothing is lost, nothing is charged twice."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import signal
+import sys
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from coobill.bootstrap import bootstrap
+from coobill.config import Settings
+from coobill.daemon import Daemon
+from coobill.services.audit import audit
+from coobill.services.context import BillingContext
+from coobill.services.extensions import ExtensionChanges, recharge, set_extension, show_extension
+from coobill.services.rate_fields import check_rate_fields
+from coobill.services.rates import add_rate
+from coobill.services.reports import list_calls
+from coobill.services.reservations import charge, list_held
+from coobill.services.settings import change_settings
+from tests.fakes.ami_server import PJSIP, FakeAmiServer, Frame, event_frames, read_trace, reply_frames
+from tests.fakes.asterisk_agi import FakeAsterisk, load_trace_env
+
+ALICE = "1795610072.0"  # sip_answered: 6 billable seconds
+BOB = "1795610072.2"  # sip_cut_by_limit: 4 billable seconds
+WAIT = 20.0
+
+
+def trace() -> list[Frame]:
+    return read_trace(PJSIP / "ami-all.txt")
+
+
+def live_channels(uniqueids: set[str]) -> list[Frame]:
+    recorded = [f for f in reply_frames(trace(), "live") if f.event == "CoreShowChannel"]
+    return [f for f in recorded if f.get("Linkedid") in uniqueids]
+
+
+async def funded(ctx: BillingContext) -> None:
+    for ext in ("100", "101", "102"):
+        await set_extension(ctx, ext, ExtensionChanges(billing=True))
+        await recharge(ctx, [ext], "50")
+    await add_rate(ctx, check_rate_fields(prefix="9", number_length=0, initial_cost="0",
+                                          initial_seconds=0, rate="0.01", period_seconds=1,
+                                          extensions="*"))
+
+
+async def gate_call(port: int, scenario: str) -> dict[str, str]:
+    seen = await FakeAsterisk(load_trace_env(PJSIP / f"agi-{scenario}.txt")).call(port)
+    return seen.variables
+
+
+@pytest.fixture
+async def sqlite_ctx(sqlite_template: Path, tmp_path: Path, clock) -> AsyncIterator[BillingContext]:  # type: ignore[no-untyped-def]
+    path = tmp_path / "ledger.db"
+    shutil.copy(sqlite_template, path)
+    context = bootstrap(Settings(database={"url": f"sqlite+aiosqlite:///{path}"}), clock=clock)
+    await change_settings(context, timezone="UTC")
+    yield context
+    await context.uow.dispose()
+
+
+@pytest.fixture
+async def fake_ami() -> AsyncIterator[FakeAmiServer]:
+    server = await FakeAmiServer(secret="lab-secret").start()
+    yield server
+    await server.close()
+
+
+class DaemonProcess:
+    """`coobill run` in a process of its own, read line by line from its log."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.proc: asyncio.subprocess.Process | None = None
+        self.lines: list[str] = []
+        self.gate_port = 0
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "coobill.cli.main", "run", env=self.env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        line = await self.until("daemon.ready")
+        port = next(re.search(r"gate.listening .*port=(\d+)", ln) for ln in self.lines
+                    if "gate.listening" in ln)
+        assert port and line
+        self.gate_port = int(port.group(1))
+
+    async def until(self, fragment: str) -> str:
+        assert self.proc is not None and self.proc.stderr is not None
+        async with asyncio.timeout(WAIT):
+            while True:
+                raw = await self.proc.stderr.readline()
+                if not raw:
+                    raise AssertionError(f"daemon exited before {fragment!r}:\n" + "".join(self.lines))
+                self.lines.append(raw.decode())
+                if fragment in self.lines[-1]:
+                    return self.lines[-1]
+
+    async def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        await self.proc.wait()
+
+    async def terminate(self) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(WAIT):
+            while await self.proc.stderr.readline():  # type: ignore[union-attr]
+                pass
+            return await self.proc.wait()
+
+
+class TestAKilledDaemon:
+    async def test_a_call_live_across_a_sigkill_and_restart_is_debited_exactly_once(
+        self, sqlite_ctx: BillingContext, fake_ami: FakeAmiServer
+    ) -> None:
+        """On SQLite: the daemon runs as `coobill run` in a process of its own, configured by
+        COOBILL_* variables, which cannot name the test's PostgreSQL schema."""
+        ctx = sqlite_ctx
+        url = str(ctx.uow.engine.url)
+        await funded(ctx)
+        env = {**os.environ, "COOBILL_DATABASE__URL": url, "COOBILL_AGI__PORT": "0",
+               "COOBILL_WEB__ENABLED": "false", "COOBILL_AMI__PORT": str(fake_ami.port),
+               "COOBILL_AMI__SECRET": "lab-secret", "COOBILL_AMI__CDR_EVENTS": "on",
+               "COOBILL_AMI__RECONNECT_SECONDS": "0.05", "COOBILL_LOG__LEVEL": "INFO"}
+        events = event_frames(trace())
+        first = DaemonProcess(env)
+        await first.start()
+        await fake_ami.next_login()
+        assert (await gate_call(first.gate_port, "sip_answered"))["COOBILL_RESULT"] == "ALLOW"
+        await fake_ami.send_events(f for f in events if f.t < 5)  # Alice is talking
+        await first.kill()
+
+        fake_ami.live_channels = live_channels({ALICE})
+        second = DaemonProcess(env)
+        await second.start()
+        await fake_ami.next_login()
+        await second.until("settlement.reconciled")
+        await fake_ami.send_events(f for f in events if f.t >= 5)  # ... and hangs up
+        await second.until(f"settlement.debit uniqueid={ALICE}")
+        await fake_ami.send_events(events)  # the whole stream again: nothing more to debit
+        assert await second.terminate() == 0
+
+        calls = {c.uniqueid: c for c in (await list_calls(ctx))[0]}
+        assert calls[ALICE].billable_seconds == 6 and calls[ALICE].cost == Decimal("0.06")
+        assert (await show_extension(ctx, "100")).balance == Decimal("49.94")
+        assert (await show_extension(ctx, "100")).reserved == 0
+        assert (await audit(ctx)).ok
+
+
+async def start_daemon(ctx: BillingContext, fake_ami: FakeAmiServer, **ami: object) -> Daemon:
+    settings = Settings(
+        database={"url": str(ctx.uow.engine.url)}, agi={"port": 0}, web={"enabled": False},
+        ami={"port": fake_ami.port, "secret": "lab-secret", "cdr_events": "on",
+             "reconnect_seconds": 0.05, **ami})
+    ctx.config = settings
+    daemon = Daemon(settings, ctx=ctx)
+    await daemon.start()
+    return daemon
+
+
+class TestAmiLost:
+    async def test_holds_survive_a_dropped_connection_and_calls_end_once(
+        self, ctx: BillingContext, fake_ami: FakeAmiServer
+    ) -> None:
+        await funded(ctx)
+        fake_ami.live_channels = live_channels({ALICE, BOB})
+        daemon = await start_daemon(ctx, fake_ami)
+        try:
+            await fake_ami.next_login()
+            await gate_call(daemon.gate.port, "sip_answered")  # type: ignore[union-attr]
+            await gate_call(daemon.gate.port, "sip_cut_by_limit")  # type: ignore[union-attr]
+            events = event_frames(trace())
+            await fake_ami.send_events(f for f in events if f.t < 5)
+            fake_ami.drop()
+            await fake_ami.next_login()
+            held = {h.uniqueid for h in await list_held(ctx)}
+            assert {ALICE, BOB} <= held  # still held while AMI was away
+            await fake_ami.send_events(f for f in events if f.t >= 5)
+            await daemon.until_settled(2)
+            assert daemon.follower is not None and daemon.follower.reconnects >= 1
+        finally:
+            await daemon.stop()
+        calls = {c.uniqueid: c for c in (await list_calls(ctx))[0]}
+        assert (calls[ALICE].billable_seconds, calls[BOB].billable_seconds) == (6, 4)
+        assert (await audit(ctx)).ok
+
+    async def test_a_call_that_ended_unseen_is_flagged_then_resolved_by_a_billing_user(
+        self, ctx: BillingContext, fake_ami: FakeAmiServer
+    ) -> None:
+        await funded(ctx)
+        daemon = await start_daemon(ctx, fake_ami)
+        try:
+            await fake_ami.next_login()
+            await gate_call(daemon.gate.port, "sip_answered")  # type: ignore[union-attr]
+            ctx.clock = _later(ctx.clock, 30)  # the reconnect comes well after the hold
+            fake_ami.drop()  # ... and Alice's call ends while nobody listens
+            await fake_ami.next_login()
+            await daemon.until_reconciled(2)
+        finally:
+            await daemon.stop()
+        flagged = await list_held(ctx, state="flagged")
+        assert [h.uniqueid for h in flagged] == [ALICE]
+        assert (await show_extension(ctx, "100")).balance == Decimal("50")  # not charged silently
+        result = await charge(ctx, ALICE, 6)
+        assert result is not None and result.cost == Decimal("0.06")
+        assert (await show_extension(ctx, "100")).reserved == 0
+        assert (await audit(ctx)).ok
+
+    async def test_a_missed_end_is_settled_from_asterisks_cdr_store(
+        self, ctx: BillingContext, fake_ami: FakeAmiServer, tmp_path: Path
+    ) -> None:
+        master = tmp_path / "Master.csv"
+        master.write_text(
+            '"","100","9138000001","sipphones","""Alice"" <100>","PJSIP/100-00000000",'
+            '"PJSIP/carrier-a-00000001","Dial","PJSIP/138000001@carrier-a,20,L(30000)",'
+            '"2026-11-25 12:34:32","2026-11-25 12:34:33","2026-11-25 12:34:39",7,6,'
+            f'"ANSWERED","DOCUMENTATION","{ALICE}"\n')
+        await funded(ctx)
+        daemon = await start_daemon(ctx, fake_ami, cdr_csv_path=str(master))
+        try:
+            await fake_ami.next_login()
+            await gate_call(daemon.gate.port, "sip_answered")  # type: ignore[union-attr]
+            ctx.clock = _later(ctx.clock, 30)
+            fake_ami.drop()
+            await fake_ami.next_login()
+            await daemon.until_reconciled(2)
+        finally:
+            await daemon.stop()
+        calls = {c.uniqueid: c for c in (await list_calls(ctx))[0]}
+        assert calls[ALICE].billable_seconds == 6 and calls[ALICE].trunk == "carrier-a"
+        assert (await show_extension(ctx, "100")).balance == Decimal("49.94")
+        assert (await audit(ctx)).ok
+
+
+def _later(clock, seconds: float):  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    return lambda: clock() + timedelta(seconds=seconds)
