@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 from decimal import Decimal
 
-
 from coobill.config import BillingConfig
 from coobill.rating import Tariff, cost, max_duration
 from coobill.services import extensions

@@ -84,16 +84,37 @@ class AmiNotConnected(AmiError):
 
 
 class _Protocol(AMIProtocol):  # type: ignore[misc]
-    """panoramisk's protocol, fed only whole UTF-8 characters."""
+    """panoramisk's protocol, fed only whole UTF-8 characters and only the frames we read.
+
+    A busy PBX sends many events the tracker never looks at (Newstate, DialState, BridgeLeave,
+    VarSet for users with read=dialplan...). Frames are cut here, and an event that is neither
+    tracked nor the answer to one of our actions (no ActionID) is dropped before panoramisk
+    parses it into a Message: most of the cost of a frame is that parse.
+    """
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self._utf8 = codecs.getincrementaldecoder("utf-8")("replace")
+        self._pending = ""
 
     def data_received(self, data: bytes) -> None:
-        text = self._utf8.decode(data)
-        if text:
-            super().data_received(text.encode("utf-8"))
+        text = self._pending + self._utf8.decode(data)
+        frames = text.split("\r\n\r\n")
+        self._pending = frames.pop()
+        wanted = [f for f in frames if _wanted(f)]
+        if wanted:
+            super().data_received("".join(f + "\r\n\r\n" for f in wanted).encode("utf-8"))
+
+
+_KEPT_EVENTS = frozenset(e.lower() for e in (*TRACKED_EVENTS, "Shutdown", "FullyBooted"))
+
+
+def _wanted(frame: str) -> bool:
+    head = frame.lstrip()
+    if not head.startswith("Event:"):
+        return True  # a Response, the banner
+    name = head[6:head.find("\r\n") if "\r\n" in head else None].strip().lower()
+    return name in _KEPT_EVENTS or "\nActionID:" in frame
 
 
 class _SessionManager(Manager):  # type: ignore[misc]

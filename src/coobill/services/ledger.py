@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from coobill.errors import UnknownExtension
 from coobill.storage.tables import Extension, LedgerEntry, Money
@@ -22,6 +22,15 @@ from sqlalchemy.orm import Session
 RECHARGE = "recharge"
 CALL_DEBIT = "call_debit"
 ADJUSTMENT = "adjustment"
+
+
+_MOVE_BALANCE = (
+    update(Extension.__table__)
+    .where(Extension.__table__.c.id == bindparam("extension_id"))
+    .values(balance=Extension.__table__.c.balance + bindparam("amount", type_=Money()))
+    .returning(Extension.__table__.c.balance)
+)
+_NEW_ENTRY = insert(LedgerEntry.__table__)
 
 
 def post_entry(
@@ -35,24 +44,13 @@ def post_entry(
     who: str = "",
 ) -> tuple[Decimal, Decimal]:
     """Add `amount` (signed) to a balance; returns (balance before, balance after)."""
-    stmt = (
-        update(Extension)
-        .where(Extension.id == extension_id)
-        .values(balance=Extension.balance + amount)
-        .returning(Extension.balance)
-    )
-    after = session.execute(stmt).scalar_one()
-    session.add(
-        LedgerEntry(
-            extension_id=extension_id,
-            kind=kind,
-            amount=amount,
-            balance_after=after,
-            reference=reference,
-            who=who,
-            created_at=at,
-        )
-    )
+    after = session.connection().execute(
+        _MOVE_BALANCE, {"extension_id": extension_id, "amount": amount}
+    ).scalar_one()
+    session.connection().execute(_NEW_ENTRY, {
+        "extension_id": extension_id, "kind": kind, "amount": amount, "balance_after": after,
+        "reference": reference, "who": who, "created_at": at,
+    })
     return after - amount, after
 
 

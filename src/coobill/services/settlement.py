@@ -11,7 +11,7 @@ import logging
 from functools import partial
 import re
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from coobill.money import ZERO
@@ -38,17 +38,29 @@ async def settle_call(ctx: BillingContext, cmd: SettleCall) -> Settlement | None
         return Settlement(cmd.uniqueid, ZERO, debited=False)
 
 
+_call = Call.__table__
+_reservation = Reservation.__table__
+_extension = Extension.__table__
+# Built once: settlement runs them for every call that ends.
+_ALREADY_SETTLED = select(_call.c.cost).where(_call.c.uniqueid == bindparam("uniqueid"))
+_HOLD_OF_CALL = select(
+    _reservation.c.id, _reservation.c.extension_id, _reservation.c.extension_number,
+    _reservation.c.amount, _reservation.c.billed, _reservation.c.tariff, _reservation.c.rate_id,
+    _reservation.c.rate_label,
+).where(_reservation.c.uniqueid == bindparam("uniqueid"))
+_EXTENSION_BY_NUMBER = select(
+    _extension.c.id, _extension.c.billing_enabled, _extension.c.balance
+).where(_extension.c.number == bindparam("number"))
+_RECORD_CALL = insert(_call)
+_DROP_HOLD = delete(_reservation).where(_reservation.c.id == bindparam("hold_id"))
+
+
 def _settle(ctx: BillingContext, cmd: SettleCall, session: Session) -> Settlement | None:
-    done = (
-        session.execute(select(Call.cost).where(Call.uniqueid == cmd.uniqueid))
-    ).scalar_one_or_none()
+    connection = session.connection()
+    done = connection.execute(_ALREADY_SETTLED, {"uniqueid": cmd.uniqueid}).scalar_one_or_none()
     if done is not None:
         return Settlement(cmd.uniqueid, done, debited=False)
-    held = (
-        session.execute(
-            select(Reservation).where(Reservation.uniqueid == cmd.uniqueid).with_for_update()
-        )
-    ).scalar_one_or_none()
+    held = connection.execute(_HOLD_OF_CALL, {"uniqueid": cmd.uniqueid}).first()
     settings = cached_settings(ctx, session)
 
     tariff: Tariff | None = None
@@ -65,11 +77,7 @@ def _settle(ctx: BillingContext, cmd: SettleCall, session: Session) -> Settlemen
         if settings.billing_enabled:
             tariff, rate_id, rate_label = _rate_for_ungated(ctx, session, cmd)
 
-    ext = (
-        session.execute(
-            select(Extension).where(Extension.number == extension_number).with_for_update()
-        )
-    ).scalar_one_or_none()
+    ext = connection.execute(_EXTENSION_BY_NUMBER, {"number": extension_number}).first()
     # An ungated call is billed only to a known extension with billing on: an unknown one
     # calls free (as the gate lets it) and has no balance to debit.
     if held is None and (ext is None or not ext.billing_enabled):
@@ -77,18 +85,16 @@ def _settle(ctx: BillingContext, cmd: SettleCall, session: Session) -> Settlemen
     answered = cmd.disposition == Disposition.ANSWERED
     amount = cost(tariff, cmd.billable_seconds) if tariff is not None and answered else ZERO
 
-    session.add(
-        Call(
-            uniqueid=cmd.uniqueid, caller_extension=extension_number,
-            caller_name=cmd.caller_name[:128], dialled_number=cmd.dialled_number[:64],
-            start=cmd.start, answer=cmd.answer, end=cmd.end,
-            billable_seconds=max(cmd.billable_seconds, 0), trunk=(cmd.trunk or "")[:64],
-            rate_id=rate_id if tariff is not None else None,
-            rate_label=rate_label if tariff is not None else "", cost=amount,
-            disposition=str(cmd.disposition), gated=held is not None, evidence=cmd.evidence,
-        )
-    )
-    session.flush()  # the unique uniqueid stops a second settlement here
+    # The unique uniqueid stops a second settlement here (IntegrityError, all rolled back).
+    connection.execute(_RECORD_CALL, {
+        "uniqueid": cmd.uniqueid, "caller_extension": extension_number,
+        "caller_name": cmd.caller_name[:128], "dialled_number": cmd.dialled_number[:64],
+        "start": cmd.start, "answer": cmd.answer, "end": cmd.end,
+        "billable_seconds": max(cmd.billable_seconds, 0), "trunk": (cmd.trunk or "")[:64],
+        "rate_id": rate_id if tariff is not None else None,
+        "rate_label": rate_label if tariff is not None else "", "cost": amount,
+        "disposition": str(cmd.disposition), "gated": held is not None, "evidence": cmd.evidence,
+    })
 
     balance_after = ext.balance if ext is not None else None
     if amount > 0 and ext is not None:
@@ -103,13 +109,13 @@ def _settle(ctx: BillingContext, cmd: SettleCall, session: Session) -> Settlemen
             )
     if held is not None:
         ledger.release_hold(session, held.extension_id, held.amount)
-        session.execute(delete(Reservation).where(Reservation.id == held.id))
+        connection.execute(_DROP_HOLD, {"hold_id": held.id})
     log.info(
         "settlement.debit uniqueid=%s ext=%s number=%s disposition=%s billsec=%s trunk=%s "
         "rate=%s cost=%s balance_after=%s gated=%s evidence=%s",
         cmd.uniqueid, extension_number, cmd.dialled_number, cmd.disposition,
-        cmd.billable_seconds, cmd.trunk or "", rate_id or "", amount,
-        balance_after if balance_after is not None else "", held is not None, cmd.evidence,
+        cmd.billable_seconds, cmd.trunk or "-", rate_id or "-", amount,
+        balance_after if balance_after is not None else "-", held is not None, cmd.evidence,
     )
     return Settlement(cmd.uniqueid, amount, debited=True, balance_after=balance_after, rate_id=rate_id)
 

@@ -1,0 +1,141 @@
+"""Settlement: calls settled per second from a replayed AMI event stream, and hangup-to-debit
+latency with 200 live calls, on SQLite.
+
+The stream is the recorded pjsip answered call (every call-class frame an AMI user with
+read=call,cdr receives, Cdr included) cloned with fresh uniqueids; it goes through a fake
+Asterisk manager over loopback, panoramisk, the call tracker and the ledger — the daemon's
+whole settlement path. Every call was authorized first, so each settlement releases a hold
+and debits the ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from coobill.ami.follower import AmiFollower
+from coobill.bootstrap import bootstrap
+from coobill.config import Settings
+from coobill.daemon.pbx import PbxLink
+from coobill.services.commands import AuthorizeCall
+from coobill.services.extensions import ExtensionChanges, recharge, set_extension
+from coobill.services.gate import authorize_call
+from coobill.services.rate_fields import check_rate_fields
+from coobill.services.rates import add_rate
+from coobill.storage import schema
+from tests.fakes.ami_server import PJSIP, FakeAmiServer, Frame, event_frames, read_trace
+
+ALICE, CARRIER = "1795610072.0", "1795610072.1"
+
+
+def call_template() -> list[Frame]:
+    frames = event_frames(read_trace(PJSIP / "ami-all.txt"))
+    mine = [f for f in frames
+            if {f.get("Uniqueid"), f.get("UniqueID"), f.get("DestUniqueid")} & {ALICE, CARRIER}]
+    return [f for f in mine if not f.get("Privilege").startswith("dialplan")]
+
+
+def clone(template: list[Frame], n: int) -> tuple[str, str, list[Frame]]:
+    uid, dest = f"2000000000.{2 * n}", f"2000000000.{2 * n + 1}"
+    ext = str(100 + n % 100)
+    swaps = {ALICE: uid, CARRIER: dest, "PJSIP/100-00000000": f"PJSIP/{ext}-{n:08x}",
+             "PJSIP/carrier-a-00000001": f"PJSIP/carrier-a-{n + 1 << 20:08x}"}
+
+    def swap(value: str) -> str:
+        for old, new in swaps.items():
+            value = value.replace(old, new)
+        return value.replace('"Alice" <100>', f'"Ext {ext}" <{ext}>')
+
+    out = []
+    for f in template:
+        headers = tuple((k, ext if k in ("CallerIDNum", "Source") and v == "100" else swap(v))
+                        for k, v in f.headers)
+        out.append(Frame(headers, f.t))
+    return uid, ext, out
+
+
+async def setup(calls: int):  # type: ignore[no-untyped-def]
+    tmp = tempfile.mkdtemp()
+    ctx = bootstrap(Settings(database={"url": f"sqlite+aiosqlite:///{Path(tmp) / 'settle.db'}"},
+                             ami={"cdr_events": "on"}))
+    await schema.upgrade(ctx.uow.engine)
+    for ext in range(100, 200):
+        await set_extension(ctx, str(ext), ExtensionChanges(billing=True))
+    await recharge(ctx, [str(e) for e in range(100, 200)], "100000")
+    await add_rate(ctx, check_rate_fields(prefix="9", number_length=0, initial_cost="0.1",
+                                          initial_seconds=60, rate="0.05", period_seconds=60,
+                                          extensions="*"))
+    template = call_template()
+    streams = []
+    for n in range(calls):
+        uid, ext, frames = clone(template, n)
+        await authorize_call(ctx, AuthorizeCall(uid, ext, "9138000001"))
+        streams.append((uid, frames))
+    return ctx, streams
+
+
+async def run(calls: int, live: int) -> dict[str, float]:
+    ctx, streams = await setup(calls + live)
+    settled_at: dict[str, float] = {}
+    done = asyncio.Event()
+    wanted = calls
+
+    link = PbxLink(ctx)
+
+    async def ended(call) -> None:  # type: ignore[no-untyped-def]
+        await link.call_ended(call)
+        settled_at[call.uniqueid] = time.perf_counter()
+        if len(settled_at) >= wanted:
+            done.set()
+
+    async def reconciled(_live: set[str]) -> None:
+        return None
+
+    server = await FakeAmiServer(secret="s").start()
+    follower = AmiFollower("127.0.0.1", server.port, "coobill", "s", on_call_ended=ended,
+                           on_reconciled=reconciled, cdr_events="on")
+    await follower.start()
+    await server.next_login()
+
+    # Throughput: every call's whole stream at once.
+    start = time.perf_counter()
+    await server.send_events(f for _, frames in streams[:calls] for f in frames)
+    await asyncio.wait_for(done.wait(), 300)
+    throughput = calls / (time.perf_counter() - start)
+
+    # Latency: `live` calls up at once, then they end one by one, 5 ms apart.
+    done.clear()
+    wanted = calls + live
+    up = streams[calls:]
+    ends: dict[str, float] = {}
+    await server.send_events(f for _, frames in up for f in frames if f.event != "Hangup"
+                             and f.event != "Cdr" and f.t < 5)
+    for uid, frames in up:
+        tail = [f for f in frames if f.t >= 5 or f.event in ("Hangup", "Cdr")]
+        ends[uid] = time.perf_counter()
+        await server.send_events(tail)
+        await asyncio.sleep(0.005)
+    await asyncio.wait_for(done.wait(), 120)
+    latencies = sorted((settled_at[u] - t) * 1000 for u, t in ends.items())
+    await follower.stop()
+    await server.close()
+    await ctx.uow.dispose()
+    return {
+        "settled_per_s": throughput,
+        "hangup_to_debit_p50_ms": statistics.median(latencies),
+        "hangup_to_debit_p99_ms": latencies[int(len(latencies) * 0.99) - 1],
+    }
+
+
+def main(calls: int = 3000, live: int = 200) -> dict[str, float]:
+    return asyncio.run(run(calls, live))
+
+
+if __name__ == "__main__":
+    import logging
+
+    logging.disable(logging.INFO)
+    for key, value in main().items():
+        print(f"{key:26} {value:,.2f}")

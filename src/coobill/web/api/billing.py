@@ -1,0 +1,75 @@
+"""Settings and live calls over the API: billing on/off and currency; holds and resolving
+the flagged ones."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from fastapi import APIRouter, Depends, Request
+
+from coobill.money import fmt
+from coobill.services import reservations
+from coobill.services import settings as billing_settings
+from coobill.web.api.schemas import ChargeIn, ChargeOut, HeldOut, SettingsIn, SettingsOut
+from coobill.web.auth import BillingUser, check_csrf, portal
+from coobill.web.live_calls import charge_hold, release_hold
+from coobill.web.pages.settings import change_arguments
+from coobill.web.records import stamp
+
+router = APIRouter(
+    prefix="/api", tags=["settings and live calls"], dependencies=[Depends(check_csrf)]
+)
+
+
+def settings_json(current: billing_settings.BillingSettings) -> SettingsOut:
+    return SettingsOut.model_validate(current.as_dict())
+
+
+@router.get("/settings")
+async def show_settings(request: Request, user: BillingUser) -> SettingsOut:
+    return settings_json(await billing_settings.get_settings(portal(request).ctx))
+
+
+@router.post("/settings", responses={400: {}})
+async def change_settings(body: SettingsIn, request: Request, user: BillingUser) -> SettingsOut:
+    """Fields left out stay as they are. A known currency takes its own symbol (US$, ¥, €,
+    £, ₫); OTHER needs `symbol`."""
+    arguments = {"billing": body.billing, "timezone": body.timezone}
+    if body.currency is not None:
+        arguments |= {
+            k: v
+            for k, v in change_arguments("", body.currency, body.symbol or "", "").items()
+            if k in ("currency", "symbol")
+        }
+    elif body.symbol is not None:
+        arguments["symbol"] = body.symbol
+    return settings_json(await billing_settings.change_settings(portal(request).ctx, **arguments))
+
+
+@router.get("/live")
+async def live_calls(request: Request, user: BillingUser) -> list[HeldOut]:
+    """Funds held by calls in progress; state "flagged" marks a hold whose call ended unseen
+    (found by recovery), to be released or charged."""
+    return [
+        HeldOut.model_validate(
+            {
+                **asdict(h),
+                "held": fmt(h.amount),
+                "since": stamp(h.since),
+            }
+        )
+        for h in await reservations.list_held(portal(request).ctx)
+    ]
+
+
+@router.post("/live/{uniqueid}/release", status_code=204, responses={404: {}})
+async def release(uniqueid: str, request: Request, user: BillingUser) -> None:
+    """Release a flagged hold without charging."""
+    await release_hold(portal(request).ctx, uniqueid)
+
+
+@router.post("/live/{uniqueid}/charge", responses={404: {}})
+async def charge(uniqueid: str, body: ChargeIn, request: Request, user: BillingUser) -> ChargeOut:
+    """Settle a flagged hold by charging `seconds` of talk at the price it was allowed at."""
+    cost = await charge_hold(portal(request).ctx, uniqueid, body.seconds)
+    return ChargeOut(uniqueid=uniqueid, cost=fmt(cost))

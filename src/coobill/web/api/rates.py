@@ -1,0 +1,70 @@
+"""Rates over the API: list, add, show, edit (enable/disable too), delete, quote."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from coobill.services import rates
+from coobill.services.rate_fields import check_rate_fields
+from coobill.web.api.schemas import QuoteOut, RateEditIn, RateIn, RateOut
+from coobill.web.auth import BillingUser, check_csrf, portal
+from coobill.web.rate_form import quote_json, rate_json
+
+router = APIRouter(prefix="/api", tags=["rates"], dependencies=[Depends(check_csrf)])
+
+# The API's names (the form's) for the service's keyword arguments.
+SERVICE_NAMES = {
+    "length": "number_length",
+    "initial_time": "initial_seconds",
+    "period": "period_seconds",
+}
+
+
+def service_arguments(body: RateIn | RateEditIn) -> dict[str, Any]:
+    given = body.model_dump(exclude_none=True)
+    return {SERVICE_NAMES.get(k, k): v for k, v in given.items()}
+
+
+@router.get("/rates")
+async def list_rates(request: Request, user: BillingUser) -> list[RateOut]:
+    return [RateOut(**rate_json(v)) for v in await rates.list_rates(portal(request).ctx)]
+
+
+@router.post("/rates", status_code=201, responses={400: {}})
+async def add_rate(body: RateIn, request: Request, user: BillingUser) -> RateOut:
+    """Errors name the field: prefix, length, initial_cost, initial_time, rate, period,
+    start, end, extensions."""
+    view = await rates.add_rate(portal(request).ctx, check_rate_fields(**service_arguments(body)))
+    return RateOut(**rate_json(view))
+
+
+@router.get("/rates/quote", responses={400: {}, 404: {}})
+async def quote(
+    request: Request,
+    user: BillingUser,
+    extension: str,
+    number: str,
+    seconds: int = Query(60, ge=0, le=86_400, description="Talk time to price."),
+) -> QuoteOut:
+    """Which rate applies to `extension` dialling `number` now, what `seconds` of talk cost,
+    and how long the extension's funds last."""
+    found = await rates.quote(portal(request).ctx, extension, number, seconds=seconds)
+    return QuoteOut(**quote_json(found))
+
+
+@router.get("/rates/{rate_id}", responses={404: {}})
+async def show_rate(rate_id: int, request: Request, user: BillingUser) -> RateOut:
+    return RateOut(**rate_json(await rates.get_rate(portal(request).ctx, rate_id)))
+
+
+@router.post("/rates/{rate_id}", responses={400: {}, 404: {}})
+async def edit_rate(rate_id: int, body: RateEditIn, request: Request, user: BillingUser) -> RateOut:
+    view = await rates.edit_rate(portal(request).ctx, rate_id, **service_arguments(body))
+    return RateOut(**rate_json(view))
+
+
+@router.delete("/rates/{rate_id}", status_code=204, responses={404: {}})
+async def delete_rate(rate_id: int, request: Request, user: BillingUser) -> None:
+    await rates.delete_rate(portal(request).ctx, rate_id)

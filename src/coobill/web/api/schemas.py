@@ -1,0 +1,226 @@
+"""The JSON API's bodies, as its OpenAPI schema documents them. Amounts are decimal strings
+with at most 4 places ("12.5", "0.0100"): never JSON floats."""
+
+from __future__ import annotations
+
+from typing import Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Amount = str | int
+Row = TypeVar("Row")
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoginIn(Body):
+    name: str
+    password: str
+
+
+class UserOut(BaseModel):
+    id: int
+    name: str
+    role: Literal["billing", "admin"]
+    language: Literal["en", "zh"]
+
+
+class LoginOut(BaseModel):
+    user: UserOut
+    csrf_token: str = Field(description="Send it as X-CSRF-Token on every POST and DELETE.")
+
+
+class LanguageIn(Body):
+    language: Literal["en", "zh"]
+
+
+class UserIn(Body):
+    name: str
+    password: str
+    role: Literal["billing", "admin"]
+
+
+class ExtensionOut(BaseModel):
+    extension: str
+    name: str
+    billing: bool
+    payment: Literal["prepaid", "postpaid"]
+    credit_limit: str
+    balance: str
+    total_recharged: str
+    reserved: str = Field(description="Held by calls in progress.")
+    funds_available: str
+    locked: bool
+
+
+class ExtensionPage(BaseModel):
+    total: int
+    items: list[ExtensionOut]
+
+
+class ExtensionIn(Body):
+    """Fields left out (or null) stay as they are. A new number creates the extension."""
+
+    name: str | None = None
+    billing: bool | None = None
+    payment: Literal["prepaid", "postpaid"] | None = Field(
+        None, description="Changing it resets total_recharged, as the appliance does."
+    )
+    credit_limit: Amount | None = None
+    locked: bool | None = None
+
+
+class BatchEditIn(ExtensionIn):
+    """The same changes to each extension; only the fields given are applied."""
+
+    extensions: list[str]
+
+
+class RechargeIn(Body):
+    extensions: list[str] = Field(description="Each is recharged by the same amount.")
+    amount: Amount
+
+
+class RechargeOut(BaseModel):
+    extension: str
+    balance_before: str
+    amount: str
+    balance_after: str
+
+
+class RateIn(Body):
+    enabled: bool = True
+    remark: str = ""
+    prefix: str = ""
+    length: int | str = Field(
+        0, description="Digits of the whole number dialled, prefix included; 0 matches any length."
+    )
+    initial_cost: Amount = "0"
+    initial_time: int | str = Field(0, description="Seconds the initial cost covers.")
+    rate: Amount
+    period: int | str = Field(60, description="Billing period, seconds; `rate` is per period.")
+    start: str = "00:00"
+    end: str = "23:59"
+    extensions: list[str] = Field(description='Extension numbers, or ["*"] for all.')
+
+
+class RateEditIn(Body):
+    """Fields left out stay as they are (enable/disable: {"enabled": false})."""
+
+    enabled: bool | None = None
+    remark: str | None = None
+    prefix: str | None = None
+    length: int | str | None = None
+    initial_cost: Amount | None = None
+    initial_time: int | str | None = None
+    rate: Amount | None = None
+    period: int | str | None = None
+    start: str | None = None
+    end: str | None = None
+    extensions: list[str] | None = None
+
+
+class RateOut(BaseModel):
+    id: int
+    enabled: bool
+    remark: str
+    prefix: str
+    length: int
+    initial_cost: str
+    initial_time: int
+    rate: str
+    period: int
+    start: str
+    end: str
+    extensions: list[str]
+
+
+class QuoteOut(BaseModel):
+    extension: str
+    number: str
+    at: str
+    rate_id: int | None = Field(description="null when no rate applies (the call is free).")
+    remark: str | None
+    prefix: str | None
+    seconds: int
+    cost: str | None
+    funds: str
+    limit_seconds: int | None
+
+
+class RechargeRecordOut(BaseModel):
+    time: str
+    extension: str
+    name: str
+    balance_before: str
+    amount: str
+    balance_after: str
+    who: str
+
+
+class CallRecordOut(BaseModel):
+    date: str
+    extension: str
+    name: str
+    callee: str
+    duration: str
+    billable_seconds: int
+    trunk: str
+    cost: str
+    disposition: str
+    uniqueid: str
+
+
+class StatsRowOut(BaseModel):
+    date: str
+    extension: str = Field(description='"All" when the row totals every chosen extension.')
+    calls: int
+    answered: int
+    total_duration: str
+    total_seconds: int
+    average_duration: str
+    average_seconds: int
+    total_cost: str
+
+
+class RecordPage(BaseModel, Generic[Row]):
+    total: int
+    items: list[Row]
+
+
+class SettingsOut(BaseModel):
+    billing: Literal["on", "off"]
+    currency: str
+    currency_symbol: str
+    timezone: str
+
+
+class SettingsIn(Body):
+    billing: Literal["on", "off"] | None = None
+    currency: str | None = Field(None, description="USD, CNY, EUR, GBP, VND or OTHER.")
+    symbol: str | None = Field(None, description="Required with OTHER.")
+    timezone: str | None = None
+
+
+class HeldOut(BaseModel):
+    uniqueid: str
+    extension: str
+    number: str
+    channel: str
+    held: str
+    limit_seconds: int | None
+    rate: str
+    state: Literal["held", "flagged"]
+    note: str
+    since: str
+
+
+class ChargeIn(Body):
+    seconds: int = Field(ge=0, le=86_400)
+
+
+class ChargeOut(BaseModel):
+    uniqueid: str
+    cost: str

@@ -1,0 +1,130 @@
+"""Who is asking: the session cookie, the logged-in user, the role, the CSRF token.
+
+Billing users do the billing (every page of the appliance's billing manual, settings
+included, and resolving flagged holds); admins may do all of that and also manage portal
+users, which billing users may not (403).
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Annotated, cast
+
+from fastapi import Depends, Request, Response
+from fastapi.templating import Jinja2Templates
+
+from coobill.errors import UnknownUser
+from coobill.services import users
+from coobill.services.context import BillingContext
+from coobill.services.users import PortalUser
+from coobill.web.failures import CsrfRefused, Forbidden, LoginRequired
+from coobill.web.sessions import COOKIE, MAX_AGE_SECONDS, Session, SessionSigner
+from coobill.web.throttle import LoginThrottle
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+_UNSET = object()
+
+
+@dataclass
+class PortalState:
+    """What every request handler needs, built once by create_app."""
+
+    ctx: BillingContext
+    signer: SessionSigner
+    throttle: LoginThrottle
+    templates: Jinja2Templates
+    secure_cookies: bool = False
+
+
+def portal(request: Request) -> PortalState:
+    state: PortalState = request.app.state.portal
+    return state
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def session_of(request: Request) -> Session | None:
+    session = getattr(request.state, "session", _UNSET)
+    if session is _UNSET:
+        session = portal(request).signer.loads(request.cookies.get(COOKIE))
+        request.state.session = session
+    return cast("Session | None", session)
+
+
+def set_session(request: Request, response: Response, session: Session) -> None:
+    state = portal(request)
+    request.state.session = session
+    response.set_cookie(
+        COOKIE,
+        state.signer.dumps(session),
+        max_age=MAX_AGE_SECONDS,
+        httponly=True,
+        samesite="lax",
+        secure=state.secure_cookies,
+        path="/",
+    )
+
+
+def clear_session(request: Request, response: Response) -> None:
+    response.delete_cookie(
+        COOKIE, path="/", httponly=True, samesite="lax", secure=portal(request).secure_cookies
+    )
+
+
+async def billing_user(request: Request) -> PortalUser:
+    """The logged-in user (billing or admin); LoginRequired otherwise."""
+    cached: PortalUser | None = getattr(request.state, "user", None)
+    if cached is not None:
+        return cached
+    session = session_of(request)
+    if session is None or session.user_id is None:
+        raise LoginRequired("log in first")
+    try:
+        user = await users.get_user(portal(request).ctx, session.user_id)
+    except UnknownUser:
+        raise LoginRequired("log in first") from None
+    request.state.user = user
+    return user
+
+
+BillingUser = Annotated[PortalUser, Depends(billing_user)]
+
+
+async def admin_user(user: BillingUser) -> PortalUser:
+    if user.role != "admin":
+        raise Forbidden("only an admin may do this")
+    return user
+
+
+AdminUser = Annotated[PortalUser, Depends(admin_user)]
+
+
+async def check_csrf(request: Request) -> None:
+    """Unsafe requests carry the session's token: X-CSRF-Token, or the form's csrf_token."""
+    if request.method in SAFE_METHODS:
+        return
+    session = session_of(request)
+    if session is None or session.user_id is None:
+        raise LoginRequired("log in first")
+    if not token_matches(session, await submitted_token(request)):
+        raise CsrfRefused("the form has expired or did not come from this portal; reload the page")
+
+
+async def submitted_token(request: Request) -> str:
+    token = request.headers.get(CSRF_HEADER)
+    if token:
+        return token
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        value = (await request.form()).get(CSRF_FIELD)
+        return value if isinstance(value, str) else ""
+    return ""
+
+
+def token_matches(session: Session, token: str) -> bool:
+    return bool(token) and hmac.compare_digest(session.csrf.encode(), token.encode())

@@ -1,0 +1,25 @@
+"""The portal's pages, one module per page of the billing manual (and a few beyond it)."""
+
+from coobill.web.pages import (
+    extension_forms,
+    extensions,
+    live,
+    login,
+    rates,
+    records,
+    settings,
+    statistics,
+    users,
+)
+
+ROUTERS = (
+    login.router,
+    extensions.router,
+    extension_forms.router,
+    rates.router,
+    records.router,
+    statistics.router,
+    settings.router,
+    live.router,
+    users.router,
+)

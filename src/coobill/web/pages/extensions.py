@@ -1,0 +1,51 @@
+"""Extensions: the paged list, filtered by number or name, status and payment method."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from coobill.errors import BadRequest
+from coobill.services import extensions
+from coobill.web.auth import BillingUser, portal
+from coobill.web.render import PAGE_SIZE, page_number, pages, query_without, render
+
+router = APIRouter(include_in_schema=False)
+
+STATUSES = {"": None, "locked": True, "unlocked": False}
+
+
+def locked_filter(status: str | None) -> bool | None:
+    if (status or "") not in STATUSES:
+        raise BadRequest("status: must be locked or unlocked", field="status")
+    return STATUSES[status or ""]
+
+
+@router.get("/extensions", response_class=HTMLResponse)
+async def extension_list(
+    request: Request,
+    user: BillingUser,
+    extension: str = "",
+    status: str = "",
+    payment: str = "",
+    page: str = "1",
+) -> Response:
+    wanted = page_number(page)
+    views, total = await extensions.list_extensions(
+        portal(request).ctx,
+        locked=locked_filter(status),
+        payment=payment or None,
+        search=extension.strip() or None,
+        offset=(wanted - 1) * PAGE_SIZE,
+        limit=PAGE_SIZE,
+    )
+    return await render(
+        request,
+        "extensions.html",
+        {
+            "rows": views,
+            "filters": {"extension": extension, "status": status, "payment": payment},
+            "paging": pages(total, wanted),
+            "pager_query": query_without(request, "page", "notice", "n"),
+        },
+    )

@@ -1,0 +1,110 @@
+"""Logging in and out, and choosing the interface's language."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from coobill.services import users
+from coobill.web.auth import (
+    CSRF_FIELD,
+    BillingUser,
+    check_csrf,
+    clear_session,
+    client_address,
+    portal,
+    session_of,
+    set_session,
+    token_matches,
+)
+from coobill.web.i18n import translator
+from coobill.web.render import page_language, redirect, render
+from coobill.web.sessions import Session
+
+router = APIRouter(include_in_schema=False)
+
+
+def local_path(target: str | None, default: str = "/extensions") -> str:
+    """Only a path on this portal: never an open redirect to another site."""
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
+        return target
+    return default
+
+
+@router.get("/")
+async def home() -> RedirectResponse:
+    return redirect("/extensions")
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(request: Request, next: str | None = None) -> Response:
+    session = session_of(request)
+    if session is None:
+        session = portal(request).signer.new()
+        request.state.session = session  # the form carries its CSRF token
+    response = await render(request, "login.html", {"next": local_path(next), "values": {}})
+    set_session(request, response, session)
+    return response
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(request: Request) -> Response:
+    state = portal(request)
+    form = await request.form()
+    name, password = str(form.get("name") or ""), str(form.get("password") or "")
+    target = local_path(str(form.get("next") or ""))
+    t = translator(page_language(request))
+    session = session_of(request)
+    if session is None or not token_matches(session, str(form.get(CSRF_FIELD) or "")):
+        session = state.signer.new()
+        error = t("Your login form expired (cookies must be enabled). Please try again.")
+        return await _login_again(request, session, name, target, error, 403)
+    address = client_address(request)
+    wait = state.throttle.retry_after(name, address)
+    if wait:
+        error = t("Too many failed logins. Try again in {seconds} seconds.", seconds=wait)
+        response = await _login_again(request, session, name, target, error, 429)
+        response.headers["Retry-After"] = str(wait)
+        return response
+    user = await users.authenticate(state.ctx, name, password)
+    if user is None:
+        state.throttle.failed(name, address)
+        return await _login_again(
+            request, session, name, target, t("Wrong user name or password."), 401
+        )
+    state.throttle.succeeded(name, address)
+    response = redirect(target)
+    set_session(request, response, state.signer.new(user.id))  # a new CSRF token per login
+    return response
+
+
+async def _login_again(
+    request: Request, session: Session, name: str, target: str, error: str, status: int
+) -> Response:
+    request.state.session = session
+    response = await render(
+        request,
+        "login.html",
+        {
+            "next": target,
+            "values": {"name": name},
+            "errors": {"password": error},
+        },
+        status,
+    )
+    set_session(request, response, session)
+    return response
+
+
+@router.post("/logout", dependencies=[Depends(check_csrf)])
+async def logout(request: Request) -> Response:
+    response = redirect("/login")
+    clear_session(request, response)
+    return response
+
+
+@router.post("/language", dependencies=[Depends(check_csrf)])
+async def choose_language(request: Request, user: BillingUser) -> Response:
+    form = await request.form()
+    await users.set_language(portal(request).ctx, user.id, str(form.get("language") or ""))
+    return redirect(local_path(str(form.get("next") or "")))

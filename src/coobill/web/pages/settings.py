@@ -1,0 +1,75 @@
+"""Settings: billing on/off, the currency (and its symbol), the PBX's time zone."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response
+
+from coobill.errors import BadRequest
+from coobill.services import settings as billing_settings
+from coobill.services.settings import CURRENCY_SYMBOLS
+from coobill.web.auth import BillingUser, check_csrf, portal
+from coobill.web.render import redirect, render
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
+
+CURRENCIES = (*CURRENCY_SYMBOLS, "OTHER")
+
+
+def change_arguments(
+    billing: str, currency: str, symbol: str, timezone: str
+) -> dict[str, str | None]:
+    """A known currency takes its own symbol; only "other" uses the one typed in."""
+    other = currency.strip().upper() not in CURRENCY_SYMBOLS
+    return {
+        "billing": billing,
+        "currency": currency,
+        "symbol": symbol if other else None,
+        "timezone": timezone.strip() or None,
+    }
+
+
+@router.get("/settings", response_class=HTMLResponse)
+async def settings_form(request: Request, user: BillingUser) -> Response:
+    current = await billing_settings.get_settings(portal(request).ctx)
+    currency = current.currency if current.currency in CURRENCY_SYMBOLS else "OTHER"
+    return await render(
+        request,
+        "settings.html",
+        {
+            "currencies": CURRENCIES,
+            "values": {
+                "billing": "on" if current.billing_enabled else "",
+                "currency": currency,
+                "symbol": current.currency_symbol,
+                "timezone": current.timezone,
+            },
+        },
+    )
+
+
+@router.post("/settings", response_class=HTMLResponse)
+async def change_settings(request: Request, user: BillingUser) -> Response:
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    try:
+        await billing_settings.change_settings(
+            portal(request).ctx,
+            **change_arguments(
+                "on" if form.get("billing") == "on" else "off",
+                form.get("currency", ""),
+                form.get("symbol", ""),
+                form.get("timezone", ""),
+            ),
+        )
+    except BadRequest as exc:
+        return await render(
+            request,
+            "settings.html",
+            {
+                "currencies": CURRENCIES,
+                "values": form,
+                "errors": {exc.field or "form": exc.message},
+            },
+            400,
+        )
+    return redirect("/settings", notice="saved")

@@ -1,0 +1,54 @@
+"""Statistics: calls, talk time and cost by day, month or year, for all or chosen extensions."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from coobill.errors import BadRequest
+from coobill.services import extensions, reports
+from coobill.web.auth import BillingUser, portal
+from coobill.web.chart import build_chart
+from coobill.web.pages.records import PERIOD_FIELDS
+from coobill.web.records import combined
+from coobill.web.render import query_without, render
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/statistics", response_class=HTMLResponse)
+async def statistics(
+    request: Request,
+    user: BillingUser,
+    date_from: str = "",
+    date_to: str = "",
+    by: str = "day",
+    split: str = "",
+) -> Response:
+    ctx = portal(request).ctx
+    chosen = request.query_params.getlist("extension")
+    known, _ = await extensions.list_extensions(ctx)
+    filters = {"date_from": date_from, "date_to": date_to, "by": by, "split": split}
+    context = {"filters": filters, "chosen": chosen, "known": known, "rows": [], "chart": None}
+    try:
+        period = reports.Period.parse(date_from, date_to)
+        rows = await reports.statistics(ctx, by, period, chosen)
+    except BadRequest as exc:
+        f = exc.field or "form"
+        return await render(
+            request,
+            "statistics.html",
+            {**context, "errors": {PERIOD_FIELDS.get(f, f): exc.message}},
+            400,
+        )
+    totals = combined(rows)
+    return await render(
+        request,
+        "statistics.html",
+        {
+            **context,
+            "rows": rows if split == "on" else totals,
+            "chart": build_chart(totals),
+            "download_query": query_without(request),
+        },
+    )

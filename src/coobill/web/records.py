@@ -1,0 +1,103 @@
+"""Recharge records, call records and statistics as rows: for pages, JSON and CSV alike."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from coobill.money import ZERO, fmt
+from coobill.services.reports import CallRecord, RechargeRecord, StatsRow
+from coobill.web.formatting import duration
+
+ALL = "*"  # the extension column of combined statistics ("All" on the page)
+
+RECHARGE_HEADER = ("time", "extension", "name", "balance_before", "amount", "balance_after", "who")
+CALL_HEADER = (
+    "date",
+    "extension",
+    "name",
+    "callee",
+    "duration",
+    "billable_seconds",
+    "trunk",
+    "cost",
+    "disposition",
+    "uniqueid",
+)
+STATS_HEADER = (
+    "date",
+    "extension",
+    "calls",
+    "answered",
+    "total_duration",
+    "total_seconds",
+    "average_duration",
+    "average_seconds",
+    "total_cost",
+)
+
+
+def stamp(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None else ""
+
+
+def recharge_json(r: RechargeRecord) -> dict[str, Any]:
+    return {
+        "time": stamp(r.time),
+        "extension": r.extension,
+        "name": r.name,
+        "balance_before": fmt(r.balance_before),
+        "amount": fmt(r.amount),
+        "balance_after": fmt(r.balance_after),
+        "who": r.who,
+    }
+
+
+def call_json(c: CallRecord) -> dict[str, Any]:
+    return {
+        "date": stamp(c.start),
+        "extension": c.extension,
+        "name": c.name,
+        "callee": c.number,
+        "duration": duration(c.billable_seconds),
+        "billable_seconds": c.billable_seconds,
+        "trunk": c.trunk,
+        "cost": fmt(c.cost),
+        "disposition": c.disposition,
+        "uniqueid": c.uniqueid,
+    }
+
+
+def stats_json(s: StatsRow) -> dict[str, Any]:
+    return {
+        "date": s.period,
+        "extension": "All" if s.extension == ALL else s.extension,
+        "calls": s.calls,
+        "answered": s.answered,
+        "total_duration": duration(s.total_seconds),
+        "total_seconds": s.total_seconds,
+        "average_duration": duration(s.average_seconds),
+        "average_seconds": s.average_seconds,
+        "total_cost": fmt(s.cost),
+    }
+
+
+def cells(row: dict[str, Any], header: Sequence[str]) -> list[Any]:
+    return [row[c] for c in header]
+
+
+def combined(rows: Sequence[StatsRow]) -> list[StatsRow]:
+    """One row per period for all the extensions together, as the appliance's "All"."""
+    totals: dict[str, list[int | Decimal]] = defaultdict(lambda: [0, 0, 0, ZERO])
+    for row in rows:
+        total = totals[row.period]
+        total[0] += row.calls
+        total[1] += row.answered
+        total[2] += row.total_seconds
+        total[3] += row.cost
+    return [
+        StatsRow(p, ALL, int(c), int(a), int(s), Decimal(m))
+        for p, (c, a, s, m) in sorted(totals.items())
+    ]

@@ -1,0 +1,73 @@
+"""Signed session cookies: who is logged in and the session's CSRF token, nothing else.
+
+The cookie is `base64(json).hmac-sha256`; it lives in the browser only, so the server keeps no
+session table. Its key is `web.secret_key`, or one generated when the app is built.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from coobill.config import WebConfig
+
+COOKIE = "coobill_session"
+# A working day; the portal asks for the password again after that.
+MAX_AGE_SECONDS = 12 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A browser's session: `user_id` None before login (it still carries a CSRF token)."""
+
+    user_id: int | None
+    csrf: str
+    issued: int
+
+
+def session_secret(config: WebConfig) -> str:
+    """The configured key, else a new random one (valid until the daemon restarts)."""
+    return config.secret_key or secrets.token_urlsafe(32)
+
+
+class SessionSigner:
+    def __init__(self, secret: str, clock: Callable[[], float] = time.time) -> None:
+        self._key = hashlib.sha256(b"coobill-session:" + secret.encode()).digest()
+        self._clock = clock
+
+    def new(self, user_id: int | None = None) -> Session:
+        return Session(user_id, secrets.token_urlsafe(24), int(self._clock()))
+
+    def dumps(self, session: Session) -> str:
+        body = json.dumps(
+            {"u": session.user_id, "c": session.csrf, "i": session.issued}, separators=(",", ":")
+        )
+        payload = base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
+        return f"{payload}.{self._sign(payload)}"
+
+    def loads(self, cookie: str | None) -> Session | None:
+        """The session in a cookie, or None when it is missing, forged, garbled or too old."""
+        if not cookie or "." not in cookie:
+            return None
+        payload, signature = cookie.rsplit(".", 1)
+        if not hmac.compare_digest(signature, self._sign(payload)):
+            return None
+        try:
+            data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+            session = Session(data["u"], str(data["c"]), int(data["i"]))
+        except (binascii.Error, ValueError, KeyError, TypeError):
+            return None
+        if not 0 <= self._clock() - session.issued <= MAX_AGE_SECONDS:
+            return None
+        return session
+
+    def _sign(self, payload: str) -> str:
+        digest = hmac.new(self._key, payload.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
