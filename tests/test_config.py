@@ -117,6 +117,15 @@ class TestSources:
         assert getattr(getattr(settings, section), key) == expected
         assert settings.billing.no_rate == "deny"  # the rest of the file still holds
 
+    def test_the_documented_sample_loads_and_says_what_the_defaults_say(self) -> None:
+        """etc/coobill.toml spells out every default (bar the installed ledger's path)."""
+        sample = Path(__file__).parents[1] / "etc" / "coobill.toml"
+        settings = load_settings(str(sample))
+        assert settings.database.url == "sqlite+aiosqlite:////var/lib/coobill/coobill.db"
+        defaults = Settings()
+        for section in ("agi", "ami", "web", "billing", "log"):
+            assert getattr(settings, section) == getattr(defaults, section), section
+
     def test_settings_are_frozen(self) -> None:
         settings = load_settings()
         with pytest.raises(Exception):  # noqa: B017 - pydantic's ValidationError

@@ -27,7 +27,7 @@ from coobill.metrics import Metrics
 from coobill.services.commands import Settlement
 from coobill.services.context import BillingContext
 from coobill.services.gate import authorize_call
-from coobill.services.settings import get_settings
+from coobill.services.settings import get_settings, portal_secret
 from coobill.services.users import count_users
 from coobill.storage import schema
 from coobill import systemd
@@ -132,7 +132,7 @@ class Daemon:
         from coobill.daemon.http import operations_router
         from coobill.web.app import create_app
 
-        app = create_app(ctx)
+        app = create_app(ctx, secret=await portal_secret(ctx))
         app.include_router(operations_router(
             ctx, self.metrics,
             lambda: None if self.follower is None else self.follower.connected,

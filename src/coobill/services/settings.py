@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import time
 from functools import lru_cache
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from pathlib import Path
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy import BigInteger, Text, cast, select, update
 
 from coobill.errors import BadRequest
@@ -170,3 +172,23 @@ async def change_settings(
         await uow.commit()
     ctx.settings_cache.value = None
     return await get_settings(ctx)
+
+
+async def portal_secret(ctx: BillingContext) -> str:
+    """The key that signs portal sessions: `web.secret_key`, else one made once and kept in
+    the ledger, so sessions survive a restart and every daemon on one ledger shares it."""
+    if ctx.config.web.secret_key:
+        return ctx.config.web.secret_key
+    for _ in range(2):
+        async with ctx.uow() as uow:
+            row = await uow.session.get(Setting, "web_secret_key")
+            if row is not None:
+                return row.value
+            value = secrets.token_urlsafe(32)
+            uow.session.add(Setting(key="web_secret_key", value=value))
+            try:
+                await uow.commit()
+                return value
+            except IntegrityError:  # another daemon made it first: read theirs
+                continue
+    raise RuntimeError("could not store the portal's session key")

@@ -19,9 +19,10 @@ from coobill.web.throttle import LoginThrottle
 STATIC = Path(__file__).parent / "static"
 
 
-def create_app(ctx: BillingContext, *, live: Any = None) -> FastAPI:
+def create_app(ctx: BillingContext, *, live: Any = None, secret: str | None = None) -> FastAPI:
     """The portal on this ledger. `live` (the AMI follower's view of calls) is not needed:
-    live calls are read from the ledger's holds."""
+    live calls are read from the ledger's holds. `secret` signs sessions (the daemon passes
+    the one kept in the ledger); without it, `web.secret_key` or a key for this app alone."""
     app = FastAPI(
         title="coobill billing portal",
         version="1",
@@ -37,7 +38,7 @@ def create_app(ctx: BillingContext, *, live: Any = None) -> FastAPI:
     )
     app.state.portal = PortalState(
         ctx=ctx,
-        signer=SessionSigner(session_secret(ctx.config.web)),
+        signer=SessionSigner(secret or session_secret(ctx.config.web)),
         throttle=LoginThrottle(),
         templates=make_templates(),
         secure_cookies=ctx.config.web.secure_cookies,
