@@ -5,6 +5,7 @@ CoobillError
  +-- UnknownExtension      the extension is not in the database
  +-- UnknownRate           no rate has that id
  +-- UnknownUser           no portal user has that name
+ +-- UnknownReservation    no funds are held for that call
  +-- ConfigurationError    a configuration value is wrong
  +-- SchemaOutOfDate       the database is not at the migrations' head
 
@@ -41,6 +42,10 @@ class UnknownRate(CoobillError):
 
 class UnknownUser(CoobillError):
     """No portal user has that name."""
+
+
+class UnknownReservation(CoobillError):
+    """No funds are held for that call (settled already, or never allowed)."""
 
 
 class ConfigurationError(CoobillError):

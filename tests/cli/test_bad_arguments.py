@@ -18,7 +18,6 @@ def rate_add(**changes: str) -> list[str]:
 
 BAD_INPUT = 2
 UNKNOWN = 3
-NOT_RESOLVABLE = 1
 
 BAD_COMMANDS: list[tuple[list[str], int, str]] = [
     # (arguments, exit code, a word the error line must hold)
@@ -71,8 +70,8 @@ BAD_COMMANDS: list[tuple[list[str], int, str]] = [
     (["user", "add", "bob", "--role", "admin", "--password", "short"], BAD_INPUT, "password"),
     (["user", "add", "alice", "--role", "billing", "--password", "long enough"], BAD_INPUT,
      "already exists"),
-    (["reservations", "release", "nope"], NOT_RESOLVABLE, "nope"),
-    (["reservations", "charge", "nope", "--seconds", "5"], NOT_RESOLVABLE, "nope"),
+    (["reservations", "release", "nope"], UNKNOWN, "nope"),
+    (["reservations", "charge", "nope", "--seconds", "5"], UNKNOWN, "nope"),
     (["reservations", "charge", "live-1", "--seconds", "-1"], BAD_INPUT, "seconds"),
     (["reservations", "charge", "live-1", "--seconds", "x"], BAD_INPUT, "seconds"),
 ]

@@ -73,8 +73,8 @@ class TestCreatingAndEditing:
             ("10 0", ExtensionChanges(), "extension"),
             ("x" * 33, ExtensionChanges(), "extension"),
             ("100", ExtensionChanges(payment="cash"), "payment"),
-            ("100", ExtensionChanges(credit_limit=Decimal("-1")), "credit"),
-            ("100", ExtensionChanges(credit_limit=Decimal("0.00001")), "credit"),
+            ("100", ExtensionChanges(credit_limit=Decimal("-1")), "credit_limit"),
+            ("100", ExtensionChanges(credit_limit=Decimal("0.00001")), "credit_limit"),
             ("100", ExtensionChanges(name="n" * 129), "name"),
         ]
         for number, changes, field in cases:

@@ -22,6 +22,7 @@ from coobill.errors import (
     SchemaOutOfDate,
     UnknownExtension,
     UnknownRate,
+    UnknownReservation,
     UnknownUser,
 )
 
@@ -31,6 +32,7 @@ EXIT_CODES: list[tuple[type[BaseException], int]] = [
     (UnknownExtension, 3),
     (UnknownRate, 3),
     (UnknownUser, 3),
+    (UnknownReservation, 3),
     (SchemaOutOfDate, 75),
     (ConfigurationError, 78),
     (CoobillError, 1),

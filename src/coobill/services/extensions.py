@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -60,13 +60,14 @@ class ExtensionChanges:
     locked: bool | None = None
 
     def validated(self) -> ExtensionChanges:
+        """The same changes, checked, with the credit limit parsed to a 4-place Decimal."""
         if self.payment is not None:
             check_payment(self.payment)
-        if self.credit_limit is not None:
-            parse_amount(self.credit_limit, field="credit")
         if self.name is not None and len(self.name) > 128:
             raise BadRequest("name: at most 128 characters", field="name")
-        return self
+        if self.credit_limit is None:
+            return self
+        return replace(self, credit_limit=parse_amount(self.credit_limit, field="credit_limit"))
 
 
 def _apply(ext: Extension, changes: ExtensionChanges) -> None:

@@ -11,11 +11,10 @@ from decimal import Decimal
 
 from sqlalchemy import delete, insert, select
 
-from coobill.errors import BadRequest, UnknownRate
+from coobill.errors import BadRequest, UnknownExtension, UnknownRate
 from coobill.money import fmt
 from coobill.rating import RateBook, cost, max_duration, minimum_to_connect
 from coobill.rating import Rate as RatingRate
-from coobill.services import ledger
 from coobill.services.context import BillingContext
 from coobill.services.rate_fields import ALL_EXTENSIONS, RateFields, check_rate_fields, parse_hhmm
 from coobill.services.settings import bump_rates_version, read_settings
@@ -219,7 +218,10 @@ async def quote(
     if seconds < 0:
         raise BadRequest("seconds: must not be negative", field="seconds")
     async with ctx.uow() as uow:
-        ext = await ledger.lock_extension(uow, extension)
+        ext = (await uow.session.execute(
+            select(Extension).where(Extension.number == extension))).scalar_one_or_none()
+        if ext is None:
+            raise UnknownExtension(f"extension {extension} does not exist", field="extension")
         settings = await read_settings(uow)
         when = parse_hhmm(at, "at") if at else settings.local(ctx.clock()).time()
         book = await uow.session.run_sync(lambda s: rate_book(ctx, s, settings.rates_version))

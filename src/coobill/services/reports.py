@@ -118,7 +118,11 @@ async def list_calls(
         query = query.where(
             or_(Call.caller_extension.icontains(word, autoescape=True),
                 Call.caller_name.icontains(word, autoescape=True),
-                Call.dialled_number.icontains(word, autoescape=True))
+                Call.dialled_number.icontains(word, autoescape=True),
+                # the extension's name as the billing user set it, not only the caller ID's
+                Call.caller_extension.in_(
+                    select(Extension.number).where(Extension.name.icontains(word, autoescape=True))
+                ))
         )
     if extensions:
         query = query.where(Call.caller_extension.in_(list(extensions)))

@@ -19,7 +19,7 @@ from decimal import Decimal
 
 from sqlalchemy import delete, select, update
 
-from coobill.errors import BadRequest, CoobillError
+from coobill.errors import BadRequest, UnknownReservation
 from coobill.services import ledger
 from coobill.services.commands import Disposition, SettleCall, Settlement
 from coobill.services.context import BillingContext
@@ -114,7 +114,7 @@ async def release(ctx: BillingContext, uniqueid: str) -> None:
             await uow.session.execute(select(Reservation).where(Reservation.uniqueid == uniqueid))
         ).scalar_one_or_none()
         if held is None:
-            raise CoobillError(f"no funds are held for call {uniqueid}", field="uniqueid")
+            raise UnknownReservation(f"no funds are held for call {uniqueid}", field="uniqueid")
         await uow.session.run_sync(
             lambda session: ledger.release_hold(session, held.extension_id, held.amount)
         )
@@ -148,7 +148,7 @@ async def charge(ctx: BillingContext, uniqueid: str, seconds: int) -> Settlement
             await uow.session.execute(select(Reservation).where(Reservation.uniqueid == uniqueid))
         ).scalar_one_or_none()
         if held is None:
-            raise CoobillError(f"no funds are held for call {uniqueid}", field="uniqueid")
+            raise UnknownReservation(f"no funds are held for call {uniqueid}", field="uniqueid")
         now = (await read_settings(uow)).local(ctx.clock())
     answered = seconds > 0
     return await settle_call(

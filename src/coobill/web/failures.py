@@ -18,6 +18,7 @@ from coobill.errors import (
     CoobillError,
     UnknownExtension,
     UnknownRate,
+    UnknownReservation,
     UnknownUser,
 )
 
@@ -54,6 +55,7 @@ STATUS: dict[type[CoobillError], tuple[int, str]] = {
     UnknownExtension: (404, "unknown_extension"),
     UnknownRate: (404, "unknown_rate"),
     UnknownUser: (404, "unknown_user"),
+    UnknownReservation: (404, "unknown_reservation"),
     NotFound: (404, "not_found"),
     TooManyAttempts: (429, "too_many_attempts"),
 }
