@@ -82,13 +82,13 @@ async def run(calls: int, live: int) -> dict[str, float]:
     done = asyncio.Event()
     wanted = calls
 
-    link = PbxLink(ctx)
-
-    async def ended(call) -> None:  # type: ignore[no-untyped-def]
-        await link.call_ended(call)
-        settled_at[call.uniqueid] = time.perf_counter()
+    def settled(settlement) -> None:  # type: ignore[no-untyped-def]
+        settled_at[settlement.uniqueid] = time.perf_counter()
         if len(settled_at) >= wanted:
             done.set()
+
+    link = PbxLink(ctx, on_settled=settled)
+    ended = link.call_ended
 
     async def reconciled(_live: set[str]) -> None:
         return None

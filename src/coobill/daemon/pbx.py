@@ -34,6 +34,8 @@ _DISPOSITIONS = {d.value: d for d in Disposition}
 class PbxLink:
     """The service side of the AMI follower's callbacks."""
 
+    max_in_flight = 64
+
     def __init__(
         self,
         ctx: BillingContext,
@@ -44,12 +46,29 @@ class PbxLink:
         self.ctx = ctx
         self.max_retry_delay = 5.0
         self.pending_releases: set[asyncio.Task[None]] = set()
+        self.settling: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(self.max_in_flight)
         self._on_settled = on_settled
         self.endpoints = endpoints
 
     async def call_ended(self, ended: EndedCall) -> None:
+        """Hand an ended call to settlement and return, so the next AMI events are read while
+        the ledger works (it serializes settlements itself). At most `max_in_flight` run at
+        once; past that the event stream waits here."""
+        await self._slots.acquire()
+        task = asyncio.create_task(self._settle(ended), name=f"settle-{ended.uniqueid}")
+        self.settling.add(task)
+        task.add_done_callback(self._settle_done)
+
+    def _settle_done(self, task: asyncio.Task[None]) -> None:
+        self.settling.discard(task)
+        self._slots.release()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("settlement.failed error=%r", task.exception())
+
+    async def _settle(self, ended: EndedCall) -> None:
         """Settle, retrying while the ledger is unreachable or locked: a call that ended is
-        debited once it can be, never dropped (later calls queue behind it meanwhile)."""
+        debited once it can be, never dropped."""
         delay = 0.05
         while True:
             try:
@@ -62,6 +81,13 @@ class PbxLink:
                 delay = min(delay * 2, self.max_retry_delay)
         if self._on_settled is not None:
             self._on_settled(settlement)
+
+    async def drain(self, timeout: float) -> None:
+        """Wait for the settlements in flight (SIGTERM: finish them, then exit)."""
+        if self.settling:
+            done, pending = await asyncio.wait(set(self.settling), timeout=timeout)
+            for task in pending:
+                log.error("settlement.unfinished task=%s", task.get_name())
 
     async def hangup_without_dial(self, uniqueid: str) -> None:
         """Release, after the Cdr grace period, the hold of a channel that hung up without
@@ -76,7 +102,8 @@ class PbxLink:
         if await release_if_unsettled(self.ctx, uniqueid):
             log.info("settlement.released uniqueid=%s reason=never_dialled", uniqueid)
 
-    async def close(self) -> None:
+    async def close(self, drain_seconds: float = 10.0) -> None:
+        await self.drain(drain_seconds)
         for task in list(self.pending_releases):
             task.cancel()
         await asyncio.gather(*self.pending_releases, return_exceptions=True)
