@@ -59,7 +59,7 @@ class Daemon:
     _reloading: asyncio.Event = field(default_factory=asyncio.Event)
     settled_count: int = 0
     reconciled_count: int = 0
-    _settled: asyncio.Event = field(default_factory=asyncio.Event)
+    _progress: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> None:
         self.ctx = self.ctx or bootstrap(self.settings)
@@ -92,7 +92,7 @@ class Daemon:
             self.metrics.ami_reconnects.set(self.follower.reconnects)
             await link.reconciled(live)
             self.reconciled_count += 1
-            self._settled.set()
+            self._progress.set()
             try:
                 await add_phones(ctx, await self.follower.list_endpoints())
             except Exception as exc:  # a PBX without PJSIP/SIP listings still bills
@@ -110,7 +110,7 @@ class Daemon:
     def _settlement_done(self, settlement: Settlement | None) -> None:
         self.metrics.observe_settlement(settlement)
         self.settled_count += 1
-        self._settled.set()
+        self._progress.set()
 
     async def until_settled(self, count: int, timeout: float = 10.0) -> None:
         """Wait until `count` ended calls have been handed to settlement since start."""
@@ -123,8 +123,8 @@ class Daemon:
     async def _until(self, done: Callable[[], bool], timeout: float) -> None:
         async with asyncio.timeout(timeout):
             while not done():
-                self._settled.clear()
-                await self._settled.wait()
+                self._progress.clear()
+                await self._progress.wait()
 
     async def _start_web(self, ctx: BillingContext) -> None:
         import uvicorn
