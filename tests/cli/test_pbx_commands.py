@@ -80,3 +80,16 @@ class TestDoctor:
         assert result.code == 1
         assert any(ln.startswith("FIX") and "AMI login" in ln for ln in result.out.splitlines())
         assert "wrong" not in result.out
+
+
+class TestRun:
+    def test_the_daemon_refuses_a_ledger_behind_the_migrations_and_says_so(
+        self, empty_ledger: str, coobill: Coobill, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("COOBILL_AGI__PORT", "0")
+        monkeypatch.setenv("COOBILL_WEB__ENABLED", "false")
+        monkeypatch.setenv("COOBILL_AMI__ENABLED", "false")
+        result = coobill("run")
+        assert result.code == 75
+        assert result.err.strip().endswith("run `coobill migrate`")
+        assert len(result.err.strip().splitlines()) == 1

@@ -57,6 +57,7 @@ class Daemon:
     pbx: PbxLink | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _reloading: asyncio.Event = field(default_factory=asyncio.Event)
+    started: bool = False
     settled_count: int = 0
     reconciled_count: int = 0
     _progress: asyncio.Event = field(default_factory=asyncio.Event)
@@ -75,6 +76,7 @@ class Daemon:
             await self._start_web(ctx)
             if await count_users(ctx) == 0:
                 log.warning('portal.no_users hint="create one: coobill user add NAME --role admin"')
+        self.started = True
         systemd.notify("READY=1")
         log.info("daemon.ready")
 
@@ -205,8 +207,10 @@ class Daemon:
                 systemd.notify("WATCHDOG=1")
 
     async def stop(self) -> None:
-        systemd.notify("STOPPING=1")
-        log.info("daemon.stopping")
+        """Drain and close; after a failed start, just give back what was opened."""
+        if self.started:
+            systemd.notify("STOPPING=1")
+            log.info("daemon.stopping")
         if self.gate is not None:
             await self.gate.close(drain_timeout=self.settings.agi.deadline_seconds)
         if self.follower is not None:
@@ -219,7 +223,9 @@ class Daemon:
                 await self._web_task
         if self.ctx is not None:
             await self.ctx.uow.dispose()
-        log.info("daemon.stopped")
+        if self.started:
+            log.info("daemon.stopped")
+        self.started = False
 
 
 async def run_daemon(settings: Settings, config_path: str | None = None) -> int:
