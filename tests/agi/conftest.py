@@ -50,8 +50,9 @@ def gate_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 
 @pytest.fixture
 def traces_available() -> None:
+    """The recordings are the ground truth: without them the suite must fail, not pass."""
     if not TRACES_DIR.is_dir():
-        pytest.skip(f"the recorded Asterisk traces are not at {TRACES_DIR}")
+        pytest.fail(f"the recorded Asterisk traces are not at {TRACES_DIR} (set COOBILL_TRACES)")
 
 
 @pytest.fixture
