@@ -38,6 +38,7 @@ class BillingContext:
     clock: Callable[[], datetime] = utc_now
     rate_cache: RateBookCache = field(default_factory=RateBookCache)
     settings_cache: SettingsCache = field(default_factory=SettingsCache)
-    # How stale the gate may see the billing settings and the rates version: a change made by
-    # another process (the CLI, another daemon) reaches the gate within this many seconds.
-    settings_ttl: float = 1.0
+    # How stale the gate may see the billing settings and the rates version. 0: read them in
+    # every authorization (a few rows), so a rate added or billing turned off with the CLI
+    # applies to the very next call. The rate book itself is rebuilt only when it changed.
+    settings_ttl: float = 0.0

@@ -90,12 +90,15 @@ async def read_settings(uow: UnitOfWork) -> BillingSettings:
     return settings_from_rows(rows)
 
 
+_ALL_SETTINGS = select(Setting.__table__.c.key, Setting.__table__.c.value)
+
+
 def cached_settings(ctx: BillingContext, session: Session) -> BillingSettings:
     """The settings as read at most `ctx.settings_ttl` seconds ago (the gate's hot path)."""
     cache = ctx.settings_cache
     now = time.monotonic()
     if cache.value is None or now - cache.read_at > ctx.settings_ttl:
-        rows = dict(session.execute(select(Setting.key, Setting.value)).tuples().all())
+        rows = dict(session.connection().execute(_ALL_SETTINGS).tuples().all())
         cache.value = settings_from_rows(rows)
         cache.read_at = now
     return cache.value  # type: ignore[return-value]
