@@ -139,16 +139,29 @@ class TestOrdering:
         out += tracker.expire(clock.now + 60)
         assert [c.uniqueid for c in out] == [CALLER]
 
-    def test_auto_mode_settles_from_events_until_a_cdr_is_seen(self) -> None:
-        """No Cdr seen yet on this connection: the Hangup ends the call at once."""
+    def test_auto_mode_waits_for_the_first_calls_cdr(self) -> None:
+        """cdr_manager may well be loaded: even the first call waits for its Cdr."""
         clock = Clock()
         tracker = CallTracker(clock=clock, tz=UTC)
         answered_call(clock, tracker)
-        [ended] = tracker.feed(hangup())
+        assert tracker.feed(hangup()) == []
+        [ended] = tracker.feed(cdr())
+        assert ended.settle.evidence == "cdr"
+
+    def test_auto_mode_settles_from_events_once_a_grace_passed_without_any_cdr(self) -> None:
+        """No Cdr ever came: after one grace period, events are the truth, and from then on
+        a Hangup ends a call at once."""
+        clock = Clock()
+        tracker = CallTracker(clock=clock, tz=UTC, cdr_grace_seconds=5)
+        answered_call(clock, tracker)
+        assert tracker.feed(hangup()) == []
+        [ended] = tracker.expire(clock.now + 5)
         assert ended.settle.evidence == "events"
         assert ended.settle.billable_seconds == 6  # 6.5 s truncated, as Asterisk does
         assert ended.settle.answer == datetime(2026, 11, 22, 14, 0, 1, 200000)
+        assert tracker.cdr_events_expected is False
         assert tracker.feed(cdr()) == []  # late: already settled
+        assert tracker.cdr_events_expected is True  # a Cdr came after all: trust them again
 
     def test_auto_mode_keeps_trusting_cdrs_across_a_reconnect(self) -> None:
         """A call that outlived a reconnect still waits for its Cdr."""

@@ -239,6 +239,7 @@ class CallTracker:
         self._tz = tz
         self._cdr_mode: CdrMode = cdr_events
         self._cdr_seen = False
+        self._cdr_absent = False  # "auto": a grace period ran out and no Cdr was ever seen
         self._grace = cdr_grace_seconds
         self._max_channels = max_channels
         self._channels: dict[str, _Dialling] = {}
@@ -267,6 +268,10 @@ class CallTracker:
             ch for ch in self._channels.values()
             if ch.hung_up_seen is not None and now - ch.hung_up_seen >= self._grace
         ]
+        if due and self._cdr_mode == "auto" and not self._cdr_seen and not self._cdr_absent:
+            self._cdr_absent = True
+            log.warning("ami.no_cdr_events grace=%ss: billing from channel events (load "
+                        "cdr_manager, enabled = yes, for Asterisk's own billsec)", self._grace)
         return [self._settle(ch) for ch in due]
 
     def flush(self) -> list[EndedCall]:
@@ -303,7 +308,11 @@ class CallTracker:
 
     @property
     def cdr_events_expected(self) -> bool:
-        return self._cdr_mode == "on" or (self._cdr_mode == "auto" and self._cdr_seen)
+        """"auto" expects Cdr events until a call's grace period ran out with none ever seen:
+        so with cdr_manager loaded even the first call is billed from its Cdr."""
+        if self._cdr_mode != "auto":
+            return self._cdr_mode == "on"
+        return self._cdr_seen or not self._cdr_absent
 
     # -- events -----------------------------------------------------------------------------
 
