@@ -389,6 +389,12 @@ class AmiFollower:
             raise AmiNotConnected(f"not connected to AMI at {self.host}:{self.port}")
         return await list_endpoints(self._connection.request, is_phone=self.is_phone)
 
+    async def live_uniqueids(self) -> set[str]:
+        """The uniqueids of the channels up right now, asked over the live session."""
+        if self._connection is None:
+            raise AmiNotConnected(f"not connected to AMI at {self.host}:{self.port}")
+        return await self._connection.live_uniqueids()
+
     # -- the connection, supervised -------------------------------------------------------
 
     async def _supervise(self) -> None:

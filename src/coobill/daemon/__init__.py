@@ -92,7 +92,7 @@ class Daemon:
         async def reconciled(live: set[str]) -> None:
             assert self.follower is not None
             self.metrics.ami_reconnects.set(self.follower.reconnects)
-            await link.reconciled(live)
+            await link.reconciled(live, still_live=self.follower.live_uniqueids)
             self.reconciled_count += 1
             self._progress.set()
             try:

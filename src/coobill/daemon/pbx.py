@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from coobill.ami.calls import EndedCall
 from coobill.ami.endpoints import Endpoint, list_endpoints, phone_by_pattern
-from coobill.ami.follower import AmiConnection
+from coobill.ami.follower import AmiConnection, AmiError
 from coobill.services.commands import Disposition, SettleCall, Settlement
 from coobill.services.context import BillingContext
 from coobill.services.extensions import ensure_extensions
@@ -108,12 +108,25 @@ class PbxLink:
             task.cancel()
         await asyncio.gather(*self.pending_releases, return_exceptions=True)
 
-    async def reconciled(self, live: set[str]) -> None:
-        settings = await get_settings(self.ctx)
-        asked_at = settings.local(self.ctx.clock())
-        settled, flagged = await reconcile(
-            self.ctx, live, asked_at=asked_at, find_cdr=self.find_in_cdr_store
-        )
+    async def reconciled(
+        self, live: set[str], *, still_live: Callable[[], Awaitable[set[str]]] | None = None
+    ) -> None:
+        """Settle or flag the holds of calls that ended unseen. With `still_live` (the PBX asked
+        again once the holds are read) no clock is compared: a jump of the wall clock cannot
+        make a live call's hold look old, nor an ended call's look new."""
+        asked_at = None
+        if still_live is None:
+            asked_at = (await get_settings(self.ctx)).local(self.ctx.clock())
+        try:
+            settled, flagged = await reconcile(
+                self.ctx, live, asked_at=asked_at, find_cdr=self.find_in_cdr_store,
+                still_live=still_live,
+            )
+        except AmiError as exc:
+            # The PBX could not be asked again (the connection went meanwhile): nothing was
+            # flagged or settled, and the next login reconciles again.
+            log.warning("settlement.reconcile_deferred reason=ami_lost error=%s", exc)
+            return
         log.info("settlement.reconciled live=%d settled=%d flagged=%d",
                  len(live), len(settled), len(flagged))
 

@@ -10,6 +10,7 @@ within `settings_ttl`), run as one unit of work (UnitOfWorkFactory.run).
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from functools import partial
 from decimal import Decimal
@@ -26,6 +27,8 @@ from coobill.services.rates import rate_book
 from coobill.services.settings import BillingSettings, cached_settings
 from coobill.storage.tables import Extension, Reservation
 from sqlalchemy.orm import Session
+
+log = logging.getLogger("coobill.gate")
 
 # Funds that move between the read and the conditional update make the gate decide again;
 # past this many tries it says no_funds rather than spin.
@@ -56,9 +59,12 @@ async def authorize_call(ctx: BillingContext, cmd: AuthorizeCall) -> Verdict:
 
 
 def _undo(cmd: AuthorizeCall, session: Session, verdict: Verdict) -> None:
-    """The gate gave up waiting (its deadline) and told the channel no: drop the hold."""
+    """The gate gave up waiting (its deadline) and told the channel its on_error verdict
+    (DENY, or ALLOW unlimited): the hold this authorization committed late is not wanted."""
     if verdict.allowed:
         _drop_hold(session, cmd.uniqueid)
+        log.warning("gate.hold_undone uniqueid=%s ext=%s held=%s reason=answered_on_error",
+                    cmd.uniqueid, cmd.extension, verdict.held)
 
 
 _reservation = Reservation.__table__

@@ -64,25 +64,33 @@ async def list_held(ctx: BillingContext, *, state: str | None = None) -> list[He
 
 
 CdrLookup = Callable[[str], Awaitable[SettleCall | None]]
+LiveLookup = Callable[[], Awaitable[Collection[str]]]
 
 
 async def reconcile(
     ctx: BillingContext,
     live_uniqueids: Collection[str],
     *,
-    asked_at: datetime,
+    asked_at: datetime | None,
     find_cdr: CdrLookup | None = None,
+    still_live: LiveLookup | None = None,
 ) -> tuple[list[str], list[str]]:
     """Settle or flag the holds whose channel is no longer live. `asked_at` is when the live
     list was asked for (PBX local time): holds made after it are left alone, their channel may
-    simply be newer than the list. Returns (settled uniqueids, flagged uniqueids)."""
+    simply be newer than the list. Wall-clock dates go wrong when the clock jumps, so a caller
+    that can ask the PBX again passes `still_live` instead (and no `asked_at`): the holds are
+    read first, then the PBX is asked, and a channel up at that moment is live whatever the
+    dates say (it existed before its AGI request made the hold). Returns (settled uniqueids,
+    flagged uniqueids)."""
+    query = select(Reservation)
+    if asked_at is not None:
+        query = query.where(Reservation.created_at < asked_at - timedelta(seconds=1))
     async with ctx.uow() as uow:
-        orphans = (
-            await uow.session.execute(
-                select(Reservation).where(Reservation.created_at < asked_at - timedelta(seconds=1))
-            )
-        ).scalars().all()
+        orphans = (await uow.session.execute(query)).scalars().all()
         orphans = [r for r in orphans if r.uniqueid not in live_uniqueids]
+    if orphans and still_live is not None:
+        live_now = await still_live()
+        orphans = [r for r in orphans if r.uniqueid not in live_now]
     settled: list[str] = []
     flagged: list[str] = []
     for held in orphans:

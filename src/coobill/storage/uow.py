@@ -86,6 +86,12 @@ def _sync_sqlite_engine(engine: AsyncEngine) -> Engine | None:
     return sync
 
 
+def _log_undo_failure(undone) -> None:  # type: ignore[no-untyped-def]
+    # Nobody awaits an undo: a failure must at least reach the log (recovery finds the hold).
+    if not undone.cancelled() and undone.exception() is not None:
+        log.error("ledger.undo_failed error=%r", undone.exception())
+
+
 class UnitOfWorkFactory:
     """Makes units of work on one engine; `dialect` tells services which SQL to use."""
 
@@ -141,9 +147,11 @@ class UnitOfWorkFactory:
             return
         result = done.result()
         try:
-            self._thread.submit(self._run_sync, lambda session: undo(session, result))
+            undone = self._thread.submit(self._run_sync, lambda session: undo(session, result))
         except RuntimeError:  # shutting down: recovery will find the hold
             log.warning("ledger.undo_skipped reason=shutdown")
+            return
+        undone.add_done_callback(_log_undo_failure)
 
     async def dispose(self) -> None:
         if self._thread is not None:

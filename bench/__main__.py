@@ -1,0 +1,230 @@
+"""`python -m bench` (`make bench`): every benchmark, one after another - never two at once, the
+figures would disturb each other - then a summary of each figure against its baseline and its
+target. `--quick` runs them small (a smoke test: its figures are not the ones to quote);
+`--only` picks some; `--json` keeps the raw figures. docs/benchmarks.md records a full run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+Figures = dict[str, Any]
+
+
+def _rating(quick: bool) -> Figures:
+    from bench import bench_rating
+
+    return bench_rating.main(20_000 if quick else 100_000)
+
+
+def _gate(quick: bool) -> Figures:
+    from bench import bench_gate
+
+    return bench_gate.main(500 if quick else 3000)
+
+
+def _settlement(quick: bool) -> Figures:
+    from bench import bench_settlement, settlement_floor
+
+    calls, live = (500, 50) if quick else (3000, 200)
+    return {"coobill": bench_settlement.main(calls, live),
+            "floor": settlement_floor.main(calls, live)}
+
+
+def _stats(backend: str) -> Callable[[bool], Figures]:
+    def run(quick: bool) -> Figures:
+        from bench import bench_stats
+
+        return bench_stats.main(backend, 100_000 if quick else 1_000_000, 1 if quick else 3)
+
+    return run
+
+
+def _memory(quick: bool) -> Figures:
+    from bench import bench_memory
+
+    return bench_memory.main(20_000 if quick else 100_000)
+
+
+def _mixed(quick: bool) -> Figures:
+    from bench import bench_mixed
+
+    duration = 10.0 if quick else 60.0
+    return {"coobill": bench_mixed.main(duration), "floor": bench_mixed.main(duration, floor=True)}
+
+
+BENCHMARKS: dict[str, Callable[[bool], Figures]] = {
+    "rating": _rating,
+    "gate": _gate,
+    "settlement": _settlement,
+    "stats-sqlite": _stats("sqlite"),
+    "stats-postgresql": _stats("postgresql"),
+    "memory": _memory,
+    "mixed": _mixed,
+}
+
+
+@dataclass
+class Line:
+    figure: str
+    value: float
+    unit: str
+    baseline: float | None = None
+    better: str = "higher"  # how the ratio reads: value/baseline, or baseline/value
+    target: str = ""
+    met: bool | None = None
+
+    def ratio(self) -> str:
+        if not self.baseline:
+            return "-"
+        ratio = self.value / self.baseline if self.better == "higher" else self.baseline / self.value
+        return f"{ratio:,.2f}x"
+
+
+def lines(name: str, f: Figures) -> list[Line]:
+    """Each benchmark's headline figures, with baseline and target (docs/benchmarks.md)."""
+    if name == "rating":
+        return [
+            Line("quotes/s (rate book vs naive scan)", f["book_quotes_per_s"], "/s",
+                 f["scan_quotes_per_s"], target=">= 100,000/s",
+                 met=f["book_quotes_per_s"] >= 100_000),
+            Line("deck import", f["import_seconds"], "s", target="< 10 s",
+                 met=f["import_seconds"] < 10),
+        ]
+    if name == "gate":
+        out = []
+        for c in (1, 50):
+            gate, floor = f[f"coobill@{c}"], f[f"bare@{c}"]
+            ratio = gate["per_s"] / floor["per_s"]
+            out += [
+                Line(f"authorizations/s @{c} (vs bare FastAGI)", gate["per_s"], "/s",
+                     floor["per_s"], target=">= 0.5x floor" if c == 50 else "(none stated)",
+                     met=ratio >= 0.5 if c == 50 else None),
+                Line(f"gate p50 @{c}", gate["p50_ms"], "ms", floor["p50_ms"], "lower"),
+                Line(f"gate p99 @{c}", gate["p99_ms"], "ms", floor["p99_ms"], "lower"),
+            ]
+        return out
+    if name == "settlement":
+        mine, floor = f["coobill"], f["floor"]
+        return [
+            Line("settled calls/s (vs AMI follower alone)", mine["settled_per_s"], "/s",
+                 floor["ended_per_s"], target=">= 1,000/s", met=mine["settled_per_s"] >= 1000),
+            Line("hangup-to-debit p50", mine["hangup_to_debit_p50_ms"], "ms",
+                 floor["hangup_to_callback_p50_ms"], "lower"),
+            Line("hangup-to-debit p99", mine["hangup_to_debit_p99_ms"], "ms",
+                 floor["hangup_to_callback_p99_ms"], "lower", target="<= 50 ms",
+                 met=mine["hangup_to_debit_p99_ms"] <= 50),
+        ]
+    if name.startswith("stats"):
+        return [
+            Line(f"statistics by {by} (vs Python aggregation)", f[f"{by}_service_s"], "s",
+                 f[f"{by}_python_baseline_s"], "lower", target="<= 1 s",
+                 met=f[f"{by}_service_s"] <= 1)
+            for by in ("day", "month")
+        ]
+    if name == "memory":
+        return [Line("daemon RSS with the deck (vs before loading)",
+                     f["rss_mb_daemon_with_book"], "MB", f["rss_mb_daemon_before_book"], "lower",
+                     target="<= 150 MB", met=f["rss_mb_daemon_with_book"] <= 150)]
+    if name == "mixed":
+        mine, floor = f["coobill"], f["floor"]
+        kept_up = (mine["errors"] == 0 and mine["settled"] == mine["calls"]
+                   and mine["offered_calls_per_s"] >= 0.99 * 200)
+        return [
+            Line("calls/s offered, all settled", mine["offered_calls_per_s"], "/s",
+                 target="200/s, none lost", met=kept_up),
+            Line("gate p50 (vs floor)", mine["gate_p50_ms"], "ms", floor["gate_p50_ms"], "lower"),
+            Line("gate p99 (vs floor)", mine["gate_p99_ms"], "ms", floor["gate_p99_ms"], "lower"),
+            Line("hangup-to-debit p50 (vs floor)", mine["hangup_to_debit_p50_ms"], "ms",
+                 floor["hangup_to_debit_p50_ms"], "lower"),
+            Line("hangup-to-debit p99 (vs floor)", mine["hangup_to_debit_p99_ms"], "ms",
+                 floor["hangup_to_debit_p99_ms"], "lower", target="<= 50 ms",
+                 met=mine["hangup_to_debit_p99_ms"] <= 50),
+        ]
+    return []
+
+
+def show(figures: Figures, indent: str = "  ") -> None:
+    for key, value in figures.items():
+        if isinstance(value, dict):
+            print(f"{indent}{key}:")
+            show(value, indent + "  ")
+        elif isinstance(value, float):
+            print(f"{indent}{key:30} {value:,.2f}")
+        else:
+            print(f"{indent}{key:30} {value}")
+
+
+def run_one(name: str, quick: bool) -> Figures:
+    """One benchmark in a fresh process: what an earlier one left in this process's heap
+    (and its garbage collections) must not weigh on the next one's figures."""
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "figures.json"
+        done = subprocess.run([sys.executable, "-m", "bench", "--only", name, "--json", str(raw),
+                               *(["--quick"] if quick else [])], check=False)
+        if not raw.exists():
+            raise RuntimeError(f"{name} exited with status {done.returncode}")
+        report = json.loads(raw.read_text())
+    if name in report["failed"]:
+        raise RuntimeError(report["failed"][name])
+    return report["results"][name]  # type: ignore[no-any-return]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, a smoke test")
+    parser.add_argument("--only", help=f"comma-separated, of: {', '.join(BENCHMARKS)}")
+    parser.add_argument("--json", help="write every raw figure to this file")
+    args = parser.parse_args(argv)
+    chosen = args.only.split(",") if args.only else list(BENCHMARKS)
+    unknown = set(chosen) - set(BENCHMARKS)
+    if unknown:
+        parser.error(f"unknown benchmark {', '.join(sorted(unknown))}")
+    logging.disable(logging.INFO)  # the daemon's one line per decision is not measured
+
+    results: dict[str, Figures] = {}
+    failed: dict[str, str] = {}
+    for name in chosen:
+        print(f"== {name}{' (quick)' if args.quick else ''}", flush=True)
+        start = time.perf_counter()
+        try:
+            results[name] = run_one(name, args.quick) if len(chosen) > 1 else BENCHMARKS[name](args.quick)
+        except Exception as exc:  # noqa: BLE001 - reported in the summary; the others still run
+            failed[name] = f"{exc.__class__.__name__}: {exc}"
+            traceback.print_exc()
+            continue
+        if len(chosen) == 1:
+            show(results[name])
+        print(f"  ({time.perf_counter() - start:,.0f} s)", flush=True)
+
+    print("\n== summary" + (" (quick run: sizes reduced, not the figures to quote)"
+                            if args.quick else ""))
+    print(f"{'benchmark':17} {'figure':46} {'value':>12} {'baseline':>12} {'ratio':>8}  "
+          f"{'target':18} met")
+    for name, figures in results.items():
+        for line in lines(name, figures):
+            value = f"{line.value:,.2f} {line.unit}"
+            base = f"{line.baseline:,.2f}" if line.baseline else "-"
+            met = {True: "yes", False: "NO", None: "-"}[line.met]
+            print(f"{name:17} {line.figure:46} {value:>12} {base:>12} {line.ratio():>8}  "
+                  f"{line.target or '-':18} {met}")
+    for name, reason in failed.items():
+        print(f"{name:17} FAILED: {reason}")
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump({"quick": args.quick, "results": results, "failed": failed}, out, indent=1)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
