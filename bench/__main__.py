@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -165,19 +167,50 @@ def show(figures: Figures, indent: str = "  ") -> None:
             print(f"{indent}{key:30} {value}")
 
 
+def busy_cores() -> tuple[float, float]:
+    """(CPU seconds the whole machine has been busy, those of this process's finished children)."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks[:8]
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ((user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK"),
+            children.ru_utime + children.ru_stime)
+
+
+def wait_until_quiet(limit: float, patience: float) -> float:
+    """Wait (up to `patience` s) until the rest of the machine uses under `limit` of a core
+    over 5 s; return what it used over the last 5 s."""
+    deadline = time.monotonic() + patience
+    while True:
+        busy, _ = busy_cores()
+        time.sleep(5)
+        other = (busy_cores()[0] - busy) / 5
+        if other < limit or time.monotonic() > deadline:
+            return other
+        print(f"  (waiting: the machine is busy with {other:.2f} cores of other work)", flush=True)
+
+
 def run_one(name: str, quick: bool) -> Figures:
     """One benchmark in a fresh process: what an earlier one left in this process's heap
-    (and its garbage collections) must not weigh on the next one's figures."""
+    (and its garbage collections) must not weigh on the next one's figures. Also measured:
+    the CPU the rest of the machine used meanwhile (another user's load disturbs figures)."""
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "figures.json"
+        busy, ours = busy_cores()
+        start = time.monotonic()
         done = subprocess.run([sys.executable, "-m", "bench", "--only", name, "--json", str(raw),
                                *(["--quick"] if quick else [])], check=False)
+        elapsed = time.monotonic() - start
+        busy_after, ours_after = busy_cores()
         if not raw.exists():
             raise RuntimeError(f"{name} exited with status {done.returncode}")
         report = json.loads(raw.read_text())
     if name in report["failed"]:
         raise RuntimeError(report["failed"][name])
-    return report["results"][name]  # type: ignore[no-any-return]
+    figures: Figures = report["results"][name]
+    other = max(0.0, (busy_after - busy) - (ours_after - ours)) / elapsed
+    figures["other_load_cores"] = other
+    print(f"  other work on the machine meanwhile: {other:.2f} cores", flush=True)
+    return figures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, a smoke test")
     parser.add_argument("--only", help=f"comma-separated, of: {', '.join(BENCHMARKS)}")
     parser.add_argument("--json", help="write every raw figure to this file")
+    parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
+                        help="before each benchmark, wait up to this long for the rest of the "
+                             "machine to use under 0.15 cores (a shared machine)")
     args = parser.parse_args(argv)
     chosen = args.only.split(",") if args.only else list(BENCHMARKS)
     unknown = set(chosen) - set(BENCHMARKS)
@@ -196,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     failed: dict[str, str] = {}
     for name in chosen:
         print(f"== {name}{' (quick)' if args.quick else ''}", flush=True)
+        if args.wait_quiet and len(chosen) > 1:
+            wait_until_quiet(0.15, args.wait_quiet)
         start = time.perf_counter()
         try:
             results[name] = run_one(name, args.quick) if len(chosen) > 1 else BENCHMARKS[name](args.quick)
@@ -220,6 +258,13 @@ def main(argv: list[str] | None = None) -> int:
                   f"{line.target or '-':18} {met}")
     for name, reason in failed.items():
         print(f"{name:17} FAILED: {reason}")
+    busy = {n: f["other_load_cores"] for n, f in results.items() if "other_load_cores" in f}
+    if busy:
+        print("other work on the machine (cores): "
+              + ", ".join(f"{n} {v:.2f}" for n, v in busy.items()))
+        disturbed = [n for n, v in busy.items() if v > 0.2]
+        if disturbed:
+            print(f"disturbed, rerun before quoting: {', '.join(disturbed)}")
     if args.json:
         with open(args.json, "w") as out:
             json.dump({"quick": args.quick, "results": results, "failed": failed}, out, indent=1)

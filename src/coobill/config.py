@@ -8,6 +8,7 @@ A bad value raises ConfigurationError naming the key.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Any, Literal
 
@@ -83,6 +84,15 @@ class BillingConfig(Section):
     max_call_seconds: int = Field(default=10800, ge=1)
 
 
+class PbxConfig(Section):
+    # Which PBX this daemon serves, when several share one ledger: recovery only touches the
+    # holds of its own PBX's calls. Empty: this machine's host name.
+    name: str = Field(default="", max_length=64)
+
+    def identity(self) -> str:
+        return self.name or socket.gethostname()[:64]
+
+
 class LogConfig(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["keyvalue", "json"] = "keyvalue"
@@ -106,6 +116,7 @@ class Settings(BaseSettings):
     ami: AmiConfig = AmiConfig()
     web: WebConfig = WebConfig()
     billing: BillingConfig = BillingConfig()
+    pbx: PbxConfig = PbxConfig()
     log: LogConfig = LogConfig()
 
     @classmethod

@@ -95,28 +95,29 @@ def _decide(ctx: BillingContext, cmd: AuthorizeCall, session: Session) -> Verdic
     settings = cached_settings(ctx, session)
     local_now = settings.local(ctx.clock())
     policy = ctx.config.billing
+    pbx = ctx.config.pbx.identity()
     connection = session.connection()
     _drop_hold(session, cmd.uniqueid)
 
     for _ in range(_TRIES):
         ext = connection.execute(_EXTENSION_ROW, {"number": cmd.extension}).first()
         if not settings.billing_enabled:
-            return _allow_unbilled(session, cmd, ext, Reason.UNBILLED, local_now)
+            return _allow_unbilled(session, cmd, ext, Reason.UNBILLED, local_now, pbx)
         if ext is None:
             if policy.unknown_extension == "deny":
                 return Verdict.deny(Reason.UNKNOWN_EXTENSION)
-            return _allow_unbilled(session, cmd, None, Reason.UNKNOWN_EXTENSION, local_now)
+            return _allow_unbilled(session, cmd, None, Reason.UNKNOWN_EXTENSION, local_now, pbx)
         if ext.locked:
             return Verdict.deny(Reason.LOCKED)
         if not ext.billing_enabled:
-            return _allow_unbilled(session, cmd, ext, Reason.UNBILLED, local_now)
+            return _allow_unbilled(session, cmd, ext, Reason.UNBILLED, local_now, pbx)
 
         book = rate_book(ctx, session, settings.rates_version)
         rate = book.select(ext.number, cmd.number, local_now.time())
         if rate is None:
             if policy.no_rate == "deny":
                 return Verdict.deny(Reason.NO_RATE)
-            return _allow_unbilled(session, cmd, ext, Reason.NO_RATE, local_now)
+            return _allow_unbilled(session, cmd, ext, Reason.NO_RATE, local_now, pbx)
 
         funds = ext.balance + ext.credit_limit - ext.reserved
         tariff = rate.tariff
@@ -130,7 +131,7 @@ def _decide(ctx: BillingContext, cmd: AuthorizeCall, session: Session) -> Verdic
             "uniqueid": cmd.uniqueid, "extension_id": ext.id, "extension_number": ext.number,
             "number": cmd.number, "channel": cmd.channel[:128], "amount": held, "billed": True,
             "limit_seconds": limit, "rate_id": rate.id, "tariff": tariff_text(tariff),
-            "rate_label": rate_label(rate.id, rate.prefix, rate.remark), "state": "held",
+            "rate_label": rate_label(rate.id, rate.prefix, rate.remark), "state": "held", "pbx": pbx,
             "note": "", "created_at": local_now,
         })
         return Verdict(
@@ -141,14 +142,15 @@ def _decide(ctx: BillingContext, cmd: AuthorizeCall, session: Session) -> Verdic
 
 
 def _allow_unbilled(
-    session: Session, cmd: AuthorizeCall, ext: object | None, reason: Reason, at: datetime
+    session: Session, cmd: AuthorizeCall, ext: object | None, reason: Reason, at: datetime,
+    pbx: str,
 ) -> Verdict:
     """Allow without a limit; a zero hold still tells settlement the call was gated."""
     session.connection().execute(_NEW_HOLD, {
         "uniqueid": cmd.uniqueid, "extension_id": getattr(ext, "id", None),
         "extension_number": cmd.extension, "number": cmd.number, "channel": cmd.channel[:128],
         "amount": ZERO, "billed": False, "limit_seconds": None, "rate_id": None, "tariff": "",
-        "rate_label": "", "state": "held", "note": "", "created_at": at,
+        "rate_label": "", "state": "held", "note": "", "pbx": pbx, "created_at": at,
     })
     return Verdict.allow_unlimited(reason)
 

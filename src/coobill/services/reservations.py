@@ -82,7 +82,7 @@ async def reconcile(
     read first, then the PBX is asked, and a channel up at that moment is live whatever the
     dates say (it existed before its AGI request made the hold). Returns (settled uniqueids,
     flagged uniqueids)."""
-    query = select(Reservation)
+    query = select(Reservation).where(Reservation.pbx == ctx.config.pbx.identity())
     if asked_at is not None:
         query = query.where(Reservation.created_at < asked_at - timedelta(seconds=1))
     async with ctx.uow() as uow:

@@ -161,6 +161,8 @@ class Reservation(Base):
     # a call is charged at the price it was allowed at, even if the rate is edited meanwhile.
     tariff: Mapped[str] = mapped_column(String(128), default="")
     rate_label: Mapped[str] = mapped_column(String(255), default="")
+    # The PBX whose call this is ([pbx] name): recovery reconciles only its own PBX's holds.
+    pbx: Mapped[str] = mapped_column(String(64), default="", server_default="", index=True)
     state: Mapped[str] = mapped_column(String(16), default="held")  # held | flagged
     note: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime)
