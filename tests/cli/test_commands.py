@@ -3,8 +3,6 @@ would type it."""
 
 from __future__ import annotations
 
-from coobill.storage import schema
-
 import csv
 import io
 import json
@@ -17,6 +15,7 @@ from coobill.money import fmt
 from coobill.services.context import BillingContext
 from coobill.services.settlement import settle_call
 from coobill.services.users import authenticate
+from coobill.storage import schema
 from tests.cli.conftest import RATE, Coobill, authorized, in_ledger, ok
 from tests.services.conftest import ended
 

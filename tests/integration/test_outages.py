@@ -26,7 +26,14 @@ from coobill.services.rates import add_rate
 from coobill.services.reports import list_calls
 from coobill.services.reservations import charge, list_held
 from coobill.services.settings import change_settings
-from tests.fakes.ami_server import PJSIP, FakeAmiServer, Frame, event_frames, read_trace, reply_frames
+from tests.fakes.ami_server import (
+    PJSIP,
+    FakeAmiServer,
+    Frame,
+    event_frames,
+    read_trace,
+    reply_frames,
+)
 from tests.fakes.asterisk_agi import FakeAsterisk, load_trace_env
 
 ALICE = "1795610072.0"  # sip_answered: 6 billable seconds

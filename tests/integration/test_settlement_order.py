@@ -17,8 +17,7 @@ from coobill.bootstrap import bootstrap
 from coobill.config import Settings
 from coobill.services.audit import audit
 from coobill.services.commands import AuthorizeCall, SettleCall
-from coobill.services.extensions import ExtensionChanges, recharge, set_extension
-from coobill.services.extensions import list_extensions
+from coobill.services.extensions import ExtensionChanges, list_extensions, recharge, set_extension
 from coobill.services.gate import authorize_call
 from coobill.services.rate_fields import check_rate_fields
 from coobill.services.rates import add_rate

@@ -15,8 +15,8 @@ from coobill.config import Settings
 from coobill.errors import BadRequest, CoobillError
 from coobill.money import fmt
 from coobill.services import audit as audit_service
-from coobill.services import extensions, rates, reports, reservations, settings as billing_settings
-from coobill.services import users
+from coobill.services import extensions, rates, reports, reservations, users
+from coobill.services import settings as billing_settings
 from coobill.services.context import BillingContext
 from coobill.services.rate_fields import check_rate_fields
 from coobill.storage import schema

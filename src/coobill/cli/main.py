@@ -17,8 +17,8 @@ from coobill.cli import commands
 from coobill.config import load_settings
 from coobill.errors import (
     BadRequest,
-    CoobillError,
     ConfigurationError,
+    CoobillError,
     SchemaOutOfDate,
     UnknownExtension,
     UnknownRate,

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+from coobill import systemd
 from coobill.agi.server import GateOptions, GateServer
 from coobill.ami.follower import AmiFollower
 from coobill.bootstrap import bootstrap
@@ -30,7 +31,6 @@ from coobill.services.gate import authorize_call
 from coobill.services.settings import get_settings, portal_secret
 from coobill.services.users import count_users
 from coobill.storage import schema
-from coobill import systemd
 
 log = logging.getLogger("coobill.daemon")
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from functools import partial
 from decimal import Decimal
+from functools import partial
 
 from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from coobill.money import ZERO
 from coobill.rating import Tariff, cost, max_duration, minimum_to_connect
@@ -26,7 +27,6 @@ from coobill.services.context import BillingContext
 from coobill.services.rates import rate_book
 from coobill.services.settings import BillingSettings, cached_settings
 from coobill.storage.tables import Extension, Reservation
-from sqlalchemy.orm import Session
 
 log = logging.getLogger("coobill.gate")
 

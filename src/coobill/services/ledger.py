@@ -13,11 +13,11 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.orm import Session
 
 from coobill.errors import UnknownExtension
 from coobill.storage.tables import Extension, LedgerEntry, Money
 from coobill.storage.uow import UnitOfWork
-from sqlalchemy.orm import Session
 
 RECHARGE = "recharge"
 CALL_DEBIT = "call_debit"

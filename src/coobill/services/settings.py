@@ -5,20 +5,20 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from functools import lru_cache
 from dataclasses import dataclass
-from pathlib import Path
 from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy import BigInteger, Text, cast, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from coobill.errors import BadRequest
 from coobill.services.context import BillingContext
 from coobill.storage.tables import Setting
 from coobill.storage.uow import UnitOfWork
-from sqlalchemy.orm import Session
 
 CURRENCY_SYMBOLS = {"USD": "US$", "CNY": "¥", "EUR": "€", "GBP": "£", "VND": "₫"}
 DEFAULTS = {

@@ -8,11 +8,12 @@ of the same call fails its insert and rolls back whole.
 from __future__ import annotations
 
 import logging
-from functools import partial
 import re
+from functools import partial
 
 from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from coobill.money import ZERO
 from coobill.rating import Tariff, cost
@@ -23,7 +24,6 @@ from coobill.services.gate import tariff_from_text
 from coobill.services.rates import rate_book
 from coobill.services.settings import cached_settings
 from coobill.storage.tables import Call, Extension, Reservation
-from sqlalchemy.orm import Session
 
 log = logging.getLogger("coobill.settlement")
 
