@@ -1,7 +1,9 @@
-"""`python -m bench` (`make bench`): every benchmark, one after another - never two at once, the
-figures would disturb each other - then a summary of each figure against its baseline and its
-target. `--quick` runs them small (a smoke test: its figures are not the ones to quote);
-`--only` picks some; `--json` keeps the raw figures. docs/benchmarks.md records a full run."""
+"""`python -m bench` (`make bench`): every benchmark, then a summary against the targets.
+
+They run one after another, each in a fresh process - never two at once, the figures would
+disturb each other - then each figure is set against its baseline and its target. `--quick`
+runs them small (a smoke test: its figures are not the ones to quote); `--only` picks some;
+`--json` keeps the raw figures. docs/benchmarks.md records a full run."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -82,15 +85,12 @@ class Line:
     value: float
     unit: str
     baseline: float | None = None
-    better: str = "higher"  # how the ratio reads: value/baseline, or baseline/value
     target: str = ""
     met: bool | None = None
 
     def ratio(self) -> str:
-        if not self.baseline:
-            return "-"
-        ratio = self.value / self.baseline if self.better == "higher" else self.baseline / self.value
-        return f"{ratio:,.2f}x"
+        """value / baseline: for a rate higher is better, for a time or a size lower is."""
+        return f"{self.value / self.baseline:,.2f}x" if self.baseline else "-"
 
 
 def lines(name: str, f: Figures) -> list[Line]:
@@ -112,8 +112,8 @@ def lines(name: str, f: Figures) -> list[Line]:
                 Line(f"authorizations/s @{c} (vs bare FastAGI)", gate["per_s"], "/s",
                      floor["per_s"], target=">= 0.5x floor" if c == 50 else "(none stated)",
                      met=ratio >= 0.5 if c == 50 else None),
-                Line(f"gate p50 @{c}", gate["p50_ms"], "ms", floor["p50_ms"], "lower"),
-                Line(f"gate p99 @{c}", gate["p99_ms"], "ms", floor["p99_ms"], "lower"),
+                Line(f"gate p50 @{c}", gate["p50_ms"], "ms", floor["p50_ms"]),
+                Line(f"gate p99 @{c}", gate["p99_ms"], "ms", floor["p99_ms"]),
             ]
         return out
     if name == "settlement":
@@ -122,21 +122,21 @@ def lines(name: str, f: Figures) -> list[Line]:
             Line("settled calls/s (vs AMI follower alone)", mine["settled_per_s"], "/s",
                  floor["ended_per_s"], target=">= 1,000/s", met=mine["settled_per_s"] >= 1000),
             Line("hangup-to-debit p50", mine["hangup_to_debit_p50_ms"], "ms",
-                 floor["hangup_to_callback_p50_ms"], "lower"),
+                 floor["hangup_to_callback_p50_ms"]),
             Line("hangup-to-debit p99", mine["hangup_to_debit_p99_ms"], "ms",
-                 floor["hangup_to_callback_p99_ms"], "lower", target="<= 50 ms",
+                 floor["hangup_to_callback_p99_ms"], target="<= 50 ms",
                  met=mine["hangup_to_debit_p99_ms"] <= 50),
         ]
     if name.startswith("stats"):
         return [
             Line(f"statistics by {by} (vs Python aggregation)", f[f"{by}_service_s"], "s",
-                 f[f"{by}_python_baseline_s"], "lower", target="<= 1 s",
+                 f[f"{by}_python_baseline_s"], target="<= 1 s",
                  met=f[f"{by}_service_s"] <= 1)
             for by in ("day", "month")
         ]
     if name == "memory":
         return [Line("daemon RSS with the deck (vs before loading)",
-                     f["rss_mb_daemon_with_book"], "MB", f["rss_mb_daemon_before_book"], "lower",
+                     f["rss_mb_daemon_with_book"], "MB", f["rss_mb_daemon_before_book"],
                      target="<= 150 MB", met=f["rss_mb_daemon_with_book"] <= 150)]
     if name == "mixed":
         mine, floor = f["coobill"], f["floor"]
@@ -145,12 +145,12 @@ def lines(name: str, f: Figures) -> list[Line]:
         return [
             Line("calls/s offered, all settled", mine["offered_calls_per_s"], "/s",
                  target="200/s, none lost", met=kept_up),
-            Line("gate p50 (vs floor)", mine["gate_p50_ms"], "ms", floor["gate_p50_ms"], "lower"),
-            Line("gate p99 (vs floor)", mine["gate_p99_ms"], "ms", floor["gate_p99_ms"], "lower"),
+            Line("gate p50 (vs floor)", mine["gate_p50_ms"], "ms", floor["gate_p50_ms"]),
+            Line("gate p99 (vs floor)", mine["gate_p99_ms"], "ms", floor["gate_p99_ms"]),
             Line("hangup-to-debit p50 (vs floor)", mine["hangup_to_debit_p50_ms"], "ms",
-                 floor["hangup_to_debit_p50_ms"], "lower"),
+                 floor["hangup_to_debit_p50_ms"]),
             Line("hangup-to-debit p99 (vs floor)", mine["hangup_to_debit_p99_ms"], "ms",
-                 floor["hangup_to_debit_p99_ms"], "lower", target="<= 50 ms",
+                 floor["hangup_to_debit_p99_ms"], target="<= 50 ms",
                  met=mine["hangup_to_debit_p99_ms"] <= 50),
         ]
     return []
@@ -168,12 +168,22 @@ def show(figures: Figures, indent: str = "  ") -> None:
 
 
 def busy_cores() -> tuple[float, float]:
-    """(CPU seconds the whole machine has been busy, those of this process's finished children)."""
+    """(CPU seconds the whole machine has been busy, those spent for the benchmarks: this
+    process's finished children, and the local PostgreSQL server's processes)."""
+    tick = os.sysconf("SC_CLK_TCK")
     ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     user, nice, system, _idle, _iowait, irq, softirq, steal = ticks[:8]
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ((user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK"),
-            children.ru_utime + children.ru_stime)
+    ours = children.ru_utime + children.ru_stime
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            name, _, rest = stat.read_text().partition(") ")
+        except OSError:  # gone meanwhile
+            continue
+        if name.endswith("(postgres"):  # a backend's time, or the ones it reaped
+            fields = rest.split()
+            ours += sum(int(v) for v in fields[11:15]) / tick
+    return (user + nice + system + irq + softirq + steal) / tick, ours
 
 
 def wait_until_quiet(limit: float, patience: float) -> float:
@@ -197,8 +207,8 @@ def run_one(name: str, quick: bool) -> Figures:
         raw = Path(tmp) / "figures.json"
         busy, ours = busy_cores()
         start = time.monotonic()
-        done = subprocess.run([sys.executable, "-m", "bench", "--only", name, "--json", str(raw),
-                               *(["--quick"] if quick else [])], check=False)
+        done = subprocess.run([sys.executable, "-m", "bench", "--child", "--only", name,
+                               "--json", str(raw), *(["--quick"] if quick else [])], check=False)
         elapsed = time.monotonic() - start
         busy_after, ours_after = busy_cores()
         if not raw.exists():
@@ -221,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                         help="before each benchmark, wait up to this long for the rest of the "
                              "machine to use under 0.15 cores (a shared machine)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     chosen = args.only.split(",") if args.only else list(BENCHMARKS)
     unknown = set(chosen) - set(BENCHMARKS)
@@ -231,23 +242,34 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Figures] = {}
     failed: dict[str, str] = {}
     for name in chosen:
-        print(f"== {name}{' (quick)' if args.quick else ''}", flush=True)
-        if args.wait_quiet and len(chosen) > 1:
+        if not args.child:
+            print(f"== {name}{' (quick)' if args.quick else ''}", flush=True)
+        if args.wait_quiet and not args.child:
             wait_until_quiet(0.15, args.wait_quiet)
         start = time.perf_counter()
         try:
-            results[name] = run_one(name, args.quick) if len(chosen) > 1 else BENCHMARKS[name](args.quick)
+            run = BENCHMARKS[name] if args.child else partial(run_one, name)
+            results[name] = run(args.quick)
         except Exception as exc:  # noqa: BLE001 - reported in the summary; the others still run
             failed[name] = f"{exc.__class__.__name__}: {exc}"
             traceback.print_exc()
             continue
-        if len(chosen) == 1:
+        if args.child:
             show(results[name])
-        print(f"  ({time.perf_counter() - start:,.0f} s)", flush=True)
+        else:
+            print(f"  ({time.perf_counter() - start:,.0f} s)", flush=True)
+    if not args.child:
+        summary(results, failed, args.quick)
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump({"quick": args.quick, "results": results, "failed": failed}, out, indent=1)
+    return 1 if failed else 0
 
+
+def summary(results: dict[str, Figures], failed: dict[str, str], quick: bool) -> None:
     print("\n== summary" + (" (quick run: sizes reduced, not the figures to quote)"
-                            if args.quick else ""))
-    print(f"{'benchmark':17} {'figure':46} {'value':>12} {'baseline':>12} {'ratio':>8}  "
+                            if quick else ""))
+    print(f"{'benchmark':17} {'figure':46} {'value':>12} {'baseline':>12} {'vs base':>8}  "
           f"{'target':18} met")
     for name, figures in results.items():
         for line in lines(name, figures):
@@ -265,10 +287,6 @@ def main(argv: list[str] | None = None) -> int:
         disturbed = [n for n, v in busy.items() if v > 0.2]
         if disturbed:
             print(f"disturbed, rerun before quoting: {', '.join(disturbed)}")
-    if args.json:
-        with open(args.json, "w") as out:
-            json.dump({"quick": args.quick, "results": results, "failed": failed}, out, indent=1)
-    return 1 if failed else 0
 
 
 if __name__ == "__main__":

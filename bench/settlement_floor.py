@@ -17,7 +17,8 @@ from coobill.ami.follower import AmiFollower
 
 async def run(calls: int, live: int) -> dict[str, float]:
     template = call_template()
-    streams = [(uid, frames) for uid, _, frames in (clone(template, n) for n in range(calls + live))]
+    streams = [(uid, frames)
+               for uid, _, frames in (clone(template, n) for n in range(calls + live))]
     ended_at: dict[str, float] = {}
     done = asyncio.Event()
     wanted = calls

@@ -4,6 +4,7 @@ a gap, fill the extension list from the PBX's endpoints, read Asterisk's CDR sto
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 import csv
 import logging
 from collections.abc import Awaitable, Callable
@@ -35,6 +36,7 @@ class PbxLink:
     """The service side of the AMI follower's callbacks."""
 
     max_in_flight = 64
+    max_remembered = 100_000  # allowed channels remembered until they dial or hang up
 
     def __init__(
         self,
@@ -47,6 +49,7 @@ class PbxLink:
         self.max_retry_delay = 5.0
         self.pending_releases: set[asyncio.Task[None]] = set()
         self.settling: set[asyncio.Task[None]] = set()
+        self._allowed: OrderedDict[str, None] = OrderedDict()
         self._slots = asyncio.Semaphore(self.max_in_flight)
         self._on_settled = on_settled
         self.endpoints = endpoints
@@ -55,6 +58,7 @@ class PbxLink:
         """Hand an ended call to settlement and return, so the next AMI events are read while
         the ledger works (it serializes settlements itself). At most `max_in_flight` run at
         once; past that the event stream waits here."""
+        self._allowed.pop(ended.uniqueid, None)
         await self._slots.acquire()
         task = asyncio.create_task(self._settle(ended), name=f"settle-{ended.uniqueid}")
         self.settling.add(task)
@@ -89,10 +93,20 @@ class PbxLink:
             for task in pending:
                 log.error("settlement.unfinished task=%s", task.get_name())
 
+    def gate_allowed(self, uniqueid: str) -> None:
+        """The gate allowed this channel: if it hangs up without dialling, release its hold."""
+        self._allowed[uniqueid] = None
+        while len(self._allowed) > self.max_remembered:
+            self._allowed.popitem(last=False)
+
     async def hangup_without_dial(self, uniqueid: str) -> None:
         """Release, after the Cdr grace period, the hold of a channel that hung up without
         dialling. The wait lets a dialled call the tracker does not know (a restart in the
-        middle of it) be settled by its Cdr first; then nothing is left to release."""
+        middle of it) be settled by its Cdr first; then nothing is left to release.
+        Only channels this daemon's gate allowed can hold anything: the many other legs that
+        hang up (callee and Local channels) cost no transaction."""
+        if self._allowed.pop(uniqueid, False) is False:
+            return
         task = asyncio.create_task(self._release_later(uniqueid), name=f"release-{uniqueid}")
         self.pending_releases.add(task)
         task.add_done_callback(self.pending_releases.discard)
