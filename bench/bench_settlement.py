@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.fakes.ami_server import PJSIP, FakeAmiServer, Frame, event_frames, read_trace
+
 from coobill.ami.follower import AmiFollower
 from coobill.bootstrap import bootstrap
 from coobill.config import Settings
@@ -25,7 +27,6 @@ from coobill.services.gate import authorize_call
 from coobill.services.rate_fields import check_rate_fields
 from coobill.services.rates import add_rate
 from coobill.storage import schema
-from tests.fakes.ami_server import PJSIP, FakeAmiServer, Frame, event_frames, read_trace
 
 ALICE, CARRIER = "1795610072.0", "1795610072.1"
 

@@ -18,8 +18,7 @@ from coobill.services.reservations import list_held, reconcile
 def daemon_of(ctx: BillingContext, pbx: str) -> BillingContext:
     """Another daemon's view of the same ledger (its own caches, its own PBX name)."""
     config = Settings(database={"url": str(ctx.uow.engine.url)}, pbx={"name": pbx})
-    return replace(ctx, config=config, rate_cache=type(ctx.rate_cache)(),
-                   settings_cache=type(ctx.settings_cache)())
+    return replace(ctx, config=config, rate_cache=type(ctx.rate_cache)())
 
 
 async def test_recovery_on_one_pbx_leaves_another_pbxs_live_calls_alone(

@@ -126,9 +126,8 @@ class TestRateBook:
     async def test_a_rate_changed_by_one_daemon_is_used_by_another_on_its_next_read(
         self, ctx: BillingContext, other_daemon: BillingContext
     ) -> None:
-        """The other daemon rereads the rates version every `settings_ttl` seconds; at 0 it
-        rereads it on every call, so the change shows on the very next one."""
-        other_daemon.settings_ttl = 0
+        """The other daemon rereads the rates version in every authorization, so the change
+        shows on the very next one."""
         await make_extension(ctx, "100", balance="10")
         assert (await authorize(other_daemon, "c1")).reason == "no_rate"
         view = await make_rate(ctx, "00")

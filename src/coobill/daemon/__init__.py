@@ -10,8 +10,8 @@ flight finish, close AMI, dispose of the engine, exit 0.
 from __future__ import annotations
 
 import asyncio
-import gc
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Callable

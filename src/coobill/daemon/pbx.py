@@ -4,9 +4,9 @@ a gap, fill the extension list from the PBX's endpoints, read Asterisk's CDR sto
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 import csv
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path

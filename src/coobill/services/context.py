@@ -24,21 +24,8 @@ class RateBookCache:
 
 
 @dataclass
-class SettingsCache:
-    """The billing settings as the gate last read them, and when (time.monotonic())."""
-
-    value: object | None = None
-    read_at: float = float("-inf")
-
-
-@dataclass
 class BillingContext:
     uow: UnitOfWorkFactory
     config: Settings
     clock: Callable[[], datetime] = utc_now
     rate_cache: RateBookCache = field(default_factory=RateBookCache)
-    settings_cache: SettingsCache = field(default_factory=SettingsCache)
-    # How stale the gate may see the billing settings and the rates version. 0: read them in
-    # every authorization (a few rows), so a rate added or billing turned off with the CLI
-    # applies to the very next call. The rate book itself is rebuilt only when it changed.
-    settings_ttl: float = 0.0

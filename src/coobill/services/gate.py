@@ -5,7 +5,7 @@ balance + credit limit: the hold is taken by a conditional update
 (`reserved = reserved + h WHERE balance + credit - reserved >= h`), so two calls, or two
 daemons on one PostgreSQL, can never spend the same funds. This is the hot path: one row
 read, one conditional update, one insert, the settings and rates from memory (refreshed
-within `settings_ttl`), run as one unit of work (UnitOfWorkFactory.run).
+read in the same transaction), run as one unit of work (UnitOfWorkFactory.run).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from coobill.services import ledger
 from coobill.services.commands import AuthorizeCall, Reason, Verdict
 from coobill.services.context import BillingContext
 from coobill.services.rates import rate_book
-from coobill.services.settings import BillingSettings, cached_settings
+from coobill.services.settings import BillingSettings, settings_now
 from coobill.storage.tables import Extension, Reservation
 
 log = logging.getLogger("coobill.gate")
@@ -92,7 +92,7 @@ _NEW_HOLD = insert(Reservation.__table__)
 
 
 def _decide(ctx: BillingContext, cmd: AuthorizeCall, session: Session) -> Verdict:
-    settings = cached_settings(ctx, session)
+    settings = settings_now(session)
     local_now = settings.local(ctx.clock())
     policy = ctx.config.billing
     pbx = ctx.config.pbx.identity()

@@ -79,7 +79,6 @@ async def add_rate(ctx: BillingContext, fields: RateFields) -> RateView:
         await uow.session.flush()
         await bump_rates_version(uow)
         await uow.commit()
-        ctx.settings_cache.value = None  # this process sees its own change at once
         return RateView(row.id, fields)
 
 
@@ -95,7 +94,6 @@ async def edit_rate(ctx: BillingContext, rate_id: int, **changes: object) -> Rat
             setattr(row, column, value)
         await bump_rates_version(uow)
         await uow.commit()
-        ctx.settings_cache.value = None  # this process sees its own change at once
         return RateView(row.id, fields)
 
 
@@ -106,7 +104,6 @@ async def delete_rate(ctx: BillingContext, rate_id: int) -> None:
             raise UnknownRate(f"rate {rate_id} does not exist", field="id")
         await bump_rates_version(uow)
         await uow.commit()
-        ctx.settings_cache.value = None  # this process sees its own change at once
 
 
 async def get_rate(ctx: BillingContext, rate_id: int) -> RateView:
@@ -236,7 +233,6 @@ async def import_rates(ctx: BillingContext, text: str, *, replace: bool = False)
             await uow.session.execute(insert(Rate), rows[start : start + 5000])
         await bump_rates_version(uow)
         await uow.commit()
-        ctx.settings_cache.value = None  # this process sees its own change at once
     return len(deck)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -93,15 +92,10 @@ async def read_settings(uow: UnitOfWork) -> BillingSettings:
 _ALL_SETTINGS = select(Setting.__table__.c.key, Setting.__table__.c.value)
 
 
-def cached_settings(ctx: BillingContext, session: Session) -> BillingSettings:
-    """The settings as read at most `ctx.settings_ttl` seconds ago (the gate's hot path)."""
-    cache = ctx.settings_cache
-    now = time.monotonic()
-    if cache.value is None or now - cache.read_at > ctx.settings_ttl:
-        rows = dict(session.connection().execute(_ALL_SETTINGS).tuples().all())
-        cache.value = settings_from_rows(rows)
-        cache.read_at = now
-    return cache.value  # type: ignore[return-value]
+def settings_now(session: Session) -> BillingSettings:
+    """The settings as they are in the ledger now (the gate's and settlement's sync path): a
+    few rows, read in every transaction, so a change made with the CLI applies at once."""
+    return settings_from_rows(dict(session.connection().execute(_ALL_SETTINGS).tuples().all()))
 
 
 async def get_settings(ctx: BillingContext) -> BillingSettings:
@@ -173,7 +167,6 @@ async def change_settings(
         for key, value in changes.items():
             await _put(uow, key, value)
         await uow.commit()
-    ctx.settings_cache.value = None
     return await get_settings(ctx)
 
 

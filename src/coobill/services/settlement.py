@@ -22,7 +22,7 @@ from coobill.services.commands import Disposition, SettleCall, Settlement
 from coobill.services.context import BillingContext
 from coobill.services.gate import tariff_from_text
 from coobill.services.rates import rate_book
-from coobill.services.settings import cached_settings
+from coobill.services.settings import BillingSettings, settings_now
 from coobill.storage.tables import Call, Extension, Reservation
 
 log = logging.getLogger("coobill.settlement")
@@ -61,7 +61,7 @@ def _settle(ctx: BillingContext, cmd: SettleCall, session: Session) -> Settlemen
     if done is not None:
         return Settlement(cmd.uniqueid, done, debited=False)
     held = connection.execute(_HOLD_OF_CALL, {"uniqueid": cmd.uniqueid}).first()
-    settings = cached_settings(ctx, session)
+    settings = settings_now(session)
 
     tariff: Tariff | None = None
     rate_id: int | None = None
@@ -75,7 +75,7 @@ def _settle(ctx: BillingContext, cmd: SettleCall, session: Session) -> Settlemen
         if _is_internal(session, cmd, ctx.config.ami.phone_pattern):
             return None
         if settings.billing_enabled:
-            tariff, rate_id, rate_label = _rate_for_ungated(ctx, session, cmd)
+            tariff, rate_id, rate_label = _rate_for_ungated(ctx, session, cmd, settings)
 
     ext = connection.execute(_EXTENSION_BY_NUMBER, {"number": extension_number}).first()
     # An ungated call is billed only to a known extension with billing on: an unknown one
@@ -134,12 +134,12 @@ def _is_internal(session: Session, cmd: SettleCall, phone_pattern: str) -> bool:
 
 
 def _rate_for_ungated(
-    ctx: BillingContext, session: Session, cmd: SettleCall
+    ctx: BillingContext, session: Session, cmd: SettleCall, settings: BillingSettings
 ) -> tuple[Tariff | None, int | None, str]:
     when = cmd.answer or cmd.start or cmd.end
     if when is None:
         return None, None, ""
-    rate = rate_book(ctx, session, cached_settings(ctx, session).rates_version).select(cmd.caller_extension, cmd.dialled_number, when.time())
+    rate = rate_book(ctx, session, settings.rates_version).select(cmd.caller_extension, cmd.dialled_number, when.time())
     if rate is None:
         return None, None, ""
     return rate.tariff, rate.id, f"#{rate.id} {rate.prefix or '(any)'} {rate.remark}".strip()
