@@ -6,11 +6,29 @@ BEGIN IMMEDIATE, so two writers queue for the lock instead of failing half-way.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
+
+
+log = logging.getLogger("coobill.ledger")
+
+
+def end_failed_commits(engine: Engine) -> None:
+    """A COMMIT that fails (a full disk, say) leaves SQLite's transaction open, and SQLAlchemy,
+    which counts the transaction as over, hands the connection back to the pool without a
+    ROLLBACK: that connection would keep the database's write lock, and its next BEGIN would
+    fail. So a connection coming back still inside a transaction is rolled back."""
+
+    @event.listens_for(engine, "reset")
+    def _on_reset(dbapi_connection: Any, _record: Any, _state: Any) -> None:
+        driver = getattr(dbapi_connection, "driver_connection", dbapi_connection)
+        if getattr(driver, "in_transaction", False):
+            log.warning("ledger.rolled_back reason=transaction_left_open")
+            dbapi_connection.rollback()
 
 
 def is_sqlite(url: str) -> bool:
@@ -47,4 +65,5 @@ def create_engine(url: str, *, busy_timeout_ms: int = 5000, **kwargs: Any) -> As
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
+    end_failed_commits(engine.sync_engine)
     return engine

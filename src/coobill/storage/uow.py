@@ -8,17 +8,14 @@ Leaving the block without commit() rolls back; nothing is ever committed in a fi
 
 The hot paths (authorizing and settling calls) are written as plain functions of a sync
 Session and handed to `run()`, which commits when they return. On SQLite they run on one
-dedicated thread with the stdlib driver — one thread hop per transaction instead of one per
-statement, and the daemon's own writers queue there instead of on SQLite's busy lock. On
+dedicated thread with the stdlib driver, several to a transaction when several are queued
+(group commit) — and the daemon's own writers queue there instead of on SQLite's busy lock. On
 PostgreSQL they run through AsyncSession.run_sync on asyncpg. One code path, either way.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import TypeVar
 
@@ -26,8 +23,10 @@ from sqlalchemy import Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, sessionmaker
 
+from coobill.storage.db import end_failed_commits
+from coobill.storage.group_commit import LedgerThread
+
 T = TypeVar("T")
-log = logging.getLogger("coobill.ledger")
 
 
 class UnitOfWork:
@@ -83,13 +82,8 @@ def _sync_sqlite_engine(engine: AsyncEngine) -> Engine | None:
     def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
+    end_failed_commits(sync)
     return sync
-
-
-def _log_undo_failure(undone) -> None:  # type: ignore[no-untyped-def]
-    # Nobody awaits an undo: a failure must at least reach the log (recovery finds the hold).
-    if not undone.cancelled() and undone.exception() is not None:
-        log.error("ledger.undo_failed error=%r", undone.exception())
 
 
 class UnitOfWorkFactory:
@@ -104,7 +98,10 @@ class UnitOfWorkFactory:
             sessionmaker(self._sync_engine, expire_on_commit=False, autoflush=False)
             if self._sync_engine is not None else None
         )
-        self._thread: ThreadPoolExecutor | None = None
+        # SQLite's ledger thread (None on PostgreSQL and in-memory SQLite).
+        self.ledger_thread = (
+            LedgerThread(self._sync_sessions) if self._sync_sessions is not None else None
+        )
 
     def __call__(self) -> UnitOfWork:
         return UnitOfWork(self._sessions)
@@ -115,48 +112,23 @@ class UnitOfWorkFactory:
         *,
         undo: Callable[[Session, T], None] | None = None,
     ) -> T:
-        """Run `work` in one transaction and commit it; an exception rolls it back.
+        """Run `work` in a transaction and commit it; an exception rolls it back.
 
-        If the caller is cancelled while `work` is still running on the ledger thread, the
-        thread finishes it anyway; `undo` then reverses what it committed (say, a hold for a
-        call the gate could no longer tell about)."""
-        if self._sync_sessions is None:
+        On SQLite the ledger thread may run it in one transaction with other units of work
+        (group commit, storage/group_commit.py), each in a savepoint of its own; the result
+        comes back only once that transaction has committed. If the caller is cancelled
+        while `work` is still queued it never runs; if it already ran, `undo` then reverses
+        what it committed (say, a hold for a call the gate could no longer tell about)."""
+        if self.ledger_thread is None:
             async with self() as uow:
                 result = await uow.session.run_sync(work)
                 await uow.commit()
                 return result
-        if self._thread is None:
-            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
-        future = self._thread.submit(self._run_sync, work)
-        try:
-            return await asyncio.wrap_future(future)
-        except asyncio.CancelledError:
-            if undo is not None:
-                future.add_done_callback(lambda done: self._undo_after(done, undo))
-            raise
-
-    def _run_sync(self, work: Callable[[Session], T]) -> T:
-        assert self._sync_sessions is not None
-        with self._sync_sessions() as session:
-            result = work(session)
-            session.commit()
-            return result
-
-    def _undo_after(self, done, undo) -> None:  # type: ignore[no-untyped-def]
-        if done.cancelled() or done.exception() is not None or self._thread is None:
-            return
-        result = done.result()
-        try:
-            undone = self._thread.submit(self._run_sync, lambda session: undo(session, result))
-        except RuntimeError:  # shutting down: recovery will find the hold
-            log.warning("ledger.undo_skipped reason=shutdown")
-            return
-        undone.add_done_callback(_log_undo_failure)
+        return await self.ledger_thread.submit(work, undo)  # type: ignore[no-any-return]
 
     async def dispose(self) -> None:
-        if self._thread is not None:
-            self._thread.shutdown(wait=True)
-            self._thread = None
+        if self.ledger_thread is not None:
+            self.ledger_thread.shutdown()
         if self._sync_engine is not None:
             self._sync_engine.dispose()
         await self.engine.dispose()

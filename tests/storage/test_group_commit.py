@@ -1,0 +1,170 @@
+"""The SQLite ledger thread: units of work queued together share one transaction (group
+commit), each in a savepoint of its own; a failing unit rolls back alone; nobody hears a
+result before the commit that makes it true; a cancelled caller's committed unit is undone."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from coobill.storage.db import create_engine
+from coobill.storage.group_commit import LedgerThread
+from coobill.storage.uow import UnitOfWorkFactory
+
+
+@pytest.fixture
+async def ledger(tmp_path: Path) -> AsyncIterator[LedgerThread]:
+    """The ledger thread of a UnitOfWorkFactory on a file SQLite ledger, as the daemon has it."""
+    factory = UnitOfWorkFactory(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'l.db'}"))
+    async with factory.engine.begin() as conn:
+        await conn.exec_driver_sql("CREATE TABLE account (id INTEGER PRIMARY KEY)")
+        await conn.exec_driver_sql("INSERT INTO account VALUES (1)")
+        await conn.exec_driver_sql(
+            "CREATE TABLE entry (ref TEXT UNIQUE, account INTEGER REFERENCES account(id))")
+    assert factory.ledger_thread is not None
+    yield factory.ledger_thread
+    await factory.dispose()
+
+
+def insert(ref: str, account: int = 1) -> Callable[[Session], str]:
+    def work(session: Session) -> str:
+        session.execute(text("INSERT INTO entry VALUES (:ref, :account)"),
+                        {"ref": ref, "account": account})
+        return ref
+    return work
+
+
+def refs(ledger: LedgerThread) -> list[str]:
+    with ledger.sessions() as session:
+        return list(session.execute(text("SELECT ref FROM entry ORDER BY rowid")).scalars())
+
+
+class Gate:
+    """A unit that keeps the ledger thread busy until released, so what is queued meanwhile
+    is taken as one batch."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, session: Session) -> str:
+        self.entered.set()
+        assert self.release.wait(10)
+        return "gate"
+
+
+async def queued_behind_a_gate(ledger: LedgerThread, works: list[Callable[[Session], Any]],
+                               ) -> list[asyncio.Future[Any]]:
+    gate = Gate()
+    first = ledger.submit(gate)
+    await asyncio.to_thread(gate.entered.wait, 10)
+    futures = [ledger.submit(work) for work in works]
+    gate.release.set()
+    await first
+    return futures
+
+
+class TestGroupCommit:
+    async def test_units_queued_together_share_one_transaction_and_each_gets_its_result(
+        self, ledger: LedgerThread
+    ) -> None:
+        futures = await queued_behind_a_gate(ledger, [insert(f"r{n}") for n in range(10)])
+        assert await asyncio.gather(*futures) == [f"r{n}" for n in range(10)]
+        # the gate alone, then the ten together
+        assert (ledger.transactions, ledger.units) == (2, 11)
+        assert refs(ledger) == [f"r{n}" for n in range(10)]
+
+    async def test_a_failing_unit_rolls_back_alone(self, ledger: LedgerThread) -> None:
+        def half_then_fail(session: Session) -> None:
+            insert("half")(session)
+            insert("r0")(session)  # a duplicate: IntegrityError after a write of its own
+
+        futures = await queued_behind_a_gate(
+            ledger, [insert("r0"), half_then_fail, insert("r1")])
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        assert results[0] == "r0" and results[2] == "r1"
+        assert isinstance(results[1], IntegrityError)
+        assert refs(ledger) == ["r0", "r1"]  # nothing of the failed unit, not even "half"
+        assert ledger.transactions == 2
+
+    async def test_a_later_unit_sees_what_an_earlier_one_wrote(self, ledger: LedgerThread) -> None:
+        def count(session: Session) -> int:
+            return int(session.execute(text("SELECT count(*) FROM entry")).scalar_one())
+
+        futures = await queued_behind_a_gate(ledger, [insert("a"), count, insert("b"), count])
+        assert await asyncio.gather(*futures) == ["a", 1, "b", 2]
+
+    async def test_when_the_commit_fails_each_unit_runs_again_alone(
+        self, ledger: LedgerThread
+    ) -> None:
+        """A deferred foreign key fails only at COMMIT: the batch is lost whole, nobody was
+        told anything, and each unit then gets the outcome it has on its own."""
+        def dangling(session: Session) -> str:
+            session.execute(text("PRAGMA defer_foreign_keys=ON"))
+            return insert("dangling", account=99)(session)
+
+        futures = await queued_behind_a_gate(ledger, [insert("r0"), dangling, insert("r1")])
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        assert results[0] == "r0" and results[2] == "r1"
+        assert isinstance(results[1], IntegrityError)
+        # The failed COMMITs left no transaction open (nor the write lock held): the ledger
+        # thread and any other writer go on.
+        assert await ledger.submit(insert("r2")) == "r2"
+        path = ledger.sessions.kw["bind"].url.database
+        with closing(sqlite3.connect(path, timeout=0, isolation_level=None)) as other:
+            other.execute("BEGIN IMMEDIATE")  # "database is locked" if it were still held
+            other.execute("INSERT INTO entry VALUES ('other', 1)")
+            other.execute("COMMIT")
+        assert refs(ledger) == ["r0", "r1", "r2", "other"]
+
+    async def test_nobody_hears_a_result_before_its_commit(self, ledger: LedgerThread) -> None:
+        gate = Gate()
+        first = ledger.submit(gate)
+        await asyncio.to_thread(gate.entered.wait, 10)
+        assert not first.done()  # it ran; its transaction has not committed yet
+        gate.release.set()
+        assert await first == "gate"
+
+    async def test_a_unit_whose_caller_left_while_it_ran_is_undone(
+        self, ledger: LedgerThread
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        undone: asyncio.Future[str] = loop.create_future()
+
+        def undo(session: Session, result: str) -> None:
+            session.execute(text("DELETE FROM entry WHERE ref = :ref"), {"ref": result})
+            loop.call_soon_threadsafe(undone.set_result, result)
+
+        gate = Gate()
+
+        def left_while_running(session: Session) -> str:
+            gate(session)  # waits until the test has cancelled its caller
+            return insert("left")(session)
+
+        running = ledger.submit(left_while_running, undo=undo)
+        await asyncio.to_thread(gate.entered.wait, 10)
+        running.cancel()
+        gate.release.set()
+        assert await asyncio.wait_for(undone, 10) == "left"
+        assert refs(ledger) == []
+
+    async def test_a_unit_cancelled_before_it_ran_never_runs(self, ledger: LedgerThread) -> None:
+        gate = Gate()
+        first = ledger.submit(gate)
+        await asyncio.to_thread(gate.entered.wait, 10)
+        never = ledger.submit(insert("never"))
+        never.cancel()
+        after = ledger.submit(insert("after"))
+        gate.release.set()
+        assert (await first, await after) == ("gate", "after")
+        assert refs(ledger) == ["after"]
