@@ -1,6 +1,10 @@
 """The disk fills up under the SQLite ledger, then space is freed: meanwhile authorizations
-fail closed (DENY error) and settlements retry, nothing is half-written; once there is space
-again every ended call is settled, once. The audit passes throughout."""
+fail closed (DENY error) and settlements that need room retry, nothing is half-written; once
+there is space again every ended call is settled, once. The audit passes throughout.
+
+(Settling a gated call deletes its hold first, and the page that gives back is room for the
+call's record: such a call may well settle on a full disk. The call that must wait for room
+here is one that never passed the gate, so has no hold to give back.)"""
 
 from __future__ import annotations
 
@@ -97,11 +101,12 @@ class TestTheDiskFull:
         self, small_page_ctx: BillingContext, fake_ami: FakeAmiServer, log_watch: LogWatch
     ) -> None:
         """`early` is settled before the disk fills; `up` and `talking` hold funds; `refused`
-        asks while it is full; `up` ends while it is full; `after` calls once space is back."""
+        asks while it is full; `stray` (ungated) ends while it is full; `after` calls once
+        space is back."""
         ctx = small_page_ctx
         await billed(ctx, BALANCES, remark=REMARK)
         early, up, talking = Call(0, "100", 5), Call(1, "101", 9), Call(2, "100", 4)
-        refused, after = Call(3, "101", 6), Call(4, "101", 3)
+        refused, after, stray = Call(3, "101", 6), Call(4, "101", 3), Call(5, "100", 7)
         disk = Disk(str(ctx.uow.engine.url.database))
         with disk.capped():
             daemon = await start_daemon(ctx, fake_ami)
@@ -116,10 +121,10 @@ class TestTheDiskFull:
                 disk.fill()
                 verdict = await refused.ask_gate(daemon.gate.port)
                 assert (verdict["COOBILL_RESULT"], verdict["COOBILL_REASON"]) == ("DENY", "error")
-                await fake_ami.send_events(up.end())
-                await log_watch.line(f"settlement.retry uniqueid={up.uniqueid}")
-                # Nothing half-written: no hold for `refused`, `up` not recorded, not debited,
-                # its hold still there; every balance as it was.
+                await fake_ami.send_events(stray.begin() + stray.end())
+                await log_watch.line(f"settlement.retry uniqueid={stray.uniqueid}")
+                # Nothing half-written: no hold for `refused`, `stray` not recorded, not
+                # debited; the holds of `up` and `talking` still there; every balance as it was.
                 assert {h.uniqueid for h in await list_held(ctx)} == {up.uniqueid, talking.uniqueid}
                 assert [c.uniqueid for c in (await list_calls(ctx))[0]] == [early.uniqueid]
                 assert {n: await show_extension(ctx, n) for n in BALANCES} == before
@@ -128,11 +133,11 @@ class TestTheDiskFull:
                 disk.free()
                 await daemon.until_settled(2)
                 assert (await after.ask_gate(daemon.gate.port))["COOBILL_LIMIT"] == "600"
-                for call in (talking, after):
-                    await fake_ami.send_events(call.begin() + call.end())
-                await daemon.until_settled(4)
+                for call in (up, talking, after):
+                    await fake_ami.send_events(call.end() if call is up else call.begin() + call.end())
+                await daemon.until_settled(5)
             finally:
                 await daemon.stop()
         assert await holds_left(ctx) == []
         assert integrity(disk.path) == [("ok",)]
-        await assert_debited_once(ctx, [early, up, talking, after], BALANCES)
+        await assert_debited_once(ctx, [early, up, talking, after, stray], BALANCES)

@@ -3,9 +3,11 @@
 However many calls an extension places at once, what they hold together never exceeds
 balance + credit limit: the hold is taken by a conditional update
 (`reserved = reserved + h WHERE balance + credit - reserved >= h`), so two calls, or two
-daemons on one PostgreSQL, can never spend the same funds. This is the hot path: one row
-read, one conditional update, one insert, the settings and rates from memory (refreshed
-read in the same transaction), run as one unit of work (UnitOfWorkFactory.run).
+daemons on one PostgreSQL, can never spend the same funds. This is the hot path: a delete
+of any earlier hold of the channel, one row read, one conditional update, one insert (the
+settings read once per transaction, the rates from memory), run as one unit of work
+(UnitOfWorkFactory.run), which on SQLite shares its transaction with the other calls queued
+at that moment (group commit).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from coobill.services.commands import AuthorizeCall, Reason, Verdict
 from coobill.services.context import BillingContext
 from coobill.services.rates import rate_book
 from coobill.services.settings import BillingSettings, settings_now
+from coobill.storage.fast import execute
 from coobill.storage.tables import Extension, Reservation
 
 log = logging.getLogger("coobill.gate")
@@ -68,19 +71,18 @@ def _undo(cmd: AuthorizeCall, session: Session, verdict: Verdict) -> None:
 
 
 _reservation = Reservation.__table__
-_PREVIOUS_HOLD = select(_reservation.c.extension_id, _reservation.c.amount).where(
-    _reservation.c.uniqueid == bindparam("uniqueid")
+_DROP_HOLD = (
+    delete(_reservation)
+    .where(_reservation.c.uniqueid == bindparam("uniqueid"))
+    .returning(_reservation.c.extension_id, _reservation.c.amount)
 )
-_DROP_HOLD = delete(_reservation).where(_reservation.c.uniqueid == bindparam("uniqueid"))
 
 
 def _drop_hold(session: Session, uniqueid: str) -> None:
     """A channel asking again gives back what it held: it cannot dial twice at once."""
-    connection = session.connection()
-    previous = connection.execute(_PREVIOUS_HOLD, {"uniqueid": uniqueid}).first()
+    previous = execute(session, _DROP_HOLD, {"uniqueid": uniqueid}).first()
     if previous is not None:
         ledger.release_hold(session, previous.extension_id, previous.amount)
-        connection.execute(_DROP_HOLD, {"uniqueid": uniqueid})
 
 
 _extension = Extension.__table__
@@ -96,11 +98,10 @@ def _decide(ctx: BillingContext, cmd: AuthorizeCall, session: Session) -> Verdic
     local_now = settings.local(ctx.clock())
     policy = ctx.config.billing
     pbx = ctx.config.pbx.identity()
-    connection = session.connection()
     _drop_hold(session, cmd.uniqueid)
 
     for _ in range(_TRIES):
-        ext = connection.execute(_EXTENSION_ROW, {"number": cmd.extension}).first()
+        ext = execute(session, _EXTENSION_ROW, {"number": cmd.extension}).first()
         if not settings.billing_enabled:
             return _allow_unbilled(session, cmd, ext, Reason.UNBILLED, local_now, pbx)
         if ext is None:
@@ -127,7 +128,7 @@ def _decide(ctx: BillingContext, cmd: AuthorizeCall, session: Session) -> Verdic
         held = cost(tariff, limit)
         if not ledger.hold(session, ext.id, held):
             continue  # the funds moved under us: read them again
-        connection.execute(_NEW_HOLD, {
+        execute(session, _NEW_HOLD, {
             "uniqueid": cmd.uniqueid, "extension_id": ext.id, "extension_number": ext.number,
             "number": cmd.number, "channel": cmd.channel[:128], "amount": held, "billed": True,
             "limit_seconds": limit, "rate_id": rate.id, "tariff": tariff_text(tariff),
@@ -146,7 +147,7 @@ def _allow_unbilled(
     pbx: str,
 ) -> Verdict:
     """Allow without a limit; a zero hold still tells settlement the call was gated."""
-    session.connection().execute(_NEW_HOLD, {
+    execute(session, _NEW_HOLD, {
         "uniqueid": cmd.uniqueid, "extension_id": getattr(ext, "id", None),
         "extension_number": cmd.extension, "number": cmd.number, "channel": cmd.channel[:128],
         "amount": ZERO, "billed": False, "limit_seconds": None, "rate_id": None, "tariff": "",

@@ -16,6 +16,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from coobill.errors import UnknownExtension
+from coobill.storage.fast import execute
 from coobill.storage.tables import Extension, LedgerEntry, Money
 from coobill.storage.uow import UnitOfWork
 
@@ -44,10 +45,10 @@ def post_entry(
     who: str = "",
 ) -> tuple[Decimal, Decimal]:
     """Add `amount` (signed) to a balance; returns (balance before, balance after)."""
-    after = session.connection().execute(
-        _MOVE_BALANCE, {"extension_id": extension_id, "amount": amount}
+    after = execute(
+        session, _MOVE_BALANCE, {"extension_id": extension_id, "amount": amount}
     ).scalar_one()
-    session.connection().execute(_NEW_ENTRY, {
+    execute(session, _NEW_ENTRY, {
         "extension_id": extension_id, "kind": kind, "amount": amount, "balance_after": after,
         "reference": reference, "who": who, "created_at": at,
     })
@@ -89,7 +90,7 @@ def hold(session: Session, extension_id: int, amount: Decimal) -> bool:
     """Add `amount` to what the extension's live calls hold, only if its funds still cover it
     (a conditional update, so two daemons on one ledger can never both spend the same funds).
     False means the funds moved since they were read: read again and decide again."""
-    result = session.connection().execute(_HOLD, {"extension_id": extension_id, "amount": amount})
+    result = execute(session, _HOLD, {"extension_id": extension_id, "amount": amount})
     return bool(result.rowcount)
 
 
@@ -97,4 +98,37 @@ def release_hold(session: Session, extension_id: int | None, amount: Decimal) ->
     """Take a settled or released call's hold off its extension."""
     if extension_id is None or not amount:
         return
-    session.connection().execute(_RELEASE, {"extension_id": extension_id, "amount": amount})
+    execute(session, _RELEASE, {"extension_id": extension_id, "amount": amount})
+
+
+_SETTLE = (
+    update(_extension)
+    .where(_extension.c.id == bindparam("extension_id"))
+    .values(
+        balance=_extension.c.balance - bindparam("debit", type_=Money()),
+        reserved=_extension.c.reserved - bindparam("held", type_=Money()),
+    )
+    .returning(_extension.c.balance)
+)
+
+
+def settle_hold(
+    session: Session,
+    *,
+    extension_id: int,
+    debit: Decimal,
+    held: Decimal,
+    at: datetime,
+    reference: str,
+) -> Decimal | None:
+    """Debit an ended call's cost and take its hold off the extension, in one update, with
+    the debit's ledger entry; returns the balance after (None: no such extension)."""
+    after = execute(
+        session, _SETTLE, {"extension_id": extension_id, "debit": debit, "held": held}
+    ).scalar_one_or_none()
+    if after is not None and debit:
+        execute(session, _NEW_ENTRY, {
+            "extension_id": extension_id, "kind": CALL_DEBIT, "amount": -debit,
+            "balance_after": after, "reference": reference, "who": "", "created_at": at,
+        })
+    return after  # type: ignore[no-any-return]

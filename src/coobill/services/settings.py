@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from coobill.errors import BadRequest
 from coobill.services.context import BillingContext
+from coobill.storage.fast import execute
 from coobill.storage.tables import Setting
 from coobill.storage.uow import UnitOfWork
 
@@ -94,8 +95,16 @@ _ALL_SETTINGS = select(Setting.__table__.c.key, Setting.__table__.c.value)
 
 def settings_now(session: Session) -> BillingSettings:
     """The settings as they are in the ledger now (the gate's and settlement's sync path): a
-    few rows, read in every transaction, so a change made with the CLI applies at once."""
-    return settings_from_rows(dict(session.connection().execute(_ALL_SETTINGS).tuples().all()))
+    few rows, read once in every transaction, so a change made with the CLI applies to the
+    next one. (A transaction of the ledger thread may hold many calls' units of work: it
+    holds SQLite's write lock throughout, so the settings cannot change under it.)"""
+    transaction = session.get_transaction()
+    cached = session.info.get("settings_now")
+    if cached is not None and transaction is not None and cached[0] is transaction:
+        return cached[1]  # type: ignore[no-any-return]
+    settings = settings_from_rows(dict(execute(session, _ALL_SETTINGS, {}).all()))
+    session.info["settings_now"] = (session.get_transaction(), settings)
+    return settings
 
 
 async def get_settings(ctx: BillingContext) -> BillingSettings:

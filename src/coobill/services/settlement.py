@@ -23,6 +23,7 @@ from coobill.services.context import BillingContext
 from coobill.services.gate import tariff_from_text
 from coobill.services.rates import rate_book
 from coobill.services.settings import BillingSettings, settings_now
+from coobill.storage.fast import execute
 from coobill.storage.tables import Call, Extension, Reservation
 
 log = logging.getLogger("coobill.settlement")
@@ -42,51 +43,58 @@ _call = Call.__table__
 _reservation = Reservation.__table__
 _extension = Extension.__table__
 # Built once: settlement runs them for every call that ends.
+_TAKE_HOLD = (
+    delete(_reservation)
+    .where(_reservation.c.uniqueid == bindparam("uniqueid"))
+    .returning(
+        _reservation.c.extension_id, _reservation.c.extension_number, _reservation.c.amount,
+        _reservation.c.billed, _reservation.c.tariff, _reservation.c.rate_id,
+        _reservation.c.rate_label,
+    )
+)
 _ALREADY_SETTLED = select(_call.c.cost).where(_call.c.uniqueid == bindparam("uniqueid"))
-_HOLD_OF_CALL = select(
-    _reservation.c.id, _reservation.c.extension_id, _reservation.c.extension_number,
-    _reservation.c.amount, _reservation.c.billed, _reservation.c.tariff, _reservation.c.rate_id,
-    _reservation.c.rate_label,
-).where(_reservation.c.uniqueid == bindparam("uniqueid"))
 _EXTENSION_BY_NUMBER = select(
     _extension.c.id, _extension.c.billing_enabled, _extension.c.balance
 ).where(_extension.c.number == bindparam("number"))
 _RECORD_CALL = insert(_call)
-_DROP_HOLD = delete(_reservation).where(_reservation.c.id == bindparam("hold_id"))
 
 
 def _settle(ctx: BillingContext, cmd: SettleCall, session: Session) -> Settlement | None:
-    connection = session.connection()
-    done = connection.execute(_ALREADY_SETTLED, {"uniqueid": cmd.uniqueid}).scalar_one_or_none()
-    if done is not None:
-        return Settlement(cmd.uniqueid, done, debited=False)
-    held = connection.execute(_HOLD_OF_CALL, {"uniqueid": cmd.uniqueid}).first()
+    """A gated call: take its hold (a delete), record the call, debit and release in one
+    update, write the debit's ledger entry. Anything that fails rolls all of it back."""
+    held = execute(session, _TAKE_HOLD, {"uniqueid": cmd.uniqueid}).first()
+    if held is None:
+        # A settled call has no hold left; a call that has neither never passed the gate.
+        done = execute(session, _ALREADY_SETTLED, {"uniqueid": cmd.uniqueid}).scalar_one_or_none()
+        if done is not None:
+            return Settlement(cmd.uniqueid, done, debited=False)
     settings = settings_now(session)
 
     tariff: Tariff | None = None
     rate_id: int | None = None
     rate_label = ""
     extension_number = cmd.caller_extension
+    extension_id: int | None = None
+    balance_after = None
     if held is not None:
-        extension_number = held.extension_number
+        extension_number, extension_id = held.extension_number, held.extension_id
         if held.billed:
             tariff, rate_id, rate_label = tariff_from_text(held.tariff), held.rate_id, held.rate_label
     else:
         if _is_internal(session, cmd, ctx.config.ami.phone_pattern):
             return None
-        if settings.billing_enabled:
-            tariff, rate_id, rate_label = _rate_for_ungated(ctx, session, cmd, settings)
-
-    ext = connection.execute(_EXTENSION_BY_NUMBER, {"number": extension_number}).first()
-    # An ungated call is billed only to a known extension with billing on: an unknown one
-    # calls free (as the gate lets it) and has no balance to debit.
-    if held is None and (ext is None or not ext.billing_enabled):
-        tariff = None
+        ext = execute(session, _EXTENSION_BY_NUMBER, {"number": extension_number}).first()
+        # An ungated call is billed only to a known extension with billing on: an unknown
+        # one calls free (as the gate lets it) and has no balance to debit.
+        if ext is not None:
+            extension_id, balance_after = ext.id, ext.balance
+            if settings.billing_enabled and ext.billing_enabled:
+                tariff, rate_id, rate_label = _rate_for_ungated(ctx, session, cmd, settings)
     answered = cmd.disposition == Disposition.ANSWERED
     amount = cost(tariff, cmd.billable_seconds) if tariff is not None and answered else ZERO
 
     # The unique uniqueid stops a second settlement here (IntegrityError, all rolled back).
-    connection.execute(_RECORD_CALL, {
+    execute(session, _RECORD_CALL, {
         "uniqueid": cmd.uniqueid, "caller_extension": extension_number,
         "caller_name": cmd.caller_name[:128], "dialled_number": cmd.dialled_number[:64],
         "start": cmd.start, "answer": cmd.answer, "end": cmd.end,
@@ -96,20 +104,17 @@ def _settle(ctx: BillingContext, cmd: SettleCall, session: Session) -> Settlemen
         "disposition": str(cmd.disposition), "gated": held is not None, "evidence": cmd.evidence,
     })
 
-    balance_after = ext.balance if ext is not None else None
-    if amount > 0 and ext is not None:
-        _, balance_after = ledger.post_entry(
-            session, extension_id=ext.id, kind=ledger.CALL_DEBIT, amount=-amount,
+    held_amount = held.amount if held is not None else ZERO
+    if extension_id is not None and (amount or held_amount):
+        balance_after = ledger.settle_hold(
+            session, extension_id=extension_id, debit=amount, held=held_amount,
             at=cmd.end or settings.local(ctx.clock()), reference=cmd.uniqueid,
         )
-        if held is not None and amount > held.amount:
+        if held is not None and amount > held_amount:
             log.warning(
                 "settlement.over_hold uniqueid=%s ext=%s cost=%s held=%s",
-                cmd.uniqueid, extension_number, amount, held.amount,
+                cmd.uniqueid, extension_number, amount, held_amount,
             )
-    if held is not None:
-        ledger.release_hold(session, held.extension_id, held.amount)
-        connection.execute(_DROP_HOLD, {"hold_id": held.id})
     log.info(
         "settlement.debit uniqueid=%s ext=%s number=%s disposition=%s billsec=%s trunk=%s "
         "rate=%s cost=%s balance_after=%s gated=%s evidence=%s",
