@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 import tempfile
 from decimal import Decimal
@@ -55,6 +56,7 @@ async def coobill(port: int) -> None:
                                           extensions="*"))
     gate = GateServer(partial(authorize_call, ctx), GateOptions(port=port))
     await gate.start()
+    gc.freeze()  # as the daemon does once it is up
     print(gate.port, flush=True)
     await asyncio.Event().wait()
 

@@ -7,6 +7,7 @@ A bad value raises ConfigurationError naming the key.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from pathlib import Path
@@ -84,13 +85,18 @@ class BillingConfig(Section):
     max_call_seconds: int = Field(default=10800, ge=1)
 
 
+@functools.cache
+def _host_name() -> str:
+    return socket.gethostname()[:64]
+
+
 class PbxConfig(Section):
     # Which PBX this daemon serves, when several share one ledger: recovery only touches the
     # holds of its own PBX's calls. Empty: this machine's host name.
     name: str = Field(default="", max_length=64)
 
     def identity(self) -> str:
-        return self.name or socket.gethostname()[:64]
+        return self.name or _host_name()
 
 
 class LogConfig(Section):

@@ -45,31 +45,30 @@ class AgiChannel:
         self.uniqueid: str | None = None  # once the environment named it, for the logs
 
     async def read_environment(self, max_bytes: int) -> dict[str, str]:
-        """The agi_* block up to its blank line.
+        """The agi_* block up to its blank line, read in one go (Asterisk ends every line
+        with a bare LF: res_agi.c writes `agi_%s: %s\n` and then `\n`).
 
-        Raises ChannelClosed when the peer leaves mid-block and EnvironmentTooLarge past
-        `max_bytes` (nothing more is read then).
+        Raises NoRequest when the peer leaves without a byte, ChannelClosed when it leaves
+        mid-block and EnvironmentTooLarge past `max_bytes` or the stream limit (nothing more
+        is read then).
         """
-        lines: list[str] = []
-        size = 0
-        while True:
-            try:
-                raw = await self._reader.readline()
-            except ValueError as exc:  # one line longer than the stream limit
-                raise EnvironmentTooLarge("an environment line passed the stream limit") from exc
-            except ConnectionError as exc:
-                raise ChannelClosed(str(exc)) from exc
-            size += len(raw)
-            if size > max_bytes:
-                raise EnvironmentTooLarge(f"environment passed {max_bytes} bytes")
-            if size == 0 and not raw:
-                raise NoRequest("connection closed before a request")
-            if not raw.endswith(b"\n"):
-                raise ChannelClosed(f"connection closed inside the environment ({size} bytes)")
-            line = decode_line(raw)
-            if line == "":
-                return parse_environment(lines)
-            lines.append(line)
+        try:
+            block = await self._reader.readuntil(b"\n\n")
+        except asyncio.IncompleteReadError as exc:
+            if not exc.partial:
+                raise NoRequest("connection closed before a request") from None
+            raise ChannelClosed(
+                f"connection closed inside the environment ({len(exc.partial)} bytes)"
+            ) from None
+        except asyncio.LimitOverrunError as exc:
+            raise EnvironmentTooLarge("the environment passed the stream limit") from exc
+        except ConnectionError as exc:
+            raise ChannelClosed(str(exc)) from exc
+        if len(block) > max_bytes:
+            raise EnvironmentTooLarge(f"environment passed {max_bytes} bytes")
+        text = block[:-2].decode("utf-8", errors="replace")
+        lines = text.split("\n")
+        return parse_environment([line.rstrip("\r") for line in lines] if "\r" in text else lines)
 
     async def command(self, line: str) -> Reply:
         """Send one command and return its reply, skipping the out-of-band HANGUP notice."""
@@ -120,6 +119,8 @@ class AgiChannel:
         if writer.is_closing():
             return
         writer.close()
+        if not writer.transport.get_write_buffer_size():
+            return  # nothing left to send: the socket closes on the loop's next turn
         try:
             await asyncio.wait_for(writer.wait_closed(), timeout)
         except TimeoutError:

@@ -202,7 +202,8 @@ class GateServer:
     def _decided(self, call: AuthorizeCall | None, verdict: Verdict, since: float,
                  **extra: object) -> None:
         latency = asyncio.get_running_loop().time() - since
-        log.info(decision_line(call, verdict, **extra))
+        if log.isEnabledFor(logging.INFO):
+            log.info(decision_line(call, verdict, **extra))
         if self._on_decision is None:
             return
         try:
