@@ -108,12 +108,14 @@ def lines(name: str, f: Figures) -> list[Line]:
         for c in (1, 50):
             gate, floor = f[f"coobill@{c}"], f[f"bare@{c}"]
             ratio = gate["per_s"] / floor["per_s"]
+            over = gate["p99_ms"] - floor["p99_ms"]
             out += [
                 Line(f"authorizations/s @{c} (vs bare FastAGI)", gate["per_s"], "/s",
-                     floor["per_s"], target=">= 0.5x floor" if c == 50 else "(none stated)",
-                     met=ratio >= 0.5 if c == 50 else None),
+                     floor["per_s"], target=">= 0.5x floor", met=ratio >= 0.5),
                 Line(f"gate p50 @{c}", gate["p50_ms"], "ms", floor["p50_ms"]),
-                Line(f"gate p99 @{c}", gate["p99_ms"], "ms", floor["p99_ms"]),
+                Line(f"gate p99 @{c} ({over:+.2f} ms over the floor)", gate["p99_ms"], "ms",
+                     floor["p99_ms"], target="<= floor + 2 ms" if c == 1 else "",
+                     met=over <= 2 if c == 1 else None),
             ]
         return out
     if name == "settlement":

@@ -26,7 +26,7 @@ from coobill.agi.protocol import (
 )
 from coobill.errors import BadRequest
 from coobill.services.commands import AuthorizeCall, Reason, Verdict
-from tests.fakes.asterisk_agi import parse_agi_args
+from tests.fakes.asterisk_agi import AsteriskChannel, parse_agi_args
 
 GOOD_ENV = {
     "agi_network": "yes",
@@ -138,14 +138,37 @@ class TestRequests:
 
 
 class TestAnswers:
-    def test_a_limited_allow_sets_four_variables_and_the_backstop(self) -> None:
+    def test_a_limited_allow_sets_the_limit_and_the_backstop_before_it_says_allow(self) -> None:
         verdict = Verdict(allowed=True, reason=Reason.OK, limit_seconds=30)
         assert gate_commands(verdict, ring_allowance_seconds=60) == [
-            'SET VARIABLE COOBILL_RESULT "ALLOW"',
-            'SET VARIABLE COOBILL_REASON "ok"',
             'SET VARIABLE COOBILL_LIMIT "30"',
             'SET VARIABLE COOBILL_DIAL_OPTIONS "L(30000)"',
             'EXEC Set "TIMEOUT(absolute)=90"',
+            'SET VARIABLE COOBILL_REASON "ok"',
+            'SET VARIABLE COOBILL_RESULT "ALLOW"',
+        ]
+
+    @pytest.mark.parametrize("limit", [30, None])
+    def test_a_conversation_cut_anywhere_never_leaves_an_allow_without_its_limit(
+        self, limit: int | None
+    ) -> None:
+        """The daemon killed, or the connection lost, after any number of commands: the
+        channel holds no verdict (the dialplan denies), or the ALLOW with every limit set."""
+        verdict = Verdict(allowed=True, reason=Reason.OK, limit_seconds=limit)
+        commands = gate_commands(verdict, ring_allowance_seconds=60)
+        for cut in range(len(commands) + 1):
+            channel = AsteriskChannel()
+            for command in commands[:cut]:
+                channel.answer(command)
+            # the verdict is the last thing said: before it, the channel holds none
+            assert ("COOBILL_RESULT" in channel.variables) == (cut == len(commands))
+
+    def test_a_deny_says_so_first(self) -> None:
+        assert gate_commands(Verdict.deny(Reason.NO_FUNDS), ring_allowance_seconds=60) == [
+            'SET VARIABLE COOBILL_RESULT "DENY"',
+            'SET VARIABLE COOBILL_REASON "no_funds"',
+            'SET VARIABLE COOBILL_LIMIT ""',
+            'SET VARIABLE COOBILL_DIAL_OPTIONS ""',
         ]
 
     def test_a_long_limit_is_written_as_a_plain_integer(self) -> None:

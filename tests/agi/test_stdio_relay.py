@@ -113,11 +113,11 @@ async def test_the_relay_gives_asterisk_exactly_what_the_daemon_decided(
     pipes = AsteriskPipes(LOCAL_ENV)
     assert await relay_once(pipes, environ_for(gate.port)) == 0
     assert pipes.written == [
-        'SET VARIABLE COOBILL_RESULT "ALLOW"',
-        'SET VARIABLE COOBILL_REASON "ok"',
         'SET VARIABLE COOBILL_LIMIT "30"',
         'SET VARIABLE COOBILL_DIAL_OPTIONS "L(30000)"',
         'EXEC Set "TIMEOUT(absolute)=90"',
+        'SET VARIABLE COOBILL_REASON "ok"',
+        'SET VARIABLE COOBILL_RESULT "ALLOW"',
     ]
     assert authorizer.calls == [
         AuthorizeCall("1795610072.0", "100", "9138000001", "PJSIP/100-00000000", "Alice")

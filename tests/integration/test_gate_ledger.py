@@ -59,7 +59,7 @@ class TestTheGateAgainstTheLedger:
             "COOBILL_RESULT": "ALLOW", "COOBILL_REASON": "ok", "COOBILL_LIMIT": "480",
             "COOBILL_DIAL_OPTIONS": "L(480000)",
         }
-        assert seen.commands[-1] == 'EXEC Set "TIMEOUT(absolute)=540"'
+        assert seen.channel.executed == [("Set", "TIMEOUT(absolute)=540")]
         assert (await show_extension(ctx, "100")).reserved == cost(TARIFF, 480)
 
     async def test_a_locked_extension_is_denied_whatever_its_balance(self, ctx: BillingContext) -> None:

@@ -73,15 +73,23 @@ def channel_variables(verdict: Verdict) -> list[tuple[str, str]]:
 def gate_commands(verdict: Verdict, ring_allowance_seconds: int) -> list[str]:
     """Every AGI command that tells the channel `verdict`, in the order they are sent.
 
+    A DENY says COOBILL_RESULT first; an ALLOW says it last, after the limit, the Dial
+    options and the backstop: a conversation cut short (the daemon killed, the connection
+    lost) can leave a channel denied, or without a verdict — which the dialplan treats as a
+    denial — but never allowed without its limit.
+
     A limited call also gets TIMEOUT(absolute) on the caller as a backstop: it counts from
     now, ringing included, so it is the limit plus the ring allowance.
     """
     verdict = enforceable(verdict)
     commands = [set_variable(name, value) for name, value in channel_variables(verdict)]
-    if verdict.allowed and verdict.limit_seconds is not None:
+    if not verdict.allowed:
+        return commands
+    result, reason, *limits = commands
+    if verdict.limit_seconds is not None:
         backstop = int(verdict.limit_seconds) + int(ring_allowance_seconds)
-        commands.append(exec_application("Set", f"TIMEOUT(absolute)={backstop}"))
-    return commands
+        limits.append(exec_application("Set", f"TIMEOUT(absolute)={backstop}"))
+    return [*limits, reason, result]
 
 
 def decision_line(call: AuthorizeCall | None, verdict: Verdict, **extra: object) -> str:
