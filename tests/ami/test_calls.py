@@ -309,3 +309,42 @@ class TestMemory:
         tracker.feed(dial_end("ANSWER", uid="1.3"))  # heard of since the reconnect
         assert tracker.reconcile({"1.1"}) == ["1.2"]
         assert tracker.live_uniqueids() == {"1.1", "1.3", "1.4"}
+
+
+class TestClocks:
+    def test_a_step_of_the_wall_clock_during_a_call_does_not_change_its_talk_time(self) -> None:
+        """Events without a Timestamp, no Cdr: the talk time is measured on the monotonic
+        clock; the wall clock gives only the times recorded."""
+        wall, ticks = Clock(), Clock()
+        tracker = CallTracker(clock=wall, monotonic=ticks, tz=UTC, cdr_events="off")
+        tracker.feed(dial_begin())
+        wall.now += 1.2
+        ticks.now += 1.2
+        tracker.feed(dial_end("ANSWER"))
+        wall.now += 3600 + 6.5  # NTP steps the clock an hour forward during the call
+        ticks.now += 6.5
+        [ended] = tracker.feed(hangup())
+        assert ended.settle.billable_seconds == 6
+        assert ended.settle.answer == datetime(2026, 11, 22, 14, 0, 1, 200000)
+
+    def test_the_cdr_grace_runs_on_the_monotonic_clock(self) -> None:
+        wall, ticks = Clock(), Clock()
+        tracker = CallTracker(clock=wall, monotonic=ticks, cdr_events="on", cdr_grace_seconds=5)
+        answered_call(wall, tracker)
+        assert tracker.feed(hangup()) == []
+        wall.now -= 3600  # stepped back an hour: the grace still ends on time
+        ticks.now += 4.9
+        assert tracker.expire() == []
+        ticks.now += 0.1
+        assert [c.settle.evidence for c in tracker.expire()] == ["events"]
+
+    def test_asterisks_own_timestamps_measure_the_call_when_it_sends_them(self) -> None:
+        """timestampevents=yes: the events carry Asterisk's clock, which measures the call."""
+        wall, ticks = Clock(), Clock()
+        tracker = CallTracker(clock=wall, monotonic=ticks, tz=UTC, cdr_events="off")
+        stamped = lambda event, t: {**event, "Timestamp": f"{EPOCH + t:.6f}"}  # noqa: E731
+        tracker.feed(stamped(dial_begin(), 0))
+        tracker.feed(stamped(dial_end("ANSWER"), 1.2))
+        ticks.now += 100  # our clocks say nothing about this call
+        [ended] = tracker.feed(stamped(hangup(), 9.0))
+        assert ended.settle.billable_seconds == 7

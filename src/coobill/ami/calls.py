@@ -191,7 +191,12 @@ class _Dialling:
     answered_at: float | None = None
     answered_destination: str = ""
     hung_up_at: float | None = None
-    hung_up_seen: float | None = None
+    hung_up_seen: float | None = None  # on the monotonic clock: the Cdr grace runs from it
+    # The monotonic instants of the answer and the hangup, when their times came from our
+    # clock (events without a Timestamp): talk time is measured on them, so a step of the
+    # wall clock during a call (NTP, an operator) cannot lengthen or shorten it.
+    answered_tick: float | None = None
+    hung_up_tick: float | None = None
     dial_cdrs: dict[str, _Cdr] = field(default_factory=dict)
 
     @property
@@ -226,6 +231,7 @@ class CallTracker:
         *,
         trunk_of: Callable[[str], str | None] = trunk_of_channel,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] | None = None,
         tz: tzinfo | None = None,
         cdr_events: CdrMode = "auto",
         cdr_grace_seconds: float = 5.0,
@@ -236,6 +242,9 @@ class CallTracker:
             raise ValueError(f"cdr_events must be auto, on or off, not {cdr_events!r}")
         self._trunk_of = trunk_of
         self._clock = clock
+        # Durations (the Cdr grace, events-mode talk time) are measured on a monotonic clock;
+        # an injected wall clock (tests, replays) drives both.
+        self._monotonic = monotonic or (time.monotonic if clock is time.time else clock)
         self._tz = tz
         self._cdr_mode: CdrMode = cdr_events
         self._cdr_seen = False
@@ -262,8 +271,9 @@ class CallTracker:
         return handler(h) if handler is not None else []
 
     def expire(self, now: float | None = None) -> list[EndedCall]:
-        """Settle hung-up channels whose Dial-Cdr has not come within the grace period."""
-        now = self._clock() if now is None else now
+        """Settle hung-up channels whose Dial-Cdr has not come within the grace period
+        (`now` on the tracker's monotonic clock)."""
+        now = self._monotonic() if now is None else now
         due = [
             ch for ch in self._channels.values()
             if ch.hung_up_seen is not None and now - ch.hung_up_seen >= self._grace
@@ -346,7 +356,7 @@ class CallTracker:
         status = h.get("dialstatus", "").strip().upper()
         ch.destinations[destination] = status
         if status == "ANSWER" and ch.answered_at is None:
-            ch.answered_at = self._event_time(h)
+            ch.answered_at, ch.answered_tick = self._event_time_and_tick(h)
             ch.answered_destination = destination
         return []
 
@@ -355,7 +365,7 @@ class CallTracker:
         if ch is not None and ch.answered_at is None and ch.destinations:
             # No DialEnd ANSWER seen (lost, or a Dial that bridges without one): the bridge is
             # the answer.
-            ch.answered_at = self._event_time(h)
+            ch.answered_at, ch.answered_tick = self._event_time_and_tick(h)
             ch.answered_destination = next(reversed(ch.destinations))
         return []
 
@@ -363,8 +373,8 @@ class CallTracker:
         ch = self._live(h.get("uniqueid", ""))
         if ch is None:
             return []
-        ch.hung_up_at = self._event_time(h)
-        ch.hung_up_seen = self._clock()
+        ch.hung_up_at, ch.hung_up_tick = self._event_time_and_tick(h)
+        ch.hung_up_seen = self._monotonic()
         if self.cdr_events_expected and not ch.every_target_has_a_cdr:
             return []  # settled by the Cdr, or by expire() after the grace period
         return [self._settle(ch)]
@@ -439,11 +449,15 @@ class CallTracker:
         return EndedCall(settle, cdr.destination_channel)
 
     def _from_events(self, ch: _Dialling) -> EndedCall:
-        end = ch.hung_up_at if ch.hung_up_at is not None else self._clock()
+        end, end_tick = (ch.hung_up_at, ch.hung_up_tick) if ch.hung_up_at is not None \
+            else (self._clock(), self._monotonic())
         if ch.answered_at is not None:
             disposition = Disposition.ANSWERED
+            talk = end - ch.answered_at
+            if ch.answered_tick is not None and end_tick is not None:
+                talk = end_tick - ch.answered_tick  # both ours: the monotonic clock
             # Truncated like Asterisk's billsec (main/cdr.c: (end - answer) ms / 1000).
-            billsec = max(int(end - ch.answered_at), 0)
+            billsec = max(int(talk), 0)
             destination = ch.answered_destination
         else:
             statuses = [s for s in ch.destinations.values() if s]
@@ -470,13 +484,18 @@ class CallTracker:
 
     def _event_time(self, h: Mapping[str, str]) -> float:
         """The event's `Timestamp` (manager.conf timestampevents=yes), else our clock."""
+        return self._event_time_and_tick(h)[0]
+
+    def _event_time_and_tick(self, h: Mapping[str, str]) -> tuple[float, float | None]:
+        """The event's time, and the monotonic instant when that time is our own clock's
+        (None when Asterisk stamped the event: its own clock then measures the call)."""
         stamp = h.get("timestamp", "")
         if stamp:
             try:
-                return float(stamp)
+                return float(stamp), None
             except ValueError:
                 pass
-        return self._clock()
+        return self._clock(), self._monotonic()
 
     def _local(self, epoch: float) -> datetime:
         if self._tz is None:
