@@ -35,7 +35,7 @@ def _rating(quick: bool) -> Figures:
 def _gate(quick: bool) -> Figures:
     from bench import bench_gate
 
-    return bench_gate.main(500 if quick else 3000)
+    return bench_gate.main(500, rounds=1) if quick else bench_gate.main(3000, rounds=3)
 
 
 def _settlement(quick: bool) -> Figures:
@@ -107,10 +107,11 @@ def lines(name: str, f: Figures) -> list[Line]:
         out = []
         for c in (1, 50):
             gate, floor = f[f"coobill@{c}"], f[f"bare@{c}"]
-            ratio = gate["per_s"] / floor["per_s"]
-            over = gate["p99_ms"] - floor["p99_ms"]
+            # the medians of the rounds' own ratios (bench_gate.main)
+            ratio, over = f[f"ratio@{c}"]["throughput_vs_floor"], f[f"ratio@{c}"]["p99_over_floor_ms"]
             out += [
-                Line(f"authorizations/s @{c} (vs bare FastAGI)", gate["per_s"], "/s",
+                Line(f"authorizations/s @{c} (vs bare FastAGI; {ratio:.2f}x by round)",
+                     gate["per_s"], "/s",
                      floor["per_s"], target=">= 0.5x floor", met=ratio >= 0.5),
                 Line(f"gate p50 @{c}", gate["p50_ms"], "ms", floor["p50_ms"]),
                 Line(f"gate p99 @{c} ({over:+.2f} ms over the floor)", gate["p99_ms"], "ms",

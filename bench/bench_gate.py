@@ -70,23 +70,34 @@ def serve(kind: str) -> tuple[subprocess.Popen[str], int]:
     return proc, int(proc.stdout.readline())
 
 
-def main(total: int = 3000) -> dict[str, dict[str, float]]:
-    results: dict[str, dict[str, float]] = {}
-    for kind in ("bare", "coobill"):
-        proc, port = serve(kind)
-        try:
+def main(total: int = 3000, rounds: int = 3) -> dict[str, dict[str, float]]:
+    """Both servers up side by side; `rounds` rounds, each measuring the floor and then the
+    gate at concurrency 1 and 50. Each figure is the median over the rounds, and each ratio
+    the median of the rounds' ratios: a machine whose speed drifts (a shared VM) moves the
+    floor and the gate together within a round, not between the two."""
+    servers = {kind: serve(kind) for kind in ("bare", "coobill")}
+    rounds_seen: dict[str, list[dict[str, float]]] = {}
+    try:
+        for kind, (_, port) in servers.items():
             asyncio.run(load(port, 200, 10, f"warm-{kind}"))
+        for round_ in range(rounds):
             for concurrency in (1, 50):
-                results[f"{kind}@{concurrency}"] = asyncio.run(
-                    load(port, total, concurrency, f"{kind}{concurrency}"))
-        finally:
+                for kind, (_, port) in servers.items():
+                    figures = asyncio.run(
+                        load(port, total, concurrency, f"{kind}{concurrency}.{round_}"))
+                    rounds_seen.setdefault(f"{kind}@{concurrency}", []).append(figures)
+    finally:
+        for proc, _ in servers.values():
             proc.terminate()
             proc.wait()
+    results = {name: {key: statistics.median(r[key] for r in seen) for key in seen[0]}
+               for name, seen in rounds_seen.items()}
     for concurrency in (1, 50):
-        floor, gate = results[f"bare@{concurrency}"], results[f"coobill@{concurrency}"]
+        pairs = list(zip(rounds_seen[f"bare@{concurrency}"], rounds_seen[f"coobill@{concurrency}"],
+                         strict=True))
         results[f"ratio@{concurrency}"] = {
-            "throughput_vs_floor": gate["per_s"] / floor["per_s"],
-            "p99_over_floor_ms": gate["p99_ms"] - floor["p99_ms"],
+            "throughput_vs_floor": statistics.median(g["per_s"] / f["per_s"] for f, g in pairs),
+            "p99_over_floor_ms": statistics.median(g["p99_ms"] - f["p99_ms"] for f, g in pairs),
         }
     return results
 

@@ -68,17 +68,24 @@ class _Compiled:
 
 
 _compiled: dict[tuple[ClauseElement, tuple[str, ...]], _Compiled] = {}
+_DRIVER = "coobill.fast.driver"  # session.info: (transaction, raw connection, dialect)
 
 
 def execute(session: Session, statement: ClauseElement, params: Mapping[str, Any]) -> Any:
     """Run `statement` with `params` in the session's transaction; a Rows (ledger thread on
     SQLite) or a CursorResult (elsewhere), both answering first(), all(), scalar_one(),
     scalar_one_or_none() and rowcount."""
-    connection = session.connection()
-    dialect = connection.dialect
-    if dialect.driver != "pysqlite":
-        return connection.execute(statement, params)
-    driver = connection.connection.driver_connection
+    transaction = session.get_transaction()
+    known = session.info.get(_DRIVER)
+    if known is not None and transaction is not None and known[0] is transaction:
+        driver, dialect = known[1], known[2]  # this transaction's: looked up once
+    else:
+        connection = session.connection()
+        dialect = connection.dialect
+        if dialect.driver != "pysqlite":
+            return connection.execute(statement, params)
+        driver = connection.connection.driver_connection
+        session.info[_DRIVER] = (session.get_transaction(), driver, dialect)
     key = (statement, tuple(params))
     compiled = _compiled.get(key)
     if compiled is None:
