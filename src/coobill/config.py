@@ -65,6 +65,10 @@ class AmiConfig(Section):
     # Endpoints whose name matches are phones (extensions); the others are trunks.
     phone_pattern: str = r"^\d+$"
     reconnect_seconds: float = Field(default=2.0, gt=0)
+    # While connected, list the live channels this often and settle or flag the holds of
+    # calls whose end was lost (Asterisk drops events for a client that falls behind); 0: only
+    # after each (re)connect.
+    live_check_seconds: float = Field(default=300.0, ge=0)
     # Asterisk's CDR store read when recovering a missed end (cdr_csv's Master.csv).
     cdr_csv_path: str = ""
 

@@ -35,6 +35,8 @@ from tests.fakes.ami_server import (
     reply_frames,
 )
 from tests.fakes.asterisk_agi import FakeAsterisk, load_trace_env
+from tests.faults.calls import Call, billed
+from tests.faults.ledger_checks import assert_debited_once
 
 ALICE = "1795610072.0"  # sip_answered: 6 billable seconds
 BOB = "1795610072.2"  # sip_cut_by_limit: 4 billable seconds
@@ -252,3 +254,74 @@ def _later(clock, seconds: float):  # type: ignore[no-untyped-def]
     from datetime import timedelta
 
     return lambda: clock() + timedelta(seconds=seconds)
+
+
+class TestLiveChecks:
+    """While the connection holds, the daemon lists the live channels every
+    `ami.live_check_seconds`: a hold whose channel is gone though its end never came (Asterisk
+    drops events for a client that falls behind) is settled or flagged then, not at the next
+    reconnect; a call whose end did come and is on its way to settlement is left alone."""
+
+    async def checked_twice_more(self, daemon: Daemon) -> None:
+        # The first check may have listed the channels before the test changed them.
+        await daemon.until_live_checked(daemon.live_checks + 2, timeout=WAIT)
+
+    async def test_a_call_whose_end_was_lost_is_flagged_without_a_reconnect(
+        self, ctx: BillingContext, fake_ami: FakeAmiServer
+    ) -> None:
+        await billed(ctx, {"100": "50"})
+        call = Call(0, "100", 6)
+        fake_ami.live_channels = [call.live()]
+        daemon = await start_daemon(ctx, fake_ami, live_check_seconds=0.05)
+        try:
+            await fake_ami.next_login()
+            assert (await call.ask_gate(daemon.gate.port))["COOBILL_RESULT"] == "ALLOW"
+            await fake_ami.send_events(call.begin())
+            await self.checked_twice_more(daemon)
+            assert [h.state for h in await list_held(ctx)] == ["held"]  # live: kept
+            fake_ami.live_channels = []  # it ended, and its Hangup and Cdr were lost
+            await self.checked_twice_more(daemon)
+            assert daemon.follower is not None and daemon.follower.reconnects == 0
+        finally:
+            await daemon.stop()
+        assert [(h.uniqueid, h.state) for h in await list_held(ctx)] == [(call.uniqueid, "flagged")]
+        assert (await show_extension(ctx, "100")).balance == Decimal("50")  # not charged silently
+
+    async def test_a_lost_end_is_settled_from_the_cdr_store_without_a_reconnect(
+        self, ctx: BillingContext, fake_ami: FakeAmiServer, tmp_path: Path
+    ) -> None:
+        await billed(ctx, {"100": "50"})
+        call = Call(0, "100", 6)
+        master = tmp_path / "Master.csv"
+        master.write_text(call.master_csv_row())
+        daemon = await start_daemon(ctx, fake_ami, live_check_seconds=0.05,
+                                    cdr_csv_path=str(master))
+        try:
+            await fake_ami.next_login()
+            assert (await call.ask_gate(daemon.gate.port))["COOBILL_RESULT"] == "ALLOW"
+            await fake_ami.send_events(call.begin())
+            await self.checked_twice_more(daemon)
+        finally:
+            await daemon.stop()
+        await assert_debited_once(ctx, [call], {"100": "50"})
+
+    async def test_a_call_waiting_for_its_cdr_is_left_to_it(
+        self, ctx: BillingContext, fake_ami: FakeAmiServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        await billed(ctx, {"100": "50"})
+        call = Call(0, "100", 6)
+        daemon = await start_daemon(ctx, fake_ami, live_check_seconds=0.05,
+                                    cdr_grace_seconds=60)
+        try:
+            await fake_ami.next_login()
+            assert (await call.ask_gate(daemon.gate.port))["COOBILL_RESULT"] == "ALLOW"
+            hangups = [f for f in call.end() if f.event == "Hangup"]
+            await fake_ami.send_events(call.begin() + hangups)  # its Cdr is late
+            await self.checked_twice_more(daemon)
+            assert [h.state for h in await list_held(ctx)] == ["held"]
+            await fake_ami.send_events([f for f in call.end() if f.event == "Cdr"])
+            await daemon.until_settled(1)
+        finally:
+            await daemon.stop()
+        await assert_debited_once(ctx, [call], {"100": "50"})
+        assert not [r for r in caplog.records if "settlement.flagged" in r.getMessage()]

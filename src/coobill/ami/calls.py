@@ -308,6 +308,11 @@ class CallTracker:
             del self._channels[uid]
         return lost
 
+    def awaiting_cdr(self) -> set[str]:
+        """The dialling channels that hung up and wait for their Cdr (or the grace) to be
+        settled: their end is known, their settlement is on its way."""
+        return {uid for uid, ch in self._channels.items() if ch.hung_up_at is not None}
+
     def knows_dialling(self, uniqueid: str) -> bool:
         """Whether `uniqueid` dialled (in progress, awaiting its Cdr, or settled)."""
         return uniqueid in self._channels or uniqueid in self._settled

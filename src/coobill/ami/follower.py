@@ -284,6 +284,7 @@ def _first(reply: AmiReply) -> Message:
 @dataclass(frozen=True, slots=True)
 class _Reconcile:
     live: frozenset[str]
+    during_session: bool = False  # a periodic check, not the one after a (re)connect
 
 
 class _Marker:
@@ -313,6 +314,8 @@ class AmiFollower:
         on_call_ended: OnCallEnded,
         on_reconciled: OnReconciled,
         on_hangup_without_dial: OnHangup | None = None,
+        on_live_check: OnReconciled | None = None,
+        live_check_seconds: float = 0.0,
         tracker: CallTracker | None = None,
         cdr_events: CdrMode = "auto",
         cdr_grace_seconds: float = 5.0,
@@ -332,6 +335,12 @@ class AmiFollower:
         self._on_call_ended = on_call_ended
         self._on_reconciled = on_reconciled
         self._on_hangup_without_dial = on_hangup_without_dial
+        # Every `live_check_seconds` of a session (0: never), the live channels are listed
+        # again and `on_live_check` gets them with the calls still being followed: holds whose
+        # channel is in neither had their end lost without the connection dropping (Asterisk
+        # drops events for a manager client that falls behind).
+        self._on_live_check = on_live_check
+        self._live_check_seconds = live_check_seconds
         self.tracker = tracker or CallTracker(
             clock=clock, tz=tz, cdr_events=cdr_events, cdr_grace_seconds=cdr_grace_seconds
         )
@@ -442,15 +451,27 @@ class AmiFollower:
             connection.close()
 
     async def _watch(self, connection: AmiConnection) -> None:
-        """Returns (raises) when the session is over: socket closed, or a Ping unanswered."""
+        """Returns (raises) when the session is over: socket closed, or a Ping unanswered.
+        Meanwhile it lists the live channels every `live_check_seconds`, if asked to."""
+        loop = asyncio.get_running_loop()
+        checking = self._on_live_check is not None and self._live_check_seconds > 0
+        next_check = loop.time() + self._live_check_seconds
+        next_ping = loop.time() + self._ping_interval
         while True:
-            done, _ = await asyncio.wait({connection.lost}, timeout=self._ping_interval)
+            due = min(next_ping, next_check) if checking else next_ping
+            done, _ = await asyncio.wait({connection.lost}, timeout=max(due - loop.time(), 0))
             if done:
                 raise AmiConnectionLost("connection closed by the server")
-            try:
-                await connection.ping(self._ping_timeout)
-            except AmiTimeout:
-                raise AmiTimeout(f"no Pong within {self._ping_timeout}s") from None
+            if checking and loop.time() >= next_check:
+                live = await connection.live_uniqueids()
+                self._queue.put_nowait(_Reconcile(frozenset(live), during_session=True))
+                next_check = loop.time() + self._live_check_seconds
+            if loop.time() >= next_ping:
+                try:
+                    await connection.ping(self._ping_timeout)
+                except AmiTimeout:
+                    raise AmiTimeout(f"no Pong within {self._ping_timeout}s") from None
+                next_ping = loop.time() + self._ping_interval
 
     async def _tick(self) -> None:
         while True:
@@ -472,6 +493,12 @@ class AmiFollower:
     async def _handle(self, item: _QueueItem) -> None:
         if item is _SESSION_START:
             self.tracker.begin_session()
+            return
+        if isinstance(item, _Reconcile) and item.during_session:
+            # The tracker forgets nothing here (a Cdr may still come for what it follows);
+            # the calls it will settle once their Cdr or the grace comes count as live.
+            assert self._on_live_check is not None
+            await self._on_live_check(set(item.live) | self.tracker.awaiting_cdr())
             return
         if isinstance(item, _Reconcile):
             lost = self.tracker.reconcile(item.live)

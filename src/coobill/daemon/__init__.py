@@ -61,6 +61,7 @@ class Daemon:
     started: bool = False
     settled_count: int = 0
     reconciled_count: int = 0
+    live_checks: int = 0
     _progress: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> None:
@@ -107,10 +108,17 @@ class Daemon:
             except Exception as exc:  # a PBX without PJSIP/SIP listings still bills
                 log.warning("extensions.sync_failed error=%s", exc)
 
+        async def live_checked(live: set[str]) -> None:
+            assert self.follower is not None
+            await link.live_check(live, still_live=self.follower.live_uniqueids)
+            self.live_checks += 1
+            self._progress.set()
+
         self.follower = AmiFollower(
             ami.host, ami.port, ami.username, ami.secret,
             on_call_ended=link.call_ended, on_reconciled=reconciled,
             on_hangup_without_dial=link.hangup_without_dial,
+            on_live_check=live_checked, live_check_seconds=ami.live_check_seconds,
             cdr_events=ami.cdr_events, cdr_grace_seconds=ami.cdr_grace_seconds, tz=tz,
             phone_pattern=ami.phone_pattern, reconnect_seconds=ami.reconnect_seconds,
         )
@@ -128,6 +136,11 @@ class Daemon:
     async def until_reconciled(self, count: int, timeout: float = 10.0) -> None:
         """Wait until holds were reconciled with the PBX `count` times (once per login)."""
         await self._until(lambda: self.reconciled_count >= count, timeout)
+
+    async def until_live_checked(self, count: int, timeout: float = 10.0) -> None:
+        """Wait until the holds were checked against the live channels `count` times during
+        sessions (every `ami.live_check_seconds`)."""
+        await self._until(lambda: self.live_checks >= count, timeout)
 
     async def _until(self, done: Callable[[], bool], timeout: float) -> None:
         async with asyncio.timeout(timeout):

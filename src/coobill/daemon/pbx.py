@@ -49,6 +49,8 @@ class PbxLink:
         self.max_retry_delay = 5.0
         self.pending_releases: set[asyncio.Task[None]] = set()
         self.settling: set[asyncio.Task[None]] = set()
+        # The uniqueids of those tasks: a live check leaves their holds alone.
+        self._on_their_way: dict[asyncio.Task[None], str] = {}
         self._allowed: OrderedDict[str, None] = OrderedDict()
         self._slots = asyncio.Semaphore(self.max_in_flight)
         self._on_settled = on_settled
@@ -62,10 +64,12 @@ class PbxLink:
         await self._slots.acquire()
         task = asyncio.create_task(self._settle(ended), name=f"settle-{ended.uniqueid}")
         self.settling.add(task)
+        self._on_their_way[task] = ended.uniqueid
         task.add_done_callback(self._settle_done)
 
     def _settle_done(self, task: asyncio.Task[None]) -> None:
         self.settling.discard(task)
+        self._on_their_way.pop(task, None)
         self._slots.release()
         if not task.cancelled() and task.exception() is not None:
             log.error("settlement.failed error=%r", task.exception())
@@ -109,7 +113,12 @@ class PbxLink:
             return
         task = asyncio.create_task(self._release_later(uniqueid), name=f"release-{uniqueid}")
         self.pending_releases.add(task)
-        task.add_done_callback(self.pending_releases.discard)
+        self._on_their_way[task] = uniqueid
+        task.add_done_callback(self._release_done)
+
+    def _release_done(self, task: asyncio.Task[None]) -> None:
+        self.pending_releases.discard(task)
+        self._on_their_way.pop(task, None)
 
     async def _release_later(self, uniqueid: str) -> None:
         await asyncio.sleep(self.ctx.config.ami.cdr_grace_seconds)
@@ -123,7 +132,8 @@ class PbxLink:
         await asyncio.gather(*self.pending_releases, return_exceptions=True)
 
     async def reconciled(
-        self, live: set[str], *, still_live: Callable[[], Awaitable[set[str]]] | None = None
+        self, live: set[str], *, still_live: Callable[[], Awaitable[set[str]]] | None = None,
+        occasion: str = "reconciled",
     ) -> None:
         """Settle or flag the holds of calls that ended unseen. With `still_live` (the PBX asked
         again once the holds are read) no clock is compared: a jump of the wall clock cannot
@@ -141,8 +151,18 @@ class PbxLink:
             # flagged or settled, and the next login reconciles again.
             log.warning("settlement.reconcile_deferred reason=ami_lost error=%s", exc)
             return
-        log.info("settlement.reconciled live=%d settled=%d flagged=%d",
-                 len(live), len(settled), len(flagged))
+        log.info("settlement.%s live=%d settled=%d flagged=%d",
+                 occasion, len(live), len(settled), len(flagged))
+
+    async def live_check(
+        self, live: set[str], *, still_live: Callable[[], Awaitable[set[str]]]
+    ) -> None:
+        """During a session: settle or flag the holds whose channel is gone though no end
+        was seen (Asterisk drops events for a manager client that falls behind). `live` holds
+        the channels up and the calls awaiting their Cdr; the calls whose settlement or
+        release is under way here count as live too."""
+        await self.reconciled(live | set(self._on_their_way.values()), still_live=still_live,
+                              occasion="live_checked")
 
     async def find_in_cdr_store(self, uniqueid: str) -> SettleCall | None:
         path = self.ctx.config.ami.cdr_csv_path
