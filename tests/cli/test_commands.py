@@ -216,6 +216,24 @@ class TestSettingsUsersAndHolds:
         ok(coobill("user", "add", "bob", "--role", "billing"))
         assert in_ledger(lambda ctx: authenticate(ctx, "bob", "battery staple")) is not None
 
+    def test_users_are_listed_given_new_passwords_and_removed(
+        self, ledger: str, coobill: Coobill
+    ) -> None:
+        ok(coobill("user", "add", "root", "--role", "admin", "--password", "correct horse"))
+        ok(coobill("user", "add", "bob", "--role", "billing", "--password", "battery staple"))
+        assert json.loads(ok(coobill("user", "list", "--json")).out) == [
+            {"name": "bob", "role": "billing", "language": "en"},
+            {"name": "root", "role": "admin", "language": "en"},
+        ]
+        assert ok(coobill("user", "list", "--csv")).out.splitlines()[0] == "name,role,language"
+        assert ok(coobill("user", "passwd", "bob", "--password", "new secret")).out == (
+            "password of user bob set\n")
+        assert in_ledger(lambda ctx: authenticate(ctx, "bob", "battery staple")) is None
+        assert in_ledger(lambda ctx: authenticate(ctx, "bob", "new secret")) is not None
+        assert ok(coobill("user", "remove", "bob")).out == "user bob (billing) removed\n"
+        assert in_ledger(lambda ctx: authenticate(ctx, "bob", "new secret")) is None
+        assert "root" in ok(coobill("user", "list")).out
+
     def test_reservations_list_release_and_charge(self, seeded: str, coobill: Coobill) -> None:
         first, second = authorized("live-1"), authorized("live-2", "101")
         held = json.loads(ok(coobill("reservations", "list", "--json")).out)

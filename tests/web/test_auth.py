@@ -9,12 +9,13 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from coobill.errors import BadRequest
 from coobill.services import users
 from coobill.services.context import BillingContext
 from coobill.web import api, pages
 from coobill.web.sessions import COOKIE
 from tests.web.billing_data import PASSWORD
-from tests.web.conftest import log_in
+from tests.web.conftest import BASE, log_in
 
 
 def csrf_in(html: str) -> str:
@@ -214,6 +215,52 @@ class TestRoles:
             "/api/users", json={"name": "x", "password": "short", "role": "billing"}
         )
         assert response.status_code == 400 and response.json()["field"] == "password"
+
+
+class TestUserManagement:
+    async def test_an_admin_lists_resets_and_removes_users_on_the_page(
+        self, ctx: BillingContext, admin: httpx.AsyncClient, app: FastAPI
+    ) -> None:
+        await users.add_user(ctx, "bill", PASSWORD, "billing")
+        page = (await admin.get("/users")).text
+        assert "bill" in page and "(you)" in page  # root may not remove root
+        assert (await admin.post("/users/password",
+                                 data={"user": "bill", "new_password": "new secret"})
+                ).status_code == 303
+        assert await users.authenticate(ctx, "bill", PASSWORD) is None
+        assert await users.authenticate(ctx, "bill", "new secret") is not None
+        # bill is logged in elsewhere; removing him ends that session
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as bill:
+            await log_in(bill, "bill", "new secret")
+            assert (await admin.post("/users/remove", data={"user": "bill"})).status_code == 303
+            assert (await bill.get("/api/me")).status_code == 401
+        assert [u.name for u in await users.list_users(ctx)] == ["root"]
+
+    async def test_refusals_are_shown_beside_their_fields(self, admin: httpx.AsyncClient) -> None:
+        short = await admin.post("/users/password", data={"user": "root", "new_password": "x"})
+        assert short.status_code == 400 and "at least 8 characters" in short.text
+        last = await admin.post("/users/remove", data={"user": "root"})
+        assert last.status_code == 400 and "cannot remove yourself" in last.text
+
+    async def test_the_api_lists_resets_and_removes_and_keeps_one_admin(
+        self, ctx: BillingContext, admin: httpx.AsyncClient
+    ) -> None:
+        await users.add_user(ctx, "ops", PASSWORD, "admin")
+        listed = await admin.get("/api/users")
+        assert [u["name"] for u in listed.json()] == ["ops", "root"]
+        assert (await admin.put("/api/users/ops/password", json={"password": "new secret"})
+                ).json()["name"] == "ops"
+        assert (await admin.delete("/api/users/nobody")).status_code == 404
+        assert (await admin.delete("/api/users/ops")).status_code == 200
+        assert (await admin.delete("/api/users/root")).json()["field"] == "name"
+        await users.add_user(ctx, "bill", PASSWORD, "billing")
+        with pytest.raises(BadRequest, match="last admin"):
+            await users.remove_user(ctx, "root")  # the CLI's way: no acting user
+
+    async def test_a_billing_user_cannot_manage_users(self, billing: httpx.AsyncClient) -> None:
+        assert (await billing.get("/api/users")).status_code == 403
+        assert (await billing.delete("/api/users/bill")).status_code == 403
+        assert (await billing.post("/users/remove", data={"user": "bill"})).status_code == 403
 
 
 class TestLanguage:

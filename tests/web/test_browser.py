@@ -124,3 +124,38 @@ async def test_switch_to_chinese(portal: tuple[str, Page]) -> None:
     await expect(page.locator("thead")).to_contain_text("前缀")
     await page.reload()
     await expect(page.locator("thead")).to_contain_text("号码长度")
+
+
+async def test_an_admin_sets_a_password_and_removes_a_user(
+    ctx: BillingContext, portal: tuple[str, Page]
+) -> None:
+    url, page = portal
+    await users.add_user(ctx, "root", PASSWORD, "admin")
+    await page.goto(f"{url}/login")
+    await page.fill("#f-name", "root")
+    await page.fill("#f-password", PASSWORD)
+    await page.click("button[type=submit].primary")
+    await page.goto(f"{url}/users")
+    rows = page.locator("#users tbody tr")
+    await expect(rows).to_have_count(2)
+    await page.select_option("#f-user", "bill")
+    await page.fill("#f-new_password", "short")
+    await page.click("form[action='/users/password'] button[type=submit]")
+    await expect(page.locator(".field.invalid .error")).to_contain_text("at least 8 characters")
+    await page.select_option("#f-user", "bill")
+    await page.fill("#f-new_password", "a new secret")
+    await page.click("form[action='/users/password'] button[type=submit]")
+    await expect(page.locator(".notice")).to_contain_text("Password set.")
+    assert await users.authenticate(ctx, "bill", "a new secret") is not None
+    asked: list[str] = []
+
+    async def answer(dialog) -> None:  # type: ignore[no-untyped-def]
+        asked.append(dialog.message)
+        await dialog.accept()
+
+    page.on("dialog", answer)
+    await page.click("button[aria-label='Remove bill']")
+    await expect(page.locator(".notice")).to_contain_text("User removed.")
+    assert asked == ["Remove this user?"]
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_contain_text("(you)")

@@ -162,6 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--role", choices=("billing", "admin"), required=True)
     p.add_argument("--password", help="the password (else read from stdin)")
+    p = us.add_parser("list")
+    _add_formats(p, csv=True)
+    p = us.add_parser("passwd", help="set a user's password")
+    p.add_argument("name")
+    p.add_argument("--password", help="the new password (else read from stdin)")
+    p = us.add_parser("remove")
+    p.add_argument("name")
 
     rs = sub.add_parser("reservations", help="funds held by live calls").add_subparsers(
         dest="action", required=True

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from coobill.errors import BadRequest, UnknownUser
 from coobill.services.context import BillingContext
@@ -31,13 +31,17 @@ def _view(u: User) -> PortalUser:
     return PortalUser(u.id, u.name, u.role, u.language)
 
 
+def _check_password(password: str) -> None:
+    if len(password or "") < 8:
+        raise BadRequest("password: at least 8 characters", field="password")
+
+
 async def add_user(ctx: BillingContext, name: str, password: str, role: str) -> PortalUser:
     if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,64}", name or ""):
         raise BadRequest("name: letters, digits and _ . @ - only (1-64)", field="name")
     if role not in ROLES:
         raise BadRequest("role: must be billing or admin", field="role")
-    if len(password or "") < 8:
-        raise BadRequest("password: at least 8 characters", field="password")
+    _check_password(password)
     async with ctx.uow() as uow:
         if (await uow.session.execute(select(User.id).where(User.name == name))).first():
             raise BadRequest(f"name: user {name} already exists", field="name")
@@ -86,3 +90,50 @@ async def set_language(ctx: BillingContext, user_id: int, language: str) -> Port
 async def count_users(ctx: BillingContext) -> int:
     async with ctx.uow() as uow:
         return int((await uow.session.execute(select(func.count()).select_from(User))).scalar_one())
+
+
+async def list_users(ctx: BillingContext) -> list[PortalUser]:
+    """Every portal user, by name."""
+    async with ctx.uow() as uow:
+        found = (await uow.session.execute(select(User).order_by(User.name))).scalars().all()
+        return [_view(u) for u in found]
+
+
+async def _by_name(uow, name: str) -> User:  # type: ignore[no-untyped-def]
+    user = (
+        await uow.session.execute(select(User).where(User.name == name).with_for_update())
+    ).scalar_one_or_none()
+    if user is None:
+        raise UnknownUser(f"user {name} does not exist", field="name")
+    return user  # type: ignore[no-any-return]
+
+
+async def set_password(ctx: BillingContext, name: str, password: str) -> PortalUser:
+    """Give `name` a new password (an admin resetting a forgotten one, or the operator)."""
+    _check_password(password)
+    async with ctx.uow() as uow:
+        user = await _by_name(uow, name)
+        user.password_hash = _hasher.hash(password)
+        await uow.commit()
+        return _view(user)
+
+
+async def remove_user(ctx: BillingContext, name: str, *, by: int | None = None) -> PortalUser:
+    """Remove a portal user; their sessions end with them. `by` (the admin doing it in the
+    portal) cannot remove themselves, and the last admin cannot be removed at all: someone
+    must be left who can add users."""
+    async with ctx.uow() as uow:
+        user = await _by_name(uow, name)
+        if by is not None and user.id == by:
+            raise BadRequest("name: you cannot remove yourself", field="name")
+        if user.role == "admin":
+            # Every admin row locked (PostgreSQL): two admins removing each other at once
+            # cannot both see the other still there.
+            admins = (await uow.session.execute(
+                select(User.id).where(User.role == "admin").with_for_update())).scalars().all()
+            if len(admins) <= 1:
+                raise BadRequest(f"name: {name} is the last admin", field="name")
+        removed = _view(user)
+        await uow.session.execute(delete(User).where(User.id == user.id))
+        await uow.commit()
+        return removed

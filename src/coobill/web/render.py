@@ -43,6 +43,8 @@ NOTICES = {
     "released": "The hold was released without charge.",
     "charged": "The call was charged.",
     "user_added": "User added.",
+    "user_removed": "User removed.",
+    "password_set": "Password set.",
 }
 
 

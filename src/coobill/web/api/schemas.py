@@ -42,6 +42,10 @@ class UserIn(Body):
     role: Literal["billing", "admin"]
 
 
+class PasswordIn(Body):
+    password: str
+
+
 class ExtensionOut(BaseModel):
     extension: str
     name: str

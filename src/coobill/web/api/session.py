@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from coobill.services import users
 from coobill.services.users import PortalUser
-from coobill.web.api.schemas import LanguageIn, LoginIn, LoginOut, UserIn, UserOut
+from coobill.web.api.schemas import LanguageIn, LoginIn, LoginOut, PasswordIn, UserIn, UserOut
 from coobill.web.auth import (
     AdminUser,
     BillingUser,
@@ -66,3 +66,22 @@ async def choose_language(body: LanguageIn, request: Request, user: BillingUser)
 async def add_user(body: UserIn, request: Request, admin: AdminUser) -> UserOut:
     """Admins only: add a portal user (role billing or admin)."""
     return user_json(await users.add_user(portal(request).ctx, body.name, body.password, body.role))
+
+
+@router.get("/users", responses={403: {}})
+async def list_users(request: Request, admin: AdminUser) -> list[UserOut]:
+    """Admins only: every portal user, by name."""
+    return [user_json(u) for u in await users.list_users(portal(request).ctx)]
+
+
+@router.put("/users/{name}/password", dependencies=[Depends(check_csrf)],
+            responses={403: {}, 404: {}})
+async def set_password(name: str, body: PasswordIn, request: Request, admin: AdminUser) -> UserOut:
+    """Admins only: give a user a new password."""
+    return user_json(await users.set_password(portal(request).ctx, name, body.password))
+
+
+@router.delete("/users/{name}", dependencies=[Depends(check_csrf)], responses={403: {}, 404: {}})
+async def remove_user(name: str, request: Request, admin: AdminUser) -> UserOut:
+    """Admins only: remove a user (not yourself, not the last admin); their sessions end."""
+    return user_json(await users.remove_user(portal(request).ctx, name, by=admin.id))
