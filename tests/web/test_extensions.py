@@ -87,6 +87,21 @@ class TestEdit:
         assert 'id="e-credit_limit"' in page.text and 'value="Alicia"' in page.text
         assert (await billing.get("/api/extensions/100")).json()["name"] == "Alice"
 
+    async def test_in_chinese_the_refusal_beside_the_field_is_in_chinese(
+        self, ctx: BillingContext, billing: httpx.AsyncClient
+    ) -> None:
+        await three(ctx)
+        await billing.post("/api/me/language", json={"language": "zh"})
+        page = await billing.post(
+            "/extensions/100/edit",
+            data={"name": "Alicia", "credit_limit": "lots", "payment": "prepaid",
+                  "locked": "unlocked"},
+        )
+        assert page.status_code == 400 and "&#39;lots&#39; 不是数字" in page.text
+        assert "is not a number" not in page.text
+        api = await billing.post("/api/extensions/100", json={"credit_limit": "lots"})
+        assert "is not a number" in api.json()["message"]  # the API speaks one language
+
     async def test_the_edit_form_saves(
         self, ctx: BillingContext, billing: httpx.AsyncClient
     ) -> None:

@@ -14,6 +14,7 @@ from fastapi.templating import Jinja2Templates
 from coobill.services.settings import get_settings
 from coobill.web import formatting
 from coobill.web.auth import portal, session_of
+from coobill.web.error_text import error_text
 from coobill.web.i18n import LANGUAGES, preferred_language, translator
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -90,6 +91,9 @@ async def render(
     def money(value: Decimal | None) -> str:
         return formatting.money(value, settings.currency_symbol)
 
+    context = dict(context or {})
+    if context.get("errors"):
+        context["errors"] = {k: error_text(str(v), language) for k, v in context["errors"].items()}
     values = {
         "user": getattr(request.state, "user", None),
         "t": translator(language),
@@ -101,12 +105,13 @@ async def render(
         "path": request.url.path,
         "errors": {},
         "notice": notice_text(request, language),
-        **(context or {}),
+        **context,
     }
     return state.templates.TemplateResponse(request, template, values, status_code=status)
 
 
 async def render_error(request: Request, status: int, message: str) -> HTMLResponse:
+    message = error_text(message, page_language(request))
     return await render(request, "error.html", {"status": status, "message": message}, status)
 
 

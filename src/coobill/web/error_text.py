@@ -1,0 +1,81 @@
+"""The service layer's error messages in the portal's language.
+
+Services raise one English message, `"<field>: <what is wrong>"`, the same for the CLI, the
+JSON API and the portal. The portal shows it beside its field, where the field's name is
+redundant; in Chinese it shows the translation of what is wrong, matched here by pattern
+(a message no pattern knows stays in English rather than be shown wrong).
+"""
+
+from __future__ import annotations
+
+import re
+
+_V = r"(?P<v>'.*'|\".*\")"  # a value as the service quotes it (repr)
+
+# What is wrong (the part after "<field>: "), in Chinese; {names} are the pattern's groups.
+_ZH: list[tuple[str, str]] = [
+    (r"at least 8 characters", "至少 8 个字符"),
+    (r"letters, digits and _ \. @ - only \(1-64\)", "只能用字母、数字和 _ . @ -(1-64 个字符)"),
+    (r"must be billing or admin", "必须是计费用户或管理员"),
+    (r"user (?P<name>.+) already exists", "用户 {name} 已存在"),
+    (r"must be en or zh", "必须是 en 或 zh"),
+    (r"you cannot remove yourself", "不能删除自己"),
+    (r"(?P<name>.+) is the last admin", "{name} 是最后一个管理员"),
+    (rf"{_V} is not an extension number", "{v} 不是分机号码"),
+    (r"must be prepaid or postpaid", "必须是预付费或后付费"),
+    (r"at most (?P<n>\d+) characters", "最多 {n} 个字符"),
+    (r"choose at least one extension \(or \* for all\)", "至少选择一个分机(* 表示全部分机)"),
+    (r"choose at least one", "至少选择一个"),
+    (r"no such extension (?P<v>.+)", "没有分机 {v}"),
+    (r"missing columns (?P<v>.+)", "缺少列 {v}"),
+    (rf"{_V} is not a yes/no value", "{v} 不是“是/否”值"),
+    (rf"{_V} must be digits only \(or empty\)", "{v} 只能是数字(或留空)"),
+    (rf"{_V} must be digits", "{v} 只能是数字"),
+    (r"must not be negative", "不能为负数"),
+    (r"must be on or off", "必须是开启或关闭"),
+    (r"another currency needs its symbol \(--symbol\)", "其他货币需要填写货币符号"),
+    (r"must be USD, CNY, EUR, GBP, VND or other \(with a symbol\)",
+     "必须是 USD、CNY、EUR、GBP、VND,或其他货币(需填写符号)"),
+    (r"must not be empty", "不能为空"),
+    (rf"{_V} is not a known time zone", "{v} 不是已知的时区"),
+    (rf"{_V} is not a time of day HH:MM \(00:00-23:59\)", "{v} 不是 HH:MM 格式的时刻(00:00-23:59)"),
+    (r"must be a whole number", "必须是整数"),
+    (rf"{_V} is not a whole number", "{v} 不是整数"),
+    (r"must be between (?P<a>\S+) and (?P<b>\S+)", "必须在 {a} 到 {b} 之间"),
+    (r"at most (?P<n>\d+) digits", "最多 {n} 位数字"),
+    (r"(?P<n>\d+) is shorter than the prefix; it counts the prefix \(0 = any\)",
+     "{n} 比前缀还短;号码长度包括前缀(0 = 任意长度)"),
+    (rf"{_V} is not a date YYYY-MM-DD", "{v} 不是 YYYY-MM-DD 格式的日期"),
+    (r"must not be before from", "不能早于开始日期"),
+    (r"must be day, month or year", "必须是按日、按月或按年"),
+    (r"amounts must be given as decimal text, not float", "金额必须以十进制文本给出"),
+    (rf"{_V} is not a finite number", "{v} 不是有效的数字"),
+    (rf"{_V} is not a number", "{v} 不是数字"),
+    (rf"{_V} is too large", "{v} 太大"),
+    (rf"{_V} has more than 4 decimal places", "{v} 的小数超过 4 位"),
+    (r"(?P<v>\S+) has more than 4 decimal places", "{v} 的小数超过 4 位"),
+    (rf"{_V} must not be negative", "{v} 不能为负数"),
+    (r"must be more than zero", "必须大于零"),
+    (r"extension (?P<v>.+) does not exist", "分机 {v} 不存在"),
+    (r"rate (?P<v>.+) does not exist", "费率 {v} 不存在"),
+    (r"user (?P<v>.+) does not exist", "用户 {v} 不存在"),
+    (r"no funds are held for call (?P<v>.+)", "通话 {v} 没有预留金额"),
+]
+_COMPILED = [(re.compile(pattern), text) for pattern, text in _ZH]
+_FIELD = re.compile(r"^[a-z_]+: ")
+_CSV_LINE = re.compile(r"^csv line (?P<n>\d+): (?P<rest>.*)$")
+
+
+def error_text(message: str, language: str) -> str:
+    """`message` as the portal shows it in `language` (English: as the service said it)."""
+    if language != "zh":
+        return message
+    line = _CSV_LINE.match(message)
+    if line:
+        return f"CSV 第 {line['n']} 行:{error_text(line['rest'], language)}"
+    what = _FIELD.sub("", message, count=1)
+    for pattern, text in _COMPILED:
+        found = pattern.fullmatch(what)
+        if found:
+            return text.format(**found.groupdict())
+    return message
