@@ -236,6 +236,26 @@ class TestUserManagement:
             assert (await bill.get("/api/me")).status_code == 401
         assert [u.name for u in await users.list_users(ctx)] == ["root"]
 
+    async def test_a_new_password_ends_the_users_other_sessions(
+        self, ctx: BillingContext, admin: httpx.AsyncClient, app: FastAPI
+    ) -> None:
+        await users.add_user(ctx, "bill", PASSWORD, "billing")
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as bill:
+            await log_in(bill, "bill")
+            assert (await bill.get("/api/me")).status_code == 200
+            await admin.put("/api/users/bill/password", json={"password": "new secret"})
+            assert (await bill.get("/api/me")).status_code == 401
+            await log_in(bill, "bill", "new secret")
+            assert (await bill.get("/api/me")).status_code == 200
+        # an admin setting their own password on the page stays logged in there
+        assert (await admin.post("/users/password",
+                                 data={"user": "root", "new_password": "new secret"})
+                ).status_code == 303
+        assert (await admin.get("/api/me")).json()["name"] == "root"
+        # ... and over the API, where the CSRF token it holds keeps working
+        await admin.put("/api/users/root/password", json={"password": "another secret"})
+        assert (await admin.post("/api/me/language", json={"language": "zh"})).status_code == 200
+
     async def test_refusals_are_shown_beside_their_fields(self, admin: httpx.AsyncClient) -> None:
         short = await admin.post("/users/password", data={"user": "root", "new_password": "x"})
         assert short.status_code == 400 and "at least 8 characters" in short.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -25,10 +26,13 @@ class PortalUser:
     name: str
     role: str
     language: str
+    # Changes with the password: a session remembers it, so a new password ends the others.
+    credential: str = ""
 
 
 def _view(u: User) -> PortalUser:
-    return PortalUser(u.id, u.name, u.role, u.language)
+    credential = hashlib.sha256(b"coobill-credential:" + u.password_hash.encode()).hexdigest()
+    return PortalUser(u.id, u.name, u.role, u.language, credential[:24])
 
 
 def _check_password(password: str) -> None:

@@ -7,6 +7,7 @@ users, which billing users may not (403).
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 from dataclasses import dataclass
 from typing import Annotated, cast
@@ -56,6 +57,17 @@ def session_of(request: Request) -> Session | None:
     return cast("Session | None", session)
 
 
+def keep_session_after_new_password(
+    request: Request, response: Response, user_id: int, credential: str
+) -> None:
+    """Your own new password: this session goes on (same CSRF token), the others end."""
+    current = session_of(request)
+    renewed = portal(request).signer.new(user_id, credential)
+    if current is not None:
+        renewed = dataclasses.replace(renewed, csrf=current.csrf)
+    set_session(request, response, renewed)
+
+
 def set_session(request: Request, response: Response, session: Session) -> None:
     state = portal(request)
     request.state.session = session
@@ -88,6 +100,8 @@ async def billing_user(request: Request) -> PortalUser:
         user = await users.get_user(portal(request).ctx, session.user_id)
     except UnknownUser:
         raise LoginRequired("log in first") from None
+    if not hmac.compare_digest(session.credential, user.credential):
+        raise LoginRequired("log in first")  # the password changed since this login
     request.state.user = user
     return user
 

@@ -30,6 +30,7 @@ class Session:
     user_id: int | None
     csrf: str
     issued: int
+    credential: str = ""  # the user's PortalUser.credential at login
 
 
 def session_secret(config: WebConfig) -> str:
@@ -42,12 +43,13 @@ class SessionSigner:
         self._key = hashlib.sha256(b"coobill-session:" + secret.encode()).digest()
         self._clock = clock
 
-    def new(self, user_id: int | None = None) -> Session:
-        return Session(user_id, secrets.token_urlsafe(24), int(self._clock()))
+    def new(self, user_id: int | None = None, credential: str = "") -> Session:
+        return Session(user_id, secrets.token_urlsafe(24), int(self._clock()), credential)
 
     def dumps(self, session: Session) -> str:
         body = json.dumps(
-            {"u": session.user_id, "c": session.csrf, "i": session.issued}, separators=(",", ":")
+            {"u": session.user_id, "c": session.csrf, "i": session.issued,
+             "k": session.credential}, separators=(",", ":")
         )
         payload = base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
         return f"{payload}.{self._sign(payload)}"
@@ -61,7 +63,7 @@ class SessionSigner:
             return None
         try:
             data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-            session = Session(data["u"], str(data["c"]), int(data["i"]))
+            session = Session(data["u"], str(data["c"]), int(data["i"]), str(data.get("k", "")))
         except (binascii.Error, ValueError, KeyError, TypeError):
             return None
         if not 0 <= self._clock() - session.issued <= MAX_AGE_SECONDS:

@@ -15,6 +15,7 @@ from coobill.web.auth import (
     check_csrf,
     clear_session,
     client_address,
+    keep_session_after_new_password,
     portal,
     set_session,
 )
@@ -41,7 +42,7 @@ async def login(body: LoginIn, request: Request, response: Response) -> LoginOut
         state.throttle.failed(body.name, address)
         raise LoginRequired("wrong user name or password", field="password")
     state.throttle.succeeded(body.name, address)
-    session = state.signer.new(user.id)
+    session = state.signer.new(user.id, user.credential)
     set_session(request, response, session)
     return LoginOut(user=user_json(user), csrf_token=session.csrf)
 
@@ -76,9 +77,15 @@ async def list_users(request: Request, admin: AdminUser) -> list[UserOut]:
 
 @router.put("/users/{name}/password", dependencies=[Depends(check_csrf)],
             responses={403: {}, 404: {}})
-async def set_password(name: str, body: PasswordIn, request: Request, admin: AdminUser) -> UserOut:
-    """Admins only: give a user a new password."""
-    return user_json(await users.set_password(portal(request).ctx, name, body.password))
+async def set_password(
+    name: str, body: PasswordIn, request: Request, response: Response, admin: AdminUser
+) -> UserOut:
+    """Admins only: give a user a new password; the user's sessions end (your own: this one
+    goes on, with a renewed cookie and the same CSRF token)."""
+    changed = await users.set_password(portal(request).ctx, name, body.password)
+    if changed.id == admin.id:
+        keep_session_after_new_password(request, response, admin.id, changed.credential)
+    return user_json(changed)
 
 
 @router.delete("/users/{name}", dependencies=[Depends(check_csrf)], responses={403: {}, 404: {}})

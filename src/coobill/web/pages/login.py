@@ -74,7 +74,8 @@ async def login(request: Request) -> Response:
         )
     state.throttle.succeeded(name, address)
     response = redirect(target)
-    set_session(request, response, state.signer.new(user.id))  # a new CSRF token per login
+    # A new CSRF token per login; the credential ends the session if the password changes.
+    set_session(request, response, state.signer.new(user.id, user.credential))
     return response
 
 

@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 from coobill.errors import BadRequest, UnknownUser
 from coobill.services import users
 from coobill.services.users import ROLES
-from coobill.web.auth import AdminUser, check_csrf, portal
+from coobill.web.auth import AdminUser, check_csrf, keep_session_after_new_password, portal
 from coobill.web.render import redirect, render
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
@@ -48,11 +48,15 @@ async def set_password(request: Request, admin: AdminUser) -> Response:
     form = await request.form()
     name = str(form.get("user") or "")
     try:
-        await users.set_password(portal(request).ctx, name, str(form.get("new_password") or ""))
+        changed = await users.set_password(
+            portal(request).ctx, name, str(form.get("new_password") or ""))
     except (BadRequest, UnknownUser) as exc:
         field = "new_password" if exc.field == "password" else "user"
         return await _page(request, admin, 400, chosen=name, errors={field: exc.message})
-    return redirect("/users", notice="password_set")
+    response = redirect("/users", notice="password_set")
+    if changed.id == admin.id:  # your own: this session goes on, your other ones end
+        keep_session_after_new_password(request, response, admin.id, changed.credential)
+    return response
 
 
 @router.post("/users/remove", response_class=HTMLResponse)
