@@ -168,3 +168,26 @@ class TestGroupCommit:
         gate.release.set()
         assert (await first, await after) == ("gate", "after")
         assert refs(ledger) == ["after"]
+
+
+class TestCheckpoints:
+    async def test_the_ledger_thread_leaves_wal_checkpoints_to_the_checkpointer(
+        self, tmp_path: Path
+    ) -> None:
+        factory = UnitOfWorkFactory(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'l.db'}"))
+        async with factory.engine.begin() as conn:
+            await conn.exec_driver_sql("CREATE TABLE entry (ref TEXT UNIQUE, account INTEGER)")
+        assert factory.ledger_thread is not None and factory.checkpointer is not None
+        try:
+            def autocheckpoint(session: Session) -> int:
+                return int(session.execute(text("PRAGMA wal_autocheckpoint")).scalar_one())
+
+            assert await factory.run(autocheckpoint) == 0  # never inline, on a commit
+            for n in range(98):  # one transaction each: 99 commits with the one above
+                await factory.run(insert(f"r{n}"))
+            assert factory.checkpointer.runs == 0
+            await factory.run(insert("r98"))  # the 100th commit
+            assert await asyncio.to_thread(factory.checkpointer.checkpointed.wait, 10)
+            assert factory.checkpointer.runs == 1
+        finally:
+            await factory.dispose()

@@ -61,6 +61,7 @@ class LedgerThread:
     _queue: queue.SimpleQueue[_Unit | None] = field(default_factory=queue.SimpleQueue)
     _thread: threading.Thread | None = None
     _closed: bool = False
+    after_commit: Callable[[], None] | None = None  # called on the thread after each COMMIT
     transactions: int = 0  # committed, for tests and benchmarks
     units: int = 0
 
@@ -132,6 +133,7 @@ class LedgerThread:
                 session.commit()
         except Exception as error:  # noqa: BLE001 - it goes to whoever awaits the unit
             return _Outcome(unit, error=error)
+        self._committed()
         self.transactions += 1
         self.units += 1
         return _Outcome(unit, result)
@@ -155,9 +157,17 @@ class LedgerThread:
                     driver.execute("RELEASE unit")
                     outcomes.append(_Outcome(unit, result))
             session.commit()
+        self._committed()
         self.transactions += 1
         self.units += len(units)
         return outcomes
+
+    def _committed(self) -> None:
+        if self.after_commit is not None:
+            try:
+                self.after_commit()
+            except Exception:  # noqa: BLE001 - what was committed stays committed
+                log.exception("ledger.after_commit_failed")
 
     def _deliver(self, outcomes: list[_Outcome]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}

@@ -23,6 +23,7 @@ from sqlalchemy import Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, sessionmaker
 
+from coobill.storage.checkpoint import WalCheckpointer
 from coobill.storage.db import end_failed_commits
 from coobill.storage.group_commit import LedgerThread
 
@@ -76,6 +77,7 @@ def _sync_sqlite_engine(engine: AsyncEngine) -> Engine | None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job (checkpoint.py)
         cursor.close()
 
     @event.listens_for(sync, "begin")
@@ -98,10 +100,14 @@ class UnitOfWorkFactory:
             sessionmaker(self._sync_engine, expire_on_commit=False, autoflush=False)
             if self._sync_engine is not None else None
         )
-        # SQLite's ledger thread (None on PostgreSQL and in-memory SQLite).
-        self.ledger_thread = (
-            LedgerThread(self._sync_sessions) if self._sync_sessions is not None else None
-        )
+        # SQLite's ledger thread (None on PostgreSQL and in-memory SQLite), and the WAL
+        # checkpoints it leaves to a thread of their own.
+        self.ledger_thread: LedgerThread | None = None
+        self.checkpointer: WalCheckpointer | None = None
+        if self._sync_sessions is not None:
+            self.checkpointer = WalCheckpointer(str(engine.url.database))
+            self.ledger_thread = LedgerThread(self._sync_sessions,
+                                              after_commit=self.checkpointer.nudge)
 
     def __call__(self) -> UnitOfWork:
         return UnitOfWork(self._sessions)
@@ -129,6 +135,8 @@ class UnitOfWorkFactory:
     async def dispose(self) -> None:
         if self.ledger_thread is not None:
             self.ledger_thread.shutdown()
+        if self.checkpointer is not None:
+            self.checkpointer.close()
         if self._sync_engine is not None:
             self._sync_engine.dispose()
         await self.engine.dispose()
