@@ -18,6 +18,7 @@ from coobill.agi.protocol import (
     format_environment,
     is_dead_safe,
     parse_environment,
+    parse_environment_block,
     parse_reply,
     quote,
     reply_code,
@@ -52,6 +53,10 @@ class TestEnvironment:
 
     def test_lines_without_a_colon_and_space_are_ignored(self) -> None:
         assert parse_environment(["garbage", "agi_type: PJSIP", "a:b"]) == {"agi_type": "PJSIP"}
+
+    @given(st.lists(st.text(alphabet="a_: x\t", max_size=12), max_size=8))
+    def test_a_block_is_parsed_as_its_lines_are(self, lines: list[str]) -> None:
+        assert parse_environment_block("\n".join(lines)) == parse_environment(lines)
 
     def test_a_block_ends_with_one_blank_line(self) -> None:
         assert format_environment([("agi_network", "yes")]) == b"agi_network: yes\n\n"

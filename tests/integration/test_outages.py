@@ -310,13 +310,16 @@ class TestLiveChecks:
     ) -> None:
         await billed(ctx, {"100": "50"})
         call = Call(0, "100", 6)
+        fake_ami.live_channels = [call.live()]  # as Asterisk lists it while it is up
         daemon = await start_daemon(ctx, fake_ami, live_check_seconds=0.05,
                                     cdr_grace_seconds=60)
         try:
             await fake_ami.next_login()
             assert (await call.ask_gate(daemon.gate.port))["COOBILL_RESULT"] == "ALLOW"
+            await fake_ami.send_events(call.begin())
             hangups = [f for f in call.end() if f.event == "Hangup"]
-            await fake_ami.send_events(call.begin() + hangups)  # its Cdr is late
+            await fake_ami.send_events(hangups)  # its Cdr is late
+            fake_ami.live_channels = []  # (gone from the listing once it hung up)
             await self.checked_twice_more(daemon)
             assert [h.state for h in await list_held(ctx)] == ["held"]
             await fake_ami.send_events([f for f in call.end() if f.event == "Cdr"])

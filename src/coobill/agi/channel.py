@@ -15,6 +15,7 @@ from coobill.agi.protocol import (
     decode_line,
     ends_usage_block,
     parse_environment,
+    parse_environment_block,
     parse_reply,
     reply_code,
 )
@@ -67,8 +68,9 @@ class AgiChannel:
         if len(block) > max_bytes:
             raise EnvironmentTooLarge(f"environment passed {max_bytes} bytes")
         text = block[:-2].decode("utf-8", errors="replace")
-        lines = text.split("\n")
-        return parse_environment([line.rstrip("\r") for line in lines] if "\r" in text else lines)
+        if "\r" in text:
+            return parse_environment(line.rstrip("\r") for line in text.split("\n"))
+        return parse_environment_block(text)
 
     async def command(self, line: str) -> Reply:
         """Send one command and return its reply, skipping the out-of-band HANGUP notice."""
@@ -89,7 +91,8 @@ class AgiChannel:
             raise ValueError("an AGI command is one line")
         try:
             self._writer.write(line.encode("utf-8") + b"\n")
-            await self._writer.drain()
+            if self._writer.transport.get_write_buffer_size():  # else nothing to wait for
+                await self._writer.drain()
         except ConnectionError as exc:
             raise ChannelClosed(str(exc)) from exc
 

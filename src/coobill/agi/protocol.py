@@ -63,6 +63,21 @@ def parse_environment(lines: Iterable[str]) -> dict[str, str]:
     return environment
 
 
+# One line of the block, split as parse_environment splits it: at the first ": ", or a name
+# with a trailing ":" and no value.
+_ENV_LINE = re.compile(r"^([^\n]*?)(?:: ([^\n]*)|:)$", re.MULTILINE)
+
+
+def parse_environment_block(text: str) -> dict[str, str]:
+    """parse_environment(text.split("\n")) in one pass (the gate reads a block per call)."""
+    environment: dict[str, str] = {}
+    for name, value in _ENV_LINE.findall(text):
+        name = name.strip()
+        if name:
+            environment[name] = value
+    return environment
+
+
 def format_environment(environment: Iterable[tuple[str, str]]) -> bytes:
     """An environment block as Asterisk writes it; values must not break the line framing."""
     block = []
