@@ -47,10 +47,9 @@ class PbxLink:
     ) -> None:
         self.ctx = ctx
         self.max_retry_delay = 5.0
-        self.pending_releases: set[asyncio.Task[None]] = set()
-        self.settling: set[asyncio.Task[None]] = set()
-        # The uniqueids of those tasks: a live check leaves their holds alone.
-        self._on_their_way: dict[asyncio.Task[None], str] = {}
+        # Tasks under way -> the call's uniqueid (a live check leaves their holds alone).
+        self.pending_releases: dict[asyncio.Task[None], str] = {}
+        self.settling: dict[asyncio.Task[None], str] = {}
         self._allowed: OrderedDict[str, None] = OrderedDict()
         self._slots = asyncio.Semaphore(self.max_in_flight)
         self._on_settled = on_settled
@@ -63,13 +62,11 @@ class PbxLink:
         self._allowed.pop(ended.uniqueid, None)
         await self._slots.acquire()
         task = asyncio.create_task(self._settle(ended), name=f"settle-{ended.uniqueid}")
-        self.settling.add(task)
-        self._on_their_way[task] = ended.uniqueid
+        self.settling[task] = ended.uniqueid
         task.add_done_callback(self._settle_done)
 
     def _settle_done(self, task: asyncio.Task[None]) -> None:
-        self.settling.discard(task)
-        self._on_their_way.pop(task, None)
+        self.settling.pop(task, None)
         self._slots.release()
         if not task.cancelled() and task.exception() is not None:
             log.error("settlement.failed error=%r", task.exception())
@@ -112,13 +109,8 @@ class PbxLink:
         if self._allowed.pop(uniqueid, False) is False:
             return
         task = asyncio.create_task(self._release_later(uniqueid), name=f"release-{uniqueid}")
-        self.pending_releases.add(task)
-        self._on_their_way[task] = uniqueid
-        task.add_done_callback(self._release_done)
-
-    def _release_done(self, task: asyncio.Task[None]) -> None:
-        self.pending_releases.discard(task)
-        self._on_their_way.pop(task, None)
+        self.pending_releases[task] = uniqueid
+        task.add_done_callback(lambda done: self.pending_releases.pop(done, None))
 
     async def _release_later(self, uniqueid: str) -> None:
         await asyncio.sleep(self.ctx.config.ami.cdr_grace_seconds)
@@ -161,7 +153,8 @@ class PbxLink:
         was seen (Asterisk drops events for a manager client that falls behind). `live` holds
         the channels up and the calls awaiting their Cdr; the calls whose settlement or
         release is under way here count as live too."""
-        await self.reconciled(live | set(self._on_their_way.values()), still_live=still_live,
+        under_way = {*self.settling.values(), *self.pending_releases.values()}
+        await self.reconciled(live | under_way, still_live=still_live,
                               occasion="live_checked")
 
     async def find_in_cdr_store(self, uniqueid: str) -> SettleCall | None:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from coobill.errors import BadRequest
 from coobill.services.context import BillingContext
-from coobill.storage.fast import execute
+from coobill.storage.fast import execute, per_transaction
 from coobill.storage.tables import Setting
 from coobill.storage.uow import UnitOfWork
 
@@ -98,13 +98,11 @@ def settings_now(session: Session) -> BillingSettings:
     few rows, read once in every transaction, so a change made with the CLI applies to the
     next one. (A transaction of the ledger thread may hold many calls' units of work: it
     holds SQLite's write lock throughout, so the settings cannot change under it.)"""
-    transaction = session.get_transaction()
-    cached = session.info.get("settings_now")
-    if cached is not None and transaction is not None and cached[0] is transaction:
-        return cached[1]  # type: ignore[no-any-return]
-    settings = settings_from_rows(dict(execute(session, _ALL_SETTINGS, {}).all()))
-    session.info["settings_now"] = (session.get_transaction(), settings)
-    return settings
+    return per_transaction(session, "coobill.settings_now", _read_settings_now)
+
+
+def _read_settings_now(session: Session) -> BillingSettings:
+    return settings_from_rows(dict(execute(session, _ALL_SETTINGS, {}).all()))
 
 
 async def get_settings(ctx: BillingContext) -> BillingSettings:

@@ -22,13 +22,15 @@ from __future__ import annotations
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ClauseElement
+
+T = TypeVar("T")
 
 
 class Rows:
@@ -68,24 +70,35 @@ class _Compiled:
 
 
 _compiled: dict[tuple[ClauseElement, tuple[str, ...]], _Compiled] = {}
-_DRIVER = "coobill.fast.driver"  # session.info: (transaction, raw connection, dialect)
+_DRIVER = "coobill.fast.driver"
+
+
+def per_transaction(session: Session, key: str, build: Callable[[Session], T]) -> T:
+    """`build(session)`, computed once per transaction of `session` (kept in session.info)."""
+    transaction = session.get_transaction()
+    known = session.info.get(key)
+    if known is not None and transaction is not None and known[0] is transaction:
+        return known[1]  # type: ignore[no-any-return]
+    value = build(session)
+    session.info[key] = (session.get_transaction(), value)
+    return value
+
+
+def _driver_of(session: Session) -> tuple[Any, Dialect]:
+    """The stdlib sqlite3 connection under this transaction (None on other drivers)."""
+    connection = session.connection()
+    if connection.dialect.driver != "pysqlite":
+        return None, connection.dialect
+    return connection.connection.driver_connection, connection.dialect
 
 
 def execute(session: Session, statement: ClauseElement, params: Mapping[str, Any]) -> Any:
     """Run `statement` with `params` in the session's transaction; a Rows (ledger thread on
     SQLite) or a CursorResult (elsewhere), both answering first(), all(), scalar_one(),
     scalar_one_or_none() and rowcount."""
-    transaction = session.get_transaction()
-    known = session.info.get(_DRIVER)
-    if known is not None and transaction is not None and known[0] is transaction:
-        driver, dialect = known[1], known[2]  # this transaction's: looked up once
-    else:
-        connection = session.connection()
-        dialect = connection.dialect
-        if dialect.driver != "pysqlite":
-            return connection.execute(statement, params)
-        driver = connection.connection.driver_connection
-        session.info[_DRIVER] = (session.get_transaction(), driver, dialect)
+    driver, dialect = per_transaction(session, _DRIVER, _driver_of)
+    if driver is None:
+        return session.connection().execute(statement, params)
     key = (statement, tuple(params))
     compiled = _compiled.get(key)
     if compiled is None:
