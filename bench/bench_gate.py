@@ -12,9 +12,6 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
-
-TRACE = Path(__file__).resolve().parents[2] / "shared" / "asterisk-traces" / "lab-23.4.1-basic" / "agi-answered_limit_not_reached.txt"
 
 
 def env_block(uniqueid: str) -> bytes:

@@ -1,6 +1,6 @@
 """A fake Asterisk manager (AMI) server on loopback, and a reader for the recorded traces.
 
-The server speaks as Asterisk 23.4.1 does in ../shared/asterisk-traces (ami-actions.txt): the
+The server speaks as Asterisk 23.4.1 does in tests/data/asterisk-traces (ami-actions.txt): the
 banner, Login (a wrong secret gets `Authentication failed` and the socket closed), Ping,
 CoreShowChannels (scripted live channels), PJSIPShowEndpoints / PJSIPShowEndpoint (recorded
 responses from the pjsip lab), SIPpeers / SIPshowpeer (chan_sip, scripted; absent by default
@@ -17,17 +17,14 @@ since capture start); lines starting `>>>` are what the recording client sent.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-TRACES = Path(
-    os.environ.get("COOBILL_TRACES", Path(__file__).resolve().parents[3] / "shared" / "asterisk-traces")
-)
-BASIC = TRACES / "lab-23.4.1-basic"
-PJSIP = TRACES / "lab-23.4.1-pjsip"
+from tests.fakes.traces import BASIC, PJSIP, TRACES, TRANSFER
+
+__all__ = ["BASIC", "PJSIP", "TRACES", "TRANSFER"]  # re-exported for the tests that read traces
 
 BANNER = "Asterisk Call Manager/12.0.0"
 EOL = "\r\n"

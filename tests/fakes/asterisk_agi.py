@@ -1,4 +1,4 @@
-"""A fake Asterisk for the gate: it speaks AGI as the recordings in shared/asterisk-traces show.
+"""A fake Asterisk for the gate: it speaks AGI as the recordings in tests/data/asterisk-traces show.
 
 `AsteriskChannel` answers command lines as res_agi.c does (200 / 510 / 511 / 520, HANGUP
 notices) and remembers the channel variables; `FakeAsterisk` is the FastAGI client side (sends an
@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import queue
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-TRACES_DIR = Path(
-    os.environ.get(
-        "COOBILL_TRACES", Path(__file__).resolve().parents[3] / "shared" / "asterisk-traces"
-    )
-)
+from tests.fakes.traces import TRACES as TRACES_DIR
+
 TRACE_FOLDERS = ("lab-23.4.1-basic", "lab-23.4.1-pjsip")
 
 _STAMP = re.compile(r"^#t=\S+ ")
