@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import bench
+
 import tests.fakes
 from tests.fakes.traces import REPOSITORY, TRACES
 

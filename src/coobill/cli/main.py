@@ -136,16 +136,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=int, default=60)
     _add_formats(p)
 
-    p = sub.add_parser("recharges", help="recharge records").add_subparsers(dest="action", required=True)
-    _add_report_filters(p.add_parser("list"))
-    p = sub.add_parser("calls", help="call records").add_subparsers(dest="action", required=True)
-    _add_report_filters(p.add_parser("list"))
+    records = sub.add_parser("recharges", help="recharge records")
+    _add_report_filters(records.add_subparsers(dest="action", required=True).add_parser("list"))
+    records = sub.add_parser("calls", help="call records")
+    _add_report_filters(records.add_subparsers(dest="action", required=True).add_parser("list"))
 
     p = sub.add_parser("stats", help="calls, duration and cost by day, month or year")
     p.add_argument("--by", choices=("day", "month", "year"), default="day")
     p.add_argument("--from", dest="date_from", metavar="DATE")
     p.add_argument("--to", dest="date_to", metavar="DATE")
-    p.add_argument("--extension", dest="extensions", nargs="+", default=[], metavar="EXT")
+    p.add_argument("--extension", dest="extensions", nargs="+", default=[], metavar="EXT",
+                   help="count only these extensions")
+    p.add_argument("--per-extension", action="store_true",
+                   help="one row per period and extension (default: one row per period, All)")
     _add_formats(p, csv=True)
 
     st = sub.add_parser("settings", help="billing settings").add_subparsers(dest="action", required=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from functools import partial
 
 from sqlalchemy import func, select
 
@@ -124,7 +125,7 @@ async def edit_extensions(
 
 
 async def recharge(
-    ctx: BillingContext, numbers: Sequence[str], amount: str | Decimal, *, who: str = ""
+    ctx: BillingContext, numbers: Sequence[str], amount: str | int | Decimal, *, who: str = ""
 ) -> list[Recharge]:
     """Recharge each extension by the same amount, in one transaction."""
     value = parse_amount(amount, field="amount", allow_zero=False)
@@ -142,9 +143,9 @@ async def recharge(
             )
             uow.session.add(record)
             await uow.session.flush()
-            before, after = await uow.session.run_sync(lambda session: ledger.post_entry(
-                session, extension_id=ext.id, kind=ledger.RECHARGE, amount=value, at=now,
-                reference=f"recharge:{record.id}", who=who,
+            before, after = await uow.session.run_sync(partial(
+                ledger.post_entry, extension_id=ext.id, kind=ledger.RECHARGE, amount=value,
+                at=now, reference=f"recharge:{record.id}", who=who,
             ))
             record.balance_before, record.balance_after = before, after
             ext.total_recharged = ext.total_recharged + value
@@ -155,7 +156,7 @@ async def recharge(
 
 
 async def adjust(
-    ctx: BillingContext, number: str, amount: str | Decimal, *, who: str = "", note: str = ""
+    ctx: BillingContext, number: str, amount: str | int | Decimal, *, who: str = "", note: str = ""
 ) -> ExtensionView:
     """A signed correction of a balance by a billing user; a ledger entry like any other."""
     value = parse_amount(amount, field="amount", allow_zero=False, allow_negative=True)

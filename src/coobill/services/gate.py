@@ -29,7 +29,7 @@ from coobill.services.context import BillingContext
 from coobill.services.rates import rate_book
 from coobill.services.settings import BillingSettings, settings_now
 from coobill.storage.fast import execute
-from coobill.storage.tables import Extension, Reservation
+from coobill.storage.tables import Extension, Reservation, table
 
 log = logging.getLogger("coobill.gate")
 
@@ -70,7 +70,7 @@ def _undo(cmd: AuthorizeCall, session: Session, verdict: Verdict) -> None:
                     cmd.uniqueid, cmd.extension, verdict.held)
 
 
-_reservation = Reservation.__table__
+_reservation = table(Reservation)
 _DROP_HOLD = (
     delete(_reservation)
     .where(_reservation.c.uniqueid == bindparam("uniqueid"))
@@ -85,12 +85,12 @@ def _drop_hold(session: Session, uniqueid: str) -> None:
         ledger.release_hold(session, previous.extension_id, previous.amount)
 
 
-_extension = Extension.__table__
+_extension = table(Extension)
 _EXTENSION_ROW = select(
     _extension.c.id, _extension.c.number, _extension.c.billing_enabled, _extension.c.locked,
     _extension.c.balance, _extension.c.credit_limit, _extension.c.reserved,
 ).where(_extension.c.number == bindparam("number"))
-_NEW_HOLD = insert(Reservation.__table__)
+_NEW_HOLD = insert(table(Reservation))
 
 
 def _decide(ctx: BillingContext, cmd: AuthorizeCall, session: Session) -> Verdict:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from coobill.errors import UnknownExtension
 from coobill.storage.fast import execute
-from coobill.storage.tables import Extension, LedgerEntry, Money
+from coobill.storage.tables import Extension, LedgerEntry, Money, table
 from coobill.storage.uow import UnitOfWork
 
 RECHARGE = "recharge"
@@ -26,12 +26,12 @@ ADJUSTMENT = "adjustment"
 
 
 _MOVE_BALANCE = (
-    update(Extension.__table__)
-    .where(Extension.__table__.c.id == bindparam("extension_id"))
-    .values(balance=Extension.__table__.c.balance + bindparam("amount", type_=Money()))
-    .returning(Extension.__table__.c.balance)
+    update(table(Extension))
+    .where(table(Extension).c.id == bindparam("extension_id"))
+    .values(balance=table(Extension).c.balance + bindparam("amount", type_=Money()))
+    .returning(table(Extension).c.balance)
 )
-_NEW_ENTRY = insert(LedgerEntry.__table__)
+_NEW_ENTRY = insert(table(LedgerEntry))
 
 
 def post_entry(
@@ -68,7 +68,7 @@ async def lock_extension(uow: UnitOfWork, number: str) -> Extension:
     return ext
 
 
-_extension = Extension.__table__
+_extension = table(Extension)
 # Built once: the hot paths run these thousands of times a second.
 _HOLD = (
     update(_extension)

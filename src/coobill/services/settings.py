@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from coobill.errors import BadRequest
 from coobill.services.context import BillingContext
 from coobill.storage.fast import execute, per_transaction
-from coobill.storage.tables import Setting
+from coobill.storage.tables import Setting, table
 from coobill.storage.uow import UnitOfWork
 
 CURRENCY_SYMBOLS = {"USD": "US$", "CNY": "¥", "EUR": "€", "GBP": "£", "VND": "₫"}
@@ -90,7 +90,7 @@ async def read_settings(uow: UnitOfWork) -> BillingSettings:
     return settings_from_rows(rows)
 
 
-_ALL_SETTINGS = select(Setting.__table__.c.key, Setting.__table__.c.value)
+_ALL_SETTINGS = select(table(Setting).c.key, table(Setting).c.value)
 
 
 def settings_now(session: Session) -> BillingSettings:

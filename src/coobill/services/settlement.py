@@ -24,7 +24,7 @@ from coobill.services.gate import tariff_from_text
 from coobill.services.rates import rate_book
 from coobill.services.settings import BillingSettings, settings_now
 from coobill.storage.fast import execute
-from coobill.storage.tables import Call, Extension, Reservation
+from coobill.storage.tables import Call, Extension, Reservation, table
 
 log = logging.getLogger("coobill.settlement")
 
@@ -39,9 +39,9 @@ async def settle_call(ctx: BillingContext, cmd: SettleCall) -> Settlement | None
         return Settlement(cmd.uniqueid, ZERO, debited=False)
 
 
-_call = Call.__table__
-_reservation = Reservation.__table__
-_extension = Extension.__table__
+_call = table(Call)
+_reservation = table(Reservation)
+_extension = table(Extension)
 # Built once: settlement runs them for every call that ends.
 _TAKE_HOLD = (
     delete(_reservation)

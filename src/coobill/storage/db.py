@@ -13,7 +13,6 @@ from sqlalchemy import Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
-
 log = logging.getLogger("coobill.ledger")
 
 

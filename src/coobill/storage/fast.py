@@ -98,7 +98,7 @@ def execute(session: Session, statement: ClauseElement, params: Mapping[str, Any
     scalar_one_or_none() and rowcount."""
     driver, dialect = per_transaction(session, _DRIVER, _driver_of)
     if driver is None:
-        return session.connection().execute(statement, params)
+        return session.connection().execute(statement, params)  # type: ignore[call-overload]
     key = (statement, tuple(params))
     compiled = _compiled.get(key)
     if compiled is None:
@@ -154,7 +154,7 @@ def _constant(statement: ClauseElement, name: str, parameter: Any) -> Any:
         if column is not None and column.default is not None:
             if not column.default.is_scalar:
                 raise ValueError(f"{name}: only scalar column defaults can be prepared")
-            return column.default.arg
+            return column.default.arg  # type: ignore[attr-defined]  # a ScalarElementColumnDefault
         if column is not None:
             return None
     if parameter.required:

@@ -1,7 +1,7 @@
 """initial ledger
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-25
 """
 import sqlalchemy as sa

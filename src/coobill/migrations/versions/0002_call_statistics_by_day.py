@@ -27,7 +27,8 @@ depends_on = None
 
 
 def _pg_has_expression_statistics() -> bool:
-    return int(op.get_bind().exec_driver_sql("SHOW server_version_num").scalar()) >= 140000
+    version = op.get_bind().exec_driver_sql("SHOW server_version_num").scalar()
+    return int(str(version)) >= 140000
 
 
 def upgrade() -> None:

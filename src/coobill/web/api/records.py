@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
@@ -15,7 +17,6 @@ from coobill.web.records import (
     STATS_HEADER,
     call_json,
     cells,
-    combined,
     recharge_json,
     stats_json,
 )
@@ -25,7 +26,7 @@ router = APIRouter(prefix="/api", tags=["records"])
 FROM = Query("", description="First day, YYYY-MM-DD (PBX local time); empty: no bound.")
 TO = Query("", description="Last day included, YYYY-MM-DD; empty: no bound.")
 KEYWORD = Query("", description="Part of the extension number or its user's name.")
-CSV = {200: {"content": {"text/csv": {}}, "description": "The filtered records as CSV."}}
+CSV: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {}}, "description": "The filtered records as CSV."}}
 
 
 @router.get("/recharges")
@@ -107,9 +108,10 @@ async def _statistics(
     request: Request, date_from: str, date_to: str, by: str, extension: list[str], split: bool
 ) -> list[dict[str, object]]:
     rows = await reports.statistics(
-        portal(request).ctx, by, reports.Period.parse(date_from, date_to), extension
+        portal(request).ctx, by, reports.Period.parse(date_from, date_to), extension,
+        per_extension=split,
     )
-    return [stats_json(r) for r in (rows if split else combined(rows))]
+    return [stats_json(r) for r in rows]
 
 
 BY = Query("day", description="day, month or year.")
