@@ -178,10 +178,14 @@ class TestRecords:
             ))
         by_day = json.loads(ok(coobill("stats", "--by", "day", "--json")).out)
         assert [(r["date"], r["extension"], r["calls"]) for r in by_day] == [
+            ("2026-11-01", "All", 1), ("2026-11-02", "All", 2),
+        ]
+        split = json.loads(ok(coobill("stats", "--by", "day", "--per-extension", "--json")).out)
+        assert [(r["date"], r["extension"], r["calls"]) for r in split] == [
             ("2026-11-01", "100", 1), ("2026-11-02", "100", 1), ("2026-11-02", "101", 1),
         ]
         by_month = json.loads(ok(coobill("stats", "--by", "month", "--extension", "100",
-                                         "--json")).out)
+                                         "--per-extension", "--json")).out)
         assert by_month == [{
             "date": "2026-11", "extension": "100", "calls": 2, "answered": 2,
             "total_duration": "04:00", "total_seconds": 240, "average_duration": "02:00",
@@ -190,7 +194,7 @@ class TestRecords:
         rows = list(csv.DictReader(io.StringIO(ok(coobill("stats", "--by", "year", "--from",
                                                           "2026-01-01", "--csv")).out)))
         assert [(r["date"], r["extension"], r["total_cost"]) for r in rows] == [
-            ("2026", "100", "0.3000"), ("2026", "101", "0.1500"),
+            ("2026", "All", "0.4500"),
         ]
 
 

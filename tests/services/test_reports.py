@@ -87,7 +87,7 @@ class TestStatistics:
     ) -> None:
         got = [
             (r.period, r.extension, r.calls, r.answered, r.total_seconds, r.average_seconds, r.cost)
-            for r in await reports.statistics(ctx, "month")
+            for r in await reports.statistics(ctx, "month", per_extension=True)
         ]
         assert got == [
             ("2026-10", "100", 1, 1, 61, 61, Decimal("0.15")),
@@ -100,7 +100,7 @@ class TestStatistics:
     async def test_statistics_by_year(self, ctx: BillingContext) -> None:
         got = [
             (r.period, r.extension, r.calls, r.answered, r.total_seconds, r.average_seconds, r.cost)
-            for r in await reports.statistics(ctx, "year")
+            for r in await reports.statistics(ctx, "year", per_extension=True)
         ]
         assert got == [
             ("2026", "100", 3, 2, 91, 46, Decimal("0.25")),
@@ -112,11 +112,22 @@ class TestStatistics:
         self, ctx: BillingContext
     ) -> None:
         rows = await reports.statistics(
-            ctx, "day", Period.parse("2026-11-01", "2026-12-01"), ["101"]
+            ctx, "day", Period.parse("2026-11-01", "2026-12-01"), ["101"], per_extension=True
         )
         assert [(r.period, r.extension, r.calls, r.cost) for r in rows] == [
             ("2026-11-15", "101", 1, Decimal("0.15")),
             ("2026-12-01", "101", 1, Decimal("0.1")),
+        ]
+
+    async def test_without_per_extension_each_period_is_one_row_for_all_extensions(
+        self, ctx: BillingContext
+    ) -> None:
+        """As the appliance's and the portal's "All": the extensions counted together."""
+        got = [(r.period, r.extension, r.calls, r.answered, r.total_seconds, r.cost)
+               for r in await reports.statistics(ctx, "year")]
+        assert got == [
+            ("2026", reports.ALL_EXTENSIONS, 5, 4, 271, Decimal("0.5")),
+            ("2027", reports.ALL_EXTENSIONS, 1, 1, 180, Decimal("0.2")),
         ]
 
     async def test_statistics_by_an_unknown_period_are_refused(self, ctx: BillingContext) -> None:

@@ -235,8 +235,10 @@ async def calls_list(args: argparse.Namespace, ctx: BillingContext) -> int:
 
 async def stats(args: argparse.Namespace, ctx: BillingContext) -> int:
     period = reports.Period.parse(args.date_from, args.date_to)
-    rows = await reports.statistics(ctx, args.by, period, args.extensions)
-    emit(args, [{"date": r.period, "extension": r.extension, "calls": r.calls,
+    rows = await reports.statistics(ctx, args.by, period, args.extensions,
+                                    per_extension=args.per_extension)
+    emit(args, [{"date": r.period,
+                 "extension": "All" if r.extension == reports.ALL_EXTENSIONS else r.extension, "calls": r.calls,
                  "answered": r.answered, "total_duration": duration(r.total_seconds),
                  "total_seconds": r.total_seconds, "average_duration": duration(r.average_seconds),
                  "average_seconds": r.average_seconds, "total_cost": r.cost} for r in rows],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -10,11 +11,13 @@ from decimal import Decimal
 from sqlalchemy import BigInteger, Select, func, or_, select, type_coerce
 
 from coobill.errors import BadRequest
-from coobill.money import from_units
+from coobill.money import ZERO, from_units
 from coobill.services.context import BillingContext
 from coobill.storage.tables import Call, Extension, Recharge
 
 PERIODS = ("day", "month", "year")
+# The extension of a statistics row that totals every extension counted (the appliance's "All").
+ALL_EXTENSIONS = "*"
 
 
 def parse_day(text: str | None, field: str) -> date | None:
@@ -171,11 +174,28 @@ def _label(dialect: str, day, by: str):  # type: ignore[no-untyped-def]
     return func.substr(day, 1, {"month": 7, "year": 4}[by])
 
 
+def combined(rows: Sequence[StatsRow]) -> list[StatsRow]:
+    """One row per period for all the extensions together, as the appliance's "All"."""
+    totals: dict[str, list[int | Decimal]] = defaultdict(lambda: [0, 0, 0, ZERO])
+    for row in rows:
+        total = totals[row.period]
+        total[0] += row.calls
+        total[1] += row.answered
+        total[2] += row.total_seconds
+        total[3] += row.cost
+    return [
+        StatsRow(p, ALL_EXTENSIONS, int(c), int(a), int(s), Decimal(m))
+        for p, (c, a, s, m) in sorted(totals.items())
+    ]
+
+
 async def statistics(
     ctx: BillingContext, by: str = "day", period: Period = Period(),
-    extensions: Sequence[str] = (),
+    extensions: Sequence[str] = (), *, per_extension: bool = False,
 ) -> list[StatsRow]:
-    """Per period and extension: calls, answered calls, talk time and cost.
+    """Per period: calls, answered calls, talk time and cost of every extension counted
+    together (extension ALL_EXTENSIONS, as the appliance's "All"), or with `per_extension`
+    one row per period and extension.
 
     Calls are grouped by `date(start)` and extension, months and years summed from those
     days. Migration 0002 makes that grouping cheap: on SQLite an index on exactly
@@ -213,7 +233,8 @@ async def statistics(
         )
     async with ctx.uow() as uow:
         rows = (await uow.session.execute(query)).tuples().all()
-    return [
+    split = [
         StatsRow(str(b), ext, int(n), int(a or 0), int(s or 0), from_units(int(c or 0)))
         for b, ext, n, a, s, c in rows
     ]
+    return split if per_extension else combined(split)

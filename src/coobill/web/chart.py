@@ -50,7 +50,7 @@ def _nice_max(value: Decimal) -> Decimal:
 
 
 def build_chart(rows: Sequence[StatsRow]) -> Chart | None:
-    """Rows must already be one per period (see records.combined)."""
+    """Rows must already be one per period (see services.reports.combined)."""
     if not rows:
         return None
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
-from decimal import Decimal
 from typing import Any
 
-from coobill.money import ZERO, fmt
-from coobill.services.reports import CallRecord, RechargeRecord, StatsRow
+from coobill.money import fmt
+from coobill.services.reports import ALL_EXTENSIONS, CallRecord, RechargeRecord, StatsRow
 from coobill.web.formatting import duration
-
-ALL = "*"  # the extension column of combined statistics ("All" on the page)
 
 RECHARGE_HEADER = ("time", "extension", "name", "balance_before", "amount", "balance_after", "who")
 CALL_HEADER = (
@@ -73,7 +69,7 @@ def call_json(c: CallRecord) -> dict[str, Any]:
 def stats_json(s: StatsRow) -> dict[str, Any]:
     return {
         "date": s.period,
-        "extension": "All" if s.extension == ALL else s.extension,
+        "extension": "All" if s.extension == ALL_EXTENSIONS else s.extension,
         "calls": s.calls,
         "answered": s.answered,
         "total_duration": duration(s.total_seconds),
@@ -86,18 +82,3 @@ def stats_json(s: StatsRow) -> dict[str, Any]:
 
 def cells(row: dict[str, Any], header: Sequence[str]) -> list[Any]:
     return [row[c] for c in header]
-
-
-def combined(rows: Sequence[StatsRow]) -> list[StatsRow]:
-    """One row per period for all the extensions together, as the appliance's "All"."""
-    totals: dict[str, list[int | Decimal]] = defaultdict(lambda: [0, 0, 0, ZERO])
-    for row in rows:
-        total = totals[row.period]
-        total[0] += row.calls
-        total[1] += row.answered
-        total[2] += row.total_seconds
-        total[3] += row.cost
-    return [
-        StatsRow(p, ALL, int(c), int(a), int(s), Decimal(m))
-        for p, (c, a, s, m) in sorted(totals.items())
-    ]

@@ -10,7 +10,6 @@ from coobill.services import extensions, reports
 from coobill.web.auth import BillingUser, portal
 from coobill.web.chart import build_chart
 from coobill.web.pages.records import PERIOD_FIELDS
-from coobill.web.records import combined
 from coobill.web.render import query_without, render
 
 router = APIRouter(include_in_schema=False)
@@ -32,7 +31,7 @@ async def statistics(
     context = {"filters": filters, "chosen": chosen, "known": known, "rows": [], "chart": None}
     try:
         period = reports.Period.parse(date_from, date_to)
-        rows = await reports.statistics(ctx, by, period, chosen)
+        rows = await reports.statistics(ctx, by, period, chosen, per_extension=True)
     except BadRequest as exc:
         f = exc.field or "form"
         return await render(
@@ -41,7 +40,7 @@ async def statistics(
             {**context, "errors": {PERIOD_FIELDS.get(f, f): exc.message}},
             400,
         )
-    totals = combined(rows)
+    totals = reports.combined(rows)
     return await render(
         request,
         "statistics.html",
