@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import unicodedata
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -59,10 +60,24 @@ def to_json(data: Any) -> str:
     return json.dumps(plain(data), ensure_ascii=False, indent=2)
 
 
+def display_width(text: str) -> int:
+    """Columns `text` takes in a terminal: East Asian wide and full-width characters (a
+    Chinese name) take two, combining marks none (Unicode UAX #11)."""
+    return sum(
+        0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+        for ch in text
+    )
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - display_width(text))
+
+
 def to_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     cells = [[str(plain(r.get(c)) if r.get(c) is not None else "") for c in columns] for r in rows]
-    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
+    widths = [max([display_width(c)] + [display_width(row[i]) for row in cells])
+              for i, c in enumerate(columns)]
+    lines = ["  ".join(_pad(c, w) for c, w in zip(columns, widths, strict=True)).rstrip()]
     for row in cells:
-        lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        lines.append("  ".join(_pad(v, w) for v, w in zip(row, widths, strict=True)).rstrip())
     return "\n".join(lines)
