@@ -164,7 +164,7 @@ class TestRecords:
         [call] = json.loads(ok(coobill("calls", "list", "--from", "2026-11-22", "--to",
                                        "2026-11-22", "--json")).out)
         assert (call["uniqueid"], call["extension"], call["cost"], call["billsec"],
-                call["duration"], call["gated"]) == ("call-1", "100", "0.1500", 61, "01:01", True)
+                call["billable_time"], call["gated"]) == ("call-1", "100", "0.1500", 61, "01:01", True)
         rows = list(csv.DictReader(io.StringIO(ok(coobill("calls", "list", "--keyword",
                                                           "alice", "--csv")).out)))
         assert [r["uniqueid"] for r in rows] == ["call-1"]

@@ -159,3 +159,35 @@ async def test_an_admin_sets_a_password_and_removes_a_user(
     assert asked == ["Remove this user?"]
     await expect(rows).to_have_count(1)
     await expect(rows.first).to_contain_text("(you)")
+
+
+async def test_the_portal_keeps_the_language_of_the_login_page(portal: tuple[str, Page]) -> None:
+    """A Chinese browser gets the login page in Chinese, and the portal after it too; a
+    language chosen on the login page carries over the same way."""
+    url, _ = portal
+    async with chromium() as browser:
+        chinese = await browser.new_context(locale="zh-CN", extra_http_headers={
+            "Accept-Language": "zh-CN,zh;q=0.9"})
+        page = await chinese.new_page()
+        await page.goto(f"{url}/login")
+        await expect(page.locator("button[type=submit].primary")).to_have_text("登录")
+        await page.fill("#f-name", "bill")
+        await page.fill("#f-password", PASSWORD)
+        await page.click("button[type=submit].primary")
+        await expect(page).to_have_url(f"{url}/extensions")
+        await expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+        await expect(page.locator(".crumbs")).to_contain_text("分机")
+        await chinese.close()
+
+        english = await browser.new_context(locale="zh-CN", extra_http_headers={
+            "Accept-Language": "zh-CN,zh;q=0.9"})
+        page = await english.new_page()
+        await page.goto(f"{url}/login")
+        await page.click("a[lang=en]")
+        await page.fill("#f-name", "bill")
+        await page.fill("#f-password", PASSWORD)
+        await page.click("button[type=submit].primary")
+        await expect(page).to_have_url(f"{url}/extensions")
+        await expect(page.locator("html")).to_have_attribute("lang", "en")
+        await expect(page.locator(".crumbs")).to_contain_text("Extensions")
+        await english.close()

@@ -79,7 +79,7 @@ class TestCallRecords:
         day = (await billing.get("/api/calls?date_from=2026-11-21&date_to=2026-11-21")).json()
         assert day["total"] == 2
         long_call = (await billing.get("/api/calls?keyword=9777")).json()["items"][0]
-        assert long_call["duration"] == "1:01:40" and long_call["name"] == "Alice"
+        assert long_call["billable_time"] == "1:01:40" and long_call["name"] == "Alice"
         assert long_call["trunk"] == "trunk-a" and long_call["cost"] == "6.2000"
         assert long_call["date"] == "2026-11-21 12:00:00"
 
@@ -108,7 +108,7 @@ class TestCallRecords:
         rows = rows_of(await billing.get("/api/calls.csv?keyword=102"))
         assert [r["callee"] for r in rows] == ["9888"]
         assert rows[0]["name"].startswith("'=") and rows[0]["trunk"] == "'@trunk"
-        assert rows[0]["duration"] == "00:10"
+        assert rows[0]["billable_time"] == "00:10"
         all_rows = rows_of(await billing.get("/api/calls.csv"))
         assert len(all_rows) == 4
 

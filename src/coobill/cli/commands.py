@@ -26,7 +26,7 @@ EXTENSION_COLUMNS = ("extension", "name", "billing", "payment", "credit_limit", 
 RATE_COLUMNS = ("id", "enabled", "remark", "prefix", "length", "initial_cost", "initial_time",
                 "rate", "period", "start", "end", "extensions")
 RECHARGE_COLUMNS = ("time", "extension", "name", "balance_before", "amount", "balance_after", "who")
-CALL_COLUMNS = ("start", "extension", "name", "number", "duration", "billsec", "trunk", "rate",
+CALL_COLUMNS = ("start", "extension", "name", "number", "billable_time", "billsec", "trunk", "rate",
                 "cost", "disposition", "gated", "uniqueid")
 STATS_COLUMNS = ("date", "extension", "calls", "answered", "total_duration", "total_seconds",
                  "average_duration", "average_seconds", "total_cost")
@@ -227,7 +227,7 @@ async def calls_list(args: argparse.Namespace, ctx: BillingContext) -> int:
     period = reports.Period.parse(args.date_from, args.date_to)
     records, _ = await reports.list_calls(ctx, period, args.keyword)
     emit(args, [{"start": c.start, "extension": c.extension, "name": c.name, "number": c.number,
-                 "duration": duration(c.billable_seconds), "billsec": c.billable_seconds,
+                 "billable_time": duration(c.billable_seconds), "billsec": c.billable_seconds,
                  "trunk": c.trunk, "rate": c.rate, "cost": c.cost, "disposition": c.disposition,
                  "gated": c.gated, "uniqueid": c.uniqueid} for c in records], CALL_COLUMNS)
     return 0

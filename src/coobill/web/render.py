@@ -74,7 +74,8 @@ def page_language(request: Request) -> str:
     user = getattr(request.state, "user", None)
     if user is not None:
         return str(user.language)
-    asked = request.query_params.get("lang")
+    # The login form says in which language it was shown (its hidden `lang`).
+    asked = getattr(request.state, "language", None) or request.query_params.get("lang")
     return (
         asked if asked in LANGUAGES else preferred_language(request.headers.get("accept-language"))
     )

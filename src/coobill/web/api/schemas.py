@@ -169,7 +169,7 @@ class CallRecordOut(BaseModel):
     extension: str
     name: str
     callee: str
-    duration: str
+    billable_time: str = Field(description="The billable seconds as mm:ss (h:mm:ss).")
     billable_seconds: int
     trunk: str
     cost: str

@@ -17,7 +17,7 @@ from coobill.web.auth import (
     set_session,
     token_matches,
 )
-from coobill.web.i18n import translator
+from coobill.web.i18n import LANGUAGES, translator
 from coobill.web.render import page_language, redirect, render
 from coobill.web.sessions import Session
 
@@ -53,7 +53,10 @@ async def login(request: Request) -> Response:
     form = await request.form()
     name, password = str(form.get("name") or ""), str(form.get("password") or "")
     target = local_path(str(form.get("next") or ""))
-    t = translator(page_language(request))
+    if str(form.get("lang") or "") in LANGUAGES:
+        request.state.language = str(form.get("lang"))
+    shown_in = page_language(request)
+    t = translator(shown_in)
     session = session_of(request)
     if session is None or not token_matches(session, str(form.get(CSRF_FIELD) or "")):
         session = state.signer.new()
@@ -73,6 +76,10 @@ async def login(request: Request) -> Response:
             request, session, name, target, t("Wrong user name or password."), 401
         )
     state.throttle.succeeded(name, address)
+    if user.language != shown_in:
+        # The portal goes on in the language the login page was in: the one the user chose
+        # there, or the one the browser asked for.
+        user = await users.set_language(state.ctx, user.id, shown_in)
     response = redirect(target)
     # A new CSRF token per login; the credential ends the session if the password changes.
     set_session(request, response, state.signer.new(user.id, user.credential))
