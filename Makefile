@@ -3,9 +3,12 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
-export COOBILL_DATABASE__URL ?= sqlite+aiosqlite:///$(CURDIR)/var/coobill.db
+# This checkout's configuration, where coobill looks for it when it runs from this virtual
+# environment (src/coobill/config.py): the daemon `make run` starts and `.venv/bin/coobill`,
+# run from any folder, use the same ledger, ./var/coobill.db.
+LOCAL_CONFIG = $(VENV)/etc/coobill/coobill.toml
 
-.PHONY: run test setup test-setup browsers bench clean
+.PHONY: run test check setup browsers bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,15 +18,30 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# Written once; edit it freely (etc/coobill.toml documents every key).
+$(LOCAL_CONFIG): | $(STAMP)
+	mkdir -p $(dir $@)
+	install -d -m 0700 var
+	printf '%s\n' \
+	  '# This checkout'"'"'s coobill configuration, written by `make run`; .venv/bin/coobill reads it' \
+	  '# too (see the README, Configuration). Every key is documented in etc/coobill.toml.' \
+	  '[database]' \
+	  'url = "sqlite+aiosqlite:///$(CURDIR)/var/coobill.db"' > $@
+
 ## Set up, migrate the embedded SQLite ledger, and run the daemon in the foreground.
-run: $(STAMP)
-	mkdir -p var
+run: $(STAMP) $(LOCAL_CONFIG)
 	$(BIN)/coobill migrate
 	$(BIN)/coobill run
 
 ## Set up (Python packages, headless Chromium) and run the whole test suite.
 test: $(STAMP) browsers
 	$(BIN)/python -m pytest -q
+
+## A contributor's quick check: lint, types, and the suite without the browser tests.
+check: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q -m "not browser"
 
 browsers:
 	@command -v chromium >/dev/null 2>&1 || ( \
@@ -34,4 +52,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) .pytest_cache

@@ -43,6 +43,14 @@ class FakeClock:
         self.now = self.now.replace(hour=hours, minute=minutes, second=0)
 
 
+@pytest.fixture(autouse=True)
+def no_environment_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The configuration `make run` writes into .venv is the developer's, not the tests'."""
+    from coobill import config
+
+    monkeypatch.setattr(config, "ENVIRONMENT_CONFIG", None)
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()

@@ -4,6 +4,7 @@ clear error naming the key for anything wrong."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,22 @@ class TestSources:
     ) -> None:
         monkeypatch.setenv("COOBILL_CONFIG", str(sample))
         assert load_settings(write(tmp_path, "[agi]\nport = 4700\n")).agi.port == 4700
+
+    def test_the_virtual_environments_file_is_read_before_the_system_one(
+        self, sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """`make run` writes .venv/etc/coobill/coobill.toml: the CLI in .venv/bin finds it from
+        any folder, and it wins over /etc (COOBILL_CONFIG and --config still win over it)."""
+        monkeypatch.setattr(config, "ENVIRONMENT_CONFIG", sample)
+        monkeypatch.setattr(config, "SYSTEM_CONFIG", Path(write(tmp_path, "[agi]\nport = 4700\n")))
+        assert load_settings().agi.port == 4600
+        monkeypatch.chdir(tmp_path)
+        assert load_settings().agi.port == 4600
+        monkeypatch.setenv("COOBILL_CONFIG", write(tmp_path, "[agi]\nport = 4800\n"))
+        assert load_settings().agi.port == 4800
+
+    def test_the_environment_file_is_under_the_virtual_environments_prefix(self) -> None:
+        assert config._environment_config() == Path(sys.prefix) / "etc" / "coobill" / "coobill.toml"
 
     def test_the_system_file_is_read_when_no_other_is_named(
         self, sample: Path, monkeypatch: pytest.MonkeyPatch

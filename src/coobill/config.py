@@ -1,8 +1,11 @@
 """Configuration: a TOML file, every key overridable by COOBILL_<SECTION>__<KEY>.
 
-The file is `--config PATH`, else $COOBILL_CONFIG, else /etc/coobill/coobill.toml when it
-exists; with none, the defaults below run a daemon on an embedded SQLite database.
-A bad value raises ConfigurationError naming the key.
+The file is `--config PATH`, else $COOBILL_CONFIG, else the one of the virtual environment
+coobill runs from (`<venv>/etc/coobill/coobill.toml`: `make run` writes it for a checkout, so
+`.venv/bin/coobill` and the daemon find the same ledger from any folder), else
+/etc/coobill/coobill.toml (an installed service); the first that exists is read. With none,
+the defaults below run a daemon on an embedded SQLite database. A bad value raises
+ConfigurationError naming the key.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import functools
 import os
 import socket
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +28,16 @@ from pydantic_settings import (
 from coobill.errors import ConfigurationError
 
 SYSTEM_CONFIG = Path("/etc/coobill/coobill.toml")
+
+
+def _environment_config() -> Path | None:
+    # As Jupyter keeps {sys.prefix}/etc/jupyter: a virtual environment carries its own file.
+    if sys.prefix == sys.base_prefix:
+        return None
+    return Path(sys.prefix) / "etc" / "coobill" / "coobill.toml"
+
+
+ENVIRONMENT_CONFIG = _environment_config()
 
 
 class Section(BaseModel):
@@ -149,14 +163,18 @@ _CONFIG_PATH: dict[str, Path | None] = {}
 
 
 def config_path(explicit: str | None = None) -> Path | None:
-    """The configuration file in force: --config, else COOBILL_CONFIG, else the system one."""
+    """The configuration file in force: --config, else COOBILL_CONFIG, else the virtual
+    environment's, else the system one."""
     chosen = explicit or os.environ.get("COOBILL_CONFIG")
     if chosen:
         path = Path(chosen)
         if not path.is_file():
             raise ConfigurationError(f"config: {path} does not exist or is not a file")
         return path
-    return SYSTEM_CONFIG if SYSTEM_CONFIG.is_file() else None
+    for found in (ENVIRONMENT_CONFIG, SYSTEM_CONFIG):
+        if found is not None and found.is_file():
+            return found
+    return None
 
 
 # Keys whose values are not repeated in an error message (a URL may carry a password).

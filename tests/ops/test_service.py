@@ -219,3 +219,35 @@ class TestLogs:
             rest, _ = await proc.communicate()
         assert await proc.wait() == 0
         assert "lab-secret" not in "".join(lines) + (rest or b"").decode()
+
+
+class TestFirstWayIn:
+    async def test_a_first_start_without_users_makes_an_admin_and_says_its_password_once(
+        self, ctx: BillingContext, fake_ami: FakeAmiServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """The daemon on a ledger with no portal user makes `admin` with a random password,
+        logs it once with the login address, and that password logs in; a second start with
+        a user present makes nobody."""
+        with caplog.at_level(logging.WARNING, logger="coobill.daemon"):
+            daemon = await running(ctx, fake_ami)
+            try:
+                said = [fields_of(r.getMessage()) for r in caplog.records
+                        if r.getMessage().startswith("portal.first_admin")]
+                assert len(said) == 1 and said[0]["user"] == "admin"
+                assert said[0]["login"] == f"http://127.0.0.1:{daemon.web_port}/login"
+                password = said[0]["password"]
+                assert len(password) >= 12
+                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{daemon.web_port}") as web:
+                    logged_in = await web.post("/api/login", json={"name": "admin",
+                                                                   "password": password})
+                    assert logged_in.status_code == 200
+                    assert logged_in.json()["user"]["role"] == "admin"
+            finally:
+                await daemon.stop()
+            caplog.clear()
+            again = await running(ctx, fake_ami)
+            await again.stop()
+        assert not [r for r in caplog.records if "portal.first_admin" in r.getMessage()]
+        from coobill.services.users import list_users
+
+        assert [(u.name, u.role) for u in await list_users(ctx)] == [("admin", "admin")]

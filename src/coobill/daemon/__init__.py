@@ -14,6 +14,7 @@ import contextlib
 import gc
 import logging
 import signal
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
@@ -30,7 +31,7 @@ from coobill.services.commands import Settlement
 from coobill.services.context import BillingContext
 from coobill.services.gate import authorize_call
 from coobill.services.settings import get_settings, portal_secret
-from coobill.services.users import count_users
+from coobill.services.users import make_first_admin
 from coobill.storage import schema
 
 log = logging.getLogger("coobill.daemon")
@@ -76,14 +77,29 @@ class Daemon:
             await self._start_follower(ctx)
         if self.settings.web.enabled:
             await self._start_web(ctx)
-            if await count_users(ctx) == 0:
-                log.warning('portal.no_users hint="create one: coobill user add NAME --role admin"')
+            await self._first_admin(ctx)
         self.started = True
         # What start-up built (modules, the rate book) lives as long as the daemon: keep the
         # collector from walking it again and again (full collections took 40-75 ms).
         gc.freeze()
         systemd.notify("READY=1")
         log.info("daemon.ready")
+
+    async def _first_admin(self, ctx: BillingContext) -> None:
+        """No portal user yet: make `admin` with a random password and say it, once, on the
+        console (which is the journal under systemd)."""
+        made = await make_first_admin(ctx)
+        if made is None:
+            return
+        user, password = made
+        login = f"http://{self.settings.web.host}:{self.web_port}/login"
+        log.warning('portal.first_admin user=%s password=%s login=%s hint="change it on the '
+                    'Users page or with: coobill user passwd %s"', user.name, password, login,
+                    user.name)
+        if sys.stderr.isatty():
+            print(f"\n  coobill made the portal's first user.\n  Log in at {login}\n"
+                  f"    user:     {user.name}\n    password: {password}\n"
+                  f"  and change the password on the Users page.\n", file=sys.stderr)
 
     async def _authorize(self, call):  # type: ignore[no-untyped-def]
         assert self.ctx is not None
@@ -162,7 +178,7 @@ class Daemon:
         config = uvicorn.Config(app, host=self.settings.web.host, port=self.settings.web.port,
                                 log_config=None, access_log=False, lifespan="off")
         server = uvicorn.Server(config)
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        server.install_signal_handlers = lambda: None  # type: ignore[attr-defined,method-assign]
         self.web = server
         self._web_task = asyncio.create_task(server.serve(), name="web")
         while not server.started:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 
 from coobill.errors import BadRequest, UnknownUser
 from coobill.services.context import BillingContext
@@ -141,3 +143,20 @@ async def remove_user(ctx: BillingContext, name: str, *, by: int | None = None) 
         await uow.session.execute(delete(User).where(User.id == user.id))
         await uow.commit()
         return removed
+
+
+FIRST_ADMIN = "admin"
+
+
+async def make_first_admin(ctx: BillingContext) -> tuple[PortalUser, str] | None:
+    """On a ledger with no portal user at all: an admin named `admin` with a random password,
+    returned once for the daemon to show (as Jenkins or Portainer do on first start). None when
+    a user exists already, or another daemon on the same ledger made one a moment ago."""
+    if await count_users(ctx):
+        return None
+    password = secrets.token_urlsafe(12)
+    try:
+        user = await add_user(ctx, FIRST_ADMIN, password, "admin")
+    except (BadRequest, IntegrityError):  # made meanwhile (another daemon): theirs stands
+        return None
+    return user, password
