@@ -23,6 +23,8 @@ from coobill.storage.db import create_engine
 from coobill.storage.uow import UnitOfWorkFactory
 
 PG_URL = os.environ.get("COOBILL_TEST_POSTGRES_URL")
+# The ledger key of the tests' daemons (two daemons on one ledger share theirs, as they must).
+LEDGER_KEY = bytes(range(32))
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 
 
@@ -41,6 +43,13 @@ class FakeClock:
     def set_local(self, hhmm: str) -> None:
         hours, minutes = map(int, hhmm.split(":"))
         self.now = self.now.replace(hour=hours, minute=minutes, second=0)
+
+
+@pytest.fixture(autouse=True)
+def state_directory(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Where a PostgreSQL ledger's key file goes by default (as systemd's StateDirectory
+    would say): the tests' own folder, never /var/lib/coobill."""
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path_factory.getbasetemp() / "state"))
 
 
 @pytest.fixture(autouse=True)
@@ -126,7 +135,8 @@ def settings_for(url: str, **sections: dict) -> Settings:  # type: ignore[type-a
 async def ctx(database_url: tuple[str, str | None], clock: FakeClock) -> AsyncIterator[BillingContext]:
     url, pg_schema = database_url
     engine = pg_engine(url, pg_schema) if pg_schema else create_engine(url)
-    context = bootstrap(settings_for(url), uow=UnitOfWorkFactory(engine), clock=clock)
+    context = bootstrap(settings_for(url), uow=UnitOfWorkFactory(engine, ledger_key=LEDGER_KEY),
+                        clock=clock)
     await change_settings(context, timezone="UTC")
     try:
         yield context

@@ -8,6 +8,7 @@ from datetime import datetime
 from coobill.config import Settings
 from coobill.services.context import BillingContext, utc_now
 from coobill.storage.db import create_engine
+from coobill.storage.ledger_key import key_path, load_key
 from coobill.storage.uow import UnitOfWorkFactory
 
 
@@ -18,6 +19,8 @@ def bootstrap(
     clock: Callable[[], datetime] = utc_now,
 ) -> BillingContext:
     if uow is None:
-        engine = create_engine(settings.database.url, busy_timeout_ms=settings.database.busy_timeout_ms)
-        uow = UnitOfWorkFactory(engine)
+        database = settings.database
+        key = load_key(key_path(database.url, database.key_file))
+        engine = create_engine(database.url, busy_timeout_ms=database.busy_timeout_ms)
+        uow = UnitOfWorkFactory(engine, ledger_key=key)
     return BillingContext(uow=uow, config=settings, clock=clock)

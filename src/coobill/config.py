@@ -48,6 +48,9 @@ class DatabaseConfig(Section):
     url: str = "sqlite+aiosqlite:///coobill.db"
     # SQLite: how long a writer waits for another's lock before giving up.
     busy_timeout_ms: int = Field(default=5000, ge=0)
+    # The secret that seals the ledger's entries, outside the database (storage/ledger_key.py).
+    # Empty: beside a SQLite ledger (coobill.db.key), else $STATE_DIRECTORY/ledger.key.
+    key_file: str = ""
 
     @field_validator("url")
     @classmethod
@@ -85,6 +88,8 @@ class AmiConfig(Section):
     live_check_seconds: float = Field(default=300.0, ge=0)
     # Asterisk's CDR store read when recovering a missed end (cdr_csv's Master.csv).
     cdr_csv_path: str = ""
+    # cdr.conf [csv] usegmtime: Master.csv's times are GMT (the sample cdr.conf's "yes").
+    cdr_csv_gmt: bool = True
 
 
 class WebConfig(Section):

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from coobill.ami import AmiFollower, EndedCall
+from coobill.ami import AmiFollower, ChannelEnded
 from tests.fakes.ami_server import BASIC, PJSIP, FakeAmiServer, Frame, read_trace
 
 WAIT = 5.0  # the longest any test waits for something that should happen at once
@@ -34,12 +34,12 @@ class Recorder:
     """Stands in for the service layer: records what the follower hands over."""
 
     def __init__(self) -> None:
-        self.calls: list[EndedCall] = []
+        self.calls: list[ChannelEnded] = []
         self.reconciled: list[set[str]] = []
         self.fail_first_call = False
         self._changed = asyncio.Condition()
 
-    async def on_call_ended(self, call: EndedCall) -> None:
+    async def on_call_ended(self, call: ChannelEnded) -> None:
         async with self._changed:
             self.calls.append(call)
             self._changed.notify_all()

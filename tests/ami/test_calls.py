@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -26,7 +26,7 @@ class Clock:
 def dial_begin(dest: str = "PJSIP/carrier-a-00000001", uid: str = CALLER) -> dict[str, str]:
     return {"Event": "DialBegin", "Channel": "PJSIP/100-00000000", "Uniqueid": uid,
             "CallerIDNum": "100", "CallerIDName": "Alice", "Exten": "9138000001",
-            "DestChannel": dest, "DestUniqueid": "1700000000.2", "DialString": "x"}
+            "DestChannel": dest, "DialString": "x"}
 
 
 def dial_end(status: str, dest: str = "PJSIP/carrier-a-00000001",
@@ -92,29 +92,31 @@ class TestTrunkAndCallerId:
 
 class TestOrdering:
     def test_cdr_before_hangup_ends_the_call_once(self) -> None:
-        """The Dial-Cdr settles the call; the Hangup after it adds nothing."""
+        """The Dial-Cdr first, then the Hangup: one call, from the Cdr."""
         clock = Clock()
-        tracker = CallTracker(clock=clock, tz=UTC)
+        tracker = CallTracker(clock=clock)
         answered_call(clock, tracker)
-        [ended] = tracker.feed(cdr())
+        assert tracker.feed(cdr()) == []  # the caller's Hangup says the call is over
+        [ended] = tracker.feed(hangup())
         assert tracker.feed(hangup()) == []
-        assert ended.settle.evidence == "cdr"
-        assert ended.settle.billable_seconds == 6
-        assert ended.settle.trunk == "carrier-a"
+        assert ended.record is not None
+        assert ended.record.evidence == "cdr"
+        assert ended.record.billable_seconds == 6
+        assert ended.record.trunk == "carrier-a"
         assert ended.settle.caller_name == "Alice"
-        assert ended.settle.answer == datetime(2026, 11, 22, 14, 0, 1)
-        assert ended.destination_channel == "PJSIP/carrier-a-00000001"
+        assert ended.record.answer == datetime(2026, 11, 22, 14, 0, 1)
+        assert ended.record.leg == "PJSIP/carrier-a-00000001"
 
     def test_hangup_before_cdr_waits_for_the_cdr_once_cdrs_flow(self) -> None:
         """Cdr events seen before: the Hangup holds the call until its Cdr."""
         clock = Clock()
-        tracker = CallTracker(clock=clock, tz=UTC)
+        tracker = CallTracker(clock=clock)
         tracker.feed(cdr(app="Hangup", uid="other", disposition="NO ANSWER"))
         answered_call(clock, tracker)
         assert tracker.feed(hangup()) == []
         assert tracker.live_uniqueids() == set()
         [ended] = tracker.feed(cdr())
-        assert ended.settle.evidence == "cdr"
+        assert ended.record.evidence == "cdr"
 
     def test_busy_gives_two_cdrs_and_one_call(self) -> None:
         """Dial-Cdr BUSY then Hangup-Cdr NO ANSWER for one UniqueID: one BUSY call."""
@@ -124,8 +126,8 @@ class TestOrdering:
         assert tracker.feed(hangup()) == []
         [ended] = tracker.feed(cdr("BUSY", "0", dest="PJSIP/carrier-b-00000005"))
         assert tracker.feed(cdr("NO ANSWER", "0", app="Hangup", dest="")) == []
-        assert ended.settle.disposition == Disposition.BUSY
-        assert ended.settle.trunk == "carrier-b"
+        assert ended.record.disposition == Disposition.BUSY
+        assert ended.record.trunk == "carrier-b"
 
     def test_repeated_events_never_end_a_call_twice(self) -> None:
         """Every event delivered twice: still one call."""
@@ -142,23 +144,24 @@ class TestOrdering:
     def test_auto_mode_waits_for_the_first_calls_cdr(self) -> None:
         """cdr_manager may well be loaded: even the first call waits for its Cdr."""
         clock = Clock()
-        tracker = CallTracker(clock=clock, tz=UTC)
+        tracker = CallTracker(clock=clock)
         answered_call(clock, tracker)
         assert tracker.feed(hangup()) == []
         [ended] = tracker.feed(cdr())
-        assert ended.settle.evidence == "cdr"
+        assert ended.record.evidence == "cdr"
 
     def test_auto_mode_settles_from_events_once_a_grace_passed_without_any_cdr(self) -> None:
         """No Cdr ever came: after one grace period, events are the truth, and from then on
         a Hangup ends a call at once."""
         clock = Clock()
-        tracker = CallTracker(clock=clock, tz=UTC, cdr_grace_seconds=5)
+        tracker = CallTracker(clock=clock, cdr_grace_seconds=5)
         answered_call(clock, tracker)
         assert tracker.feed(hangup()) == []
         [ended] = tracker.expire(clock.now + 5)
-        assert ended.settle.evidence == "events"
-        assert ended.settle.billable_seconds == 6  # 6.5 s truncated, as Asterisk does
-        assert ended.settle.answer == datetime(2026, 11, 22, 14, 0, 1, 200000)
+        assert ended.record.evidence == "events"
+        assert ended.record.billable_seconds == 6  # 6.5 s truncated, as Asterisk does
+        assert ended.record is not None
+        assert ended.record.answer == datetime(2026, 11, 22, 14, 0, 1, 200000, tzinfo=UTC)
         assert tracker.cdr_events_expected is False
         assert tracker.feed(cdr()) == []  # late: already settled
         assert tracker.cdr_events_expected is True  # a Cdr came after all: trust them again
@@ -171,7 +174,7 @@ class TestOrdering:
         answered_call(clock, tracker)
         tracker.begin_session()
         assert tracker.feed(hangup()) == []
-        assert [c.settle.evidence for c in tracker.feed(cdr())] == ["cdr"]
+        assert [c.record.evidence for c in tracker.feed(cdr())] == ["cdr"]
 
     def test_off_mode_ignores_cdr_events(self) -> None:
         """cdr_events="off": billsec comes from the events even when a Cdr is there."""
@@ -180,7 +183,7 @@ class TestOrdering:
         answered_call(clock, tracker)
         assert tracker.feed(cdr(billsec="99")) == []
         [ended] = tracker.feed(hangup())
-        assert ended.settle.billable_seconds == 6
+        assert ended.record.billable_seconds == 6
 
     def test_on_mode_waits_the_grace_then_uses_events(self) -> None:
         """Declared Cdr events that never come: settled from events after the grace."""
@@ -190,7 +193,7 @@ class TestOrdering:
         assert tracker.feed(hangup()) == []
         assert tracker.expire(clock.now + 4.9) == []
         [ended] = tracker.expire(clock.now + 5)
-        assert ended.settle.evidence == "events"
+        assert ended.record.evidence == "events"
         assert tracker.expire(clock.now + 500) == []
 
     def test_flush_settles_whatever_waits_for_its_cdr(self) -> None:
@@ -199,7 +202,7 @@ class TestOrdering:
         tracker = CallTracker(clock=clock, cdr_events="on")
         answered_call(clock, tracker)
         tracker.feed(hangup())
-        assert [c.settle.evidence for c in tracker.flush()] == ["events"]
+        assert [c.record.evidence for c in tracker.flush()] == ["events"]
         assert tracker.flush() == []
 
 
@@ -212,33 +215,43 @@ class TestWhichChannels:
         assert tracker.live_uniqueids() == set()
 
     def test_a_dial_cdr_alone_is_a_call(self) -> None:
-        """Its DialBegin missed (before we connected): the Dial-Cdr alone settles it."""
-        [ended] = CallTracker().feed(cdr())
-        assert ended.settle.evidence == "cdr"
+        """Its DialBegin missed (before we connected): its Dial-Cdrs settle it, once the
+        grace has let every one of them land (a Hangup may come between two)."""
+        clock = Clock()
+        tracker = CallTracker(clock=clock, cdr_grace_seconds=5)
+        assert tracker.feed(cdr()) == []
+        assert tracker.feed(hangup()) == []
+        [ended] = tracker.expire(clock.now + 5)
+        assert ended.record is not None and ended.record.evidence == "cdr"
         assert ended.settle.caller_extension == "100"
-        assert ended.settle.dialled_number == "9138000001"
+        assert ended.record.dialled_number == "9138000001"
 
     def test_a_failover_dial_waits_for_every_targets_cdr_and_bills_the_answered(self) -> None:
         """Two DialBegins (carrier-b busy, then carrier-a answers): one call, the answered."""
-        tracker = CallTracker(cdr_events="on")
+        clock = Clock()
+        tracker = CallTracker(clock=clock, cdr_events="on")
         tracker.feed(dial_begin(dest="PJSIP/carrier-b-00000005"))
         tracker.feed(dial_end("BUSY", dest="PJSIP/carrier-b-00000005"))
         tracker.feed(dial_begin(dest="PJSIP/carrier-a-00000006"))
         tracker.feed(dial_end("ANSWER", dest="PJSIP/carrier-a-00000006"))
+        clock.now += 42.3
         tracker.feed(hangup())
         assert tracker.feed(cdr("BUSY", "0", dest="PJSIP/carrier-b-00000005")) == []
         [ended] = tracker.feed(cdr("ANSWERED", "42", dest="PJSIP/carrier-a-00000006"))
-        assert ended.settle.disposition == Disposition.ANSWERED
-        assert ended.settle.billable_seconds == 42
-        assert ended.settle.trunk == "carrier-a"
+        assert ended.record.disposition == Disposition.ANSWERED
+        assert ended.record.billable_seconds == 42
+        assert ended.record.trunk == "carrier-a"
 
     def test_congestion_is_failed(self) -> None:
         """CONGESTION (Cdr) and CHANUNAVAIL (DialEnd) are both FAILED."""
-        assert CallTracker().feed(cdr("CONGESTION", "0"))[0].settle.disposition == "FAILED"
+        clock = Clock()
+        alone = CallTracker(clock=clock)
+        alone.feed(cdr("CONGESTION", "0"))
+        assert alone.expire(clock.now + 5)[0].settle.dials[0].disposition == "FAILED"
         tracker = CallTracker(cdr_events="off")
         tracker.feed(dial_begin())
         tracker.feed(dial_end("CHANUNAVAIL"))
-        assert tracker.feed(hangup())[0].settle.disposition == "FAILED"
+        assert tracker.feed(hangup())[0].record.disposition == "FAILED"
 
     def test_bridge_enter_counts_as_answer_without_dialend(self) -> None:
         """A lost DialEnd: the caller entering the bridge is the answer."""
@@ -249,7 +262,7 @@ class TestWhichChannels:
         tracker.feed({"Event": "BridgeEnter", "Uniqueid": CALLER})
         clock.now += 3
         [ended] = tracker.feed(hangup())
-        assert (ended.settle.disposition, ended.settle.billable_seconds) == ("ANSWERED", 3)
+        assert (ended.record.disposition, ended.record.billable_seconds) == ("ANSWERED", 3)
 
     def test_unknown_caller_name_is_empty(self) -> None:
         tracker = CallTracker(cdr_events="off")
@@ -264,18 +277,19 @@ class TestInputsAndTime:
         tracker.feed(Message(dial_begin() | {"ChanVariable": ["A=1", "B=2"]}))
         tracker.feed(Message(dial_end("BUSY") | {"DialStatus": ["BUSY", "BUSY"]}))
         [ended] = tracker.feed(Message(hangup()))
-        assert ended.settle.disposition == Disposition.BUSY
+        assert ended.record.disposition == Disposition.BUSY
 
     def test_timestamp_header_wins_over_the_clock(self) -> None:
         """timestampevents=yes: times are Asterisk's, shown in the PBX's time zone."""
-        tz = timezone(timedelta(hours=8))
-        tracker = CallTracker(clock=lambda: 0.0, tz=tz, cdr_events="off")
+        tracker = CallTracker(clock=lambda: 0.0, cdr_events="off")
         tracker.feed(dial_begin() | {"Timestamp": f"{EPOCH:.6f}"})
         tracker.feed(dial_end("ANSWER") | {"Timestamp": f"{EPOCH + 2.25:.6f}"})
         [ended] = tracker.feed(hangup() | {"Timestamp": f"{EPOCH + 12.0:.6f}"})
-        assert ended.settle.start == datetime(2026, 11, 22, 22, 0, 0)
-        assert ended.settle.answer == datetime(2026, 11, 22, 22, 0, 2, 250000)
-        assert ended.settle.billable_seconds == 9
+        assert ended.record is not None
+        # Aware: settlement shows them in the PBX's zone as it is set when it settles.
+        assert ended.record.start == datetime(2026, 11, 22, 14, 0, 0, tzinfo=UTC)
+        assert ended.record.answer == datetime(2026, 11, 22, 14, 0, 2, 250000, tzinfo=UTC)
+        assert ended.record.billable_seconds == 9
 
 
 class TestMemory:
@@ -288,9 +302,10 @@ class TestMemory:
         assert tracker._channels == {}
 
     def test_settled_memory_is_bounded(self) -> None:
-        tracker = CallTracker(remember_settled=10)
+        tracker = CallTracker(remember_settled=10, cdr_events="off")
         for n in range(50):
-            tracker.feed(cdr(uid=f"1.{n}"))
+            tracker.feed(dial_begin(uid=f"1.{n}"))
+            tracker.feed(hangup(uid=f"1.{n}"))
         assert len(tracker._settled._ids) == 10
 
     def test_too_many_live_channels_drop_the_oldest(self) -> None:
@@ -316,7 +331,7 @@ class TestClocks:
         """Events without a Timestamp, no Cdr: the talk time is measured on the monotonic
         clock; the wall clock gives only the times recorded."""
         wall, ticks = Clock(), Clock()
-        tracker = CallTracker(clock=wall, monotonic=ticks, tz=UTC, cdr_events="off")
+        tracker = CallTracker(clock=wall, monotonic=ticks, cdr_events="off")
         tracker.feed(dial_begin())
         wall.now += 1.2
         ticks.now += 1.2
@@ -324,8 +339,9 @@ class TestClocks:
         wall.now += 3600 + 6.5  # NTP steps the clock an hour forward during the call
         ticks.now += 6.5
         [ended] = tracker.feed(hangup())
-        assert ended.settle.billable_seconds == 6
-        assert ended.settle.answer == datetime(2026, 11, 22, 14, 0, 1, 200000)
+        assert ended.record.billable_seconds == 6
+        assert ended.record is not None
+        assert ended.record.answer == datetime(2026, 11, 22, 14, 0, 1, 200000, tzinfo=UTC)
 
     def test_the_cdr_grace_runs_on_the_monotonic_clock(self) -> None:
         wall, ticks = Clock(), Clock()
@@ -336,15 +352,15 @@ class TestClocks:
         ticks.now += 4.9
         assert tracker.expire() == []
         ticks.now += 0.1
-        assert [c.settle.evidence for c in tracker.expire()] == ["events"]
+        assert [c.record.evidence for c in tracker.expire()] == ["events"]
 
     def test_asterisks_own_timestamps_measure_the_call_when_it_sends_them(self) -> None:
         """timestampevents=yes: the events carry Asterisk's clock, which measures the call."""
         wall, ticks = Clock(), Clock()
-        tracker = CallTracker(clock=wall, monotonic=ticks, tz=UTC, cdr_events="off")
+        tracker = CallTracker(clock=wall, monotonic=ticks, cdr_events="off")
         stamped = lambda event, t: {**event, "Timestamp": f"{EPOCH + t:.6f}"}  # noqa: E731
         tracker.feed(stamped(dial_begin(), 0))
         tracker.feed(stamped(dial_end("ANSWER"), 1.2))
         ticks.now += 100  # our clocks say nothing about this call
         [ended] = tracker.feed(stamped(hangup(), 9.0))
-        assert ended.settle.billable_seconds == 7
+        assert ended.record.billable_seconds == 7

@@ -47,9 +47,10 @@ def assert_truth(recorder: Recorder, lab: Path) -> None:
     assert sorted(c.uniqueid for c in ours) == sorted(truth)
     for call in ours:
         scenario = truth[call.uniqueid]
-        assert call.settle.billable_seconds == scenario["billsec"]
-        assert call.settle.disposition == Disposition(scenario["disposition"])
-        assert call.settle.trunk == scenario.get("trunk", "carrier")
+        assert call.record is not None
+        assert call.record.billable_seconds == scenario["billsec"]
+        assert call.record.disposition == Disposition(scenario["disposition"])
+        assert call.record.trunk == scenario.get("trunk", "carrier")
 
 
 class TestReplay:
@@ -222,7 +223,7 @@ class TestFailures:
         assert recorder.calls == []
         await follower.stop(drain_seconds=WAIT)
         assert sorted(recorder.uniqueids()) == sorted(dialled(PJSIP))
-        assert {c.settle.evidence for c in recorder.calls} == {"events"}
+        assert {c.record.evidence for c in recorder.calls} == {"events"}
         assert_truth(recorder, PJSIP)
 
     async def test_the_grace_period_expires_while_following(

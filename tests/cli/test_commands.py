@@ -13,6 +13,7 @@ import pytest
 
 from coobill.money import fmt
 from coobill.services.context import BillingContext
+from coobill.services.reservations import reconcile
 from coobill.services.settlement import settle_call
 from coobill.services.users import authenticate
 from coobill.storage import schema
@@ -245,6 +246,14 @@ class TestSettingsUsersAndHolds:
             ("live-1", fmt(first.held)), ("live-2", fmt(second.held)),
         ]
         assert json.loads(ok(coobill("reservations", "list", "--flagged", "--json")).out) == []
+        # A live call's hold is its own evidence's to settle: refused, one line, exit 3.
+        refused = coobill("reservations", "release", "live-1")
+        assert (refused.code, refused.out) == (3, "")
+        assert refused.err == "coobill: call live-1 has no flagged hold to resolve\n"
+        # Their channels went while AMI was away: flagged for a billing user.
+        in_ledger(lambda ctx: reconcile(ctx, set(), asked_at=datetime(2100, 1, 1)))
+        flagged = json.loads(ok(coobill("reservations", "list", "--flagged", "--json")).out)
+        assert sorted(h["uniqueid"] for h in flagged) == ["live-1", "live-2"]
         assert ok(coobill("reservations", "release", "live-1")).out == (
             "released the hold of call live-1\n"
         )

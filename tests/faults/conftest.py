@@ -16,7 +16,7 @@ from coobill.daemon import Daemon
 from coobill.services.context import BillingContext
 from coobill.storage.db import create_engine
 from coobill.storage.uow import UnitOfWorkFactory
-from tests.conftest import FakeClock, pg_engine, settings_for
+from tests.conftest import LEDGER_KEY, FakeClock, pg_engine, settings_for
 from tests.fakes.ami_server import FakeAmiServer, Frame
 
 WAIT = 20.0  # the longest any fault test waits for one thing to happen
@@ -144,7 +144,8 @@ async def other_ctx(
     """A second daemon's context on the same ledger: its own engine, pool and ledger thread."""
     url, pg_schema = database_url
     engine = pg_engine(url, pg_schema) if pg_schema else create_engine(url)
-    context = bootstrap(settings_for(url), uow=UnitOfWorkFactory(engine), clock=clock)
+    context = bootstrap(settings_for(url), uow=UnitOfWorkFactory(engine, ledger_key=LEDGER_KEY),
+                        clock=clock)
     try:
         yield context
     finally:

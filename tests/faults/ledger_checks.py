@@ -8,30 +8,35 @@ from collections.abc import Iterable
 from contextlib import closing
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, func, select, type_coerce
+from sqlalchemy import BigInteger, String, cast, func, select, type_coerce
 
 from coobill.money import from_units
 from coobill.services.audit import audit
 from coobill.services.context import BillingContext
 from coobill.services.extensions import show_extension
 from coobill.services.reports import list_calls
+from coobill.storage.tables import Call as CallRecord
 from coobill.storage.tables import LedgerEntry, Reservation
 from tests.faults.calls import Call
 
 
 async def debits_by_call(ctx: BillingContext) -> dict[str, tuple[int, Decimal]]:
-    """uniqueid -> (how many call_debit entries, their total)."""
+    """uniqueid -> (how many call_debit entries, their total); a debit names its call record."""
     async with ctx.uow() as uow:
         rows = (await uow.session.execute(
-            select(LedgerEntry.reference, func.count(),
+            select(CallRecord.uniqueid, func.count(),
                    func.sum(type_coerce(LedgerEntry.amount, BigInteger)))
-            .where(LedgerEntry.kind == "call_debit").group_by(LedgerEntry.reference))).all()
+            .join(CallRecord, LedgerEntry.reference == "call:" + cast(CallRecord.id, String))
+            .where(LedgerEntry.kind == "call_debit").group_by(CallRecord.uniqueid))).all()
     return {ref: (int(n), -from_units(int(total))) for ref, n, total in rows}
 
 
 async def holds_left(ctx: BillingContext) -> list[str]:
+    """The uniqueids of the open holds (held or flagged)."""
     async with ctx.uow() as uow:
-        return list((await uow.session.execute(select(Reservation.uniqueid))).scalars())
+        return list((await uow.session.execute(
+            select(Reservation.uniqueid).where(Reservation.state.in_(("held", "flagged")))
+        )).scalars())
 
 
 async def assert_debited_once(

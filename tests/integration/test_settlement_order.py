@@ -16,19 +16,19 @@ from coobill.ami.calls import CallTracker
 from coobill.bootstrap import bootstrap
 from coobill.config import Settings
 from coobill.services.audit import audit
-from coobill.services.commands import AuthorizeCall, SettleCall
+from coobill.services.commands import AuthorizeCall, SettleChannel
 from coobill.services.extensions import ExtensionChanges, list_extensions, recharge, set_extension
 from coobill.services.gate import authorize_call
 from coobill.services.rate_fields import check_rate_fields
 from coobill.services.rates import add_rate
 from coobill.services.reports import list_calls
 from coobill.services.settings import change_settings
-from coobill.services.settlement import settle_call
+from coobill.services.settlement import settle_channel
 from tests.fakes.ami_server import BASIC, PJSIP, event_frames, read_trace
 
 
-def recorded_ends() -> list[SettleCall]:
-    ends: list[SettleCall] = []
+def recorded_ends() -> list[SettleChannel]:
+    ends: list[SettleChannel] = []
     for lab in (BASIC, PJSIP):
         tracker = CallTracker(cdr_events="on")
         for frame in event_frames(read_trace(lab / "ami-all.txt")):
@@ -39,7 +39,7 @@ def recorded_ends() -> list[SettleCall]:
 ENDS = recorded_ends()
 
 
-async def ledger_after(template: Path, order: list[SettleCall]) -> tuple[object, ...]:
+async def ledger_after(template: Path, order: list[SettleChannel]) -> tuple[object, ...]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "ledger.db"
         shutil.copy(template, path)
@@ -54,10 +54,11 @@ async def ledger_after(template: Path, order: list[SettleCall]) -> tuple[object,
                 prefix="9", number_length=0, initial_cost="0.15", initial_seconds=3,
                 rate="0.07", period_seconds=2, extensions="*"))
             for end in ENDS:
+                assert end.record is not None
                 await authorize_call(ctx, AuthorizeCall(end.uniqueid, end.caller_extension,
-                                                        end.dialled_number))
+                                                        end.record.dialled_number))
             for end in order:
-                await settle_call(ctx, end)
+                await settle_channel(ctx, end)
             assert (await audit(ctx)).ok
             views, _ = await list_extensions(ctx)
             calls, _ = await list_calls(ctx)
@@ -76,7 +77,7 @@ def test_the_recorded_calls_are_ten_dialled_legs() -> None:
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.permutations(ENDS), st.lists(st.sampled_from(ENDS), max_size=10))
 def test_shuffled_and_repeated_settlements_leave_the_same_ledger(
-    sqlite_template: Path, order: list[SettleCall], repeats: list[SettleCall]
+    sqlite_template: Path, order: list[SettleChannel], repeats: list[SettleChannel]
 ) -> None:
     canonical = asyncio.run(ledger_after(sqlite_template, ENDS))
     shuffled = asyncio.run(ledger_after(sqlite_template, order + repeats))

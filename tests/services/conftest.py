@@ -20,7 +20,7 @@ from coobill.services.rates import RateView
 from coobill.services.settlement import settle_call
 from coobill.storage.db import create_engine
 from coobill.storage.uow import UnitOfWorkFactory
-from tests.conftest import FakeClock, pg_engine, settings_for
+from tests.conftest import LEDGER_KEY, FakeClock, pg_engine, settings_for
 
 
 async def make_extension(
@@ -120,7 +120,8 @@ async def other_daemon(
     """A second BillingContext with its own engine on the same ledger: another coobill."""
     url, pg_schema = database_url
     engine = pg_engine(url, pg_schema) if pg_schema else create_engine(url)
-    context = bootstrap(settings_for(url), uow=UnitOfWorkFactory(engine), clock=clock)
+    context = bootstrap(settings_for(url), uow=UnitOfWorkFactory(engine, ledger_key=LEDGER_KEY),
+                        clock=clock)
     try:
         yield context
     finally:

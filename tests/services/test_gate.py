@@ -8,9 +8,11 @@ from decimal import Decimal
 from coobill.config import BillingConfig
 from coobill.rating import Tariff, cost, max_duration
 from coobill.services import extensions
-from coobill.services.commands import Reason, Verdict
+from coobill.services.audit import audit
+from coobill.services.commands import AuthorizeCall, Reason, Verdict
 from coobill.services.context import BillingContext
 from coobill.services.extensions import ExtensionChanges
+from coobill.services.gate import authorize_call
 from coobill.services.settings import change_settings
 from tests.conftest import FakeClock
 from tests.services.conftest import authorize, make_extension, make_rate, rows
@@ -163,8 +165,9 @@ class TestFunds:
         # 0.1 for the first minute, then 18 minutes at 0.05: 1.0000 buys 1140 s.
         assert verdict == Verdict(
             allowed=True, reason=Reason.OK, limit_seconds=1140, held=Decimal("1.0000"),
-            rate_id=view.id, funds=Decimal("1.0000"),
+            rate_id=view.id, funds=Decimal("1.0000"), token=verdict.token,
         )
+        assert verdict.token
         assert verdict.limit_seconds == max_duration(TARIFF, Decimal("1"), 10800)
         assert await holds(ctx) == [("c1", 10000, True)]
 
@@ -236,15 +239,45 @@ class TestFunds:
         second = await authorize(ctx, "c2")
         assert (second.allowed, second.reason, second.funds) == (False, Reason.NO_FUNDS, 0)
 
-    async def test_a_channel_asking_again_replaces_its_own_hold(
+    async def test_a_channel_asking_again_keeps_its_earlier_hold(
         self, ctx: BillingContext
     ) -> None:
+        """Its earlier Dial may not be settled yet: that hold stays until its evidence
+        settles it, and the new authorization has only what is left."""
         await make_extension(ctx, "100", balance="1.0")
         await make_rate(ctx, "00")
         first = await authorize(ctx, "c1")
         again = await authorize(ctx, "c1")
-        assert again == first
+        assert first.allowed and first.held == Decimal("1")
+        assert (again.allowed, again.reason) == (False, Reason.NO_FUNDS)
         assert await holds(ctx) == [("c1", 10000, True)]
+
+    async def test_asking_again_lowers_an_earlier_hold_to_what_its_dial_can_have_cost(
+        self, ctx: BillingContext
+    ) -> None:
+        """The daemon says the earlier authorization's Dial can have talked at most 90 s:
+        that hold keeps cost(90 s) and the channel's second call gets the rest."""
+        await make_extension(ctx, "100", balance="1.0")
+        await make_rate(ctx, "00")
+        first = await authorize(ctx, "c1")
+        assert first.token is not None
+        again = await authorize_call(ctx, AuthorizeCall(
+            "c1", "100", "0012345678", channel="PJSIP/x", earlier=((first.token, 90),)))
+        assert again.allowed and again.held == Decimal("0.85")  # 1.00 - cost(90 s) 0.15
+        assert sorted(await holds(ctx)) == [("c1", 1500, True), ("c1", 8500, True)]
+        assert (await audit(ctx)).ok
+
+    async def test_an_earlier_hold_of_another_channel_is_never_lowered(
+        self, ctx: BillingContext
+    ) -> None:
+        await make_extension(ctx, "100", balance="2.0")
+        await make_rate(ctx, "00")
+        other = await authorize(ctx, "c1")
+        assert other.token is not None
+        denied = await authorize_call(ctx, AuthorizeCall(
+            "c2", "100", "0012345678", channel="PJSIP/x", earlier=((other.token, 0),)))
+        assert (denied.allowed, denied.reason) == (False, Reason.NO_FUNDS)
+        assert await holds(ctx) == [("c1", 20000, True)]
 
     async def test_the_hold_records_the_tariff_the_call_was_allowed_at(
         self, ctx: BillingContext

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import text
@@ -10,7 +12,12 @@ from coobill.services import extensions, reservations
 from coobill.services.audit import audit
 from coobill.services.context import BillingContext
 from coobill.services.extensions import ExtensionChanges
+from coobill.storage.uow import UnitOfWorkFactory
 from tests.services.conftest import authorize, ended, make_extension, make_rate, rows, settle
+
+
+# The debit of call c3's record (debits refer to the record, not the uniqueid).
+DEBIT_OF_C3 = "(SELECT 'call:' || CAST(id AS VARCHAR(20)) FROM call WHERE uniqueid = 'c3')"
 
 
 async def execute(ctx: BillingContext, sql: str, **params: object) -> None:
@@ -35,8 +42,10 @@ async def mixed_series(ctx: BillingContext) -> None:
     await settle(ctx, ended("c3", extension="101", billsec=7))
     await settle(ctx, ended("c3", extension="101", billsec=7))  # AMI repeated itself
     await authorize(ctx, "c4", "100")  # still live: holds, but is not in the ledger
-    await reservations.charge(ctx, "c4", 61)
     await authorize(ctx, "c5", "101")
+    # Their channels went while AMI was away: flagged, then resolved by a billing user.
+    await reservations.reconcile(ctx, set(), asked_at=datetime(2100, 1, 1))
+    await reservations.charge(ctx, "c4", 61)
     await reservations.release(ctx, "c5")
 
 
@@ -108,28 +117,99 @@ class TestAudit:
 
     async def test_a_deleted_call_debit_is_reported(self, ctx: BillingContext) -> None:
         await mixed_series(ctx)
-        await execute(ctx, "DELETE FROM ledger_entry WHERE reference = 'c3'")
+        await execute(ctx, f"DELETE FROM ledger_entry WHERE reference = {DEBIT_OF_C3}")
         problems = (await audit(ctx)).problems
-        assert any("call c3: cost" in p for p in problems)
+        assert any(p.startswith("call c3 (record ") and "not debited once" in p
+                   for p in problems)
 
     async def test_a_call_cost_changed_after_settlement_is_reported(
         self, ctx: BillingContext
     ) -> None:
         await mixed_series(ctx)
         await execute(ctx, "UPDATE call SET cost = cost + 1 WHERE uniqueid = 'c1'")
-        assert any("call c1: cost" in p for p in (await audit(ctx)).problems)
+        assert any(p.startswith("call c1 (record ") for p in (await audit(ctx)).problems)
 
-    async def test_a_hold_left_behind_by_a_settled_call_is_reported(
+    async def test_a_hold_reopened_after_its_call_was_settled_is_reported(
         self, ctx: BillingContext
     ) -> None:
         await mixed_series(ctx)
+        await execute(ctx, "UPDATE reservation SET state = 'held' WHERE uniqueid = 'c1'")
+        problems = (await audit(ctx)).problems
+        assert "1 holds belong to calls already settled" in problems
+        assert any(p.startswith("extension 100: reserved ") for p in problems)
+
+
+class TestTamperEvidence:
+    """A rewrite of the database alone - without the ledger key, which lives outside it - is
+    found, and the audit names the first entry that is wrong."""
+
+    async def test_a_recharge_raised_with_its_balance_is_found(self, ctx: BillingContext) -> None:
+        """The amount, the balance after and the balance all raised together: the sums agree,
+        the seal does not."""
+        await mixed_series(ctx)
+        [(entry_id,)] = await rows(
+            ctx, "SELECT min(id) FROM ledger_entry WHERE kind = 'recharge' AND extension_id = "
+            "(SELECT id FROM extension WHERE number = '101')")
+        await execute(ctx, "UPDATE ledger_entry SET amount = amount + 1000000 WHERE id = :e",
+                      e=entry_id)
+        await execute(ctx, "UPDATE ledger_entry SET balance_after = balance_after + 1000000 "
+                      "WHERE extension_id = (SELECT id FROM extension WHERE number = '101') "
+                      "AND id >= :e", e=entry_id)
+        await execute(ctx, "UPDATE recharge SET amount = amount + 1000000, balance_after = "
+                      "balance_after + 1000000 WHERE 'recharge:' || CAST(id AS VARCHAR(20)) = "
+                      "(SELECT reference FROM ledger_entry WHERE id = :e)", e=entry_id)
+        await execute(ctx, "UPDATE extension SET balance = balance + 1000000 WHERE number = '101'")
+        problems = (await audit(ctx)).problems
+        assert problems[0] == (f"ledger entry {entry_id}: its seal does not match: it was "
+                               "changed, or an entry just before it was removed or added")
+        assert not any(p.startswith("extension ") for p in problems)  # the sums agree
+
+    async def test_a_call_deleted_with_its_debit_and_the_balance_reset_is_found(
+        self, ctx: BillingContext
+    ) -> None:
+        await mixed_series(ctx)
+        [(debit_id, amount)] = await rows(
+            ctx, f"SELECT id, amount FROM ledger_entry WHERE reference = {DEBIT_OF_C3}")
+        await execute(ctx, f"DELETE FROM ledger_entry WHERE reference = {DEBIT_OF_C3}")
+        await execute(ctx, "DELETE FROM call WHERE uniqueid = 'c3'")
+        await execute(ctx, "UPDATE ledger_entry SET balance_after = balance_after - :a "
+                      "WHERE id > :d AND extension_id = (SELECT id FROM extension WHERE "
+                      "number = '101')", a=amount, d=debit_id)
+        await execute(ctx, "UPDATE extension SET balance = balance - :a WHERE number = '101'",
+                      a=amount)
+        problems = (await audit(ctx)).problems
+        assert problems and all(p.startswith(("ledger entry ", "ledger head")) for p in problems)
+        [(following,)] = await rows(ctx, "SELECT min(id) FROM ledger_entry WHERE id > :d",
+                                    d=debit_id)
+        assert problems[0].startswith(f"ledger entry {following}: its seal does not match")
+
+    async def test_the_last_entries_cut_off_are_found(self, ctx: BillingContext) -> None:
+        await mixed_series(ctx)
+        [(last_id, ext_id, amount)] = await rows(
+            ctx, "SELECT id, extension_id, amount FROM ledger_entry ORDER BY id DESC LIMIT 1")
+        await execute(ctx, "DELETE FROM ledger_entry WHERE id = :i", i=last_id)
+        await execute(ctx, "UPDATE extension SET balance = balance - :a WHERE id = :e",
+                      a=amount, e=ext_id)
+        await execute(ctx, "DELETE FROM call WHERE id = (SELECT max(id) FROM call)")
+        problems = (await audit(ctx)).problems
+        assert any(p.startswith("ledger head: it ends at entry ") for p in problems)
+
+    async def test_an_entry_added_without_the_key_is_found(self, ctx: BillingContext) -> None:
+        await mixed_series(ctx)
         await execute(
-            ctx,
-            "INSERT INTO reservation (uniqueid, extension_number, number, channel, amount, "
-            "billed, tariff, rate_label, state, note, created_at) VALUES "
-            "('c1', '100', '00', '', 10000, true, '', '', 'held', '', '2026-11-22 14:00:00')",
-        )
-        assert "1 holds belong to calls already settled" in (await audit(ctx)).problems
+            ctx, "INSERT INTO ledger_entry (extension_id, kind, amount, balance_after, reference, "
+            "who, created_at, mac) SELECT id, 'adjustment', 50000, balance + 50000, NULL, 'x', "
+            "'2026-11-22 15:00:00', 'forged' FROM extension WHERE number = '100'")
+        await execute(ctx, "UPDATE extension SET balance = balance + 50000 WHERE number = '100'")
+        problems = (await audit(ctx)).problems
+        assert any(p.endswith("removed or added") and p.startswith("ledger entry ")
+                   for p in problems)
+
+    async def test_another_key_sees_every_entry_as_forged(self, ctx: BillingContext) -> None:
+        await mixed_series(ctx)
+        stranger = replace(ctx, uow=UnitOfWorkFactory(ctx.uow.engine, ledger_key=b"x" * 32))
+        problems = (await audit(stranger)).problems
+        assert problems[0].startswith("ledger entry 1: its seal does not match")
 
     async def test_money_is_stored_as_integer_ten_thousandths(self, ctx: BillingContext) -> None:
         await make_extension(ctx, "100", balance="12.3456", credit="0.0001")

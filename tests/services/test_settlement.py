@@ -32,7 +32,8 @@ async def balance(ctx: BillingContext, number: str = "100") -> Decimal:
 
 
 async def held(ctx: BillingContext) -> list[str]:
-    return [u for (u,) in await rows(ctx, "SELECT uniqueid FROM reservation ORDER BY id")]
+    return [u for (u,) in await rows(
+        ctx, "SELECT uniqueid FROM reservation WHERE state IN ('held', 'flagged') ORDER BY id")]
 
 
 class TestAnsweredCalls:
@@ -68,16 +69,21 @@ class TestAnsweredCalls:
         settlement = await settle(ctx, ended("c1", billsec=61))
         assert settlement is not None and settlement.cost == Decimal("0.15")
 
-    async def test_a_call_talking_past_its_hold_is_still_charged_in_full(
+    async def test_billable_seconds_beyond_the_limit_are_not_charged(
         self, ctx: BillingContext
     ) -> None:
-        await make_extension(ctx, "100", balance="0.1")
-        await make_rate(ctx, "00")
+        """Dial's L() cut the dialled party at the limit: a CDR that says more counts the
+        caller's own earlier answer (ASTERISK.md §8), and a prepaid balance never goes below
+        zero for it (628 s on a 600 s / 6.00 hold is 6.00)."""
+        await make_extension(ctx, "100", balance="6")
+        await make_rate(ctx, "00", initial_cost="0", initial_time=0, rate="0.01", period=1)
         verdict = await authorize(ctx, "c1")
-        assert verdict.limit_seconds == 60
-        settlement = await settle(ctx, ended("c1", billsec=70))
-        assert settlement is not None and settlement.cost == Decimal("0.15")
-        assert await balance(ctx) == Decimal("-0.05")
+        assert (verdict.limit_seconds, verdict.held) == (600, Decimal("6"))
+        settlement = await settle(ctx, ended("c1", billsec=628))
+        assert settlement is not None and settlement.cost == Decimal("6")
+        assert await balance(ctx) == Decimal("0")
+        [(billsec,)] = await rows(ctx, "SELECT billable_seconds FROM call WHERE uniqueid = 'c1'")
+        assert billsec == 600
         assert (await audit(ctx)).ok
 
 

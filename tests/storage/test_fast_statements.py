@@ -25,10 +25,10 @@ _reservation = Reservation.__table__
 _call = Call.__table__
 
 HOLD = {
-    "uniqueid": "1795610072.0", "extension_id": 1, "extension_number": "100",
+    "uniqueid": "1795610072.0", "token": "t1", "extension_id": 1, "extension_number": "100",
     "number": "9138000001", "channel": "PJSIP/100-00000000", "amount": Decimal("1.2345"),
     "billed": True, "limit_seconds": 600, "rate_id": None, "tariff": "0/0/0.01/1",
-    "rate_label": "#1 9 mobile", "state": "held", "pbx": "", "note": "",
+    "rate_label": "#1 9 mobile", "state": "held", "pbx": "", "note": "", "closed_at": None,
     "created_at": datetime(2026, 11, 25, 12, 34, 32, 123456),
 }
 ROW = select(*_reservation.c).where(_reservation.c.uniqueid == bindparam("uniqueid"))

@@ -18,7 +18,7 @@ from coobill.storage.db import create_engine
 from coobill.storage.tables import Base
 from tests.conftest import BACKENDS, drop_pg_schema, make_pg_schema, pg_engine
 
-TABLES = {"call", "extension", "ledger_entry", "portal_user", "rate", "recharge",
+TABLES = {"call", "extension", "ledger_entry", "ledger_head", "portal_user", "rate", "recharge",
           "reservation", "setting"}
 
 

@@ -4,7 +4,14 @@
 it; `endpoints` the extension-sync listing.
 """
 
-from coobill.ami.calls import CallTracker, CdrMode, EndedCall, parse_callerid, trunk_of_channel
+from coobill.ami.calls import (
+    CallTracker,
+    CdrMode,
+    ChannelEnded,
+    Received,
+    parse_callerid,
+    trunk_of_channel,
+)
 from coobill.ami.endpoints import (
     DEFAULT_PHONE_PATTERN,
     Endpoint,
@@ -33,7 +40,8 @@ __all__ = [
     "AmiTimeout",
     "CallTracker",
     "CdrMode",
-    "EndedCall",
+    "ChannelEnded",
+    "Received",
     "Endpoint",
     "EndpointListingUnavailable",
     "list_endpoints",

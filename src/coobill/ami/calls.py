@@ -1,49 +1,57 @@
-"""Following calls on the AMI event stream: which channel dialled, how it ended, for how long.
+"""Following calls on the AMI event stream: which channel dialled what, under which
+authorization, and how long the dialled party talked.
 
 Pure: no sockets, no clock of its own (one is injected), so the same tracker runs live behind
 `AmiFollower` and offline over a recorded trace.
 
-What it follows: every channel that dials (the caller side of a `DialBegin`; a `Cdr` whose
-LastApplication is Dial for a channel it never saw dial), gated or not. The service layer
-decides what to bill; the gated channel's Uniqueid is the AGI's agi_uniqueid and the CDR's
-UniqueID of the dialling leg.
+What it follows: every channel the gate allowed (`authorized`, in the same queue as the
+events, so an authorization is always seen before the Dial it allowed), every channel that
+dials (the caller side of a `DialBegin`), and every channel a Cdr says dialled. Each Dial
+target is a leg, known by the dialled channel's uniqueid; the leg's Hangup, not the caller's,
+ends it, so a call the caller transferred (BlindTransfer, a Redirect, an attended transfer)
+lasts as long as the external party stays on, as the lab recording shows
+(lab-23.4.1-transfer). A channel is over when it has hung up and so have its answered legs.
 
-Where the truth comes from:
-- evidence "cdr": Asterisk's own CDR of the dialling leg, i.e. the `Cdr` event whose UniqueID
-  is the dialling channel and whose LastApplication is Dial (needs cdr_manager). Its
-  BillableSeconds, Disposition (CONGESTION -> FAILED), times and trunk are taken as given.
-- evidence "events": without cdr_manager, DialEnd ANSWER (or the first BridgeEnter) to the
-  dialling channel's Hangup, truncated to whole seconds as Asterisk truncates billsec. It
-  agrees with the CDR within +-1 s (the events are stamped when they leave Asterisk, or when
-  we read them, not at the instant the CDR engine records). A caller who gives up while it
-  rings is CANCEL here (DialEnd CANCEL) where the CDR says NO ANSWER.
+Billable seconds of a leg: Asterisk's own CDR billsec (the `Cdr` whose UniqueID is the
+channel and whose DestinationChannel is the leg), unless the events (DialEnd ANSWER to the
+leg's Hangup, truncated as Asterisk truncates billsec) show the dialled party talked longer -
+the CDR ends at a transfer - or, when Asterisk stamped the events (timestampevents = yes),
+shorter - the CDR counts from the caller's first answer, a dialplan that answers before Dial
+(main/cdr.c:1598-1607). Settlement caps it at the authorization's limit either way. A Dial Cdr with no DialBegin from the channel, while others had one, is
+not a Dial of its own (the consultation call of an attended transfer). Times come from the
+events' Timestamp (manager.conf timestampevents = yes), else from when the daemon received
+them, durations on the monotonic clock.
+
+Completeness: a channel whose life was followed from its authorization to its end on one
+AMI session, or whose CDRs came, is known whole: an authorization no Dial went out under is
+released. Otherwise its holds are flagged, never released (SettleChannel.leftover).
 
 Ordering: the `Cdr` and the `Hangup` of a channel come from different Asterisk subscribers
-and arrive in either order; a busy call posts two Cdrs for one UniqueID (Dial, then Hangup);
-a failover or `Dial(A&B)` posts one Dial-Cdr per target. A call is settled once: when a
-Dial-Cdr has arrived for every target its DialBegins named, or - once the channel has hung
-up - from the Cdrs seen so far or from the events, after `cdr_grace_seconds` when Cdr events
-are known to flow, at once otherwise.
+and arrive in either order; a busy call posts two Cdrs (Dial, then Hangup). A channel is
+settled once it is over and every leg's Cdr has come, or, when Cdr events are expected, after
+`cdr_grace_seconds` (at once when they are not).
 """
 
 from __future__ import annotations
 
 import logging
-import re
+import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from coobill.services.commands import Disposition, SettleCall
+from coobill.ami.cdr import CdrRecord, known, parse_callerid, trunk_of_channel
+from coobill.services.commands import DialOutcome, Disposition, SettleChannel
 
 __all__ = [
     "CallTracker",
     "CdrMode",
-    "EndedCall",
+    "ChannelEnded",
+    "Received",
     "parse_callerid",
     "trunk_of_channel",
 ]
@@ -51,8 +59,6 @@ __all__ = [
 log = logging.getLogger("coobill.ami")
 
 CdrMode = Literal["auto", "on", "off"]
-
-_CDR_TIME = "%Y-%m-%d %H:%M:%S"
 
 _DIAL_STATUS = {
     "ANSWER": Disposition.ANSWERED,
@@ -67,154 +73,101 @@ _DIAL_STATUS = {
     "GOTO": Disposition.NO_ANSWER,
 }
 
-_CDR_DISPOSITION = {
-    "ANSWERED": Disposition.ANSWERED,
-    "BUSY": Disposition.BUSY,
-    "NO ANSWER": Disposition.NO_ANSWER,
-    "FAILED": Disposition.FAILED,
-    "CANCEL": Disposition.CANCEL,
-    "CONGESTION": Disposition.FAILED,
-}
 
-_QUOTED_CALLERID = re.compile(r'^\s*"(?P<name>(?:[^"\\]|\\.)*)"\s*<(?P<num>[^>]*)>\s*$')
-_PLAIN_CALLERID = re.compile(r"^\s*(?P<name>[^<]*?)\s*<(?P<num>[^>]*)>\s*$")
+@dataclass(frozen=True, slots=True)
+class Received:
+    """When an event reached the daemon: the wall clock and the monotonic one."""
+
+    wall: float
+    tick: float
 
 
 @dataclass(frozen=True, slots=True)
-class EndedCall:
-    """A dialling channel has ended: what to settle, and the channel it dialled."""
+class ChannelEnded:
+    """A followed channel is over: what to settle."""
 
-    settle: SettleCall
-    destination_channel: str
+    settle: SettleChannel
 
     @property
     def uniqueid(self) -> str:
         return self.settle.uniqueid
 
-
-def trunk_of_channel(channel: str) -> str | None:
-    """The endpoint (or, for a Local channel, the context) a dialled channel went out on.
-
-    `PJSIP/carrier-a-00000001` -> `carrier-a` (endpoint names may contain '-'),
-    `Local/13800000000@carrier-00000016;1` -> `carrier`.
-    """
-    tech, slash, resource = channel.strip().partition("/")
-    if not slash or not resource:
-        return None
-    if tech.lower() == "local":
-        name = resource.rsplit(";", 1)[0].rsplit("-", 1)[0]
-        _, at, context = name.rpartition("@")
-        return context or None if at else None
-    return resource.rsplit("-", 1)[0] or None
-
-
-def parse_callerid(value: str) -> tuple[str, str]:
-    """Split `"Name" <number>` into (name, number); Asterisk's `<unknown>` becomes ""."""
-    value = value.strip()
-    match = _QUOTED_CALLERID.match(value) or _PLAIN_CALLERID.match(value)
-    if match is not None:
-        name = match["name"].replace('\\"', '"').replace("\\\\", "\\")
-        return _known(name), _known(match["num"])
-    # ast_callerid_merge writes a bare name or a bare number when only one is set.
-    if value.isdigit() or value.startswith("+"):
-        return "", value
-    return _known(value), ""
-
-
-def _known(value: str) -> str:
-    value = value.strip()
-    return "" if value in ("<unknown>", "unknown") else value
-
-
-def _headers(event: Mapping[str, Any]) -> dict[str, str]:
-    """Lower-case header names (Uniqueid vs UniqueID); a repeated header keeps its first value."""
-    headers: dict[str, str] = {}
-    for key, value in event.items():
-        if isinstance(value, list | tuple):
-            value = value[0] if value else ""
-        headers[str(key).lower()] = "" if value is None else str(value)
-    return headers
-
-
-@dataclass(frozen=True, slots=True)
-class _Cdr:
-    uniqueid: str
-    source: str
-    destination: str
-    callerid: str
-    destination_channel: str
-    start: datetime | None
-    answer: datetime | None
-    end: datetime | None
-    billable_seconds: int
-    disposition: Disposition
-
-    @classmethod
-    def parse(cls, h: Mapping[str, str]) -> _Cdr:
-        raw = h.get("disposition", "").strip().upper()
-        disposition = _CDR_DISPOSITION.get(raw)
-        if disposition is None:
-            log.warning("ami.cdr_unknown_disposition uniqueid=%s disposition=%r",
-                        h.get("uniqueid", ""), raw)
-            disposition = Disposition.FAILED
-        return cls(
-            uniqueid=h.get("uniqueid", ""),
-            source=h.get("source", ""),
-            destination=h.get("destination", ""),
-            callerid=h.get("callerid", ""),
-            destination_channel=h.get("destinationchannel", ""),
-            start=_cdr_time(h.get("starttime", "")),
-            answer=_cdr_time(h.get("answertime", "")),
-            end=_cdr_time(h.get("endtime", "")),
-            billable_seconds=max(int(h.get("billableseconds", "0") or "0"), 0),
-            disposition=disposition,
-        )
-
-
-def _cdr_time(value: str) -> datetime | None:
-    value = value.strip()
-    return datetime.strptime(value, _CDR_TIME) if value else None
+    @property
+    def record(self) -> DialOutcome | None:
+        """Its first call record (a channel that dialled once: its call)."""
+        return self.settle.record
 
 
 @dataclass(slots=True)
-class _Dialling:
-    """A channel that dialled, from its first DialBegin until it is settled."""
+class _Leg:
+    """One target of one Dial: the dialled channel."""
 
-    uniqueid: str
-    caller_number: str
-    caller_name: str
-    exten: str
-    began: float
-    generation: int
-    # Each dialled channel -> its last DialStatus ("" while it rings).
-    destinations: dict[str, str] = field(default_factory=dict)
+    dest_uniqueid: str
+    dest_channel: str
+    authorization: str | None
+    status: str = ""  # the DialEnd DialStatus, "" while it rings
     answered_at: float | None = None
-    answered_destination: str = ""
-    hung_up_at: float | None = None
-    hung_up_seen: float | None = None  # on the monotonic clock: the Cdr grace runs from it
-    # The monotonic instants of the answer and the hangup, when their times came from our
-    # clock (events without a Timestamp): talk time is measured on them, so a step of the
-    # wall clock during a call (NTP, an operator) cannot lengthen or shorten it.
     answered_tick: float | None = None
-    hung_up_tick: float | None = None
-    dial_cdrs: dict[str, _Cdr] = field(default_factory=dict)
+    ended_at: float | None = None
+    ended_tick: float | None = None
 
     @property
-    def every_target_has_a_cdr(self) -> bool:
-        # Counted, not matched by name: a masquerade can rename the dialled channel between
-        # its DialBegin and its CDR. dial_cdrs is keyed by channel, so a repeat counts once.
-        return bool(self.dial_cdrs) and len(self.dial_cdrs) >= len(self.destinations)
+    def answered(self) -> bool:
+        return self.answered_at is not None
+
+    @property
+    def over(self) -> bool:
+        return self.ended_at is not None or (bool(self.status) and self.status != "ANSWER")
+
+    @property
+    def followed(self) -> bool:
+        """Its own Hangup can be told apart (DialBegin named its uniqueid); a leg without one
+        ends with the caller."""
+        return bool(self.dest_uniqueid)
+
+
+@dataclass(slots=True)
+class _Channel:
+    uniqueid: str
+    began: float
+    generation: int
+    caller_number: str = ""
+    caller_name: str = ""
+    exten: str = ""
+    # The gate's authorizations of this channel, in order: (token, the monotonic instant).
+    authorizations: list[tuple[str, float | None]] = field(default_factory=list)
+    life_seen: bool = False  # authorized while connected...
+    life_generation: int = -1  # ...on this session
+    legs: dict[str, _Leg] = field(default_factory=dict)
+    hung_up_at: float | None = None
+    hung_up_tick: float | None = None
+    over_seen: float | None = None  # monotonic: when it was over (the Cdr grace runs from it)
+    seen_tick: float = 0.0  # monotonic: when it was first heard of
+    cdrs: list[CdrRecord] = field(default_factory=list)
+    cdrs_out: bool = False  # one of its Cdrs came: Asterisk posts them together, at its end
+
+    @property
+    def over(self) -> bool:
+        return self.hung_up_at is not None and all(
+            leg.over or not leg.answered or not leg.followed for leg in self.legs.values())
+
+    def cdr_of(self, leg: _Leg) -> CdrRecord | None:
+        for cdr in self.cdrs:
+            if cdr.destination_channel == leg.dest_channel:
+                return cdr
+        return None
 
 
 class _RecentlySettled:
-    """The last `size` settled uniqueids, so a late Cdr or a repeated event is not a new call."""
+    """The last `size` settled uniqueids, so a late Cdr or a repeated event is not a new call
+    (unless its settlement lacked evidence: then a late Dial Cdr is welcome)."""
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._ids: OrderedDict[str, bool] = OrderedDict()
 
-    def add(self, uniqueid: str) -> None:
-        self._ids[uniqueid] = None
+    def add(self, uniqueid: str, complete: bool) -> None:
+        self._ids[uniqueid] = complete
         self._ids.move_to_end(uniqueid)
         while len(self._ids) > self._size:
             self._ids.popitem(last=False)
@@ -222,17 +175,18 @@ class _RecentlySettled:
     def __contains__(self, uniqueid: object) -> bool:
         return uniqueid in self._ids
 
+    def complete(self, uniqueid: str) -> bool:
+        return self._ids.get(uniqueid, False)
+
 
 class CallTracker:
-    """Turns AMI events into exactly one `EndedCall` per dialling channel."""
+    """Turns AMI events into exactly one `ChannelEnded` per followed channel."""
 
     def __init__(
         self,
         *,
-        trunk_of: Callable[[str], str | None] = trunk_of_channel,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] | None = None,
-        tz: tzinfo | None = None,
         cdr_events: CdrMode = "auto",
         cdr_grace_seconds: float = 5.0,
         max_channels: int = 10_000,
@@ -240,21 +194,21 @@ class CallTracker:
     ) -> None:
         if cdr_events not in ("auto", "on", "off"):
             raise ValueError(f"cdr_events must be auto, on or off, not {cdr_events!r}")
-        self._trunk_of = trunk_of
         self._clock = clock
-        # Durations (the Cdr grace, events-mode talk time) are measured on a monotonic clock;
-        # an injected wall clock (tests, replays) drives both.
+        # Durations (the Cdr grace, talk time) are measured on a monotonic clock; an injected
+        # wall clock (tests, replays) drives both.
         self._monotonic = monotonic or (time.monotonic if clock is time.time else clock)
-        self._tz = tz
         self._cdr_mode: CdrMode = cdr_events
         self._cdr_seen = False
         self._cdr_absent = False  # "auto": a grace period ran out and no Cdr was ever seen
         self._grace = cdr_grace_seconds
         self._max_channels = max_channels
-        self._channels: dict[str, _Dialling] = {}
+        self._channels: dict[str, _Channel] = {}
+        self._dest_of: dict[str, tuple[str, str]] = {}  # dialled uniqueid -> (channel, leg)
         self._settled = _RecentlySettled(remember_settled)
         self._generation = 0
-        self._handlers: dict[str, Callable[[dict[str, str]], list[EndedCall]]] = {
+        self._connected = False
+        self._handlers: dict[str, Callable[[dict[str, str], Received], list[ChannelEnded]]] = {
             "dialbegin": self._on_dial_begin,
             "dialend": self._on_dial_end,
             "bridgeenter": self._on_bridge_enter,
@@ -264,61 +218,129 @@ class CallTracker:
 
     # -- what the follower calls ------------------------------------------------------------
 
-    def feed(self, event: Mapping[str, Any]) -> list[EndedCall]:
-        """Take one AMI event (any kind; the irrelevant ones are ignored)."""
+    def tick(self) -> float:
+        """Now on the tracker's monotonic clock."""
+        return self._monotonic()
+
+    def received(self) -> Received:
+        """Now, as an event's arrival."""
+        return Received(self._clock(), self._monotonic())
+
+    def feed(self, event: Mapping[str, Any], received: Received | None = None) -> list[ChannelEnded]:
+        """Take one AMI event (any kind; the irrelevant ones are ignored) and when it came."""
         h = _headers(event)
         handler = self._handlers.get(h.get("event", "").lower())
-        return handler(h) if handler is not None else []
+        if handler is None:
+            return []
+        return handler(h, received or Received(self._clock(), self._monotonic()))
 
-    def expire(self, now: float | None = None) -> list[EndedCall]:
-        """Settle hung-up channels whose Dial-Cdr has not come within the grace period
-        (`now` on the tracker's monotonic clock)."""
+    def authorized(self, uniqueid: str, token: str, tick: float | None = None) -> None:
+        """The gate allowed `uniqueid` (its hold is `token`): put in the event queue when the
+        hold committed, so before any event of the Dial it allows."""
+        ch = self._channel(uniqueid)
+        if ch.hung_up_at is not None:
+            return
+        first = not ch.authorizations and not ch.legs
+        ch.authorizations.append((token, self._monotonic() if tick is None else tick))
+        if first:
+            ch.life_seen, ch.life_generation = self._connected, self._generation
+        else:
+            ch.life_seen = ch.life_seen and self._connected \
+                and ch.life_generation == self._generation
+
+    def expect(self, uniqueid: str, tokens: list[str]) -> None:
+        """A live channel holds funds this tracker did not see allowed (a restart): follow
+        it to its end, its life not seen whole."""
+        ch = self._channel(uniqueid)
+        known_tokens = {t for t, _ in ch.authorizations}
+        ch.authorizations.extend((t, None) for t in tokens if t not in known_tokens)
+
+    def earlier(self, uniqueid: str) -> tuple[tuple[str, int], ...]:
+        """For a channel asking the gate again: each earlier authorization of it this tracker
+        saw, with the most talk time its Dials can have had - the time since it was allowed,
+        since every one of them came after it. One with a Dial still up is left out."""
+        ch = self._channels.get(uniqueid)
+        if ch is None:
+            return ()
+        now = self._monotonic()
+        found = []
+        for token, tick in ch.authorizations:
+            if tick is None:
+                continue
+            if any(not leg.over for leg in ch.legs.values() if leg.authorization == token):
+                continue
+            found.append((token, math.ceil(max(now - tick, 0.0)) + 1))
+        return tuple(found)
+
+    def expire(self, now: float | None = None) -> list[ChannelEnded]:
+        """Settle the channels that are over and whose Cdrs have not all come within the
+        grace period (`now` on the tracker's monotonic clock)."""
         now = self._monotonic() if now is None else now
-        due = [
-            ch for ch in self._channels.values()
-            if ch.hung_up_seen is not None and now - ch.hung_up_seen >= self._grace
-        ]
+        due = [ch for ch in self._channels.values()
+               if ch.over_seen is not None and now - ch.over_seen >= self._grace]
         if due and self._cdr_mode == "auto" and not self._cdr_seen and not self._cdr_absent:
             self._cdr_absent = True
             log.warning("ami.no_cdr_events grace=%ss: billing from channel events (load "
                         "cdr_manager, enabled = yes, for Asterisk's own billsec)", self._grace)
         return [self._settle(ch) for ch in due]
 
-    def flush(self) -> list[EndedCall]:
-        """Settle every hung-up channel now, with what is known (shutting down: no Cdr will come)."""
-        return [self._settle(ch) for ch in list(self._channels.values())
-                if ch.hung_up_at is not None]
+    def flush(self) -> list[ChannelEnded]:
+        """Settle every channel that is over now, with what is known (shutting down)."""
+        return [self._settle(ch) for ch in list(self._channels.values()) if ch.over]
 
     def begin_session(self) -> None:
-        """A new AMI connection starts: what follows may be after a gap.
-
-        "auto" keeps trusting Cdr events across reconnects: forgetting would settle the calls
-        that outlived a network blip from events. If Asterisk came back without cdr_manager,
-        calls are only late by the grace period, still settled (from events)."""
+        """A new AMI connection starts: what follows may be after a gap."""
         self._generation += 1
+        self._connected = False
+
+    def connected(self) -> None:
+        """The session is logged in and its live channels listed: from here on, every event
+        comes (so a channel allowed from now on can be followed whole)."""
+        self._connected = True
+
+    def disconnected(self) -> None:
+        self._generation += 1
+        self._connected = False
 
     def reconcile(self, live: AbstractSet[str]) -> list[str]:
-        """Forget dialling channels that ended during a gap (not live, not heard of since the
-        reconnect); returns their uniqueids. Their end was never seen, so nothing is settled."""
-        lost = [
-            uid for uid, ch in self._channels.items()
-            if ch.hung_up_at is None and ch.generation < self._generation and uid not in live
-        ]
+        """Forget channels that ended during a gap (neither they nor a leg still up are live,
+        their end not seen); returns their uniqueids. Their holds are the ledger's to
+        reconcile (Asterisk's CDR store, else flagged)."""
+        lost = []
+        for uid, ch in self._channels.items():
+            if ch.generation >= self._generation or uid in live:
+                continue
+            if ch.over or any(leg.dest_uniqueid in live for leg in ch.legs.values()):
+                continue
+            lost.append(uid)
         for uid in lost:
-            del self._channels[uid]
+            self._forget(self._channels[uid])
         return lost
 
-    def awaiting_cdr(self) -> set[str]:
-        """The dialling channels that hung up and wait for their Cdr (or the grace) to be
-        settled: their end is known, their settlement is on its way."""
-        return {uid for uid, ch in self._channels.items() if ch.hung_up_at is not None}
+    def lost(self, live: AbstractSet[str], asked_tick: float) -> list[ChannelEnded]:
+        """While connected, the live channels were listed (asked at `asked_tick`, monotonic):
+        a followed channel heard of before that, not over, and neither it nor a leg of it
+        listed, ended though its end never came (Asterisk drops events for a client that
+        falls behind). Settled with what is known; its holds are not released (flagged,
+        unless Asterisk's CDR store knows better)."""
+        gone = [
+            ch for uid, ch in self._channels.items()
+            if not ch.over and ch.seen_tick < asked_tick and uid not in live
+            and not any(leg.dest_uniqueid in live for leg in ch.legs.values())
+        ]
+        return [self._settle(ch, lost=True) for ch in gone]
 
-    def knows_dialling(self, uniqueid: str) -> bool:
-        """Whether `uniqueid` dialled (in progress, awaiting its Cdr, or settled)."""
-        return uniqueid in self._channels or uniqueid in self._settled
+    def following(self) -> set[str]:
+        """The channels being followed (live or waiting for their Cdrs): their settlement is
+        on its way, whatever a listing of the live channels says."""
+        return set(self._channels)
+
+    def awaiting_cdr(self) -> set[str]:
+        """Channels that are over and wait for their Cdrs (or the grace) to be settled."""
+        return {uid for uid, ch in self._channels.items() if ch.over}
 
     def live_uniqueids(self) -> set[str]:
-        """Dialling channels that have not hung up yet."""
+        """Followed channels that have not hung up yet."""
         return {uid for uid, ch in self._channels.items() if ch.hung_up_at is None}
 
     @property
@@ -331,185 +353,255 @@ class CallTracker:
 
     # -- events -----------------------------------------------------------------------------
 
-    def _on_dial_begin(self, h: dict[str, str]) -> list[EndedCall]:
+    def _on_dial_begin(self, h: dict[str, str], at: Received) -> list[ChannelEnded]:
         uid = h.get("uniqueid", "")
-        # No caller Uniqueid: an Originate dialling out, not a channel running a Dial.
-        if not uid or uid in self._settled:
+        # No caller Uniqueid: an Originate dialling out, not a channel running a Dial. A
+        # dialled leg that dials on (the external party, blind-transferred) is not a caller.
+        if not uid or uid in self._dest_of or uid in self._settled:
             return []
+        ch = self._channel(uid, _stamp(h, at)[0])
+        if ch.hung_up_at is not None:
+            return []
+        ch.caller_number = ch.caller_number or known(h.get("calleridnum", ""))
+        ch.caller_name = ch.caller_name or known(h.get("calleridname", ""))
+        ch.exten = ch.exten or h.get("exten", "")
+        dest_uid, dest_channel = h.get("destuniqueid", ""), h.get("destchannel", "")
+        key = dest_uid or dest_channel
+        if key and key not in ch.legs:
+            token = ch.authorizations[-1][0] if ch.authorizations else None
+            ch.legs[key] = _Leg(dest_uid, dest_channel, token)
+            if dest_uid:
+                self._dest_of[dest_uid] = (uid, key)
+        return []
+
+    def _on_dial_end(self, h: dict[str, str], at: Received) -> list[ChannelEnded]:
+        leg = self._leg(h.get("uniqueid", ""), h.get("destuniqueid", "") or h.get("destchannel", ""),
+                        h.get("destchannel", ""))
+        if leg is None:
+            return []
+        leg.status = h.get("dialstatus", "").strip().upper()
+        if leg.status == "ANSWER" and leg.answered_at is None:
+            leg.answered_at, leg.answered_tick = _stamp(h, at)
+        return self._if_over(h.get("uniqueid", ""))
+
+    def _on_bridge_enter(self, h: dict[str, str], at: Received) -> list[ChannelEnded]:
+        ch = self._channels.get(h.get("uniqueid", ""))
+        if ch is None or ch.hung_up_at is not None or not ch.legs:
+            return []
+        last = next(reversed(ch.legs.values()))
+        if not any(leg.answered for leg in ch.legs.values()) and not last.over:
+            # No DialEnd ANSWER seen (lost, or a Dial that bridges without one): the bridge
+            # is the answer.
+            last.answered_at, last.answered_tick = _stamp(h, at)
+        return []
+
+    def _on_hangup(self, h: dict[str, str], at: Received) -> list[ChannelEnded]:
+        uid = h.get("uniqueid", "")
+        ended: list[ChannelEnded] = []
+        found = self._dest_of.pop(uid, None)
+        if found is not None:
+            owner, key = found
+            leg = self._leg(owner, key)
+            if leg is not None and leg.ended_at is None:
+                leg.ended_at, leg.ended_tick = _stamp(h, at)
+            ended += self._if_over(owner)
         ch = self._channels.get(uid)
-        if ch is None:
-            self._make_room()
-            ch = self._channels[uid] = _Dialling(
-                uniqueid=uid,
-                caller_number=_known(h.get("calleridnum", "")),
-                caller_name=_known(h.get("calleridname", "")),
-                exten=h.get("exten", ""),
-                began=self._event_time(h),
-                generation=self._generation,
-            )
-        elif ch.hung_up_at is not None:
-            return []
-        ch.generation = self._generation
-        ch.destinations.setdefault(h.get("destchannel", ""), "")
-        return []
+        if ch is not None and ch.hung_up_at is None:
+            ch.hung_up_at, ch.hung_up_tick = _stamp(h, at)
+            ended += self._if_over(uid)
+        return ended
 
-    def _on_dial_end(self, h: dict[str, str]) -> list[EndedCall]:
-        ch = self._live(h.get("uniqueid", ""))
-        if ch is None:
-            return []
-        destination = h.get("destchannel", "")
-        status = h.get("dialstatus", "").strip().upper()
-        ch.destinations[destination] = status
-        if status == "ANSWER" and ch.answered_at is None:
-            ch.answered_at, ch.answered_tick = self._event_time_and_tick(h)
-            ch.answered_destination = destination
-        return []
-
-    def _on_bridge_enter(self, h: dict[str, str]) -> list[EndedCall]:
-        ch = self._live(h.get("uniqueid", ""))
-        if ch is not None and ch.answered_at is None and ch.destinations:
-            # No DialEnd ANSWER seen (lost, or a Dial that bridges without one): the bridge is
-            # the answer.
-            ch.answered_at, ch.answered_tick = self._event_time_and_tick(h)
-            ch.answered_destination = next(reversed(ch.destinations))
-        return []
-
-    def _on_hangup(self, h: dict[str, str]) -> list[EndedCall]:
-        ch = self._live(h.get("uniqueid", ""))
-        if ch is None:
-            return []
-        ch.hung_up_at, ch.hung_up_tick = self._event_time_and_tick(h)
-        ch.hung_up_seen = self._monotonic()
-        if self.cdr_events_expected and not ch.every_target_has_a_cdr:
-            return []  # settled by the Cdr, or by expire() after the grace period
-        return [self._settle(ch)]
-
-    def _on_cdr(self, h: dict[str, str]) -> list[EndedCall]:
+    def _on_cdr(self, h: dict[str, str], at: Received) -> list[ChannelEnded]:
         if self._cdr_mode == "off":
             return []
         self._cdr_seen = True
         uid = h.get("uniqueid", "")
-        if h.get("lastapplication", "").strip().lower() != "dial" or not uid:
-            return []
-        if uid in self._settled:
+        if not uid or uid in self._dest_of:
             return []
         try:
-            cdr = _Cdr.parse(h)
+            cdr = CdrRecord.from_event(h)
         except ValueError as exc:
             log.warning("ami.cdr_unreadable uniqueid=%s error=%s", uid, exc)
             return []
         ch = self._channels.get(uid)
         if ch is None:
-            # Its DialBegin was missed (before we connected, or in a gap): the Cdr says it all.
-            self._make_room()
-            ch = self._channels[uid] = _Dialling(
-                uniqueid=uid, caller_number="", caller_name="", exten="",
-                began=self._clock(), generation=self._generation,
-            )
-        ch.dial_cdrs.setdefault(cdr.destination_channel, cdr)
-        ch.generation = self._generation
-        # Asterisk posts a channel's CDRs when it dies; with one per dialled target, the call
-        # is complete once every target's has come.
-        if ch.every_target_has_a_cdr:
-            return [self._settle(ch)]
-        return []
+            if not cdr.is_dial or self._settled.complete(uid):
+                return []
+            # Its DialBegin was missed (before we connected, or in a gap): the Cdr says it.
+            ch = self._channel(uid, at.wall)
+        if cdr.is_dial and cdr not in ch.cdrs:
+            ch.cdrs.append(cdr)
+        ch.cdrs_out = True
+        if not ch.legs and ch.hung_up_at is None and ch.over_seen is None:
+            # Known from its Cdrs alone: they come together; settle once the grace is over.
+            ch.over_seen = self._monotonic()
+            return []
+        return self._if_over(uid)
 
     # -- settling ---------------------------------------------------------------------------
 
-    def _live(self, uid: str) -> _Dialling | None:
+    def _if_over(self, uid: str) -> list[ChannelEnded]:
         ch = self._channels.get(uid)
-        if ch is None or ch.hung_up_at is not None:
-            return None
-        ch.generation = self._generation
-        return ch
-
-    def _settle(self, ch: _Dialling) -> EndedCall:
-        del self._channels[ch.uniqueid]
-        self._settled.add(ch.uniqueid)
-        if ch.dial_cdrs:
-            return self._from_cdrs(ch, ch.dial_cdrs.values())
-        return self._from_events(ch)
-
-    def _from_cdrs(self, ch: _Dialling, cdrs: Iterable[_Cdr]) -> EndedCall:
-        cdrs = list(cdrs)
-        answered = [c for c in cdrs if c.disposition == Disposition.ANSWERED]
-        if len(answered) > 1:
-            log.warning("ami.several_answered_dials uniqueid=%s count=%d billed=longest",
-                        ch.uniqueid, len(answered))
-        cdr = max(answered, key=lambda c: c.billable_seconds) if answered else cdrs[-1]
-        name, number = parse_callerid(cdr.callerid)
-        settle = SettleCall(
-            uniqueid=ch.uniqueid,
-            caller_extension=cdr.source or number or ch.caller_number,
-            caller_name=name or ch.caller_name,
-            dialled_number=cdr.destination or ch.exten,
-            start=cdr.start,
-            answer=cdr.answer,
-            end=cdr.end,
-            billable_seconds=cdr.billable_seconds,
-            disposition=cdr.disposition,
-            trunk=self._trunk_of(cdr.destination_channel) if cdr.destination_channel else None,
-            evidence="cdr",
-        )
-        return EndedCall(settle, cdr.destination_channel)
-
-    def _from_events(self, ch: _Dialling) -> EndedCall:
-        end, end_tick = (ch.hung_up_at, ch.hung_up_tick) if ch.hung_up_at is not None \
-            else (self._clock(), self._monotonic())
-        if ch.answered_at is not None:
-            disposition = Disposition.ANSWERED
-            talk = end - ch.answered_at
-            if ch.answered_tick is not None and end_tick is not None:
-                talk = end_tick - ch.answered_tick  # both ours: the monotonic clock
-            # Truncated like Asterisk's billsec (main/cdr.c: (end - answer) ms / 1000).
-            billsec = max(int(talk), 0)
-            destination = ch.answered_destination
+        if ch is None or not ch.over:
+            return []
+        if ch.over_seen is None:
+            ch.over_seen = self._monotonic()
+        if not self.cdr_events_expected:
+            return [self._settle(ch)]
+        if ch.legs:
+            waiting = not ch.cdrs_out or any(ch.cdr_of(leg) is None for leg in ch.legs.values())
         else:
-            statuses = [s for s in ch.destinations.values() if s]
-            disposition = _DIAL_STATUS.get(statuses[-1], Disposition.FAILED) if statuses \
-                else Disposition.NO_ANSWER
-            billsec = 0
-            destination = next(reversed(ch.destinations), "") if ch.destinations else ""
-        settle = SettleCall(
+            # No Dial seen: whole, it made none (its non-Dial Cdr is enough); not whole, its
+            # Cdrs may still be landing (a Hangup can come between two of them): the grace.
+            waiting = not (self._seen_whole(ch) and ch.cdrs_out)
+        return [] if waiting else [self._settle(ch)]
+
+    def _seen_whole(self, ch: _Channel) -> bool:
+        return ch.life_seen and ch.life_generation == self._generation
+
+    def _settle(self, ch: _Channel, *, lost: bool = False) -> ChannelEnded:
+        self._forget(ch)
+        whole = not lost and (self._seen_whole(ch) or ch.cdrs_out)
+        self._settled.add(ch.uniqueid, whole)
+        dials = self._dials(ch)
+        caller_name, caller_number = "", ""
+        for cdr in ch.cdrs:
+            caller_name, caller_number = parse_callerid(cdr.callerid)
+            caller_number = cdr.source or caller_number
+            break
+        note = "" if whole else "its channel ended while AMI was not following it whole"
+        settle = SettleChannel(
             uniqueid=ch.uniqueid,
-            caller_extension=ch.caller_number,
-            caller_name=ch.caller_name,
-            dialled_number=ch.exten,
-            start=self._local(ch.began),
-            answer=self._local(ch.answered_at) if ch.answered_at is not None else None,
-            end=self._local(end),
-            billable_seconds=billsec,
-            disposition=disposition,
-            trunk=self._trunk_of(destination) if destination else None,
-            evidence="events",
+            caller_extension=caller_number or ch.caller_number,
+            caller_name=caller_name or ch.caller_name,
+            dials=dials, leftover="release" if whole else "flag", note=note,
         )
-        return EndedCall(settle, destination)
+        return ChannelEnded(settle)
+
+    def _dials(self, ch: _Channel) -> tuple[DialOutcome, ...]:
+        if not ch.legs:  # known from its Cdrs alone
+            token = ch.authorizations[0][0] if len(ch.authorizations) == 1 else None
+            return tuple(c.outcome(authorization=token) for c in sorted(ch.cdrs, key=_started))
+        outcomes = (self._outcome(ch, leg) for leg in ch.legs.values())
+        return tuple(o for o in outcomes if o is not None)
+
+    def _outcome(self, ch: _Channel, leg: _Leg) -> DialOutcome | None:
+        cdr = ch.cdr_of(leg)
+        talk = self._talk(ch, leg)
+        if leg.answered and talk is None and cdr is None:
+            return None  # answered, its end lost: no evidence of what it cost
+        if cdr is not None and not self._events_measure_better(ch, leg, cdr, talk):
+            return cdr.outcome(authorization=leg.authorization)
+        end = leg.ended_at if leg.ended_at is not None else ch.hung_up_at
+        if talk is not None:
+            disposition = Disposition.ANSWERED
+        elif cdr is not None:
+            disposition = cdr.disposition
+        else:
+            disposition = _DIAL_STATUS.get(leg.status, Disposition.NO_ANSWER)
+        return DialOutcome(
+            leg=cdr.destination_channel if cdr is not None else leg.dest_channel,
+            dialled_number=cdr.destination if cdr is not None else ch.exten,
+            start=cdr.start if cdr is not None else _utc(ch.began),
+            answer=_utc(leg.answered_at) if leg.answered_at is not None else None,
+            end=_utc(end) if end is not None else None,
+            billable_seconds=talk or 0, disposition=disposition,
+            trunk=trunk_of_channel(leg.dest_channel) if leg.dest_channel else None,
+            authorization=leg.authorization, evidence="events",
+        )
+
+    @staticmethod
+    def _events_measure_better(ch: _Channel, leg: _Leg, cdr: CdrRecord, talk: int | None) -> bool:
+        """Whether the events measure the dialled party's talk where the CDR does not.
+        Longer than the CDR by more than a second: the call went on past the caller's CDR (a
+        transfer); events that reach us late can only look shorter, never longer. Shorter:
+        the CDR counts from the caller's earlier answer - believed only when Asterisk stamped
+        the events itself (timestampevents = yes), as a burst of late events looks the same."""
+        if talk is None:
+            return False
+        if talk > cdr.billable_seconds + 1:
+            return True
+        stamped = leg.answered_tick is None and (
+            leg.ended_tick is None if leg.ended_at is not None else ch.hung_up_tick is None)
+        return stamped and talk < cdr.billable_seconds - 1
+
+    @staticmethod
+    def _talk(ch: _Channel, leg: _Leg) -> int | None:
+        """The dialled party's talk in whole seconds (truncated, as main/cdr.c truncates
+        billsec), from its answer to its own hangup (or the caller's); None unanswered."""
+        if leg.answered_at is None:
+            return None
+        end, end_tick = (leg.ended_at, leg.ended_tick) if leg.ended_at is not None \
+            else (ch.hung_up_at, ch.hung_up_tick)
+        if end is None:
+            return None
+        seconds = end - leg.answered_at
+        if leg.answered_tick is not None and end_tick is not None:
+            seconds = end_tick - leg.answered_tick  # both ours: the monotonic clock
+        return max(int(seconds), 0)
 
     # -- small helpers ----------------------------------------------------------------------
 
-    def _event_time(self, h: Mapping[str, str]) -> float:
-        """The event's `Timestamp` (manager.conf timestampevents=yes), else our clock."""
-        return self._event_time_and_tick(h)[0]
+    def _channel(self, uid: str, began: float | None = None) -> _Channel:
+        ch = self._channels.get(uid)
+        if ch is None:
+            self._make_room()
+            ch = self._channels[uid] = _Channel(
+                uid, began if began is not None else self._clock(), self._generation,
+                seen_tick=self._monotonic())
+        ch.generation = self._generation
+        return ch
 
-    def _event_time_and_tick(self, h: Mapping[str, str]) -> tuple[float, float | None]:
-        """The event's time, and the monotonic instant when that time is our own clock's
-        (None when Asterisk stamped the event: its own clock then measures the call)."""
-        stamp = h.get("timestamp", "")
-        if stamp:
-            try:
-                return float(stamp), None
-            except ValueError:
-                pass
-        return self._clock(), self._monotonic()
+    def _leg(self, uid: str, key: str, channel: str = "") -> _Leg | None:
+        ch = self._channels.get(uid)
+        if ch is None:
+            return None
+        ch.generation = self._generation
+        leg = ch.legs.get(key)
+        if leg is None and channel:
+            leg = next((leg for leg in ch.legs.values() if leg.dest_channel == channel), None)
+        return leg
 
-    def _local(self, epoch: float) -> datetime:
-        if self._tz is None:
-            return datetime.fromtimestamp(epoch)
-        return datetime.fromtimestamp(epoch, self._tz).replace(tzinfo=None)
+    def _forget(self, ch: _Channel) -> None:
+        self._channels.pop(ch.uniqueid, None)
+        for leg in ch.legs.values():
+            if self._dest_of.get(leg.dest_uniqueid, ("",))[0] == ch.uniqueid:
+                del self._dest_of[leg.dest_uniqueid]
 
     def _make_room(self) -> None:
         # A last guard on memory: reconcile() normally forgets what a gap left behind.
         while len(self._channels) >= self._max_channels:
-            uid = next(iter(self._channels))
-            log.warning("ami.tracker_full dropped=%s max_channels=%d", uid, self._max_channels)
-            del self._channels[uid]
+            ch = next(iter(self._channels.values()))
+            log.warning("ami.tracker_full dropped=%s max_channels=%d", ch.uniqueid,
+                        self._max_channels)
+            self._forget(ch)
+
+
+def _headers(event: Mapping[str, Any]) -> dict[str, str]:
+    """Lower-case header names (Uniqueid vs UniqueID); a repeated header keeps its first value."""
+    headers: dict[str, str] = {}
+    for key, value in event.items():
+        if isinstance(value, list | tuple):
+            value = value[0] if value else ""
+        headers[str(key).lower()] = "" if value is None else str(value)
+    return headers
+
+
+def _stamp(h: Mapping[str, str], at: Received) -> tuple[float, float | None]:
+    """The event's time, and the monotonic instant when that time is when we received it
+    (None when Asterisk stamped the event, timestampevents = yes: its clock measures)."""
+    stamp = h.get("timestamp", "")
+    if stamp:
+        try:
+            return float(stamp), None
+        except ValueError:
+            pass
+    return at.wall, at.tick
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def _started(cdr: CdrRecord) -> datetime:
+    return cdr.start.replace(tzinfo=None) if cdr.start else datetime.min

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from coobill.ami.calls import parse_callerid
+from coobill.ami.cdr import parse_callerid
 from coobill.errors import CoobillError
 
 __all__ = [

@@ -22,13 +22,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import tzinfo
 from typing import Any, Self, TypeAlias
 
 from panoramisk import Manager, Message  # type: ignore[import-untyped]
 from panoramisk.ami_protocol import AMIProtocol  # type: ignore[import-untyped]
 
-from coobill.ami.calls import CallTracker, CdrMode, EndedCall
+from coobill.ami.calls import CallTracker, CdrMode, ChannelEnded, Received
 from coobill.ami.endpoints import (
     DEFAULT_PHONE_PATTERN,
     Endpoint,
@@ -52,11 +51,8 @@ log = logging.getLogger("coobill.ami")
 # panoramisk's own chatter (one DEBUG line per frame), apart so it can be silenced.
 _panoramisk_log = logging.getLogger("coobill.ami.panoramisk")
 
-OnCallEnded = Callable[[EndedCall], Awaitable[None]]
+OnCallEnded = Callable[[ChannelEnded], Awaitable[None]]
 OnReconciled = Callable[[set[str]], Awaitable[None]]
-# A channel hung up that the tracker never saw dial: a gated call that never went out
-# (the caller gave up during an announcement, the dialplan took another branch).
-OnHangup = Callable[[str], Awaitable[None]]
 AmiReply: TypeAlias = "Message | list[Message]"
 
 # The events the tracker reads; the rest are not even queued.
@@ -285,6 +281,7 @@ def _first(reply: AmiReply) -> Message:
 class _Reconcile:
     live: frozenset[str]
     during_session: bool = False  # a periodic check, not the one after a (re)connect
+    asked_tick: float = 0.0  # monotonic: when the listing was asked for
 
 
 class _Marker:
@@ -295,10 +292,38 @@ class _Marker:
         return f"<{self.name}>"
 
 
+@dataclass(frozen=True, slots=True)
+class _Event:
+    """An event, stamped as it was read off the socket (panoramisk parses in data_received):
+    a busy consumer neither stretches nor shrinks anyone's talk time."""
+
+    message: Message
+    received: Received
+
+
+@dataclass(frozen=True, slots=True)
+class _Authorized:
+    """The gate allowed a channel (its hold committed): queued before the channel is told,
+    so before any event of the Dial it allows."""
+
+    uniqueid: str
+    token: str
+    tick: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Expected:
+    """Live channels holding funds this daemon did not see allowed (they outlived a
+    restart): uniqueid -> the tokens of their holds."""
+
+    holds: tuple[tuple[str, tuple[str, ...]], ...]
+
+
 _SESSION_START = _Marker("session-start")
+_SESSION_END = _Marker("session-end")
 _TICK = _Marker("tick")
 _FLUSH = _Marker("flush")
-_QueueItem: TypeAlias = "Message | _Reconcile | _Marker"
+_QueueItem: TypeAlias = "_Event | _Reconcile | _Authorized | _Expected | _Marker"
 
 
 class AmiFollower:
@@ -313,13 +338,11 @@ class AmiFollower:
         *,
         on_call_ended: OnCallEnded,
         on_reconciled: OnReconciled,
-        on_hangup_without_dial: OnHangup | None = None,
         on_live_check: OnReconciled | None = None,
         live_check_seconds: float = 0.0,
         tracker: CallTracker | None = None,
         cdr_events: CdrMode = "auto",
         cdr_grace_seconds: float = 5.0,
-        tz: tzinfo | None = None,
         clock: Callable[[], float] = time.time,
         phone_pattern: str = DEFAULT_PHONE_PATTERN,
         reconnect_seconds: float = 2.0,
@@ -334,7 +357,6 @@ class AmiFollower:
         self._secret = secret
         self._on_call_ended = on_call_ended
         self._on_reconciled = on_reconciled
-        self._on_hangup_without_dial = on_hangup_without_dial
         # Every `live_check_seconds` of a session (0: never), the live channels are listed
         # again and `on_live_check` gets them with the calls still being followed: holds whose
         # channel is in neither had their end lost without the connection dropping (Asterisk
@@ -342,7 +364,7 @@ class AmiFollower:
         self._on_live_check = on_live_check
         self._live_check_seconds = live_check_seconds
         self.tracker = tracker or CallTracker(
-            clock=clock, tz=tz, cdr_events=cdr_events, cdr_grace_seconds=cdr_grace_seconds
+            clock=clock, cdr_events=cdr_events, cdr_grace_seconds=cdr_grace_seconds
         )
         self.is_phone: PhoneRule = phone_by_pattern(phone_pattern)
         self._reconnect_seconds = reconnect_seconds
@@ -356,7 +378,7 @@ class AmiFollower:
         self.login_failures = 0
         self.sessions = 0
         self._connection: AmiConnection | None = None
-        self._in_flight: EndedCall | None = None
+        self._in_flight: ChannelEnded | None = None
         self._queue: asyncio.Queue[_QueueItem] = asyncio.Queue()
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
@@ -391,6 +413,25 @@ class AmiFollower:
         await _cancel(self._tasks["consumer"])
         self._tasks = {}
         log.info("ami.stopped host=%s port=%s", self.host, self.port)
+
+    def _arrived(self, message: Message) -> None:
+        self._queue.put_nowait(_Event(message, self.tracker.received()))
+
+    def authorized(self, uniqueid: str, token: str) -> None:
+        """The gate allowed `uniqueid` under the hold `token`; call it once the hold has
+        committed and before the channel is told (so before its Dial's first event)."""
+        self._queue.put_nowait(_Authorized(uniqueid, token, self.tracker.tick()))
+
+    def expect(self, holds: dict[str, list[str]]) -> None:
+        """Follow these live channels, holding funds of authorizations this daemon did not
+        see (uniqueid -> their holds' tokens), to their end."""
+        if holds:
+            self._queue.put_nowait(_Expected(tuple((u, tuple(t)) for u, t in holds.items())))
+
+    def earlier_authorizations(self, uniqueid: str) -> tuple[tuple[str, int], ...]:
+        """For the gate: the channel's earlier authorizations and the most talk time each
+        can have been used for (CallTracker.earlier)."""
+        return self.tracker.earlier(uniqueid)
 
     async def list_endpoints(self) -> list[Endpoint]:
         """The PBX's endpoints over the live session (AmiNotConnected when there is none)."""
@@ -431,7 +472,7 @@ class AmiFollower:
     async def _session(self) -> None:
         connection = AmiConnection(
             self.host, self.port, self.username, self._secret, events=self._events,
-            timeout=self._action_timeout, on_event=self._queue.put_nowait,
+            timeout=self._action_timeout, on_event=self._arrived,
         )
         # Queued before Login: no event of this session can overtake it.
         self._queue.put_nowait(_SESSION_START)
@@ -449,6 +490,7 @@ class AmiFollower:
         finally:
             self._connection = None
             connection.close()
+            self._queue.put_nowait(_SESSION_END)
 
     async def _watch(self, connection: AmiConnection) -> None:
         """Returns (raises) when the session is over: socket closed, or a Ping unanswered.
@@ -463,8 +505,10 @@ class AmiFollower:
             if done:
                 raise AmiConnectionLost("connection closed by the server")
             if checking and loop.time() >= next_check:
+                asked = self.tracker.tick()
                 live = await connection.live_uniqueids()
-                self._queue.put_nowait(_Reconcile(frozenset(live), during_session=True))
+                self._queue.put_nowait(_Reconcile(frozenset(live), during_session=True,
+                                                  asked_tick=asked))
                 next_check = loop.time() + self._live_check_seconds
             if loop.time() >= next_ping:
                 try:
@@ -491,41 +535,52 @@ class AmiFollower:
                 self._queue.task_done()
 
     async def _handle(self, item: _QueueItem) -> None:
-        if item is _SESSION_START:
-            self.tracker.begin_session()
+        tracker = self.tracker
+        if isinstance(item, _Event):
+            ended = tracker.feed(item.message, item.received)
+        elif isinstance(item, _Authorized):
+            tracker.authorized(item.uniqueid, item.token, item.tick)
             return
-        if isinstance(item, _Reconcile) and item.during_session:
-            # The tracker forgets nothing here (a Cdr may still come for what it follows);
-            # the calls it will settle once their Cdr or the grace comes count as live.
+        elif isinstance(item, _Expected):
+            for uniqueid, tokens in item.holds:
+                tracker.expect(uniqueid, list(tokens))
+            return
+        elif isinstance(item, _Reconcile) and item.during_session:
+            # Followed channels the listing lacks lost their end; the others count as live:
+            # their settlement is on its way.
             assert self._on_live_check is not None
-            await self._on_live_check(set(item.live) | self.tracker.awaiting_cdr())
+            for call in tracker.lost(item.live, item.asked_tick):
+                log.warning("ami.call_end_lost uniqueid=%s", call.uniqueid)
+                await self._hand_over(call)
+            await self._on_live_check(set(item.live) | tracker.following())
             return
-        if isinstance(item, _Reconcile):
-            lost = self.tracker.reconcile(item.live)
+        elif isinstance(item, _Reconcile):
+            tracker.connected()
+            lost = tracker.reconcile(item.live)
             for uniqueid in lost:
                 log.warning("ami.call_lost_in_gap uniqueid=%s", uniqueid)
             log.info("ami.reconciled live=%d lost=%d", len(item.live), len(lost))
-            await self._on_reconciled(set(item.live))
+            await self._on_reconciled(set(item.live) | tracker.following())
             return
-        if item is _TICK:
-            ended = self.tracker.expire()
-        elif item is _FLUSH:
-            ended = self.tracker.flush()
+        elif item is _SESSION_START:
+            tracker.begin_session()
+            return
+        elif item is _SESSION_END:
+            tracker.disconnected()
+            return
+        elif item is _TICK:
+            ended = tracker.expire()
         else:
-            assert isinstance(item, Message)
-            ended = self.tracker.feed(item)
-            if self._on_hangup_without_dial is not None and item.get("Event") == "Hangup":
-                uniqueid = item.get("Uniqueid", "")
-                if uniqueid and not self.tracker.knows_dialling(uniqueid):
-                    await self._on_hangup_without_dial(uniqueid)
+            assert item is _FLUSH
+            ended = tracker.flush()
         for call in ended:
             await self._hand_over(call)
 
-    async def _hand_over(self, call: EndedCall) -> None:
+    async def _hand_over(self, call: ChannelEnded) -> None:
         s = call.settle
-        log.info("ami.call_ended uniqueid=%s ext=%s number=%s disposition=%s billsec=%d "
-                 "trunk=%s evidence=%s", s.uniqueid, s.caller_extension, s.dialled_number,
-                 s.disposition, s.billable_seconds, s.trunk or "", s.evidence)
+        log.info("ami.call_ended uniqueid=%s ext=%s dials=%d answered=%d leftover=%s",
+                 s.uniqueid, s.caller_extension, len(s.dials),
+                 sum(d.disposition == "ANSWERED" for d in s.dials), s.leftover)
         self._in_flight = call
         try:
             await self._on_call_ended(call)
@@ -543,6 +598,6 @@ async def _cancel(task: asyncio.Task[None]) -> None:
 
 
 def _describe(item: _QueueItem) -> str:
-    if isinstance(item, Message):
-        return f"{item.get('Event', '?')} {item.get('Uniqueid', '')}".strip()
+    if isinstance(item, _Event):
+        return f"{item.message.get('Event', '?')} {item.message.get('Uniqueid', '')}".strip()
     return repr(item)

@@ -18,6 +18,7 @@ from coobill.services import audit as audit_service
 from coobill.services import extensions, rates, reports, reservations, users
 from coobill.services import settings as billing_settings
 from coobill.services.context import BillingContext
+from coobill.services.ledger_seal import open_ledger
 from coobill.services.rate_fields import check_rate_fields
 from coobill.storage import schema
 
@@ -80,6 +81,7 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
             print(f"database at {await schema.current_revision(ctx.uow.engine)} (head)")
             return 0
         await schema.require_head(ctx.uow.engine)
+        await open_ledger(ctx)
         key = args.command + ("." + args.action if getattr(args, "action", None) else "")
         return await HANDLERS[key](args, ctx)
     finally:
@@ -318,19 +320,19 @@ async def reservations_list(args: argparse.Namespace, ctx: BillingContext) -> in
     if args.json:
         print(to_json(rows))
     else:
-        print(to_table(rows, ("uniqueid", "extension", "number", "amount", "limit_seconds",
-                              "state", "since", "note")))
+        print(to_table(rows, ("id", "uniqueid", "extension", "number", "amount",
+                              "limit_seconds", "state", "since", "note")))
     return 0
 
 
 async def reservations_release(args: argparse.Namespace, ctx: BillingContext) -> int:
-    await reservations.release(ctx, args.uniqueid)
+    await reservations.release(ctx, args.uniqueid, hold_id=args.hold, by="cli")
     print(f"released the hold of call {args.uniqueid}")
     return 0
 
 
 async def reservations_charge(args: argparse.Namespace, ctx: BillingContext) -> int:
-    result = await reservations.charge(ctx, args.uniqueid, args.seconds)
+    result = await reservations.charge(ctx, args.uniqueid, args.seconds, hold_id=args.hold)
     if result is None:
         raise CoobillError(f"call {args.uniqueid} could not be settled")
     print(f"call {args.uniqueid} charged {fmt(result.cost)}")

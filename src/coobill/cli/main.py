@@ -181,9 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_formats(p)
     p = rs.add_parser("release", help="release a flagged hold without charging")
     p.add_argument("uniqueid")
+    p.add_argument("--hold", type=int, metavar="ID", help="which hold, when the call has several")
     p = rs.add_parser("charge", help="settle a flagged hold by charging N seconds")
     p.add_argument("uniqueid")
     p.add_argument("--seconds", type=int, required=True)
+    p.add_argument("--hold", type=int, metavar="ID", help="which hold, when the call has several")
     return parser
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo
 
 from coobill import systemd
 from coobill.agi.server import GateOptions, GateServer
@@ -27,10 +27,11 @@ from coobill.config import Settings, load_settings
 from coobill.daemon.pbx import PbxLink, add_phones
 from coobill.logs import configure_logging
 from coobill.metrics import Metrics
-from coobill.services.commands import Settlement
+from coobill.services.commands import AuthorizeCall, Settlement, Verdict
 from coobill.services.context import BillingContext
 from coobill.services.gate import authorize_call
-from coobill.services.settings import get_settings, portal_secret
+from coobill.services.ledger_seal import open_ledger
+from coobill.services.settings import portal_secret
 from coobill.services.users import make_first_admin
 from coobill.storage import schema
 
@@ -69,6 +70,7 @@ class Daemon:
         self.ctx = self.ctx or bootstrap(self.settings)
         ctx = self.ctx
         await schema.require_head(ctx.uow.engine)
+        await open_ledger(ctx)
         if self.settings.agi.enabled:
             self.gate = GateServer(self._authorize, gate_options(self.settings),
                                    on_decision=self.metrics.observe_decision)
@@ -101,17 +103,23 @@ class Daemon:
                   f"    user:     {user.name}\n    password: {password}\n"
                   f"  and change the password on the Users page.\n", file=sys.stderr)
 
-    async def _authorize(self, call):  # type: ignore[no-untyped-def]
+    async def _authorize(self, call: AuthorizeCall) -> Verdict:
         assert self.ctx is not None
+        follower = self.follower
+        if follower is not None:
+            earlier = follower.earlier_authorizations(call.uniqueid)
+            if earlier:
+                call = dataclasses.replace(call, earlier=earlier)
         verdict = await authorize_call(self.ctx, call)
-        if verdict.allowed and self.pbx is not None:
-            self.pbx.gate_allowed(call.uniqueid)
+        if verdict.token is not None and follower is not None:
+            # Queued before the channel hears the verdict: before its Dial's first event.
+            follower.authorized(call.uniqueid, verdict.token)
         return verdict
 
     async def _start_follower(self, ctx: BillingContext) -> None:
         ami = self.settings.ami
-        link = self.pbx = PbxLink(ctx, on_settled=self._settlement_done)
-        tz = ZoneInfo((await get_settings(ctx)).timezone)
+        link = self.pbx = PbxLink(ctx, on_settled=self._settlement_done,
+                                  on_expect=lambda live: self._follower().expect(live))
 
         async def reconciled(live: set[str]) -> None:
             assert self.follower is not None
@@ -133,20 +141,24 @@ class Daemon:
         self.follower = AmiFollower(
             ami.host, ami.port, ami.username, ami.secret,
             on_call_ended=link.call_ended, on_reconciled=reconciled,
-            on_hangup_without_dial=link.hangup_without_dial,
             on_live_check=live_checked, live_check_seconds=ami.live_check_seconds,
-            cdr_events=ami.cdr_events, cdr_grace_seconds=ami.cdr_grace_seconds, tz=tz,
+            cdr_events=ami.cdr_events, cdr_grace_seconds=ami.cdr_grace_seconds,
             phone_pattern=ami.phone_pattern, reconnect_seconds=ami.reconnect_seconds,
         )
         await self.follower.start()
 
-    def _settlement_done(self, settlement: Settlement | None) -> None:
-        self.metrics.observe_settlement(settlement)
+    def _follower(self) -> AmiFollower:
+        assert self.follower is not None
+        return self.follower
+
+    def _settlement_done(self, settlements: list[Settlement]) -> None:
+        for settlement in settlements:
+            self.metrics.observe_settlement(settlement)
         self.settled_count += 1
         self._progress.set()
 
     async def until_settled(self, count: int, timeout: float = 10.0) -> None:
-        """Wait until `count` ended calls have been handed to settlement since start."""
+        """Wait until `count` ended channels have been settled since start."""
         await self._until(lambda: self.settled_count >= count, timeout)
 
     async def until_reconciled(self, count: int, timeout: float = 10.0) -> None:

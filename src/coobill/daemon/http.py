@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response
 from sqlalchemy import func, select
 
 from coobill.metrics import CONTENT_TYPE_LATEST, Metrics
+from coobill.services import holds
 from coobill.services.context import BillingContext
 from coobill.storage import schema
 from coobill.storage.tables import Reservation
@@ -38,7 +39,9 @@ def operations_router(
     @router.get("/metrics")
     async def metrics_text() -> Response:
         async with ctx.uow() as uow:
-            live = (await uow.session.execute(select(func.count()).select_from(Reservation))).scalar_one()
+            live = (await uow.session.execute(
+                select(func.count()).select_from(Reservation)
+                .where(Reservation.state.in_(holds.OPEN)))).scalar_one()
         metrics.live_reservations.set(live)
         ami = ami_connected()
         metrics.ami_connected.set(1 if ami else 0)

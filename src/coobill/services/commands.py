@@ -6,10 +6,12 @@ gate, the AMI follower, the portal and the CLI speak to the ledger in the same w
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Literal
 
 
 class Reason(StrEnum):
@@ -34,6 +36,9 @@ class AuthorizeCall:
     number: str
     channel: str = ""
     caller_name: str = ""
+    # The channel's earlier authorizations the daemon made (their tokens), each with the most
+    # talk time its Dial can have had: the channel asks again, so those Dials are over.
+    earlier: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +51,7 @@ class Verdict:
     held: Decimal = Decimal("0.0000")
     rate_id: int | None = None
     funds: Decimal | None = None
+    token: str | None = None  # the hold this ALLOW made (services/holds.py)
 
     @classmethod
     def deny(cls, reason: Reason) -> Verdict:
@@ -66,8 +72,68 @@ class Disposition(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class DialOutcome:
+    """One Dial of a channel, as the evidence tells it.
+
+    `leg` is the channel the Dial reached (its DestinationChannel), "" for a Dial nobody
+    answered; with the PBX and the channel's uniqueid it names the call record. Times are
+    naive in the PBX's local time (as Asterisk's CDR gives them) or aware (the service turns
+    them into the PBX's time zone as it is set now). `authorization` is the token of the hold
+    the Dial went out under, when the daemon saw it; `billable_seconds` is the dialled party's
+    talk time (settlement caps it at that hold's limit).
+    """
+
+    leg: str
+    dialled_number: str
+    start: datetime | None
+    answer: datetime | None
+    end: datetime | None
+    billable_seconds: int
+    disposition: Disposition
+    trunk: str | None = None
+    authorization: str | None = None
+    evidence: str = "cdr"
+
+
+@dataclass(frozen=True, slots=True)
+class SettleChannel:
+    """A channel that dialled (or that the gate allowed) has ended: record each of its Dials,
+    debit the answered ones, close its holds.
+
+    `leftover` says what becomes of a hold of the channel that no Dial here went out under:
+    "release" when the evidence covers every Dial the channel made (its whole life was seen
+    on AMI, or its CDRs came); "flag" when it may not (`note` says why), for a billing user;
+    "keep" to leave it as it is (a billing user charging one hold by hand)."""
+
+    uniqueid: str
+    caller_extension: str
+    caller_name: str
+    dials: tuple[DialOutcome, ...]
+    leftover: Literal["release", "flag", "keep"] = "release"
+    note: str = ""
+
+    def records(self) -> list[DialOutcome]:
+        """The call records its Dials make: each answered one; if none was answered, the
+        last one, as the channel's single unanswered record (leg "")."""
+        answered = [d for d in self.dials if d.disposition == Disposition.ANSWERED]
+        if answered:
+            return answered
+        if not self.dials:
+            return []
+        return [dataclasses.replace(self.dials[-1], leg="", billable_seconds=0)]
+
+    @property
+    def record(self) -> DialOutcome | None:
+        """The first of its records (a channel that dialled once: its call)."""
+        records = self.records()
+        return records[0] if records else None
+
+
+@dataclass(frozen=True, slots=True)
 class SettleCall:
-    """A call has ended: record it, debit its cost, release what it held. Idempotent on uniqueid.
+    """One call (one Dial of a channel) has ended: record it, debit its cost, close what its
+    channel held. Idempotent. The one-Dial form of SettleChannel, for recovery by hand and
+    for tests.
 
     Times are naive datetimes in the PBX's local time (as Asterisk's CDR gives them).
     `evidence` says where billsec came from: "cdr" (the dialling leg's Cdr event), "events"
@@ -86,6 +152,15 @@ class SettleCall:
     trunk: str | None = None
     gated: bool = True
     evidence: str = "cdr"
+    leg: str = ""
+
+    def as_channel(self) -> SettleChannel:
+        dial = DialOutcome(
+            leg=self.leg, dialled_number=self.dialled_number, start=self.start,
+            answer=self.answer, end=self.end, billable_seconds=self.billable_seconds,
+            disposition=self.disposition, trunk=self.trunk, evidence=self.evidence,
+        )
+        return SettleChannel(self.uniqueid, self.caller_extension, self.caller_name, (dial,))
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from coobill.errors import BadRequest, UnknownExtension
 from coobill.money import ZERO, parse_amount
-from coobill.services import ledger
+from coobill.services import holds, ledger
 from coobill.services.context import BillingContext
 from coobill.services.settings import read_settings
 from coobill.storage.tables import Extension, Recharge
@@ -34,7 +34,7 @@ class ExtensionView:
 
     @property
     def funds_available(self) -> Decimal:
-        return self.balance + self.credit_limit - self.reserved
+        return holds.funds(self.balance, self.credit_limit, self.reserved)
 
 
 def check_number(number: str, field: str = "extension") -> str:

@@ -1,14 +1,24 @@
 """Posting to the ledger: the only code that changes a balance.
 
-These functions take a sync Session: the hot paths run them through UnitOfWorkFactory.run,
-the other services through `await uow.session.run_sync(...)`.
-
 Every change is one conditional UPDATE ... RETURNING (no read-modify-write, so two daemons on
 one PostgreSQL cannot lose an update) plus one append-only entry carrying the balance after.
+
+The entries are a chain: each carries `mac = HMAC-SHA256(key, previous mac | the entry)`, and
+the chain's head (table ledger_head: the last entry, the count, a MAC of those) is updated in
+the same transaction. The key lives outside the database (storage/ledger_key.py), so a rewrite
+of the database alone - an amount raised, an entry removed or added, the last entries cut off -
+breaks the chain where it happened, and `coobill audit` names that entry. The head row is
+locked for the transaction (FOR UPDATE; SQLite's BEGIN IMMEDIATE already serializes writers),
+which keeps ids in chain order.
+
+These functions take a sync Session: the hot paths run them through UnitOfWorkFactory.run,
+the other services through `await uow.session.run_sync(...)`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from datetime import datetime
 from decimal import Decimal
 
@@ -16,22 +26,89 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from coobill.errors import UnknownExtension
+from coobill.money import to_units
 from coobill.storage.fast import execute
-from coobill.storage.tables import Extension, LedgerEntry, Money, table
-from coobill.storage.uow import UnitOfWork
+from coobill.storage.tables import Extension, LedgerEntry, LedgerHead, Money, table
+from coobill.storage.uow import LEDGER_KEY, UnitOfWork
 
 RECHARGE = "recharge"
 CALL_DEBIT = "call_debit"
 ADJUSTMENT = "adjustment"
 
+_extension = table(Extension)
+_entry = table(LedgerEntry)
+_head = table(LedgerHead)
 
 _MOVE_BALANCE = (
-    update(table(Extension))
-    .where(table(Extension).c.id == bindparam("extension_id"))
-    .values(balance=table(Extension).c.balance + bindparam("amount", type_=Money()))
-    .returning(table(Extension).c.balance)
+    update(_extension)
+    .where(_extension.c.id == bindparam("extension_id"))
+    .values(balance=_extension.c.balance + bindparam("amount", type_=Money()))
+    .returning(_extension.c.balance)
 )
-_NEW_ENTRY = insert(table(LedgerEntry))
+_NEW_ENTRY = insert(_entry).returning(_entry.c.id)
+_READ_HEAD = (
+    select(_head.c.last_entry_id, _head.c.last_mac, _head.c.entries)
+    .where(_head.c.id == 1)
+    .with_for_update()
+)
+_NEW_HEAD = insert(_head)
+_MOVE_HEAD = (
+    update(_head)
+    .where(_head.c.id == 1)
+    .values(last_entry_id=bindparam("last_entry_id"), last_mac=bindparam("last_mac"),
+            entries=bindparam("entries"), mac=bindparam("head_mac"))
+)
+
+
+def entry_text(
+    previous_mac: str, extension_id: int, kind: str, amount: Decimal, balance_after: Decimal,
+    reference: str | None, who: str, at: datetime,
+) -> bytes:
+    """What an entry's MAC covers, in one canonical form (the audit recomputes it)."""
+    fields = (previous_mac, str(extension_id), kind, str(to_units(amount)),
+              str(to_units(balance_after)), reference or "", who, at.isoformat())
+    return "\x1f".join(fields).encode()
+
+
+def mac(key: bytes, message: bytes) -> str:
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def head_text(last_entry_id: int, last_mac: str, entries: int) -> bytes:
+    return f"head\x1f{last_entry_id}\x1f{last_mac}\x1f{entries}".encode()
+
+
+def append_entry(
+    session: Session,
+    *,
+    extension_id: int,
+    kind: str,
+    amount: Decimal,
+    balance_after: Decimal,
+    at: datetime,
+    reference: str | None = None,
+    who: str = "",
+) -> int:
+    """Write one entry at the end of the chain; returns its id."""
+    key: bytes = session.info[LEDGER_KEY]
+    head = execute(session, _READ_HEAD, {}).first()
+    previous = head.last_mac if head is not None else ""
+    sealed = mac(key, entry_text(previous, extension_id, kind, amount, balance_after,
+                                 reference, who, at))
+    entry_id = execute(session, _NEW_ENTRY, {
+        "extension_id": extension_id, "kind": kind, "amount": amount,
+        "balance_after": balance_after, "reference": reference, "who": who, "created_at": at,
+        "mac": sealed,
+    }).scalar_one()
+    entries = (head.entries if head is not None else 0) + 1
+    values = {"last_entry_id": entry_id, "last_mac": sealed, "entries": entries,
+              "head_mac": mac(key, head_text(entry_id, sealed, entries))}
+    if head is None:  # a ledger from before migration 0004 made the head
+        execute(session, _NEW_HEAD, {"id": 1, "last_entry_id": entry_id, "last_mac": sealed,
+                                     "entries": entries, "mac": values["head_mac"]})
+    else:
+        execute(session, _MOVE_HEAD, values)
+    return int(entry_id)
 
 
 def post_entry(
@@ -48,10 +125,8 @@ def post_entry(
     after = execute(
         session, _MOVE_BALANCE, {"extension_id": extension_id, "amount": amount}
     ).scalar_one()
-    execute(session, _NEW_ENTRY, {
-        "extension_id": extension_id, "kind": kind, "amount": amount, "balance_after": after,
-        "reference": reference, "who": who, "created_at": at,
-    })
+    append_entry(session, extension_id=extension_id, kind=kind, amount=amount,
+                 balance_after=after, at=at, reference=reference, who=who)
     return after - amount, after
 
 
@@ -66,69 +141,3 @@ async def lock_extension(uow: UnitOfWork, number: str) -> Extension:
     if ext is None:
         raise UnknownExtension(f"extension {number} does not exist", field="extension")
     return ext
-
-
-_extension = table(Extension)
-# Built once: the hot paths run these thousands of times a second.
-_HOLD = (
-    update(_extension)
-    .where(
-        _extension.c.id == bindparam("extension_id"),
-        _extension.c.balance + _extension.c.credit_limit - _extension.c.reserved
-        >= bindparam("amount", type_=Money()),
-    )
-    .values(reserved=_extension.c.reserved + bindparam("amount", type_=Money()))
-)
-_RELEASE = (
-    update(_extension)
-    .where(_extension.c.id == bindparam("extension_id"))
-    .values(reserved=_extension.c.reserved - bindparam("amount", type_=Money()))
-)
-
-
-def hold(session: Session, extension_id: int, amount: Decimal) -> bool:
-    """Add `amount` to what the extension's live calls hold, only if its funds still cover it
-    (a conditional update, so two daemons on one ledger can never both spend the same funds).
-    False means the funds moved since they were read: read again and decide again."""
-    result = execute(session, _HOLD, {"extension_id": extension_id, "amount": amount})
-    return bool(result.rowcount)
-
-
-def release_hold(session: Session, extension_id: int | None, amount: Decimal) -> None:
-    """Take a settled or released call's hold off its extension."""
-    if extension_id is None or not amount:
-        return
-    execute(session, _RELEASE, {"extension_id": extension_id, "amount": amount})
-
-
-_SETTLE = (
-    update(_extension)
-    .where(_extension.c.id == bindparam("extension_id"))
-    .values(
-        balance=_extension.c.balance - bindparam("debit", type_=Money()),
-        reserved=_extension.c.reserved - bindparam("held", type_=Money()),
-    )
-    .returning(_extension.c.balance)
-)
-
-
-def settle_hold(
-    session: Session,
-    *,
-    extension_id: int,
-    debit: Decimal,
-    held: Decimal,
-    at: datetime,
-    reference: str,
-) -> Decimal | None:
-    """Debit an ended call's cost and take its hold off the extension, in one update, with
-    the debit's ledger entry; returns the balance after (None: no such extension)."""
-    after = execute(
-        session, _SETTLE, {"extension_id": extension_id, "debit": debit, "held": held}
-    ).scalar_one_or_none()
-    if after is not None and debit:
-        execute(session, _NEW_ENTRY, {
-            "extension_id": extension_id, "kind": CALL_DEBIT, "amount": -debit,
-            "balance_after": after, "reference": reference, "who": "", "created_at": at,
-        })
-    return after  # type: ignore[no-any-return]

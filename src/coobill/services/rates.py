@@ -16,6 +16,7 @@ from coobill.errors import BadRequest, UnknownExtension, UnknownRate
 from coobill.money import fmt, from_units
 from coobill.rating import Rate as RatingRate
 from coobill.rating import RateBook, Tariff, TimeWindow, cost, max_duration, minimum_to_connect
+from coobill.services import holds
 from coobill.services.context import BillingContext
 from coobill.services.rate_fields import ALL_EXTENSIONS, RateFields, check_rate_fields, parse_hhmm
 from coobill.services.settings import bump_rates_version, read_settings
@@ -267,7 +268,7 @@ async def quote(
         settings = await read_settings(uow)
         when = parse_hhmm(at, "at") if at else settings.local(ctx.clock()).time()
         book = await uow.session.run_sync(lambda s: rate_book(ctx, s, settings.rates_version))
-        funds = ext.balance + ext.credit_limit - ext.reserved
+        funds = holds.funds(ext.balance, ext.credit_limit, ext.reserved)
     rate = book.select(extension, number, when)
     if rate is None:
         return Quote(extension, number, when, None, seconds, None, funds, None)

@@ -1,41 +1,56 @@
 """Live calls' holds: listing them, reconciling them with the PBX, resolving flagged ones.
 
-After a restart or an AMI outage the daemon asks Asterisk which channels are live. A hold
-whose channel is gone and whose end was missed is settled from the best evidence, in order:
+After a restart or an AMI outage the daemon asks Asterisk which channels are live. An open
+hold whose channel is gone, and that no followed channel will settle, is settled from the best
+evidence of its channel's Dials, in order:
 1. a Cdr event seen later (the AMI follower settles it as usual; nothing to do here);
-2. Asterisk's CDR store, when configured (cdr_csv's Master.csv), read by the caller and
-   passed in as `find_cdr`;
+2. Asterisk's CDR store, when configured (every Master.csv row of the channel), read by the
+   caller and passed in as `find_cdr`; rows that show no Dial release the hold;
 3. otherwise it stays held, flagged for a billing user to resolve (release, or charge a
    number of seconds) in the portal or the CLI: never silently dropped or charged.
+A hold whose channel is live but not followed (it outlived a restart) is returned to the
+caller, to follow that channel to its end.
+
+Only a flagged hold can be resolved by hand: a live call's hold is the evidence's to close.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from coobill.errors import BadRequest, UnknownReservation
-from coobill.services import ledger
-from coobill.services.commands import Disposition, SettleCall, Settlement
+from coobill.services import holds
+from coobill.services.commands import (
+    DialOutcome,
+    Disposition,
+    SettleChannel,
+    Settlement,
+)
 from coobill.services.context import BillingContext
-from coobill.services.settings import read_settings
-from coobill.services.settlement import settle_call
+from coobill.services.settings import read_settings, settings_now
+from coobill.services.settlement import settle_channel
 from coobill.storage.tables import Reservation
 
 log = logging.getLogger("coobill.settlement")
 
-HELD = "held"
-FLAGGED = "flagged"
+HELD = holds.HELD
+FLAGGED = holds.FLAGGED
+MAX_CHARGE_SECONDS = 86_400  # a charge by hand of more than a day is a typing error
 
 
 @dataclass(frozen=True, slots=True)
 class HeldFunds:
+    id: int
     uniqueid: str
+    pbx: str
     extension: str
     number: str
     channel: str
@@ -49,22 +64,30 @@ class HeldFunds:
 
 def _view(r: Reservation) -> HeldFunds:
     return HeldFunds(
-        uniqueid=r.uniqueid, extension=r.extension_number, number=r.number, channel=r.channel,
-        amount=r.amount, limit_seconds=r.limit_seconds, rate=r.rate_label, state=r.state,
-        note=r.note, since=r.created_at,
+        id=r.id, uniqueid=r.uniqueid, pbx=r.pbx, extension=r.extension_number, number=r.number,
+        channel=r.channel, amount=r.amount, limit_seconds=r.limit_seconds, rate=r.rate_label,
+        state=r.state, note=r.note, since=r.created_at,
     )
 
 
 async def list_held(ctx: BillingContext, *, state: str | None = None) -> list[HeldFunds]:
+    """The open holds (held and flagged), or those in one state."""
     query = select(Reservation).order_by(Reservation.created_at, Reservation.id)
-    if state is not None:
-        query = query.where(Reservation.state == state)
+    query = query.where(Reservation.state.in_([state] if state else holds.OPEN))
     async with ctx.uow() as uow:
         return [_view(r) for r in (await uow.session.execute(query)).scalars()]
 
 
-CdrLookup = Callable[[str], Awaitable[SettleCall | None]]
+CdrLookup = Callable[[Collection[str]], Awaitable[dict[str, SettleChannel]]]
 LiveLookup = Callable[[], Awaitable[Collection[str]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciled:
+    settled: list[str]
+    flagged: list[str]
+    # Live channels holding funds (uniqueid -> their holds' tokens): follow them.
+    live: dict[str, list[str]]
 
 
 async def reconcile(
@@ -74,99 +97,104 @@ async def reconcile(
     asked_at: datetime | None,
     find_cdr: CdrLookup | None = None,
     still_live: LiveLookup | None = None,
-) -> tuple[list[str], list[str]]:
-    """Settle or flag the holds whose channel is no longer live. `asked_at` is when the live
-    list was asked for (PBX local time): holds made after it are left alone, their channel may
-    simply be newer than the list. Wall-clock dates go wrong when the clock jumps, so a caller
-    that can ask the PBX again passes `still_live` instead (and no `asked_at`): the holds are
-    read first, then the PBX is asked, and a channel up at that moment is live whatever the
-    dates say (it existed before its AGI request made the hold). Returns (settled uniqueids,
-    flagged uniqueids)."""
-    query = select(Reservation).where(Reservation.pbx == ctx.config.pbx.identity())
+) -> Reconciled:
+    """Settle or flag the open holds whose channel is no longer live. `asked_at` is when the
+    live list was asked for (PBX local time): holds made after it are left alone, their
+    channel may simply be newer than the list. Wall-clock dates go wrong when the clock jumps,
+    so a caller that can ask the PBX again passes `still_live` instead (and no `asked_at`):
+    the holds are read first, then the PBX is asked, and a channel up at that moment is live
+    whatever the dates say (it existed before its AGI request made the hold)."""
+    query = select(Reservation.uniqueid, Reservation.token).where(
+        Reservation.pbx == ctx.config.pbx.identity(), Reservation.state.in_(holds.OPEN))
     if asked_at is not None:
         query = query.where(Reservation.created_at < asked_at - timedelta(seconds=1))
+    channels: dict[str, list[str]] = defaultdict(list)
     async with ctx.uow() as uow:
-        orphans = (await uow.session.execute(query)).scalars().all()
-        orphans = [r for r in orphans if r.uniqueid not in live_uniqueids]
-    if orphans and still_live is not None:
+        for uniqueid, token in (await uow.session.execute(query)).tuples():
+            channels[uniqueid].append(token)
+    live = {u: t for u, t in channels.items() if u in live_uniqueids}
+    gone = [u for u in channels if u not in live_uniqueids]
+    if gone and still_live is not None:
         live_now = await still_live()
-        orphans = [r for r in orphans if r.uniqueid not in live_now]
+        live.update({u: channels[u] for u in gone if u in live_now})
+        gone = [u for u in gone if u not in live_now]
+    evidence = await find_cdr(gone) if find_cdr is not None and gone else {}
     settled: list[str] = []
     flagged: list[str] = []
-    for held in orphans:
-        evidence = await find_cdr(held.uniqueid) if find_cdr is not None else None
-        if evidence is not None:
-            await settle_call(ctx, evidence)
-            settled.append(held.uniqueid)
+    for uniqueid in gone:
+        found = evidence.get(uniqueid)
+        if found is not None:
+            await settle_channel(ctx, found)
+            settled.append(uniqueid)
             continue
-        if held.state != FLAGGED:
-            async with ctx.uow() as uow:
-                await uow.session.execute(
-                    update(Reservation)
-                    .where(Reservation.id == held.id)
-                    .values(state=FLAGGED, note="channel gone and its end was missed")
-                )
-                await uow.commit()
-            log.warning(
-                "settlement.flagged uniqueid=%s ext=%s held=%s reason=end_missed",
-                held.uniqueid, held.extension_number, held.amount,
-            )
-        flagged.append(held.uniqueid)
-    return settled, flagged
+        note = "channel gone and its end was missed"
+        await settle_channel(ctx, SettleChannel(uniqueid, "", "", (), leftover="flag", note=note))
+        flagged.append(uniqueid)
+    return Reconciled(settled, flagged, live)
 
 
-async def release(ctx: BillingContext, uniqueid: str) -> None:
-    """Release a hold without charging: the billing user decided the call cost nothing."""
+async def _flagged_hold(ctx: BillingContext, uniqueid: str, hold_id: int | None) -> Reservation:
+    """The one flagged hold a billing user means; refused for a hold that is not flagged."""
+    query = select(Reservation).where(Reservation.uniqueid == uniqueid,
+                                      Reservation.state.in_(holds.OPEN))
+    if hold_id is not None:
+        query = query.where(Reservation.id == hold_id)
     async with ctx.uow() as uow:
-        held = (
-            await uow.session.execute(select(Reservation).where(Reservation.uniqueid == uniqueid))
-        ).scalar_one_or_none()
-        if held is None:
-            raise UnknownReservation(f"no funds are held for call {uniqueid}", field="uniqueid")
-        await uow.session.run_sync(
-            lambda session: ledger.release_hold(session, held.extension_id, held.amount)
-        )
-        await uow.session.execute(delete(Reservation).where(Reservation.id == held.id))
-        await uow.commit()
-    log.info("settlement.released uniqueid=%s by=billing_user", uniqueid)
+        found = list((await uow.session.execute(query.order_by(Reservation.id))).scalars())
+    if not found:
+        raise UnknownReservation(f"no funds are held for call {uniqueid}", field="uniqueid")
+    flagged = [h for h in found if h.state == FLAGGED]
+    if not flagged:  # a live call's: its own evidence settles it
+        raise UnknownReservation(f"call {uniqueid} has no flagged hold to resolve",
+                                 field="uniqueid")
+    if len(flagged) > 1:
+        ids = ", ".join(str(h.id) for h in flagged)
+        raise BadRequest(f"uniqueid: call {uniqueid} has several flagged holds ({ids}): "
+                         "say which (--hold ID)", field="hold")
+    return flagged[0]
 
 
-async def release_if_unsettled(ctx: BillingContext, uniqueid: str) -> bool:
-    """Release the hold of a call that never dialled; False when there is none (settled)."""
-    def work(session):  # type: ignore[no-untyped-def]
-        held = session.execute(
-            select(Reservation.id, Reservation.extension_id, Reservation.amount)
-            .where(Reservation.uniqueid == uniqueid)
-        ).first()
-        if held is None:
-            return False
-        ledger.release_hold(session, held.extension_id, held.amount)
-        session.execute(delete(Reservation).where(Reservation.id == held.id))
-        return True
+async def release(ctx: BillingContext, uniqueid: str, *, hold_id: int | None = None,
+                  by: str = "billing_user") -> Decimal:
+    """Release a flagged hold without charging: the billing user decided the call cost
+    nothing. What it gave back."""
+    hold = await _flagged_hold(ctx, uniqueid, hold_id)
 
-    return await ctx.uow.run(work)
+    def work(session: Session) -> Decimal | None:
+        closed = holds.close(session, hold.id, holds.RELEASED,
+                             at=settings_now(session).local(ctx.clock()),
+                             note=f"released by {by}"[:255])
+        return closed.amount if closed is not None else None
+
+    given_back = await ctx.uow.run(work)
+    if given_back is None:  # closed meanwhile (its Cdr came): nothing of it is left to move
+        raise UnknownReservation(f"no funds are held for call {uniqueid}", field="uniqueid")
+    log.info("settlement.released uniqueid=%s hold=%s by=%s amount=%s", uniqueid, hold.id, by,
+             given_back)
+    return given_back
 
 
-async def charge(ctx: BillingContext, uniqueid: str, seconds: int) -> Settlement | None:
-    """Resolve a hold by charging `seconds` of talk at the price the call was allowed at."""
-    if seconds < 0:
-        raise BadRequest("seconds: must not be negative", field="seconds")
+async def charge(ctx: BillingContext, uniqueid: str, seconds: int, *,
+                 hold_id: int | None = None) -> Settlement | None:
+    """Resolve a flagged hold by charging `seconds` of talk at the price the call was allowed
+    at (capped by its limit, as a Dial's would be)."""
+    if not 0 <= seconds <= MAX_CHARGE_SECONDS:
+        raise BadRequest(f"seconds: a whole number of seconds, 0 to {MAX_CHARGE_SECONDS}",
+                         field="seconds")
+    hold = await _flagged_hold(ctx, uniqueid, hold_id)
     async with ctx.uow() as uow:
-        held = (
-            await uow.session.execute(select(Reservation).where(Reservation.uniqueid == uniqueid))
-        ).scalar_one_or_none()
-        if held is None:
-            raise UnknownReservation(f"no funds are held for call {uniqueid}", field="uniqueid")
         now = (await read_settings(uow)).local(ctx.clock())
     answered = seconds > 0
-    return await settle_call(
-        ctx,
-        SettleCall(
-            uniqueid=uniqueid, caller_extension=held.extension_number, caller_name="",
-            dialled_number=held.number, start=held.created_at,
-            answer=now - timedelta(seconds=seconds) if answered else None, end=now,
-            billable_seconds=seconds,
-            disposition=Disposition.ANSWERED if answered else Disposition.NO_ANSWER,
-            evidence="manual",
-        ),
+    dial = DialOutcome(
+        leg=f"hold:{hold.id}", dialled_number=hold.number, start=hold.created_at,
+        answer=now - timedelta(seconds=seconds) if answered else None, end=now,
+        billable_seconds=seconds,
+        disposition=Disposition.ANSWERED if answered else Disposition.NO_ANSWER,
+        authorization=hold.token, evidence="manual",
     )
+    done = await settle_channel(ctx, SettleChannel(
+        uniqueid, hold.extension_number, "", (dial,), leftover="keep"))
+    return done[0] if done else None
+
+
+__all__ = ["HeldFunds", "Reconciled", "charge", "list_held", "reconcile", "release"]

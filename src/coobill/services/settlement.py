@@ -1,26 +1,48 @@
-"""Settling a call when it ends: record it, debit its exact cost, release its hold — once.
+"""Settling a channel when it ends: record each Dial, debit the answered ones, close its holds.
 
-Exactly once is the database's job, not memory's: the call's uniqueid is unique in `call`,
-and (call_debit, uniqueid) is unique in the ledger, so a repeated or concurrent settlement
-of the same call fails its insert and rolls back whole.
+One transaction per channel:
+- Each answered Dial is one call record and one debit, at the tariff of the authorization it
+  went out under (its hold), its billable seconds capped at that hold's limit (Dial's `L()`
+  cut the dialled party there; more would be the caller's own earlier answer, ASTERISK.md §8).
+  A channel none of whose Dials was answered gets one record at cost 0.
+- The Dial's hold is known by the token the daemon saw it dial under; without it (the Dial
+  was not seen: a restart, an AMI gap) the channel's newest hold for the same number, else its
+  newest hold.
+- Holds a Dial went out under are settled; the others are released when the evidence covers
+  every Dial of the channel, and flagged otherwise (SettleChannel.leftover).
+- A Dial of no hold at all did not pass the gate: recorded, flagged ungated, charged at the
+  rate in force when it was answered (if it went out: not to a phone, not to an extension).
+
+Exactly once is the database's job: a call record is unique on (PBX, uniqueid, leg), the
+channel's holds are read FOR UPDATE and closed by conditional updates (services/holds.py), and
+a debit refers to its record. Settling a channel again records and debits nothing twice.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 from functools import partial
 
-from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from coobill.money import ZERO
 from coobill.rating import Tariff, cost
-from coobill.services import ledger
-from coobill.services.commands import Disposition, SettleCall, Settlement
+from coobill.services import holds, ledger
+from coobill.services.commands import (
+    DialOutcome,
+    Disposition,
+    SettleCall,
+    SettleChannel,
+    Settlement,
+)
 from coobill.services.context import BillingContext
-from coobill.services.gate import tariff_from_text
+from coobill.services.gate import rate_label, tariff_from_text
 from coobill.services.rates import rate_book
 from coobill.services.settings import BillingSettings, settings_now
 from coobill.storage.fast import execute
@@ -28,123 +50,218 @@ from coobill.storage.tables import Call, Extension, Reservation, table
 
 log = logging.getLogger("coobill.settlement")
 
-
-async def settle_call(ctx: BillingContext, cmd: SettleCall) -> Settlement | None:
-    """Settle one ended call. Returns None for a call that is not ours to record
-    (an internal call that never passed the gate)."""
-    try:
-        return await ctx.uow.run(partial(_settle, ctx, cmd))
-    except IntegrityError:
-        # Another daemon (or a duplicate event racing us) settled it first.
-        return Settlement(cmd.uniqueid, ZERO, debited=False)
-
-
 _call = table(Call)
-_reservation = table(Reservation)
+_hold = table(Reservation)
 _extension = table(Extension)
-# Built once: settlement runs them for every call that ends.
-_TAKE_HOLD = (
-    delete(_reservation)
-    .where(_reservation.c.uniqueid == bindparam("uniqueid"))
-    .returning(
-        _reservation.c.extension_id, _reservation.c.extension_number, _reservation.c.amount,
-        _reservation.c.billed, _reservation.c.tariff, _reservation.c.rate_id,
-        _reservation.c.rate_label,
-    )
+_CHANNEL_HOLDS = (
+    select(_hold.c.id, _hold.c.token, _hold.c.extension_id, _hold.c.extension_number,
+           _hold.c.number, _hold.c.amount, _hold.c.billed, _hold.c.limit_seconds,
+           _hold.c.tariff, _hold.c.rate_id, _hold.c.rate_label, _hold.c.state)
+    .where(_hold.c.pbx == bindparam("pbx"), _hold.c.uniqueid == bindparam("uniqueid"))
+    .order_by(_hold.c.id)
+    .with_for_update()
 )
-_ALREADY_SETTLED = select(_call.c.cost).where(_call.c.uniqueid == bindparam("uniqueid"))
+_RECORDED_LEGS = select(_call.c.leg, _call.c.cost).where(
+    _call.c.pbx == bindparam("pbx"), _call.c.uniqueid == bindparam("uniqueid"))
 _EXTENSION_BY_NUMBER = select(
     _extension.c.id, _extension.c.billing_enabled, _extension.c.balance
 ).where(_extension.c.number == bindparam("number"))
-_RECORD_CALL = insert(_call)
+_IS_EXTENSION = select(_extension.c.id).where(_extension.c.number == bindparam("number"))
+_RECORD_CALL = insert(_call).returning(_call.c.id)
 
 
-def _settle(ctx: BillingContext, cmd: SettleCall, session: Session) -> Settlement | None:
-    """A gated call: take its hold (a delete), record the call, debit and release in one
-    update, write the debit's ledger entry. Anything that fails rolls all of it back."""
-    held = execute(session, _TAKE_HOLD, {"uniqueid": cmd.uniqueid}).first()
-    if held is None:
-        # A settled call has no hold left; a call that has neither never passed the gate.
-        done = execute(session, _ALREADY_SETTLED, {"uniqueid": cmd.uniqueid}).scalar_one_or_none()
-        if done is not None:
-            return Settlement(cmd.uniqueid, done, debited=False)
+async def settle_channel(ctx: BillingContext, cmd: SettleChannel) -> list[Settlement]:
+    """Settle one ended channel; one Settlement per call record it made (none for a call
+    that was not ours to record, or for a repeat)."""
+    try:
+        return await ctx.uow.run(partial(_settle, ctx, cmd))
+    except IntegrityError:
+        # Settled at this very moment by someone else (a second daemon, a duplicate racing
+        # us): run again, to record what they did not.
+        return await ctx.uow.run(partial(_settle, ctx, cmd))
+
+
+async def settle_call(ctx: BillingContext, cmd: SettleCall) -> Settlement | None:
+    """Settle the one Dial of a channel. None for a call that is not ours to record (an
+    internal call that never passed the gate); `debited` False for a repeat."""
+    done = await settle_channel(ctx, cmd.as_channel())
+    if done:
+        return done[0]
+    cost = await _recorded_cost(ctx, cmd)
+    return None if cost is None else Settlement(cmd.uniqueid, cost, debited=False)
+
+
+async def _recorded_cost(ctx: BillingContext, cmd: SettleCall) -> Decimal | None:
+    """What the call was charged when it was settled before (None: it never was)."""
+    async with ctx.uow() as uow:
+        found = (await uow.session.execute(
+            _RECORDED_LEGS, {"pbx": ctx.config.pbx.identity(), "uniqueid": cmd.uniqueid})).all()
+    legs = {row.leg: row.cost for row in found}
+    return legs.get(cmd.leg, next(iter(legs.values()), None))
+
+
+@dataclass(frozen=True, slots=True)
+class _Hold:
+    id: int
+    token: str
+    extension_id: int | None
+    extension_number: str
+    number: str
+    amount: Decimal
+    billed: bool
+    limit_seconds: int | None
+    tariff: str
+    rate_id: int | None
+    rate_label: str
+    state: str
+
+
+def _settle(ctx: BillingContext, cmd: SettleChannel, session: Session) -> list[Settlement]:
     settings = settings_now(session)
+    pbx = ctx.config.pbx.identity()
+    key = {"pbx": pbx, "uniqueid": cmd.uniqueid}
+    channel_holds = [_Hold(**row._asdict()) for row in execute(session, _CHANNEL_HOLDS, key).all()]
+    recorded = {row.leg for row in execute(session, _RECORDED_LEGS, key).all()}
+    now = settings.local(ctx.clock())
+    used: set[int] = set()
+    done: list[Settlement] = []
+    for dial in cmd.records():
+        hold = _hold_of(dial, channel_holds)
+        if hold is not None and hold.state in holds.OPEN:
+            used.add(hold.id)
+        if dial.leg in recorded:
+            continue  # settled before: nothing twice
+        settled = _record(ctx, session, settings, cmd, dial, hold, pbx, now)
+        if settled is not None:
+            recorded.add(dial.leg)
+            done.append(settled)
+    for hold in channel_holds:
+        if hold.state not in holds.OPEN:
+            continue
+        if hold.id in used:
+            holds.close(session, hold.id, holds.SETTLED, at=now)
+        elif cmd.leftover == "release":
+            holds.close(session, hold.id, holds.RELEASED, at=now, note="no Dial went out under it")
+            log.info("settlement.released uniqueid=%s hold=%s ext=%s held=%s reason=no_dial",
+                     cmd.uniqueid, hold.id, hold.extension_number, hold.amount)
+        elif cmd.leftover == "flag" and hold.state == holds.HELD:
+            note = cmd.note or "its channel ended and no evidence shows what it cost"
+            holds.flag(session, hold.id, note)
+            log.warning("settlement.flagged uniqueid=%s hold=%s ext=%s held=%s reason=%r",
+                        cmd.uniqueid, hold.id, hold.extension_number, hold.amount, note)
+    return done
 
+
+def _hold_of(dial: DialOutcome, channel_holds: list[_Hold]) -> _Hold | None:
+    """The authorization this Dial went out under: the one the daemon saw; else the newest
+    open one for the number it dialled, else the newest open one, else the newest at all (a
+    closed one: the Dial is late evidence of a call already resolved)."""
+    if not channel_holds:
+        return None
+    if dial.authorization is not None:
+        for hold in channel_holds:
+            if hold.token == dial.authorization:
+                return hold
+    usable = [h for h in channel_holds if h.state != holds.UNDONE]
+    open_ = [h for h in usable if h.state in holds.OPEN]
+    for candidates in ([h for h in open_ if h.number == dial.dialled_number], open_, usable):
+        if candidates:
+            return candidates[-1]
+    return None
+
+
+def _record(
+    ctx: BillingContext, session: Session, settings: BillingSettings, cmd: SettleChannel,
+    dial: DialOutcome, hold: _Hold | None, pbx: str, now: datetime,
+) -> Settlement | None:
+    start, answer, end = (_local(settings, t) for t in (dial.start, dial.answer, dial.end))
+    answered = dial.disposition == Disposition.ANSWERED
+    billsec = max(dial.billable_seconds, 0) if answered else 0
     tariff: Tariff | None = None
     rate_id: int | None = None
-    rate_label = ""
-    extension_number = cmd.caller_extension
+    label = ""
     extension_id: int | None = None
-    balance_after = None
-    if held is not None:
-        extension_number, extension_id = held.extension_number, held.extension_id
-        if held.billed:
-            tariff, rate_id, rate_label = tariff_from_text(held.tariff), held.rate_id, held.rate_label
+    extension_number = cmd.caller_extension
+    charge = True
+    if hold is not None:
+        extension_id, extension_number = hold.extension_id, hold.extension_number
+        if hold.limit_seconds is not None and billsec > hold.limit_seconds:
+            log.warning("settlement.beyond_limit uniqueid=%s leg=%s billsec=%s limit=%s",
+                        cmd.uniqueid, dial.leg, billsec, hold.limit_seconds)
+            billsec = hold.limit_seconds
+        if hold.billed:
+            tariff, rate_id, label = tariff_from_text(hold.tariff), hold.rate_id, hold.rate_label
+        if hold.state == holds.RELEASED:
+            # A billing user (or the evidence then) said this authorization cost nothing: the
+            # late Dial is recorded, not charged.
+            charge = False
+            log.warning("settlement.after_release uniqueid=%s hold=%s leg=%s billsec=%s",
+                        cmd.uniqueid, hold.id, dial.leg, billsec)
     else:
-        if _is_internal(session, cmd, ctx.config.ami.phone_pattern):
+        if _is_internal(session, dial, ctx.config.ami.phone_pattern):
             return None
         ext = execute(session, _EXTENSION_BY_NUMBER, {"number": extension_number}).first()
         # An ungated call is billed only to a known extension with billing on: an unknown
         # one calls free (as the gate lets it) and has no balance to debit.
         if ext is not None:
-            extension_id, balance_after = ext.id, ext.balance
+            extension_id = ext.id
             if settings.billing_enabled and ext.billing_enabled:
-                tariff, rate_id, rate_label = _rate_for_ungated(ctx, session, cmd, settings)
-    answered = cmd.disposition == Disposition.ANSWERED
-    amount = cost(tariff, cmd.billable_seconds) if tariff is not None and answered else ZERO
-
-    # The unique uniqueid stops a second settlement here (IntegrityError, all rolled back).
-    execute(session, _RECORD_CALL, {
-        "uniqueid": cmd.uniqueid, "caller_extension": extension_number,
-        "caller_name": cmd.caller_name[:128], "dialled_number": cmd.dialled_number[:64],
-        "start": cmd.start, "answer": cmd.answer, "end": cmd.end,
-        "billable_seconds": max(cmd.billable_seconds, 0), "trunk": (cmd.trunk or "")[:64],
+                tariff, rate_id, label = _rate_for_ungated(ctx, session, cmd, settings,
+                                                           answer or start or end, dial)
+    amount = cost(tariff, billsec) if tariff is not None and answered and charge else ZERO
+    call_id = execute(session, _RECORD_CALL, {
+        "pbx": pbx, "uniqueid": cmd.uniqueid, "leg": dial.leg[:128],
+        "caller_extension": extension_number, "caller_name": cmd.caller_name[:128],
+        "dialled_number": dial.dialled_number[:64], "start": start, "answer": answer,
+        "end": end, "billable_seconds": billsec, "trunk": (dial.trunk or "")[:64],
         "rate_id": rate_id if tariff is not None else None,
-        "rate_label": rate_label if tariff is not None else "", "cost": amount,
-        "disposition": str(cmd.disposition), "gated": held is not None, "evidence": cmd.evidence,
-    })
-
-    held_amount = held.amount if held is not None else ZERO
-    if extension_id is not None and (amount or held_amount):
-        balance_after = ledger.settle_hold(
-            session, extension_id=extension_id, debit=amount, held=held_amount,
-            at=cmd.end or settings.local(ctx.clock()), reference=cmd.uniqueid,
+        "rate_label": label if tariff is not None else "", "cost": amount,
+        "disposition": str(dial.disposition), "gated": hold is not None,
+        "evidence": dial.evidence, "reservation_id": hold.id if hold is not None else None,
+    }).scalar_one()
+    balance_after = None
+    if extension_id is not None and amount:
+        _, balance_after = ledger.post_entry(
+            session, extension_id=extension_id, kind=ledger.CALL_DEBIT, amount=-amount,
+            at=end or now, reference=f"call:{call_id}",
         )
-        if held is not None and amount > held_amount:
-            log.warning(
-                "settlement.over_hold uniqueid=%s ext=%s cost=%s held=%s",
-                cmd.uniqueid, extension_number, amount, held_amount,
-            )
     log.info(
-        "settlement.debit uniqueid=%s ext=%s number=%s disposition=%s billsec=%s trunk=%s "
-        "rate=%s cost=%s balance_after=%s gated=%s evidence=%s",
-        cmd.uniqueid, extension_number, cmd.dialled_number, cmd.disposition,
-        cmd.billable_seconds, cmd.trunk or "-", rate_id or "-", amount,
-        balance_after if balance_after is not None else "-", held is not None, cmd.evidence,
+        "settlement.debit uniqueid=%s leg=%s ext=%s number=%s disposition=%s billsec=%s "
+        "trunk=%s rate=%s cost=%s balance_after=%s gated=%s evidence=%s",
+        cmd.uniqueid, dial.leg or "-", extension_number, dial.dialled_number, dial.disposition,
+        billsec, dial.trunk or "-", rate_id or "-", amount,
+        balance_after if balance_after is not None else "-", hold is not None, dial.evidence,
     )
-    return Settlement(cmd.uniqueid, amount, debited=True, balance_after=balance_after, rate_id=rate_id)
+    return Settlement(cmd.uniqueid, amount, debited=True, balance_after=balance_after,
+                      rate_id=rate_id)
 
 
-def _is_internal(session: Session, cmd: SettleCall, phone_pattern: str) -> bool:
+def _local(settings: BillingSettings, when: datetime | None) -> datetime | None:
+    """A time as the PBX's naive local time (the zone as set now: a change applies at once)."""
+    if when is None or when.tzinfo is None:
+        return when
+    return settings.local(when)
+
+
+def _is_internal(session: Session, dial: DialOutcome, phone_pattern: str) -> bool:
     """An ungated call is ours to record only if it went out: not to a phone, not to an
     extension's number."""
-    if cmd.trunk and re.search(phone_pattern, cmd.trunk):
+    if dial.trunk and re.search(phone_pattern, dial.trunk):
         return True
-    found = (
-        session.execute(
-            select(Extension.id).where(Extension.number == cmd.dialled_number)
-        )
-    ).scalar_one_or_none()
-    return found is not None
+    return execute(session, _IS_EXTENSION, {"number": dial.dialled_number}).first() is not None
 
 
 def _rate_for_ungated(
-    ctx: BillingContext, session: Session, cmd: SettleCall, settings: BillingSettings
+    ctx: BillingContext, session: Session, cmd: SettleChannel, settings: BillingSettings,
+    when: datetime | None, dial: DialOutcome,
 ) -> tuple[Tariff | None, int | None, str]:
-    when = cmd.answer or cmd.start or cmd.end
     if when is None:
         return None, None, ""
-    rate = rate_book(ctx, session, settings.rates_version).select(cmd.caller_extension, cmd.dialled_number, when.time())
+    book = rate_book(ctx, session, settings.rates_version)
+    rate = book.select(cmd.caller_extension, dial.dialled_number, when.time())
     if rate is None:
         return None, None, ""
-    return rate.tariff, rate.id, f"#{rate.id} {rate.prefix or '(any)'} {rate.remark}".strip()
+    return rate.tariff, rate.id, rate_label(rate.id, rate.prefix, rate.remark)
+
+
+__all__ = ["settle_call", "settle_channel"]

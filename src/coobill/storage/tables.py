@@ -9,6 +9,7 @@ from typing import Any, cast
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     ForeignKey,
     Index,
@@ -62,6 +63,8 @@ def table(model: type[Base]) -> Table:
 
 class Extension(Base):
     __tablename__ = "extension"
+    # Negative reserved funds would be spendable funds: the database refuses them.
+    __table_args__ = (CheckConstraint("reserved >= 0", name="reserved_not_negative"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     number: Mapped[str] = mapped_column(String(32), unique=True)
@@ -98,7 +101,8 @@ class Rate(Base):
 
 
 class LedgerEntry(Base):
-    """One change of one balance. Append-only: the balance is the sum of its entries."""
+    """One change of one balance. Append-only: the balance is the sum of its entries, and each
+    entry carries a MAC chained to the one before it (services/ledger_seal.py)."""
 
     __tablename__ = "ledger_entry"
     __table_args__ = (UniqueConstraint("kind", "reference", name="uq_ledger_entry_kind_reference"),)
@@ -113,6 +117,22 @@ class LedgerEntry(Base):
     reference: Mapped[str | None] = mapped_column(String(64), nullable=True)
     who: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    # HMAC-SHA256 of this entry and the MAC before it, keyed by the ledger key (kept outside
+    # the database): a rewrite of the database alone breaks the chain.
+    mac: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class LedgerHead(Base):
+    """The end of the ledger's MAC chain: the last entry, and a MAC of that, so that removing
+    the last entries shows too."""
+
+    __tablename__ = "ledger_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
+    last_entry_id: Mapped[int] = mapped_column(Integer, default=0)
+    last_mac: Mapped[str] = mapped_column(String(64), default="")
+    entries: Mapped[int] = mapped_column(Integer, default=0)
+    mac: Mapped[str] = mapped_column(String(64), default="")
 
 
 class Recharge(Base):
@@ -128,11 +148,21 @@ class Recharge(Base):
 
 
 class Call(Base):
+    """One Dial of one channel: a gated channel that dials twice makes two records. Known by
+    (PBX, the dialling channel's uniqueid, `leg`: the channel it dialled, "" for a channel's
+    one record of a Dial nobody answered)."""
+
     __tablename__ = "call"
-    __table_args__ = (Index("ix_call_start", "start"), Index("ix_call_caller_start", "caller_extension", "start"))
+    __table_args__ = (
+        Index("ix_call_start", "start"),
+        Index("ix_call_caller_start", "caller_extension", "start"),
+        UniqueConstraint("pbx", "uniqueid", "leg", name="uq_call_pbx_uniqueid_leg"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    uniqueid: Mapped[str] = mapped_column(String(64), unique=True)
+    pbx: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    uniqueid: Mapped[str] = mapped_column(String(64), index=True)
+    leg: Mapped[str] = mapped_column(String(128), default="", server_default="")
     caller_extension: Mapped[str] = mapped_column(String(32))
     caller_name: Mapped[str] = mapped_column(String(128), default="")
     dialled_number: Mapped[str] = mapped_column(String(64))
@@ -147,15 +177,26 @@ class Call(Base):
     disposition: Mapped[str] = mapped_column(String(16))
     gated: Mapped[bool] = mapped_column(Boolean, default=True)
     evidence: Mapped[str] = mapped_column(String(16), default="cdr")
+    # The hold (authorization) the call was allowed and charged under; None: ungated.
+    reservation_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Reservation(Base):
-    """Funds held by a call the gate allowed, until settlement debits or releases them."""
+    """Funds held by one authorization of the gate, until evidence closes it (see
+    services/holds.py for its life). Closed holds stay, as the record of how they ended."""
 
     __tablename__ = "reservation"
+    __table_args__ = (
+        CheckConstraint("amount >= 0", name="amount_not_negative"),
+        Index("ix_reservation_pbx_uniqueid", "pbx", "uniqueid"),
+        Index("ix_reservation_state", "state"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    uniqueid: Mapped[str] = mapped_column(String(64), unique=True)
+    # Made by the gate before it writes, so whatever it wrote can be found and undone even
+    # when it gave up waiting for its own transaction.
+    token: Mapped[str] = mapped_column(String(32), unique=True)
+    uniqueid: Mapped[str] = mapped_column(String(64))
     extension_id: Mapped[int | None] = mapped_column(ForeignKey("extension.id"), index=True, nullable=True)
     extension_number: Mapped[str] = mapped_column(String(32))
     number: Mapped[str] = mapped_column(String(64))
@@ -170,9 +211,12 @@ class Reservation(Base):
     rate_label: Mapped[str] = mapped_column(String(255), default="")
     # The PBX whose call this is ([pbx] name): recovery reconciles only its own PBX's holds.
     pbx: Mapped[str] = mapped_column(String(64), default="", server_default="", index=True)
-    state: Mapped[str] = mapped_column(String(16), default="held")  # held | flagged
+    # held | flagged (open: `amount` is in the extension's reserved funds);
+    # settled | released | undone (closed: nothing held any more)
+    state: Mapped[str] = mapped_column(String(16), default="held")
     note: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class Setting(Base):

@@ -10,14 +10,23 @@ The hot paths (authorizing and settling calls) are written as plain functions of
 Session and handed to `run()`, which commits when they return. On SQLite they run on one
 dedicated thread with the stdlib driver, several to a transaction when several are queued
 (group commit) — and the daemon's own writers queue there instead of on SQLite's busy lock. On
-PostgreSQL they run through AsyncSession.run_sync on asyncpg. One code path, either way.
+PostgreSQL they run through AsyncSession.run_sync on asyncpg, in a task of their own: a
+caller that stops waiting (the gate's deadline) never cuts a transaction off half-way, on
+either database, and its `undo` then reverses what the work committed.
+
+Every session carries the ledger key in `session.info[LEDGER_KEY]` (services/ledger.py seals
+entries with it).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import secrets
 from collections.abc import Callable
+from functools import partial
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -27,7 +36,11 @@ from coobill.storage.checkpoint import WalCheckpointer
 from coobill.storage.db import end_failed_commits
 from coobill.storage.group_commit import LedgerThread
 
+log = logging.getLogger("coobill.ledger")
+
 T = TypeVar("T")
+
+LEDGER_KEY = "coobill.ledger_key"
 
 
 class UnitOfWork:
@@ -91,15 +104,20 @@ def _sync_sqlite_engine(engine: AsyncEngine) -> Engine | None:
 class UnitOfWorkFactory:
     """Makes units of work on one engine; `dialect` tells services which SQL to use."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, ledger_key: bytes | None = None) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+        # No key given (a test's ledger, an in-memory one): a key of this factory's own.
+        self.ledger_key = ledger_key if ledger_key is not None else secrets.token_bytes(32)
+        info = {LEDGER_KEY: self.ledger_key}
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False,
+                                            info=info)
         self._sync_engine = _sync_sqlite_engine(engine) if self.dialect == "sqlite" else None
         self._sync_sessions = (
-            sessionmaker(self._sync_engine, expire_on_commit=False, autoflush=False)
+            sessionmaker(self._sync_engine, expire_on_commit=False, autoflush=False, info=info)
             if self._sync_engine is not None else None
         )
+        self._in_flight: set[asyncio.Task[Any]] = set()
         # SQLite's ledger thread (None on PostgreSQL and in-memory SQLite), and the WAL
         # checkpoints it leaves to a thread of their own.
         self.ledger_thread: LedgerThread | None = None
@@ -125,14 +143,42 @@ class UnitOfWorkFactory:
         comes back only once that transaction has committed. If the caller is cancelled
         while `work` is still queued it never runs; if it already ran, `undo` then reverses
         what it committed (say, a hold for a call the gate could no longer tell about)."""
-        if self.ledger_thread is None:
-            async with self() as uow:
-                result = await uow.session.run_sync(work)
-                await uow.commit()
-                return result
-        return await self.ledger_thread.submit(work, undo)  # type: ignore[no-any-return]
+        if self.ledger_thread is not None:
+            return await self.ledger_thread.submit(work, undo)  # type: ignore[no-any-return]
+        task = asyncio.ensure_future(self._transaction(work))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if undo is not None:
+                task.add_done_callback(partial(self._undo_after, undo))
+            raise
+
+    async def _transaction(self, work: Callable[[Session], T]) -> T:
+        async with self() as uow:
+            result = await uow.session.run_sync(work)
+            await uow.commit()
+            return result
+
+    def _undo_after(self, undo: Callable[[Session, Any], None], done: asyncio.Task[Any]) -> None:
+        """The caller gave up while `work` ran: once it has committed, reverse it."""
+        if done.cancelled() or done.exception() is not None:
+            return  # nothing was committed
+        result = done.result()
+        task = asyncio.ensure_future(self._transaction(lambda session: undo(session, result)))
+        self._in_flight.add(task)
+        task.add_done_callback(self._undo_done)
+
+    def _undo_done(self, task: asyncio.Task[Any]) -> None:
+        self._in_flight.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("ledger.undo_failed error=%r", task.exception())
 
     async def dispose(self) -> None:
+        # Transactions (and undos) a caller stopped waiting for still finish.
+        while self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
         if self.ledger_thread is not None:
             self.ledger_thread.shutdown()
         if self.checkpointer is not None:

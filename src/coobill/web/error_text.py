@@ -60,6 +60,10 @@ _ZH: list[tuple[str, str]] = [
     (r"rate (?P<v>.+) does not exist", "费率 {v} 不存在"),
     (r"user (?P<v>.+) does not exist", "用户 {v} 不存在"),
     (r"no funds are held for call (?P<v>.+)", "通话 {v} 没有预留金额"),
+    (r"call (?P<v>.+) has no flagged hold to resolve", "通话 {v} 没有待处理的标记预留"),
+    (r"call (?P<v>.+) has several flagged holds \((?P<ids>.+)\): say which \(--hold ID\)",
+     "通话 {v} 有多个标记预留({ids}):请指明是哪一个(--hold ID)"),
+    (r"a whole number of seconds, 0 to (?P<n>\d+)", "秒数必须是 0 到 {n} 之间的整数"),
 ]
 _COMPILED = [(re.compile(pattern), text) for pattern, text in _ZH]
 _FIELD = re.compile(r"^[a-z_]+: ")
