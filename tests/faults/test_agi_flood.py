@@ -17,6 +17,7 @@ from functools import partial
 
 from coobill.agi.server import GateOptions, GateServer
 from coobill.rating import max_duration
+from coobill.services.commands import SettleChannel
 from coobill.services.context import BillingContext
 from coobill.services.extensions import (
     ExtensionChanges,
@@ -24,7 +25,6 @@ from coobill.services.extensions import (
     ensure_extensions,
     recharge,
 )
-from coobill.services.commands import SettleChannel
 from coobill.services.gate import authorize_call
 from coobill.services.settlement import settle_channel
 from tests.fakes.ami_server import PJSIP

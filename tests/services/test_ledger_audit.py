@@ -15,7 +15,6 @@ from coobill.services.extensions import ExtensionChanges
 from coobill.storage.uow import UnitOfWorkFactory
 from tests.services.conftest import authorize, ended, make_extension, make_rate, rows, settle
 
-
 # The debit of call c3's record (debits refer to the record, not the uniqueid).
 DEBIT_OF_C3 = "(SELECT 'call:' || CAST(id AS VARCHAR(20)) FROM call WHERE uniqueid = 'c3')"
 
