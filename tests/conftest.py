@@ -142,3 +142,18 @@ async def ctx(database_url: tuple[str, str | None], clock: FakeClock) -> AsyncIt
         yield context
     finally:
         await context.uow.dispose()
+
+
+@pytest.fixture
+async def other_ctx(
+    database_url: tuple[str, str | None], clock: FakeClock
+) -> AsyncIterator[BillingContext]:
+    """A second daemon's context on the same ledger: its own engine, pool and ledger thread."""
+    url, pg_schema = database_url
+    engine = pg_engine(url, pg_schema) if pg_schema else create_engine(url)
+    context = bootstrap(settings_for(url), uow=UnitOfWorkFactory(engine, ledger_key=LEDGER_KEY),
+                        clock=clock)
+    try:
+        yield context
+    finally:
+        await context.uow.dispose()

@@ -364,3 +364,109 @@ class TestClocks:
         ticks.now += 100  # our clocks say nothing about this call
         [ended] = tracker.feed(stamped(hangup(), 9.0))
         assert ended.record.billable_seconds == 7
+
+
+def leg_begin(dest_uid: str, dest: str) -> dict[str, str]:
+    return dial_begin(dest) | {"DestUniqueid": dest_uid}
+
+
+def leg_end(status: str, dest_uid: str, dest: str) -> dict[str, str]:
+    return dial_end(status, dest) | {"DestUniqueid": dest_uid}
+
+
+class TestLegsAndAuthorizations:
+    def test_each_dial_of_a_channel_is_its_own_record_under_its_own_authorization(self) -> None:
+        """Dial(...,g), the gate again, another Dial: two answered legs, each with the token
+        of the authorization it went out under."""
+        clock = Clock()
+        tracker = CallTracker(clock=clock, cdr_events="on")
+        tracker.connected()
+        tracker.authorized(CALLER, "first")
+        tracker.feed(leg_begin("1700000000.2", "PJSIP/carrier-a-00000001"))
+        tracker.feed(leg_end("ANSWER", "1700000000.2", "PJSIP/carrier-a-00000001"))
+        clock.now += 60.2
+        tracker.feed(hangup("1700000000.2"))
+        tracker.authorized(CALLER, "second")
+        tracker.feed(leg_begin("1700000000.3", "PJSIP/carrier-a-00000002"))
+        tracker.feed(leg_end("ANSWER", "1700000000.3", "PJSIP/carrier-a-00000002"))
+        clock.now += 30.4
+        tracker.feed(hangup("1700000000.3"))
+        assert tracker.feed(hangup()) == []  # its Cdrs are to come
+        tracker.feed(cdr(billsec="60", dest="PJSIP/carrier-a-00000001"))
+        [ended] = tracker.feed(cdr(billsec="30", dest="PJSIP/carrier-a-00000002"))
+        assert [(d.authorization, d.billable_seconds, d.leg) for d in ended.settle.dials] == [
+            ("first", 60, "PJSIP/carrier-a-00000001"), ("second", 30, "PJSIP/carrier-a-00000002")]
+        assert ended.settle.leftover == "release"  # followed whole
+
+    def test_a_transferred_call_lasts_until_the_external_party_hangs_up(self) -> None:
+        """The caller transfers and leaves after 4 s of talk; the external party talks on
+        with the target: the caller's Cdr says 4, the leg's own Hangup says 9."""
+        clock = Clock()
+        tracker = CallTracker(clock=clock, cdr_events="on")
+        tracker.feed(leg_begin("1700000000.2", "PJSIP/carrier-a-00000001"))
+        tracker.feed(leg_end("ANSWER", "1700000000.2", "PJSIP/carrier-a-00000001"))
+        stamp = clock.now
+        clock.now += 4.3
+        assert tracker.feed(hangup()) == []
+        assert tracker.feed(cdr(billsec="4")) == []  # the external leg is still up
+        # The external leg, transferred, dials the target: not a caller of its own.
+        tracker.feed(dial_begin(dest="Local/501@internal-00000002;1", uid="1700000000.2"))
+        clock.now = stamp + 9.6
+        [ended] = tracker.feed(hangup("1700000000.2"))
+        assert ended.record is not None
+        assert (ended.record.billable_seconds, ended.record.evidence) == (9, "events")
+        assert tracker.live_uniqueids() == set()
+
+    def test_a_cdr_counting_from_an_announcement_gives_way_to_asterisks_stamped_events(
+        self,
+    ) -> None:
+        """The dialplan answered the caller for an announcement before Dial: the CDR counts
+        from that answer (628 s); Asterisk's stamped events measure the dialled party (600 s)."""
+        tracker = CallTracker(cdr_events="on")
+        stamped = lambda event, t: {**event, "Timestamp": f"{EPOCH + t:.6f}"}  # noqa: E731
+        tracker.feed(stamped(leg_begin("1700000000.2", "PJSIP/carrier-a-00000001"), 20))
+        tracker.feed(stamped(leg_end("ANSWER", "1700000000.2", "PJSIP/carrier-a-00000001"), 28))
+        tracker.feed(stamped(hangup("1700000000.2"), 628.4))
+        tracker.feed(stamped(hangup(), 628.5))
+        [ended] = tracker.feed(cdr(billsec="628"))
+        assert ended.record is not None and ended.record.billable_seconds == 600
+
+    def test_events_that_arrive_late_in_a_burst_never_shorten_a_cdr(self) -> None:
+        """Without Asterisk's stamps a burst of late events looks like a short call: the Cdr
+        stands (settlement still caps it at the limit)."""
+        tracker = CallTracker(clock=Clock(), cdr_events="on")
+        tracker.feed(leg_begin("1700000000.2", "PJSIP/carrier-a-00000001"))
+        tracker.feed(leg_end("ANSWER", "1700000000.2", "PJSIP/carrier-a-00000001"))
+        tracker.feed(hangup("1700000000.2"))
+        tracker.feed(hangup())
+        [ended] = tracker.feed(cdr(billsec="628"))
+        assert ended.record is not None and ended.record.billable_seconds == 628
+
+    def test_a_channel_allowed_and_gone_without_a_dial_is_released_when_seen_whole(
+        self,
+    ) -> None:
+        tracker = CallTracker(cdr_events="on")
+        tracker.connected()
+        tracker.authorized(CALLER, "t1")
+        assert tracker.feed(hangup()) == []  # its Cdr will say there was no Dial
+        [ended] = tracker.feed(cdr("NO ANSWER", "0", app="Playback", dest=""))
+        assert (ended.settle.dials, ended.settle.leftover) == ((), "release")
+
+    def test_a_channel_allowed_before_a_gap_is_never_released_as_never_dialled(self) -> None:
+        tracker = CallTracker(cdr_events="off")
+        tracker.connected()
+        tracker.authorized(CALLER, "t1")
+        tracker.disconnected()  # DialBegin, DialEnd: lost
+        tracker.begin_session()
+        tracker.connected()
+        [ended] = tracker.feed(hangup())
+        assert (ended.settle.dials, ended.settle.leftover) == ((), "flag")
+
+    def test_earlier_authorizations_are_bounded_by_the_time_since_them(self) -> None:
+        ticks = Clock()
+        tracker = CallTracker(clock=ticks, monotonic=ticks)
+        tracker.authorized(CALLER, "t1")
+        ticks.now += 62.5
+        assert tracker.earlier(CALLER) == (("t1", 64),)
+        tracker.feed(leg_begin("1700000000.2", "PJSIP/carrier-a-00000001"))
+        assert tracker.earlier(CALLER) == ()  # its Dial rings: nothing of it is lowered

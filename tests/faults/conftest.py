@@ -10,13 +10,9 @@ from typing import Any
 
 import pytest
 
-from coobill.bootstrap import bootstrap
 from coobill.config import Settings
 from coobill.daemon import Daemon
 from coobill.services.context import BillingContext
-from coobill.storage.db import create_engine
-from coobill.storage.uow import UnitOfWorkFactory
-from tests.conftest import LEDGER_KEY, FakeClock, pg_engine, settings_for
 from tests.fakes.ami_server import FakeAmiServer, Frame
 
 WAIT = 20.0  # the longest any fault test waits for one thing to happen
@@ -137,16 +133,3 @@ async def run_daemon(ctx: BillingContext, fake_ami: FakeAmiServer) -> AsyncItera
         await daemon.stop()
 
 
-@pytest.fixture
-async def other_ctx(
-    database_url: tuple[str, str | None], clock: FakeClock
-) -> AsyncIterator[BillingContext]:
-    """A second daemon's context on the same ledger: its own engine, pool and ledger thread."""
-    url, pg_schema = database_url
-    engine = pg_engine(url, pg_schema) if pg_schema else create_engine(url)
-    context = bootstrap(settings_for(url), uow=UnitOfWorkFactory(engine, ledger_key=LEDGER_KEY),
-                        clock=clock)
-    try:
-        yield context
-    finally:
-        await context.uow.dispose()

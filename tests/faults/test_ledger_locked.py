@@ -15,14 +15,14 @@ from functools import partial
 from sqlalchemy import text
 
 from coobill.agi.server import GateOptions, GateServer
+from coobill.services import reservations
 from coobill.services.context import BillingContext
 from coobill.services.gate import authorize_call
 from coobill.services.reports import list_calls
 from tests.conftest import pg_engine
 from tests.fakes.ami_server import FakeAmiServer
 from tests.faults.calls import Call, billed
-from tests.faults.conftest import LogWatch
-from tests.faults.ledger_checks import assert_debited_once
+from tests.faults.ledger_checks import assert_debited_once, holds_left
 
 BALANCES = {"100": "50", "101": "50", "102": "50"}
 LOCKED_FOR = 5.0
@@ -74,7 +74,7 @@ async def ledger_locked(
 class TestTheLedgerLockedForFiveSeconds:
     async def test_the_gate_answers_in_time_and_settlements_complete_after_the_lock(
         self, ctx: BillingContext, other_ctx: BillingContext, database_url: tuple[str, str | None],
-        fake_ami: FakeAmiServer, run_daemon, log_watch: LogWatch,  # type: ignore[no-untyped-def]
+        fake_ami: FakeAmiServer, run_daemon,  # type: ignore[no-untyped-def]
     ) -> None:
         """`denied` asks the daemon's gate (on_error deny) and `let_through` a second daemon's
         (on_error allow) while the lock is held; once both are answered, `ending` and `ended`
@@ -112,12 +112,13 @@ class TestTheLedgerLockedForFiveSeconds:
                                "COOBILL_LIMIT": "", "COOBILL_DIAL_OPTIONS": ""}
 
         await daemon.until_settled(2)
-        if ctx.uow.dialect == "sqlite":
-            # Both authorizations were already waiting on SQLite's lock when the gate gave up
-            # (PostgreSQL cancels the statement instead): their holds, committed once the lock
-            # went, are undone.
-            for call in (denied, let_through):
-                await log_watch.line(f"gate.hold_undone uniqueid={call.uniqueid}")
+        # Both authorizations were waiting on the lock when the gate gave up; they commit
+        # once it goes, on either database, and are then undone: nothing of them stays held.
+        await ctx.uow.drain()
+        await other_ctx.uow.drain()
+        undone = {h.uniqueid for h in await reservations.list_held(ctx, state="undone")}
+        assert {denied.uniqueid, let_through.uniqueid} <= undone
+        assert await holds_left(ctx) == []
         # The call let through unlimited talks and is billed at its rate when it ends; the
         # gate works again for the next call.
         await fake_ami.send_events(let_through.begin() + let_through.end())

@@ -6,81 +6,32 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shutil
 import signal
 import sys
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from coobill.bootstrap import bootstrap
-from coobill.config import Settings
 from coobill.daemon import Daemon
 from coobill.services.audit import audit
 from coobill.services.context import BillingContext
-from coobill.services.extensions import ExtensionChanges, recharge, set_extension, show_extension
-from coobill.services.rate_fields import check_rate_fields
-from coobill.services.rates import add_rate
+from coobill.services.extensions import show_extension
 from coobill.services.reports import list_calls
 from coobill.services.reservations import charge, list_held
-from coobill.services.settings import change_settings
-from tests.fakes.ami_server import (
-    PJSIP,
-    FakeAmiServer,
-    Frame,
-    event_frames,
-    read_trace,
-    reply_frames,
-)
-from tests.fakes.asterisk_agi import FakeAsterisk, load_trace_env
+from tests.fakes.ami_server import FakeAmiServer, event_frames
 from tests.faults.calls import Call, billed
 from tests.faults.ledger_checks import assert_debited_once
-
-ALICE = "1795610072.0"  # sip_answered: 6 billable seconds
-BOB = "1795610072.2"  # sip_cut_by_limit: 4 billable seconds
-WAIT = 20.0
-
-
-def trace() -> list[Frame]:
-    return read_trace(PJSIP / "ami-all.txt")
-
-
-def live_channels(uniqueids: set[str]) -> list[Frame]:
-    recorded = [f for f in reply_frames(trace(), "live") if f.event == "CoreShowChannel"]
-    return [f for f in recorded if f.get("Linkedid") in uniqueids]
-
-
-async def funded(ctx: BillingContext) -> None:
-    for ext in ("100", "101", "102"):
-        await set_extension(ctx, ext, ExtensionChanges(billing=True))
-        await recharge(ctx, [ext], "50")
-    await add_rate(ctx, check_rate_fields(prefix="9", number_length=0, initial_cost="0",
-                                          initial_seconds=0, rate="0.01", period_seconds=1,
-                                          extensions="*"))
-
-
-async def gate_call(port: int, scenario: str) -> dict[str, str]:
-    seen = await FakeAsterisk(load_trace_env(PJSIP / f"agi-{scenario}.txt")).call(port)
-    return seen.variables
-
-
-@pytest.fixture
-async def sqlite_ctx(sqlite_template: Path, tmp_path: Path, clock) -> AsyncIterator[BillingContext]:  # type: ignore[no-untyped-def]
-    path = tmp_path / "ledger.db"
-    shutil.copy(sqlite_template, path)
-    context = bootstrap(Settings(database={"url": f"sqlite+aiosqlite:///{path}"}), clock=clock)
-    await change_settings(context, timezone="UTC")
-    yield context
-    await context.uow.dispose()
-
-
-@pytest.fixture
-async def fake_ami() -> AsyncIterator[FakeAmiServer]:
-    server = await FakeAmiServer(secret="lab-secret").start()
-    yield server
-    await server.close()
+from tests.integration.daemons import (
+    ALICE,
+    BOB,
+    WAIT,
+    funded,
+    gate_call,
+    live_channels,
+    start_daemon,
+    trace,
+)
 
 
 class DaemonProcess:
@@ -163,17 +114,6 @@ class TestAKilledDaemon:
         assert (await show_extension(ctx, "100")).balance == Decimal("49.94")
         assert (await show_extension(ctx, "100")).reserved == 0
         assert (await audit(ctx)).ok
-
-
-async def start_daemon(ctx: BillingContext, fake_ami: FakeAmiServer, **ami: object) -> Daemon:
-    settings = Settings(
-        database={"url": str(ctx.uow.engine.url)}, agi={"port": 0}, web={"enabled": False},
-        ami={"port": fake_ami.port, "secret": "lab-secret", "cdr_events": "on",
-             "reconnect_seconds": 0.05, **ami})
-    ctx.config = settings
-    daemon = Daemon(settings, ctx=ctx)
-    await daemon.start()
-    return daemon
 
 
 class TestAmiLost:

@@ -9,13 +9,18 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from coobill.bootstrap import bootstrap
+from coobill.config import Settings
 from coobill.errors import SchemaOutOfDate
+from coobill.services.audit import audit
+from coobill.services.ledger_seal import open_ledger
 from coobill.storage import schema
 from coobill.storage.db import create_engine
 from coobill.storage.tables import Base
+from coobill.storage.uow import UnitOfWorkFactory
 from tests.conftest import BACKENDS, drop_pg_schema, make_pg_schema, pg_engine
 
 TABLES = {"call", "extension", "ledger_entry", "ledger_head", "portal_user", "rate", "recharge",
@@ -86,6 +91,52 @@ class TestMigrations:
         await schema.upgrade(empty_engine)
         await schema.upgrade(empty_engine)
         assert await schema.current_revision(empty_engine) == schema.head_revision()
+
+
+class TestALedgerFromBeforeHoldsHadTheirOwnLife:
+    """Migration 0004 on a ledger with data: a live call's hold, a settled call and its debit
+    keep their meaning; the entries are sealed when a daemon first opens it with its key."""
+
+    async def test_holds_calls_and_debits_come_through_and_the_audit_passes(
+        self, empty_engine: AsyncEngine
+    ) -> None:
+        await schema.upgrade(empty_engine, "0003")
+        async with empty_engine.begin() as conn:
+            for sql in (
+                "INSERT INTO extension (id, number, name, billing_enabled, payment, credit_limit,"
+                " balance, total_recharged, reserved, locked, created_at) VALUES (1, '100', '',"
+                " true, 'prepaid', 0, 49000, 0, 60000, false, '2026-11-01 00:00:00')",
+                "INSERT INTO ledger_entry (extension_id, kind, amount, balance_after, reference,"
+                " who, created_at) VALUES (1, 'adjustment', 50000, 50000, NULL, 'x',"
+                " '2026-11-01 00:00:00')",
+                "INSERT INTO call (id, uniqueid, caller_extension, caller_name, dialled_number,"
+                " billable_seconds, trunk, rate_id, rate_label, cost, disposition, gated,"
+                " evidence) VALUES (7, 'c1', '100', '', '900', 60, '', NULL, '', 10000,"
+                " 'ANSWERED', true, 'cdr')",
+                "INSERT INTO ledger_entry (extension_id, kind, amount, balance_after, reference,"
+                " who, created_at) VALUES (1, 'call_debit', -10000, 40000, 'c1', '',"
+                " '2026-11-01 00:01:00')",
+                "INSERT INTO ledger_entry (extension_id, kind, amount, balance_after, reference,"
+                " who, created_at) VALUES (1, 'adjustment', 9000, 49000, NULL, 'x',"
+                " '2026-11-01 00:02:00')",
+                "INSERT INTO reservation (uniqueid, extension_id, extension_number, number,"
+                " channel, amount, billed, limit_seconds, rate_id, tariff, rate_label, pbx,"
+                " state, note, created_at) VALUES ('c2', 1, '100', '900', '', 60000, true, 600,"
+                " NULL, '0/0/0.01/1', '', 'p', 'held', '', '2026-11-01 00:03:00')",
+            ):
+                await conn.execute(text(sql))
+        await schema.upgrade(empty_engine)
+        async with empty_engine.connect() as conn:
+            refs = (await conn.execute(text(
+                "SELECT reference FROM ledger_entry WHERE kind = 'call_debit'"))).scalars().all()
+            holds = (await conn.execute(text("SELECT token, state FROM reservation"))).all()
+        assert refs == ["call:7"]
+        assert [tuple(h) for h in holds] == [("legacy-1", "held")]
+        ctx = bootstrap(Settings(database={"url": str(empty_engine.url)}),
+                        uow=UnitOfWorkFactory(empty_engine, ledger_key=b"k" * 32))
+        await open_ledger(ctx)
+        report = await audit(ctx)
+        assert report.ok, report.problems
 
 
 class TestSchemaCheck:

@@ -26,8 +26,35 @@ def head_revision() -> str:
 
 
 async def _with_connection(engine: AsyncEngine, fn: object) -> None:
-    async with engine.begin() as conn:
-        await conn.run_sync(fn)  # type: ignore[arg-type]
+    """Run a migration in one transaction. On SQLite, with foreign keys off while it runs: a
+    batch migration rebuilds a table (copy, drop, rename), and the drop would fail on the rows
+    that point at it. The keys are checked before the COMMIT instead (as Alembic's batch
+    documentation advises); PRAGMA foreign_keys does nothing inside a transaction, so it is
+    set around it."""
+    async with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            await conn.run_sync(_foreign_keys, "OFF")
+        try:
+            async with conn.begin():
+                await conn.run_sync(fn)  # type: ignore[arg-type]
+                if sqlite:
+                    await conn.run_sync(_no_dangling_keys)
+        finally:
+            if sqlite:
+                await conn.run_sync(_foreign_keys, "ON")
+
+
+def _foreign_keys(connection: Connection, state: str) -> None:
+    cursor = connection.connection.cursor()  # the driver's own: no transaction begun
+    cursor.execute(f"PRAGMA foreign_keys={state}")
+    cursor.close()
+
+
+def _no_dangling_keys(connection: Connection) -> None:
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise RuntimeError(f"the migration left rows pointing nowhere: {broken[:5]}")
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:

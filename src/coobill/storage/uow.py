@@ -175,6 +175,15 @@ class UnitOfWorkFactory:
         if not task.cancelled() and task.exception() is not None:
             log.error("ledger.undo_failed error=%r", task.exception())
 
+    async def drain(self) -> None:
+        """Wait until the transactions a caller stopped waiting for, and their undos, are done
+        (on SQLite: everything queued on the ledger thread so far has run)."""
+        while self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+        if self.ledger_thread is not None:
+            await self.ledger_thread.submit(lambda session: None)
+            await self.ledger_thread.submit(lambda session: None)  # and an undo queued by it
+
     async def dispose(self) -> None:
         # Transactions (and undos) a caller stopped waiting for still finish.
         while self._in_flight:
