@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from coobill.bootstrap import bootstrap
 from coobill.config import Settings
 from coobill.services.context import BillingContext
+from coobill.services.ledger_seal import open_ledger
 from coobill.services.settings import change_settings
 from coobill.storage import schema
 from coobill.storage.db import create_engine
@@ -137,6 +138,7 @@ async def ctx(database_url: tuple[str, str | None], clock: FakeClock) -> AsyncIt
     engine = pg_engine(url, pg_schema) if pg_schema else create_engine(url)
     context = bootstrap(settings_for(url), uow=UnitOfWorkFactory(engine, ledger_key=LEDGER_KEY),
                         clock=clock)
+    await open_ledger(context)  # as the daemon and every command do first
     await change_settings(context, timezone="UTC")
     try:
         yield context

@@ -15,7 +15,7 @@ from coobill.errors import ConfigurationError
 from coobill.services.audit import audit
 from coobill.services.context import BillingContext
 from coobill.services.extensions import ExtensionChanges, recharge, set_extension
-from coobill.services.ledger_seal import open_ledger
+from coobill.services.ledger_seal import open_ledger, seal_entries_from_before_the_seal
 from coobill.storage.ledger_key import key_path, load_key
 from coobill.storage.uow import UnitOfWorkFactory
 
@@ -65,9 +65,11 @@ class TestOpeningTheLedger:
         assert "not the key the ledger was sealed with" in str(caught.value)
         await open_ledger(ctx)  # its own still opens it
 
-    async def test_entries_from_before_the_seal_are_sealed_once(self, ctx: BillingContext) -> None:
-        """A ledger older than migration 0004: its entries have no seal; the first daemon or
-        command with the key seals them (and only a ledger with no seal at all)."""
+    async def test_entries_from_before_the_seal_are_sealed_by_the_upgrade_alone(
+        self, ctx: BillingContext
+    ) -> None:
+        """A ledger older than migration 0004: its entries have no seal. Opening it seals
+        nothing (that would bless a forgery); `coobill migrate` past 0004 seals it once."""
         await set_extension(ctx, "100", ExtensionChanges(billing=True))
         await recharge(ctx, ["100"], "5")
         await recharge(ctx, ["100"], "7")
@@ -80,5 +82,8 @@ class TestOpeningTheLedger:
             await uow.commit()
         assert not (await audit(ctx)).ok
         await open_ledger(ctx)
+        assert not (await audit(ctx)).ok
+        assert await seal_entries_from_before_the_seal(ctx) == 2
         report = await audit(ctx)
         assert report.ok, report.problems
+        assert await seal_entries_from_before_the_seal(ctx) == 0  # sealed: never again

@@ -16,7 +16,7 @@ from coobill.bootstrap import bootstrap
 from coobill.config import Settings
 from coobill.errors import SchemaOutOfDate
 from coobill.services.audit import audit
-from coobill.services.ledger_seal import open_ledger
+from coobill.services.ledger_seal import open_ledger, seal_entries_from_before_the_seal
 from coobill.storage import schema
 from coobill.storage.db import create_engine
 from coobill.storage.tables import Base
@@ -134,6 +134,7 @@ class TestALedgerFromBeforeHoldsHadTheirOwnLife:
         assert [tuple(h) for h in holds] == [("legacy-1", "held")]
         ctx = bootstrap(Settings(database={"url": str(empty_engine.url)}),
                         uow=UnitOfWorkFactory(empty_engine, ledger_key=b"k" * 32))
+        await seal_entries_from_before_the_seal(ctx)
         await open_ledger(ctx)
         report = await audit(ctx)
         assert report.ok, report.problems

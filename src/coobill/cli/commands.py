@@ -18,7 +18,11 @@ from coobill.services import audit as audit_service
 from coobill.services import extensions, rates, reports, reservations, users
 from coobill.services import settings as billing_settings
 from coobill.services.context import BillingContext
-from coobill.services.ledger_seal import open_ledger
+from coobill.services.ledger_seal import (
+    UNSEALED_REVISIONS,
+    open_ledger,
+    seal_entries_from_before_the_seal,
+)
 from coobill.services.rate_fields import check_rate_fields
 from coobill.storage import schema
 
@@ -77,7 +81,12 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
     ctx = bootstrap(settings)
     try:
         if args.command == "migrate":
+            before = await schema.current_revision(ctx.uow.engine)
             await schema.upgrade(ctx.uow.engine)
+            if before in UNSEALED_REVISIONS:
+                sealed = await seal_entries_from_before_the_seal(ctx)
+                print(f"{sealed} ledger entries from before the seal sealed with the key")
+            await open_ledger(ctx)
             print(f"database at {await schema.current_revision(ctx.uow.engine)} (head)")
             return 0
         await schema.require_head(ctx.uow.engine)

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from coobill.money import from_units
 from coobill.services import holds
 from coobill.services.context import BillingContext
-from coobill.services.ledger import CALL_DEBIT, RECHARGE, entry_text, head_text, mac
+from coobill.services.ledger import CALL_DEBIT, RECHARGE, entry_text, mac, sealed_head
 from coobill.storage.tables import (
     Call,
     Extension,
@@ -52,7 +52,7 @@ async def audit(ctx: BillingContext) -> AuditReport:
     async with ctx.uow() as uow:
         s = uow.session
         numbers = await _balances(s, report)
-        await _chain(s, ctx.uow.ledger_key, report)
+        await _chain(s, ctx.uow.ledger_key, numbers, report)
         await _calls(s, numbers, report)
         await _recharges(s, report)
         await _holds(s, report)
@@ -90,7 +90,8 @@ async def _balances(s: AsyncSession, report: AuditReport) -> dict[int, str]:
     return numbers
 
 
-async def _chain(s: AsyncSession, key: bytes, report: AuditReport) -> None:
+async def _chain(s: AsyncSession, key: bytes, numbers: dict[int, str],
+                 report: AuditReport) -> None:
     """Every entry's seal, and the head's. Each entry is checked against the seal stored
     before it, so one change is named once, where it was made."""
     previous = ""
@@ -99,9 +100,10 @@ async def _chain(s: AsyncSession, key: bytes, report: AuditReport) -> None:
     for entry in rows.scalars():
         count += 1
         last_id = entry.id
-        expected = mac(key, entry_text(previous, entry.extension_id, entry.kind, entry.amount,
-                                       entry.balance_after, entry.reference, entry.who,
-                                       entry.created_at))
+        expected = mac(key, entry_text(previous, entry.extension_id,
+                                       numbers.get(entry.extension_id, ""), entry.kind,
+                                       entry.amount, entry.balance_after, entry.reference,
+                                       entry.who, entry.created_at))
         if entry.mac is None:
             report.problems.append(f"ledger entry {entry.id}: not sealed")
         elif entry.mac != expected:
@@ -111,13 +113,11 @@ async def _chain(s: AsyncSession, key: bytes, report: AuditReport) -> None:
         previous = entry.mac or ""
     head = (await s.execute(select(LedgerHead).where(LedgerHead.id == 1))).scalar_one_or_none()
     if head is None:
-        if count:
-            report.problems.append("ledger head: missing")
+        report.problems.append("ledger head: missing")
         return
-    if head.mac and head.mac != mac(key, head_text(head.last_entry_id, head.last_mac, head.entries)):
+    if head.mac != sealed_head(key, head.last_entry_id, head.last_mac, head.entries):
         report.problems.append("ledger head: its seal does not match: it was rewritten")
-    elif (head.last_entry_id, head.last_mac, head.entries) != (last_id, previous, count) and (
-            head.entries or count):
+    elif (head.last_entry_id, head.last_mac, head.entries) != (last_id, previous, count):
         report.problems.append(
             f"ledger head: it ends at entry {head.last_entry_id} after {head.entries} entries, "
             f"the ledger at entry {last_id} after {count}: entries were removed or added at "

@@ -43,7 +43,7 @@ _MOVE_BALANCE = (
     update(_extension)
     .where(_extension.c.id == bindparam("extension_id"))
     .values(balance=_extension.c.balance + bindparam("amount", type_=Money()))
-    .returning(_extension.c.balance)
+    .returning(_extension.c.balance, _extension.c.number)
 )
 _NEW_ENTRY = insert(_entry).returning(_entry.c.id)
 _READ_HEAD = (
@@ -61,11 +61,12 @@ _MOVE_HEAD = (
 
 
 def entry_text(
-    previous_mac: str, extension_id: int, kind: str, amount: Decimal, balance_after: Decimal,
-    reference: str | None, who: str, at: datetime,
+    previous_mac: str, extension_id: int, number: str, kind: str, amount: Decimal,
+    balance_after: Decimal, reference: str | None, who: str, at: datetime,
 ) -> bytes:
-    """What an entry's MAC covers, in one canonical form (the audit recomputes it)."""
-    fields = (previous_mac, str(extension_id), kind, str(to_units(amount)),
+    """What an entry's MAC covers, in one canonical form (the audit recomputes it): the
+    extension by its row and by its number (whose money it is, to the world)."""
+    fields = (previous_mac, str(extension_id), number, kind, str(to_units(amount)),
               str(to_units(balance_after)), reference or "", who, at.isoformat())
     return "\x1f".join(fields).encode()
 
@@ -78,10 +79,15 @@ def head_text(last_entry_id: int, last_mac: str, entries: int) -> bytes:
     return f"head\x1f{last_entry_id}\x1f{last_mac}\x1f{entries}".encode()
 
 
+def sealed_head(key: bytes, last_entry_id: int, last_mac: str, entries: int) -> str:
+    return mac(key, head_text(last_entry_id, last_mac, entries))
+
+
 def append_entry(
     session: Session,
     *,
     extension_id: int,
+    number: str,
     kind: str,
     amount: Decimal,
     balance_after: Decimal,
@@ -93,7 +99,7 @@ def append_entry(
     key: bytes = session.info[LEDGER_KEY]
     head = execute(session, _READ_HEAD, {}).first()
     previous = head.last_mac if head is not None else ""
-    sealed = mac(key, entry_text(previous, extension_id, kind, amount, balance_after,
+    sealed = mac(key, entry_text(previous, extension_id, number, kind, amount, balance_after,
                                  reference, who, at))
     entry_id = execute(session, _NEW_ENTRY, {
         "extension_id": extension_id, "kind": kind, "amount": amount,
@@ -122,11 +128,12 @@ def post_entry(
     who: str = "",
 ) -> tuple[Decimal, Decimal]:
     """Add `amount` (signed) to a balance; returns (balance before, balance after)."""
-    after = execute(
-        session, _MOVE_BALANCE, {"extension_id": extension_id, "amount": amount}
-    ).scalar_one()
-    append_entry(session, extension_id=extension_id, kind=kind, amount=amount,
-                 balance_after=after, at=at, reference=reference, who=who)
+    moved = execute(session, _MOVE_BALANCE, {"extension_id": extension_id, "amount": amount}).first()
+    if moved is None:
+        raise UnknownExtension(f"extension {extension_id} does not exist")
+    after = moved.balance
+    append_entry(session, extension_id=extension_id, number=moved.number, kind=kind,
+                 amount=amount, balance_after=after, at=at, reference=reference, who=who)
     return after - amount, after
 
 

@@ -33,6 +33,13 @@ def _statistics_index_again() -> None:
 
 
 def upgrade() -> None:
+    # The release races this revision ends could leave negative holds and reserved funds:
+    # repaired to what the holds say, so that the constraints below can be added.
+    op.execute("UPDATE reservation SET amount = 0 WHERE amount < 0")
+    op.execute(
+        "UPDATE extension SET reserved = COALESCE((SELECT SUM(amount) FROM reservation "
+        "WHERE reservation.extension_id = extension.id), 0)"
+    )
     with op.batch_alter_table('reservation', schema=None) as batch_op:
         batch_op.add_column(sa.Column('token', sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column('closed_at', sa.DateTime(), nullable=True))

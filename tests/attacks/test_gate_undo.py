@@ -1,0 +1,92 @@
+"""Attacks on the gate's compensation (issue 13, items 5 and 6): whatever an authorization the
+gate gave up on committed is undone, on every database."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import pytest
+
+from coobill.services.commands import AuthorizeCall
+from coobill.services.context import BillingContext
+from coobill.services.gate import authorize_call
+from coobill.storage.group_commit import LedgerThread
+from tests.services.conftest import make_extension, make_rate, rows
+
+
+async def reserved(ctx: BillingContext, number: str = "100") -> Decimal:
+    [(units,)] = await rows(ctx, "SELECT reserved FROM extension WHERE number = :n", n=number)
+    return Decimal(int(units)) / 10000
+
+
+class TestADeadlineThatComesWithTheResult:
+    async def test_a_hold_committed_as_the_deadline_fires_is_undone(
+        self, ctx: BillingContext, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """SQLite: the ledger thread commits the hold and hands the result to the event loop
+        (call_soon_threadsafe(_tell)); in that same turn of the loop the gate's deadline timer
+        (asyncio.timeout_at in GateServer._ask) cancels the waiting task. `_tell` has already
+        set the future's result, so LedgerThread never sees a cancelled future and never
+        queues the undo, and UnitOfWorkFactory.run (SQLite branch: a bare `await
+        ledger_thread.submit(...)`) has no `except CancelledError` as its PostgreSQL branch
+        has. The gate tells the channel DENY error, the tracker is never told of the hold, and
+        its funds stay held (later flagged: issue 6)."""
+        if ctx.uow.ledger_thread is None:
+            pytest.skip("PostgreSQL's branch undoes after a cancel (asyncio.shield)")
+        await make_extension(ctx, "100", balance="10")
+        await make_rate(ctx, "00")
+        waiting: list[asyncio.Task[object]] = []
+        tell = LedgerThread._tell
+
+        def tell_then_deadline(self: LedgerThread, outcomes: list[object]) -> None:
+            tell(self, outcomes)  # type: ignore[arg-type]
+            for task in waiting:  # the deadline's timer, in the same turn of the loop
+                task.cancel()
+
+        monkeypatch.setattr(LedgerThread, "_tell", tell_then_deadline)
+        task = asyncio.ensure_future(authorize_call(
+            ctx, AuthorizeCall("c1", "100", "0012345678", channel="PJSIP/100-1")))
+        waiting.append(task)
+        with pytest.raises(asyncio.CancelledError):
+            await task  # the gate would now tell the channel its on_error verdict
+        waiting.clear()
+        for _ in range(50):  # an undo, if one was queued, is one ledger transaction away
+            await asyncio.sleep(0.02)
+        holds = await rows(ctx, "SELECT state FROM reservation WHERE uniqueid = 'c1'")
+        assert await reserved(ctx) == 0 and holds in ([], [("undone",)]), (
+            f"the channel was told DENY, yet its hold is {holds} and "
+            f"{await reserved(ctx)} stays reserved")
+
+    async def test_a_hold_committed_after_the_deadline_fired_is_undone(
+        self, ctx: BillingContext, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The control (it holds): the deadline fires one turn of the loop before the result
+        arrives; the future is cancelled and the late hold is undone, on both databases."""
+        await make_extension(ctx, "100", balance="10")
+        await make_rate(ctx, "00")
+        waiting: list[asyncio.Task[object]] = []
+        if ctx.uow.ledger_thread is not None:
+            deliver = LedgerThread._deliver
+
+            def deadline_then_deliver(self: LedgerThread, outcomes: list[object]) -> None:
+                for task in waiting:
+                    task.get_loop().call_soon_threadsafe(task.cancel)
+                deliver(self, outcomes)  # type: ignore[arg-type]
+
+            monkeypatch.setattr(LedgerThread, "_deliver", deadline_then_deliver)
+        task = asyncio.ensure_future(authorize_call(
+            ctx, AuthorizeCall("c1", "100", "0012345678", channel="PJSIP/100-1")))
+        waiting.append(task)
+        if ctx.uow.ledger_thread is None:
+            for _ in range(3):
+                await asyncio.sleep(0)
+            task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        waiting.clear()
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if await reserved(ctx) == 0:
+                break
+        assert await reserved(ctx) == 0
