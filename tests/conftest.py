@@ -159,3 +159,13 @@ async def other_ctx(
         yield context
     finally:
         await context.uow.dispose()
+
+
+@pytest.fixture
+async def sqlite_ctx(sqlite_template: Path, tmp_path: Path, clock) -> AsyncIterator[BillingContext]:  # type: ignore[no-untyped-def]
+    path = tmp_path / "ledger.db"
+    shutil.copy(sqlite_template, path)
+    context = bootstrap(Settings(database={"url": f"sqlite+aiosqlite:///{path}"}), clock=clock)
+    await change_settings(context, timezone="UTC")
+    yield context
+    await context.uow.dispose()

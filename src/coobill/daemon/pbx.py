@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from coobill.ami.calls import ChannelEnded
 from coobill.ami.cdr_store import find_in_master_csv
@@ -74,11 +74,18 @@ class PbxLink:
             try:
                 settlements = await settle_channel(self.ctx, cmd)
                 break
-            except SQLAlchemyError as exc:
+            except (OperationalError, InterfaceError) as exc:
+                # The ledger unreachable or locked: it will come back.
                 log.warning("settlement.retry uniqueid=%s error=%s in=%.2fs", cmd.uniqueid,
                             exc.__class__.__name__, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_retry_delay)
+            except SQLAlchemyError as exc:
+                # Retrying cannot help (the ledger refuses this settlement as it is): said with
+                # everything an operator needs to settle it by hand, and the stream goes on.
+                log.error("settlement.failed uniqueid=%s error=%r call=%r", cmd.uniqueid, exc,
+                          cmd)
+                return
         if self._on_settled is not None:
             self._on_settled(settlements)
 

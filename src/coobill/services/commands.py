@@ -111,6 +111,9 @@ class SettleChannel:
     dials: tuple[DialOutcome, ...]
     leftover: Literal["release", "flag", "keep"] = "release"
     note: str = ""
+    # The PBX whose channel this is; None: this daemon's ([pbx] name). A billing user
+    # resolving another PBX's flagged hold names that hold's PBX.
+    pbx: str | None = None
 
     def records(self) -> list[DialOutcome]:
         """The call records its Dials make: each answered one; if none was answered, the
@@ -172,3 +175,4 @@ class Settlement:
     debited: bool
     balance_after: Decimal | None = None
     rate_id: int | None = None
+    billable_seconds: int = 0

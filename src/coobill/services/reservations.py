@@ -193,7 +193,7 @@ async def charge(ctx: BillingContext, uniqueid: str, seconds: int, *,
         authorization=hold.token, evidence="manual",
     )
     done = await settle_channel(ctx, SettleChannel(
-        uniqueid, hold.extension_number, "", (dial,), leftover="keep"))
+        uniqueid, hold.extension_number, "", (dial,), leftover="keep", pbx=hold.pbx))
     return done[0] if done else None
 
 

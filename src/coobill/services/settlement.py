@@ -118,20 +118,27 @@ class _Hold:
 
 def _settle(ctx: BillingContext, cmd: SettleChannel, session: Session) -> list[Settlement]:
     settings = settings_now(session)
-    pbx = ctx.config.pbx.identity()
+    pbx = cmd.pbx if cmd.pbx is not None else ctx.config.pbx.identity()
     key = {"pbx": pbx, "uniqueid": cmd.uniqueid}
     channel_holds = [_Hold(**row._asdict()) for row in execute(session, _CHANNEL_HOLDS, key).all()]
     recorded = {row.leg for row in execute(session, _RECORDED_LEGS, key).all()}
     now = settings.local(ctx.clock())
     used: set[int] = set()
     done: list[Settlement] = []
+    # A hold's limit is what its Dials may talk together: a dialplan that dials twice on one
+    # authorization (the second Dial reusing ${COOBILL_DIAL_OPTIONS}) cannot double it.
+    budget = {h.id: h.limit_seconds for h in channel_holds if h.limit_seconds is not None}
+    claimed = {d.authorization for d in cmd.dials if d.authorization is not None}
     for dial in cmd.records():
-        hold = _hold_of(dial, channel_holds)
+        hold = _hold_of(dial, channel_holds, claimed)
         if hold is not None and hold.state in holds.OPEN:
             used.add(hold.id)
         if dial.leg in recorded:
             continue  # settled before: nothing twice
-        settled = _record(ctx, session, settings, cmd, dial, hold, pbx, now)
+        allowed = budget.get(hold.id) if hold is not None else None
+        settled = _record(ctx, session, settings, cmd, dial, hold, pbx, now, allowed)
+        if hold is not None and hold.id in budget and settled is not None:
+            budget[hold.id] = max(budget[hold.id] - settled.billable_seconds, 0)
         if settled is not None:
             recorded.add(dial.leg)
             done.append(settled)
@@ -152,10 +159,11 @@ def _settle(ctx: BillingContext, cmd: SettleChannel, session: Session) -> list[S
     return done
 
 
-def _hold_of(dial: DialOutcome, channel_holds: list[_Hold]) -> _Hold | None:
-    """The authorization this Dial went out under: the one the daemon saw; else the newest
-    open one for the number it dialled, else the newest open one, else the newest at all (a
-    closed one: the Dial is late evidence of a call already resolved)."""
+def _hold_of(dial: DialOutcome, channel_holds: list[_Hold], claimed: set[str]) -> _Hold | None:
+    """The authorization this Dial went out under: the one the daemon saw; else, of the open
+    ones no other Dial of the channel was seen under, the newest for the number it dialled,
+    else the newest; else the newest open one, else the newest at all (a closed one: the
+    Dial is late evidence of a call already resolved)."""
     if not channel_holds:
         return None
     if dial.authorization is not None:
@@ -164,7 +172,8 @@ def _hold_of(dial: DialOutcome, channel_holds: list[_Hold]) -> _Hold | None:
                 return hold
     usable = [h for h in channel_holds if h.state != holds.UNDONE]
     open_ = [h for h in usable if h.state in holds.OPEN]
-    for candidates in ([h for h in open_ if h.number == dial.dialled_number], open_, usable):
+    free = [h for h in open_ if h.token not in claimed]
+    for candidates in ([h for h in free if h.number == dial.dialled_number], free, open_, usable):
         if candidates:
             return candidates[-1]
     return None
@@ -172,7 +181,7 @@ def _hold_of(dial: DialOutcome, channel_holds: list[_Hold]) -> _Hold | None:
 
 def _record(
     ctx: BillingContext, session: Session, settings: BillingSettings, cmd: SettleChannel,
-    dial: DialOutcome, hold: _Hold | None, pbx: str, now: datetime,
+    dial: DialOutcome, hold: _Hold | None, pbx: str, now: datetime, allowed: int | None,
 ) -> Settlement | None:
     start, answer, end = (_local(settings, t) for t in (dial.start, dial.answer, dial.end))
     answered = dial.disposition == Disposition.ANSWERED
@@ -185,10 +194,11 @@ def _record(
     charge = True
     if hold is not None:
         extension_id, extension_number = hold.extension_id, hold.extension_number
-        if hold.limit_seconds is not None and billsec > hold.limit_seconds:
-            log.warning("settlement.beyond_limit uniqueid=%s leg=%s billsec=%s limit=%s",
-                        cmd.uniqueid, dial.leg, billsec, hold.limit_seconds)
-            billsec = hold.limit_seconds
+        if allowed is not None and billsec > allowed:
+            log.warning("settlement.beyond_limit uniqueid=%s leg=%s billsec=%s limit=%s "
+                        "left_of_it=%s", cmd.uniqueid, dial.leg, billsec, hold.limit_seconds,
+                        allowed)
+            billsec = allowed
         if hold.billed:
             tariff, rate_id, label = tariff_from_text(hold.tariff), hold.rate_id, hold.rate_label
         if hold.state == holds.RELEASED:
@@ -210,8 +220,10 @@ def _record(
                                                            answer or start or end, dial)
     amount = cost(tariff, billsec) if tariff is not None and answered and charge else ZERO
     call_id = execute(session, _RECORD_CALL, {
-        "pbx": pbx, "uniqueid": cmd.uniqueid, "leg": dial.leg[:128],
-        "caller_extension": extension_number, "caller_name": cmd.caller_name[:128],
+        "pbx": pbx, "uniqueid": cmd.uniqueid[:64], "leg": dial.leg[:128],
+        # What a PBX sends is clipped to the columns: a forwarded call's long caller ID must
+        # not make its settlement fail forever.
+        "caller_extension": extension_number[:32], "caller_name": cmd.caller_name[:128],
         "dialled_number": dial.dialled_number[:64], "start": start, "answer": answer,
         "end": end, "billable_seconds": billsec, "trunk": (dial.trunk or "")[:64],
         "rate_id": rate_id if tariff is not None else None,
@@ -233,7 +245,7 @@ def _record(
         balance_after if balance_after is not None else "-", hold is not None, dial.evidence,
     )
     return Settlement(cmd.uniqueid, amount, debited=True, balance_after=balance_after,
-                      rate_id=rate_id)
+                      rate_id=rate_id, billable_seconds=billsec)
 
 
 def _local(settings: BillingSettings, when: datetime | None) -> datetime | None:

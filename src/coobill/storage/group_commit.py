@@ -197,6 +197,11 @@ class LedgerThread:
             else:
                 unit.future.set_result(outcome.result)
 
+    def undo(self, undo: Undo, result: Any) -> None:
+        """Queue `undo(session, result)`: reverse what a unit committed for a caller that is
+        gone."""
+        self._undo(undo, result)
+
     def _undo(self, undo: Undo, result: Any) -> None:
         try:
             self._put(_Unit(lambda session: undo(session, result), None, None, None))

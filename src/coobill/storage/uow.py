@@ -144,7 +144,16 @@ class UnitOfWorkFactory:
         while `work` is still queued it never runs; if it already ran, `undo` then reverses
         what it committed (say, a hold for a call the gate could no longer tell about)."""
         if self.ledger_thread is not None:
-            return await self.ledger_thread.submit(work, undo)  # type: ignore[no-any-return]
+            future = self.ledger_thread.submit(work, undo)
+            try:
+                return await future  # type: ignore[no-any-return]
+            except asyncio.CancelledError:
+                # The result came as the caller was being cancelled: the future was done, so
+                # the ledger thread saw nobody give up, and nobody will use what it did.
+                if undo is not None and future.done() and not future.cancelled() \
+                        and future.exception() is None:
+                    self.ledger_thread.undo(undo, future.result())
+                raise
         task = asyncio.ensure_future(self._transaction(work))
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
