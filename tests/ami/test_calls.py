@@ -221,6 +221,10 @@ class TestWhichChannels:
         tracker = CallTracker(clock=clock, cdr_grace_seconds=5)
         assert tracker.feed(cdr()) == []
         assert tracker.feed(hangup()) == []
+        # The channel its Dial reached is followed by name until it hangs up (a transfer).
+        assert tracker.expire(clock.now + 5) == []
+        tracker.feed({"Event": "Hangup", "Channel": "PJSIP/carrier-a-00000001",
+                      "Uniqueid": "1700000000.9"})
         [ended] = tracker.expire(clock.now + 5)
         assert ended.record is not None and ended.record.evidence == "cdr"
         assert ended.settle.caller_extension == "100"

@@ -82,9 +82,10 @@ class Feed:
             self.ended += self.tracker.feed(event, Received(self.clock(), self.clock()))
         self.ended += self.tracker.expire()
 
-    def authorized(self, t: float, uid: str, token: str) -> None:
+    def authorized(self, t: float, uid: str, token: str, extension: str = "") -> None:
+        """The daemon's marker: the gate allowed `uid` (paid by `extension`) at `t`."""
         self.clock.at(t)
-        self.tracker.authorized(uid, token)
+        self.tracker.authorized(uid, token, extension=extension)
 
     def later(self, seconds: float = 60.0) -> None:
         self.clock.at(self.clock.t + seconds)

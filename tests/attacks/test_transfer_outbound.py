@@ -34,21 +34,24 @@ class TestABlindTransferToAnotherOutboundNumber:
         time to 100 at the cheap tariff (the leg's own DialBegin is ignored: it is a dest of a
         followed Dial); the premium Dial went out under an unbilled hold of its own. 100 pays
         0.67 for 60 s of a 1.00/s number."""
-        await make_extension(ctx, "100", balance="100")
+        await make_extension(ctx, "100", balance="1000")  # the first call holds 108 of it
         await make_rate(ctx, "91", initial_cost="0", initial_time=0, rate="0.01", period=1)
         await make_rate(ctx, "900", initial_cost="0", initial_time=0, rate="1.00", period=1)
         feed = Feed(cdr_events="on")
         first = await authorize_call(ctx, AuthorizeCall(GATED[0], "100", CHEAP_NUMBER,
                                                         channel=GATED[1]))
         assert first.token
-        feed.authorized(0, GATED[0], first.token)
+        feed.authorized(0, GATED[0], first.token, extension="100")
         feed.at(0, dial_begin(GATED[0], *CHEAP, exten=CHEAP_NUMBER, channel=GATED[1]))
         feed.at(5, dial_end(GATED[0], *CHEAP))
         # the blind transfer: the caller leaves, the external leg runs the gated context
         feed.at(10, hangup(GATED[0], GATED[1]),
                 cdr(GATED[0], dest_channel=CHEAP[1], start=0, answer=5, end=10,
                     destination=CHEAP_NUMBER, channel=GATED[1]))
-        second = await authorize_call(ctx, AuthorizeCall(CHEAP[0], CHEAP_NUMBER, PREMIUM_NUMBER,
+        # As the daemon asks the gate: the tracker says who pays for the call this leg is of.
+        feed.clock.at(10)
+        payer = feed.tracker.paid_by(CHEAP[0]) or CHEAP_NUMBER
+        second = await authorize_call(ctx, AuthorizeCall(CHEAP[0], payer, PREMIUM_NUMBER,
                                                          channel=CHEAP[1]))
         assert second.allowed, "the gate refused the transferred leg (that would hold)"
         if second.token:
@@ -62,6 +65,6 @@ class TestABlindTransferToAnotherOutboundNumber:
         feed.later()
         for ended in feed.ended:
             await settle_channel(ctx, ended.settle)
-        spent = Decimal(100) - (await show_extension(ctx, "100")).balance
+        spent = Decimal(1000) - (await show_extension(ctx, "100")).balance
         assert spent >= Decimal("60"), (
             f"60 s of a 1.00/s number, reached by transferring a 0.01/s call, cost 100 {spent}")

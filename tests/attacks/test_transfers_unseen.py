@@ -171,6 +171,9 @@ class TestARestartDuringATransferredCall:
         live = {f.get("Uniqueid") for f in FRAMES if f.event == "Newchannel" and f.t <= transfer_t}
         live -= {f.get("Uniqueid") for f in FRAMES if f.event == "Hangup" and f.t <= transfer_t}
         assert external in live and uid not in live
+        # CoreShowChannels lists each live channel's name too (AmiConnection.live_uniqueids).
+        live |= {f.get("Channel") for f in FRAMES if f.event == "Newchannel"
+                 and f.get("Uniqueid") in live}
 
         async def master_csv(uniqueids: object) -> dict[str, object]:
             return {uid: channel_from_records(uid, cdrs)} if uid in uniqueids else {}  # type: ignore[operator]

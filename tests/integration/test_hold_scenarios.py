@@ -46,6 +46,16 @@ async def gap(daemon: Daemon, fake_ami: FakeAmiServer, live: list[Frame], times:
     await connected(daemon, fake_ami, times)
 
 
+class MovedClock:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 async def killed(daemon: Daemon) -> None:
     """As SIGKILL leaves it: nothing of it runs any more, nothing was drained or settled."""
     assert daemon.follower is not None and daemon.gate is not None
@@ -186,12 +196,16 @@ class TestAChannelThatDialsTwice:
         await billed(ctx, {"100": "5"})
         channel = TwoDials(Call(0, "100"), 60, 30)
         daemon = await start_daemon(ctx, fake_ami, cdr_events="on")
+        ticks = MovedClock()  # the tracker's monotonic clock: the first call really talks 60 s
+        assert daemon.follower is not None
+        daemon.follower.tracker._monotonic = ticks
         try:
             await connected(daemon, fake_ami)
             first = await channel.call.ask_gate(daemon.gate.port)  # type: ignore[union-attr]
             assert (first["COOBILL_RESULT"], first["COOBILL_LIMIT"]) == ("ALLOW", "500")
             frames, first_cdr = channel.dial(1, 60)
             await fake_ami.send_events(frames)
+            ticks.now += 62
             [rate] = await list_rates(ctx)
             await edit_rate(ctx, rate.id, rate="0.02")  # the second Dial is dearer
             second = await channel.call.ask_gate(daemon.gate.port)  # type: ignore[union-attr]

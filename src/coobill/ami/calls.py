@@ -41,7 +41,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from coobill.ami.cdr import CdrRecord, known, parse_callerid, trunk_of_channel
@@ -105,11 +105,13 @@ class _Leg:
     dest_uniqueid: str
     dest_channel: str
     authorization: str | None
+    dialled_at: float | None = None  # its DialBegin's time
     status: str = ""  # the DialEnd DialStatus, "" while it rings
     answered_at: float | None = None
     answered_tick: float | None = None
     ended_at: float | None = None
     ended_tick: float | None = None
+    ended_rx: float | None = None  # monotonic: when its Hangup reached us (stamped or not)
 
     @property
     def answered(self) -> bool:
@@ -134,6 +136,7 @@ class _Channel:
     caller_number: str = ""
     caller_name: str = ""
     exten: str = ""
+    extension: str = ""  # who its authorizations are paid by
     # The gate's authorizations of this channel, in order: (token, the monotonic instant).
     authorizations: list[tuple[str, float | None]] = field(default_factory=list)
     life_seen: bool = False  # authorized while connected...
@@ -141,14 +144,25 @@ class _Channel:
     legs: dict[str, _Leg] = field(default_factory=dict)
     hung_up_at: float | None = None
     hung_up_tick: float | None = None
+    hung_up_rx: float | None = None
+    # Its Hangup's ConnectedLineNum: a channel that was connected to a number, though no Dial
+    # of it was seen (events dropped), may have dialled.
+    connected_to: str = ""
     over_seen: float | None = None  # monotonic: when it was over (the Cdr grace runs from it)
     seen_tick: float = 0.0  # monotonic: when it was first heard of
     cdrs: list[CdrRecord] = field(default_factory=list)
     cdrs_out: bool = False  # one of its Cdrs came: Asterisk posts them together, at its end
+    last_cdr_end: datetime | None = None  # the latest EndTime of its Cdrs (any application)
+    # Authorization token -> the most talk its Dials may be charged: what the gate was told
+    # when the channel asked again (the earlier hold was lowered to that much).
+    bounds: dict[str, int] = field(default_factory=dict)
+    # Known from its Cdrs alone: the channels its answered Dials reached that had not hung up
+    # when their Cdr came (a transferred call talks on) -> when they did (event time).
+    waiting: dict[str, float | None] = field(default_factory=dict)
 
     @property
     def over(self) -> bool:
-        return self.hung_up_at is not None and all(
+        return self.hung_up_at is not None and None not in self.waiting.values() and all(
             leg.over or not leg.answered or not leg.followed for leg in self.legs.values())
 
     def cdr_of(self, leg: _Leg) -> CdrRecord | None:
@@ -205,6 +219,12 @@ class CallTracker:
         self._max_channels = max_channels
         self._channels: dict[str, _Channel] = {}
         self._dest_of: dict[str, tuple[str, str]] = {}  # dialled uniqueid -> (channel, leg)
+        # The names of the channels the gate allowed lately (a Local ;2 half among them).
+        self._gated_names: OrderedDict[str, None] = OrderedDict()
+        # Channel name -> when it hung up, lately; and the names followed for a channel known
+        # from its Cdrs alone (see _follow_by_name).
+        self._recent_hangups: OrderedDict[str, float] = OrderedDict()
+        self._waiting_names: dict[str, str] = {}
         self._settled = _RecentlySettled(remember_settled)
         self._generation = 0
         self._connected = False
@@ -234,10 +254,14 @@ class CallTracker:
             return []
         return handler(h, received or Received(self._clock(), self._monotonic()))
 
-    def authorized(self, uniqueid: str, token: str, tick: float | None = None) -> None:
-        """The gate allowed `uniqueid` (its hold is `token`): put in the event queue when the
-        hold committed, so before any event of the Dial it allows."""
+    def authorized(self, uniqueid: str, token: str, tick: float | None = None,
+                   channel: str = "", extension: str = "") -> None:
+        """The gate allowed `uniqueid` (its hold is `token`; `channel` its name, `extension`
+        who pays): put in the event queue when the hold committed, so before any event of the
+        Dial it allows."""
+        self._gated(channel)
         ch = self._channel(uniqueid)
+        ch.extension = ch.extension or extension
         if ch.hung_up_at is not None:
             return
         first = not ch.authorizations and not ch.legs
@@ -255,6 +279,17 @@ class CallTracker:
         known_tokens = {t for t, _ in ch.authorizations}
         ch.authorizations.extend((t, None) for t in tokens if t not in known_tokens)
 
+    def paid_by(self, uniqueid: str) -> str | None:
+        """The extension paying for the call a channel is the dialled party of, when it asks
+        the gate itself: a blind-transferred external leg sent into the outbound context
+        dials on for the extension that placed the call (its own caller ID is the number that
+        extension dialled)."""
+        found = self._dest_of.get(uniqueid)
+        if found is None:
+            return None
+        owner = self._channels.get(found[0])
+        return owner.extension or None if owner is not None else None
+
     def earlier(self, uniqueid: str) -> tuple[tuple[str, int], ...]:
         """For a channel asking the gate again: each earlier authorization of it this tracker
         saw, with the most talk time its Dials can have had - the time since it was allowed,
@@ -269,7 +304,9 @@ class CallTracker:
                 continue
             if any(not leg.over for leg in ch.legs.values() if leg.authorization == token):
                 continue
-            found.append((token, math.ceil(max(now - tick, 0.0)) + 1))
+            bound = math.ceil(max(now - tick, 0.0)) + 1
+            ch.bounds[token] = min(bound, ch.bounds.get(token, bound))
+            found.append((token, ch.bounds[token]))
         return tuple(found)
 
     def expire(self, now: float | None = None) -> list[ChannelEnded]:
@@ -277,7 +314,8 @@ class CallTracker:
         grace period (`now` on the tracker's monotonic clock)."""
         now = self._monotonic() if now is None else now
         due = [ch for ch in self._channels.values()
-               if ch.over_seen is not None and now - ch.over_seen >= self._grace]
+               if ch.over_seen is not None and now - ch.over_seen >= self._grace
+               and None not in ch.waiting.values()]
         if due and self._cdr_mode == "auto" and not self._cdr_seen and not self._cdr_absent:
             self._cdr_absent = True
             log.warning("ami.no_cdr_events grace=%ss: billing from channel events (load "
@@ -356,8 +394,9 @@ class CallTracker:
     def _on_dial_begin(self, h: dict[str, str], at: Received) -> list[ChannelEnded]:
         uid = h.get("uniqueid", "")
         # No caller Uniqueid: an Originate dialling out, not a channel running a Dial. A
-        # dialled leg that dials on (the external party, blind-transferred) is not a caller.
-        if not uid or uid in self._dest_of or uid in self._settled:
+        # dialled leg that dials on (the external party, blind-transferred) is no caller of
+        # its own - unless the gate allowed it (it went through the outbound context).
+        if not uid or uid in self._settled or (uid in self._dest_of and not self._allowed(uid)):
             return []
         ch = self._channel(uid, _stamp(h, at)[0])
         if ch.hung_up_at is not None:
@@ -365,11 +404,13 @@ class CallTracker:
         ch.caller_number = ch.caller_number or known(h.get("calleridnum", ""))
         ch.caller_name = ch.caller_name or known(h.get("calleridname", ""))
         ch.exten = ch.exten or h.get("exten", "")
+        if ch.authorizations:
+            self._gated(h.get("channel", ""))
         dest_uid, dest_channel = h.get("destuniqueid", ""), h.get("destchannel", "")
         key = dest_uid or dest_channel
         if key and key not in ch.legs:
             token = ch.authorizations[-1][0] if ch.authorizations else None
-            ch.legs[key] = _Leg(dest_uid, dest_channel, token)
+            ch.legs[key] = _Leg(dest_uid, dest_channel, token, dialled_at=_stamp(h, at)[0])
             if dest_uid:
                 self._dest_of[dest_uid] = (uid, key)
         return []
@@ -398,16 +439,29 @@ class CallTracker:
     def _on_hangup(self, h: dict[str, str], at: Received) -> list[ChannelEnded]:
         uid = h.get("uniqueid", "")
         ended: list[ChannelEnded] = []
+        name = h.get("channel", "")
+        if name:
+            self._recent_hangups[name] = _stamp(h, at)[0]
+            while len(self._recent_hangups) > self._max_channels:
+                self._recent_hangups.popitem(last=False)
+            owner = self._waiting_names.pop(name, None)
+            if owner is not None and owner in self._channels:
+                self._channels[owner].waiting[name] = self._recent_hangups[name]
+                ended += self._if_over(owner)
         found = self._dest_of.pop(uid, None)
         if found is not None:
             owner, key = found
             leg = self._leg(owner, key)
             if leg is not None and leg.ended_at is None:
                 leg.ended_at, leg.ended_tick = _stamp(h, at)
+                leg.ended_rx = at.tick
             ended += self._if_over(owner)
         ch = self._channels.get(uid)
         if ch is not None and ch.hung_up_at is None:
             ch.hung_up_at, ch.hung_up_tick = _stamp(h, at)
+            ch.hung_up_rx = at.tick
+            ch.caller_number = ch.caller_number or known(h.get("calleridnum", ""))
+            ch.connected_to = known(h.get("connectedlinenum", ""))
             ended += self._if_over(uid)
         return ended
 
@@ -416,7 +470,7 @@ class CallTracker:
             return []
         self._cdr_seen = True
         uid = h.get("uniqueid", "")
-        if not uid or uid in self._dest_of:
+        if not uid or (uid in self._dest_of and not self._allowed(uid)):
             return []
         try:
             cdr = CdrRecord.from_event(h)
@@ -431,6 +485,9 @@ class CallTracker:
             ch = self._channel(uid, at.wall)
         if cdr.is_dial and cdr not in ch.cdrs:
             ch.cdrs.append(cdr)
+            self._follow_by_name(ch, cdr)
+        if cdr.end is not None and (ch.last_cdr_end is None or cdr.end > ch.last_cdr_end):
+            ch.last_cdr_end = cdr.end
         ch.cdrs_out = True
         if not ch.legs and ch.hung_up_at is None and ch.over_seen is None:
             # Known from its Cdrs alone: they come together; settle once the grace is over.
@@ -457,6 +514,8 @@ class CallTracker:
         return [] if waiting else [self._settle(ch)]
 
     def _seen_whole(self, ch: _Channel) -> bool:
+        if not ch.legs and ch.connected_to and ch.connected_to != ch.caller_number:
+            return False  # no Dial seen, yet connected to a number: its Dial's events dropped
         return ch.life_seen and ch.life_generation == self._generation
 
     def _settle(self, ch: _Channel, *, lost: bool = False) -> ChannelEnded:
@@ -481,17 +540,63 @@ class CallTracker:
     def _dials(self, ch: _Channel) -> tuple[DialOutcome, ...]:
         if not ch.legs:  # known from its Cdrs alone
             token = ch.authorizations[0][0] if len(ch.authorizations) == 1 else None
-            return tuple(c.outcome(authorization=token) for c in sorted(ch.cdrs, key=_started))
-        outcomes = (self._outcome(ch, leg) for leg in ch.legs.values())
-        return tuple(o for o in outcomes if o is not None)
+            outcomes: list[DialOutcome] = []
+            went_on: datetime | None = None  # the end of a Dial whose callee talked on
+            for c in sorted(ch.cdrs, key=_started):
+                if went_on is not None and c.start is not None and c.start >= went_on:
+                    continue  # made while that callee talked on: an attended transfer's
+                outcome = self._from_cdr_alone(ch, c, token)
+                if outcome.evidence == "events" and c.end is not None:
+                    went_on = c.end
+                outcomes.append(outcome)
+            return tuple(outcomes)
+        seen: list[DialOutcome | None] = [
+            self._outcome(ch, leg) for leg in ch.legs.values()
+            if not self._into_a_gated_local_channel(ch, leg)]
+        outcomes = [o for o in seen if o is not None]
+        if not self._seen_whole(ch):
+            # Dial Cdrs of no DialBegin seen: Dials whose events fell into a gap. (Followed
+            # whole, such a Cdr is no Dial of its own: an attended transfer's consultation.)
+            matched = {id(ch.cdr_of(leg)) for leg in ch.legs.values()}
+            outcomes += [c.outcome() for c in sorted(ch.cdrs, key=_started)
+                         if id(c) not in matched]
+        return tuple(outcomes)
+
+    def _from_cdr_alone(self, ch: _Channel, cdr: CdrRecord, token: str | None) -> DialOutcome:
+        """A Dial known from its Cdr alone. If the channel it reached talked on after the
+        caller left (a transfer), its talk is the caller's time answered - from the Dial's
+        answer to the caller's last Cdr's end, on the CDRs' clock - and the time the reached
+        channel stayed up after the caller's Hangup, on the events' clock."""
+        ended = ch.waiting.get(cdr.destination_channel)
+        after = ended - ch.hung_up_at if ended is not None and ch.hung_up_at is not None else 0
+        if after <= 1 or cdr.answer is None or ch.last_cdr_end is None:
+            return cdr.outcome(authorization=token)
+        before = (ch.last_cdr_end - cdr.answer).total_seconds()
+        talk = max(int(before + after), cdr.billable_seconds)
+        bound = ch.bounds.get(token or "")
+        return cdr.outcome(authorization=token,
+                           billable_seconds=talk if bound is None else min(talk, bound),
+                           end=ch.last_cdr_end + timedelta(seconds=after), evidence="events")
+
+    def _into_a_gated_local_channel(self, ch: _Channel, leg: _Leg) -> bool:
+        """A Dial of a Local channel whose other half the gate allowed (a phone dialling
+        Local/9…@coobill-outbound): that half's own Dial is the call; this one is not."""
+        name = leg.dest_channel
+        if not ch.authorizations and name.lower().startswith("local/") and name.endswith(";1"):
+            return name[:-1] + "2" in self._gated_names
+        return False
 
     def _outcome(self, ch: _Channel, leg: _Leg) -> DialOutcome | None:
         cdr = ch.cdr_of(leg)
         talk = self._talk(ch, leg)
         if leg.answered and talk is None and cdr is None:
             return None  # answered, its end lost: no evidence of what it cost
+        bound = ch.bounds.get(leg.authorization or "")
+        if talk is not None and bound is not None:
+            talk = min(talk, bound)
         if cdr is not None and not self._events_measure_better(ch, leg, cdr, talk):
-            return cdr.outcome(authorization=leg.authorization)
+            billsec = cdr.billable_seconds if bound is None else min(cdr.billable_seconds, bound)
+            return cdr.outcome(authorization=leg.authorization, billable_seconds=billsec)
         end = leg.ended_at if leg.ended_at is not None else ch.hung_up_at
         if talk is not None:
             disposition = Disposition.ANSWERED
@@ -515,15 +620,23 @@ class CallTracker:
         """Whether the events measure the dialled party's talk where the CDR does not.
         Longer than the CDR by more than a second: the call went on past the caller's CDR (a
         transfer); events that reach us late can only look shorter, never longer. Shorter:
-        the CDR counts from the caller's earlier answer - believed only when Asterisk stamped
-        the events itself (timestampevents = yes), as a burst of late events looks the same."""
+        the CDR counts from the caller's earlier answer (a dialplan that answers before Dial)
+        - seen when the CDR's own answer comes sooner after its start than the dialled party
+        answered after the Dial began (late events only shorten that ring), or believed when
+        Asterisk stamped the events itself (timestampevents = yes)."""
         if talk is None:
             return False
         if talk > cdr.billable_seconds + 1:
             return True
-        stamped = leg.answered_tick is None and (
+        if talk >= cdr.billable_seconds - 1:
+            return False
+        if cdr.start is not None and cdr.answer is not None and leg.answered_at is not None \
+                and leg.dialled_at is not None:
+            cdr_ring = (cdr.answer - cdr.start).total_seconds()
+            if cdr_ring < (leg.answered_at - leg.dialled_at) - 1:
+                return True
+        return leg.answered_tick is None and (
             leg.ended_tick is None if leg.ended_at is not None else ch.hung_up_tick is None)
-        return stamped and talk < cdr.billable_seconds - 1
 
     @staticmethod
     def _talk(ch: _Channel, leg: _Leg) -> int | None:
@@ -564,9 +677,35 @@ class CallTracker:
 
     def _forget(self, ch: _Channel) -> None:
         self._channels.pop(ch.uniqueid, None)
+        for name in ch.waiting:
+            if self._waiting_names.get(name) == ch.uniqueid:
+                del self._waiting_names[name]
         for leg in ch.legs.values():
             if self._dest_of.get(leg.dest_uniqueid, ("",))[0] == ch.uniqueid:
                 del self._dest_of[leg.dest_uniqueid]
+
+    def _follow_by_name(self, ch: _Channel, cdr: CdrRecord) -> None:
+        """A channel known from its Cdrs alone (its DialBegin missed): the channel an answered
+        Dial of it reached may still be up - transferred, it talks on with the target. It is
+        followed by name (its uniqueid was in the DialBegin) until it hangs up."""
+        dest = cdr.destination_channel
+        if ch.legs or cdr.disposition != Disposition.ANSWERED or not dest:
+            return
+        if dest in self._recent_hangups:
+            ch.waiting[dest] = self._recent_hangups[dest]
+        elif dest not in ch.waiting:
+            ch.waiting[dest] = None
+            self._waiting_names[dest] = ch.uniqueid
+
+    def _allowed(self, uid: str) -> bool:
+        ch = self._channels.get(uid)
+        return ch is not None and bool(ch.authorizations)
+
+    def _gated(self, channel: str) -> None:
+        if channel:
+            self._gated_names[channel] = None
+            while len(self._gated_names) > self._max_channels:
+                self._gated_names.popitem(last=False)
 
     def _make_room(self) -> None:
         # A last guard on memory: reconcile() normally forgets what a gap left behind.

@@ -239,13 +239,15 @@ class AmiConnection:
             raise AmiError(f"Ping refused: {_first(reply).message}")
 
     async def live_uniqueids(self) -> set[str]:
-        """Uniqueids of every channel up right now (CoreShowChannels)."""
+        """The uniqueids, and the names, of every channel up right now (CoreShowChannels):
+        a name holds a '/', a uniqueid never does."""
         reply = await self.request({"Action": "CoreShowChannels"})
         items = reply if isinstance(reply, list) else [reply]
         if not items or not items[0].success:
             raise AmiError(f"CoreShowChannels refused: {_first(reply).message}")
-        return {m["Uniqueid"] for m in items
-                if m.get("Event") == "CoreShowChannel" and m.get("Uniqueid")}
+        listed = [m for m in items if m.get("Event") == "CoreShowChannel"]
+        return {m["Uniqueid"] for m in listed if m.get("Uniqueid")} | {
+            m["Channel"] for m in listed if m.get("Channel")}
 
     def close(self) -> None:
         if self._manager is not None:
@@ -309,6 +311,8 @@ class _Authorized:
     uniqueid: str
     token: str
     tick: float
+    channel: str = ""
+    extension: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,10 +421,18 @@ class AmiFollower:
     def _arrived(self, message: Message) -> None:
         self._queue.put_nowait(_Event(message, self.tracker.received()))
 
-    def authorized(self, uniqueid: str, token: str) -> None:
-        """The gate allowed `uniqueid` under the hold `token`; call it once the hold has
-        committed and before the channel is told (so before its Dial's first event)."""
-        self._queue.put_nowait(_Authorized(uniqueid, token, self.tracker.tick()))
+    def authorized(self, uniqueid: str, token: str, channel: str = "",
+                   extension: str = "") -> None:
+        """The gate allowed `uniqueid` (`channel`, paid by `extension`) under the hold
+        `token`; call it once the hold has committed and before the channel is told (so before
+        its Dial's first event)."""
+        self._queue.put_nowait(_Authorized(uniqueid, token, self.tracker.tick(), channel,
+                                           extension))
+
+    def paid_by(self, uniqueid: str) -> str | None:
+        """For the gate: who pays for a call this channel is the dialled party of
+        (CallTracker.paid_by)."""
+        return self.tracker.paid_by(uniqueid)
 
     def expect(self, holds: dict[str, list[str]]) -> None:
         """Follow these live channels, holding funds of authorizations this daemon did not
@@ -539,7 +551,8 @@ class AmiFollower:
         if isinstance(item, _Event):
             ended = tracker.feed(item.message, item.received)
         elif isinstance(item, _Authorized):
-            tracker.authorized(item.uniqueid, item.token, item.tick)
+            tracker.authorized(item.uniqueid, item.token, item.tick, item.channel,
+                               item.extension)
             return
         elif isinstance(item, _Expected):
             for uniqueid, tokens in item.holds:

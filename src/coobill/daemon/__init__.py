@@ -107,13 +107,20 @@ class Daemon:
         assert self.ctx is not None
         follower = self.follower
         if follower is not None:
+            payer = follower.paid_by(call.uniqueid)
+            if payer is not None and payer != call.extension:
+                # A transferred external leg dialling on: the extension that placed the call
+                # pays for what it dials now, at that number's rate.
+                log.info("gate.transferred uniqueid=%s asked_as=%s paid_by=%s",
+                         call.uniqueid, call.extension, payer)
+                call = dataclasses.replace(call, extension=payer)
             earlier = follower.earlier_authorizations(call.uniqueid)
             if earlier:
                 call = dataclasses.replace(call, earlier=earlier)
         verdict = await authorize_call(self.ctx, call)
         if verdict.token is not None and follower is not None:
             # Queued before the channel hears the verdict: before its Dial's first event.
-            follower.authorized(call.uniqueid, verdict.token)
+            follower.authorized(call.uniqueid, verdict.token, call.channel, call.extension)
         return verdict
 
     async def _start_follower(self, ctx: BillingContext) -> None:

@@ -123,6 +123,10 @@ async def reconcile(
     flagged: list[str] = []
     for uniqueid in gone:
         found = evidence.get(uniqueid)
+        if found is not None and any(d.leg in live_uniqueids for d in found.records()):
+            # The channel it dialled is still up (the caller transferred it): the call goes
+            # on, and so does its hold.
+            continue
         if found is not None:
             await settle_channel(ctx, found)
             settled.append(uniqueid)
