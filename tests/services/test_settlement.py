@@ -212,3 +212,22 @@ class TestUngatedCalls:
         await make_rate(ctx, "")
         assert await settle(ctx, ended("c1", number="555", billsec=61, trunk="102")) is None
         assert await rows(ctx, "SELECT count(*) FROM call") == [(0,)]
+
+
+class TestRecordsFromBeforeTheUpgrade:
+    async def test_a_channel_recorded_before_migration_0004_is_not_charged_again(
+        self, ctx: BillingContext
+    ) -> None:
+        """Its record knows no PBX nor leg (pbx ''): a duplicate Cdr after the upgrade finds
+        it and records and debits nothing."""
+        await make_extension(ctx, "100", balance="10")
+        await make_rate(ctx, "00")
+        await settle(ctx, ended("c1", billsec=61))
+        async with ctx.uow() as uow:
+            from sqlalchemy import text
+
+            await uow.session.execute(text("UPDATE call SET pbx = '', leg = ''"))
+            await uow.commit()
+        again = await settle(ctx, ended("c1", billsec=61))
+        assert again is not None and not again.debited
+        assert await balance(ctx) == Decimal("9.85")

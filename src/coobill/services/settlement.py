@@ -63,6 +63,9 @@ _CHANNEL_HOLDS = (
 )
 _RECORDED_LEGS = select(_call.c.leg, _call.c.cost).where(
     _call.c.pbx == bindparam("pbx"), _call.c.uniqueid == bindparam("uniqueid"))
+# A record from before migration 0004 knows no PBX nor leg: it is the channel's, settled.
+_SETTLED_BEFORE_THE_UPGRADE = select(_call.c.id, _call.c.cost).where(
+    _call.c.pbx == "", _call.c.uniqueid == bindparam("uniqueid")).limit(1)
 _EXTENSION_BY_NUMBER = select(
     _extension.c.id, _extension.c.billing_enabled, _extension.c.balance
 ).where(_extension.c.number == bindparam("number"))
@@ -96,7 +99,11 @@ async def _recorded_cost(ctx: BillingContext, cmd: SettleCall) -> Decimal | None
     async with ctx.uow() as uow:
         found = (await uow.session.execute(
             _RECORDED_LEGS, {"pbx": ctx.config.pbx.identity(), "uniqueid": cmd.uniqueid})).all()
+        legacy = (await uow.session.execute(
+            _SETTLED_BEFORE_THE_UPGRADE, {"uniqueid": cmd.uniqueid})).first()
     legs = {row.leg: row.cost for row in found}
+    if not legs and legacy is not None:
+        return Decimal(legacy.cost)
     return legs.get(cmd.leg, next(iter(legs.values()), None))
 
 
@@ -122,6 +129,9 @@ def _settle(ctx: BillingContext, cmd: SettleChannel, session: Session) -> list[S
     key = {"pbx": pbx, "uniqueid": cmd.uniqueid}
     channel_holds = [_Hold(**row._asdict()) for row in execute(session, _CHANNEL_HOLDS, key).all()]
     recorded = {row.leg for row in execute(session, _RECORDED_LEGS, key).all()}
+    if pbx and execute(session, _SETTLED_BEFORE_THE_UPGRADE,
+                       {"uniqueid": cmd.uniqueid}).first() is not None:
+        return []
     now = settings.local(ctx.clock())
     used: set[int] = set()
     done: list[Settlement] = []
