@@ -37,11 +37,12 @@ run: $(STAMP) $(LOCAL_CONFIG)
 test: $(STAMP) browsers
 	$(BIN)/python -m pytest -q
 
-## A contributor's quick check: lint, types, and the suite without the browser tests.
+## A contributor's quick check: lint, types, and the suite on SQLite without the browser tests
+## and without the one that installs a copy of the checkout (make test runs them all).
 check: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q -m "not browser"
+	env -u COOBILL_TEST_POSTGRES_URL $(BIN)/python -m pytest -q -m "not browser and not clone"
 
 browsers:
 	@command -v chromium >/dev/null 2>&1 || ( \

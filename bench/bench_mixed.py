@@ -107,12 +107,12 @@ async def run_daemon(path: Path, ami_port: int) -> None:
     out = sys.stdout
 
     class Reporting(Daemon):
-        def _settlement_done(self, settlement):  # type: ignore[no-untyped-def]
+        def _settlement_done(self, settlements):  # type: ignore[no-untyped-def]
             at = time.monotonic()
-            super()._settlement_done(settlement)
-            if settlement is not None:
+            super()._settlement_done(settlements)
+            for settlement in settlements:
                 out.write(f"S {settlement.uniqueid} {at:.6f}\n")
-                out.flush()
+            out.flush()
 
     daemon = Reporting(settings)
     await daemon.start()

@@ -83,8 +83,9 @@ async def run(calls: int, live: int) -> dict[str, float]:
     done = asyncio.Event()
     wanted = calls
 
-    def settled(settlement) -> None:  # type: ignore[no-untyped-def]
-        settled_at[settlement.uniqueid] = time.perf_counter()
+    def settled(settlements) -> None:  # type: ignore[no-untyped-def]
+        for settlement in settlements:
+            settled_at[settlement.uniqueid] = time.perf_counter()
         if len(settled_at) >= wanted:
             done.set()
 

@@ -19,7 +19,8 @@ import pytest
 
 from tests.fakes.traces import REPOSITORY
 
-pytestmark = pytest.mark.timeout(900)  # `make run` installs the packages into a new venv
+# `make run` installs the packages into a new venv: minutes, not seconds.
+pytestmark = [pytest.mark.timeout(900), pytest.mark.clone]
 
 
 def _copy_checkout(target: Path) -> None:
