@@ -1,17 +1,38 @@
 """The pure rating core: rates, their selection, cost and the talk time funds buy. No I/O."""
 
 from coobill.rating.book import RateBook
+from coobill.rating.calendar import (
+    ALWAYS,
+    DAY_NAMES,
+    EVERY_DAY,
+    NO_HOLIDAYS,
+    Calendar,
+    Holidays,
+    days_text,
+    parse_days,
+)
 from coobill.rating.rates import ALL_DAY, Rate, TimeWindow, select_rate
+from coobill.rating.split import split_cost, split_max_duration
 from coobill.rating.tariff import Tariff, cost, max_duration, minimum_to_connect
 
 __all__ = [
     "ALL_DAY",
+    "ALWAYS",
+    "DAY_NAMES",
+    "EVERY_DAY",
+    "NO_HOLIDAYS",
+    "Calendar",
+    "Holidays",
     "Rate",
     "RateBook",
     "Tariff",
     "TimeWindow",
     "cost",
+    "days_text",
     "max_duration",
     "minimum_to_connect",
+    "parse_days",
     "select_rate",
+    "split_cost",
+    "split_max_duration",
 ]

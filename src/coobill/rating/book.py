@@ -8,17 +8,19 @@ that holds a matching rate wins (longest prefix first), and within it the rule o
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import time
+from datetime import datetime, time
 
+from coobill.rating.calendar import NO_HOLIDAYS, Holidays
 from coobill.rating.rates import Rate
 
 
 class RateBook:
     """Immutable after construction; build a new one when rates change."""
 
-    __slots__ = ("_by_prefix", "_rates")
+    __slots__ = ("_by_prefix", "_rates", "holidays")
 
-    def __init__(self, rates: Iterable[Rate]) -> None:
+    def __init__(self, rates: Iterable[Rate], holidays: Holidays = NO_HOLIDAYS) -> None:
+        self.holidays = holidays
         by_prefix: dict[str, list[Rate]] = {}
         kept: list[Rate] = []
         for rate in rates:
@@ -37,13 +39,16 @@ class RateBook:
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(self._rates)
 
-    def select(self, extension: str, number: str, at: time) -> Rate | None:
+    def select(self, extension: str, number: str, at: time | datetime) -> Rate | None:
+        """The rate for a call at local time `at` (a datetime: its calendar counts too, with
+        the book's holidays)."""
         by_prefix = self._by_prefix
+        holidays = self.holidays
         for n in range(len(number), -1, -1):
             bucket = by_prefix.get(number[:n])
             if bucket is None:
                 continue
             for rate in bucket:  # most specific first
-                if rate.matches(extension, number, at):
+                if rate.matches(extension, number, at, holidays):
                     return rate
         return None

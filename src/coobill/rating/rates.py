@@ -2,7 +2,8 @@
 
 A rate applies to a call when it is enabled, its prefix starts the dialled number, its number
 length is 0 (any) or the dialled number's length (prefix included), its time-of-day window holds
-the call's local time, and the caller is among its extensions. Of those, the most specific wins:
+the call's local time, its calendar (days of the week, holidays, the span of its deck) holds the
+call's local date, and the caller is among its extensions. Of those, the most specific wins:
 longest prefix, then an exact length over length 0, then the earliest created (lowest id).
 """
 
@@ -10,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import time
+from datetime import datetime, time
 
+from coobill.rating.calendar import ALWAYS, NO_HOLIDAYS, Calendar, Holidays
 from coobill.rating.tariff import Tariff
 
 
@@ -59,6 +61,10 @@ class Rate:
     extensions: frozenset[str]
     enabled: bool = True
     remark: str = ""
+    calendar: Calendar = ALWAYS
+    # Split at boundaries: each billing period after the first is charged at the rate in force
+    # when it starts (rating/split.py); else the whole call at the rate of its start.
+    split: bool = False
 
     def __post_init__(self) -> None:
         if self.prefix and not self.prefix.isdigit():
@@ -68,13 +74,22 @@ class Rate:
         if self.number_length and self.number_length < len(self.prefix):
             raise ValueError("number length counts the prefix, so it cannot be shorter than it")
 
-    def matches(self, extension: str, number: str, at: time) -> bool:
+    def matches(self, extension: str, number: str, at: time | datetime,
+                holidays: Holidays = NO_HOLIDAYS) -> bool:
+        """Whether the rate applies; `at` the call's local time, or its local date and time
+        (a bare time of day ignores the calendar)."""
+        if isinstance(at, datetime):
+            moment: time = at.time()
+            if not self.calendar.always and not self.calendar.holds(at, holidays):
+                return False
+        else:
+            moment = at
         return (
             self.enabled
             and number.startswith(self.prefix)
             and (self.number_length == 0 or self.number_length == len(number))
             and (extension in self.extensions or EVERY_EXTENSION in self.extensions)
-            and self.window.holds(at)
+            and self.window.holds(moment)
         )
 
     def specificity(self) -> tuple[int, int, int]:
@@ -82,11 +97,12 @@ class Rate:
         return (len(self.prefix), 1 if self.number_length else 0, -self.id)
 
 
-def select_rate(rates: Iterable[Rate], extension: str, number: str, at: time) -> Rate | None:
+def select_rate(rates: Iterable[Rate], extension: str, number: str, at: time | datetime,
+                holidays: Holidays = NO_HOLIDAYS) -> Rate | None:
     """The rate that applies to `extension` dialling `number` at local time `at`, or None."""
     best: Rate | None = None
     for rate in rates:
-        if rate.matches(extension, number, at) and (
+        if rate.matches(extension, number, at, holidays) and (
             best is None or rate.specificity() > best.specificity()
         ):
             best = rate
