@@ -15,7 +15,7 @@ from functools import partial
 from sqlalchemy import text
 
 from coobill.agi.server import GateOptions, GateServer
-from coobill.services import reservations
+from coobill.services import holds, reservations
 from coobill.services.context import BillingContext
 from coobill.services.gate import authorize_call
 from coobill.services.reports import list_calls
@@ -112,12 +112,19 @@ class TestTheLedgerLockedForFiveSeconds:
                                "COOBILL_LIMIT": "", "COOBILL_DIAL_OPTIONS": ""}
 
         await daemon.until_settled(2)
-        # Both authorizations were waiting on the lock when the gate gave up; they commit
-        # once it goes, on either database, and are then undone: nothing of them stays held.
+        # Both authorizations were waiting on the lock when the gate gave up; once it goes
+        # each commits and is undone (on PostgreSQL one of the two writers on extension 102
+        # may instead fail and commit nothing; uow logs ledger.late_work_failed): nothing of
+        # them stays held, and
+        # neither is charged (assert_debited_once below).
         await ctx.uow.drain()
         await other_ctx.uow.drain()
-        undone = {h.uniqueid for h in await reservations.list_held(ctx, state="undone")}
-        assert {denied.uniqueid, let_through.uniqueid} <= undone
+        closed = {h.uniqueid: h.state for state in holds.CLOSED
+                  for h in await reservations.list_held(ctx, state=state)}
+        assert closed.get(denied.uniqueid, holds.UNDONE) == holds.UNDONE
+        assert closed.get(let_through.uniqueid, holds.UNDONE) == holds.UNDONE
+        if database_url[1] is None:  # one writer at a time: both commit, both are undone
+            assert {denied.uniqueid, let_through.uniqueid} <= set(closed)
         assert await holds_left(ctx) == []
         # The call let through unlimited talks and is billed at its rate when it ends; the
         # gate works again for the next call.

@@ -172,8 +172,11 @@ class UnitOfWorkFactory:
 
     def _undo_after(self, undo: Callable[[Session, Any], None], done: asyncio.Task[Any]) -> None:
         """The caller gave up while `work` ran: once it has committed, reverse it."""
-        if done.cancelled() or done.exception() is not None:
+        if done.cancelled():
             return  # nothing was committed
+        if (error := done.exception()) is not None:
+            log.warning("ledger.late_work_failed error=%r", error)  # nor was anything
+            return
         result = done.result()
         task = asyncio.ensure_future(self._transaction(lambda session: undo(session, result)))
         self._in_flight.add(task)
