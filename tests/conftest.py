@@ -46,6 +46,11 @@ class FakeClock:
         self.now = self.now.replace(hour=hours, minute=minutes, second=0)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--slow", action="store_true", default=False,
+                     help="property tests run ten times their examples")
+
+
 @pytest.fixture(autouse=True)
 def state_directory(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Where a PostgreSQL ledger's key file goes by default (as systemd's StateDirectory
