@@ -33,9 +33,9 @@ from coobill.ami.calls import Received
 from coobill.ami.follower import AmiFollower
 from coobill.bootstrap import bootstrap
 from coobill.config import Settings
-from coobill.errors import UnknownReservation
 from coobill.daemon import Daemon
 from coobill.daemon.pbx import PbxLink
+from coobill.errors import UnknownReservation
 from coobill.rating import cost
 from coobill.services import holds, reservations
 from coobill.services.audit import audit
