@@ -43,6 +43,11 @@ class PasswordWork:
         self.running = 0  # hashes in a thread now (tests and metrics read it)
         self.peak = 0
 
+    @property
+    def queued(self) -> int:
+        """Password checks waiting for a thread."""
+        return self._queued
+
     async def run(self, work: Callable[[], T]) -> T:
         """`work()` in a hashing thread; PasswordChecksBusy when the queue is full."""
         if self._slots.locked() and self._queued >= self.waiting:
