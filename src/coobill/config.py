@@ -14,6 +14,7 @@ import functools
 import os
 import socket
 import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -99,6 +100,12 @@ class WebConfig(Section):
     # Signs session cookies; generated and kept in the database when left empty.
     secret_key: str = Field(default="", repr=False)
     secure_cookies: bool = False
+    # Request bodies larger than this are refused (413) before any work; the portal's
+    # largest form (a batch recharge of every extension) is a few KiB.
+    max_body_bytes: int = Field(default=65536, ge=1024, le=16 * 1024 * 1024)
+    # /api/docs (Swagger UI, loaded from a CDN into the portal's origin): off unless asked
+    # for. /openapi.json, the schema itself, is always served.
+    api_docs: bool = False
 
 
 class BillingConfig(Section):
@@ -106,6 +113,12 @@ class BillingConfig(Section):
     unknown_extension: Literal["allow_free", "deny"] = "allow_free"
     # The longest call the gate allows when the funds would buy more (or the rate is free).
     max_call_seconds: int = Field(default=10800, ge=1)
+    # The most any balance may hold (and any credit limit be): a recharge or an adjustment
+    # that would take a balance above it is refused whole. Below money.MAX_AMOUNT, so integer
+    # ten-thousandths stay far inside the ledger's 64-bit columns.
+    max_balance: Decimal = Field(
+        default=Decimal("1000000.0000"), gt=0, lt=Decimal("100000000000"), decimal_places=4
+    )
 
 
 @functools.cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 
 import pytest
@@ -205,12 +206,15 @@ class TestAmounts:
     async def test_the_largest_amount_with_four_places_is_stored_exactly(
         self, ctx: BillingContext
     ) -> None:
+        highest = Decimal("99999999999.9999")  # billing.max_balance at its own maximum
+        ctx = dataclasses.replace(ctx, config=ctx.config.model_copy(update={
+            "billing": ctx.config.billing.model_copy(update={"max_balance": highest})}))
         await make_extension(ctx, "100")
-        await extensions.recharge(ctx, ["100"], "99999999999.9999")
-        await extensions.recharge(ctx, ["100"], "1e3")
+        await extensions.recharge(ctx, ["100"], "99999999998.9999")
+        await extensions.recharge(ctx, ["100"], "1e0")
         view = await extensions.show_extension(ctx, "100")
-        assert view.balance == Decimal("100000000999.9999")
-        assert await rows(ctx, "SELECT balance FROM extension") == [(1000000009999999,)]
+        assert view.balance == highest
+        assert await rows(ctx, "SELECT balance FROM extension") == [(999999999999999,)]
 
     @pytest.mark.parametrize("amount", [1.5, True])
     def test_a_float_or_bool_is_never_taken_as_an_amount(self, amount: object) -> None:

@@ -10,7 +10,7 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from coobill.cli import commands
@@ -25,6 +25,7 @@ from coobill.errors import (
     UnknownReservation,
     UnknownUser,
 )
+from coobill.services import bounds
 
 # One table from error to exit code (sysexits-style where one fits).
 EXIT_CODES: list[tuple[type[BaseException], int]] = [
@@ -37,6 +38,24 @@ EXIT_CODES: list[tuple[type[BaseException], int]] = [
     (ConfigurationError, 78),
     (CoobillError, 1),
 ]
+
+
+def _bounded(minimum: int, maximum: int) -> Callable[[str], int]:
+    """An argparse type: ASCII digits within [minimum, maximum] (int() would take '８８' and
+    a 20-digit number the database cannot hold)."""
+
+    def parse(text: str) -> int:
+        try:
+            return bounds.whole_number(text, "value", minimum=minimum, maximum=maximum)
+        except BadRequest as exc:
+            raise argparse.ArgumentTypeError(exc.message.removeprefix("value: ")) from None
+
+    parse.__name__ = "whole number"  # argparse names the type in its message
+    return parse
+
+
+RECORD_ID = _bounded(1, bounds.MAX_ID)
+SECONDS = _bounded(0, 86_400)
 
 
 class Parser(argparse.ArgumentParser):
@@ -116,13 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rate_options(p, required=True)
     p.add_argument("--disabled", action="store_true")
     p = rate.add_parser("edit", help="change some fields of a rate")
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=RECORD_ID)
     _add_rate_options(p, required=False)
     on = p.add_mutually_exclusive_group()
     on.add_argument("--enable", dest="enabled", action="store_const", const=True, default=None)
     on.add_argument("--disable", dest="enabled", action="store_const", const=False)
     p = rate.add_parser("delete", help="delete a rate")
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=RECORD_ID)
     p = rate.add_parser("list", help="rates")
     _add_formats(p, csv=True)
     p = rate.add_parser("import", help="add the rates of a CSV deck (all or nothing)")
@@ -133,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("extension")
     p.add_argument("number")
     p.add_argument("--at", metavar="HH:MM")
-    p.add_argument("--seconds", type=int, default=60)
+    p.add_argument("--seconds", type=SECONDS, default=60)
     _add_formats(p)
 
     records = sub.add_parser("recharges", help="recharge records")
@@ -181,11 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_formats(p)
     p = rs.add_parser("release", help="release a flagged hold without charging")
     p.add_argument("uniqueid")
-    p.add_argument("--hold", type=int, metavar="ID", help="which hold, when the call has several")
+    p.add_argument("--hold", type=RECORD_ID, metavar="ID", help="which hold, when the call has several")
     p = rs.add_parser("charge", help="settle a flagged hold by charging N seconds")
     p.add_argument("uniqueid")
-    p.add_argument("--seconds", type=int, required=True)
-    p.add_argument("--hold", type=int, metavar="ID", help="which hold, when the call has several")
+    p.add_argument("--seconds", type=SECONDS, required=True)
+    p.add_argument("--hold", type=RECORD_ID, metavar="ID", help="which hold, when the call has several")
     return parser
 
 

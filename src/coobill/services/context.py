@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from coobill.config import Settings
 from coobill.rating import RateBook
+from coobill.services.passwords import PasswordWork
 from coobill.storage.uow import UnitOfWorkFactory
 
 
@@ -29,3 +30,5 @@ class BillingContext:
     config: Settings
     clock: Callable[[], datetime] = utc_now
     rate_cache: RateBookCache = field(default_factory=RateBookCache)
+    # Password hashing's threads and their cap, shared by every login on this ledger.
+    passwords: PasswordWork = field(default_factory=PasswordWork)

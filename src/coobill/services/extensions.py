@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -10,7 +11,7 @@ from functools import partial
 from sqlalchemy import func, select
 
 from coobill.errors import BadRequest, UnknownExtension
-from coobill.money import ZERO, parse_amount
+from coobill.money import ZERO, fmt, parse_amount
 from coobill.services import holds, ledger
 from coobill.services.context import BillingContext
 from coobill.services.settings import read_settings
@@ -18,6 +19,7 @@ from coobill.storage.tables import Extension, Recharge
 from coobill.storage.uow import UnitOfWork
 
 PAYMENTS = ("prepaid", "postpaid")
+_NUMBER = re.compile(r"[A-Za-z0-9_.+-]{1,32}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +41,9 @@ class ExtensionView:
 
 def check_number(number: str, field: str = "extension") -> str:
     number = (number or "").strip()
-    if not number or len(number) > 32 or not all(c.isalnum() or c in "-_.+" for c in number):
+    # ASCII only: isalnum() alone takes full-width and other scripts' digits and letters,
+    # which never match the endpoint Asterisk names.
+    if not _NUMBER.fullmatch(number):
         raise BadRequest(f"{field}: {number!r} is not an extension number", field=field)
     return number
 
@@ -85,10 +89,29 @@ def _apply(ext: Extension, changes: ExtensionChanges) -> None:
         ext.locked = changes.locked
 
 
+def _within_ceiling(ctx: BillingContext, changes: ExtensionChanges) -> ExtensionChanges:
+    ceiling = ctx.config.billing.max_balance
+    if changes.credit_limit is not None and changes.credit_limit > ceiling:
+        raise BadRequest(f"credit_limit: at most {fmt(ceiling)} (billing.max_balance)",
+                         field="credit_limit")
+    return changes
+
+
+def _refuse_above_ceiling(ctx: BillingContext, ext: Extension, amount: Decimal) -> None:
+    """Refused before anything is written: the transaction then rolls back whole."""
+    ceiling = ctx.config.billing.max_balance
+    if amount > 0 and ext.balance + amount > ceiling:
+        raise BadRequest(
+            f"amount: the balance of {ext.number} would be {fmt(ext.balance + amount)}, "
+            f"above the most a balance may hold, {fmt(ceiling)} (billing.max_balance)",
+            field="amount",
+        )
+
+
 async def set_extension(ctx: BillingContext, number: str, changes: ExtensionChanges) -> ExtensionView:
     """Create the extension if it is new, then apply the changes."""
     number = check_number(number)
-    changes = changes.validated()
+    changes = _within_ceiling(ctx, changes.validated())
     async with ctx.uow() as uow:
         ext = await _get_for_update(uow, number)
         if ext is None:
@@ -109,7 +132,7 @@ async def edit_extensions(
     ctx: BillingContext, numbers: Sequence[str], changes: ExtensionChanges
 ) -> list[ExtensionView]:
     """Batch edit existing extensions, one transaction: all or none."""
-    changes = changes.validated()
+    changes = _within_ceiling(ctx, changes.validated())
     numbers = _unique([check_number(n) for n in numbers])
     if not numbers:
         raise BadRequest("extensions: choose at least one", field="extensions")
@@ -137,6 +160,7 @@ async def recharge(
         records = []
         for number in numbers:
             ext = await ledger.lock_extension(uow, number)
+            _refuse_above_ceiling(ctx, ext, value)
             record = Recharge(
                 created_at=now, extension_id=ext.id, balance_before=ZERO, amount=value,
                 balance_after=ZERO, who=who,
@@ -162,6 +186,7 @@ async def adjust(
     value = parse_amount(amount, field="amount", allow_zero=False, allow_negative=True)
     async with ctx.uow() as uow:
         ext = await ledger.lock_extension(uow, check_number(number))
+        _refuse_above_ceiling(ctx, ext, value)
         now = await _local_now(ctx, uow)
         await uow.session.run_sync(lambda session: ledger.post_entry(
             session, extension_id=ext.id, kind=ledger.ADJUSTMENT, amount=value, at=now,

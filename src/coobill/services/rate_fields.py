@@ -13,8 +13,9 @@ from coobill.errors import BadRequest
 from coobill.money import parse_amount
 from coobill.rating import Rate as RatingRate
 from coobill.rating import Tariff, TimeWindow
+from coobill.services.bounds import digits, whole_number
 
-HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 ALL_EXTENSIONS = "*"
 
 
@@ -62,15 +63,7 @@ def parse_hhmm(text: str, field: str) -> time:
 
 
 def _whole(value: Any, field: str, *, minimum: int, maximum: int) -> int:
-    if isinstance(value, bool) or isinstance(value, float):
-        raise BadRequest(f"{field}: must be a whole number", field=field)
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        raise BadRequest(f"{field}: {value!r} is not a whole number", field=field) from None
-    if not minimum <= number <= maximum:
-        raise BadRequest(f"{field}: must be between {minimum} and {maximum}", field=field)
-    return number
+    return whole_number(value, field, minimum=minimum, maximum=maximum)
 
 
 def split_extensions(value: Any) -> tuple[str, ...]:
@@ -96,11 +89,7 @@ def check_rate_fields(
     enabled: Any = True,
 ) -> RateFields:
     """Validate a rate's fields; BadRequest names the first bad one."""
-    prefix = "" if prefix is None else str(prefix).strip()
-    if prefix and not prefix.isdigit():
-        raise BadRequest(f"prefix: {prefix!r} must be digits only (or empty)", field="prefix")
-    if len(prefix) > 32:
-        raise BadRequest("prefix: at most 32 digits", field="prefix")
+    prefix = digits(None if prefix is None else str(prefix), "prefix", empty=True)
     length = _whole(number_length, "length", minimum=0, maximum=64)
     if length and length < len(prefix):
         raise BadRequest(

@@ -17,11 +17,16 @@ from coobill.money import fmt, from_units
 from coobill.rating import Rate as RatingRate
 from coobill.rating import RateBook, Tariff, TimeWindow, cost, max_duration, minimum_to_connect
 from coobill.services import holds
+from coobill.services.bounds import MAX_ID, is_digits, whole_number
 from coobill.services.context import BillingContext
 from coobill.services.rate_fields import ALL_EXTENSIONS, RateFields, check_rate_fields, parse_hhmm
 from coobill.services.settings import bump_rates_version, read_settings
 from coobill.storage.tables import Extension, Rate
 from coobill.storage.uow import UnitOfWork
+
+# A dialled number (E.164 is at most 15 digits; with an outside-line prefix a few more).
+MAX_NUMBER_DIGITS = 32
+MAX_QUOTE_SECONDS = 86_400
 
 CSV_COLUMNS = (
     "enabled", "remark", "prefix", "length", "initial_cost", "initial_time", "rate", "period",
@@ -71,6 +76,12 @@ async def _check_extensions_exist(uow: UnitOfWork, wanted: Iterable[str]) -> Non
         )
 
 
+def _known_id(rate_id: int) -> None:
+    # An id outside the column's range names no rate; asking the database would overflow.
+    if not 1 <= rate_id <= MAX_ID:
+        raise UnknownRate(f"rate {rate_id} does not exist", field="id")
+
+
 async def add_rate(ctx: BillingContext, fields: RateFields) -> RateView:
     async with ctx.uow() as uow:
         await _check_extensions_exist(uow, fields.extensions)
@@ -85,6 +96,7 @@ async def add_rate(ctx: BillingContext, fields: RateFields) -> RateView:
 
 async def edit_rate(ctx: BillingContext, rate_id: int, **changes: object) -> RateView:
     """Change some fields of a rate; the result is validated as a whole."""
+    _known_id(rate_id)
     async with ctx.uow() as uow:
         row = await uow.session.get(Rate, rate_id, with_for_update=True)
         if row is None:
@@ -99,6 +111,7 @@ async def edit_rate(ctx: BillingContext, rate_id: int, **changes: object) -> Rat
 
 
 async def delete_rate(ctx: BillingContext, rate_id: int) -> None:
+    _known_id(rate_id)
     async with ctx.uow() as uow:
         result = await uow.session.execute(delete(Rate).where(Rate.id == rate_id))
         if result.rowcount == 0:  # type: ignore[attr-defined]
@@ -108,6 +121,7 @@ async def delete_rate(ctx: BillingContext, rate_id: int) -> None:
 
 
 async def get_rate(ctx: BillingContext, rate_id: int) -> RateView:
+    _known_id(rate_id)
     async with ctx.uow() as uow:
         row = await uow.session.get(Rate, rate_id)
         if row is None:
@@ -256,10 +270,9 @@ async def quote(
     ctx: BillingContext, extension: str, number: str, *, at: str | None = None, seconds: int = 60
 ) -> Quote:
     """Which rate applies to a call, what `seconds` of it cost, and the time the funds buy."""
-    if not number.isdigit():
+    if not is_digits(number) or len(number) > MAX_NUMBER_DIGITS:
         raise BadRequest(f"number: {number!r} must be digits", field="number")
-    if seconds < 0:
-        raise BadRequest("seconds: must not be negative", field="seconds")
+    seconds = whole_number(seconds, "seconds", minimum=0, maximum=MAX_QUOTE_SECONDS)
     async with ctx.uow() as uow:
         ext = (await uow.session.execute(
             select(Extension).where(Extension.number == extension))).scalar_one_or_none()

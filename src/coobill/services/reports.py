@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,13 +21,24 @@ PERIODS = ("day", "month", "year")
 ALL_EXTENSIONS = "*"
 
 
+# A period's end is the day after its last: 9999-12-31 has none (datetime overflows).
+LAST_DAY = date(9998, 12, 31)
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def parse_day(text: str | None, field: str) -> date | None:
     if text is None or text == "":
         return None
+    # fromisoformat alone also takes 20240101 and 2024-W01-1; the forms say YYYY-MM-DD.
+    if not _DAY.fullmatch(text.strip()):
+        raise BadRequest(f"{field}: {text!r} is not a date YYYY-MM-DD", field=field)
     try:
-        return date.fromisoformat(text.strip())
+        day = date.fromisoformat(text.strip())
     except ValueError:
         raise BadRequest(f"{field}: {text!r} is not a date YYYY-MM-DD", field=field) from None
+    if day > LAST_DAY:
+        raise BadRequest(f"{field}: {text!r} is after {LAST_DAY.isoformat()}", field=field)
+    return day
 
 
 @dataclass(frozen=True, slots=True)

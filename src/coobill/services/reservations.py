@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from coobill.errors import BadRequest, UnknownReservation
 from coobill.services import holds
+from coobill.services.bounds import record_id
 from coobill.services.commands import (
     DialOutcome,
     Disposition,
@@ -142,6 +143,7 @@ async def _flagged_hold(ctx: BillingContext, uniqueid: str, hold_id: int | None)
     query = select(Reservation).where(Reservation.uniqueid == uniqueid,
                                       Reservation.state.in_(holds.OPEN))
     if hold_id is not None:
+        record_id(hold_id, "hold")  # beyond the id column's range: an overflow, not a lookup
         query = query.where(Reservation.id == hold_id)
     async with ctx.uow() as uow:
         found = list((await uow.session.execute(query.order_by(Reservation.id))).scalars())

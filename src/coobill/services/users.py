@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from coobill.errors import BadRequest, UnknownUser
@@ -37,13 +37,62 @@ def _view(u: User) -> PortalUser:
     return PortalUser(u.id, u.name, u.role, u.language, credential[:24])
 
 
+# Longer fields are refused before any hashing: argon2 reads all of a password it is given.
+MAX_NAME = 64
+MAX_PASSWORD = 1024
+_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+
+
 def _check_password(password: str) -> None:
     if len(password or "") < 8:
         raise BadRequest("password: at least 8 characters", field="password")
+    if len(password) > MAX_PASSWORD:
+        raise BadRequest(f"password: at most {MAX_PASSWORD} characters", field="password")
+
+
+def is_user_name(name: str) -> bool:
+    """A name add_user would take: safe to write in a log line as it is."""
+    return _NAME.fullmatch(name or "") is not None
+
+
+def check_login_fields(name: str, password: str) -> None:
+    """A login's fields within their caps (a name nobody can have is still a wrong login)."""
+    if len(name or "") > MAX_NAME:
+        raise BadRequest(f"name: at most {MAX_NAME} characters", field="name")
+    if len(password or "") > MAX_PASSWORD:
+        raise BadRequest(f"password: at most {MAX_PASSWORD} characters", field="password")
+
+
+async def _hash(ctx: BillingContext, password: str) -> str:
+    hasher = _hasher  # read now: tests swap in cheaper parameters
+    return await ctx.passwords.run(lambda: hasher.hash(password))
+
+
+def _verify(hasher: PasswordHasher, stored: str, password: str) -> tuple[bool, bool]:
+    """(matches, wants a new hash with the current parameters)."""
+    try:
+        hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False, False
+    return True, hasher.check_needs_rehash(stored)
+
+
+# A hash of nothing anyone can type, per hasher parameters: an unknown name is verified
+# against it, so it costs what a known name costs (no user enumeration by timing).
+_UNKNOWN_USER_HASHES: dict[tuple[int, int, int], str] = {}
+
+
+async def _unknown_user_hash(ctx: BillingContext) -> str:
+    hasher = _hasher
+    key = (hasher.time_cost, hasher.memory_cost, hasher.parallelism)
+    if key not in _UNKNOWN_USER_HASHES:
+        _UNKNOWN_USER_HASHES[key] = await ctx.passwords.run(
+            lambda: hasher.hash(secrets.token_urlsafe(32)))
+    return _UNKNOWN_USER_HASHES[key]
 
 
 async def add_user(ctx: BillingContext, name: str, password: str, role: str) -> PortalUser:
-    if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,64}", name or ""):
+    if not is_user_name(name):
         raise BadRequest("name: letters, digits and _ . @ - only (1-64)", field="name")
     if role not in ROLES:
         raise BadRequest("role: must be billing or admin", field="role")
@@ -51,26 +100,49 @@ async def add_user(ctx: BillingContext, name: str, password: str, role: str) -> 
     async with ctx.uow() as uow:
         if (await uow.session.execute(select(User.id).where(User.name == name))).first():
             raise BadRequest(f"name: user {name} already exists", field="name")
+    password_hash = await _hash(ctx, password)  # no unit of work open meanwhile
+    async with ctx.uow() as uow:
         now = (await read_settings(uow)).local(ctx.clock())
-        user = User(name=name, password_hash=_hasher.hash(password), role=role, language="en",
+        user = User(name=name, password_hash=password_hash, role=role, language="en",
                     created_at=now)
         uow.session.add(user)
-        await uow.session.flush()
+        try:
+            await uow.session.flush()
+        except IntegrityError:  # the same name added while this one hashed
+            raise BadRequest(f"name: user {name} already exists", field="name") from None
         await uow.commit()
         return _view(user)
 
 
 async def authenticate(ctx: BillingContext, name: str, password: str) -> PortalUser | None:
+    """The user whose name and password these are; None for a wrong name or password."""
+    check_login_fields(name, password)
     async with ctx.uow() as uow:
         user = (await uow.session.execute(select(User).where(User.name == name))).scalar_one_or_none()
-        if user is None:
-            _hasher.hash(password or "x")  # same work either way: no user enumeration by timing
-            return None
-        try:
-            _hasher.verify(user.password_hash, password or "")
-        except (VerificationError, InvalidHashError):
-            return None
-        return _view(user)
+    # The unit of work is closed: argon2 runs with no transaction (and no SQLite lock) open.
+    stored = user.password_hash if user is not None else await _unknown_user_hash(ctx)
+    hasher = _hasher
+    matches, stale = await ctx.passwords.run(lambda: _verify(hasher, stored, password or ""))
+    if user is None or not matches:
+        return None
+    if stale:
+        await _rehash(ctx, user, password)
+    return _view(user)
+
+
+async def _rehash(ctx: BillingContext, user: User, password: str) -> None:
+    """The hasher's parameters changed since this password was set: store a new hash, unless
+    the password itself changed meanwhile (then the newer one stands)."""
+    fresh = await _hash(ctx, password)
+    async with ctx.uow() as uow:
+        done = await uow.session.execute(
+            update(User)
+            .where(User.id == user.id, User.password_hash == user.password_hash)
+            .values(password_hash=fresh)
+        )
+        await uow.commit()
+    if done.rowcount:  # type: ignore[attr-defined]
+        user.password_hash = fresh
 
 
 async def get_user(ctx: BillingContext, user_id: int) -> PortalUser:
@@ -117,9 +189,10 @@ async def _by_name(uow, name: str) -> User:  # type: ignore[no-untyped-def]
 async def set_password(ctx: BillingContext, name: str, password: str) -> PortalUser:
     """Give `name` a new password (an admin resetting a forgotten one, or the operator)."""
     _check_password(password)
+    password_hash = await _hash(ctx, password)  # before the row is locked, not while
     async with ctx.uow() as uow:
         user = await _by_name(uow, name)
-        user.password_hash = _hasher.hash(password)
+        user.password_hash = password_hash
         await uow.commit()
         return _view(user)
 

@@ -12,6 +12,7 @@ from coobill.services.context import BillingContext
 from coobill.web import api, pages
 from coobill.web.auth import PortalState
 from coobill.web.failures import install_error_handlers
+from coobill.web.limits import install_request_guards
 from coobill.web.render import make_templates
 from coobill.web.sessions import SessionSigner, session_secret
 from coobill.web.throttle import LoginThrottle
@@ -33,7 +34,7 @@ def create_app(ctx: BillingContext, *, live: Any = None, secret: str | None = No
             "4 places."
         ),
         openapi_url="/openapi.json",
-        docs_url="/api/docs",
+        docs_url="/api/docs" if ctx.config.web.api_docs else None,
         redoc_url=None,
     )
     app.state.portal = PortalState(
@@ -47,4 +48,5 @@ def create_app(ctx: BillingContext, *, live: Any = None, secret: str | None = No
     for router in (*api.ROUTERS, *pages.ROUTERS):
         app.include_router(router)
     install_error_handlers(app)
+    install_request_guards(app, ctx.config.web)
     return app

@@ -21,6 +21,7 @@ from coobill.errors import (
     UnknownReservation,
     UnknownUser,
 )
+from coobill.services.passwords import PasswordChecksBusy
 
 
 class LoginRequired(CoobillError):
@@ -58,6 +59,7 @@ STATUS: dict[type[CoobillError], tuple[int, str]] = {
     UnknownReservation: (404, "unknown_reservation"),
     NotFound: (404, "not_found"),
     TooManyAttempts: (429, "too_many_attempts"),
+    PasswordChecksBusy: (503, "busy"),
 }
 
 
@@ -83,6 +85,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def coobill_error(request: Request, exc: CoobillError) -> Response:
         status, error = status_of(exc)
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyAttempts) else {}
+        if isinstance(exc, PasswordChecksBusy):
+            headers = {"Retry-After": "1"}
         if is_api(request):
             response = error_json(status, error, exc.message, exc.field)
             response.headers.update(headers)
@@ -98,7 +102,8 @@ def install_error_handlers(app: FastAPI) -> None:
         # The top-level name only: pydantic adds list indexes and union members ("amount.str").
         names = [str(p) for p in first["loc"] if p not in ("body", "query", "path", "header")]
         field = names[0] if names else ""
-        message = f"{field}: {first['msg']}" if field else str(first["msg"])
+        reason = str(first["msg"]).removeprefix("Value error, ")  # our validators' own words
+        message = f"{field}: {reason}" if field else reason
         if is_api(request):
             return error_json(400, "bad_request", message, field or None)
         return await render_error(request, 400, message)

@@ -11,6 +11,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
+from coobill.services import bounds
 from coobill.services.settings import get_settings
 from coobill.web import formatting
 from coobill.web.auth import portal, session_of
@@ -54,7 +55,7 @@ def notice_text(request: Request, language: str) -> str:
     if key not in NOTICES:
         return ""
     count = request.query_params.get("n", "")
-    return translator(language)(NOTICES[key], n=count if count.isdigit() else "")
+    return translator(language)(NOTICES[key], n=count if bounds.is_digits(count) and len(count) < 7 else "")
 
 
 def make_templates() -> Jinja2Templates:
@@ -128,7 +129,8 @@ def pages(total: int, page: int, size: int = PAGE_SIZE) -> dict[str, int]:
 
 
 def page_number(text: str | None) -> int:
-    return int(text) if text and text.isdigit() and 0 < int(text) < 1_000_000 else 1
+    """The pager's ?page=: 1 to bounds.MAX_PAGE in ASCII digits, else a 400 saying so."""
+    return bounds.page_number(text)
 
 
 def query_without(request: Request, *names: str) -> str:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from coobill.services import reports
+from coobill.services.bounds import MAX_OFFSET
 from coobill.web.api.schemas import CallRecordOut, RechargeRecordOut, RecordPage, StatsRowOut
 from coobill.web.auth import BillingUser, portal
 from coobill.web.formatting import csv_download
@@ -36,7 +37,7 @@ async def recharge_records(
     date_from: str = FROM,
     date_to: str = TO,
     keyword: str = KEYWORD,
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     limit: int = Query(20, ge=1, le=1000),
 ) -> RecordPage[RechargeRecordOut]:
     records, total = await reports.list_recharges(
@@ -73,7 +74,7 @@ async def call_records(
     date_from: str = FROM,
     date_to: str = TO,
     keyword: str = KEYWORD,
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     limit: int = Query(20, ge=1, le=1000),
 ) -> RecordPage[CallRecordOut]:
     records, total = await reports.list_calls(

@@ -3,11 +3,31 @@ with at most 4 places ("12.5", "0.0100"): never JSON floats."""
 
 from __future__ import annotations
 
-from typing import Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict
 
-Amount = str | int
+from coobill.services.users import MAX_NAME, MAX_PASSWORD
+
+
+def _not_bool_or_float(value: Any) -> Any:
+    # pydantic's lax mode reads JSON true as 1 and 1.0 as 1: never an amount (or a count).
+    if isinstance(value, bool):
+        raise ValueError("amounts must be given as decimal text, not true or false")
+    if isinstance(value, float):
+        raise ValueError("amounts must be given as decimal text, not float")
+    return value
+
+
+def _whole_not_bool_or_float(value: Any) -> Any:
+    if isinstance(value, bool | float):
+        raise ValueError("must be a whole number")
+    return value
+
+
+# A decimal string ("12.5"), or a JSON integer; never a float or a boolean.
+Amount = Annotated[str | int, BeforeValidator(_not_bool_or_float)]
+Whole = Annotated[int | str, BeforeValidator(_whole_not_bool_or_float)]
 Row = TypeVar("Row")
 
 
@@ -15,9 +35,14 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# The login's caps (services/users.py), checked before any work: a longer field is a 400.
+UserName = Annotated[str, Field(max_length=MAX_NAME)]
+Password = Annotated[str, Field(max_length=MAX_PASSWORD)]
+
+
 class LoginIn(Body):
-    name: str
-    password: str
+    name: UserName
+    password: Password
 
 
 class UserOut(BaseModel):
@@ -37,13 +62,13 @@ class LanguageIn(Body):
 
 
 class UserIn(Body):
-    name: str
-    password: str
+    name: UserName
+    password: Password
     role: Literal["billing", "admin"]
 
 
 class PasswordIn(Body):
-    password: str
+    password: Password
 
 
 class ExtensionOut(BaseModel):
@@ -98,13 +123,13 @@ class RateIn(Body):
     enabled: bool = True
     remark: str = ""
     prefix: str = ""
-    length: int | str = Field(
+    length: Whole = Field(
         0, description="Digits of the whole number dialled, prefix included; 0 matches any length."
     )
     initial_cost: Amount = "0"
-    initial_time: int | str = Field(0, description="Seconds the initial cost covers.")
+    initial_time: Whole = Field(0, description="Seconds the initial cost covers.")
     rate: Amount
-    period: int | str = Field(60, description="Billing period, seconds; `rate` is per period.")
+    period: Whole = Field(60, description="Billing period, seconds; `rate` is per period.")
     start: str = "00:00"
     end: str = "23:59"
     extensions: list[str] = Field(description='Extension numbers, or ["*"] for all.')
@@ -116,11 +141,11 @@ class RateEditIn(Body):
     enabled: bool | None = None
     remark: str | None = None
     prefix: str | None = None
-    length: int | str | None = None
+    length: Whole | None = None
     initial_cost: Amount | None = None
-    initial_time: int | str | None = None
+    initial_time: Whole | None = None
     rate: Amount | None = None
-    period: int | str | None = None
+    period: Whole | None = None
     start: str | None = None
     end: str | None = None
     extensions: list[str] | None = None
@@ -222,7 +247,7 @@ class HeldOut(BaseModel):
 
 
 class ChargeIn(Body):
-    seconds: int = Field(ge=0, le=86_400)
+    seconds: Annotated[int, Strict()] = Field(ge=0, le=86_400)
 
 
 class ChargeOut(BaseModel):

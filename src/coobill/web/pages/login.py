@@ -5,7 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from coobill.errors import BadRequest
 from coobill.services import users
+from coobill.services.passwords import PasswordChecksBusy
 from coobill.web.auth import (
     CSRF_FIELD,
     BillingUser,
@@ -62,6 +64,11 @@ async def login(request: Request) -> Response:
         session = state.signer.new()
         error = t("Your login form expired (cookies must be enabled). Please try again.")
         return await _login_again(request, session, name, target, error, 403)
+    try:
+        users.check_login_fields(name, password)  # before the throttle and any hashing
+    except BadRequest as exc:
+        return await _login_again(request, session, name[:users.MAX_NAME], target, exc.message,
+                                  400)
     address = client_address(request)
     wait = state.throttle.retry_after(name, address)
     if wait:
@@ -69,7 +76,12 @@ async def login(request: Request) -> Response:
         response = await _login_again(request, session, name, target, error, 429)
         response.headers["Retry-After"] = str(wait)
         return response
-    user = await users.authenticate(state.ctx, name, password)
+    try:
+        user = await users.authenticate(state.ctx, name, password)
+    except PasswordChecksBusy as exc:
+        response = await _login_again(request, session, name, target, exc.message, 503)
+        response.headers["Retry-After"] = "1"
+        return response
     if user is None:
         state.throttle.failed(name, address)
         return await _login_again(
