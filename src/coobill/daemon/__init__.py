@@ -110,10 +110,11 @@ class Daemon:
             payer = follower.paid_by(call.uniqueid)
             if payer is not None and payer != call.extension:
                 # A transferred external leg dialling on: the extension that placed the call
-                # pays for what it dials now, at that number's rate.
+                # pays for what it dials now, at that number's rate. The payer is the
+                # extension the gate identified for that call, so it is trusted as such.
                 log.info("gate.transferred uniqueid=%s asked_as=%s paid_by=%s",
                          call.uniqueid, call.extension, payer)
-                call = dataclasses.replace(call, extension=payer)
+                call = dataclasses.replace(call, extension=payer, payer_source="endpoint")
             earlier = follower.earlier_authorizations(call.uniqueid)
             if earlier:
                 call = dataclasses.replace(call, earlier=earlier)
