@@ -190,7 +190,7 @@ def run(agi: AgiStdio, environ: Mapping[str, str], argv: Sequence[str] = (), *,
     """One AGI invocation on an already-read pyst2 AGI; always 0 (the dialplan reads variables)."""
     asterisk = Asterisk(agi)
     # Every argument, so that the gate refuses a request with more than its two.
-    args = []
+    args: list[str] = []
     while f"agi_arg_{len(args) + 1}" in agi.env:
         args.append(agi.env[f"agi_arg_{len(args) + 1}"])
     if not args:
