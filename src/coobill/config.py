@@ -69,6 +69,10 @@ class AgiConfig(Section):
     deadline_seconds: float = Field(default=5.0, gt=0)
     max_env_bytes: int = Field(default=65536, ge=1024)
     on_error: Literal["deny", "allow"] = "deny"
+    # Conversations at once; past it the oldest connection still sending nothing is closed.
+    max_connections: int = Field(default=256, ge=1, le=65536)
+    # Asterisk sends its whole environment on connect; a connection silent this long is not it.
+    environment_timeout_seconds: float = Field(default=1.0, gt=0)
 
 
 class AmiConfig(Section):

@@ -34,7 +34,9 @@ GOOD_ENV = {
     "agi_network_script": "authorize",
     "agi_uniqueid": "1795610072.0",
     "agi_channel": "PJSIP/100-00000000",
+    "agi_callerid": "100",
     "agi_calleridname": "Alice",
+    "agi_extension": "9138000001",
     "agi_arg_1": "100",
     "agi_arg_2": "9138000001",
 }
@@ -125,10 +127,15 @@ class TestRequests:
             {"agi_network_script": "billing"},
             {"agi_network_script": ""},
             {"agi_uniqueid": ""},
-            {"agi_arg_1": ""},
+            {"agi_arg_1": "101"},  # not the channel's endpoint
             {"agi_arg_1": "10a"},
-            {"agi_arg_2": "+4930"},
-            {"agi_arg_2": "١٢٣"},  # Arabic-Indic digits are digits to str.isdigit, not to us
+            {"agi_arg_2": "+4930", "agi_extension": "+4930"},
+            # Arabic-Indic digits are digits to str.isdigit, not to us
+            {"agi_arg_2": "١٢٣", "agi_extension": "١٢٣"},
+            {"agi_arg_2": "9138000002"},  # not agi_extension
+            {"agi_arg_3": "9138000001"},
+            {"agi_arg_3": ""},
+            {"agi_channel": ""},
         ],
     )
     def test_a_request_with_a_bad_field_is_a_bad_request(self, change: dict[str, str]) -> None:

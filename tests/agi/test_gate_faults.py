@@ -109,14 +109,15 @@ class TestEndlessEnvironments:
     async def test_a_connection_closed_before_sending_anything_is_just_closed(
         self, start_gate: StartGate, gate_log: pytest.LogCaptureFixture
     ) -> None:
-        """A TCP health check: no request, nothing to answer, one quiet line each."""
+        """A TCP health check: no request, nothing to answer, one quiet line per 10 s
+        however many there are (a flood of them must not fill the disk)."""
         gate = await start_gate()
         for _ in range(50):
             await call(gate.port, FakeAsterisk(env_bytes=b"", close_after_env=True))
         await assert_next_call_is_served(gate.port)
         await gate.close()
         faults = messages(gate_log, "gate.fault")
-        assert len(faults) == 50 and all("fault=no_request" in f for f in faults)
+        assert len(faults) == 1 and "fault=no_request" in faults[0]
 
     async def test_an_environment_that_never_ends_is_cut_by_the_deadline(
         self, start_gate: StartGate, gate_log: pytest.LogCaptureFixture

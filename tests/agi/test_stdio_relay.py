@@ -13,9 +13,10 @@ from collections.abc import AsyncIterator
 import pytest
 from asterisk.agi import AGI
 
-from coobill.agi.stdio import daemon_address, relay_environment, run
+from coobill.agi.gate import gate_commands
+from coobill.agi.stdio import RELAYED, daemon_address, relay_environment, run
 from coobill.errors import ConfigurationError
-from coobill.services.commands import AuthorizeCall
+from coobill.services.commands import AuthorizeCall, Reason, Verdict
 from tests.agi.conftest import StartGate
 from tests.agi.test_gate_conversation import BOUND
 from tests.fakes.asterisk_agi import AsteriskChannel, AsteriskPipes, env_block
@@ -23,7 +24,7 @@ from tests.fakes.authorizer import THIRTY_SECONDS, ScriptedAuthorizer
 
 pytestmark = pytest.mark.usefixtures("sighup_restored")
 
-# What Asterisk hands a local `AGI(coobill-agi,${CALLERID(num)},${EXTEN})` on stdin.
+# What Asterisk hands a local `AGI(coobill-agi,${CHANNEL(endpoint)},${EXTEN})` on stdin.
 LOCAL_ENV = [
     ("agi_request", "coobill-agi"),
     ("agi_channel", "PJSIP/100-00000000"),
@@ -221,3 +222,77 @@ def test_the_console_script_fails_closed_and_exits_zero_when_the_daemon_is_down(
     assert done.returncode == 0
     assert done.stdout.decode().splitlines() == FAIL_CLOSED_COMMANDS
     assert b"gate.relay_failed" in done.stderr
+
+
+def rogue_daemon(commands: list[bytes], answers: list[bytes]):  # type: ignore[no-untyped-def]
+    """Whatever answers on the gate's port: reads the request, sends `commands` one by one,
+    records each answer it gets."""
+
+    async def converse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while (await reader.readline()) not in (b"\n", b""):
+            pass
+        for command in commands:
+            writer.write(command + b"\n")
+            await writer.drain()
+            answer = await reader.readline()
+            answers.append(answer)
+            if not answer:
+                break
+        writer.close()
+
+    return asyncio.start_server(converse, "127.0.0.1", 0)
+
+
+@pytest.mark.parametrize("command", [
+    b'EXEC System "id > /tmp/coobill-rogue"',
+    b'EXEC Set "COOBILL_RESULT=ALLOW"',
+    b'EXEC Set "TIMEOUT(absolute)=30" extra',
+    b'SET VARIABLE COOBILL_RESULT "MAYBE"',
+    b'SET VARIABLE COOBILL_LIMIT "30 "',
+    b'SET VARIABLE COOBILL_DIAL_OPTIONS "L(30000)gT"',
+    b'SET VARIABLE AGIEXECFULL "yes"',
+    b'SET VARIABLE COOBILL_REASON "ok" x',
+    b"GET VARIABLE COOBILL_RESULT",
+    b"HANGUP",
+])
+async def test_a_rogue_listener_gets_nothing_past_the_relay_and_the_channel_is_denied(
+    command: bytes,
+) -> None:
+    answers: list[bytes] = []
+    server = await rogue_daemon([b'SET VARIABLE COOBILL_LIMIT "30"', command], answers)
+    try:
+        pipes = AsteriskPipes(LOCAL_ENV)
+        await relay_once(pipes, environ_for(int(server.sockets[0].getsockname()[1])))
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert pipes.written == ['SET VARIABLE COOBILL_LIMIT "30"', *FAIL_CLOSED_COMMANDS]
+    assert pipes.channel.executed == []
+    assert answers == [b"200 result=1\n", b"510 Invalid or unknown command\n"]
+    assert pipes.channel.variables["COOBILL_RESULT"] == "DENY"
+
+
+@pytest.mark.parametrize("reason", list(Reason))
+@pytest.mark.parametrize("limit", [None, 1, 30, 10800, 999_999_999])
+def test_every_command_the_gate_can_send_is_relayed(reason: Reason, limit: int | None) -> None:
+    for allowed in (True, False):
+        verdict = Verdict(allowed=allowed, reason=reason, limit_seconds=limit)
+        for command in gate_commands(verdict, ring_allowance_seconds=999_999):
+            assert RELAYED.fullmatch(command), command
+
+
+def test_every_argument_is_forwarded_so_the_gate_can_refuse_extra_ones() -> None:
+    env = [*LOCAL_ENV, ("agi_arg_3", "9138000001")]
+    pipes = AsteriskPipes(env)
+    agi = local_agi(pipes)
+    sent: list[list[tuple[str, str]]] = []
+
+    def relay_spy(asterisk, address, environment, **kw):  # type: ignore[no-untyped-def]
+        sent.append(environment)
+        return True
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("coobill.agi.stdio.relay", relay_spy)
+        run(agi, environ_for(1))
+    assert sent[0][-3:] == [("agi_arg_1", "100"), ("agi_arg_2", "9138000001"),
+                            ("agi_arg_3", "9138000001")]

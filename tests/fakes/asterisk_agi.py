@@ -4,6 +4,11 @@
 notices) and remembers the channel variables; `FakeAsterisk` is the FastAGI client side (sends an
 env block byte for byte, then answers the server's commands); `AsteriskPipes` is the local-AGI
 side (the stdin/stdout pair pyst2 is given). Misbehaviour is scripted per command index.
+
+`DialplanChannel.request()` is what a real Asterisk sends when a channel runs the AGI line of
+the shipped dialplan (etc/asterisk/extensions_coobill.conf): the line's variables substituted
+first, then the data split on commas as AST_STANDARD_APP_ARGS splits it, then setup_env's
+block (res_agi.c:2450-2494).
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.fakes.traces import REPOSITORY
 from tests.fakes.traces import TRACES as TRACES_DIR
 
 TRACE_FOLDERS = ("lab-23.4.1-basic", "lab-23.4.1-pjsip")
+SAMPLE_DIALPLAN = REPOSITORY / "etc" / "asterisk" / "extensions_coobill.conf"
 
 _STAMP = re.compile(r"^#t=\S+ ")
 
@@ -257,3 +264,105 @@ class _Stdout(io.StringIO):
             line, self._partial = self._partial.split("\n", 1)
             self._on_line(line)
         return len(text)
+
+
+# -- the shipped dialplan, run by a fake channel -------------------------------------------
+
+_AGI_APP = re.compile(r"^\s*same\s*=>\s*n(?:\([^)]*\))?,AGI\((?P<data>.*)\)\s*(?:;.*)?$")
+_VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\([^)]*\))?)\}")
+
+
+def shipped_agi_data(path: Path = SAMPLE_DIALPLAN) -> str:
+    """The data of the one live (uncommented) FastAGI line of the shipped dialplan."""
+    found = [m["data"] for line in path.read_text(encoding="utf-8").splitlines()
+             if (m := _AGI_APP.match(line)) and m["data"].startswith("agi://")]
+    if len(found) != 1:
+        raise ValueError(f"{path}: expected one live AGI(agi://…) line, found {found}")
+    return found[0]
+
+
+def separate_args(data: str) -> list[str]:
+    """main/app.c __ast_app_separate_args(buf, ',', remove_chars=1): commas split except
+    inside (), [] or "quotes"; quotes and backslashes are removed."""
+    args: list[str] = []
+    current: list[str] = []
+    paren = bracket = 0
+    quoted = False
+    chars = iter(data)
+    for char in chars:
+        if char == "(":
+            paren += 1
+        elif char == ")":
+            paren = max(paren - 1, 0)
+        elif char == "[":
+            bracket += 1
+        elif char == "]":
+            bracket = max(bracket - 1, 0)
+        elif char == '"':
+            quoted = not quoted
+            continue
+        elif char == "\\":
+            char = next(chars, "")
+        elif char == "," and not paren and not bracket and not quoted:
+            args.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    args.append("".join(current))
+    return args
+
+
+@dataclass
+class DialplanChannel:
+    """A channel that runs the shipped dialplan's AGI line.
+
+    `endpoint` is the endpoint chan_pjsip matched the call to (PJSIP only: on any other
+    technology CHANNEL(endpoint) fails and substitutes as empty, func_channel_read);
+    `caller_id` is CALLERID(num), whatever the phone put in its From header.
+    """
+
+    name: str
+    caller_id: str
+    exten: str
+    endpoint: str = ""
+    caller_name: str = "unknown"
+    uniqueid: str = "1795357552.31"
+    context: str = "coobill-outbound"
+
+    @property
+    def technology(self) -> str:
+        return self.name.partition("/")[0]
+
+    def variable(self, name: str) -> str:
+        values = {
+            "CHANNEL(endpoint)": self.endpoint if self.technology == "PJSIP" else "",
+            "EXTEN": self.exten,
+            "CALLERID(num)": self.caller_id,
+            "CALLERID(name)": self.caller_name,
+            "CHANNEL": self.name,
+            "UNIQUEID": self.uniqueid,
+        }
+        if name not in values:
+            raise KeyError(f"the fake dialplan does not know ${{{name}}}")
+        return values[name]
+
+    def request(self, data: str | None = None) -> list[tuple[str, str]]:
+        """The environment Asterisk sends for AGI(`data`), the shipped line by default."""
+        data = shipped_agi_data() if data is None else data
+        url, *args = separate_args(_VARIABLE.sub(lambda m: self.variable(m["name"]), data))
+        script = url.removeprefix("agi://").partition("/")[2]
+        env = [("agi_network", "yes")]
+        if script:
+            env.append(("agi_network_script", script))
+        env += [
+            ("agi_request", url), ("agi_channel", self.name), ("agi_language", "en"),
+            ("agi_type", self.technology), ("agi_uniqueid", self.uniqueid),
+            ("agi_version", "22.5.0"), ("agi_callerid", self.caller_id or "unknown"),
+            ("agi_calleridname", self.caller_name or "unknown"), ("agi_callingpres", "0"),
+            ("agi_callingani2", "0"), ("agi_callington", "0"), ("agi_callingtns", "0"),
+            ("agi_dnid", self.exten), ("agi_rdnis", "unknown"), ("agi_context", self.context),
+            ("agi_extension", self.exten), ("agi_priority", "3"), ("agi_enhanced", "0.0"),
+            ("agi_accountcode", ""), ("agi_threadid", "139628831086272"),
+        ]
+        env += [(f"agi_arg_{n}", arg) for n, arg in enumerate(args, start=1)]
+        return env

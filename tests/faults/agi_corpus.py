@@ -102,6 +102,10 @@ def wrong_fields(draw: st.DrawFn) -> Malformed:
     elif field == "agi_network_script":
         value = draw(st.text(_LINE_SAFE, max_size=30).filter(
             lambda v: v.split("?", 1)[0] != ROUTE))
+    elif field == "agi_arg_1":
+        # An empty agi_arg_1 is what ${CHANNEL(endpoint)} gives where the channel driver has
+        # no such item (chan_sip, chan_iax2): the channel's name says who pays then.
+        value = draw(_NOT_DIGITS.filter(bool))
     else:
         value = draw(_NOT_DIGITS)
     return Malformed("wrong_field", _block(_changed(**{field: value})), "denied")

@@ -45,6 +45,10 @@ class AgiChannel:
         self.hung_up = False
         self.uniqueid: str | None = None  # once the environment named it, for the logs
 
+    @property
+    def writer(self) -> asyncio.StreamWriter:
+        return self._writer
+
     async def read_environment(self, max_bytes: int) -> dict[str, str]:
         """The agi_* block up to its blank line, read in one go (Asterisk ends every line
         with a bare LF: res_agi.c writes `agi_%s: %s\n` and then `\n`).

@@ -1,6 +1,6 @@
 """What the gate reads from a call and what it writes back into the channel. Pure functions.
 
-The dialplan contract (etc/asterisk): `AGI(agi://…/authorize,${CALLERID(num)},${EXTEN})`, then
+The dialplan contract (etc/asterisk): `AGI(agi://…/authorize,${CHANNEL(endpoint)},${EXTEN})`, then
 `GotoIf($["${COOBILL_RESULT}" = "ALLOW"]?dial)` and `Dial(…,${COOBILL_DIAL_OPTIONS})`.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from coobill.agi.payer import payer_of
 from coobill.agi.protocol import exec_application, route_of, set_variable
 from coobill.errors import BadRequest
 from coobill.services.commands import AuthorizeCall, Reason, Verdict
@@ -22,27 +23,40 @@ _LOGGABLE = re.compile(r"[\x21-\x7e]{1,64}")
 
 
 def call_from_environment(environment: Mapping[str, str]) -> AuthorizeCall:
-    """The AuthorizeCall an AGI request asks for; BadRequest names what is wrong with it."""
+    """The AuthorizeCall an AGI request asks for; BadRequest names what is wrong with it.
+
+    The request must agree with its own environment: agi_arg_1 with the channel (agi/payer.py),
+    agi_arg_2 with agi_extension, and nothing after them - a caller ID with a comma in it,
+    passed as an argument, would have shifted the arguments (res_agi.c:4684-4686).
+    """
     route = route_of(environment)
     if route != ROUTE:
         raise BadRequest(f"unknown route {route!r}", field="agi_network_script")
     uniqueid = environment.get("agi_uniqueid", "").strip()
     if not uniqueid:
         raise BadRequest("no agi_uniqueid", field="agi_uniqueid")
-    extension = environment.get("agi_arg_1", "")
-    number = environment.get("agi_arg_2", "")
-    if not _DIGITS.fullmatch(extension):
-        raise BadRequest("the calling extension (agi_arg_1) is not digits", field="agi_arg_1")
+    if "agi_arg_1" not in environment or "agi_arg_2" not in environment:
+        raise BadRequest("the request lacks agi_arg_1 or agi_arg_2", field="agi_arg_2")
+    extra = sorted(name for name in environment
+                   if name.startswith("agi_arg_") and name not in ("agi_arg_1", "agi_arg_2"))
+    if extra:
+        raise BadRequest(f"unexpected arguments {', '.join(extra)[:80]}", field=extra[0])
+    number = environment["agi_arg_2"]
     if not _DIGITS.fullmatch(number):
         raise BadRequest("the dialled number (agi_arg_2) is not digits", field="agi_arg_2")
+    if number != environment.get("agi_extension"):
+        raise BadRequest("the dialled number (agi_arg_2) is not agi_extension",
+                         field="agi_arg_2")
+    payer = payer_of(environment)
     caller_name = environment.get("agi_calleridname", "")
     return AuthorizeCall(
         uniqueid=uniqueid,
-        extension=extension,
+        extension=payer.extension,
         number=number,
-        channel=environment.get("agi_channel", ""),
+        channel=environment["agi_channel"],
         # Asterisk writes the literal "unknown" for an absent caller ID name (res_agi.c:2463).
         caller_name="" if caller_name == "unknown" else caller_name,
+        payer_source=payer.source,
     )
 
 
@@ -97,6 +111,7 @@ def decision_line(call: AuthorizeCall | None, verdict: Verdict, **extra: object)
     fields: dict[str, object] = {
         "uniqueid": call.uniqueid if call else None,
         "ext": call.extension if call else None,
+        "payer": call.payer_source if call else None,
         "number": call.number if call else None,
         "verdict": ALLOW if verdict.allowed else DENY,
         "reason": verdict.reason,

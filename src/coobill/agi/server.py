@@ -5,6 +5,13 @@ HANGUP, ASTERISK.md §5.1). Each connection is one conversation bounded by a dea
 environment, call `authorize`, set COOBILL_RESULT / _REASON / _LIMIT / _DIAL_OPTIONS (and the
 TIMEOUT(absolute) backstop), close. Faults end in a DENY whenever the channel can still be told;
 the dialplan only dials on COOBILL_RESULT = ALLOW, so silence is a refusal too.
+
+Connections are bounded (issue 14, finding 5): at most `max_connections` at once, and one that
+has not sent its whole environment within `environment_timeout_seconds` is closed - Asterisk
+writes it all as soon as it connects (launch_netscript then setup_env, res_agi.c:2233-2245,
+2450-2494), so a slow one is not Asterisk. When every place is taken, the oldest connection
+still waiting for its environment gives its place up; if none is waiting, the new one is closed
+at once. Faults of connections that never named a call are logged at a bounded rate.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from coobill.agi.gate import (
     gate_commands,
     key_values,
 )
+from coobill.agi.limits import RateLimiter
 from coobill.agi.protocol import ProtocolError
 from coobill.errors import BadRequest
 from coobill.services.commands import AuthorizeCall, Reason, Verdict
@@ -47,12 +55,24 @@ class GateOptions:
     deadline_seconds: float = 5.0
     max_env_bytes: int = 65536
     on_error: Literal["deny", "allow"] = "deny"
+    max_connections: int = 256
+    environment_timeout_seconds: float = 1.0
 
     def __post_init__(self) -> None:
         if self.on_error not in ("deny", "allow"):
             raise ValueError(f"on_error must be 'deny' or 'allow', not {self.on_error!r}")
-        if self.deadline_seconds <= 0 or self.max_env_bytes <= 0:
-            raise ValueError("deadline_seconds and max_env_bytes must be positive")
+        if (self.deadline_seconds <= 0 or self.max_env_bytes <= 0 or self.max_connections <= 0
+                or self.environment_timeout_seconds <= 0):
+            raise ValueError("deadline_seconds, max_env_bytes, max_connections and "
+                             "environment_timeout_seconds must be positive")
+
+
+class EnvironmentTimeout(Exception):
+    """The peer sent no complete environment in time."""
+
+
+class Evicted(Exception):
+    """The connection gave its place up to a newer one while it still sent nothing."""
 
 
 class GateServer:
@@ -70,6 +90,17 @@ class GateServer:
         self._on_decision = on_decision
         self._server: asyncio.Server | None = None
         self._conversations: set[asyncio.Task[None]] = set()
+        # Connections still waiting for their environment, oldest first (dicts keep order).
+        self._waiting: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self._evicted: set[asyncio.Task[None]] = set()
+        self._faults = RateLimiter()
+        self.refused = 0  # connections closed at once: every place taken by a conversation
+        self.evictions = 0
+
+    @property
+    def connections(self) -> int:
+        """The places taken right now (an evicted connection gave its place up)."""
+        return len(self._conversations) - len(self._evicted)
 
     @property
     def options(self) -> GateOptions:
@@ -116,16 +147,29 @@ class GateServer:
     async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        peer = _peer_of(writer)
+        if not self._make_room():
+            # Every place holds a live conversation. Closed without a word: COOBILL_RESULT
+            # stays empty, which the dialplan's GotoIf treats as a denial.
+            self.refused += 1
+            writer.transport.abort()
+            self._flood_fault(peer, "over_capacity", f"{self._options.max_connections} open")
+            return
         self._conversations.add(task)
         channel = AgiChannel(reader, writer)
-        peer = _peer_of(writer)
         try:
             async with asyncio.timeout(self._options.deadline_seconds):
-                await self._serve(channel, peer)
+                await self._serve(channel, peer, task)
         except TimeoutError:
             self._fault(channel, peer, "deadline", f"{self._options.deadline_seconds}s")
         except NoRequest:
-            log.info("gate.fault peer=%s fault=no_request", peer)
+            if task in self._evicted:
+                self._flood_fault(peer, "evicted", "a newer connection took its place")
+            else:
+                self._flood_fault(peer, "no_request", "", level=logging.INFO)
+        except EnvironmentTimeout:
+            self._flood_fault(peer, "environment_timeout",
+                              f"{self._options.environment_timeout_seconds}s")
         except ChannelClosed as exc:
             self._fault(channel, peer, "disconnected", _short(exc))
         except ProtocolError as exc:
@@ -134,14 +178,37 @@ class GateServer:
             log.exception("gate.fault %s", key_values(
                 {"uniqueid": channel.uniqueid, "peer": peer, "fault": "internal"}))
         finally:
+            self._waiting.pop(task, None)
+            self._evicted.discard(task)
             await channel.close()
             self._conversations.discard(task)
 
-    async def _serve(self, channel: AgiChannel, peer: str) -> None:
+    def _make_room(self) -> bool:
+        """True when a new connection may be served, after evicting the oldest connection
+        still waiting for its environment if that is what it takes."""
+        if self.connections < self._options.max_connections:
+            return True
+        if not self._waiting:
+            return False
+        oldest = next(iter(self._waiting))
+        # Its read ends with an EOF at once; its task closes it and gives the place back.
+        self._waiting.pop(oldest).transport.abort()
+        self._evicted.add(oldest)
+        self.evictions += 1
+        return True
+
+    async def _serve(self, channel: AgiChannel, peer: str, task: asyncio.Task[None]) -> None:
         loop = asyncio.get_running_loop()
         opened = loop.time()
         try:
-            environment = await channel.read_environment(self._options.max_env_bytes)
+            self._waiting[task] = channel.writer
+            try:
+                async with asyncio.timeout(self._options.environment_timeout_seconds):
+                    environment = await channel.read_environment(self._options.max_env_bytes)
+            except TimeoutError:
+                raise EnvironmentTimeout from None
+            finally:
+                self._waiting.pop(task, None)
             channel.uniqueid = environment.get("agi_uniqueid")
         except EnvironmentTooLarge as exc:
             # Out of step with the stream, so no reply can be read: write the DENY blind.
@@ -212,10 +279,22 @@ class GateServer:
             log.exception("gate.on_decision_failed")
 
 
-    @staticmethod
-    def _fault(channel: AgiChannel, peer: str, fault: str, detail: str) -> None:
+    def _fault(self, channel: AgiChannel, peer: str, fault: str, detail: str) -> None:
+        if channel.uniqueid is None:  # no call named: a flood is as likely as Asterisk
+            self._flood_fault(peer, fault, detail)
+            return
         log.warning("gate.fault %s", key_values(
             {"uniqueid": channel.uniqueid, "peer": peer, "fault": fault, "detail": detail}))
+
+    def _flood_fault(self, peer: str, fault: str, detail: str,
+                     level: int = logging.WARNING) -> None:
+        """A fault of a connection that named no call: one line per fault per 10 s."""
+        suppressed = self._faults.admit(fault)
+        if suppressed is None:
+            return
+        log.log(level, "gate.fault %s", key_values(
+            {"uniqueid": None, "peer": peer, "fault": fault, "detail": detail,
+             "suppressed": suppressed}))
 
 
 def _peer_of(writer: asyncio.StreamWriter) -> str:

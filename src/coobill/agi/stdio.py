@@ -1,16 +1,24 @@
-"""`coobill-agi`: the gate as a local AGI script, `AGI(coobill-agi,${CALLERID(num)},${EXTEN})`.
+"""`coobill-agi`: the gate as a local AGI script,
+`AGI(coobill-agi,${CHANNEL(endpoint)},${EXTEN})`.
 
 It decides nothing itself: it connects to the daemon's FastAGI gate as Asterisk would, sends
-its own environment (as agi_network_script `authorize`), and relays every command the daemon
-sends to Asterisk over stdin/stdout (pyst2's AGI) and every reply back. The daemon sets the
-same channel variables either way. If the daemon is down, slow, or leaves before all four
-COOBILL_ variables are set, the script sets DENY / error itself: fail closed, exit 0.
+its own environment (as agi_network_script `authorize`, every argument it was given), and
+relays the daemon's commands to Asterisk over stdin/stdout (pyst2's AGI) and the replies back.
+The daemon sets the same channel variables either way. If the daemon is down, slow, or leaves
+before all four COOBILL_ variables are set, the script sets DENY / error itself: fail closed,
+exit 0.
+
+Only the commands the gate sends are relayed (`RELAYED`): whatever answers on the gate's port
+is not authenticated (FastAGI has none), and a command such as `EXEC System …` would run with
+Asterisk's rights. Anything else is answered `510` on the daemon's side, never reaches
+Asterisk, and the channel is denied.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import sys
 import time
@@ -28,6 +36,7 @@ from coobill.agi.protocol import (
     set_variable,
 )
 from coobill.errors import ConfigurationError
+from coobill.services.commands import Reason
 
 log = logging.getLogger("coobill.gate.stdio")
 
@@ -46,8 +55,23 @@ FAIL_CLOSED = (
 )
 
 
+# Exactly the lines agi/gate.py gate_commands writes, with the values it can write.
+RELAYED = re.compile(
+    r'SET VARIABLE COOBILL_RESULT "(?:ALLOW|DENY)"'
+    rf'|SET VARIABLE COOBILL_REASON "(?:{"|".join(re.escape(r.value) for r in Reason)})"'
+    r'|SET VARIABLE COOBILL_LIMIT "[0-9]{0,10}"'
+    r'|SET VARIABLE COOBILL_DIAL_OPTIONS "(?:L\([0-9]{1,13}\))?"'
+    r'|EXEC Set "TIMEOUT\(absolute\)=[0-9]{1,10}"'
+)
+REFUSED = "510 Invalid or unknown command"  # what Asterisk says to a command it has not got
+
+
 class AsteriskGone(Exception):
     """Asterisk closed our stdin: the AGI is over."""
+
+
+class CommandRefused(ProtocolError):
+    """The daemon's side sent a command the gate never sends: not relayed."""
 
 
 class AgiStdio(Protocol):
@@ -141,6 +165,10 @@ def relay(asterisk: Asterisk, address: tuple[str, int], environment: list[tuple[
             if not raw.endswith(b"\n"):
                 raise ProtocolError("the daemon sent a partial or overlong line")
             command = decode_line(raw)
+            if not RELAYED.fullmatch(command):
+                daemon.sendall(f"{REFUSED}\n".encode())
+                log.warning("gate.relay_refused command=%r", command[:120])
+                raise CommandRefused("the daemon's side sent a command the gate never sends")
             replies = asterisk.command(command)
             daemon.sendall("".join(f"{line}\n" for line in replies).encode("utf-8"))
             if command.startswith("SET VARIABLE "):
@@ -161,9 +189,12 @@ def run(agi: AgiStdio, environ: Mapping[str, str], argv: Sequence[str] = (), *,
         connect_timeout: float = CONNECT_TIMEOUT, timeout: float = CONVERSATION_TIMEOUT) -> int:
     """One AGI invocation on an already-read pyst2 AGI; always 0 (the dialplan reads variables)."""
     asterisk = Asterisk(agi)
-    args = [agi.env[f"agi_arg_{i}"] for i in range(1, 3) if f"agi_arg_{i}" in agi.env]
-    if len(args) < 2:
-        args = list(argv[:2])
+    # Every argument, so that the gate refuses a request with more than its two.
+    args: list[str] = []
+    while f"agi_arg_{len(args) + 1}" in agi.env:
+        args.append(agi.env[f"agi_arg_{len(args) + 1}"])
+    if not args:
+        args = list(argv)
     try:
         told = relay(asterisk, daemon_address(environ), relay_environment(agi.env, args),
                      connect_timeout=connect_timeout, timeout=timeout)

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from coobill import systemd
+from coobill.agi.limits import rate_limited_exception_handler
 from coobill.agi.server import GateOptions, GateServer
 from coobill.ami.follower import AmiFollower
 from coobill.bootstrap import bootstrap
@@ -42,7 +43,8 @@ def gate_options(settings: Settings) -> GateOptions:
     agi = settings.agi
     return GateOptions(host=agi.host, port=agi.port, ring_allowance_seconds=agi.ring_allowance_seconds,
                        deadline_seconds=agi.deadline_seconds, max_env_bytes=agi.max_env_bytes,
-                       on_error=agi.on_error)
+                       on_error=agi.on_error, max_connections=agi.max_connections,
+                       environment_timeout_seconds=agi.environment_timeout_seconds)
 
 
 @dataclass
@@ -110,10 +112,11 @@ class Daemon:
             payer = follower.paid_by(call.uniqueid)
             if payer is not None and payer != call.extension:
                 # A transferred external leg dialling on: the extension that placed the call
-                # pays for what it dials now, at that number's rate.
+                # pays for what it dials now, at that number's rate. The payer is the
+                # extension the gate identified for that call, so it is trusted as such.
                 log.info("gate.transferred uniqueid=%s asked_as=%s paid_by=%s",
                          call.uniqueid, call.extension, payer)
-                call = dataclasses.replace(call, extension=payer)
+                call = dataclasses.replace(call, extension=payer, payer_source="endpoint")
             earlier = follower.earlier_authorizations(call.uniqueid)
             if earlier:
                 call = dataclasses.replace(call, earlier=earlier)
@@ -287,6 +290,8 @@ async def run_daemon(settings: Settings, config_path: str | None = None) -> int:
     configure_logging(settings.log)
     daemon = Daemon(settings, config_path=config_path)
     loop = asyncio.get_running_loop()
+    # Out of file descriptors, asyncio reports every failed accept: a bounded rate of lines.
+    loop.set_exception_handler(rate_limited_exception_handler())
     try:
         await daemon.start()
     except BaseException:

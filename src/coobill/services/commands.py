@@ -27,15 +27,26 @@ class Reason(StrEnum):
     ERROR = "error"
 
 
+# How the gate knows who pays (AuthorizeCall.payer_source).
+PayerSource = Literal["endpoint", "caller_id"]
+
+
 @dataclass(frozen=True, slots=True)
 class AuthorizeCall:
-    """Asterisk asks whether `extension` may dial `number` on the channel `uniqueid`."""
+    """Asterisk asks whether `extension` may dial `number` on the channel `uniqueid`.
+
+    `payer_source` says where `extension` came from: "endpoint", the channel's own endpoint
+    (PJSIP/SIP/IAX2: a phone the PBX authenticated, or the extension the call's first leg was
+    authorized for); "caller_id", the caller ID of a channel that has no endpoint (Local),
+    which whoever set it chose - so it may name only an extension the ledger knows.
+    """
 
     uniqueid: str
     extension: str
     number: str
     channel: str = ""
     caller_name: str = ""
+    payer_source: PayerSource = "endpoint"
     # The channel's earlier authorizations the daemon made (their tokens), each with the most
     # talk time its Dial can have had: the channel asks again, so those Dials are over.
     earlier: tuple[tuple[str, int], ...] = ()

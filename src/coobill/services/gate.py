@@ -19,6 +19,7 @@ deadline) the token finds exactly the hold this authorization made, and only tha
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from datetime import datetime
 from decimal import Decimal
@@ -42,6 +43,8 @@ log = logging.getLogger("coobill.gate")
 # Funds that move between the read and the conditional update make the gate decide again;
 # past this many tries it says no_funds rather than spin.
 _TRIES = 5
+# An extension's number: ASCII digits only (str.isdigit takes "８８" and "²").
+_EXTENSION_NUMBER = re.compile(r"[0-9]+")
 
 
 def tariff_text(tariff: Tariff) -> str:
@@ -102,7 +105,7 @@ def _decide(ctx: BillingContext, cmd: AuthorizeCall, token: str, session: Sessio
         if not settings.billing_enabled:
             return _allow_unbilled(session, cmd, ext, Reason.UNBILLED, local_now, pbx, token)
         if ext is None:
-            if policy.unknown_extension == "deny":
+            if not _may_call_unknown(cmd, policy.unknown_extension):
                 return Verdict.deny(Reason.UNKNOWN_EXTENSION)
             return _allow_unbilled(session, cmd, None, Reason.UNKNOWN_EXTENSION, local_now, pbx,
                                    token)
@@ -138,6 +141,15 @@ def _decide(ctx: BillingContext, cmd: AuthorizeCall, token: str, session: Sessio
             funds=available, token=token,
         )
     return Verdict(allowed=False, reason=Reason.NO_FUNDS)
+
+
+def _may_call_unknown(cmd: AuthorizeCall, policy: str) -> bool:
+    """An extension the ledger does not know calls free only when it is a real phone of the
+    PBX (its channel's endpoint, named as an extension is: ASCII digits) and the policy
+    allows it. A caller ID (a Local channel) names whatever its setter chose, and an endpoint
+    with another name (a trunk, `carrier`) is no extension at all: both are refused."""
+    return (policy == "allow_free" and cmd.payer_source == "endpoint"
+            and _EXTENSION_NUMBER.fullmatch(cmd.extension) is not None)
 
 
 def _lower_earlier_holds(session: Session, cmd: AuthorizeCall, pbx: str) -> None:
