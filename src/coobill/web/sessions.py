@@ -3,7 +3,7 @@
 The cookie is `base64(json).hmac-sha256`. A logged-in cookie names a row of the server's
 session table (services/portal_sessions.py), so logout ends it everywhere, whoever kept a
 copy; before login it carries only the login form's CSRF token. Its key is `web.secret_key`,
-else the portal key file beside the ledger key (storage/secret_files.py), else (a ledger in
+else the portal key file beside the ledger key (storage/ledger_key.py), else (a ledger in
 memory) one generated when the app is built.
 """
 

@@ -3,7 +3,7 @@
 - A logged-in portal session is a row (portal_session): logout deletes it and a new password
   outlives none made before it, so a copied cookie stops working when its session ends.
 - The key that signs session cookies leaves the ledger (the setting web_secret_key): it is
-  a file beside the ledger key now (storage/secret_files.py), so reading the database is no
+  a file beside the ledger key now (storage/ledger_key.py), so reading the database is no
   longer enough to forge a cookie. Sessions signed with the old key end here.
 
 Revision ID: 0005
