@@ -11,6 +11,7 @@ ConfigurationError naming the key.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import os
 import socket
 import sys
@@ -101,7 +102,8 @@ class WebConfig(Section):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
-    # Signs session cookies; generated and kept in the database when left empty.
+    # Signs session cookies. Empty: the portal key file beside the ledger key, made on first
+    # start (storage/ledger_key.py), never the database.
     secret_key: str = Field(default="", repr=False)
     secure_cookies: bool = False
     # Request bodies larger than this are refused (413) before any work; the portal's
@@ -110,6 +112,30 @@ class WebConfig(Section):
     # /api/docs (Swagger UI, loaded from a CDN into the portal's origin): off unless asked
     # for. /openapi.json, the schema itself, is always served.
     api_docs: bool = False
+    # The portal runs in a process of its own at this nice level (0-19): under load the
+    # kernel runs the gate first.
+    priority: int = Field(default=10, ge=0, le=19)
+    # Connections beyond this are closed as soon as they are accepted.
+    max_connections: int = Field(default=256, ge=1, le=65536)
+    # A connection must finish its request's headers this soon after it opens (or after the
+    # first byte of its next request on a kept-alive connection), or it is closed.
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    keep_alive_seconds: int = Field(default=5, ge=1, le=600)
+    # The request line and headers together: a longer one is answered 400 and closed.
+    max_header_bytes: int = Field(default=16384, ge=1024, le=1048576)
+    # Reverse proxies whose X-Forwarded-For/-Proto are believed (addresses or networks).
+    # Empty: none; the peer address is the client's, as the login throttle must see it.
+    trusted_proxies: tuple[str, ...] = ()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, proxies: tuple[str, ...]) -> tuple[str, ...]:
+        for proxy in proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(f"{proxy!r} is not an IP address or network") from None
+        return proxies
 
 
 class BillingConfig(Section):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
@@ -216,6 +217,9 @@ def exit_code_for(exc: BaseException) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Before anything makes a file: the ledger, its -wal/-shm and the key files are private
+    # whatever umask the shell had (022 under `make run`). systemd's UMask=0027 is the same idea.
+    os.umask(0o077)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -1,7 +1,9 @@
-"""The daemon: the gate, settlement and the portal in one process beside Asterisk.
+"""The daemon: the gate and settlement in one process beside Asterisk, the portal in a child.
 
 Start: refuse a ledger behind the migrations' head; bind the gate; start the AMI follower
-(which keeps reconnecting on its own); serve the portal; tell systemd READY=1.
+(which keeps reconnecting on its own); bind the portal's port and start the portal's process
+(daemon/portal.py: nothing a portal visitor does can delay a gate answer); tell systemd
+READY=1.
 SIGHUP: reload configuration, rates and settings without dropping calls or connections.
 SIGTERM/SIGINT: drain - stop taking AGI requests, let conversations and settlements in
 flight finish, close AMI, dispose of the engine, exit 0.
@@ -10,14 +12,16 @@ flight finish, close AMI, dispose of the engine, exit 0.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import gc
 import logging
+import os
+import resource
 import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from coobill import systemd
 from coobill.agi.limits import rate_limited_exception_handler
@@ -25,16 +29,20 @@ from coobill.agi.server import GateOptions, GateServer
 from coobill.ami.follower import AmiFollower
 from coobill.bootstrap import bootstrap
 from coobill.config import Settings, load_settings
+from coobill.daemon.http import Operations
 from coobill.daemon.pbx import PbxLink, add_phones
+from coobill.daemon.portal import PortalProcess
+from coobill.errors import ConfigurationError
 from coobill.logs import configure_logging
 from coobill.metrics import Metrics
 from coobill.services.commands import AuthorizeCall, Settlement, Verdict
 from coobill.services.context import BillingContext
 from coobill.services.gate import authorize_call
 from coobill.services.ledger_seal import open_ledger
-from coobill.services.settings import portal_secret
 from coobill.services.users import make_first_admin
 from coobill.storage import schema
+from coobill.storage.db import is_sqlite
+from coobill.storage.ledger_key import load_key, portal_key_path
 
 log = logging.getLogger("coobill.daemon")
 
@@ -57,8 +65,7 @@ class Daemon:
     metrics: Metrics = field(default_factory=Metrics)
     gate: GateServer | None = None
     follower: AmiFollower | None = None
-    web: object | None = None
-    _web_task: asyncio.Task[None] | None = None
+    web: PortalProcess | None = None
     pbx: PbxLink | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _reloading: asyncio.Event = field(default_factory=asyncio.Event)
@@ -187,35 +194,43 @@ class Daemon:
                 await self._progress.wait()
 
     async def _start_web(self, ctx: BillingContext) -> None:
-        import uvicorn
-
-        from coobill.daemon.http import operations_router
-        from coobill.web.app import create_app
-
-        app = create_app(ctx, secret=await portal_secret(ctx))
-        app.include_router(operations_router(
+        operations = Operations(
             ctx, self.metrics,
             lambda: None if self.follower is None else self.follower.connected,
-        ))
-        config = uvicorn.Config(app, host=self.settings.web.host, port=self.settings.web.port,
-                                log_config=None, access_log=False, lifespan="off")
-        server = uvicorn.Server(config)
-        server.install_signal_handlers = lambda: None  # type: ignore[attr-defined,method-assign]
-        self.web = server
-        self._web_task = asyncio.create_task(server.serve(), name="web")
-        while not server.started:
-            if self._web_task.done():
-                self._web_task.result()  # raises: the port is taken, say
-                raise OSError(f"portal did not start on {self.settings.web.host}:{self.settings.web.port}")
-            await asyncio.sleep(0.01)
-        log.info("web.listening host=%s port=%s", self.settings.web.host, self.web_port)
+        )
+        self.web = PortalProcess(self.settings.web, await self._portal_hello(ctx),
+                                 operations.answer)
+        await self.web.start()
+
+    async def _portal_hello(self, ctx: BillingContext) -> dict[str, Any]:
+        """What the portal's process needs, sent over its private link (not argv or the
+        environment, which other local users may read): the settings, the ledger as this
+        daemon reaches it, the ledger key and the session-signing key."""
+        engine = ctx.uow.engine
+        url = engine.url.render_as_string(hide_password=False)
+        if is_sqlite(url) and (engine.url.database or ":memory:") == ":memory:":
+            raise ConfigurationError("config: database.url: a ledger in memory cannot be shared "
+                                     "with the portal's process; use a file, or disable [web]")
+        search_path = ""
+        if not is_sqlite(url):
+            # The schema the daemon's connections use (a test's own, or "$user", public).
+            async with engine.connect() as conn:
+                search_path = str((await conn.exec_driver_sql("SHOW search_path")).scalar())
+        settings = self.settings.model_dump(mode="json")
+        settings["ami"]["secret"] = ""  # the portal has no business with AMI
+        database = self.settings.database
+        return {
+            "settings": settings,
+            "database_url": url,
+            "search_path": search_path,
+            "ledger_key": ctx.uow.ledger_key.hex(),
+            "session_secret": self.settings.web.secret_key or load_key(
+                portal_key_path(url, database.key_file), "web.secret_key").hex(),
+        }
 
     @property
     def web_port(self) -> int | None:
-        server = self.web
-        if server is None or not getattr(server, "servers", None):
-            return None
-        return int(server.servers[0].sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+        return None if self.web is None else self.web.port
 
     async def reload(self) -> None:
         """SIGHUP: re-read the configuration; rates and settings are re-read on next use."""
@@ -275,10 +290,8 @@ class Daemon:
             await asyncio.shield(self.follower.stop(drain_seconds=10.0))
         if self.pbx is not None:
             await self.pbx.close()
-        if self.web is not None and self._web_task is not None:
-            self.web.should_exit = True  # type: ignore[attr-defined]
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._web_task
+        if self.web is not None:
+            await self.web.stop()
         if self.ctx is not None:
             await self.ctx.uow.dispose()
         if self.started:
@@ -286,8 +299,24 @@ class Daemon:
         self.started = False
 
 
+def raise_file_limit() -> None:
+    """The soft limit on open files up to the hard one (systemd's LimitNOFILE= sets both):
+    1024 is what a shell gives, and the gate's and AMI's sockets must never run short."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("daemon.nofile_unchanged soft=%s hard=%s error=%s", soft, hard, exc)
+            return
+    log.info("daemon.nofile soft=%s hard=%s was=%s", hard, hard, soft)
+
+
 async def run_daemon(settings: Settings, config_path: str | None = None) -> int:
+    # Before anything makes a file (the CLI does the same): ledger and keys are private.
+    os.umask(0o077)
     configure_logging(settings.log)
+    raise_file_limit()
     daemon = Daemon(settings, config_path=config_path)
     loop = asyncio.get_running_loop()
     # Out of file descriptors, asyncio reports every failed accept: a bounded rate of lines.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -11,7 +10,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import BigInteger, Text, cast, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from coobill.errors import BadRequest
@@ -175,23 +173,3 @@ async def change_settings(
             await _put(uow, key, value)
         await uow.commit()
     return await get_settings(ctx)
-
-
-async def portal_secret(ctx: BillingContext) -> str:
-    """The key that signs portal sessions: `web.secret_key`, else one made once and kept in
-    the ledger, so sessions survive a restart and every daemon on one ledger shares it."""
-    if ctx.config.web.secret_key:
-        return ctx.config.web.secret_key
-    for _ in range(2):
-        async with ctx.uow() as uow:
-            row = await uow.session.get(Setting, "web_secret_key")
-            if row is not None:
-                return row.value
-            value = secrets.token_urlsafe(32)
-            uow.session.add(Setting(key="web_secret_key", value=value))
-            try:
-                await uow.commit()
-                return value
-            except IntegrityError:  # another daemon made it first: read theirs
-                continue
-    raise RuntimeError("could not store the portal's session key")

@@ -7,9 +7,12 @@ BEGIN IMMEDIATE, so two writers queue for the lock instead of failing half-way.
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
@@ -34,6 +37,22 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
+def create_private_file(url: str) -> None:
+    """Make a new SQLite ledger's file 0600 before SQLite does (it would follow the umask: 0644
+    under `make run`). SQLite gives its -wal and -shm files the mode of the database file
+    (os_unix.c, findCreateFileMode), so they are private too. An existing file is left as it is."""
+    database = make_url(url).database or ""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if path.exists() or not path.parent.is_dir():  # a missing folder: SQLite says so itself
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:  # another process made it meanwhile: theirs stands
+        pass
+
+
 def create_engine(url: str, *, busy_timeout_ms: int = 5000, **kwargs: Any) -> AsyncEngine:
     """Build an engine for `url`; nothing is built at import time."""
     if not is_sqlite(url):
@@ -46,6 +65,8 @@ def create_engine(url: str, *, busy_timeout_ms: int = 5000, **kwargs: Any) -> As
     if memory:
         # One connection, or every session would see its own empty database.
         kwargs.setdefault("poolclass", StaticPool)
+    else:
+        create_private_file(url)
     engine = create_async_engine(url, connect_args={"timeout": busy_timeout_ms / 1000}, **kwargs)
 
     @event.listens_for(engine.sync_engine, "connect")

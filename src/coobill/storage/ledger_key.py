@@ -9,6 +9,11 @@ Where it is: `[database] key_file`; by default, for a SQLite ledger, the file be
 StateDirectory), else /var/lib/coobill/ledger.key. Made on first use: 32 random bytes, hex,
 mode 0600 whatever the umask, published atomically (two processes starting at once agree).
 Every daemon sharing one PostgreSQL ledger needs a copy of the same file.
+
+The portal key (portal_key_path) signs the portal's session cookies; it lives beside the
+ledger key (`coobill.db.key` -> `coobill.db.portal.key`, `ledger.key` -> `ledger.portal.key`)
+and is made the same way, so that reading (or copying) the database never gives anyone the
+means to forge a cookie. `[web] secret_key` overrides it.
 """
 
 from __future__ import annotations
@@ -38,12 +43,21 @@ def key_path(url: str, configured: str = "") -> Path | None:
     return Path(state or "/var/lib/coobill") / "ledger.key"
 
 
-def load_key(path: Path | None) -> bytes:
-    """The key in `path`, made there first if there is none."""
+def portal_key_path(url: str, configured: str = "") -> Path | None:
+    """The portal's cookie-signing key, beside the ledger key (`configured` is database.key_file)."""
+    ledger = key_path(url, configured)
+    if ledger is None:
+        return None
+    return ledger.with_name(ledger.name.removesuffix(".key") + ".portal.key")
+
+
+def load_key(path: Path | None, setting: str = "database.key_file") -> bytes:
+    """The key in `path`, made there first if there is none; `setting` names the key an
+    operator sets to put it elsewhere (in error messages)."""
     if path is None:
         return secrets.token_bytes(KEY_BYTES)
     try:
-        return _read(path)
+        return _read(path, setting)
     except FileNotFoundError:
         pass
     try:
@@ -51,23 +65,24 @@ def load_key(path: Path | None) -> bytes:
     except FileExistsError:  # another process made it a moment ago: theirs stands
         pass
     except OSError as exc:
+        section, key = setting.split(".")
         raise ConfigurationError(
-            f"config: database.key_file: cannot make the ledger key {path}: {exc.strerror} "
-            "(set [database] key_file, or COOBILL_DATABASE__KEY_FILE)"
+            f"config: {setting}: cannot make the key {path}: {exc.strerror} "
+            f"(set [{section}] {key}, or COOBILL_{section.upper()}__{key.upper()})"
         ) from None
-    return _read(path)
+    return _read(path, setting)
 
 
-def _read(path: Path) -> bytes:
+def _read(path: Path, setting: str) -> bytes:
     try:
         text = path.read_text().strip()
         key = bytes.fromhex(text)
     except ValueError:
-        raise ConfigurationError(f"config: database.key_file: {path} is not a ledger key") from None
+        raise ConfigurationError(f"config: {setting}: {path} is not a key file") from None
     except PermissionError:
-        raise ConfigurationError(f"config: database.key_file: {path} cannot be read") from None
+        raise ConfigurationError(f"config: {setting}: {path} cannot be read") from None
     if len(key) < 16:
-        raise ConfigurationError(f"config: database.key_file: {path} is too short a key")
+        raise ConfigurationError(f"config: {setting}: {path} is too short a key")
     return key
 
 

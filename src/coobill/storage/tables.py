@@ -235,3 +235,19 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))  # billing | admin
     language: Mapped[str] = mapped_column(String(8), default="en")
     created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class PortalSession(Base):
+    """A logged-in portal session; the signed cookie carries its `id`. A session is good
+    while its row is here and unexpired (and the cookie's credential is the user's current
+    one): logout deletes the row, so a copied cookie ends with it (services/portal_sessions.py)."""
+
+    __tablename__ = "portal_session"
+
+    # secrets.token_urlsafe(32): 43 characters; the cookie's signature guards it as well.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("portal_user.id", ondelete="CASCADE"), index=True)
+    # UTC, naive: when it began and when it lapses whatever happens (12 h).
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)

@@ -16,7 +16,7 @@ from fastapi import Depends, Request, Response
 from fastapi.templating import Jinja2Templates
 
 from coobill.errors import UnknownUser
-from coobill.services import users
+from coobill.services import portal_sessions, users
 from coobill.services.context import BillingContext
 from coobill.services.users import PortalUser
 from coobill.web.failures import CsrfRefused, Forbidden, LoginRequired
@@ -57,15 +57,40 @@ def session_of(request: Request) -> Session | None:
     return cast("Session | None", session)
 
 
+async def begin_session(request: Request, response: Response, user: PortalUser) -> Session:
+    """Log `user` in: a new server-side session, and its cookie (with a new CSRF token)."""
+    state = portal(request)
+    session_id = await portal_sessions.begin(state.ctx, user.id, state.signer.now())
+    session = state.signer.new(user.id, user.credential, session_id)
+    set_session(request, response, session)
+    return session
+
+
+async def end_session(request: Request, response: Response) -> None:
+    """Logout: the server forgets the session, so the cookie is dead even where it was copied."""
+    session = session_of(request)
+    if session is not None and session.session_id:
+        await portal_sessions.end(portal(request).ctx, session.session_id)
+    clear_session(request, response)
+
+
 def keep_session_after_new_password(
     request: Request, response: Response, user_id: int, credential: str
 ) -> None:
-    """Your own new password: this session goes on (same CSRF token), the others end."""
+    """Your own new password: this session goes on (same CSRF token and server-side session,
+    the new credential), the others end (their cookies carry the old credential)."""
     current = session_of(request)
     renewed = portal(request).signer.new(user_id, credential)
     if current is not None:
-        renewed = dataclasses.replace(renewed, csrf=current.csrf)
+        renewed = dataclasses.replace(renewed, csrf=current.csrf, session_id=current.session_id)
     set_session(request, response, renewed)
+
+
+async def end_sessions_after_new_password(request: Request, user_id: int) -> None:
+    """Delete the rows of the sessions a new password ended (all the user's but this one)."""
+    current = session_of(request)
+    keep = current.session_id if current is not None and current.user_id == user_id else ""
+    await portal_sessions.end_others(portal(request).ctx, user_id, keep=keep)
 
 
 def set_session(request: Request, response: Response, session: Session) -> None:
@@ -96,12 +121,18 @@ async def billing_user(request: Request) -> PortalUser:
     session = session_of(request)
     if session is None or session.user_id is None:
         raise LoginRequired("log in first")
+    ctx = portal(request).ctx
     try:
-        user = await users.get_user(portal(request).ctx, session.user_id)
+        user = await users.get_user(ctx, session.user_id)
     except UnknownUser:
         raise LoginRequired("log in first") from None
     if not hmac.compare_digest(session.credential, user.credential):
-        raise LoginRequired("log in first")  # the password changed since this login
+        # The password changed since this login: the session is over, its row too.
+        await portal_sessions.end(ctx, session.session_id)
+        raise LoginRequired("log in first")
+    if not await portal_sessions.is_live(ctx, session.session_id, user.id,
+                                         portal(request).signer.now()):
+        raise LoginRequired("log in first")  # logged out, or past its 12 hours
     request.state.user = user
     return user
 

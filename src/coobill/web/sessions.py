@@ -1,7 +1,10 @@
-"""Signed session cookies: who is logged in and the session's CSRF token, nothing else.
+"""Signed session cookies: who is logged in, which server-side session, and its CSRF token.
 
-The cookie is `base64(json).hmac-sha256`; it lives in the browser only, so the server keeps no
-session table. Its key is `web.secret_key`, or one generated when the app is built.
+The cookie is `base64(json).hmac-sha256`. A logged-in cookie names a row of the server's
+session table (services/portal_sessions.py), so logout ends it everywhere, whoever kept a
+copy; before login it carries only the login form's CSRF token. Its key is `web.secret_key`,
+else the portal key file beside the ledger key (storage/ledger_key.py), else (a ledger in
+memory) one generated when the app is built.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class Session:
     csrf: str
     issued: int
     credential: str = ""  # the user's PortalUser.credential at login
+    session_id: str = ""  # the server's row (portal_session.id); "" before login
 
 
 def session_secret(config: WebConfig) -> str:
@@ -43,13 +47,17 @@ class SessionSigner:
         self._key = hashlib.sha256(b"coobill-session:" + secret.encode()).digest()
         self._clock = clock
 
-    def new(self, user_id: int | None = None, credential: str = "") -> Session:
-        return Session(user_id, secrets.token_urlsafe(24), int(self._clock()), credential)
+    def new(self, user_id: int | None = None, credential: str = "", session_id: str = "") -> Session:
+        return Session(user_id, secrets.token_urlsafe(24), int(self._clock()), credential,
+                       session_id)
+
+    def now(self) -> float:
+        return self._clock()
 
     def dumps(self, session: Session) -> str:
         body = json.dumps(
             {"u": session.user_id, "c": session.csrf, "i": session.issued,
-             "k": session.credential}, separators=(",", ":")
+             "k": session.credential, "s": session.session_id}, separators=(",", ":")
         )
         payload = base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
         return f"{payload}.{self._sign(payload)}"
@@ -63,7 +71,8 @@ class SessionSigner:
             return None
         try:
             data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-            session = Session(data["u"], str(data["c"]), int(data["i"]), str(data.get("k", "")))
+            session = Session(data["u"], str(data["c"]), int(data["i"]), str(data.get("k", "")),
+                              str(data.get("s", "")))
         except (binascii.Error, ValueError, KeyError, TypeError):
             return None
         if not 0 <= self._clock() - session.issued <= MAX_AGE_SECONDS:

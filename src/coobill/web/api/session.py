@@ -12,12 +12,13 @@ from coobill.web.api.schemas import LanguageIn, LoginIn, LoginOut, PasswordIn, U
 from coobill.web.auth import (
     AdminUser,
     BillingUser,
+    begin_session,
     check_csrf,
-    clear_session,
     client_address,
+    end_session,
+    end_sessions_after_new_password,
     keep_session_after_new_password,
     portal,
-    set_session,
 )
 from coobill.web.failures import LoginRequired, TooManyAttempts
 
@@ -42,14 +43,14 @@ async def login(body: LoginIn, request: Request, response: Response) -> LoginOut
         state.throttle.failed(body.name, address)
         raise LoginRequired("wrong user name or password", field="password")
     state.throttle.succeeded(body.name, address)
-    session = state.signer.new(user.id, user.credential)
-    set_session(request, response, session)
+    session = await begin_session(request, response, user)
     return LoginOut(user=user_json(user), csrf_token=session.csrf)
 
 
 @router.post("/logout", status_code=204, dependencies=[Depends(check_csrf)])
 async def logout(request: Request, response: Response) -> None:
-    clear_session(request, response)
+    """End the session on the server: its cookie, and any copy of it, logs in no more."""
+    await end_session(request, response)
 
 
 @router.get("/me")
@@ -83,6 +84,7 @@ async def set_password(
     """Admins only: give a user a new password; the user's sessions end (your own: this one
     goes on, with a renewed cookie and the same CSRF token)."""
     changed = await users.set_password(portal(request).ctx, name, body.password)
+    await end_sessions_after_new_password(request, changed.id)
     if changed.id == admin.id:
         keep_session_after_new_password(request, response, admin.id, changed.credential)
     return user_json(changed)

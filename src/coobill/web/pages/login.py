@@ -11,9 +11,10 @@ from coobill.services.passwords import PasswordChecksBusy
 from coobill.web.auth import (
     CSRF_FIELD,
     BillingUser,
+    begin_session,
     check_csrf,
-    clear_session,
     client_address,
+    end_session,
     portal,
     session_of,
     set_session,
@@ -93,8 +94,9 @@ async def login(request: Request) -> Response:
         # there, or the one the browser asked for.
         user = await users.set_language(state.ctx, user.id, shown_in)
     response = redirect(target)
-    # A new CSRF token per login; the credential ends the session if the password changes.
-    set_session(request, response, state.signer.new(user.id, user.credential))
+    # A new CSRF token and server-side session per login; the credential ends the session if
+    # the password changes.
+    await begin_session(request, response, user)
     return response
 
 
@@ -119,7 +121,7 @@ async def _login_again(
 @router.post("/logout", dependencies=[Depends(check_csrf)])
 async def logout(request: Request) -> Response:
     response = redirect("/login")
-    clear_session(request, response)
+    await end_session(request, response)
     return response
 
 
