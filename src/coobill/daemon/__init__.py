@@ -299,24 +299,24 @@ class Daemon:
         self.started = False
 
 
-def raise_file_limit() -> None:
+def raise_file_limit() -> str:
     """The soft limit on open files up to the hard one (systemd's LimitNOFILE= sets both):
-    1024 is what a shell gives, and the gate's and AMI's sockets must never run short."""
+    1024 is what a shell gives, and the gate's and AMI's sockets must never run short. Returns
+    the line to log once the daemon has started (a daemon that cannot start says one line)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != hard:
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         except (ValueError, OSError) as exc:
-            log.warning("daemon.nofile_unchanged soft=%s hard=%s error=%s", soft, hard, exc)
-            return
-    log.info("daemon.nofile soft=%s hard=%s was=%s", hard, hard, soft)
+            return f"daemon.nofile_unchanged soft={soft} hard={hard} error={exc}"
+    return f"daemon.nofile soft={hard} hard={hard} was={soft}"
 
 
 async def run_daemon(settings: Settings, config_path: str | None = None) -> int:
     # Before anything makes a file (the CLI does the same): ledger and keys are private.
     os.umask(0o077)
     configure_logging(settings.log)
-    raise_file_limit()
+    file_limit = raise_file_limit()
     daemon = Daemon(settings, config_path=config_path)
     loop = asyncio.get_running_loop()
     # Out of file descriptors, asyncio reports every failed accept: a bounded rate of lines.
@@ -326,6 +326,7 @@ async def run_daemon(settings: Settings, config_path: str | None = None) -> int:
     except BaseException:
         await daemon.stop()
         raise
+    log.info(file_limit)
     loop.add_signal_handler(signal.SIGTERM, daemon.request_stop)
     loop.add_signal_handler(signal.SIGINT, daemon.request_stop)
     loop.add_signal_handler(signal.SIGHUP, daemon.request_reload)

@@ -15,6 +15,8 @@ bound: a flood of logins costs at most `concurrent` cores, whatever its size.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -25,6 +27,14 @@ T = TypeVar("T")
 
 CONCURRENT_HASHES = 2
 WAITING_HASHES = 8
+
+
+def _idle_priority() -> None:
+    """A hashing thread runs under SCHED_IDLE (sched(7)): the kernel gives it a CPU only when
+    nothing else wants one, so argon2 never delays the gate, even on a machine with two cores
+    and a flood of logins. Linux applies the policy to the calling thread (pid 0)."""
+    with contextlib.suppress(AttributeError, OSError):  # not Linux: the nice level must do
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
 
 class PasswordChecksBusy(CoobillError):
@@ -58,7 +68,8 @@ class PasswordWork:
         finally:
             self._queued -= 1
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(self.concurrent, thread_name_prefix="coobill-hash")
+            self._executor = ThreadPoolExecutor(self.concurrent, thread_name_prefix="coobill-hash",
+                                                initializer=_idle_priority)
         self.running += 1
         self.peak = max(self.peak, self.running)
         future = asyncio.get_running_loop().run_in_executor(self._executor, work)

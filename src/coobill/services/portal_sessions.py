@@ -43,7 +43,7 @@ async def is_live(ctx: BillingContext, session_id: str, user_id: int, now: float
     """Whether the session is still good for this user at `now` (epoch seconds)."""
     if not session_id:
         return False
-    async with ctx.uow() as uow:
+    async with ctx.uow.read() as uow:
         row = (await uow.session.execute(
             select(PortalSession.user_id, PortalSession.expires_at)
             .where(PortalSession.id == session_id))).first()

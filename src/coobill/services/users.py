@@ -117,7 +117,7 @@ async def add_user(ctx: BillingContext, name: str, password: str, role: str) -> 
 async def authenticate(ctx: BillingContext, name: str, password: str) -> PortalUser | None:
     """The user whose name and password these are; None for a wrong name or password."""
     check_login_fields(name, password)
-    async with ctx.uow() as uow:
+    async with ctx.uow.read() as uow:
         user = (await uow.session.execute(select(User).where(User.name == name))).scalar_one_or_none()
     # The unit of work is closed: argon2 runs with no transaction (and no SQLite lock) open.
     stored = user.password_hash if user is not None else await _unknown_user_hash(ctx)
@@ -146,7 +146,7 @@ async def _rehash(ctx: BillingContext, user: User, password: str) -> None:
 
 
 async def get_user(ctx: BillingContext, user_id: int) -> PortalUser:
-    async with ctx.uow() as uow:
+    async with ctx.uow.read() as uow:
         user = await uow.session.get(User, user_id)
         if user is None:
             raise UnknownUser(f"user {user_id} does not exist")

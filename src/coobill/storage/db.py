@@ -33,6 +33,10 @@ def end_failed_commits(engine: Engine) -> None:
             dbapi_connection.rollback()
 
 
+# The execution option of a read-only unit of work's connections.
+READ_ONLY = "coobill_read_only"
+
+
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
@@ -83,7 +87,12 @@ def create_engine(url: str, *, busy_timeout_ms: int = 5000, **kwargs: Any) -> As
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A writer takes the write lock up front (no deadlock upgrading a read lock). A reader
+        # (UnitOfWorkFactory.read) never takes it: in WAL mode it neither waits for the writer
+        # nor makes the writer wait, so the portal's reads (a login's user, a session check)
+        # cannot hold the gate's write behind SQLite's busy handler.
+        read_only = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     end_failed_commits(engine.sync_engine)
     return engine

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, sessionmaker
 
 from coobill.storage.checkpoint import WalCheckpointer
-from coobill.storage.db import end_failed_commits
+from coobill.storage.db import READ_ONLY, end_failed_commits
 from coobill.storage.group_commit import LedgerThread
 
 log = logging.getLogger("coobill.ledger")
@@ -112,6 +112,8 @@ class UnitOfWorkFactory:
         info = {LEDGER_KEY: self.ledger_key}
         self._sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False,
                                             info=info)
+        self._readers = async_sessionmaker(engine.execution_options(**{READ_ONLY: True}),
+                                           expire_on_commit=False, autoflush=False, info=info)
         self._sync_engine = _sync_sqlite_engine(engine) if self.dialect == "sqlite" else None
         self._sync_sessions = (
             sessionmaker(self._sync_engine, expire_on_commit=False, autoflush=False, info=info)
@@ -129,6 +131,13 @@ class UnitOfWorkFactory:
 
     def __call__(self) -> UnitOfWork:
         return UnitOfWork(self._sessions)
+
+    def read(self) -> UnitOfWork:
+        """A unit of work that only reads: on SQLite it never takes the write lock (its
+        BEGIN is deferred; storage/db.py), so it cannot delay a writer such as the gate.
+        Writing in it is a mistake (SQLite may refuse the upgrade with "database is
+        locked")."""
+        return UnitOfWork(self._readers)
 
     async def run(
         self,
