@@ -3,10 +3,11 @@ COOBILL_TEST_POSTGRES_URL is set (each test in a schema of its own), and a clock
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -49,6 +50,18 @@ class FakeClock:
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--slow", action="store_true", default=False,
                      help="property tests run ten times their examples")
+
+
+@pytest.fixture(autouse=True)
+def root_log_handlers() -> Iterator[None]:
+    """A test that runs `coobill run` in-process configures logging (logs.configure_logging
+    replaces the root logger's handlers with one on the stderr pytest captured for that test):
+    put the root logger back, or later tests log into a closed file ("--- Logging error ---")."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(autouse=True)

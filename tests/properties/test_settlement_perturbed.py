@@ -101,8 +101,10 @@ class Life:
         settlement it had handed to the ledger commits whole or not at all (SQLite and
         PostgreSQL see to that) — here, whole; one that never ran is an end the daemon never
         saw, as when the kill comes before the call's end."""
+        await self.follower._queue.join()  # between two events: the consumer is idle
         self.consumer.cancel()
-        await asyncio.gather(self.consumer, *self.link.settling, return_exceptions=True)
+        await asyncio.gather(self.consumer, *self.link.settling, *self.pbx.hands,
+                             return_exceptions=True)
         await self.ctx.uow.dispose()
 
 
@@ -333,9 +335,6 @@ class ErrorsLogged(logging.Handler):
         self.lines.append(record.getMessage())
 
 
-# The migration's aiosqlite connections (closed with their engine) reach the collector in the
-# middle of the examples' many event loops, and aiosqlite's __del__ warns about each.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_a_perturbed_day_charges_every_allowed_call_once(
     funded_template: Path, tmp_path_factory: pytest.TempPathFactory,
     request: pytest.FixtureRequest,
