@@ -47,7 +47,9 @@ async def coobill(port: int) -> None:
 
     logging.disable(logging.INFO)  # one log line per decision is the daemon's; not measured
     tmp = tempfile.mkdtemp()
-    ctx = bootstrap(Settings(database={"url": f"sqlite+aiosqlite:///{Path(tmp) / 'gate.db'}"}))
+    # Every request holds funds and none is settled: a balance past the default ceiling.
+    ctx = bootstrap(Settings(database={"url": f"sqlite+aiosqlite:///{Path(tmp) / 'gate.db'}"},
+                             billing={"max_balance": "100000000"}))
     await schema.upgrade(ctx.uow.engine)
     await set_extension(ctx, "100", ExtensionChanges(billing=True, credit_limit=Decimal("0")))
     await recharge(ctx, ["100"], "100000000")
