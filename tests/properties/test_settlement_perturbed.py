@@ -42,11 +42,8 @@ from coobill.services.audit import audit
 from coobill.services.commands import AuthorizeCall, Verdict
 from coobill.services.context import BillingContext
 from coobill.services.extensions import recharge
-from coobill.services.settings import change_settings
-from coobill.storage import schema
-from coobill.storage.db import create_engine
 from coobill.storage.tables import Extension, Reservation
-from tests.faults.calls import TARIFF, billed
+from tests.faults.calls import TARIFF
 from tests.faults.ledger_checks import debits_by_call
 from tests.properties.pbx import EPOCH, EXTENSIONS, Placed, Plan, plans
 
@@ -240,27 +237,6 @@ class Day:
                 except UnknownReservation:
                     continue  # settled meanwhile: the billing user is told so
                 self.charged_by_hand.add(view.uniqueid)
-
-
-@pytest.fixture(scope="module")
-def funded_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A ledger (and its key) with 100-102 billed at 0.01 a second in UTC, not yet funded."""
-    folder = tmp_path_factory.mktemp("funded")
-    url = f"sqlite+aiosqlite:///{folder / 'ledger.db'}"
-
-    async def build() -> None:
-        engine = create_engine(url)
-        await schema.upgrade(engine)
-        await engine.dispose()
-        ctx = bootstrap(Settings(database={"url": url}))
-        try:
-            await change_settings(ctx, timezone="UTC")
-            await billed(ctx, dict.fromkeys(EXTENSIONS, "0"))
-        finally:
-            await ctx.uow.dispose()
-
-    asyncio.run(build())
-    return folder
 
 
 SEEN: Counter[str] = Counter()
