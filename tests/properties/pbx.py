@@ -122,10 +122,20 @@ class Plan:
                 (a_at, a_seq, a), (b_at, b_seq, b) = timed[index], timed[index + 1]
                 # Asterisk posts one channel's events in the order they happen; events of
                 # different calls, or posted at the same instant (a Cdr and a Hangup), may
-                # reach a manager client either way round.
-                if a_seq != b_seq or a_at == b_at:
+                # reach a manager client either way round. But a frame never arrives before
+                # Asterisk posted it: the earlier one is held back and both arrive when the
+                # later is posted - unless a gap or the kill came in between (the session that
+                # would have carried it is gone), then they stay as they are.
+                if a_at == b_at:
                     timed[index], timed[index + 1] = (a_at, b_seq, b), (b_at, a_seq, a)
+                elif a_seq != b_seq and not self._interrupted(a_at, b_at):
+                    timed[index], timed[index + 1] = (b_at, b_seq, b), (b_at, a_seq, a)
         return timed
+
+    def _interrupted(self, after: float, until: float) -> bool:
+        """Whether AMI went down or the daemon was killed within (after, until]."""
+        windows = self.gaps + ((self.kill,) if self.kill is not None else ())
+        return any(after < w.start <= until for w in windows)
 
 
 @st.composite
