@@ -24,7 +24,8 @@ them, durations on the monotonic clock.
 
 Completeness: a channel whose life was followed from its authorization to its end on one
 AMI session, or whose CDRs came, is known whole: an authorization no Dial went out under is
-released. Otherwise its holds are flagged, never released (SettleChannel.leftover).
+released. Otherwise its holds are flagged, never released (SettleChannel.leftover), and a
+Dial of it whose DialEnd never came is not taken for unanswered: the answer may have been lost.
 
 Ordering: the `Cdr` and the `Hangup` of a channel come from different Asterisk subscribers
 and arrive in either order; a busy call posts two Cdrs (Dial, then Hangup). A channel is
@@ -591,6 +592,12 @@ class CallTracker:
         talk = self._talk(ch, leg)
         if leg.answered and talk is None and cdr is None:
             return None  # answered, its end lost: no evidence of what it cost
+        if not leg.answered and not leg.status and cdr is None and not self._seen_whole(ch):
+            # Its DialEnd never came (Asterisk posts one for every Dial, answered or not) and
+            # the channel was not followed whole: the answer fell into a gap or a restart. A
+            # Hangup says the Dial ended, not that nobody talked - so no evidence of what it
+            # cost, and its hold is flagged rather than settled at nothing.
+            return None
         bound = ch.bounds.get(leg.authorization or "")
         if talk is not None and bound is not None:
             talk = min(talk, bound)
