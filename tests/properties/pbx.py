@@ -14,7 +14,6 @@ gate request to its Hangup; cdr_csv writes a call's Master.csv row as it ends.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
@@ -166,12 +165,4 @@ def plans(draw: st.DrawFn) -> Plan:
         # Some extensions can pay for less than a call talks: its limit then caps the charge.
         balances={ext: draw(st.sampled_from(["0.05", "0.15", "0.40", "5"])) for ext in EXTENSIONS},
     )
-    # KNOWN (issue 13, open): frames lost while a call is up, its Cdr missing too and no
-    # Master.csv to fall back on, can leave its hold held, or release it unpaid. Drawn only
-    # where it is fixed (KNOWN_TRIPLE_FAULT = False).
-    if KNOWN_TRIPLE_FAULT and plan.loses_frames and plan.missing_cdrs and not plan.cdr_store:
-        plan = dataclasses.replace(plan, cdr_store=True)
     return plan
-
-
-KNOWN_TRIPLE_FAULT = True
