@@ -551,10 +551,14 @@ class CallTracker:
                     went_on = c.end
                 outcomes.append(outcome)
             return tuple(outcomes)
-        seen: list[DialOutcome | None] = [
-            self._outcome(ch, leg) for leg in ch.legs.values()
-            if not self._into_a_gated_local_channel(ch, leg)]
-        outcomes = [o for o in seen if o is not None]
+        legs = [leg for leg in ch.legs.values() if not self._into_a_gated_local_channel(ch, leg)]
+        seen: list[DialOutcome | None] = [self._outcome(ch, leg) for leg in legs]
+        # An authorization one of whose Dials is unknown (None: no evidence of its cost) is
+        # not closed by its other, unanswered Dials: their record at cost 0 would settle its
+        # hold for nothing. Left out, the hold is flagged.
+        unknown = {leg.authorization for leg, o in zip(legs, seen, strict=True) if o is None}
+        outcomes = [o for o in seen if o is not None and not (
+            o.disposition != Disposition.ANSWERED and o.authorization in unknown)]
         if not self._seen_whole(ch):
             # Dial Cdrs of no DialBegin seen: Dials whose events fell into a gap. (Followed
             # whole, such a Cdr is no Dial of its own: an attended transfer's consultation.)
