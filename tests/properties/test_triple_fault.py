@@ -6,7 +6,6 @@ tariff for its talk, or flagged - never left held, never released unpaid."""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from hypothesis import strategies as st
 
 from tests.faults.calls import Call
 from tests.properties.pbx import EPOCH, Placed, Plan, Window
-from tests.properties.test_settlement_perturbed import play
+from tests.properties.test_settlement_perturbed import play_day
 
 BROKE = {"100": "0.05", "101": "0.05", "102": "0.05"}
 
@@ -28,7 +27,7 @@ def _played(plan: Plan, template: Path, tmp_path: Path) -> None:
     def day(plan: Plan) -> None:
         for name in ("ledger.db", "ledger.db.key"):
             shutil.copy(template / name, tmp_path / name)
-        asyncio.run(play(plan, tmp_path))
+        play_day(plan, tmp_path)
 
     day()
 
