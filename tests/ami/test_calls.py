@@ -466,6 +466,50 @@ class TestLegsAndAuthorizations:
         [ended] = tracker.feed(hangup())
         assert (ended.settle.dials, ended.settle.leftover) == ((), "flag")
 
+    def test_a_dial_whose_dialend_fell_into_a_gap_is_not_taken_for_unanswered(self) -> None:
+        """DialBegin seen, then a gap (its DialEnd ANSWER lost), then the Hangups and no Cdr:
+        nothing says nobody talked - no record at cost 0, its hold is flagged (issue 13)."""
+        tracker = CallTracker(cdr_events="off")
+        tracker.connected()
+        tracker.authorized(CALLER, "t1")
+        tracker.feed(leg_begin("1700000000.2", "PJSIP/carrier-a-00000001"))
+        tracker.disconnected()  # DialEnd ANSWER, BridgeEnter: lost
+        tracker.begin_session()
+        tracker.connected()
+        assert tracker.feed(hangup("1700000000.2")) == []
+        [ended] = tracker.feed(hangup())
+        assert (ended.settle.dials, ended.settle.leftover) == ((), "flag")
+
+    def test_an_unanswered_dial_does_not_close_a_hold_another_dial_of_it_may_have_used(
+        self,
+    ) -> None:
+        """Dial(A&B): A did not answer, then a gap took B's DialEnd. A's record at cost 0
+        would settle the hold for nothing: left out, the hold is flagged."""
+        tracker = CallTracker(cdr_events="off")
+        tracker.connected()
+        tracker.authorized(CALLER, "t1")
+        tracker.feed(leg_begin("1700000000.2", "PJSIP/carrier-a-00000001"))
+        tracker.feed(leg_begin("1700000000.3", "PJSIP/carrier-b-00000002"))
+        tracker.feed(leg_end("NOANSWER", "1700000000.2", "PJSIP/carrier-a-00000001"))
+        tracker.disconnected()  # B's DialEnd ANSWER: lost
+        tracker.begin_session()
+        tracker.connected()
+        tracker.feed(hangup("1700000000.3"))
+        [ended] = tracker.feed(hangup())
+        assert (ended.settle.dials, ended.settle.leftover) == ((), "flag")
+
+    def test_a_dial_followed_whole_without_a_dialend_is_still_unanswered(self) -> None:
+        """The same events, no gap: the channel was followed whole (as before issue 13)."""
+        tracker = CallTracker(cdr_events="off")
+        tracker.connected()
+        tracker.authorized(CALLER, "t1")
+        tracker.feed(leg_begin("1700000000.2", "PJSIP/carrier-a-00000001"))
+        tracker.feed(hangup("1700000000.2"))
+        [ended] = tracker.feed(hangup())
+        assert ended.record is not None
+        assert (ended.record.disposition, ended.settle.leftover) == (Disposition.NO_ANSWER,
+                                                                     "release")
+
     def test_earlier_authorizations_are_bounded_by_the_time_since_them(self) -> None:
         ticks = Clock()
         tracker = CallTracker(clock=ticks, monotonic=ticks)

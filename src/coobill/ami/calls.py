@@ -24,7 +24,8 @@ them, durations on the monotonic clock.
 
 Completeness: a channel whose life was followed from its authorization to its end on one
 AMI session, or whose CDRs came, is known whole: an authorization no Dial went out under is
-released. Otherwise its holds are flagged, never released (SettleChannel.leftover).
+released. Otherwise its holds are flagged, never released (SettleChannel.leftover), and a
+Dial of it whose DialEnd never came is not taken for unanswered: the answer may have been lost.
 
 Ordering: the `Cdr` and the `Hangup` of a channel come from different Asterisk subscribers
 and arrive in either order; a busy call posts two Cdrs (Dial, then Hangup). A channel is
@@ -550,10 +551,14 @@ class CallTracker:
                     went_on = c.end
                 outcomes.append(outcome)
             return tuple(outcomes)
-        seen: list[DialOutcome | None] = [
-            self._outcome(ch, leg) for leg in ch.legs.values()
-            if not self._into_a_gated_local_channel(ch, leg)]
-        outcomes = [o for o in seen if o is not None]
+        legs = [leg for leg in ch.legs.values() if not self._into_a_gated_local_channel(ch, leg)]
+        seen: list[DialOutcome | None] = [self._outcome(ch, leg) for leg in legs]
+        # An authorization one of whose Dials is unknown (None: no evidence of its cost) is
+        # not closed by its other, unanswered Dials: their record at cost 0 would settle its
+        # hold for nothing. Left out, the hold is flagged.
+        unknown = {leg.authorization for leg, o in zip(legs, seen, strict=True) if o is None}
+        outcomes = [o for o in seen if o is not None and not (
+            o.disposition != Disposition.ANSWERED and o.authorization in unknown)]
         if not self._seen_whole(ch):
             # Dial Cdrs of no DialBegin seen: Dials whose events fell into a gap. (Followed
             # whole, such a Cdr is no Dial of its own: an attended transfer's consultation.)
@@ -591,6 +596,12 @@ class CallTracker:
         talk = self._talk(ch, leg)
         if leg.answered and talk is None and cdr is None:
             return None  # answered, its end lost: no evidence of what it cost
+        if not leg.answered and not leg.status and cdr is None and not self._seen_whole(ch):
+            # Its DialEnd never came (Asterisk posts one for every Dial, answered or not) and
+            # the channel was not followed whole: the answer fell into a gap or a restart. A
+            # Hangup says the Dial ended, not that nobody talked - so no evidence of what it
+            # cost, and its hold is flagged rather than settled at nothing.
+            return None
         bound = ch.bounds.get(leg.authorization or "")
         if talk is not None and bound is not None:
             talk = min(talk, bound)
