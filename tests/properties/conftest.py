@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 from pathlib import Path
 
 import pytest
@@ -35,7 +34,4 @@ def funded_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
             await ctx.uow.dispose()
 
     asyncio.run(build())
-    # The migration's aiosqlite connections warn as they are collected: here, under the
-    # property tests' filter, not in whatever test happens to run next.
-    gc.collect()
     return folder

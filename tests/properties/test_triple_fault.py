@@ -57,7 +57,6 @@ ANSWER_IN_GAP_NO_CDR = Plan(
     balances=BROKE)
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize("plan", [
     pytest.param(RESTART_FOLLOWS_THEN_NO_CDR, id="restart-follows-then-no-cdr"),
     pytest.param(GAP_FOLLOWS_THEN_NO_CDR, id="gap-follows-then-no-cdr"),
