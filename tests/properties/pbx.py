@@ -70,7 +70,8 @@ class Plan:
     swapped: tuple[int, ...] = ()  # i: delivered frames i and i+1 may trade places
     late_cdrs: frozenset[int] = frozenset()  # call seqs whose Cdr comes after the Hangups
     missing_cdrs: frozenset[int] = frozenset()  # call seqs whose Cdr never comes
-    manual_at: tuple[float, ...] = ()  # when the billing user charges the flagged holds
+    manual_at: tuple[float, ...] = ()  # when the billing user resolves the flagged holds
+    released: frozenset[int] = frozenset()  # call seqs whose flagged hold the user releases
     # cdr_csv configured (Master.csv readable): the evidence for calls that ended unseen.
     # Without it such a call's hold is flagged, for a billing user to resolve.
     cdr_store: bool = True
@@ -162,6 +163,7 @@ def plans(draw: st.DrawFn) -> Plan:
         manual_at=tuple(draw(st.lists(st.floats(0, horizon).map(lambda t: round(t, 1)),
                                       max_size=2))),
         cdr_store=draw(st.booleans()),
+        released=frozenset(draw(st.lists(seqs, max_size=2))),
         # Some extensions can pay for less than a call talks: its limit then caps the charge.
         balances={ext: draw(st.sampled_from(["0.05", "0.15", "0.40", "5"])) for ext in EXTENSIONS},
     )

@@ -120,6 +120,7 @@ class Day:
                  "cdr_csv_gmt": False})
         self.verdicts: dict[str, Verdict] = {}
         self.charged_by_hand: set[str] = set()
+        self.released_by_hand: set[str] = set()
         self.hands: list[asyncio.Task[None]] = []
         self.written = 0  # characters of Master.csv so far
 
@@ -229,16 +230,27 @@ class Day:
         self.verdicts[call.uniqueid] = verdict
 
     async def by_hand(self, ctx: BillingContext) -> None:
-        """The billing user charges each flagged hold of a call that has ended, with the
-        talk time the PBX shows (its CDR)."""
+        """The billing user resolves each flagged hold of a call that has ended: charges it
+        the talk time the PBX shows (its CDR), or, for the plan's `released` calls, releases
+        it (decides it cost nothing)."""
         ended = {p.call.uniqueid: p.call for p in self.plan.calls if p.ends <= self.now}
         for view in await reservations.list_held(ctx, state=holds.FLAGGED):
-            if view.uniqueid in ended and view.uniqueid not in self.charged_by_hand:
-                try:
-                    await reservations.charge(ctx, view.uniqueid, ended[view.uniqueid].billsec)
-                except UnknownReservation:
-                    continue  # settled meanwhile: the billing user is told so
-                self.charged_by_hand.add(view.uniqueid)
+            if view.uniqueid not in ended or view.uniqueid in self.by_hand_done:
+                continue
+            call = ended[view.uniqueid]
+            try:
+                if call.seq in self.plan.released:
+                    await reservations.release(ctx, view.uniqueid)
+                    self.released_by_hand.add(view.uniqueid)
+                else:
+                    await reservations.charge(ctx, view.uniqueid, call.billsec)
+                    self.charged_by_hand.add(view.uniqueid)
+            except UnknownReservation:
+                continue  # settled meanwhile: the billing user is told so
+
+    @property
+    def by_hand_done(self) -> set[str]:
+        return self.charged_by_hand | self.released_by_hand
 
 
 SEEN: Counter[str] = Counter()
@@ -261,6 +273,10 @@ async def check(day: Day, ctx: BillingContext) -> None:
             assert plan.loses_frames, f"{call} flagged though no frame was lost"
             assert call.uniqueid not in debits, call
             SEEN["flagged"] += 1
+            continue
+        if call.uniqueid in day.released_by_hand:  # the billing user said free: and it is
+            assert call.uniqueid not in debits, call
+            SEEN["released by hand"] += 1
             continue
         SEEN["by hand" if call.uniqueid in day.charged_by_hand else "settled"] += 1
         if talked < call.billsec:
@@ -334,7 +350,8 @@ def test_a_perturbed_day_charges_every_allowed_call_once(
     SEEN.clear()
     day()
     # The days were hard enough: holds were flagged, charged by hand, capped by their limits.
-    assert {"settled", "flagged", "by hand", "capped by its limit"} <= set(SEEN), SEEN
+    assert {"settled", "flagged", "by hand", "released by hand",
+            "capped by its limit"} <= set(SEEN), SEEN
 
 
 def test_the_model_loses_only_what_its_windows_cover() -> None:
