@@ -113,9 +113,10 @@ class TestTheLedgerLockedForFiveSeconds:
 
         await daemon.until_settled(2)
         # Both authorizations were waiting on the lock when the gate gave up; once it goes
-        # each commits and is undone (on PostgreSQL one of the two writers on extension 102
-        # may instead fail and commit nothing; uow logs ledger.late_work_failed): nothing of
-        # them stays held, and
+        # each commits and is undone - or never commits: on SQLite an authorization still
+        # queued for the ledger thread when the gate gives up never runs (uow.run), and on
+        # PostgreSQL one of the two writers on extension 102 may fail (ledger.late_work_failed)
+        # - so nothing of them stays held, and
         # neither is charged (assert_debited_once below).
         await ctx.uow.drain()
         await other_ctx.uow.drain()
@@ -123,8 +124,6 @@ class TestTheLedgerLockedForFiveSeconds:
                   for h in await reservations.list_held(ctx, state=state)}
         assert closed.get(denied.uniqueid, holds.UNDONE) == holds.UNDONE
         assert closed.get(let_through.uniqueid, holds.UNDONE) == holds.UNDONE
-        if database_url[1] is None:  # one writer at a time: both commit, both are undone
-            assert {denied.uniqueid, let_through.uniqueid} <= set(closed)
         assert await holds_left(ctx) == []
         # The call let through unlimited talks and is billed at its rate when it ends; the
         # gate works again for the next call.
