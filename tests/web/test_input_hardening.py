@@ -251,7 +251,7 @@ class StalledHasher(PasswordHasher):
 
 
 class TestPasswordHashing:
-    async def test_logins_hash_in_threads_two_at_a_time_while_the_loop_answers(
+    async def test_logins_hash_in_a_bounded_number_of_threads_while_the_loop_answers(
         self, ctx: BillingContext, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         await add_extension(ctx, "100", "Front desk")
@@ -262,23 +262,25 @@ class TestPasswordHashing:
             "/api/login", json={"name": f"nobody{i}", "password": "guess-1234"}))
             for i in range(20)]
         await stalled.started.wait()
-        # Two hashes are held in their threads; the loop still answers, and no unit of work
-        # is open meanwhile (a write goes through at once, even on SQLite).
+        # The hashes (as many as the pool runs at once) are held in their threads; the loop
+        # still answers, and no unit of work is open meanwhile (a write goes through at once,
+        # even on SQLite).
+        running, waiting = ctx.passwords.concurrent, ctx.passwords.waiting
         assert (await client.get("/login")).status_code == 200
         await extensions.recharge(ctx, ["100"], "5")
-        # Past two running and eight waiting, logins are refused at once: ten answers come
-        # while both hashes are still held.
+        # Past those running and eight waiting, logins are refused at once: the rest are
+        # answered while the hashes are still held.
         refused = []
         for finished in asyncio.as_completed(logins):
             refused.append((await finished).status_code)
-            if len(refused) == 20 - 2 - ctx.passwords.waiting:
+            if len(refused) == 20 - running - waiting:
                 break
-        assert refused == [503] * 10
-        assert (ctx.passwords.running, ctx.passwords.queued) == (2, 8)
+        assert refused == [503] * (20 - running - waiting)
+        assert (ctx.passwords.running, ctx.passwords.queued) == (running, waiting)
         stalled.release.set()
         answers = [(await login).status_code for login in logins]
-        assert sorted(answers) == [401] * 10 + [503] * 10
-        assert ctx.passwords.peak == 2
+        assert sorted(answers) == [401] * (running + waiting) + [503] * (20 - running - waiting)
+        assert ctx.passwords.peak == running
         assert threading.get_ident() not in stalled.threads
 
 

@@ -25,7 +25,10 @@ from coobill.errors import CoobillError
 
 T = TypeVar("T")
 
-CONCURRENT_HASHES = 2
+# One hash at a time on two cores, two beyond: a core is always left to the gate. Each hash
+# runs one argon2 lane (users.py, parallelism=1): on a two-core machine four lanes per hash
+# took the cache and memory bandwidth the gate needed (tests/faults/test_attacks.py).
+CONCURRENT_HASHES = max(1, min(2, (os.cpu_count() or 2) - 1))
 WAITING_HASHES = 8
 
 

@@ -19,7 +19,10 @@ from coobill.storage.tables import User
 
 ROLES = ("billing", "admin")
 LANGUAGES = ("en", "zh")
-_hasher = PasswordHasher()
+# argon2id, 64 MiB and 3 passes as argon2-cffi's default (RFC 9106's low-memory profile), in
+# one lane: the hash runs in one thread (services/passwords.py), not four beside the gate.
+# Existing hashes keep verifying (their parameters are in them) and are rehashed at login.
+_hasher = PasswordHasher(parallelism=1)
 
 
 @dataclass(frozen=True, slots=True)
