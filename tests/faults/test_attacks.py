@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -125,25 +125,6 @@ def portal_url(daemon: Daemon) -> str:
     return f"http://127.0.0.1:{daemon.web_port}"
 
 
-async def bad_logins(daemon: Daemon, done: asyncio.Event, *, at_once: int = 50,
-                     name: Callable[[int], str] = lambda i: f"nobody{i}") -> list[int]:
-    """`at_once` logins with wrong passwords kept in flight until `done`; their statuses."""
-    statuses: list[int] = []
-    limits = httpx.Limits(max_connections=at_once, max_keepalive_connections=at_once)
-    async with httpx.AsyncClient(base_url=portal_url(daemon), limits=limits,
-                                 timeout=30) as web:
-        async def one_after_another(worker: int) -> None:
-            for attempt in itertools.count():
-                if done.is_set():
-                    return
-                reply = await web.post("/api/login", json={
-                    "name": name(worker * 1000 + attempt), "password": "wrong password"})
-                statuses.append(reply.status_code)
-
-        await asyncio.gather(*(one_after_another(w) for w in range(at_once)))
-    return statuses
-
-
 class TestTheGateUnderAttack:
     async def test_fifty_concurrent_bad_logins(self, daemon: Daemon) -> None:
         assert daemon.web_port is not None
@@ -196,10 +177,9 @@ class TestThePortalUnderAttack:
                 except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
                     continue  # the portal hung up on the rest of the body
                 assert reply.status_code == 413
-        done = asyncio.Event()
-        asyncio.get_running_loop().call_later(3, done.set)
-        statuses = await bad_logins(daemon, done, at_once=20,
-                                    name=lambda i: f"{i}-" + "n" * 60)
+        assert daemon.web_port is not None
+        async with attacking("logins", daemon.web_port, 20) as statuses:
+            pass  # ready once each of the 20 has had an answer
         assert statuses and 500 not in statuses
         assert rss_kib(pid) - before < 64 * 1024  # KiB: no name is kept, nor any body
 

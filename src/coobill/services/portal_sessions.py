@@ -22,13 +22,14 @@ from coobill.storage.tables import PortalSession
 LIFETIME = timedelta(hours=12)
 
 
-def _utc(now: float) -> datetime:
-    # Wall-clock time, as the cookie's own age is (web/sessions.py), not the billing clock.
-    return datetime.fromtimestamp(now, UTC).replace(tzinfo=None)
+def _utc(now: datetime) -> datetime:
+    # Wall-clock time, as the cookie's own age is (web/sessions.py), not the billing clock;
+    # stored naive, in UTC.
+    return now.astimezone(UTC).replace(tzinfo=None)
 
 
-async def begin(ctx: BillingContext, user_id: int, now: float) -> str:
-    """A new session for the user, `now` (epoch seconds); its id (for the cookie)."""
+async def begin(ctx: BillingContext, user_id: int, now: datetime) -> str:
+    """A new session for the user, begun `now` (an aware instant); its id (for the cookie)."""
     when = _utc(now)
     session_id = secrets.token_urlsafe(32)
     async with ctx.uow() as uow:
@@ -39,8 +40,8 @@ async def begin(ctx: BillingContext, user_id: int, now: float) -> str:
     return session_id
 
 
-async def is_live(ctx: BillingContext, session_id: str, user_id: int, now: float) -> bool:
-    """Whether the session is still good for this user at `now` (epoch seconds)."""
+async def is_live(ctx: BillingContext, session_id: str, user_id: int, now: datetime) -> bool:
+    """Whether the session is still good for this user at `now` (an aware instant)."""
     if not session_id:
         return False
     async with ctx.uow.read() as uow:

@@ -60,7 +60,7 @@ def session_of(request: Request) -> Session | None:
 async def begin_session(request: Request, response: Response, user: PortalUser) -> Session:
     """Log `user` in: a new server-side session, and its cookie (with a new CSRF token)."""
     state = portal(request)
-    session_id = await portal_sessions.begin(state.ctx, user.id, state.signer.now())
+    session_id = await portal_sessions.begin(state.ctx, user.id, state.signer.instant())
     session = state.signer.new(user.id, user.credential, session_id)
     set_session(request, response, session)
     return session
@@ -131,7 +131,7 @@ async def billing_user(request: Request) -> PortalUser:
         await portal_sessions.end(ctx, session.session_id)
         raise LoginRequired("log in first")
     if not await portal_sessions.is_live(ctx, session.session_id, user.id,
-                                         portal(request).signer.now()):
+                                         portal(request).signer.instant()):
         raise LoginRequired("log in first")  # logged out, or past its 12 hours
     request.state.user = user
     return user

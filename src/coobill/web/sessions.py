@@ -18,6 +18,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from coobill.config import WebConfig
 
@@ -51,8 +52,10 @@ class SessionSigner:
         return Session(user_id, secrets.token_urlsafe(24), int(self._clock()), credential,
                        session_id)
 
-    def now(self) -> float:
-        return self._clock()
+    def instant(self) -> datetime:
+        """Now on the signer's clock (the one a cookie's age is measured on), as an aware
+        UTC instant."""
+        return datetime.fromtimestamp(self._clock(), UTC)
 
     def dumps(self, session: Session) -> str:
         body = json.dumps(
