@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import BigInteger, Select, func, or_, select, type_coerce
+from sqlalchemy import BigInteger, Select, func, or_, select, tuple_, type_coerce
 
 from coobill.errors import BadRequest
 from coobill.money import ZERO, from_units
@@ -17,6 +18,8 @@ from coobill.services.context import BillingContext
 from coobill.storage.tables import Call, Extension, Recharge
 
 PERIODS = ("day", "month", "year")
+# Records an export reads at a time (iter_calls, iter_recharges).
+EXPORT_BATCH = 2000
 # The extension of a statistics row that totals every extension counted (the appliance's "All").
 ALL_EXTENSIONS = "*"
 
@@ -81,10 +84,7 @@ class RechargeRecord:
     who: str
 
 
-async def list_recharges(
-    ctx: BillingContext, period: Period = Period(), keyword: str | None = None,
-    *, offset: int = 0, limit: int | None = None,
-) -> tuple[list[RechargeRecord], int]:
+def _recharges(period: Period, keyword: str | None) -> Select:  # type: ignore[type-arg]
     query = select(Recharge, Extension.number, Extension.name).join(
         Extension, Extension.id == Recharge.extension_id
     )
@@ -94,16 +94,48 @@ async def list_recharges(
         word = keyword.strip()
         query = query.where(or_(Extension.number.icontains(word, autoescape=True),
                                 Extension.name.icontains(word, autoescape=True)))
-    async with ctx.uow() as uow:
+    return query
+
+
+def _recharge_record(row: Any) -> RechargeRecord:
+    r, number, name = row
+    return RechargeRecord(r.created_at, number, name, r.balance_before, r.amount,
+                          r.balance_after, r.who)
+
+
+async def list_recharges(
+    ctx: BillingContext, period: Period = Period(), keyword: str | None = None,
+    *, offset: int = 0, limit: int | None = None,
+) -> tuple[list[RechargeRecord], int]:
+    query = _recharges(period, keyword)
+    async with ctx.uow.read() as uow:
         total = (await uow.session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
         query = query.order_by(Recharge.created_at.desc(), Recharge.id.desc()).offset(offset)
         if limit is not None:
             query = query.limit(limit)
         rows = (await uow.session.execute(query)).tuples().all()
-    return [
-        RechargeRecord(r.created_at, number, name, r.balance_before, r.amount, r.balance_after, r.who)
-        for r, number, name in rows
-    ], int(total)
+    return [_recharge_record(row) for row in rows], int(total)
+
+
+async def iter_recharges(
+    ctx: BillingContext, period: Period = Period(), keyword: str | None = None,
+    *, batch: int = EXPORT_BATCH,
+) -> AsyncIterator[list[RechargeRecord]]:
+    """Every recharge `list_recharges` finds, newest first, a batch at a time: a short read
+    of its own for each (keyset on time and id), so an export of a million records holds
+    neither a million rows in memory nor a read transaction open for its whole length."""
+    query = _recharges(period, keyword).order_by(Recharge.created_at.desc(), Recharge.id.desc())
+    after: tuple[datetime, int] | None = None
+    while True:
+        page = query if after is None else query.where(
+            tuple_(Recharge.created_at, Recharge.id) < after)
+        async with ctx.uow.read() as uow:
+            rows = (await uow.session.execute(page.limit(batch))).tuples().all()
+        if not rows:
+            return
+        yield [_recharge_record(row) for row in rows]
+        last = rows[-1][0]
+        after = (last.created_at, last.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,11 +155,8 @@ class CallRecord:
     gated: bool
 
 
-async def list_calls(
-    ctx: BillingContext, period: Period = Period(), keyword: str | None = None,
-    *, extensions: Sequence[str] = (), offset: int = 0, limit: int | None = None,
-) -> tuple[list[CallRecord], int]:
-    query = _within(select(Call), Call.start, period)
+def _calls(period: Period, keyword: str | None, extensions: Sequence[str]) -> Select:  # type: ignore[type-arg]
+    query = _within(select(*_CALL_COLUMNS), Call.start, period)
     if keyword:
         word = keyword.strip()
         query = query.where(
@@ -141,18 +170,65 @@ async def list_calls(
         )
     if extensions:
         query = query.where(Call.caller_extension.in_(list(extensions)))
-    async with ctx.uow() as uow:
+    return query
+
+
+# A call record's columns, in CallRecord's order, then the id the exports page by: plain
+# rows, not ORM objects (a million-record export builds no identity map).
+_CALL_COLUMNS = (Call.uniqueid, Call.start, Call.answer, Call.end, Call.caller_extension,
+                 Call.caller_name, Call.dialled_number, Call.billable_seconds, Call.trunk,
+                 Call.rate_label, Call.cost, Call.disposition, Call.gated, Call.id)
+
+
+def _call_record(row: Any) -> CallRecord:
+    return CallRecord(*row[:-1])
+
+
+# Newest first on both databases (PostgreSQL would put a call without a start first).
+_NEWEST_CALLS = (Call.start.desc().nulls_last(), Call.id.desc())
+
+
+async def list_calls(
+    ctx: BillingContext, period: Period = Period(), keyword: str | None = None,
+    *, extensions: Sequence[str] = (), offset: int = 0, limit: int | None = None,
+) -> tuple[list[CallRecord], int]:
+    query = _calls(period, keyword, extensions)
+    async with ctx.uow.read() as uow:
         total = (await uow.session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-        query = query.order_by(Call.start.desc(), Call.id.desc()).offset(offset)
+        query = query.order_by(*_NEWEST_CALLS).offset(offset)
         if limit is not None:
             query = query.limit(limit)
-        rows = (await uow.session.execute(query)).scalars().all()
-    return [
-        CallRecord(c.uniqueid, c.start, c.answer, c.end, c.caller_extension, c.caller_name,
-                   c.dialled_number, c.billable_seconds, c.trunk, c.rate_label, c.cost,
-                   c.disposition, c.gated)
-        for c in rows
-    ], int(total)
+        rows = (await uow.session.execute(query)).all()
+    return [_call_record(row) for row in rows], int(total)
+
+
+async def iter_calls(
+    ctx: BillingContext, period: Period = Period(), keyword: str | None = None,
+    *, extensions: Sequence[str] = (), batch: int = EXPORT_BATCH,
+) -> AsyncIterator[list[CallRecord]]:
+    """Every call `list_calls` finds, in its order, a batch at a time (see iter_recharges):
+    those with a start by (start, id) downwards, then any without one by id."""
+    query = _calls(period, keyword, extensions)
+    dated = query.where(Call.start.is_not(None)).order_by(Call.start.desc(), Call.id.desc())
+    undated = query.where(Call.start.is_(None)).order_by(Call.id.desc())
+    after: Any = None
+    while True:
+        page = dated if after is None else dated.where(tuple_(Call.start, Call.id) < after)
+        async with ctx.uow.read() as uow:
+            rows = (await uow.session.execute(page.limit(batch))).all()
+        if not rows:
+            break
+        yield [_call_record(row) for row in rows]
+        after = (rows[-1].start, rows[-1].id)
+    last_id: int | None = None
+    while True:
+        page = undated if last_id is None else undated.where(Call.id < last_id)
+        async with ctx.uow.read() as uow:
+            rows = (await uow.session.execute(page.limit(batch))).all()
+        if not rows:
+            return
+        yield [_call_record(row) for row in rows]
+        last_id = rows[-1].id
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +319,7 @@ async def statistics(
             .group_by(bucket, days.c.caller_extension)
             .order_by(bucket, days.c.caller_extension)
         )
-    async with ctx.uow() as uow:
+    async with ctx.uow.read() as uow:
         rows = (await uow.session.execute(query)).tuples().all()
     split = [
         StatsRow(str(b), ext, int(n), int(a or 0), int(s or 0), from_units(int(c or 0)))

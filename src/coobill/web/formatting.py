@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
 from coobill.cli.output import csv_cell
 from coobill.money import fmt
@@ -34,16 +34,40 @@ def caller(name: str, extension: str) -> str:
     return f"{name or extension}[{extension}]"
 
 
-def csv_download(filename: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Response:
-    """A CSV file whose cells cannot run as spreadsheet formulas; BOM so Excel reads UTF-8."""
+CSV_TYPE = "text/csv; charset=utf-8"
+
+
+def _attachment(filename: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="{filename}"'}
+
+
+def _csv_text(rows: Iterable[Sequence[Any]], header: Sequence[str] | None = None) -> str:
+    """Rows as CSV whose cells cannot run as spreadsheet formulas; with the header, the BOM
+    first, so Excel reads UTF-8."""
     out = io.StringIO()
-    out.write("\ufeff")
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(header)
+    if header is not None:
+        out.write("\ufeff")
+        writer.writerow(header)
     for row in rows:
         writer.writerow([csv_cell(cell) for cell in row])
-    return Response(
-        out.getvalue(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
+    return out.getvalue()
+
+
+def csv_download(filename: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Response:
+    """A small CSV file, built whole."""
+    return Response(_csv_text(rows, header), media_type=CSV_TYPE, headers=_attachment(filename))
+
+
+def csv_stream(
+    filename: str, header: Sequence[str], batches: AsyncIterable[Iterable[Sequence[Any]]]
+) -> StreamingResponse:
+    """A CSV file of any length, sent a batch of rows at a time as they are read: the
+    portal's memory holds one batch, not the file."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield _csv_text((), header).encode()
+        async for rows in batches:
+            yield _csv_text(rows).encode()
+
+    return StreamingResponse(chunks(), media_type=CSV_TYPE, headers=_attachment(filename))

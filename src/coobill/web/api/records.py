@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -11,7 +12,7 @@ from coobill.services import reports
 from coobill.services.bounds import MAX_OFFSET
 from coobill.web.api.schemas import CallRecordOut, RechargeRecordOut, RecordPage, StatsRowOut
 from coobill.web.auth import BillingUser, portal
-from coobill.web.formatting import csv_download
+from coobill.web.formatting import csv_download, csv_stream
 from coobill.web.records import (
     CALL_HEADER,
     RECHARGE_HEADER,
@@ -60,11 +61,15 @@ async def recharge_records_csv(
     date_to: str = TO,
     keyword: str = KEYWORD,
 ) -> Response:
-    records, _ = await reports.list_recharges(
+    batches = reports.iter_recharges(
         portal(request).ctx, reports.Period.parse(date_from, date_to), keyword.strip() or None
     )
-    rows = (cells(recharge_json(r), RECHARGE_HEADER) for r in records)
-    return csv_download("recharge-records.csv", RECHARGE_HEADER, rows)
+
+    async def rows() -> AsyncIterator[list[list[Any]]]:
+        async for records in batches:
+            yield [cells(recharge_json(r), RECHARGE_HEADER) for r in records]
+
+    return csv_stream("recharge-records.csv", RECHARGE_HEADER, rows())
 
 
 @router.get("/calls")
@@ -97,12 +102,15 @@ async def call_records_csv(
     date_to: str = TO,
     keyword: str = KEYWORD,
 ) -> Response:
-    records, _ = await reports.list_calls(
+    batches = reports.iter_calls(
         portal(request).ctx, reports.Period.parse(date_from, date_to), keyword.strip() or None
     )
-    return csv_download(
-        "call-records.csv", CALL_HEADER, (cells(call_json(c), CALL_HEADER) for c in records)
-    )
+
+    async def rows() -> AsyncIterator[list[list[Any]]]:
+        async for records in batches:
+            yield [cells(call_json(c), CALL_HEADER) for c in records]
+
+    return csv_stream("call-records.csv", CALL_HEADER, rows())
 
 
 async def _statistics(
