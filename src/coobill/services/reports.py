@@ -10,12 +10,24 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Select, func, or_, select, tuple_, type_coerce
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    tuple_,
+    type_coerce,
+)
 
 from coobill.errors import BadRequest
 from coobill.money import ZERO, from_units
 from coobill.services.context import BillingContext
 from coobill.storage.tables import Call, Extension, Recharge
+from coobill.storage.uow import UnitOfWork
 
 PERIODS = ("day", "month", "year")
 # Records an export reads at a time (iter_calls, iter_recharges).
@@ -85,16 +97,27 @@ class RechargeRecord:
 
 
 def _recharges(period: Period, keyword: str | None) -> Select:  # type: ignore[type-arg]
-    query = select(Recharge, Extension.number, Extension.name).join(
-        Extension, Extension.id == Recharge.extension_id
-    )
-    query = _within(query, Recharge.created_at, period)
+    """The recharges wanted, from the recharge table alone: the keyword picks extensions
+    first (a small table), so counting and paging never join a million rows."""
+    query = _within(select(Recharge.id), Recharge.created_at, period)
     if keyword:
         # icontains: LIKE is case-sensitive on PostgreSQL but not on SQLite; wildcards literal.
         word = keyword.strip()
-        query = query.where(or_(Extension.number.icontains(word, autoescape=True),
-                                Extension.name.icontains(word, autoescape=True)))
+        query = query.where(Recharge.extension_id.in_(
+            select(Extension.id).where(or_(Extension.number.icontains(word, autoescape=True),
+                                           Extension.name.icontains(word, autoescape=True)))))
     return query
+
+
+_NEWEST_RECHARGES = (Recharge.created_at.desc(), Recharge.id.desc())
+
+
+def _with_extension(ids: Select) -> Select:  # type: ignore[type-arg]
+    """The recharges of `ids` (a page of them), newest first, each with its extension."""
+    return (select(Recharge, Extension.number, Extension.name)
+            .join(Extension, Extension.id == Recharge.extension_id)
+            .where(Recharge.id.in_(ids))
+            .order_by(*_NEWEST_RECHARGES))
 
 
 def _recharge_record(row: Any) -> RechargeRecord:
@@ -107,13 +130,14 @@ async def list_recharges(
     ctx: BillingContext, period: Period = Period(), keyword: str | None = None,
     *, offset: int = 0, limit: int | None = None,
 ) -> tuple[list[RechargeRecord], int]:
-    query = _recharges(period, keyword)
+    wanted = _recharges(period, keyword)
     async with ctx.uow.read() as uow:
-        total = (await uow.session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-        query = query.order_by(Recharge.created_at.desc(), Recharge.id.desc()).offset(offset)
+        total = (await uow.session.execute(
+            select(func.count()).select_from(wanted.subquery()))).scalar_one()
+        page = wanted.order_by(*_NEWEST_RECHARGES).offset(offset)
         if limit is not None:
-            query = query.limit(limit)
-        rows = (await uow.session.execute(query)).tuples().all()
+            page = page.limit(limit)
+        rows = (await uow.session.execute(_with_extension(page))).tuples().all()
     return [_recharge_record(row) for row in rows], int(total)
 
 
@@ -124,13 +148,13 @@ async def iter_recharges(
     """Every recharge `list_recharges` finds, newest first, a batch at a time: a short read
     of its own for each (keyset on time and id), so an export of a million records holds
     neither a million rows in memory nor a read transaction open for its whole length."""
-    query = _recharges(period, keyword).order_by(Recharge.created_at.desc(), Recharge.id.desc())
-    after: tuple[datetime, int] | None = None
+    wanted = _recharges(period, keyword).order_by(*_NEWEST_RECHARGES)
+    after: Any = None
     while True:
-        page = query if after is None else query.where(
+        page = wanted if after is None else wanted.where(
             tuple_(Recharge.created_at, Recharge.id) < after)
         async with ctx.uow.read() as uow:
-            rows = (await uow.session.execute(page.limit(batch))).tuples().all()
+            rows = (await uow.session.execute(_with_extension(page.limit(batch)))).tuples().all()
         if not rows:
             return
         yield [_recharge_record(row) for row in rows]
@@ -155,22 +179,42 @@ class CallRecord:
     gated: bool
 
 
-def _calls(period: Period, keyword: str | None, extensions: Sequence[str]) -> Select:  # type: ignore[type-arg]
+# A keyword this long or longer is looked up in the trigram index of migration 0006 (a
+# trigram is three characters); a shorter one matches so many calls that reading them in
+# time order finds a page at once.
+TRIGRAM = 3
+
+
+async def _calls(uow: UnitOfWork, period: Period, keyword: str | None,
+                 extensions: Sequence[str]) -> Select:  # type: ignore[type-arg]
+    """The calls wanted. The keyword is part of the caller's extension, the caller ID's
+    name or the number dialled, or part of the name the billing user gave the extension."""
     query = _within(select(*_CALL_COLUMNS), Call.start, period)
     if keyword:
         word = keyword.strip()
-        query = query.where(
-            or_(Call.caller_extension.icontains(word, autoescape=True),
-                Call.caller_name.icontains(word, autoescape=True),
-                Call.dialled_number.icontains(word, autoescape=True),
-                # the extension's name as the billing user set it, not only the caller ID's
-                Call.caller_extension.in_(
-                    select(Extension.number).where(Extension.name.icontains(word, autoescape=True))
-                ))
-        )
+        # the extension's name as the billing user set it, not only the caller ID's: a small
+        # table, asked first, so the calls' own index on the caller can serve the match
+        named = (await uow.session.execute(select(Extension.number).where(
+            Extension.name.icontains(word, autoescape=True)))).scalars().all()
+        query = query.where(or_(await _contains(uow, word), Call.caller_extension.in_(named)))
     if extensions:
         query = query.where(Call.caller_extension.in_(list(extensions)))
     return query
+
+
+async def _contains(uow: UnitOfWork, word: str) -> ColumnElement[bool]:
+    """Calls whose extension, caller name or number dialled contains `word`, any case."""
+    if len(word) >= TRIGRAM and uow.session.bind.dialect.name == "sqlite" and (
+            await uow.session.execute(text(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'call_search'"
+            ))).first():
+        phrase = '"' + word.replace('"', '""') + '"'  # FTS5: a phrase, nothing parsed in it
+        return Call.id.in_(select(literal_column("rowid")).select_from(text("call_search"))
+                           .where(text("call_search MATCH :phrase").bindparams(phrase=phrase)))
+    # PostgreSQL: with pg_trgm (migration 0006) these ILIKEs use its GIN indexes.
+    return or_(Call.caller_extension.icontains(word, autoescape=True),
+               Call.caller_name.icontains(word, autoescape=True),
+               Call.dialled_number.icontains(word, autoescape=True))
 
 
 # A call record's columns, in CallRecord's order, then the id the exports page by: plain
@@ -192,8 +236,8 @@ async def list_calls(
     ctx: BillingContext, period: Period = Period(), keyword: str | None = None,
     *, extensions: Sequence[str] = (), offset: int = 0, limit: int | None = None,
 ) -> tuple[list[CallRecord], int]:
-    query = _calls(period, keyword, extensions)
     async with ctx.uow.read() as uow:
+        query = await _calls(uow, period, keyword, extensions)
         total = (await uow.session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
         query = query.order_by(*_NEWEST_CALLS).offset(offset)
         if limit is not None:
@@ -208,7 +252,8 @@ async def iter_calls(
 ) -> AsyncIterator[list[CallRecord]]:
     """Every call `list_calls` finds, in its order, a batch at a time (see iter_recharges):
     those with a start by (start, id) downwards, then any without one by id."""
-    query = _calls(period, keyword, extensions)
+    async with ctx.uow.read() as uow:
+        query = await _calls(uow, period, keyword, extensions)
     dated = query.where(Call.start.is_not(None)).order_by(Call.start.desc(), Call.id.desc())
     undated = query.where(Call.start.is_(None)).order_by(Call.id.desc())
     after: Any = None
