@@ -72,6 +72,9 @@ class MasterCsv:
             return {}
         batch = self._next
         batch.uniqueids |= wanted
+        # One turn of the loop before the batch is closed: lookups asked at the same moment
+        # (a reconcile's settlements handed over together) join it.
+        await asyncio.sleep(0)
         async with self._reading:
             # The first waiter to get here reads for the whole batch (also for a batch whose
             # reader was cancelled); the others find its rows.
