@@ -31,6 +31,11 @@ Ordering: the `Cdr` and the `Hangup` of a channel come from different Asterisk s
 and arrive in either order; a busy call posts two Cdrs (Dial, then Hangup). A channel is
 settled once it is over and every leg's Cdr has come, or, when Cdr events are expected, after
 `cdr_grace_seconds` (at once when they are not).
+
+Length: past ~350 lines because it is one state machine - its event handlers and the
+follower's calls share the same indexes (channels, dialled uniqueids, names) and must change
+them together; the state it keeps (ami/channels.py) and the pricing of Dials (ami/dials.py)
+are apart.
 """
 
 from __future__ import annotations

@@ -11,6 +11,10 @@ The session itself (protocol, login, actions with timeouts) is ami/session.py; h
 
 Its settings come in one `FollowerOptions`, built from the `[ami]` section in one place
 (`FollowerOptions.from_config`).
+
+Length: a little past ~350 lines because the queue's items, the tasks that put them there and
+the consumer that reads them are one protocol: the order in which they are queued is what
+makes an authorization come before its Dial and a session's start before its events.
 """
 
 from __future__ import annotations
