@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from coobill.ami.follower import AmiConnection
+from coobill.ami.session import AmiConnection
 from coobill.config import Settings, config_path
 from coobill.storage import schema
 from coobill.storage.db import create_engine

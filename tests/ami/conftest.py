@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from coobill.ami import AmiFollower, ChannelEnded
+from coobill.ami import AmiFollower, ChannelEnded, FollowerOptions
 from tests.fakes.ami_server import BASIC, PJSIP, FakeAmiServer, Frame, read_trace
 
 WAIT = 5.0  # the longest any test waits for something that should happen at once
@@ -133,9 +133,8 @@ async def follow() -> AsyncIterator[Callable[..., Awaitable[tuple[AmiFollower, R
         settings.update(options)
         secret = settings.pop("secret", server.secret)
         follower = AmiFollower(
-            server.host, server.port, server.username, secret,
+            FollowerOptions(server.host, server.port, server.username, secret, **settings),
             on_call_ended=recorder.on_call_ended, on_reconciled=recorder.on_reconciled,
-            **settings,
         )
         followers.append(follower)
         await follower.start()

@@ -3,11 +3,19 @@ billed - never the first row blindly."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
-from coobill.ami.cdr_store import find_in_master_csv, read_master_csv
-from coobill.services.commands import Disposition
+from sqlalchemy import select
+
+from coobill.ami.calls import CallTracker
+from coobill.ami.cdr_store import MasterCsv, find_in_master_csv, read_master_csv
+from coobill.money import ZERO
+from coobill.services.commands import DialOutcome, Disposition
+from coobill.services.context import BillingContext
+from coobill.services.settlement import settle_channel
+from coobill.storage.tables import Call
 
 UID = "1795610072.0"
 
@@ -56,3 +64,51 @@ async def test_rows_without_a_dial_release_what_the_channel_held(tmp_path: Path)
 
 async def test_an_unreadable_store_is_no_evidence(tmp_path: Path) -> None:
     assert await find_in_master_csv(tmp_path / "absent.csv", [UID], gmt=True) == {}
+
+
+async def test_a_congested_dial_settles_alike_from_master_csv_and_from_a_cdr_event(
+    tmp_path: Path, ctx: BillingContext
+) -> None:
+    """One disposition table (ami/cdr.py) reads both: CONGESTION is FAILED either way, and the
+    two settlements record the same call at the same cost."""
+    master = tmp_path / "Master.csv"
+    master.write_text(row("PJSIP/carrier-a-00000006", "Dial", "", 0, "CONGESTION"))
+    from_store = (await find_in_master_csv(master, [UID], gmt=False))[UID]
+    tracker = CallTracker(clock=lambda: 1795610072.0, cdr_events="on")
+    assert tracker.feed({
+        "Event": "Cdr", "Source": "100", "Destination": "9138000001",
+        "CallerID": '"Alice" <100>', "Channel": "PJSIP/100-00000000",
+        "DestinationChannel": "PJSIP/carrier-a-00000006", "LastApplication": "Dial",
+        "StartTime": "2026-11-25 12:34:32", "AnswerTime": "", "EndTime": "2026-11-25 12:35:10",
+        "BillableSeconds": "0", "Disposition": "CONGESTION", "UniqueID": "1795610072.1",
+    }) == []
+    [from_event] = tracker.expire(tracker.tick() + 5)
+
+    def seen(dial: DialOutcome) -> tuple[object, ...]:
+        return (dial.disposition, dial.billable_seconds, dial.leg, dial.dialled_number,
+                dial.trunk, dial.start, dial.end)
+
+    assert [seen(d) for d in from_store.dials] == [seen(d) for d in from_event.settle.dials]
+    assert from_store.dials[0].disposition == Disposition.FAILED
+    settled = [await settle_channel(ctx, from_store), await settle_channel(ctx, from_event.settle)]
+    assert [[s.cost for s in each] for each in settled] == [[ZERO], [ZERO]]
+    async with ctx.uow() as uow:
+        calls = (await uow.session.execute(
+            select(Call.uniqueid, Call.disposition, Call.billable_seconds, Call.cost)
+            .order_by(Call.uniqueid))).all()
+    assert [tuple(c)[1:] for c in calls] == [("FAILED", 0, ZERO), ("FAILED", 0, ZERO)]
+
+
+async def test_lookups_asked_together_share_one_read_of_the_file(tmp_path: Path) -> None:
+    """Channels that end unseen together (a reconnect, a burst of flagged settlements) cost
+    one read of the PBX's whole history, not one each."""
+    master = tmp_path / "Master.csv"
+    master.write_text(FAILOVER + row("PJSIP/carrier-a-00000007", "Dial", "", 0, "BUSY",
+                                     uniqueid="1795610072.5"))
+    store = MasterCsv(master, gmt=True)
+    found = await asyncio.gather(store.find([UID]), store.find(["1795610072.5"]),
+                                 store.find(["absent"]))
+    assert [list(f) for f in found] == [[UID], ["1795610072.5"], []]
+    assert store.reads == 1
+    await store.find([UID])
+    assert store.reads == 2  # a lookup after that reads the file as it is now

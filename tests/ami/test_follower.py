@@ -11,7 +11,7 @@ import pytest
 from panoramisk.ami_protocol import AMIProtocol
 
 from coobill.ami import AmiConnection, AmiConnectionLost, AmiFollower, AmiLoginRefused, AmiTimeout
-from coobill.ami.follower import _Protocol
+from coobill.ami.session import _Protocol
 from coobill.services.commands import Disposition
 from tests.ami.conftest import WAIT, LogWatch, Recorder, capture_start, dialled
 from tests.fakes.ami_server import (

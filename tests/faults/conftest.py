@@ -114,7 +114,7 @@ async def start_daemon(ctx: BillingContext, fake_ami: FakeAmiServer, **options: 
     daemon = Daemon(settings, ctx=ctx)
     await daemon.start()
     await fake_ami.next_login()
-    await daemon.until_reconciled(1)
+    await daemon.events.reconciled.reached(1)
     return daemon
 
 

@@ -41,20 +41,20 @@ class TestTheManagerConnectionDrops:
             await fake_ami.send_events(call.begin())
         for call in before:
             await fake_ami.send_events(call.end())
-        await daemon.until_settled(len(before))
+        await daemon.events.settled.reached(len(before))
 
         clock.advance(30)  # the calls talk a while before the drop
         fake_ami.live_channels = [c.live() for c in across]
         fake_ami.drop()  # ... and `unseen` hangs up while nobody listens
         await fake_ami.next_login()
-        await daemon.until_reconciled(2)
+        await daemon.events.reconciled.reached(2)
         held = {h.uniqueid: h.state for h in await list_held(ctx)}
         assert held == {c.uniqueid: "held" for c in across}  # live calls still hold their funds
 
         for _ in range(2):
             for call in across:
                 await fake_ami.send_events(call.end())
-        await daemon.until_settled(len(before) + len(across))
+        await daemon.events.settled.reached(len(before) + len(across))
         await daemon.stop()
         assert daemon.follower is not None and daemon.follower.reconnects == 1
         await assert_debited_once(ctx, [*before, *across, unseen], BALANCES)
@@ -76,11 +76,11 @@ class TestTheManagerConnectionDrops:
             pbx.listings = [[], None, []]  # at the login; when asked again; at the next login
             pbx.drop()  # ... and `gone` hangs up while nobody listens
             await pbx.next_login()
-            await daemon.until_reconciled(2)
+            await daemon.events.reconciled.reached(2)
             await log_watch.line("settlement.reconcile_deferred reason=ami_lost")
             assert [(h.uniqueid, h.state) for h in await list_held(ctx)] == [(gone.uniqueid, "held")]
             await pbx.next_login()
-            await daemon.until_reconciled(3)
+            await daemon.events.reconciled.reached(3)
         finally:
             await daemon.stop()
         assert [(h.uniqueid, h.state) for h in await list_held(ctx)] == [(gone.uniqueid, "flagged")]

@@ -44,14 +44,14 @@ class TestTheClockJumps:
             pbx.listings = [[early.live(), after.live()], [c.live() for c in (early, late, after)]]
             pbx.drop()
             await pbx.next_login()
-            await daemon.until_reconciled(2)
+            await daemon.events.reconciled.reached(2)
             assert await holds(ctx) == {c.uniqueid: "held" for c in (early, late, after)}
             assert (await list_calls(ctx))[1] == 0  # nothing settled
 
             clock.advance(-HOUR)  # and back again, while they talk
             for call in (early, late, after):
                 await pbx.send_events(call.end())
-            await daemon.until_settled(3)
+            await daemon.events.settled.reached(3)
         finally:
             await daemon.stop()
         await assert_debited_once(ctx, [early, late, after], BALANCES)
@@ -79,12 +79,12 @@ class TestTheClockJumps:
             pbx.live_channels = [up.live(), after.live()]
             pbx.drop()  # ... and `gone` hangs up unseen
             await pbx.next_login()
-            await daemon.until_reconciled(2)
+            await daemon.events.reconciled.reached(2)
             assert await holds(ctx) == {up.uniqueid: "held", after.uniqueid: "held"}
 
             for call in (up, after):
                 await pbx.send_events(call.end())
-            await daemon.until_settled(2)
+            await daemon.events.settled.reached(2)
         finally:
             await daemon.stop()
         await assert_debited_once(ctx, [up, gone, after], BALANCES)

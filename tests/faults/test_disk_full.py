@@ -115,7 +115,7 @@ class TestTheDiskFull:
                     assert (await call.ask_gate(daemon.gate.port))["COOBILL_RESULT"] == "ALLOW"
                     await fake_ami.send_events(call.begin())
                 await fake_ami.send_events(early.end())
-                await daemon.until_settled(1)
+                await daemon.events.settled.reached(1)
                 before = {n: await show_extension(ctx, n) for n in BALANCES}
 
                 disk.fill()
@@ -131,11 +131,11 @@ class TestTheDiskFull:
                 assert (await audit(ctx)).ok
 
                 disk.free()
-                await daemon.until_settled(2)
+                await daemon.events.settled.reached(2)
                 assert (await after.ask_gate(daemon.gate.port))["COOBILL_LIMIT"] == "600"
                 for call in (up, talking, after):
                     await fake_ami.send_events(call.end() if call is up else call.begin() + call.end())
-                await daemon.until_settled(5)
+                await daemon.events.settled.reached(5)
             finally:
                 await daemon.stop()
         assert await holds_left(ctx) == []

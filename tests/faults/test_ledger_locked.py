@@ -102,7 +102,7 @@ class TestTheLedgerLockedForFiveSeconds:
                 assert not release.done()  # answered while the ledger was still locked
                 await fake_ami.send_events(ending.end() + ended.end())
                 await release
-                assert daemon.settled_count == 0  # still waiting: the lock goes only now
+                assert daemon.events.settled.count == 0  # still waiting: the lock goes only now
         finally:
             await lenient.close()
         assert answered_in < DEADLINE
@@ -111,7 +111,7 @@ class TestTheLedgerLockedForFiveSeconds:
         assert verdicts[1] == {"COOBILL_RESULT": "ALLOW", "COOBILL_REASON": "error",
                                "COOBILL_LIMIT": "", "COOBILL_DIAL_OPTIONS": ""}
 
-        await daemon.until_settled(2)
+        await daemon.events.settled.reached(2)
         # Both authorizations were waiting on the lock when the gate gave up; once it goes
         # each commits and is undone - or never commits: on SQLite an authorization still
         # queued for the ledger thread when the gate gives up never runs (uow.run), and on
@@ -131,7 +131,7 @@ class TestTheLedgerLockedForFiveSeconds:
         verdict = await after.ask_gate(daemon.gate.port)
         assert (verdict["COOBILL_RESULT"], verdict["COOBILL_LIMIT"]) == ("ALLOW", "600")
         await fake_ami.send_events(after.begin() + after.end())
-        await daemon.until_settled(4)
+        await daemon.events.settled.reached(4)
         await daemon.stop()
         calls = {c.uniqueid: c for c in (await list_calls(ctx))[0]}
         assert not calls[let_through.uniqueid].gated

@@ -36,7 +36,7 @@ BALANCE = {"100": "50"}
 async def connected(daemon: Daemon, fake_ami: FakeAmiServer, times: int = 1) -> None:
     """Logged in to AMI and reconciled (the daemon follows a channel whole from here on)."""
     await fake_ami.next_login()
-    await daemon.until_reconciled(times)
+    await daemon.events.reconciled.reached(times)
 
 
 async def gap(daemon: Daemon, fake_ami: FakeAmiServer, live: list[Frame], times: int) -> None:
@@ -87,7 +87,7 @@ class TestADialBeginMissedInAGap:
             assert (await call.ask_gate(daemon.gate.port))["COOBILL_RESULT"] == "ALLOW"  # type: ignore[union-attr]
             await gap(daemon, fake_ami, [call.live()], 2)  # DialBegin, DialEnd: lost
             await fake_ami.send_events([f for f in call.end() if f.event == "Hangup"])
-            await daemon.until_settled(1)
+            await daemon.events.settled.reached(1)
         finally:
             await daemon.stop()
         [(state, note)] = await state_of(ctx, call.uniqueid)
@@ -109,7 +109,7 @@ class TestADialBeginMissedInAGap:
             assert (await call.ask_gate(daemon.gate.port))["COOBILL_RESULT"] == "ALLOW"  # type: ignore[union-attr]
             await gap(daemon, fake_ami, [call.live()], 2)
             await fake_ami.send_events([f for f in call.end() if f.event == "Hangup"])
-            await daemon.until_settled(1)
+            await daemon.events.settled.reached(1)
         finally:
             await daemon.stop()
         assert await holds_left(ctx) == []
@@ -131,10 +131,10 @@ class TestADialBeginMissedInAGap:
             await edit_rate(ctx, rate.id, rate="0.02")
             await gap(daemon, fake_ami, [call.live()], 2)
             await fake_ami.send_events([f for f in call.end() if f.event == "Hangup"])
-            await daemon.until_settled(1)  # the grace ran out: flagged for now
+            await daemon.events.settled.reached(1)  # the grace ran out: flagged for now
             assert [s for s, _ in await state_of(ctx, call.uniqueid)] == ["flagged"]
             await fake_ami.send_events([f for f in call.end() if f.event == "Cdr"])
-            await daemon.until_settled(2)
+            await daemon.events.settled.reached(2)
         finally:
             await daemon.stop()
         [record] = (await list_calls(ctx))[0]
@@ -217,7 +217,7 @@ class TestAChannelThatDialsTwice:
             assert first_hold.amount < Decimal("1")
             frames, second_cdr = channel.dial(2, 30)
             await fake_ami.send_events(frames + channel.caller_hangup() + [first_cdr, second_cdr])
-            await daemon.until_settled(1)
+            await daemon.events.settled.reached(1)
         finally:
             await daemon.stop()
         calls = sorted((c.billable_seconds, c.cost) for c in (await list_calls(ctx))[0])
@@ -354,7 +354,7 @@ class TestNoFundsStuck:
             hangup = [f for f in call.end()
                       if f.event == "Hangup" and f.get("Uniqueid") == call.uniqueid]
             await fake_ami.send_events(hangup + [no_dial])
-            await second.until_settled(1)
+            await second.events.settled.reached(1)
         finally:
             await second.stop()
         assert [(s, n) for s, n in await state_of(ctx, call.uniqueid)] == []
@@ -380,7 +380,7 @@ class TestThePbxTimeZone:
             await connected(daemon, fake_ami)
             await change_settings(ctx, timezone="Asia/Shanghai")  # after the daemon started
             await fake_ami.send_events(stamped)  # an ungated call: no gate asked
-            await daemon.until_settled(1)
+            await daemon.events.settled.reached(1)
         finally:
             await daemon.stop()
         [record] = (await list_calls(ctx))[0]

@@ -134,7 +134,7 @@ class TestAmiLost:
             held = {h.uniqueid for h in await list_held(ctx)}
             assert {ALICE, BOB} <= held  # still held while AMI was away
             await fake_ami.send_events(f for f in events if f.t >= 5)
-            await daemon.until_settled(2)
+            await daemon.events.settled.reached(2)
             assert daemon.follower is not None and daemon.follower.reconnects >= 1
         finally:
             await daemon.stop()
@@ -153,7 +153,7 @@ class TestAmiLost:
             ctx.clock = _later(ctx.clock, 30)  # the reconnect comes well after the hold
             fake_ami.drop()  # ... and Alice's call ends while nobody listens
             await fake_ami.next_login()
-            await daemon.until_reconciled(2)
+            await daemon.events.reconciled.reached(2)
         finally:
             await daemon.stop()
         flagged = await list_held(ctx, state="flagged")
@@ -181,7 +181,7 @@ class TestAmiLost:
             ctx.clock = _later(ctx.clock, 30)
             fake_ami.drop()
             await fake_ami.next_login()
-            await daemon.until_reconciled(2)
+            await daemon.events.reconciled.reached(2)
         finally:
             await daemon.stop()
         calls = {c.uniqueid: c for c in (await list_calls(ctx))[0]}
@@ -204,7 +204,7 @@ class TestLiveChecks:
 
     async def checked_twice_more(self, daemon: Daemon) -> None:
         # The first check may have listed the channels before the test changed them.
-        await daemon.until_live_checked(daemon.live_checks + 2, timeout=WAIT)
+        await daemon.events.live_checked.reached(daemon.events.live_checked.count + 2, timeout=WAIT)
 
     async def test_a_call_whose_end_was_lost_is_flagged_without_a_reconnect(
         self, ctx: BillingContext, fake_ami: FakeAmiServer
@@ -263,7 +263,7 @@ class TestLiveChecks:
             await self.checked_twice_more(daemon)
             assert [h.state for h in await list_held(ctx)] == ["held"]
             await fake_ami.send_events([f for f in call.end() if f.event == "Cdr"])
-            await daemon.until_settled(1)
+            await daemon.events.settled.reached(1)
         finally:
             await daemon.stop()
         await assert_debited_once(ctx, [call], {"100": "50"})

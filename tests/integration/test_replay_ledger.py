@@ -75,7 +75,7 @@ async def test_the_ledger_holds_asterisks_truth_after_a_replay(
         # funded), but they never Dial: no call record, no debit, and their hold is released
         # once their channel has ended (its CDR shows no Dial). Every channel is settled once.
         await fake_ami.send_events(event_frames(read_trace(lab / "ami-all.txt")))
-        await daemon.until_settled(len(expected))
+        await daemon.events.settled.reached(len(expected))
     finally:
         await daemon.stop()
 

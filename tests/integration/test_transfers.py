@@ -92,14 +92,14 @@ async def settled(ctx: BillingContext, fake_ami: FakeAmiServer) -> dict[str, Any
     daemon = await start_daemon(ctx, fake_ami, cdr_events="on")
     try:
         await fake_ami.next_login()
-        await daemon.until_reconciled(1)
+        await daemon.events.reconciled.reached(1)
         for name, call in CALLS.items():
             seen = await FakeAsterisk(agi_env(call)).call(daemon.gate.port)  # type: ignore[union-attr]
             assert seen.variables["COOBILL_RESULT"] == "ALLOW", name
             assert seen.variables["COOBILL_LIMIT"] == str(call["limit_seconds"]), name
         frames = read_trace(TRANSFER / "ami-all.txt")
         await fake_ami.send_events(with_timestamps(event_frames(frames), capture_start(frames)))
-        await daemon.until_settled(len(CALLS))
+        await daemon.events.settled.reached(len(CALLS))
     finally:
         await daemon.stop()
     return {c.uniqueid: c for c in (await list_calls(ctx))[0]}

@@ -50,7 +50,7 @@ class TestHealthAndMetrics:
         daemon = await running(ctx, fake_ami)
         try:
             await fake_ami.next_login()
-            await daemon.until_reconciled(1)
+            await daemon.events.reconciled.reached(1)
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{daemon.web_port}") as web:
                 ok = await web.get("/healthz")
                 assert ok.status_code == 200

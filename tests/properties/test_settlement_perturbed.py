@@ -30,7 +30,7 @@ from sqlalchemy import select
 
 from coobill.ami import follower as ami_follower
 from coobill.ami.calls import Received
-from coobill.ami.follower import AmiFollower
+from coobill.ami.follower import AmiFollower, FollowerOptions
 from coobill.bootstrap import bootstrap
 from coobill.config import Settings
 from coobill.daemon import Daemon
@@ -66,9 +66,9 @@ class Life:
             await self.link.reconciled(live, still_live=pbx.still_live)
 
         self.follower = AmiFollower(
-            "127.0.0.1", 1, "coobill", "-", on_call_ended=self.link.call_ended,
-            on_reconciled=reconciled, cdr_events="on", cdr_grace_seconds=GRACE,
-            clock=pbx.clock)
+            FollowerOptions("127.0.0.1", 1, "coobill", "-", cdr_events="on",
+                            cdr_grace_seconds=GRACE),
+            on_call_ended=self.link.call_ended, on_reconciled=reconciled, clock=pbx.clock)
         self.daemon = Daemon(ctx.config, ctx=ctx)
         self.daemon.follower = self.follower
         self.consumer = asyncio.create_task(self.follower._consume())

@@ -1,7 +1,10 @@
 """The AMI side of coobill: follow calls to their end, list the PBX's endpoints.
 
-`calls` is the pure tracker (events in, ended calls out); `follower` the connection that feeds
-it; `endpoints` the extension-sync listing.
+`events` reads an AMI event's headers and times; `calls` is the pure tracker (events in,
+ended calls out), with `channels` its per-channel state and `dials` what a channel's Dials
+cost by the evidence; `cdr` parses Asterisk's CDRs (the Cdr event and Master.csv alike) and
+`cdr_store` reads Master.csv; `session` is one logged-in AMI session; `follower` runs sessions
+one after another and feeds the tracker; `endpoints` the extension-sync listing.
 """
 
 from coobill.ami.calls import (
@@ -19,11 +22,11 @@ from coobill.ami.endpoints import (
     list_endpoints,
     phone_by_pattern,
 )
-from coobill.ami.follower import (
+from coobill.ami.follower import AmiFollower, FollowerOptions
+from coobill.ami.session import (
     AmiConnection,
     AmiConnectionLost,
     AmiError,
-    AmiFollower,
     AmiLoginRefused,
     AmiNotConnected,
     AmiTimeout,
@@ -41,9 +44,10 @@ __all__ = [
     "CallTracker",
     "CdrMode",
     "ChannelEnded",
-    "Received",
     "Endpoint",
     "EndpointListingUnavailable",
+    "FollowerOptions",
+    "Received",
     "list_endpoints",
     "parse_callerid",
     "phone_by_pattern",

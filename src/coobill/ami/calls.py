@@ -31,6 +31,11 @@ Ordering: the `Cdr` and the `Hangup` of a channel come from different Asterisk s
 and arrive in either order; a busy call posts two Cdrs (Dial, then Hangup). A channel is
 settled once it is over and every leg's Cdr has come, or, when Cdr events are expected, after
 `cdr_grace_seconds` (at once when they are not).
+
+Length: past ~350 lines because it is one state machine - its event handlers and the
+follower's calls share the same indexes (channels, dialled uniqueids, names) and must change
+them together; the state it keeps (ami/channels.py) and the pricing of Dials (ami/dials.py)
+are apart.
 """
 
 from __future__ import annotations
@@ -41,11 +46,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from coobill.ami.cdr import CdrRecord, known, parse_callerid, trunk_of_channel
+from coobill.ami.channels import Channel, Leg, RecentlySettled
+from coobill.ami.dials import dials_of_channel
+from coobill.ami.events import Received, headers, stamp
 from coobill.services.commands import DialOutcome, Disposition, SettleChannel
 
 __all__ = [
@@ -60,27 +67,6 @@ __all__ = [
 log = logging.getLogger("coobill.ami")
 
 CdrMode = Literal["auto", "on", "off"]
-
-_DIAL_STATUS = {
-    "ANSWER": Disposition.ANSWERED,
-    "BUSY": Disposition.BUSY,
-    "NOANSWER": Disposition.NO_ANSWER,
-    "CANCEL": Disposition.CANCEL,
-    "ABORT": Disposition.CANCEL,
-    "CHANUNAVAIL": Disposition.FAILED,
-    "CONGESTION": Disposition.FAILED,
-    # The call was forwarded elsewhere by the callee: this dial was not answered.
-    "CONTINUE": Disposition.NO_ANSWER,
-    "GOTO": Disposition.NO_ANSWER,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Received:
-    """When an event reached the daemon: the wall clock and the monotonic one."""
-
-    wall: float
-    tick: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,101 +83,6 @@ class ChannelEnded:
     def record(self) -> DialOutcome | None:
         """Its first call record (a channel that dialled once: its call)."""
         return self.settle.record
-
-
-@dataclass(slots=True)
-class _Leg:
-    """One target of one Dial: the dialled channel."""
-
-    dest_uniqueid: str
-    dest_channel: str
-    authorization: str | None
-    dialled_at: float | None = None  # its DialBegin's time
-    status: str = ""  # the DialEnd DialStatus, "" while it rings
-    answered_at: float | None = None
-    answered_tick: float | None = None
-    ended_at: float | None = None
-    ended_tick: float | None = None
-    ended_rx: float | None = None  # monotonic: when its Hangup reached us (stamped or not)
-
-    @property
-    def answered(self) -> bool:
-        return self.answered_at is not None
-
-    @property
-    def over(self) -> bool:
-        return self.ended_at is not None or (bool(self.status) and self.status != "ANSWER")
-
-    @property
-    def followed(self) -> bool:
-        """Its own Hangup can be told apart (DialBegin named its uniqueid); a leg without one
-        ends with the caller."""
-        return bool(self.dest_uniqueid)
-
-
-@dataclass(slots=True)
-class _Channel:
-    uniqueid: str
-    began: float
-    generation: int
-    caller_number: str = ""
-    caller_name: str = ""
-    exten: str = ""
-    extension: str = ""  # who its authorizations are paid by
-    # The gate's authorizations of this channel, in order: (token, the monotonic instant).
-    authorizations: list[tuple[str, float | None]] = field(default_factory=list)
-    life_seen: bool = False  # authorized while connected...
-    life_generation: int = -1  # ...on this session
-    legs: dict[str, _Leg] = field(default_factory=dict)
-    hung_up_at: float | None = None
-    hung_up_tick: float | None = None
-    hung_up_rx: float | None = None
-    # Its Hangup's ConnectedLineNum: a channel that was connected to a number, though no Dial
-    # of it was seen (events dropped), may have dialled.
-    connected_to: str = ""
-    over_seen: float | None = None  # monotonic: when it was over (the Cdr grace runs from it)
-    seen_tick: float = 0.0  # monotonic: when it was first heard of
-    cdrs: list[CdrRecord] = field(default_factory=list)
-    cdrs_out: bool = False  # one of its Cdrs came: Asterisk posts them together, at its end
-    last_cdr_end: datetime | None = None  # the latest EndTime of its Cdrs (any application)
-    # Authorization token -> the most talk its Dials may be charged: what the gate was told
-    # when the channel asked again (the earlier hold was lowered to that much).
-    bounds: dict[str, int] = field(default_factory=dict)
-    # Known from its Cdrs alone: the channels its answered Dials reached that had not hung up
-    # when their Cdr came (a transferred call talks on) -> when they did (event time).
-    waiting: dict[str, float | None] = field(default_factory=dict)
-
-    @property
-    def over(self) -> bool:
-        return self.hung_up_at is not None and None not in self.waiting.values() and all(
-            leg.over or not leg.answered or not leg.followed for leg in self.legs.values())
-
-    def cdr_of(self, leg: _Leg) -> CdrRecord | None:
-        for cdr in self.cdrs:
-            if cdr.destination_channel == leg.dest_channel:
-                return cdr
-        return None
-
-
-class _RecentlySettled:
-    """The last `size` settled uniqueids, so a late Cdr or a repeated event is not a new call
-    (unless its settlement lacked evidence: then a late Dial Cdr is welcome)."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._ids: OrderedDict[str, bool] = OrderedDict()
-
-    def add(self, uniqueid: str, complete: bool) -> None:
-        self._ids[uniqueid] = complete
-        self._ids.move_to_end(uniqueid)
-        while len(self._ids) > self._size:
-            self._ids.popitem(last=False)
-
-    def __contains__(self, uniqueid: object) -> bool:
-        return uniqueid in self._ids
-
-    def complete(self, uniqueid: str) -> bool:
-        return self._ids.get(uniqueid, False)
 
 
 class CallTracker:
@@ -218,7 +109,7 @@ class CallTracker:
         self._cdr_absent = False  # "auto": a grace period ran out and no Cdr was ever seen
         self._grace = cdr_grace_seconds
         self._max_channels = max_channels
-        self._channels: dict[str, _Channel] = {}
+        self._channels: dict[str, Channel] = {}
         self._dest_of: dict[str, tuple[str, str]] = {}  # dialled uniqueid -> (channel, leg)
         # The names of the channels the gate allowed lately (a Local ;2 half among them).
         self._gated_names: OrderedDict[str, None] = OrderedDict()
@@ -226,7 +117,7 @@ class CallTracker:
         # from its Cdrs alone (see _follow_by_name).
         self._recent_hangups: OrderedDict[str, float] = OrderedDict()
         self._waiting_names: dict[str, str] = {}
-        self._settled = _RecentlySettled(remember_settled)
+        self._settled = RecentlySettled(remember_settled)
         self._generation = 0
         self._connected = False
         self._handlers: dict[str, Callable[[dict[str, str], Received], list[ChannelEnded]]] = {
@@ -249,7 +140,7 @@ class CallTracker:
 
     def feed(self, event: Mapping[str, Any], received: Received | None = None) -> list[ChannelEnded]:
         """Take one AMI event (any kind; the irrelevant ones are ignored) and when it came."""
-        h = _headers(event)
+        h = headers(event)
         handler = self._handlers.get(h.get("event", "").lower())
         if handler is None:
             return []
@@ -399,7 +290,7 @@ class CallTracker:
         # its own - unless the gate allowed it (it went through the outbound context).
         if not uid or uid in self._settled or (uid in self._dest_of and not self._allowed(uid)):
             return []
-        ch = self._channel(uid, _stamp(h, at)[0])
+        ch = self._channel(uid, stamp(h, at)[0])
         if ch.hung_up_at is not None:
             return []
         ch.caller_number = ch.caller_number or known(h.get("calleridnum", ""))
@@ -411,7 +302,7 @@ class CallTracker:
         key = dest_uid or dest_channel
         if key and key not in ch.legs:
             token = ch.authorizations[-1][0] if ch.authorizations else None
-            ch.legs[key] = _Leg(dest_uid, dest_channel, token, dialled_at=_stamp(h, at)[0])
+            ch.legs[key] = Leg(dest_uid, dest_channel, token, dialled_at=stamp(h, at)[0])
             if dest_uid:
                 self._dest_of[dest_uid] = (uid, key)
         return []
@@ -423,7 +314,7 @@ class CallTracker:
             return []
         leg.status = h.get("dialstatus", "").strip().upper()
         if leg.status == "ANSWER" and leg.answered_at is None:
-            leg.answered_at, leg.answered_tick = _stamp(h, at)
+            leg.answered_at, leg.answered_tick = stamp(h, at)
         return self._if_over(h.get("uniqueid", ""))
 
     def _on_bridge_enter(self, h: dict[str, str], at: Received) -> list[ChannelEnded]:
@@ -434,7 +325,7 @@ class CallTracker:
         if not any(leg.answered for leg in ch.legs.values()) and not last.over:
             # No DialEnd ANSWER seen (lost, or a Dial that bridges without one): the bridge
             # is the answer.
-            last.answered_at, last.answered_tick = _stamp(h, at)
+            last.answered_at, last.answered_tick = stamp(h, at)
         return []
 
     def _on_hangup(self, h: dict[str, str], at: Received) -> list[ChannelEnded]:
@@ -442,7 +333,7 @@ class CallTracker:
         ended: list[ChannelEnded] = []
         name = h.get("channel", "")
         if name:
-            self._recent_hangups[name] = _stamp(h, at)[0]
+            self._recent_hangups[name] = stamp(h, at)[0]
             while len(self._recent_hangups) > self._max_channels:
                 self._recent_hangups.popitem(last=False)
             owner = self._waiting_names.pop(name, None)
@@ -454,12 +345,12 @@ class CallTracker:
             owner, key = found
             leg = self._leg(owner, key)
             if leg is not None and leg.ended_at is None:
-                leg.ended_at, leg.ended_tick = _stamp(h, at)
+                leg.ended_at, leg.ended_tick = stamp(h, at)
                 leg.ended_rx = at.tick
             ended += self._if_over(owner)
         ch = self._channels.get(uid)
         if ch is not None and ch.hung_up_at is None:
-            ch.hung_up_at, ch.hung_up_tick = _stamp(h, at)
+            ch.hung_up_at, ch.hung_up_tick = stamp(h, at)
             ch.hung_up_rx = at.tick
             ch.caller_number = ch.caller_number or known(h.get("calleridnum", ""))
             ch.connected_to = known(h.get("connectedlinenum", ""))
@@ -514,16 +405,16 @@ class CallTracker:
             waiting = not (self._seen_whole(ch) and ch.cdrs_out)
         return [] if waiting else [self._settle(ch)]
 
-    def _seen_whole(self, ch: _Channel) -> bool:
+    def _seen_whole(self, ch: Channel) -> bool:
         if not ch.legs and ch.connected_to and ch.connected_to != ch.caller_number:
             return False  # no Dial seen, yet connected to a number: its Dial's events dropped
         return ch.life_seen and ch.life_generation == self._generation
 
-    def _settle(self, ch: _Channel, *, lost: bool = False) -> ChannelEnded:
+    def _settle(self, ch: Channel, *, lost: bool = False) -> ChannelEnded:
         self._forget(ch)
         whole = not lost and (self._seen_whole(ch) or ch.cdrs_out)
         self._settled.add(ch.uniqueid, whole)
-        dials = self._dials(ch)
+        dials = dials_of_channel(ch, whole=self._seen_whole(ch), gated_names=self._gated_names)
         caller_name, caller_number = "", ""
         for cdr in ch.cdrs:
             caller_name, caller_number = parse_callerid(cdr.callerid)
@@ -538,145 +429,19 @@ class CallTracker:
         )
         return ChannelEnded(settle)
 
-    def _dials(self, ch: _Channel) -> tuple[DialOutcome, ...]:
-        if not ch.legs:  # known from its Cdrs alone
-            token = ch.authorizations[0][0] if len(ch.authorizations) == 1 else None
-            outcomes: list[DialOutcome] = []
-            went_on: datetime | None = None  # the end of a Dial whose callee talked on
-            for c in sorted(ch.cdrs, key=_started):
-                if went_on is not None and c.start is not None and c.start >= went_on:
-                    continue  # made while that callee talked on: an attended transfer's
-                outcome = self._from_cdr_alone(ch, c, token)
-                if outcome.evidence == "events" and c.end is not None:
-                    went_on = c.end
-                outcomes.append(outcome)
-            return tuple(outcomes)
-        legs = [leg for leg in ch.legs.values() if not self._into_a_gated_local_channel(ch, leg)]
-        seen: list[DialOutcome | None] = [self._outcome(ch, leg) for leg in legs]
-        # An authorization one of whose Dials is unknown (None: no evidence of its cost) is
-        # not closed by its other, unanswered Dials: their record at cost 0 would settle its
-        # hold for nothing. Left out, the hold is flagged.
-        unknown = {leg.authorization for leg, o in zip(legs, seen, strict=True) if o is None}
-        outcomes = [o for o in seen if o is not None and not (
-            o.disposition != Disposition.ANSWERED and o.authorization in unknown)]
-        if not self._seen_whole(ch):
-            # Dial Cdrs of no DialBegin seen: Dials whose events fell into a gap. (Followed
-            # whole, such a Cdr is no Dial of its own: an attended transfer's consultation.)
-            matched = {id(ch.cdr_of(leg)) for leg in ch.legs.values()}
-            outcomes += [c.outcome() for c in sorted(ch.cdrs, key=_started)
-                         if id(c) not in matched]
-        return tuple(outcomes)
-
-    def _from_cdr_alone(self, ch: _Channel, cdr: CdrRecord, token: str | None) -> DialOutcome:
-        """A Dial known from its Cdr alone. If the channel it reached talked on after the
-        caller left (a transfer), its talk is the caller's time answered - from the Dial's
-        answer to the caller's last Cdr's end, on the CDRs' clock - and the time the reached
-        channel stayed up after the caller's Hangup, on the events' clock."""
-        ended = ch.waiting.get(cdr.destination_channel)
-        after = ended - ch.hung_up_at if ended is not None and ch.hung_up_at is not None else 0
-        if after <= 1 or cdr.answer is None or ch.last_cdr_end is None:
-            return cdr.outcome(authorization=token)
-        before = (ch.last_cdr_end - cdr.answer).total_seconds()
-        talk = max(int(before + after), cdr.billable_seconds)
-        bound = ch.bounds.get(token or "")
-        return cdr.outcome(authorization=token,
-                           billable_seconds=talk if bound is None else min(talk, bound),
-                           end=ch.last_cdr_end + timedelta(seconds=after), evidence="events")
-
-    def _into_a_gated_local_channel(self, ch: _Channel, leg: _Leg) -> bool:
-        """A Dial of a Local channel whose other half the gate allowed (a phone dialling
-        Local/9…@coobill-outbound): that half's own Dial is the call; this one is not."""
-        name = leg.dest_channel
-        if not ch.authorizations and name.lower().startswith("local/") and name.endswith(";1"):
-            return name[:-1] + "2" in self._gated_names
-        return False
-
-    def _outcome(self, ch: _Channel, leg: _Leg) -> DialOutcome | None:
-        cdr = ch.cdr_of(leg)
-        talk = self._talk(ch, leg)
-        if leg.answered and talk is None and cdr is None:
-            return None  # answered, its end lost: no evidence of what it cost
-        if not leg.answered and not leg.status and cdr is None and not self._seen_whole(ch):
-            # Its DialEnd never came (Asterisk posts one for every Dial, answered or not) and
-            # the channel was not followed whole: the answer fell into a gap or a restart. A
-            # Hangup says the Dial ended, not that nobody talked - so no evidence of what it
-            # cost, and its hold is flagged rather than settled at nothing.
-            return None
-        bound = ch.bounds.get(leg.authorization or "")
-        if talk is not None and bound is not None:
-            talk = min(talk, bound)
-        if cdr is not None and not self._events_measure_better(ch, leg, cdr, talk):
-            billsec = cdr.billable_seconds if bound is None else min(cdr.billable_seconds, bound)
-            return cdr.outcome(authorization=leg.authorization, billable_seconds=billsec)
-        end = leg.ended_at if leg.ended_at is not None else ch.hung_up_at
-        if talk is not None:
-            disposition = Disposition.ANSWERED
-        elif cdr is not None:
-            disposition = cdr.disposition
-        else:
-            disposition = _DIAL_STATUS.get(leg.status, Disposition.NO_ANSWER)
-        return DialOutcome(
-            leg=cdr.destination_channel if cdr is not None else leg.dest_channel,
-            dialled_number=cdr.destination if cdr is not None else ch.exten,
-            start=cdr.start if cdr is not None else _utc(ch.began),
-            answer=_utc(leg.answered_at) if leg.answered_at is not None else None,
-            end=_utc(end) if end is not None else None,
-            billable_seconds=talk or 0, disposition=disposition,
-            trunk=trunk_of_channel(leg.dest_channel) if leg.dest_channel else None,
-            authorization=leg.authorization, evidence="events",
-        )
-
-    @staticmethod
-    def _events_measure_better(ch: _Channel, leg: _Leg, cdr: CdrRecord, talk: int | None) -> bool:
-        """Whether the events measure the dialled party's talk where the CDR does not.
-        Longer than the CDR by more than a second: the call went on past the caller's CDR (a
-        transfer); events that reach us late can only look shorter, never longer. Shorter:
-        the CDR counts from the caller's earlier answer (a dialplan that answers before Dial)
-        - seen when the CDR's own answer comes sooner after its start than the dialled party
-        answered after the Dial began (late events only shorten that ring), or believed when
-        Asterisk stamped the events itself (timestampevents = yes)."""
-        if talk is None:
-            return False
-        if talk > cdr.billable_seconds + 1:
-            return True
-        if talk >= cdr.billable_seconds - 1:
-            return False
-        if cdr.start is not None and cdr.answer is not None and leg.answered_at is not None \
-                and leg.dialled_at is not None:
-            cdr_ring = (cdr.answer - cdr.start).total_seconds()
-            if cdr_ring < (leg.answered_at - leg.dialled_at) - 1:
-                return True
-        return leg.answered_tick is None and (
-            leg.ended_tick is None if leg.ended_at is not None else ch.hung_up_tick is None)
-
-    @staticmethod
-    def _talk(ch: _Channel, leg: _Leg) -> int | None:
-        """The dialled party's talk in whole seconds (truncated, as main/cdr.c truncates
-        billsec), from its answer to its own hangup (or the caller's); None unanswered."""
-        if leg.answered_at is None:
-            return None
-        end, end_tick = (leg.ended_at, leg.ended_tick) if leg.ended_at is not None \
-            else (ch.hung_up_at, ch.hung_up_tick)
-        if end is None:
-            return None
-        seconds = end - leg.answered_at
-        if leg.answered_tick is not None and end_tick is not None:
-            seconds = end_tick - leg.answered_tick  # both ours: the monotonic clock
-        return max(int(seconds), 0)
-
     # -- small helpers ----------------------------------------------------------------------
 
-    def _channel(self, uid: str, began: float | None = None) -> _Channel:
+    def _channel(self, uid: str, began: float | None = None) -> Channel:
         ch = self._channels.get(uid)
         if ch is None:
             self._make_room()
-            ch = self._channels[uid] = _Channel(
+            ch = self._channels[uid] = Channel(
                 uid, began if began is not None else self._clock(), self._generation,
                 seen_tick=self._monotonic())
         ch.generation = self._generation
         return ch
 
-    def _leg(self, uid: str, key: str, channel: str = "") -> _Leg | None:
+    def _leg(self, uid: str, key: str, channel: str = "") -> Leg | None:
         ch = self._channels.get(uid)
         if ch is None:
             return None
@@ -686,7 +451,7 @@ class CallTracker:
             leg = next((leg for leg in ch.legs.values() if leg.dest_channel == channel), None)
         return leg
 
-    def _forget(self, ch: _Channel) -> None:
+    def _forget(self, ch: Channel) -> None:
         self._channels.pop(ch.uniqueid, None)
         for name in ch.waiting:
             if self._waiting_names.get(name) == ch.uniqueid:
@@ -695,7 +460,7 @@ class CallTracker:
             if self._dest_of.get(leg.dest_uniqueid, ("",))[0] == ch.uniqueid:
                 del self._dest_of[leg.dest_uniqueid]
 
-    def _follow_by_name(self, ch: _Channel, cdr: CdrRecord) -> None:
+    def _follow_by_name(self, ch: Channel, cdr: CdrRecord) -> None:
         """A channel known from its Cdrs alone (its DialBegin missed): the channel an answered
         Dial of it reached may still be up - transferred, it talks on with the target. It is
         followed by name (its uniqueid was in the DialBegin) until it hangs up."""
@@ -727,31 +492,4 @@ class CallTracker:
             self._forget(ch)
 
 
-def _headers(event: Mapping[str, Any]) -> dict[str, str]:
-    """Lower-case header names (Uniqueid vs UniqueID); a repeated header keeps its first value."""
-    headers: dict[str, str] = {}
-    for key, value in event.items():
-        if isinstance(value, list | tuple):
-            value = value[0] if value else ""
-        headers[str(key).lower()] = "" if value is None else str(value)
-    return headers
 
-
-def _stamp(h: Mapping[str, str], at: Received) -> tuple[float, float | None]:
-    """The event's time, and the monotonic instant when that time is when we received it
-    (None when Asterisk stamped the event, timestampevents = yes: its clock measures)."""
-    stamp = h.get("timestamp", "")
-    if stamp:
-        try:
-            return float(stamp), None
-        except ValueError:
-            pass
-    return at.wall, at.tick
-
-
-def _utc(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, UTC)
-
-
-def _started(cdr: CdrRecord) -> datetime:
-    return cdr.start.replace(tzinfo=None) if cdr.start else datetime.min

@@ -2,8 +2,10 @@
 
 Every row of each channel asked for is kept (a channel that dialled twice, or failed over from
 a busy target to one that answered, has several Dial rows under one uniqueid: the first is not
-necessarily the answered one). The file is read once per lookup, on a worker thread (it is the
-whole history of the PBX; the event loop must not wait on it).
+necessarily the answered one). The file is the whole history of the PBX: it is read on a
+worker thread (the event loop must not wait on it), and `MasterCsv` reads it once for every
+lookup asked meanwhile (a reconcile asks for all its orphaned holds at once; channels that end
+unseen while a read is under way share the next one), never once per channel.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import csv
 import logging
 from collections import defaultdict
 from collections.abc import Collection
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from coobill.ami.cdr import CdrRecord, dials_of, parse_callerid
@@ -47,9 +50,46 @@ def channel_from_records(uniqueid: str, records: list[CdrRecord]) -> SettleChann
     )
 
 
+@dataclass(slots=True)
+class _Batch:
+    uniqueids: set[str] = field(default_factory=set)
+    rows: dict[str, list[CdrRecord]] | None = None
+
+
+class MasterCsv:
+    """Asterisk's Master.csv, looked up by uniqueid; lookups asked together share one read."""
+
+    def __init__(self, path: Path, *, gmt: bool) -> None:
+        self.path, self.gmt = path, gmt
+        self.reads = 0
+        self._next = _Batch()
+        self._reading = asyncio.Lock()
+
+    async def find(self, uniqueids: Collection[str]) -> dict[str, SettleChannel]:
+        """Each of these channels with rows in the file, as a SettleChannel."""
+        wanted = set(uniqueids)
+        if not wanted:
+            return {}
+        batch = self._next
+        batch.uniqueids |= wanted
+        # One turn of the loop before the batch is closed: lookups asked at the same moment
+        # (a reconcile's settlements handed over together) join it.
+        await asyncio.sleep(0)
+        async with self._reading:
+            # The first waiter to get here reads for the whole batch (also for a batch whose
+            # reader was cancelled); the others find its rows.
+            if batch.rows is None:
+                if batch is self._next:
+                    self._next = _Batch()
+                self.reads += 1
+                batch.rows = await asyncio.to_thread(read_master_csv, self.path,
+                                                     set(batch.uniqueids), gmt=self.gmt)
+        rows = batch.rows
+        return {uid: channel_from_records(uid, rows[uid]) for uid in wanted if uid in rows}
+
+
 async def find_in_master_csv(
     path: Path, uniqueids: Collection[str], *, gmt: bool
 ) -> dict[str, SettleChannel]:
-    """Each channel with rows in Master.csv, as a SettleChannel."""
-    rows = await asyncio.to_thread(read_master_csv, path, uniqueids, gmt=gmt)
-    return {uid: channel_from_records(uid, records) for uid, records in rows.items()}
+    """Each channel with rows in Master.csv, as a SettleChannel (one read of its own)."""
+    return await MasterCsv(path, gmt=gmt).find(uniqueids)

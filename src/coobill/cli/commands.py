@@ -144,9 +144,10 @@ async def extension_list(args: argparse.Namespace, ctx: BillingContext) -> int:
 
 
 async def extension_sync(args: argparse.Namespace, ctx: BillingContext) -> int:
-    from coobill.daemon.pbx import sync_extensions
+    from coobill.ami.session import pbx_endpoints
+    from coobill.services.pbx_sync import add_phones
 
-    created = await sync_extensions(ctx)
+    created = await add_phones(ctx, await pbx_endpoints(ctx.config.ami))
     print(f"{len(created)} new extension(s): {', '.join(created)}" if created else "no new extensions")
     return 0
 

@@ -19,18 +19,18 @@ import os
 import resource
 import signal
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from coobill import systemd
 from coobill.agi.limits import rate_limited_exception_handler
 from coobill.agi.server import GateOptions, GateServer
-from coobill.ami.follower import AmiFollower
+from coobill.ami.follower import AmiFollower, FollowerOptions
 from coobill.bootstrap import bootstrap
 from coobill.config import Settings, load_settings
+from coobill.daemon.events import DaemonEvents
 from coobill.daemon.http import Operations
-from coobill.daemon.pbx import PbxLink, add_phones
+from coobill.daemon.pbx import PbxLink
 from coobill.daemon.portal import PortalProcess
 from coobill.errors import ConfigurationError
 from coobill.logs import configure_logging
@@ -39,6 +39,7 @@ from coobill.services.commands import AuthorizeCall, Settlement, Verdict
 from coobill.services.context import BillingContext
 from coobill.services.gate import authorize_call
 from coobill.services.ledger_seal import open_ledger
+from coobill.services.pbx_sync import add_phones
 from coobill.services.users import make_first_admin
 from coobill.storage import schema
 from coobill.storage.db import is_sqlite
@@ -57,7 +58,8 @@ def gate_options(settings: Settings) -> GateOptions:
 
 @dataclass
 class Daemon:
-    """One running coobill. `start()` then `wait()`; tests drive `stop()` and `reload()`."""
+    """One running coobill. `start()` then `wait()`; tests drive `stop()` and `reload()`, and
+    watch `events` (settlements, reconciliations, live checks so far)."""
 
     settings: Settings
     config_path: str | None = None
@@ -70,10 +72,7 @@ class Daemon:
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _reloading: asyncio.Event = field(default_factory=asyncio.Event)
     started: bool = False
-    settled_count: int = 0
-    reconciled_count: int = 0
-    live_checks: int = 0
-    _progress: asyncio.Event = field(default_factory=asyncio.Event)
+    events: DaemonEvents = field(default_factory=DaemonEvents)
 
     async def start(self) -> None:
         self.ctx = self.ctx or bootstrap(self.settings)
@@ -134,35 +133,30 @@ class Daemon:
         return verdict
 
     async def _start_follower(self, ctx: BillingContext) -> None:
-        ami = self.settings.ami
-        link = self.pbx = PbxLink(ctx, on_settled=self._settlement_done,
-                                  on_expect=lambda live: self._follower().expect(live))
-
-        async def reconciled(live: set[str]) -> None:
-            assert self.follower is not None
-            self.metrics.ami_reconnects.set(self.follower.reconnects)
-            await link.reconciled(live, still_live=self.follower.live_uniqueids)
-            self.reconciled_count += 1
-            self._progress.set()
-            try:
-                await add_phones(ctx, await self.follower.list_endpoints())
-            except Exception as exc:  # a PBX without PJSIP/SIP listings still bills
-                log.warning("extensions.sync_failed error=%s", exc)
-
-        async def live_checked(live: set[str]) -> None:
-            assert self.follower is not None
-            await link.live_check(live, still_live=self.follower.live_uniqueids)
-            self.live_checks += 1
-            self._progress.set()
-
+        self.pbx = PbxLink(ctx, on_settled=self._settlement_done,
+                           on_expect=lambda live: self._follower().expect(live))
         self.follower = AmiFollower(
-            ami.host, ami.port, ami.username, ami.secret,
-            on_call_ended=link.call_ended, on_reconciled=reconciled,
-            on_live_check=live_checked, live_check_seconds=ami.live_check_seconds,
-            cdr_events=ami.cdr_events, cdr_grace_seconds=ami.cdr_grace_seconds,
-            phone_pattern=ami.phone_pattern, reconnect_seconds=ami.reconnect_seconds,
+            FollowerOptions.from_config(self.settings.ami), on_call_ended=self.pbx.call_ended,
+            on_reconciled=self._reconciled, on_live_check=self._live_checked,
         )
         await self.follower.start()
+
+    async def _reconciled(self, live: set[str]) -> None:
+        """After each login: the holds against the live channels, then the extension list."""
+        assert self.ctx is not None and self.pbx is not None
+        follower = self._follower()
+        self.metrics.ami_reconnects.set(follower.reconnects)
+        await self.pbx.reconciled(live, still_live=follower.live_uniqueids)
+        self.events.reconciled.add()
+        try:
+            await add_phones(self.ctx, await follower.list_endpoints())
+        except Exception as exc:  # a PBX without PJSIP/SIP listings still bills
+            log.warning("extensions.sync_failed error=%s", exc)
+
+    async def _live_checked(self, live: set[str]) -> None:
+        assert self.pbx is not None
+        await self.pbx.live_check(live, still_live=self._follower().live_uniqueids)
+        self.events.live_checked.add()
 
     def _follower(self) -> AmiFollower:
         assert self.follower is not None
@@ -171,27 +165,7 @@ class Daemon:
     def _settlement_done(self, settlements: list[Settlement]) -> None:
         for settlement in settlements:
             self.metrics.observe_settlement(settlement)
-        self.settled_count += 1
-        self._progress.set()
-
-    async def until_settled(self, count: int, timeout: float = 10.0) -> None:
-        """Wait until `count` ended channels have been settled since start."""
-        await self._until(lambda: self.settled_count >= count, timeout)
-
-    async def until_reconciled(self, count: int, timeout: float = 10.0) -> None:
-        """Wait until holds were reconciled with the PBX `count` times (once per login)."""
-        await self._until(lambda: self.reconciled_count >= count, timeout)
-
-    async def until_live_checked(self, count: int, timeout: float = 10.0) -> None:
-        """Wait until the holds were checked against the live channels `count` times during
-        sessions (every `ami.live_check_seconds`)."""
-        await self._until(lambda: self.live_checks >= count, timeout)
-
-    async def _until(self, done: Callable[[], bool], timeout: float) -> None:
-        async with asyncio.timeout(timeout):
-            while not done():
-                self._progress.clear()
-                await self._progress.wait()
+        self.events.settled.add()
 
     async def _start_web(self, ctx: BillingContext) -> None:
         operations = Operations(

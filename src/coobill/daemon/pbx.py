@@ -1,5 +1,6 @@
-"""What the daemon does with what the PBX tells it: settle ended channels, reconcile holds
-after a gap, fill the extension list from the PBX's endpoints."""
+"""Glue between the AMI follower and the services: settle ended channels (services/pbx_sync.py
+says how hard to try), reconcile holds after a gap (services/reservations.py), with Asterisk's
+CDR store (ami/cdr_store.py) as evidence of what the follower missed."""
 
 from __future__ import annotations
 
@@ -8,18 +9,16 @@ import logging
 from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
 
-from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
-
 from coobill.ami.calls import ChannelEnded
-from coobill.ami.cdr_store import find_in_master_csv
-from coobill.ami.endpoints import Endpoint, list_endpoints, phone_by_pattern
-from coobill.ami.follower import AmiConnection, AmiError
+from coobill.ami.cdr_store import MasterCsv
+from coobill.ami.session import AmiError
 from coobill.services.commands import SettleChannel, Settlement
 from coobill.services.context import BillingContext
-from coobill.services.extensions import ensure_extensions
+from coobill.services.pbx_sync import MAX_RETRY_DELAY, settle_until_done
 from coobill.services.reservations import reconcile
 from coobill.services.settings import get_settings
-from coobill.services.settlement import settle_channel
+
+__all__ = ["PbxLink"]
 
 log = logging.getLogger("coobill.settlement")
 
@@ -40,12 +39,13 @@ class PbxLink:
         on_expect: OnExpect | None = None,
     ) -> None:
         self.ctx = ctx
-        self.max_retry_delay = 5.0
+        self.max_retry_delay = MAX_RETRY_DELAY
         # Settlements under way -> the channel's uniqueid (a live check leaves their holds alone).
         self.settling: dict[asyncio.Task[None], str] = {}
         self._slots = asyncio.Semaphore(self.max_in_flight)
         self._on_settled = on_settled
         self._on_expect = on_expect
+        self._master_csv: MasterCsv | None = None
 
     async def call_ended(self, ended: ChannelEnded) -> None:
         """Hand an ended channel to settlement and return, so the next AMI events are read
@@ -57,36 +57,21 @@ class PbxLink:
         task.add_done_callback(self._settle_done)
 
     def _settle_done(self, task: asyncio.Task[None]) -> None:
+        """Supervises each settlement: one that died (not one the ledger refused: that one
+        said so itself) is said with its channel's uniqueid."""
         uniqueid = self.settling.pop(task, "")
         self._slots.release()
         if not task.cancelled() and task.exception() is not None:
             log.error("settlement.failed uniqueid=%s error=%r", uniqueid, task.exception())
 
     async def _settle(self, cmd: SettleChannel) -> None:
-        """Settle, retrying while the ledger is unreachable or locked: a channel that ended is
-        settled once it can be, never dropped. Evidence the AMI follower lacked is looked for
-        in Asterisk's CDR store first."""
+        """Settle one ended channel; evidence the AMI follower lacked is looked for in
+        Asterisk's CDR store first."""
         if cmd.leftover == "flag":
             found = await self.find_in_cdr_store([cmd.uniqueid])
             cmd = found.get(cmd.uniqueid, cmd)
-        delay = 0.05
-        while True:
-            try:
-                settlements = await settle_channel(self.ctx, cmd)
-                break
-            except (OperationalError, InterfaceError) as exc:
-                # The ledger unreachable or locked: it will come back.
-                log.warning("settlement.retry uniqueid=%s error=%s in=%.2fs", cmd.uniqueid,
-                            exc.__class__.__name__, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.max_retry_delay)
-            except SQLAlchemyError as exc:
-                # Retrying cannot help (the ledger refuses this settlement as it is): said with
-                # everything an operator needs to settle it by hand, and the stream goes on.
-                log.error("settlement.failed uniqueid=%s error=%r call=%r", cmd.uniqueid, exc,
-                          cmd)
-                return
-        if self._on_settled is not None:
+        settlements = await settle_until_done(self.ctx, cmd, max_retry_delay=self.max_retry_delay)
+        if settlements is not None and self._on_settled is not None:
             self._on_settled(settlements)
 
     async def drain(self, timeout: float) -> None:
@@ -136,24 +121,13 @@ class PbxLink:
                               occasion="live_checked")
 
     async def find_in_cdr_store(self, uniqueids: Collection[str]) -> dict[str, SettleChannel]:
+        """What Master.csv says of these channels (nothing when none is configured). One
+        reader per path: lookups asked together share one read of the file."""
         ami = self.ctx.config.ami
         if not ami.cdr_csv_path or not uniqueids:
             return {}
-        return await find_in_master_csv(Path(ami.cdr_csv_path), uniqueids, gmt=ami.cdr_csv_gmt)
-
-
-async def sync_extensions(ctx: BillingContext) -> list[str]:
-    """Give each phone endpoint of the PBX a billing row (billing off); trunks are skipped and
-    existing rows are left untouched. Returns the new extension numbers."""
-    ami = ctx.config.ami
-    async with AmiConnection(ami.host, ami.port, ami.username, ami.secret) as connection:
-        endpoints = await list_endpoints(connection.request, is_phone=phone_by_pattern(ami.phone_pattern))
-    return await add_phones(ctx, endpoints)
-
-
-async def add_phones(ctx: BillingContext, endpoints: list[Endpoint]) -> list[str]:
-    phones = [(e.name, e.caller_name) for e in endpoints if e.is_phone]
-    created = await ensure_extensions(ctx, phones)
-    if created:
-        log.info("extensions.synced created=%s", ",".join(created))
-    return created
+        store = self._master_csv
+        path = Path(ami.cdr_csv_path)
+        if store is None or store.path != path or store.gmt != ami.cdr_csv_gmt:
+            store = self._master_csv = MasterCsv(path, gmt=ami.cdr_csv_gmt)
+        return await store.find(uniqueids)

@@ -1,0 +1,109 @@
+"""What the call tracker knows of one channel while it follows it: the channel, each target
+of its Dials (a leg), and the channels settled lately. Plain state; ami/calls.py changes it,
+ami/dials.py reads it to price the Dials.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from coobill.ami.cdr import CdrRecord
+
+__all__ = ["Channel", "Leg", "RecentlySettled"]
+
+
+@dataclass(slots=True)
+class Leg:
+    """One target of one Dial: the dialled channel."""
+
+    dest_uniqueid: str
+    dest_channel: str
+    authorization: str | None
+    dialled_at: float | None = None  # its DialBegin's time
+    status: str = ""  # the DialEnd DialStatus, "" while it rings
+    answered_at: float | None = None
+    answered_tick: float | None = None
+    ended_at: float | None = None
+    ended_tick: float | None = None
+    ended_rx: float | None = None  # monotonic: when its Hangup reached us (stamped or not)
+
+    @property
+    def answered(self) -> bool:
+        return self.answered_at is not None
+
+    @property
+    def over(self) -> bool:
+        return self.ended_at is not None or (bool(self.status) and self.status != "ANSWER")
+
+    @property
+    def followed(self) -> bool:
+        """Its own Hangup can be told apart (DialBegin named its uniqueid); a leg without one
+        ends with the caller."""
+        return bool(self.dest_uniqueid)
+
+
+@dataclass(slots=True)
+class Channel:
+    uniqueid: str
+    began: float
+    generation: int
+    caller_number: str = ""
+    caller_name: str = ""
+    exten: str = ""
+    extension: str = ""  # who its authorizations are paid by
+    # The gate's authorizations of this channel, in order: (token, the monotonic instant).
+    authorizations: list[tuple[str, float | None]] = field(default_factory=list)
+    life_seen: bool = False  # authorized while connected...
+    life_generation: int = -1  # ...on this session
+    legs: dict[str, Leg] = field(default_factory=dict)
+    hung_up_at: float | None = None
+    hung_up_tick: float | None = None
+    hung_up_rx: float | None = None
+    # Its Hangup's ConnectedLineNum: a channel that was connected to a number, though no Dial
+    # of it was seen (events dropped), may have dialled.
+    connected_to: str = ""
+    over_seen: float | None = None  # monotonic: when it was over (the Cdr grace runs from it)
+    seen_tick: float = 0.0  # monotonic: when it was first heard of
+    cdrs: list[CdrRecord] = field(default_factory=list)
+    cdrs_out: bool = False  # one of its Cdrs came: Asterisk posts them together, at its end
+    last_cdr_end: datetime | None = None  # the latest EndTime of its Cdrs (any application)
+    # Authorization token -> the most talk its Dials may be charged: what the gate was told
+    # when the channel asked again (the earlier hold was lowered to that much).
+    bounds: dict[str, int] = field(default_factory=dict)
+    # Known from its Cdrs alone: the channels its answered Dials reached that had not hung up
+    # when their Cdr came (a transferred call talks on) -> when they did (event time).
+    waiting: dict[str, float | None] = field(default_factory=dict)
+
+    @property
+    def over(self) -> bool:
+        return self.hung_up_at is not None and None not in self.waiting.values() and all(
+            leg.over or not leg.answered or not leg.followed for leg in self.legs.values())
+
+    def cdr_of(self, leg: Leg) -> CdrRecord | None:
+        for cdr in self.cdrs:
+            if cdr.destination_channel == leg.dest_channel:
+                return cdr
+        return None
+
+
+class RecentlySettled:
+    """The last `size` settled uniqueids, so a late Cdr or a repeated event is not a new call
+    (unless its settlement lacked evidence: then a late Dial Cdr is welcome)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._ids: OrderedDict[str, bool] = OrderedDict()
+
+    def add(self, uniqueid: str, complete: bool) -> None:
+        self._ids[uniqueid] = complete
+        self._ids.move_to_end(uniqueid)
+        while len(self._ids) > self._size:
+            self._ids.popitem(last=False)
+
+    def __contains__(self, uniqueid: object) -> bool:
+        return uniqueid in self._ids
+
+    def complete(self, uniqueid: str) -> bool:
+        return self._ids.get(uniqueid, False)

@@ -1,0 +1,156 @@
+"""What a channel's Dials cost, by the evidence: its Cdrs, its events, or both.
+
+Pure functions over the tracker's state of one channel that is over (ami/channels.py); the
+rules - Asterisk's billsec unless the events measure the dialled party better, a Dial of
+unknown cost left out so its hold is flagged - are given in ami/calls.py's docstring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container
+from datetime import datetime, timedelta
+
+from coobill.ami.cdr import CdrRecord, trunk_of_channel
+from coobill.ami.channels import Channel, Leg
+from coobill.ami.events import DIAL_STATUS, utc
+from coobill.services.commands import DialOutcome, Disposition
+
+__all__ = ["dials_of_channel"]
+
+
+def dials_of_channel(
+    ch: Channel, *, whole: bool, gated_names: Container[str]
+) -> tuple[DialOutcome, ...]:
+    """What each Dial of a channel that is over cost, by the best evidence there is (the
+    module docstring of ami/calls.py says which); `whole`: its life was followed whole."""
+    if not ch.legs:  # known from its Cdrs alone
+        token = ch.authorizations[0][0] if len(ch.authorizations) == 1 else None
+        outcomes: list[DialOutcome] = []
+        went_on: datetime | None = None  # the end of a Dial whose callee talked on
+        for c in sorted(ch.cdrs, key=_started):
+            if went_on is not None and c.start is not None and c.start >= went_on:
+                continue  # made while that callee talked on: an attended transfer's
+            outcome = _from_cdr_alone(ch, c, token)
+            if outcome.evidence == "events" and c.end is not None:
+                went_on = c.end
+            outcomes.append(outcome)
+        return tuple(outcomes)
+    legs = [leg for leg in ch.legs.values() if not _into_a_gated_local_channel(ch, leg, gated_names)]
+    seen: list[DialOutcome | None] = [_outcome(ch, leg, whole) for leg in legs]
+    # An authorization one of whose Dials is unknown (None: no evidence of its cost) is
+    # not closed by its other, unanswered Dials: their record at cost 0 would settle its
+    # hold for nothing. Left out, the hold is flagged.
+    unknown = {leg.authorization for leg, o in zip(legs, seen, strict=True) if o is None}
+    outcomes = [o for o in seen if o is not None and not (
+        o.disposition != Disposition.ANSWERED and o.authorization in unknown)]
+    if not whole:
+        # Dial Cdrs of no DialBegin seen: Dials whose events fell into a gap. (Followed
+        # whole, such a Cdr is no Dial of its own: an attended transfer's consultation.)
+        matched = {id(ch.cdr_of(leg)) for leg in ch.legs.values()}
+        outcomes += [c.outcome() for c in sorted(ch.cdrs, key=_started)
+                     if id(c) not in matched]
+    return tuple(outcomes)
+
+
+def _from_cdr_alone(ch: Channel, cdr: CdrRecord, token: str | None) -> DialOutcome:
+    """A Dial known from its Cdr alone. If the channel it reached talked on after the
+    caller left (a transfer), its talk is the caller's time answered - from the Dial's
+    answer to the caller's last Cdr's end, on the CDRs' clock - and the time the reached
+    channel stayed up after the caller's Hangup, on the events' clock."""
+    ended = ch.waiting.get(cdr.destination_channel)
+    after = ended - ch.hung_up_at if ended is not None and ch.hung_up_at is not None else 0
+    if after <= 1 or cdr.answer is None or ch.last_cdr_end is None:
+        return cdr.outcome(authorization=token)
+    before = (ch.last_cdr_end - cdr.answer).total_seconds()
+    talk = max(int(before + after), cdr.billable_seconds)
+    bound = ch.bounds.get(token or "")
+    return cdr.outcome(authorization=token,
+                       billable_seconds=talk if bound is None else min(talk, bound),
+                       end=ch.last_cdr_end + timedelta(seconds=after), evidence="events")
+
+
+def _into_a_gated_local_channel(ch: Channel, leg: Leg, gated_names: Container[str]) -> bool:
+    """A Dial of a Local channel whose other half the gate allowed (a phone dialling
+    Local/9…@coobill-outbound): that half's own Dial is the call; this one is not."""
+    name = leg.dest_channel
+    if not ch.authorizations and name.lower().startswith("local/") and name.endswith(";1"):
+        return name[:-1] + "2" in gated_names
+    return False
+
+
+def _outcome(ch: Channel, leg: Leg, whole: bool) -> DialOutcome | None:
+    cdr = ch.cdr_of(leg)
+    talk = _talk(ch, leg)
+    if leg.answered and talk is None and cdr is None:
+        return None  # answered, its end lost: no evidence of what it cost
+    if not leg.answered and not leg.status and cdr is None and not whole:
+        # Its DialEnd never came (Asterisk posts one for every Dial, answered or not) and
+        # the channel was not followed whole: the answer fell into a gap or a restart. A
+        # Hangup says the Dial ended, not that nobody talked - so no evidence of what it
+        # cost, and its hold is flagged rather than settled at nothing.
+        return None
+    bound = ch.bounds.get(leg.authorization or "")
+    if talk is not None and bound is not None:
+        talk = min(talk, bound)
+    if cdr is not None and not _events_measure_better(ch, leg, cdr, talk):
+        billsec = cdr.billable_seconds if bound is None else min(cdr.billable_seconds, bound)
+        return cdr.outcome(authorization=leg.authorization, billable_seconds=billsec)
+    end = leg.ended_at if leg.ended_at is not None else ch.hung_up_at
+    if talk is not None:
+        disposition = Disposition.ANSWERED
+    elif cdr is not None:
+        disposition = cdr.disposition
+    else:
+        disposition = DIAL_STATUS.get(leg.status, Disposition.NO_ANSWER)
+    return DialOutcome(
+        leg=cdr.destination_channel if cdr is not None else leg.dest_channel,
+        dialled_number=cdr.destination if cdr is not None else ch.exten,
+        start=cdr.start if cdr is not None else utc(ch.began),
+        answer=utc(leg.answered_at) if leg.answered_at is not None else None,
+        end=utc(end) if end is not None else None,
+        billable_seconds=talk or 0, disposition=disposition,
+        trunk=trunk_of_channel(leg.dest_channel) if leg.dest_channel else None,
+        authorization=leg.authorization, evidence="events",
+    )
+
+
+def _events_measure_better(ch: Channel, leg: Leg, cdr: CdrRecord, talk: int | None) -> bool:
+    """Whether the events measure the dialled party's talk where the CDR does not.
+    Longer than the CDR by more than a second: the call went on past the caller's CDR (a
+    transfer); events that reach us late can only look shorter, never longer. Shorter:
+    the CDR counts from the caller's earlier answer (a dialplan that answers before Dial)
+    - seen when the CDR's own answer comes sooner after its start than the dialled party
+    answered after the Dial began (late events only shorten that ring), or believed when
+    Asterisk stamped the events itself (timestampevents = yes)."""
+    if talk is None:
+        return False
+    if talk > cdr.billable_seconds + 1:
+        return True
+    if talk >= cdr.billable_seconds - 1:
+        return False
+    if cdr.start is not None and cdr.answer is not None and leg.answered_at is not None \
+            and leg.dialled_at is not None:
+        cdr_ring = (cdr.answer - cdr.start).total_seconds()
+        if cdr_ring < (leg.answered_at - leg.dialled_at) - 1:
+            return True
+    return leg.answered_tick is None and (
+        leg.ended_tick is None if leg.ended_at is not None else ch.hung_up_tick is None)
+
+
+def _talk(ch: Channel, leg: Leg) -> int | None:
+    """The dialled party's talk in whole seconds (truncated, as main/cdr.c truncates
+    billsec), from its answer to its own hangup (or the caller's); None unanswered."""
+    if leg.answered_at is None:
+        return None
+    end, end_tick = (leg.ended_at, leg.ended_tick) if leg.ended_at is not None \
+        else (ch.hung_up_at, ch.hung_up_tick)
+    if end is None:
+        return None
+    seconds = end - leg.answered_at
+    if leg.answered_tick is not None and end_tick is not None:
+        seconds = end_tick - leg.answered_tick  # both ours: the monotonic clock
+    return max(int(seconds), 0)
+
+
+def _started(cdr: CdrRecord) -> datetime:
+    return cdr.start.replace(tzinfo=None) if cdr.start else datetime.min

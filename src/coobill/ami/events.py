@@ -1,0 +1,66 @@
+"""Reading an AMI event: its headers, whatever their case, and its time.
+
+panoramisk hands a `Message` (a dict whose header names keep Asterisk's case: Uniqueid in
+one event, UniqueID in the Cdr, cdr_manager.c:312-336); the tracker reads lower-cased names.
+An event's time is its Timestamp when Asterisk stamped it (manager.conf timestampevents =
+yes), else when the daemon received it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from coobill.services.commands import Disposition
+
+__all__ = ["DIAL_STATUS", "Received", "headers", "stamp", "utc"]
+
+# DialEnd's DialStatus (app_dial.c) as a disposition.
+DIAL_STATUS = {
+    "ANSWER": Disposition.ANSWERED,
+    "BUSY": Disposition.BUSY,
+    "NOANSWER": Disposition.NO_ANSWER,
+    "CANCEL": Disposition.CANCEL,
+    "ABORT": Disposition.CANCEL,
+    "CHANUNAVAIL": Disposition.FAILED,
+    "CONGESTION": Disposition.FAILED,
+    # The call was forwarded elsewhere by the callee: this dial was not answered.
+    "CONTINUE": Disposition.NO_ANSWER,
+    "GOTO": Disposition.NO_ANSWER,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """When an event reached the daemon: the wall clock and the monotonic one."""
+
+    wall: float
+    tick: float
+
+
+def headers(event: Mapping[str, Any]) -> dict[str, str]:
+    """Lower-case header names (Uniqueid vs UniqueID); a repeated header keeps its first value."""
+    found: dict[str, str] = {}
+    for key, value in event.items():
+        if isinstance(value, list | tuple):
+            value = value[0] if value else ""
+        found[str(key).lower()] = "" if value is None else str(value)
+    return found
+
+
+def stamp(h: Mapping[str, str], at: Received) -> tuple[float, float | None]:
+    """The event's time, and the monotonic instant when that time is when we received it
+    (None when Asterisk stamped the event, timestampevents = yes: its clock measures)."""
+    text = h.get("timestamp", "")
+    if text:
+        try:
+            return float(text), None
+        except ValueError:
+            pass
+    return at.wall, at.tick
+
+
+def utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
