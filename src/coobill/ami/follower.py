@@ -35,7 +35,13 @@ from coobill.ami.endpoints import (
     list_endpoints,
     phone_by_pattern,
 )
-from coobill.errors import CoobillError
+from coobill.errors import (  # re-exported: their home is errors.py
+    AmiConnectionLost,
+    AmiError,
+    AmiLoginRefused,
+    AmiNotConnected,
+    AmiTimeout,
+)
 
 __all__ = [
     "AmiConnection",
@@ -57,26 +63,6 @@ AmiReply: TypeAlias = "Message | list[Message]"
 
 # The events the tracker reads; the rest are not even queued.
 TRACKED_EVENTS = ("DialBegin", "DialEnd", "BridgeEnter", "Hangup", "Cdr")
-
-
-class AmiError(CoobillError):
-    """The manager interface did not do what was asked."""
-
-
-class AmiLoginRefused(AmiError):
-    """Asterisk refused the username or secret."""
-
-
-class AmiTimeout(AmiError):
-    """An action got no answer in time."""
-
-
-class AmiConnectionLost(AmiError):
-    """The connection ended while an answer was awaited."""
-
-
-class AmiNotConnected(AmiError):
-    """No logged-in AMI session right now."""
 
 
 class _Protocol(AMIProtocol):  # type: ignore[misc]

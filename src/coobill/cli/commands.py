@@ -12,7 +12,7 @@ from typing import Any
 from coobill.bootstrap import bootstrap
 from coobill.cli.output import to_csv, to_json, to_table
 from coobill.config import Settings
-from coobill.errors import BadRequest, CoobillError
+from coobill.errors import BadRequest
 from coobill.money import fmt
 from coobill.services import audit as audit_service
 from coobill.services import extensions, rates, reports, reservations, users
@@ -342,8 +342,6 @@ async def reservations_release(args: argparse.Namespace, ctx: BillingContext) ->
 
 async def reservations_charge(args: argparse.Namespace, ctx: BillingContext) -> int:
     result = await reservations.charge(ctx, args.uniqueid, args.seconds, hold_id=args.hold)
-    if result is None:
-        raise CoobillError(f"call {args.uniqueid} could not be settled")
     print(f"call {args.uniqueid} charged {fmt(result.cost)}")
     return 0
 

@@ -12,7 +12,6 @@ from coobill.services import reservations
 from coobill.services import settings as billing_settings
 from coobill.web.api.schemas import ChargeIn, ChargeOut, HeldOut, SettingsIn, SettingsOut
 from coobill.web.auth import BillingUser, check_csrf, portal
-from coobill.web.live_calls import charge_hold, release_hold
 from coobill.web.pages.settings import change_arguments
 from coobill.web.records import stamp
 
@@ -65,11 +64,11 @@ async def live_calls(request: Request, user: BillingUser) -> list[HeldOut]:
 @router.post("/live/{uniqueid}/release", status_code=204, responses={404: {}})
 async def release(uniqueid: str, request: Request, user: BillingUser) -> None:
     """Release a flagged hold without charging."""
-    await release_hold(portal(request).ctx, uniqueid)
+    await reservations.release(portal(request).ctx, uniqueid)
 
 
 @router.post("/live/{uniqueid}/charge", responses={404: {}})
 async def charge(uniqueid: str, body: ChargeIn, request: Request, user: BillingUser) -> ChargeOut:
     """Settle a flagged hold by charging `seconds` of talk at the price it was allowed at."""
-    cost = await charge_hold(portal(request).ctx, uniqueid, body.seconds)
-    return ChargeOut(uniqueid=uniqueid, cost=fmt(cost))
+    settlement = await reservations.charge(portal(request).ctx, uniqueid, body.seconds)
+    return ChargeOut(uniqueid=uniqueid, cost=fmt(settlement.cost))
