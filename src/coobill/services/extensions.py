@@ -12,8 +12,9 @@ from sqlalchemy import func, select
 
 from coobill.errors import BadRequest, UnknownExtension
 from coobill.money import ZERO, fmt, parse_amount
-from coobill.services import holds, ledger
+from coobill.services import ledger
 from coobill.services.context import BillingContext
+from coobill.services.funds import funds
 from coobill.services.settings import read_settings
 from coobill.storage.tables import Extension, Recharge
 from coobill.storage.uow import UnitOfWork
@@ -36,7 +37,7 @@ class ExtensionView:
 
     @property
     def funds_available(self) -> Decimal:
-        return holds.funds(self.balance, self.credit_limit, self.reserved)
+        return funds(self.balance, self.credit_limit, self.reserved)
 
 
 def check_number(number: str, field: str = "extension") -> str:

@@ -29,10 +29,11 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from coobill.money import ZERO
-from coobill.rating import Tariff, cost, max_duration, minimum_to_connect
+from coobill.rating import Tariff, cost
 from coobill.services import holds
 from coobill.services.commands import AuthorizeCall, Reason, Verdict
 from coobill.services.context import BillingContext
+from coobill.services.funds import allowance, funds
 from coobill.services.rates import rate_book
 from coobill.services.settings import BillingSettings, settings_now
 from coobill.storage.fast import execute
@@ -121,12 +122,12 @@ def _decide(ctx: BillingContext, cmd: AuthorizeCall, token: str, session: Sessio
                 return Verdict.deny(Reason.NO_RATE)
             return _allow_unbilled(session, cmd, ext, Reason.NO_RATE, local_now, pbx, token)
 
-        available = holds.funds(ext.balance, ext.credit_limit, ext.reserved)
         tariff = rate.tariff
-        limit = max_duration(tariff, available, policy.max_call_seconds)
-        if available < minimum_to_connect(tariff) or limit <= 0:
+        decision = allowance(tariff, funds(ext.balance, ext.credit_limit, ext.reserved),
+                             policy.max_call_seconds)
+        available, limit, held = decision.funds, decision.limit_seconds, decision.held
+        if not decision.allowed:
             return Verdict(allowed=False, reason=Reason.NO_FUNDS, funds=available, rate_id=rate.id)
-        held = cost(tariff, limit)
         hold_id = holds.take(
             session, extension_id=ext.id, amount=held, token=token, uniqueid=cmd.uniqueid,
             extension_number=ext.number, number=cmd.number, channel=cmd.channel[:128],

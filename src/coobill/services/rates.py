@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session
 from coobill.errors import BadRequest, UnknownExtension, UnknownRate
 from coobill.money import fmt, from_units
 from coobill.rating import Rate as RatingRate
-from coobill.rating import RateBook, Tariff, TimeWindow, cost, max_duration, minimum_to_connect
-from coobill.services import holds
+from coobill.rating import RateBook, Tariff, TimeWindow, cost
 from coobill.services.bounds import MAX_ID, is_digits, whole_number
 from coobill.services.context import BillingContext
+from coobill.services.funds import allowance, funds
 from coobill.services.rate_fields import ALL_EXTENSIONS, RateFields, check_rate_fields, parse_hhmm
 from coobill.services.settings import bump_rates_version, read_settings
 from coobill.storage.tables import Extension, Rate
@@ -281,12 +281,13 @@ async def quote(
         settings = await read_settings(uow)
         when = parse_hhmm(at, "at") if at else settings.local(ctx.clock()).time()
         book = await uow.session.run_sync(lambda s: rate_book(ctx, s, settings.rates_version))
-        funds = holds.funds(ext.balance, ext.credit_limit, ext.reserved)
+        available = funds(ext.balance, ext.credit_limit, ext.reserved)
     rate = book.select(extension, number, when)
     if rate is None:
-        return Quote(extension, number, when, None, seconds, None, funds, None)
-    cap = ctx.config.billing.max_call_seconds
-    limit = max_duration(rate.tariff, funds, cap) if funds >= minimum_to_connect(rate.tariff) else 0
-    return Quote(extension, number, when, rate, seconds, cost(rate.tariff, seconds), funds, limit)
+        return Quote(extension, number, when, None, seconds, None, available, None)
+    # The gate's own decision (services/funds.py), so the quote says what the gate would.
+    limit = allowance(rate.tariff, available, ctx.config.billing.max_call_seconds).limit_seconds
+    return Quote(extension, number, when, rate, seconds, cost(rate.tariff, seconds), available,
+                 limit)
 
 
