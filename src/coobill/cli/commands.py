@@ -13,6 +13,7 @@ from coobill.bootstrap import bootstrap
 from coobill.cli.output import to_csv, to_json, to_table
 from coobill.config import Settings
 from coobill.errors import BadRequest
+from coobill.formatting import duration
 from coobill.money import fmt
 from coobill.services import audit as audit_service
 from coobill.services import extensions, rates, reports, reservations, users
@@ -37,13 +38,6 @@ STATS_COLUMNS = ("date", "extension", "calls", "answered", "total_duration", "to
                  "average_duration", "average_seconds", "total_cost")
 
 Handler = Callable[[argparse.Namespace, BillingContext], Awaitable[int]]
-
-
-def duration(seconds: int) -> str:
-    """mm:ss, or h:mm:ss from an hour on."""
-    hours, rest = divmod(max(int(seconds), 0), 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
 
 
 def emit(args: argparse.Namespace, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:

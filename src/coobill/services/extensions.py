@@ -209,6 +209,17 @@ async def show_extension(ctx: BillingContext, number: str) -> ExtensionView:
         return await _view(uow, ext)
 
 
+# The listing's status filter as the portal and the API name it.
+LOCKED_STATES = {"": None, "locked": True, "unlocked": False}
+
+
+def locked_filter(status: str | None) -> bool | None:
+    """`locked=` of list_extensions for a status filter: "locked", "unlocked" or "" (any)."""
+    if (status or "") not in LOCKED_STATES:
+        raise BadRequest("status: must be locked or unlocked", field="status")
+    return LOCKED_STATES[status or ""]
+
+
 async def list_extensions(
     ctx: BillingContext,
     *,

@@ -12,7 +12,6 @@ from coobill.services import reservations
 from coobill.services import settings as billing_settings
 from coobill.web.api.schemas import ChargeIn, ChargeOut, HeldOut, SettingsIn, SettingsOut
 from coobill.web.auth import BillingUser, check_csrf, portal
-from coobill.web.pages.settings import change_arguments
 from coobill.web.records import stamp
 
 router = APIRouter(
@@ -35,11 +34,8 @@ async def change_settings(body: SettingsIn, request: Request, user: BillingUser)
     £, ₫); OTHER needs `symbol`."""
     arguments = {"billing": body.billing, "timezone": body.timezone}
     if body.currency is not None:
-        arguments |= {
-            k: v
-            for k, v in change_arguments("", body.currency, body.symbol or "", "").items()
-            if k in ("currency", "symbol")
-        }
+        arguments |= {"currency": body.currency,
+                      "symbol": billing_settings.symbol_chosen(body.currency, body.symbol or "")}
     elif body.symbol is not None:
         arguments["symbol"] = body.symbol
     return settings_json(await billing_settings.change_settings(portal(request).ctx, **arguments))
