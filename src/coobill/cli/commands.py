@@ -24,13 +24,17 @@ from coobill.services.ledger_seal import (
     open_ledger,
     seal_entries_from_before_the_seal,
 )
-from coobill.services.rate_fields import check_rate_fields
+from coobill.services.rate_fields import (
+    RATE_FIELD_NAMES,
+    check_rate_fields,
+    public_values,
+    service_arguments,
+)
 from coobill.storage import schema
 
 EXTENSION_COLUMNS = ("extension", "name", "billing", "payment", "credit_limit", "balance",
                      "total_recharged", "reserved", "locked")
-RATE_COLUMNS = ("id", "enabled", "remark", "prefix", "length", "initial_cost", "initial_time",
-                "rate", "period", "start", "end", "extensions")
+RATE_COLUMNS = ("id", *RATE_FIELD_NAMES)
 RECHARGE_COLUMNS = ("time", "extension", "name", "balance_before", "amount", "balance_after", "who")
 CALL_COLUMNS = ("start", "extension", "name", "number", "billable_time", "billsec", "trunk", "rate",
                 "cost", "disposition", "gated", "uniqueid")
@@ -54,13 +58,8 @@ def extension_row(view: extensions.ExtensionView) -> dict[str, Any]:
 
 
 def rate_row(view: rates.RateView) -> dict[str, Any]:
-    f = view.fields
-    return {
-        "id": view.id, "enabled": f.enabled, "remark": f.remark, "prefix": f.prefix,
-        "length": f.number_length, "initial_cost": f.initial_cost,
-        "initial_time": f.initial_seconds, "rate": f.rate, "period": f.period_seconds,
-        "start": f.start, "end": f.end, "extensions": ",".join(f.extensions),
-    }
+    row = public_values(view.fields)
+    return {"id": view.id, **row, "extensions": ",".join(row["extensions"])}
 
 
 async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
@@ -146,17 +145,14 @@ async def extension_sync(args: argparse.Namespace, ctx: BillingContext) -> int:
 
 
 def _rate_changes(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "prefix": args.prefix, "number_length": args.length, "initial_cost": args.initial_cost,
-        "initial_seconds": args.initial_time, "rate": args.rate, "period_seconds": args.period,
-        "start": args.start, "end": args.end, "extensions": args.extensions,
-        "remark": args.remark,
-    }
+    """The rate options given (each named as its field: --initial-time is initial_time)."""
+    return service_arguments({name: getattr(args, name) for name in RATE_FIELD_NAMES
+                              if name != "enabled"})
 
 
 async def rate_add(args: argparse.Namespace, ctx: BillingContext) -> int:
-    given = {k: v for k, v in _rate_changes(args).items() if v is not None}
-    view = await rates.add_rate(ctx, check_rate_fields(**given, enabled=not args.disabled))
+    view = await rates.add_rate(ctx, check_rate_fields(**_rate_changes(args),
+                                                       enabled=not args.disabled))
     print(f"rate {view.id} added")
     return 0
 

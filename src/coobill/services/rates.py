@@ -19,7 +19,14 @@ from coobill.rating import RateBook, Tariff, TimeWindow, cost
 from coobill.services.bounds import MAX_ID, is_digits, whole_number
 from coobill.services.context import BillingContext
 from coobill.services.funds import allowance, funds
-from coobill.services.rate_fields import ALL_EXTENSIONS, RateFields, check_rate_fields, parse_hhmm
+from coobill.services.rate_fields import (
+    ALL_EXTENSIONS,
+    RATE_FIELD_NAMES,
+    RateFields,
+    check_rate_fields,
+    parse_hhmm,
+    public_values,
+)
 from coobill.services.settings import bump_rates_version, read_settings
 from coobill.storage.tables import Extension, Rate
 from coobill.storage.uow import UnitOfWork
@@ -28,10 +35,7 @@ from coobill.storage.uow import UnitOfWork
 MAX_NUMBER_DIGITS = 32
 MAX_QUOTE_SECONDS = 86_400
 
-CSV_COLUMNS = (
-    "enabled", "remark", "prefix", "length", "initial_cost", "initial_time", "rate", "period",
-    "start", "end", "extensions",
-)
+CSV_COLUMNS = tuple(RATE_FIELD_NAMES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,12 +203,10 @@ def rates_to_csv(rates: Iterable[RateView]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for view in rates:
-        f = view.fields
-        writer.writerow([
-            "1" if f.enabled else "0", f.remark, f.prefix, f.number_length, fmt(f.initial_cost),
-            f.initial_seconds, fmt(f.rate), f.period_seconds, f.start, f.end,
-            ",".join(f.extensions),
-        ])
+        row = public_values(view.fields)
+        row |= {"enabled": "1" if row["enabled"] else "0", "initial_cost": fmt(row["initial_cost"]),
+                "rate": fmt(row["rate"]), "extensions": ",".join(row["extensions"])}
+        writer.writerow([row[c] for c in CSV_COLUMNS])
     return out.getvalue()
 
 
@@ -220,16 +222,11 @@ def parse_rates_csv(text: str) -> list[RateFields]:
             enabled = (row.get("enabled") or "1").strip().lower()
             if enabled not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
                 raise BadRequest(f"enabled: {enabled!r} is not a yes/no value", field="enabled")
-            deck.append(
-                check_rate_fields(
-                    prefix=row["prefix"], number_length=row["length"],
-                    initial_cost=row["initial_cost"], initial_seconds=row["initial_time"],
-                    rate=row["rate"], period_seconds=row["period"], start=row["start"],
-                    end=row["end"], extensions=row["extensions"] or "",
-                    remark=row.get("remark") or "",
-                    enabled=enabled in ("1", "true", "yes", "on"),
-                )
-            )
+            columns = {c: row.get(c) for c in CSV_COLUMNS}
+            columns |= {"extensions": row["extensions"] or "", "remark": row.get("remark") or "",
+                        "enabled": enabled in ("1", "true", "yes", "on")}
+            # every column passed, a short row's None too (refused by its field's check)
+            deck.append(check_rate_fields(**{RATE_FIELD_NAMES[c]: v for c, v in columns.items()}))
         except BadRequest as exc:
             raise BadRequest(f"csv line {line}: {exc.message}", field=exc.field) from None
     return deck

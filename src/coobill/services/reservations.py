@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from coobill.errors import BadRequest, HoldNotSettled, UnknownReservation
@@ -69,6 +69,15 @@ def _view(r: Reservation) -> HeldFunds:
         channel=r.channel, amount=r.amount, limit_seconds=r.limit_seconds, rate=r.rate_label,
         state=r.state, note=r.note, since=r.created_at,
     )
+
+
+async def count_open(ctx: BillingContext) -> int:
+    """How many holds are open (held or flagged) on this ledger: the live_reservations gauge."""
+    async with ctx.uow.read() as uow:
+        count = (await uow.session.execute(
+            select(func.count()).select_from(Reservation)
+            .where(Reservation.state.in_(holds.OPEN)))).scalar_one()
+    return int(count)
 
 
 async def list_held(ctx: BillingContext, *, state: str | None = None) -> list[HeldFunds]:
@@ -220,5 +229,5 @@ async def charge(ctx: BillingContext, uniqueid: str, seconds: int, *,
     return done[0]
 
 
-__all__ = ["HeldFunds", "Reconciled", "charge", "charge_seconds", "list_held", "reconcile",
-           "release"]
+__all__ = ["HeldFunds", "Reconciled", "charge", "charge_seconds", "count_open", "list_held",
+           "reconcile", "release"]
