@@ -22,18 +22,18 @@ import logging
 import re
 import secrets
 from datetime import datetime
-from decimal import Decimal
 from functools import partial
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from coobill.money import ZERO
-from coobill.rating import Tariff, cost
+from coobill.rating import cost
 from coobill.services import holds
 from coobill.services.commands import AuthorizeCall, Reason, Verdict
 from coobill.services.context import BillingContext
 from coobill.services.funds import allowance, funds
+from coobill.services.hold_tariff import rate_label, tariff_from_text, tariff_text
 from coobill.services.rates import rate_book
 from coobill.services.settings import BillingSettings, settings_now
 from coobill.storage.fast import execute
@@ -46,17 +46,6 @@ log = logging.getLogger("coobill.gate")
 _TRIES = 5
 # An extension's number: ASCII digits only (str.isdigit takes "８８" and "²").
 _EXTENSION_NUMBER = re.compile(r"[0-9]+")
-
-
-def tariff_text(tariff: Tariff) -> str:
-    return f"{tariff.initial_cost}/{tariff.initial_seconds}/{tariff.rate}/{tariff.period_seconds}"
-
-
-def tariff_from_text(text: str) -> Tariff | None:
-    if not text:
-        return None
-    initial_cost, initial_seconds, rate, period = text.split("/")
-    return Tariff(Decimal(initial_cost), int(initial_seconds), Decimal(rate), int(period))
 
 
 def new_token() -> str:
@@ -187,10 +176,6 @@ def _allow_unbilled(
         rate_label="", pbx=pbx, created_at=at,
     )
     return Verdict(allowed=True, reason=reason, token=token)
-
-
-def rate_label(rate_id: int, prefix: str, remark: str) -> str:
-    return f"#{rate_id} {prefix or '(any)'}{' ' + remark if remark else ''}"[:255]
 
 
 __all__ = ["BillingSettings", "authorize_call", "rate_label", "tariff_from_text",
