@@ -200,14 +200,31 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        path = _CONFIG_PATH.get("path")
-        if path is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
-        return tuple(sources)
+        """Arguments, then the environment; a file only through `settings_from` (its path
+        passed, not kept in a module global)."""
+        return init_settings, env_settings
 
 
-_CONFIG_PATH: dict[str, Path | None] = {}
+def settings_from(path: Path | None) -> Settings:
+    """The environment over the file at `path` (None: the environment alone); pydantic's
+    errors as they come (load_settings words them)."""
+
+    class FromFile(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            if path is None:
+                return init_settings, env_settings
+            return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=path)
+
+    read = FromFile()
+    return Settings.model_construct(**{name: getattr(read, name) for name in Settings.model_fields})
 
 
 def config_path(explicit: str | None = None) -> Path | None:
@@ -247,9 +264,8 @@ def load_settings(explicit_path: str | None = None) -> Settings:
     """Read the file and the environment; one ConfigurationError naming the first bad key."""
     path = config_path(explicit_path)
     _check_env_sections()
-    _CONFIG_PATH["path"] = path
     try:
-        return Settings()
+        return settings_from(path)
     except ValidationError as exc:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"]) or "config"
@@ -260,5 +276,3 @@ def load_settings(explicit_path: str | None = None) -> Settings:
         raise ConfigurationError(f"config: {key} (or {env}): {err['msg']}{got}") from None
     except (ValueError, OSError) as exc:  # a TOML syntax error, an unreadable file
         raise ConfigurationError(f"config: {path}: {exc}") from None
-    finally:
-        _CONFIG_PATH.pop("path", None)

@@ -3,8 +3,6 @@ AMI reconnects. Each daemon has its own registry (tests run several)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -50,9 +48,6 @@ class Metrics:
             self.settlements.labels("settled").inc()
         else:
             self.settlements.labels("duplicate").inc()
-
-    def track(self, live_reservations: Callable[[], float]) -> None:
-        self.live_reservations.set_function(live_reservations)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from coobill.ami.cdr import parse_callerid
-from coobill.errors import CoobillError
+from coobill.errors import EndpointListingUnavailable  # re-exported: its home is errors.py
 
 __all__ = [
     "DEFAULT_PHONE_PATTERN",
@@ -34,10 +34,6 @@ AmiReply = Mapping[str, Any] | Sequence[Mapping[str, Any]]
 # Sends one action and returns panoramisk's answer: a Message, or a list for an EventList.
 SendAction = Callable[[Mapping[str, str]], Awaitable[AmiReply]]
 PhoneRule = Callable[[str], bool]
-
-
-class EndpointListingUnavailable(CoobillError):
-    """Neither PJSIPShowEndpoints nor SIPpeers answered with a listing."""
 
 
 @dataclass(frozen=True, slots=True)

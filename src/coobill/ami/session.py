@@ -25,7 +25,13 @@ from panoramisk.ami_protocol import AMIProtocol  # type: ignore[import-untyped]
 
 from coobill.ami.endpoints import Endpoint, list_endpoints, phone_by_pattern
 from coobill.config import AmiConfig
-from coobill.errors import CoobillError
+from coobill.errors import (  # their home is errors.py; re-exported here
+    AmiConnectionLost,
+    AmiError,
+    AmiLoginRefused,
+    AmiNotConnected,
+    AmiTimeout,
+)
 
 __all__ = [
     "TRACKED_EVENTS",
@@ -46,26 +52,6 @@ AmiReply: TypeAlias = "Message | list[Message]"
 
 # The events the call tracker reads; the rest are not even queued.
 TRACKED_EVENTS = ("DialBegin", "DialEnd", "BridgeEnter", "Hangup", "Cdr")
-
-
-class AmiError(CoobillError):
-    """The manager interface did not do what was asked."""
-
-
-class AmiLoginRefused(AmiError):
-    """Asterisk refused the username or secret."""
-
-
-class AmiTimeout(AmiError):
-    """An action got no answer in time."""
-
-
-class AmiConnectionLost(AmiError):
-    """The connection ended while an answer was awaited."""
-
-
-class AmiNotConnected(AmiError):
-    """No logged-in AMI session right now."""
 
 
 class _Protocol(AMIProtocol):  # type: ignore[misc]

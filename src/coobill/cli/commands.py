@@ -12,7 +12,8 @@ from typing import Any
 from coobill.bootstrap import bootstrap
 from coobill.cli.output import to_csv, to_json, to_table
 from coobill.config import Settings
-from coobill.errors import BadRequest, CoobillError
+from coobill.errors import BadRequest
+from coobill.formatting import duration
 from coobill.money import fmt
 from coobill.services import audit as audit_service
 from coobill.services import extensions, rates, reports, reservations, users
@@ -23,13 +24,17 @@ from coobill.services.ledger_seal import (
     open_ledger,
     seal_entries_from_before_the_seal,
 )
-from coobill.services.rate_fields import check_rate_fields
+from coobill.services.rate_fields import (
+    RATE_FIELD_NAMES,
+    check_rate_fields,
+    public_values,
+    service_arguments,
+)
 from coobill.storage import schema
 
 EXTENSION_COLUMNS = ("extension", "name", "billing", "payment", "credit_limit", "balance",
                      "total_recharged", "reserved", "locked")
-RATE_COLUMNS = ("id", "enabled", "remark", "prefix", "length", "initial_cost", "initial_time",
-                "rate", "period", "start", "end", "extensions")
+RATE_COLUMNS = ("id", *RATE_FIELD_NAMES)
 RECHARGE_COLUMNS = ("time", "extension", "name", "balance_before", "amount", "balance_after", "who")
 CALL_COLUMNS = ("start", "extension", "name", "number", "billable_time", "billsec", "trunk", "rate",
                 "cost", "disposition", "gated", "uniqueid")
@@ -37,13 +42,6 @@ STATS_COLUMNS = ("date", "extension", "calls", "answered", "total_duration", "to
                  "average_duration", "average_seconds", "total_cost")
 
 Handler = Callable[[argparse.Namespace, BillingContext], Awaitable[int]]
-
-
-def duration(seconds: int) -> str:
-    """mm:ss, or h:mm:ss from an hour on."""
-    hours, rest = divmod(max(int(seconds), 0), 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
 
 
 def emit(args: argparse.Namespace, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
@@ -60,13 +58,8 @@ def extension_row(view: extensions.ExtensionView) -> dict[str, Any]:
 
 
 def rate_row(view: rates.RateView) -> dict[str, Any]:
-    f = view.fields
-    return {
-        "id": view.id, "enabled": f.enabled, "remark": f.remark, "prefix": f.prefix,
-        "length": f.number_length, "initial_cost": f.initial_cost,
-        "initial_time": f.initial_seconds, "rate": f.rate, "period": f.period_seconds,
-        "start": f.start, "end": f.end, "extensions": ",".join(f.extensions),
-    }
+    row = public_values(view.fields)
+    return {"id": view.id, **row, "extensions": ",".join(row["extensions"])}
 
 
 async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
@@ -153,17 +146,14 @@ async def extension_sync(args: argparse.Namespace, ctx: BillingContext) -> int:
 
 
 def _rate_changes(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "prefix": args.prefix, "number_length": args.length, "initial_cost": args.initial_cost,
-        "initial_seconds": args.initial_time, "rate": args.rate, "period_seconds": args.period,
-        "start": args.start, "end": args.end, "extensions": args.extensions,
-        "remark": args.remark,
-    }
+    """The rate options given (each named as its field: --initial-time is initial_time)."""
+    return service_arguments({name: getattr(args, name) for name in RATE_FIELD_NAMES
+                              if name != "enabled"})
 
 
 async def rate_add(args: argparse.Namespace, ctx: BillingContext) -> int:
-    given = {k: v for k, v in _rate_changes(args).items() if v is not None}
-    view = await rates.add_rate(ctx, check_rate_fields(**given, enabled=not args.disabled))
+    view = await rates.add_rate(ctx, check_rate_fields(**_rate_changes(args),
+                                                       enabled=not args.disabled))
     print(f"rate {view.id} added")
     return 0
 
@@ -343,8 +333,6 @@ async def reservations_release(args: argparse.Namespace, ctx: BillingContext) ->
 
 async def reservations_charge(args: argparse.Namespace, ctx: BillingContext) -> int:
     result = await reservations.charge(ctx, args.uniqueid, args.seconds, hold_id=args.hold)
-    if result is None:
-        raise CoobillError(f"call {args.uniqueid} could not be settled")
     print(f"call {args.uniqueid} charged {fmt(result.cost)}")
     return 0
 

@@ -16,29 +16,8 @@ from typing import NoReturn
 
 from coobill.cli import commands
 from coobill.config import load_settings
-from coobill.errors import (
-    BadRequest,
-    ConfigurationError,
-    CoobillError,
-    SchemaOutOfDate,
-    UnknownExtension,
-    UnknownRate,
-    UnknownReservation,
-    UnknownUser,
-)
+from coobill.errors import BadRequest, CoobillError
 from coobill.services import bounds
-
-# One table from error to exit code (sysexits-style where one fits).
-EXIT_CODES: list[tuple[type[BaseException], int]] = [
-    (BadRequest, 2),
-    (UnknownExtension, 3),
-    (UnknownRate, 3),
-    (UnknownUser, 3),
-    (UnknownReservation, 3),
-    (SchemaOutOfDate, 75),
-    (ConfigurationError, 78),
-    (CoobillError, 1),
-]
 
 
 def _bounded(minimum: int, maximum: int) -> Callable[[str], int]:
@@ -210,10 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def exit_code_for(exc: BaseException) -> int:
-    for kind, code in EXIT_CODES:
-        if isinstance(exc, kind):
-            return code
-    return 1
+    """The error's own exit code (errors.py is the one table); 1 for anything else."""
+    return exc.exit_code if isinstance(exc, CoobillError) else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,44 +7,12 @@ import io
 import json
 import unicodedata
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, time
-from decimal import Decimal
 from typing import Any
 
-from coobill.money import fmt
+from coobill.formatting import FORMULA_START, csv_cell, plain
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def plain(value: Any) -> Any:
-    """A value as JSON would carry it: amounts as decimal strings, times as ISO text."""
-    if isinstance(value, Decimal):
-        return fmt(value)
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    if isinstance(value, (date, time)):
-        return value.isoformat(timespec="minutes") if isinstance(value, time) else value.isoformat()
-    if isinstance(value, (list, tuple, frozenset, set)):
-        return [plain(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: plain(v) for k, v in value.items()}
-    return value
-
-
-def csv_cell(value: Any) -> str:
-    """A CSV cell; text that a spreadsheet would run as a formula gets a leading quote."""
-    text = "" if value is None else str(plain(value))
-    if text.startswith(FORMULA_START) and not _is_number(text):
-        return "'" + text
-    return text
-
-
-def _is_number(text: str) -> bool:
-    try:
-        Decimal(text)
-    except ArithmeticError:
-        return False
-    return True
+__all__ = ["FORMULA_START", "csv_cell", "display_width", "plain", "to_csv", "to_json",
+           "to_table"]
 
 
 def to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:

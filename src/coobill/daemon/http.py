@@ -7,13 +7,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import func, select
-
 from coobill.metrics import CONTENT_TYPE_LATEST, Metrics
-from coobill.services import holds
+from coobill.services import reservations
 from coobill.services.context import BillingContext
 from coobill.storage import schema
-from coobill.storage.tables import Reservation
 
 
 class Operations:
@@ -49,10 +46,6 @@ class Operations:
         return (200 if healthy else 503), {"status": "ok" if healthy else "unhealthy", **checks}
 
     async def metrics_text(self) -> str:
-        async with self.ctx.uow() as uow:
-            live = (await uow.session.execute(
-                select(func.count()).select_from(Reservation)
-                .where(Reservation.state.in_(holds.OPEN)))).scalar_one()
-        self.metrics.live_reservations.set(live)
+        self.metrics.live_reservations.set(await reservations.count_open(self.ctx))
         self.metrics.ami_connected.set(1 if self.ami_connected() else 0)
         return self.metrics.render().decode()

@@ -12,8 +12,9 @@ from sqlalchemy import func, select
 
 from coobill.errors import BadRequest, UnknownExtension
 from coobill.money import ZERO, fmt, parse_amount
-from coobill.services import holds, ledger
+from coobill.services import ledger
 from coobill.services.context import BillingContext
+from coobill.services.funds import funds
 from coobill.services.settings import read_settings
 from coobill.storage.tables import Extension, Recharge
 from coobill.storage.uow import UnitOfWork
@@ -36,7 +37,7 @@ class ExtensionView:
 
     @property
     def funds_available(self) -> Decimal:
-        return holds.funds(self.balance, self.credit_limit, self.reserved)
+        return funds(self.balance, self.credit_limit, self.reserved)
 
 
 def check_number(number: str, field: str = "extension") -> str:
@@ -206,6 +207,17 @@ async def show_extension(ctx: BillingContext, number: str) -> ExtensionView:
         if ext is None:
             raise UnknownExtension(f"extension {number} does not exist", field="extension")
         return await _view(uow, ext)
+
+
+# The listing's status filter as the portal and the API name it.
+LOCKED_STATES = {"": None, "locked": True, "unlocked": False}
+
+
+def locked_filter(status: str | None) -> bool | None:
+    """`locked=` of list_extensions for a status filter: "locked", "unlocked" or "" (any)."""
+    if (status or "") not in LOCKED_STATES:
+        raise BadRequest("status: must be locked or unlocked", field="status")
+    return LOCKED_STATES[status or ""]
 
 
 async def list_extensions(

@@ -22,17 +22,18 @@ import logging
 import re
 import secrets
 from datetime import datetime
-from decimal import Decimal
 from functools import partial
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from coobill.money import ZERO
-from coobill.rating import Tariff, cost, max_duration, minimum_to_connect
+from coobill.rating import cost
 from coobill.services import holds
 from coobill.services.commands import AuthorizeCall, Reason, Verdict
 from coobill.services.context import BillingContext
+from coobill.services.funds import allowance, funds
+from coobill.services.hold_tariff import rate_label, tariff_from_text, tariff_text
 from coobill.services.rates import rate_book
 from coobill.services.settings import BillingSettings, settings_now
 from coobill.storage.fast import execute
@@ -45,17 +46,6 @@ log = logging.getLogger("coobill.gate")
 _TRIES = 5
 # An extension's number: ASCII digits only (str.isdigit takes "８８" and "²").
 _EXTENSION_NUMBER = re.compile(r"[0-9]+")
-
-
-def tariff_text(tariff: Tariff) -> str:
-    return f"{tariff.initial_cost}/{tariff.initial_seconds}/{tariff.rate}/{tariff.period_seconds}"
-
-
-def tariff_from_text(text: str) -> Tariff | None:
-    if not text:
-        return None
-    initial_cost, initial_seconds, rate, period = text.split("/")
-    return Tariff(Decimal(initial_cost), int(initial_seconds), Decimal(rate), int(period))
 
 
 def new_token() -> str:
@@ -121,12 +111,12 @@ def _decide(ctx: BillingContext, cmd: AuthorizeCall, token: str, session: Sessio
                 return Verdict.deny(Reason.NO_RATE)
             return _allow_unbilled(session, cmd, ext, Reason.NO_RATE, local_now, pbx, token)
 
-        available = holds.funds(ext.balance, ext.credit_limit, ext.reserved)
         tariff = rate.tariff
-        limit = max_duration(tariff, available, policy.max_call_seconds)
-        if available < minimum_to_connect(tariff) or limit <= 0:
+        decision = allowance(tariff, funds(ext.balance, ext.credit_limit, ext.reserved),
+                             policy.max_call_seconds)
+        available, limit, held = decision.funds, decision.limit_seconds, decision.held
+        if not decision.allowed:
             return Verdict(allowed=False, reason=Reason.NO_FUNDS, funds=available, rate_id=rate.id)
-        held = cost(tariff, limit)
         hold_id = holds.take(
             session, extension_id=ext.id, amount=held, token=token, uniqueid=cmd.uniqueid,
             extension_number=ext.number, number=cmd.number, channel=cmd.channel[:128],
@@ -186,10 +176,6 @@ def _allow_unbilled(
         rate_label="", pbx=pbx, created_at=at,
     )
     return Verdict(allowed=True, reason=reason, token=token)
-
-
-def rate_label(rate_id: int, prefix: str, remark: str) -> str:
-    return f"#{rate_id} {prefix or '(any)'}{' ' + remark if remark else ''}"[:255]
 
 
 __all__ = ["BillingSettings", "authorize_call", "rate_label", "tariff_from_text",

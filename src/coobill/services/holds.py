@@ -52,14 +52,9 @@ _hold = table(Reservation)
 # (storage/fast.py).
 IS_OPEN = or_(_hold.c.state == HELD, _hold.c.state == FLAGGED)
 
-# Funds = balance + credit limit - reserved: the one formula, in SQL for the conditional hold
-# and in Python for everything that shows or decides on funds.
+# Funds = balance + credit limit - reserved, in SQL for the conditional hold: the mirror of
+# services/funds.py `funds()`, which everything else that shows or decides on funds calls.
 FUNDS = _extension.c.balance + _extension.c.credit_limit - _extension.c.reserved
-
-
-def funds(balance: Decimal, credit_limit: Decimal, reserved: Decimal) -> Decimal:
-    """What an extension may still spend."""
-    return balance + credit_limit - reserved
 
 _RESERVE = (
     update(_extension)

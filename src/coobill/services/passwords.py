@@ -21,7 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from coobill.errors import CoobillError
+from coobill.errors import PasswordChecksBusy  # re-exported: its home is errors.py
 
 T = TypeVar("T")
 
@@ -38,10 +38,6 @@ def _idle_priority() -> None:
     and a flood of logins. Linux applies the policy to the calling thread (pid 0)."""
     with contextlib.suppress(AttributeError, OSError):  # not Linux: the nice level must do
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-
-
-class PasswordChecksBusy(CoobillError):
-    """Too many password checks at once: try again in a moment."""
 
 
 class PasswordWork:

@@ -4,6 +4,7 @@ never discovered at call time."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import time
 from decimal import Decimal
@@ -11,12 +12,27 @@ from typing import Any
 
 from coobill.errors import BadRequest
 from coobill.money import parse_amount
-from coobill.rating import Rate as RatingRate
-from coobill.rating import Tariff, TimeWindow
 from coobill.services.bounds import digits, whole_number
 
 HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 ALL_EXTENSIONS = "*"
+
+# The one mapping of a rate's field names: what the CLI's options, the portal's form and API,
+# a CSV deck's columns and the errors' `field` call each field (the public names, in a deck's
+# column order), to the name RateFields, check_rate_fields and edit_rate use.
+RATE_FIELD_NAMES: dict[str, str] = {
+    "enabled": "enabled",
+    "remark": "remark",
+    "prefix": "prefix",
+    "length": "number_length",
+    "initial_cost": "initial_cost",
+    "initial_time": "initial_seconds",
+    "rate": "rate",
+    "period": "period_seconds",
+    "start": "start",
+    "end": "end",
+    "extensions": "extensions",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,17 +54,16 @@ class RateFields:
     def with_changes(self, **changes: Any) -> RateFields:
         return check_rate_fields(**{**_as_kwargs(self), **changes})
 
-    def to_rating(self, rate_id: int) -> RatingRate:
-        return RatingRate(
-            id=rate_id,
-            prefix=self.prefix,
-            number_length=self.number_length,
-            tariff=Tariff(self.initial_cost, self.initial_seconds, self.rate, self.period_seconds),
-            window=TimeWindow(parse_hhmm(self.start, "start"), parse_hhmm(self.end, "end")),
-            extensions=frozenset(self.extensions),
-            enabled=self.enabled,
-            remark=self.remark,
-        )
+
+def service_arguments(given: Mapping[str, Any]) -> dict[str, Any]:
+    """A rate's fields under their public names as check_rate_fields' and edit_rate's keyword
+    arguments; a field given as None (left out) is left out."""
+    return {RATE_FIELD_NAMES[name]: value for name, value in given.items() if value is not None}
+
+
+def public_values(fields: RateFields) -> dict[str, Any]:
+    """A rate's fields under their public names, in a deck's column order."""
+    return {public: getattr(fields, name) for public, name in RATE_FIELD_NAMES.items()}
 
 
 def _as_kwargs(fields: RateFields) -> dict[str, Any]:

@@ -15,11 +15,18 @@ from sqlalchemy.orm import Session
 from coobill.errors import BadRequest, UnknownExtension, UnknownRate
 from coobill.money import fmt, from_units
 from coobill.rating import Rate as RatingRate
-from coobill.rating import RateBook, Tariff, TimeWindow, cost, max_duration, minimum_to_connect
-from coobill.services import holds
+from coobill.rating import RateBook, Tariff, TimeWindow, cost
 from coobill.services.bounds import MAX_ID, is_digits, whole_number
 from coobill.services.context import BillingContext
-from coobill.services.rate_fields import ALL_EXTENSIONS, RateFields, check_rate_fields, parse_hhmm
+from coobill.services.funds import allowance, funds
+from coobill.services.rate_fields import (
+    ALL_EXTENSIONS,
+    RATE_FIELD_NAMES,
+    RateFields,
+    check_rate_fields,
+    parse_hhmm,
+    public_values,
+)
 from coobill.services.settings import bump_rates_version, read_settings
 from coobill.storage.tables import Extension, Rate
 from coobill.storage.uow import UnitOfWork
@@ -28,10 +35,7 @@ from coobill.storage.uow import UnitOfWork
 MAX_NUMBER_DIGITS = 32
 MAX_QUOTE_SECONDS = 86_400
 
-CSV_COLUMNS = (
-    "enabled", "remark", "prefix", "length", "initial_cost", "initial_time", "rate", "period",
-    "start", "end", "extensions",
-)
+CSV_COLUMNS = tuple(RATE_FIELD_NAMES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,12 +203,10 @@ def rates_to_csv(rates: Iterable[RateView]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for view in rates:
-        f = view.fields
-        writer.writerow([
-            "1" if f.enabled else "0", f.remark, f.prefix, f.number_length, fmt(f.initial_cost),
-            f.initial_seconds, fmt(f.rate), f.period_seconds, f.start, f.end,
-            ",".join(f.extensions),
-        ])
+        row = public_values(view.fields)
+        row |= {"enabled": "1" if row["enabled"] else "0", "initial_cost": fmt(row["initial_cost"]),
+                "rate": fmt(row["rate"]), "extensions": ",".join(row["extensions"])}
+        writer.writerow([row[c] for c in CSV_COLUMNS])
     return out.getvalue()
 
 
@@ -220,16 +222,11 @@ def parse_rates_csv(text: str) -> list[RateFields]:
             enabled = (row.get("enabled") or "1").strip().lower()
             if enabled not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
                 raise BadRequest(f"enabled: {enabled!r} is not a yes/no value", field="enabled")
-            deck.append(
-                check_rate_fields(
-                    prefix=row["prefix"], number_length=row["length"],
-                    initial_cost=row["initial_cost"], initial_seconds=row["initial_time"],
-                    rate=row["rate"], period_seconds=row["period"], start=row["start"],
-                    end=row["end"], extensions=row["extensions"] or "",
-                    remark=row.get("remark") or "",
-                    enabled=enabled in ("1", "true", "yes", "on"),
-                )
-            )
+            columns = {c: row.get(c) for c in CSV_COLUMNS}
+            columns |= {"extensions": row["extensions"] or "", "remark": row.get("remark") or "",
+                        "enabled": enabled in ("1", "true", "yes", "on")}
+            # every column passed, a short row's None too (refused by its field's check)
+            deck.append(check_rate_fields(**{RATE_FIELD_NAMES[c]: v for c, v in columns.items()}))
         except BadRequest as exc:
             raise BadRequest(f"csv line {line}: {exc.message}", field=exc.field) from None
     return deck
@@ -281,12 +278,13 @@ async def quote(
         settings = await read_settings(uow)
         when = parse_hhmm(at, "at") if at else settings.local(ctx.clock()).time()
         book = await uow.session.run_sync(lambda s: rate_book(ctx, s, settings.rates_version))
-        funds = holds.funds(ext.balance, ext.credit_limit, ext.reserved)
+        available = funds(ext.balance, ext.credit_limit, ext.reserved)
     rate = book.select(extension, number, when)
     if rate is None:
-        return Quote(extension, number, when, None, seconds, None, funds, None)
-    cap = ctx.config.billing.max_call_seconds
-    limit = max_duration(rate.tariff, funds, cap) if funds >= minimum_to_connect(rate.tariff) else 0
-    return Quote(extension, number, when, rate, seconds, cost(rate.tariff, seconds), funds, limit)
+        return Quote(extension, number, when, None, seconds, None, available, None)
+    # The gate's own decision (services/funds.py), so the quote says what the gate would.
+    limit = allowance(rate.tariff, available, ctx.config.billing.max_call_seconds).limit_seconds
+    return Quote(extension, number, when, rate, seconds, cost(rate.tariff, seconds), available,
+                 limit)
 
 

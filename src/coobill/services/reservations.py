@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from coobill.errors import BadRequest, UnknownReservation
+from coobill.errors import BadRequest, HoldNotSettled, UnknownReservation
 from coobill.services import holds
 from coobill.services.bounds import record_id
 from coobill.services.commands import (
@@ -69,6 +69,15 @@ def _view(r: Reservation) -> HeldFunds:
         channel=r.channel, amount=r.amount, limit_seconds=r.limit_seconds, rate=r.rate_label,
         state=r.state, note=r.note, since=r.created_at,
     )
+
+
+async def count_open(ctx: BillingContext) -> int:
+    """How many holds are open (held or flagged) on this ledger: the live_reservations gauge."""
+    async with ctx.uow.read() as uow:
+        count = (await uow.session.execute(
+            select(func.count()).select_from(Reservation)
+            .where(Reservation.state.in_(holds.OPEN)))).scalar_one()
+    return int(count)
 
 
 async def list_held(ctx: BillingContext, *, state: str | None = None) -> list[HeldFunds]:
@@ -180,13 +189,28 @@ async def release(ctx: BillingContext, uniqueid: str, *, hold_id: int | None = N
     return given_back
 
 
-async def charge(ctx: BillingContext, uniqueid: str, seconds: int, *,
-                 hold_id: int | None = None) -> Settlement | None:
-    """Resolve a flagged hold by charging `seconds` of talk at the price the call was allowed
-    at (capped by its limit, as a Dial's would be)."""
+def charge_seconds(text: object) -> int:
+    """The seconds a billing user typed to charge a flagged hold: ASCII digits, 0 to a day."""
+    value = str(text if text is not None else "").strip()
+    if not (value.isascii() and value.isdigit()) or len(value) > 6:
+        raise BadRequest(f"seconds: a whole number of seconds, 0 to {MAX_CHARGE_SECONDS}",
+                         field="seconds")
+    return charge_seconds_in_range(int(value))
+
+
+def charge_seconds_in_range(seconds: int) -> int:
     if not 0 <= seconds <= MAX_CHARGE_SECONDS:
         raise BadRequest(f"seconds: a whole number of seconds, 0 to {MAX_CHARGE_SECONDS}",
                          field="seconds")
+    return seconds
+
+
+async def charge(ctx: BillingContext, uniqueid: str, seconds: int, *,
+                 hold_id: int | None = None) -> Settlement:
+    """Resolve a flagged hold by charging `seconds` of talk at the price the call was allowed
+    at (capped by its limit, as a Dial's would be). The one command the CLI, the portal and
+    the API call; HoldNotSettled when the hold's own evidence closed it meanwhile."""
+    charge_seconds_in_range(seconds)
     hold = await _flagged_hold(ctx, uniqueid, hold_id)
     async with ctx.uow() as uow:
         now = (await read_settings(uow)).local(ctx.clock())
@@ -200,7 +224,10 @@ async def charge(ctx: BillingContext, uniqueid: str, seconds: int, *,
     )
     done = await settle_channel(ctx, SettleChannel(
         uniqueid, hold.extension_number, "", (dial,), leftover="keep", pbx=hold.pbx))
-    return done[0] if done else None
+    if not done:
+        raise HoldNotSettled(f"call {uniqueid} could not be settled", field="uniqueid")
+    return done[0]
 
 
-__all__ = ["HeldFunds", "Reconciled", "charge", "list_held", "reconcile", "release"]
+__all__ = ["HeldFunds", "Reconciled", "charge", "charge_seconds", "count_open", "list_held",
+           "reconcile", "release"]

@@ -127,6 +127,13 @@ async def bump_rates_version(uow: UnitOfWork) -> None:
         uow.session.add(Setting(key="rates_version", value="1"))
 
 
+def symbol_chosen(currency: str, typed: str | None) -> str | None:
+    """The symbol a choice of currency in a form means: a known currency takes its own (the
+    symbol box a form always sends is ignored), only another currency the one typed in. The
+    CLI passes `--symbol` as it is: there it is asked for on purpose."""
+    return None if currency.strip().upper() in CURRENCY_SYMBOLS else typed
+
+
 async def change_settings(
     ctx: BillingContext,
     *,

@@ -42,7 +42,7 @@ from coobill.services.commands import (
     Settlement,
 )
 from coobill.services.context import BillingContext
-from coobill.services.gate import rate_label, tariff_from_text
+from coobill.services.hold_tariff import rate_label, tariff_from_text
 from coobill.services.rates import rate_book
 from coobill.services.settings import BillingSettings, settings_now
 from coobill.storage.fast import execute

@@ -15,11 +15,10 @@ from typing import Annotated, cast
 from fastapi import Depends, Request, Response
 from fastapi.templating import Jinja2Templates
 
-from coobill.errors import UnknownUser
+from coobill.errors import CsrfRefused, Forbidden, LoginRequired, UnknownUser
 from coobill.services import portal_sessions, users
 from coobill.services.context import BillingContext
 from coobill.services.users import PortalUser
-from coobill.web.failures import CsrfRefused, Forbidden, LoginRequired
 from coobill.web.sessions import COOKIE, MAX_AGE_SECONDS, Session, SessionSigner
 from coobill.web.throttle import LoginThrottle
 

@@ -1,4 +1,4 @@
-"""Errors as HTTP: one table from coobill's errors to statuses, and the portal's own refusals.
+"""Errors as HTTP: each of coobill's errors carries its status (errors.py is the one table).
 
 An /api request gets `{"error", "message", "field"}`; a page gets a redirect to the login
 page (401) or a small error page.
@@ -13,61 +13,23 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from coobill.errors import (
-    BadRequest,
+from coobill.errors import (  # re-exported: the portal's refusals live in errors.py too
     CoobillError,
-    UnknownExtension,
-    UnknownRate,
-    UnknownReservation,
-    UnknownUser,
+    CsrfRefused,
+    Forbidden,
+    LoginRequired,
+    NotFound,
+    TooManyAttempts,
 )
-from coobill.services.passwords import PasswordChecksBusy
+from coobill.web.render import render_error
 
-
-class LoginRequired(CoobillError):
-    """No valid session: log in first."""
-
-
-class Forbidden(CoobillError):
-    """The user's role may not do this."""
-
-
-class CsrfRefused(CoobillError):
-    """An unsafe request without the session's CSRF token."""
-
-
-class TooManyAttempts(CoobillError):
-    """Too many failed logins for this name from this address."""
-
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message, field="password")
-        self.retry_after = retry_after
-
-
-class NotFound(CoobillError):
-    """Nothing at this address (a hold that is gone, a page that does not exist)."""
-
-
-STATUS: dict[type[CoobillError], tuple[int, str]] = {
-    BadRequest: (400, "bad_request"),
-    LoginRequired: (401, "login_required"),
-    Forbidden: (403, "forbidden"),
-    CsrfRefused: (403, "csrf"),
-    UnknownExtension: (404, "unknown_extension"),
-    UnknownRate: (404, "unknown_rate"),
-    UnknownUser: (404, "unknown_user"),
-    UnknownReservation: (404, "unknown_reservation"),
-    NotFound: (404, "not_found"),
-    TooManyAttempts: (429, "too_many_attempts"),
-    PasswordChecksBusy: (503, "busy"),
-}
+__all__ = ["CsrfRefused", "Forbidden", "LoginRequired", "NotFound", "TooManyAttempts",
+           "install_error_handlers", "status_of"]
 
 
 def status_of(exc: CoobillError) -> tuple[int, str]:
-    for kind in type(exc).__mro__:
-        if kind in STATUS:
-            return STATUS[kind]
-    return 409, "conflict"  # a state the request cannot apply to, e.g. a hold already settled
+    """The HTTP status and the API's error word: the error's own (errors.py is the table)."""
+    return exc.http_status, exc.kind
 
 
 def is_api(request: Request) -> bool:
@@ -79,14 +41,10 @@ def error_json(status: int, error: str, message: str, field: str | None = None) 
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    from coobill.web.render import render_error  # pages import templates; keep this lazy
-
     @app.exception_handler(CoobillError)
     async def coobill_error(request: Request, exc: CoobillError) -> Response:
         status, error = status_of(exc)
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyAttempts) else {}
-        if isinstance(exc, PasswordChecksBusy):
-            headers = {"Retry-After": "1"}
+        headers = {} if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
         if is_api(request):
             response = error_json(status, error, exc.message, exc.field)
             response.headers.update(headers)

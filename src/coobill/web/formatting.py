@@ -1,37 +1,17 @@
-"""How amounts, durations and extensions read in the portal and its CSV files."""
+"""The portal's CSV downloads; amounts, durations and callers read as coobill.formatting says."""
 
 from __future__ import annotations
 
 import csv
 import io
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
-from decimal import Decimal
 from typing import Any
 
 from fastapi.responses import Response, StreamingResponse
 
-from coobill.cli.output import csv_cell
-from coobill.money import fmt
+from coobill.formatting import caller, csv_cell, duration, money
 
-
-def money(value: Decimal | None, symbol: str) -> str:
-    """US$1.2000, -¥3.5000: four places, as the appliance's dialogs show amounts."""
-    if value is None:
-        return ""
-    text = fmt(value)
-    return f"-{symbol}{text[1:]}" if text.startswith("-") else f"{symbol}{text}"
-
-
-def duration(seconds: int | None) -> str:
-    """mm:ss, or h:mm:ss from an hour on (the same text as the CLI's)."""
-    hours, rest = divmod(max(int(seconds or 0), 0), 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
-
-
-def caller(name: str, extension: str) -> str:
-    """name[ext], as the appliance's records show a caller."""
-    return f"{name or extension}[{extension}]"
+__all__ = ["caller", "csv_download", "csv_stream", "duration", "money"]
 
 
 CSV_TYPE = "text/csv; charset=utf-8"

@@ -1,4 +1,5 @@
-"""A rate as the portal's form and API carry it, to and from the service's RateFields."""
+"""A rate as the portal's form and API carry it, to and from the service's RateFields (the
+field names: services/rate_fields.py RATE_FIELD_NAMES)."""
 
 from __future__ import annotations
 
@@ -6,87 +7,40 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from coobill.money import fmt
-from coobill.services.rate_fields import RateFields, check_rate_fields
+from coobill.services.rate_fields import (
+    RATE_FIELD_NAMES,
+    RateFields,
+    check_rate_fields,
+    public_values,
+    service_arguments,
+)
 from coobill.services.rates import Quote, RateView
 
-# The form's field names are the names the service's errors carry.
-FORM_FIELDS = (
-    "remark",
-    "prefix",
-    "length",
-    "initial_cost",
-    "initial_time",
-    "rate",
-    "period",
-    "start",
-    "end",
-)
+# The form's text boxes: every field but the check box and the extensions' list.
+FORM_FIELDS = tuple(name for name in RATE_FIELD_NAMES if name not in ("enabled", "extensions"))
 
 
 def fields_from_form(values: Mapping[str, str], extensions: Sequence[str]) -> RateFields:
-    return check_rate_fields(
-        prefix=values.get("prefix", ""),
-        number_length=values.get("length", ""),
-        initial_cost=values.get("initial_cost", ""),
-        initial_seconds=values.get("initial_time", ""),
-        rate=values.get("rate", ""),
-        period_seconds=values.get("period", ""),
-        start=values.get("start", ""),
-        end=values.get("end", ""),
-        extensions=list(extensions),
-        remark=values.get("remark", ""),
-        enabled=values.get("enabled") == "on",
-    )
+    given = {name: values.get(name, "") for name in FORM_FIELDS}
+    return check_rate_fields(**service_arguments(given), extensions=list(extensions),
+                             enabled=values.get("enabled") == "on")
 
 
 def rate_changes(fields: RateFields) -> dict[str, Any]:
     """All of a rate's fields as edit_rate's keyword arguments."""
-    return {
-        "prefix": fields.prefix,
-        "number_length": fields.number_length,
-        "initial_cost": fields.initial_cost,
-        "initial_seconds": fields.initial_seconds,
-        "rate": fields.rate,
-        "period_seconds": fields.period_seconds,
-        "start": fields.start,
-        "end": fields.end,
-        "extensions": fields.extensions,
-        "remark": fields.remark,
-        "enabled": fields.enabled,
-    }
+    return service_arguments(public_values(fields))
 
 
 def form_values(fields: RateFields) -> dict[str, Any]:
-    return {
-        "remark": fields.remark,
-        "prefix": fields.prefix,
-        "length": str(fields.number_length),
-        "initial_cost": fmt(fields.initial_cost),
-        "initial_time": str(fields.initial_seconds),
-        "rate": fmt(fields.rate),
-        "period": str(fields.period_seconds),
-        "start": fields.start,
-        "end": fields.end,
-        "enabled": "on" if fields.enabled else "",
-    }
+    shown = {k: str(v) for k, v in public_values(fields).items() if k in FORM_FIELDS}
+    return shown | {"initial_cost": fmt(fields.initial_cost), "rate": fmt(fields.rate),
+                    "enabled": "on" if fields.enabled else ""}
 
 
 def rate_json(view: RateView) -> dict[str, Any]:
-    f = view.fields
-    return {
-        "id": view.id,
-        "enabled": f.enabled,
-        "remark": f.remark,
-        "prefix": f.prefix,
-        "length": f.number_length,
-        "initial_cost": fmt(f.initial_cost),
-        "initial_time": f.initial_seconds,
-        "rate": fmt(f.rate),
-        "period": f.period_seconds,
-        "start": f.start,
-        "end": f.end,
-        "extensions": list(f.extensions),
-    }
+    row = public_values(view.fields)
+    return {"id": view.id, **row, "initial_cost": fmt(row["initial_cost"]),
+            "rate": fmt(row["rate"]), "extensions": list(row["extensions"])}
 
 
 def quote_json(q: Quote) -> dict[str, Any]:

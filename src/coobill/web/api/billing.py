@@ -12,8 +12,6 @@ from coobill.services import reservations
 from coobill.services import settings as billing_settings
 from coobill.web.api.schemas import ChargeIn, ChargeOut, HeldOut, SettingsIn, SettingsOut
 from coobill.web.auth import BillingUser, check_csrf, portal
-from coobill.web.live_calls import charge_hold, release_hold
-from coobill.web.pages.settings import change_arguments
 from coobill.web.records import stamp
 
 router = APIRouter(
@@ -36,11 +34,8 @@ async def change_settings(body: SettingsIn, request: Request, user: BillingUser)
     £, ₫); OTHER needs `symbol`."""
     arguments = {"billing": body.billing, "timezone": body.timezone}
     if body.currency is not None:
-        arguments |= {
-            k: v
-            for k, v in change_arguments("", body.currency, body.symbol or "", "").items()
-            if k in ("currency", "symbol")
-        }
+        arguments |= {"currency": body.currency,
+                      "symbol": billing_settings.symbol_chosen(body.currency, body.symbol or "")}
     elif body.symbol is not None:
         arguments["symbol"] = body.symbol
     return settings_json(await billing_settings.change_settings(portal(request).ctx, **arguments))
@@ -65,11 +60,11 @@ async def live_calls(request: Request, user: BillingUser) -> list[HeldOut]:
 @router.post("/live/{uniqueid}/release", status_code=204, responses={404: {}})
 async def release(uniqueid: str, request: Request, user: BillingUser) -> None:
     """Release a flagged hold without charging."""
-    await release_hold(portal(request).ctx, uniqueid)
+    await reservations.release(portal(request).ctx, uniqueid)
 
 
 @router.post("/live/{uniqueid}/charge", responses={404: {}})
 async def charge(uniqueid: str, body: ChargeIn, request: Request, user: BillingUser) -> ChargeOut:
     """Settle a flagged hold by charging `seconds` of talk at the price it was allowed at."""
-    cost = await charge_hold(portal(request).ctx, uniqueid, body.seconds)
-    return ChargeOut(uniqueid=uniqueid, cost=fmt(cost))
+    settlement = await reservations.charge(portal(request).ctx, uniqueid, body.seconds)
+    return ChargeOut(uniqueid=uniqueid, cost=fmt(settlement.cost))

@@ -18,7 +18,6 @@ from coobill.web.api.schemas import (
     RechargeOut,
 )
 from coobill.web.auth import BillingUser, check_csrf, portal
-from coobill.web.pages.extensions import locked_filter
 
 router = APIRouter(prefix="/api", tags=["extensions"], dependencies=[Depends(check_csrf)])
 
@@ -65,7 +64,7 @@ async def list_extensions(
 ) -> ExtensionPage:
     views, total = await extensions.list_extensions(
         portal(request).ctx,
-        locked=locked_filter(status),
+        locked=extensions.locked_filter(status),
         payment=payment or None,
         search=extension.strip() or None,
         offset=offset,

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from coobill.services import rates
+from coobill.services import rate_fields, rates
 from coobill.services.rate_fields import check_rate_fields
 from coobill.web.api.schemas import QuoteOut, RateEditIn, RateIn, RateOut
 from coobill.web.auth import BillingUser, check_csrf, portal
@@ -14,17 +14,8 @@ from coobill.web.rate_form import quote_json, rate_json
 
 router = APIRouter(prefix="/api", tags=["rates"], dependencies=[Depends(check_csrf)])
 
-# The API's names (the form's) for the service's keyword arguments.
-SERVICE_NAMES = {
-    "length": "number_length",
-    "initial_time": "initial_seconds",
-    "period": "period_seconds",
-}
-
-
 def service_arguments(body: RateIn | RateEditIn) -> dict[str, Any]:
-    given = body.model_dump(exclude_none=True)
-    return {SERVICE_NAMES.get(k, k): v for k, v in given.items()}
+    return rate_fields.service_arguments(body.model_dump(exclude_none=True))
 
 
 @router.get("/rates")

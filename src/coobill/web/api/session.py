@@ -6,6 +6,7 @@ from dataclasses import asdict
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from coobill.errors import LoginRequired, TooManyAttempts
 from coobill.services import users
 from coobill.services.users import PortalUser
 from coobill.web.api.schemas import LanguageIn, LoginIn, LoginOut, PasswordIn, UserIn, UserOut
@@ -20,7 +21,6 @@ from coobill.web.auth import (
     keep_session_after_new_password,
     portal,
 )
-from coobill.web.failures import LoginRequired, TooManyAttempts
 
 router = APIRouter(prefix="/api", tags=["session"])
 

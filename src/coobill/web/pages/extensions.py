@@ -5,21 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from coobill.errors import BadRequest
 from coobill.services import extensions
 from coobill.web.auth import BillingUser, portal
 from coobill.web.render import PAGE_SIZE, page_number, pages, query_without, render
 
 router = APIRouter(include_in_schema=False)
-
-STATUSES = {"": None, "locked": True, "unlocked": False}
-
-
-def locked_filter(status: str | None) -> bool | None:
-    if (status or "") not in STATUSES:
-        raise BadRequest("status: must be locked or unlocked", field="status")
-    return STATUSES[status or ""]
-
 
 @router.get("/extensions", response_class=HTMLResponse)
 async def extension_list(
@@ -33,7 +23,7 @@ async def extension_list(
     wanted = page_number(page)
     views, total = await extensions.list_extensions(
         portal(request).ctx,
-        locked=locked_filter(status),
+        locked=extensions.locked_filter(status),
         payment=payment or None,
         search=extension.strip() or None,
         offset=(wanted - 1) * PAGE_SIZE,

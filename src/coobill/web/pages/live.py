@@ -8,7 +8,6 @@ from fastapi.responses import HTMLResponse, Response
 from coobill.errors import BadRequest
 from coobill.services import reservations
 from coobill.web.auth import BillingUser, check_csrf, portal
-from coobill.web.live_calls import charge_hold, parse_seconds, release_hold
 from coobill.web.render import redirect, render
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
@@ -28,7 +27,7 @@ async def live_calls(request: Request, user: BillingUser) -> Response:
 
 @router.post("/live/{uniqueid}/release")
 async def release(request: Request, user: BillingUser, uniqueid: str) -> Response:
-    await release_hold(portal(request).ctx, uniqueid)
+    await reservations.release(portal(request).ctx, uniqueid)
     return redirect("/live", notice="released")
 
 
@@ -36,7 +35,8 @@ async def release(request: Request, user: BillingUser, uniqueid: str) -> Respons
 async def charge(request: Request, user: BillingUser, uniqueid: str) -> Response:
     form = await request.form()
     try:
-        await charge_hold(portal(request).ctx, uniqueid, parse_seconds(form.get("seconds")))
+        await reservations.charge(portal(request).ctx, uniqueid,
+                                  reservations.charge_seconds(form.get("seconds")))
     except BadRequest as exc:
         return await _live_page(request, {uniqueid: exc.message})
     return redirect("/live", notice="charged")

@@ -5,9 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from coobill.errors import BadRequest
+from coobill.errors import BadRequest, PasswordChecksBusy
 from coobill.services import users
-from coobill.services.passwords import PasswordChecksBusy
 from coobill.web.auth import (
     CSRF_FIELD,
     BillingUser,

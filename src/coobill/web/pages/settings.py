@@ -16,19 +16,6 @@ router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
 CURRENCIES = (*CURRENCY_SYMBOLS, "OTHER")
 
 
-def change_arguments(
-    billing: str, currency: str, symbol: str, timezone: str
-) -> dict[str, str | None]:
-    """A known currency takes its own symbol; only "other" uses the one typed in."""
-    other = currency.strip().upper() not in CURRENCY_SYMBOLS
-    return {
-        "billing": billing,
-        "currency": currency,
-        "symbol": symbol if other else None,
-        "timezone": timezone.strip() or None,
-    }
-
-
 @router.get("/settings", response_class=HTMLResponse)
 async def settings_form(request: Request, user: BillingUser) -> Response:
     current = await billing_settings.get_settings(portal(request).ctx)
@@ -52,14 +39,13 @@ async def settings_form(request: Request, user: BillingUser) -> Response:
 async def change_settings(request: Request, user: BillingUser) -> Response:
     form = {k: str(v) for k, v in (await request.form()).items()}
     try:
+        currency = form.get("currency", "")
         await billing_settings.change_settings(
             portal(request).ctx,
-            **change_arguments(
-                "on" if form.get("billing") == "on" else "off",
-                form.get("currency", ""),
-                form.get("symbol", ""),
-                form.get("timezone", ""),
-            ),
+            billing="on" if form.get("billing") == "on" else "off",
+            currency=currency,
+            symbol=billing_settings.symbol_chosen(currency, form.get("symbol", "")),
+            timezone=form.get("timezone", "").strip() or None,
         )
     except BadRequest as exc:
         return await render(
