@@ -28,12 +28,11 @@ from functools import partial
 from types import TracebackType
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, sessionmaker
 
 from coobill.storage.checkpoint import WalCheckpointer
-from coobill.storage.db import READ_ONLY, end_failed_commits
+from coobill.storage.db import READ_ONLY, ledger_thread_engine
 from coobill.storage.group_commit import LedgerThread
 
 log = logging.getLogger("coobill.ledger")
@@ -72,35 +71,6 @@ class UnitOfWork:
         await self.session.rollback()
 
 
-def _sync_sqlite_engine(engine: AsyncEngine) -> Engine | None:
-    """A stdlib-driver engine on the same SQLite file, configured alike; None for :memory:."""
-    from sqlalchemy import create_engine
-
-    url = engine.url
-    if not url.database or url.database == ":memory:":
-        return None
-    sync = create_engine(url.set(drivername="sqlite"), pool_size=1, max_overflow=0,
-                         connect_args={"check_same_thread": False, "timeout": 30})
-
-    @event.listens_for(sync, "connect")
-    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job (checkpoint.py)
-        cursor.close()
-
-    @event.listens_for(sync, "begin")
-    def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-    end_failed_commits(sync)
-    return sync
-
-
 class UnitOfWorkFactory:
     """Makes units of work on one engine; `dialect` tells services which SQL to use."""
 
@@ -114,7 +84,7 @@ class UnitOfWorkFactory:
                                             info=info)
         self._readers = async_sessionmaker(engine.execution_options(**{READ_ONLY: True}),
                                            expire_on_commit=False, autoflush=False, info=info)
-        self._sync_engine = _sync_sqlite_engine(engine) if self.dialect == "sqlite" else None
+        self._sync_engine = ledger_thread_engine(engine) if self.dialect == "sqlite" else None
         self._sync_sessions = (
             sessionmaker(self._sync_engine, expire_on_commit=False, autoflush=False, info=info)
             if self._sync_engine is not None else None
