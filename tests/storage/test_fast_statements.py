@@ -16,7 +16,8 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, inse
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from coobill.storage import _fast as fast, schema
+from coobill.storage import _fast as fast
+from coobill.storage import schema
 from coobill.storage.db import create_engine
 from coobill.storage.tables import Call, Extension, Reservation
 from coobill.storage.uow import UnitOfWorkFactory

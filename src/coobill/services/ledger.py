@@ -114,3 +114,11 @@ async def lock_extension(uow: UnitOfWork, number: str) -> Extension:
     if ext is None:
         raise UnknownExtension(f"extension {number} does not exist", field="extension")
     return ext
+
+
+def locked_extension(session: Session, number: str) -> Extension:
+    """`lock_extension` in a unit of work of UnitOfWorkFactory.run."""
+    ext = ledger_repo.extension_for_update_now(session, number)
+    if ext is None:
+        raise UnknownExtension(f"extension {number} does not exist", field="extension")
+    return ext
