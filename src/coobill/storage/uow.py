@@ -1,18 +1,29 @@
-"""The unit of work: one transaction around the ledger.
+"""Units of work: one transaction around the ledger. Two kinds, one rule for which to use.
 
-    async with uow_factory() as uow:
+Everything that moves money or a hold - authorizing and settling calls, closing a hold, a
+recharge, an adjustment, opening the ledger - is a plain function of a sync Session, run by
+`await uow_factory.run(work)`, which commits when it returns; its statements are the ledger
+repository's (storage/ledger_repo.py). How it runs differs by database, what it means does not:
+
+- SQLite: on one dedicated thread with the stdlib driver (storage/group_commit.py), several
+  units to a transaction when several are queued (group commit), each in a savepoint; the
+  daemon's writers queue there instead of on SQLite's busy lock. Its connection is configured
+  by storage/db.py's `configure_sqlite`, as the async engine's are.
+- PostgreSQL (and in-memory SQLite): through AsyncSession.run_sync on the async driver, in a
+  task of its own.
+
+On either, a caller that stops waiting (the gate's deadline) never cuts a transaction off
+half-way, and its `undo` then reverses what the work committed.
+
+The ORM unit of work, on the async driver, is for the rest:
+
+    async with uow_factory() as uow:      # or uow_factory.read() for reads alone
         ...
         await uow.commit()
 
-Leaving the block without commit() rolls back; nothing is ever committed in a finally.
-
-The hot paths (authorizing and settling calls) are written as plain functions of a sync
-Session and handed to `run()`, which commits when they return. On SQLite they run on one
-dedicated thread with the stdlib driver, several to a transaction when several are queued
-(group commit) — and the daemon's own writers queue there instead of on SQLite's busy lock. On
-PostgreSQL they run through AsyncSession.run_sync on asyncpg, in a task of their own: a
-caller that stops waiting (the gate's deadline) never cuts a transaction off half-way, on
-either database, and its `undo` then reverses what the work committed.
+Leaving the block without commit() rolls back; nothing is ever committed in a finally. It
+writes the catalogue - extensions' details, rates, users, settings, portal sessions - never a
+balance, a hold, a call record or a ledger entry.
 
 Every session carries the ledger key in `session.info[LEDGER_KEY]` (services/ledger.py seals
 entries with it).
