@@ -1,6 +1,7 @@
-"""The hot paths' statements run straight on SQLite's driver (storage/fast.py): the same SQL,
-the same stored values and the same results as SQLAlchemy's own execution, the same
-exceptions, and statements it cannot run faithfully refused."""
+"""The ledger repository's statements run straight on SQLite's driver (storage/_fast.py,
+private to storage/ledger_repo.py): the same SQL, the same stored values and the same results
+as SQLAlchemy's own execution, the same exceptions, and statements it cannot run faithfully
+refused."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, inse
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from coobill.storage import fast, schema
+from coobill.storage import _fast as fast
+from coobill.storage import schema
 from coobill.storage.db import create_engine
 from coobill.storage.tables import Call, Extension, Reservation
 from coobill.storage.uow import UnitOfWorkFactory

@@ -9,16 +9,21 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import closing
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import insert as insert_row
+from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from coobill.storage.db import create_engine
+from coobill.storage import schema
+from coobill.storage.db import LEDGER_THREAD_BUSY_TIMEOUT_MS, create_engine
 from coobill.storage.group_commit import LedgerThread
+from coobill.storage.tables import Extension
 from coobill.storage.uow import UnitOfWorkFactory
 
 
@@ -104,6 +109,48 @@ class TestGroupCommit:
         futures = await queued_behind_a_gate(ledger, [insert("a"), count, insert("b"), count])
         assert await asyncio.gather(*futures) == ["a", 1, "b", 2]
 
+    async def test_a_unit_reading_orm_objects_sees_what_an_earlier_unit_of_the_batch_wrote(
+        self, tmp_path: Path
+    ) -> None:
+        """The batch shares one session: an object one unit loaded must not stand, stale,
+        for the next (a recharge checks the ceiling against the balance it reads)."""
+        factory = UnitOfWorkFactory(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}"))
+        try:
+            await schema.upgrade(factory.engine)
+            async with factory.engine.begin() as conn:
+                await conn.execute(insert_row(Extension.__table__).values(
+                    number="100", name="", created_at=datetime(2026, 11, 25)))
+            assert factory.ledger_thread is not None
+
+            kept: list[Extension] = []  # what a unit returns stays referenced, as records do
+
+            def balance(session: Session) -> Decimal:
+                ext = session.execute(select(Extension).where(Extension.number == "100")
+                                      ).scalar_one()
+                kept.append(ext)
+                return ext.balance
+
+            def credit(session: Session) -> None:  # a Core statement, as the repository's are
+                session.connection().execute(update(Extension.__table__).values(
+                    balance=Extension.__table__.c.balance + Decimal(5)))
+
+            def orm_write_then_fail(session: Session) -> None:
+                ext = session.execute(select(Extension)).scalar_one()
+                ext.name = "half"
+                session.flush()
+                raise RuntimeError("refused after its write")
+
+            futures = await queued_behind_a_gate(factory.ledger_thread, [
+                balance, credit, balance, orm_write_then_fail, balance])
+            results = await asyncio.gather(*futures, return_exceptions=True)
+            assert results[0] == Decimal(0) and results[2] == Decimal(5)
+            assert isinstance(results[3], RuntimeError) and results[4] == Decimal(5)
+            assert factory.ledger_thread.transactions == 2  # the gate, then the five together
+            async with factory() as uow:
+                assert (await uow.session.execute(select(Extension.name))).scalar_one() == ""
+        finally:
+            await factory.dispose()
+
     async def test_when_the_commit_fails_each_unit_runs_again_alone(
         self, ledger: LedgerThread
     ) -> None:
@@ -168,6 +215,32 @@ class TestGroupCommit:
         gate.release.set()
         assert (await first, await after) == ("gate", "after")
         assert refs(ledger) == ["after"]
+
+
+class TestConfiguration:
+    @pytest.mark.parametrize(("configured", "ledger_thread_waits"), [
+        (1234, LEDGER_THREAD_BUSY_TIMEOUT_MS), (45_000, 45_000)])
+    async def test_the_ledger_thread_is_configured_from_config_like_the_async_engine(
+        self, tmp_path: Path, configured: int, ledger_thread_waits: int
+    ) -> None:
+        """One function configures both: WAL, foreign keys, the configured busy timeout; the
+        ledger thread waits at least LEDGER_THREAD_BUSY_TIMEOUT_MS and never checkpoints."""
+        factory = UnitOfWorkFactory(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'l.db'}",
+                                                  busy_timeout_ms=configured))
+        names = ("journal_mode", "synchronous", "foreign_keys", "busy_timeout",
+                 "wal_autocheckpoint")
+        try:
+            def pragmas(session: Session) -> list[Any]:
+                return [session.execute(text(f"PRAGMA {n}")).scalar_one() for n in names]
+
+            on_the_thread = await factory.run(pragmas)
+            async with factory.engine.connect() as conn:
+                on_the_engine = [(await conn.exec_driver_sql(f"PRAGMA {n}")).scalar()
+                                 for n in names]
+        finally:
+            await factory.dispose()
+        assert on_the_thread == ["wal", 1, 1, ledger_thread_waits, 0]
+        assert on_the_engine == ["wal", 1, 1, configured, 1000]
 
 
 class TestCheckpoints:

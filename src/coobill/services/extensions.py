@@ -6,16 +6,16 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from functools import partial
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from coobill.errors import BadRequest, UnknownExtension
 from coobill.money import ZERO, fmt, parse_amount
 from coobill.services import ledger
 from coobill.services.context import BillingContext
 from coobill.services.funds import funds
-from coobill.services.settings import read_settings
+from coobill.services.settings import read_settings, settings_now
 from coobill.storage.tables import Extension, Recharge
 from coobill.storage.uow import UnitOfWork
 
@@ -156,28 +156,30 @@ async def recharge(
     numbers = _unique([check_number(n) for n in numbers])
     if not numbers:
         raise BadRequest("extensions: choose at least one", field="extensions")
-    async with ctx.uow() as uow:
-        now = await _local_now(ctx, uow)
+
+    def work(session: Session) -> list[Recharge]:
+        now = settings_now(session).local(ctx.clock())
         records = []
         for number in numbers:
-            ext = await ledger.lock_extension(uow, number)
+            ext = ledger.locked_extension(session, number)
             _refuse_above_ceiling(ctx, ext, value)
             record = Recharge(
                 created_at=now, extension_id=ext.id, balance_before=ZERO, amount=value,
                 balance_after=ZERO, who=who,
             )
-            uow.session.add(record)
-            await uow.session.flush()
-            before, after = await uow.session.run_sync(partial(
-                ledger.post_entry, extension_id=ext.id, kind=ledger.RECHARGE, amount=value,
-                at=now, reference=f"recharge:{record.id}", who=who,
-            ))
+            session.add(record)
+            session.flush()
+            before, after = ledger.post_entry(
+                session, extension_id=ext.id, kind=ledger.RECHARGE, amount=value, at=now,
+                reference=f"recharge:{record.id}", who=who,
+            )
             record.balance_before, record.balance_after = before, after
             ext.total_recharged = ext.total_recharged + value
             records.append(record)
-        await uow.session.flush()
-        await uow.commit()
-    return records
+        session.flush()
+        return records
+
+    return await ctx.uow.run(work)
 
 
 async def adjust(
@@ -185,18 +187,20 @@ async def adjust(
 ) -> ExtensionView:
     """A signed correction of a balance by a billing user; a ledger entry like any other."""
     value = parse_amount(amount, field="amount", allow_zero=False, allow_negative=True)
-    async with ctx.uow() as uow:
-        ext = await ledger.lock_extension(uow, check_number(number))
+    number = check_number(number)
+
+    def work(session: Session) -> ExtensionView:
+        ext = ledger.locked_extension(session, number)
         _refuse_above_ceiling(ctx, ext, value)
-        now = await _local_now(ctx, uow)
-        await uow.session.run_sync(lambda session: ledger.post_entry(
+        now = settings_now(session).local(ctx.clock())
+        ledger.post_entry(
             session, extension_id=ext.id, kind=ledger.ADJUSTMENT, amount=value, at=now,
             reference=None, who=(who + (f": {note}" if note else ""))[:64],
-        ))
-        await uow.session.refresh(ext)
-        view = await _view(uow, ext)
-        await uow.commit()
-    return view
+        )
+        session.refresh(ext)
+        return _to_view(ext, ext.reserved)
+
+    return await ctx.uow.run(work)
 
 
 async def show_extension(ctx: BillingContext, number: str) -> ExtensionView:

@@ -1,7 +1,7 @@
 """Funds, and the gate's decision on them: pure functions the gate and the quote share.
 
 Funds = balance + credit limit - reserved: what an extension may still spend. The gate's
-conditional hold states the same formula in SQL (`holds.FUNDS`, so that two calls cannot
+conditional hold states the same formula in SQL (`storage/ledger_repo.py` `FUNDS`, so that two calls cannot
 spend the same funds); everything else that shows or decides on funds calls `funds()`.
 
 What funds buy at a tariff is `allowance()`: the gate allows the call with that limit and

@@ -24,7 +24,6 @@ import secrets
 from datetime import datetime
 from functools import partial
 
-from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from coobill.money import ZERO
@@ -36,8 +35,7 @@ from coobill.services.funds import allowance, funds
 from coobill.services.hold_tariff import rate_label, tariff_from_text, tariff_text
 from coobill.services.rates import rate_book
 from coobill.services.settings import BillingSettings, settings_now
-from coobill.storage.fast import execute
-from coobill.storage.tables import Extension, Reservation, table
+from coobill.storage import ledger_repo
 
 log = logging.getLogger("coobill.gate")
 
@@ -69,20 +67,6 @@ def _undo(ctx: BillingContext, cmd: AuthorizeCall, session: Session, verdict: Ve
                     cmd.uniqueid, cmd.extension, undone.amount)
 
 
-_extension = table(Extension)
-_hold = table(Reservation)
-_EXTENSION_ROW = select(
-    _extension.c.id, _extension.c.number, _extension.c.billing_enabled, _extension.c.locked,
-    _extension.c.balance, _extension.c.credit_limit, _extension.c.reserved,
-).where(_extension.c.number == bindparam("number"))
-_EARLIER_HOLD = select(
-    _hold.c.id, _hold.c.amount, _hold.c.tariff, _hold.c.limit_seconds,
-).where(
-    _hold.c.token == bindparam("token"), _hold.c.uniqueid == bindparam("uniqueid"),
-    _hold.c.pbx == bindparam("pbx"), holds.IS_OPEN,
-)
-
-
 def _decide(ctx: BillingContext, cmd: AuthorizeCall, token: str, session: Session) -> Verdict:
     settings = settings_now(session)
     local_now = settings.local(ctx.clock())
@@ -91,7 +75,7 @@ def _decide(ctx: BillingContext, cmd: AuthorizeCall, token: str, session: Sessio
     _lower_earlier_holds(session, cmd, pbx)
 
     for _ in range(_TRIES):
-        ext = execute(session, _EXTENSION_ROW, {"number": cmd.extension}).first()
+        ext = ledger_repo.gate_view(session, cmd.extension)
         if not settings.billing_enabled:
             return _allow_unbilled(session, cmd, ext, Reason.UNBILLED, local_now, pbx, token)
         if ext is None:
@@ -147,8 +131,7 @@ def _lower_earlier_holds(session: Session, cmd: AuthorizeCall, pbx: str) -> None
     only what a call of at most the talk time the daemon says it can have had costs (capped
     by its limit); its own evidence settles it later."""
     for earlier, talk_seconds in cmd.earlier:
-        row = execute(session, _EARLIER_HOLD, {"token": earlier, "uniqueid": cmd.uniqueid,
-                                              "pbx": pbx}).first()
+        row = ledger_repo.open_hold_of_channel(session, earlier, cmd.uniqueid, pbx)
         if row is None:
             continue
         tariff = tariff_from_text(row.tariff)

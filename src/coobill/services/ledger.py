@@ -11,8 +11,8 @@ breaks the chain where it happened, and `coobill audit` names that entry. The he
 locked for the transaction (FOR UPDATE; SQLite's BEGIN IMMEDIATE already serializes writers),
 which keeps ids in chain order.
 
-These functions take a sync Session: the hot paths run them through UnitOfWorkFactory.run,
-the other services through `await uow.session.run_sync(...)`.
+These functions take a sync Session: every caller runs them in a unit of work of
+UnitOfWorkFactory.run; their statements are storage/ledger_repo.py's.
 """
 
 from __future__ import annotations
@@ -22,43 +22,17 @@ import hmac
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from coobill.errors import UnknownExtension
 from coobill.money import to_units
-from coobill.storage.fast import execute
-from coobill.storage.tables import Extension, LedgerEntry, LedgerHead, Money, table
+from coobill.storage import ledger_repo
+from coobill.storage.tables import Extension
 from coobill.storage.uow import LEDGER_KEY, UnitOfWork
 
 RECHARGE = "recharge"
 CALL_DEBIT = "call_debit"
 ADJUSTMENT = "adjustment"
-
-_extension = table(Extension)
-_entry = table(LedgerEntry)
-_head = table(LedgerHead)
-
-_MOVE_BALANCE = (
-    update(_extension)
-    .where(_extension.c.id == bindparam("extension_id"))
-    .values(balance=_extension.c.balance + bindparam("amount", type_=Money()))
-    .returning(_extension.c.balance, _extension.c.number)
-)
-_NEW_ENTRY = insert(_entry).returning(_entry.c.id)
-_READ_HEAD = (
-    select(_head.c.last_entry_id, _head.c.last_mac, _head.c.entries)
-    .where(_head.c.id == 1)
-    .with_for_update()
-)
-_NEW_HEAD = insert(_head)
-_MOVE_HEAD = (
-    update(_head)
-    .where(_head.c.id == 1)
-    .values(last_entry_id=bindparam("last_entry_id"), last_mac=bindparam("last_mac"),
-            entries=bindparam("entries"), mac=bindparam("head_mac"))
-)
-
 
 def entry_text(
     previous_mac: str, extension_id: int, number: str, kind: str, amount: Decimal,
@@ -97,24 +71,20 @@ def append_entry(
 ) -> int:
     """Write one entry at the end of the chain; returns its id."""
     key: bytes = session.info[LEDGER_KEY]
-    head = execute(session, _READ_HEAD, {}).first()
+    head = ledger_repo.chain_head(session)
     previous = head.last_mac if head is not None else ""
     sealed = mac(key, entry_text(previous, extension_id, number, kind, amount, balance_after,
                                  reference, who, at))
-    entry_id = execute(session, _NEW_ENTRY, {
-        "extension_id": extension_id, "kind": kind, "amount": amount,
-        "balance_after": balance_after, "reference": reference, "who": who, "created_at": at,
-        "mac": sealed,
-    }).scalar_one()
+    entry_id = ledger_repo.append_entry(
+        session, extension_id=extension_id, kind=kind, amount=amount,
+        balance_after=balance_after, reference=reference, who=who, created_at=at, mac=sealed,
+    )
     entries = (head.entries if head is not None else 0) + 1
-    values = {"last_entry_id": entry_id, "last_mac": sealed, "entries": entries,
-              "head_mac": mac(key, head_text(entry_id, sealed, entries))}
-    if head is None:  # a ledger from before migration 0004 made the head
-        execute(session, _NEW_HEAD, {"id": 1, "last_entry_id": entry_id, "last_mac": sealed,
-                                     "entries": entries, "mac": values["head_mac"]})
-    else:
-        execute(session, _MOVE_HEAD, values)
-    return int(entry_id)
+    # head is None: a ledger from before migration 0004 made the head.
+    ledger_repo.move_head(session, exists=head is not None, last_entry_id=entry_id,
+                         last_mac=sealed, entries=entries,
+                         mac=mac(key, head_text(entry_id, sealed, entries)))
+    return entry_id
 
 
 def post_entry(
@@ -128,7 +98,7 @@ def post_entry(
     who: str = "",
 ) -> tuple[Decimal, Decimal]:
     """Add `amount` (signed) to a balance; returns (balance before, balance after)."""
-    moved = execute(session, _MOVE_BALANCE, {"extension_id": extension_id, "amount": amount}).first()
+    moved = ledger_repo.move_balance(session, extension_id, amount)
     if moved is None:
         raise UnknownExtension(f"extension {extension_id} does not exist")
     after = moved.balance
@@ -140,11 +110,15 @@ def post_entry(
 async def lock_extension(uow: UnitOfWork, number: str) -> Extension:
     """The extension's row, locked for this transaction (FOR UPDATE on PostgreSQL; SQLite's
     BEGIN IMMEDIATE already holds the database's write lock)."""
-    ext = (
-        await uow.session.execute(
-            select(Extension).where(Extension.number == number).with_for_update()
-        )
-    ).scalar_one_or_none()
+    ext = await ledger_repo.extension_for_update(uow.session, number)
+    if ext is None:
+        raise UnknownExtension(f"extension {number} does not exist", field="extension")
+    return ext
+
+
+def locked_extension(session: Session, number: str) -> Extension:
+    """`lock_extension` in a unit of work of UnitOfWorkFactory.run."""
+    ext = ledger_repo.extension_for_update_now(session, number)
     if ext is None:
         raise UnknownExtension(f"extension {number} does not exist", field="extension")
     return ext

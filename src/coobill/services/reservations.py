@@ -38,6 +38,7 @@ from coobill.services.commands import (
 from coobill.services.context import BillingContext
 from coobill.services.settings import read_settings, settings_now
 from coobill.services.settlement import settle_channel
+from coobill.storage import ledger_repo
 from coobill.storage.tables import Reservation
 
 log = logging.getLogger("coobill.settlement")
@@ -82,10 +83,9 @@ async def count_open(ctx: BillingContext) -> int:
 
 async def list_held(ctx: BillingContext, *, state: str | None = None) -> list[HeldFunds]:
     """The open holds (held and flagged), or those in one state."""
-    query = select(Reservation).order_by(Reservation.created_at, Reservation.id)
-    query = query.where(Reservation.state.in_([state] if state else holds.OPEN))
-    async with ctx.uow() as uow:
-        return [_view(r) for r in (await uow.session.execute(query)).scalars()]
+    async with ctx.uow.read() as uow:
+        return [_view(r) for r in await ledger_repo.holds_in(uow.session,
+                                                             [state] if state else holds.OPEN)]
 
 
 CdrLookup = Callable[[Collection[str]], Awaitable[dict[str, SettleChannel]]]
@@ -114,13 +114,11 @@ async def reconcile(
     so a caller that can ask the PBX again passes `still_live` instead (and no `asked_at`):
     the holds are read first, then the PBX is asked, and a channel up at that moment is live
     whatever the dates say (it existed before its AGI request made the hold)."""
-    query = select(Reservation.uniqueid, Reservation.token).where(
-        Reservation.pbx == ctx.config.pbx.identity(), Reservation.state.in_(holds.OPEN))
-    if asked_at is not None:
-        query = query.where(Reservation.created_at < asked_at - timedelta(seconds=1))
+    made_before = asked_at - timedelta(seconds=1) if asked_at is not None else None
     channels: dict[str, list[str]] = defaultdict(list)
-    async with ctx.uow() as uow:
-        for uniqueid, token in (await uow.session.execute(query)).tuples():
+    async with ctx.uow.read() as uow:
+        for uniqueid, token in await ledger_repo.open_hold_tokens(
+                uow.session, ctx.config.pbx.identity(), made_before):
             channels[uniqueid].append(token)
     live = {u: t for u, t in channels.items() if u in live_uniqueids}
     gone = [u for u in channels if u not in live_uniqueids]
@@ -149,13 +147,10 @@ async def reconcile(
 
 async def _flagged_hold(ctx: BillingContext, uniqueid: str, hold_id: int | None) -> Reservation:
     """The one flagged hold a billing user means; refused for a hold that is not flagged."""
-    query = select(Reservation).where(Reservation.uniqueid == uniqueid,
-                                      Reservation.state.in_(holds.OPEN))
     if hold_id is not None:
         record_id(hold_id, "hold")  # beyond the id column's range: an overflow, not a lookup
-        query = query.where(Reservation.id == hold_id)
-    async with ctx.uow() as uow:
-        found = list((await uow.session.execute(query.order_by(Reservation.id))).scalars())
+    async with ctx.uow.read() as uow:
+        found = await ledger_repo.open_holds_of_channel(uow.session, uniqueid, hold_id)
     if not found:
         raise UnknownReservation(f"no funds are held for call {uniqueid}", field="uniqueid")
     flagged = [h for h in found if h.state == FLAGGED]

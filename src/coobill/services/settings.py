@@ -9,13 +9,13 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import BigInteger, Text, cast, select, update
+from sqlalchemy import BigInteger, Text, cast, update
 from sqlalchemy.orm import Session
 
 from coobill.errors import BadRequest
 from coobill.services.context import BillingContext
-from coobill.storage.fast import execute, per_transaction
-from coobill.storage.tables import Setting, table
+from coobill.storage import ledger_repo
+from coobill.storage.tables import Setting
 from coobill.storage.uow import UnitOfWork
 
 CURRENCY_SYMBOLS = {"USD": "US$", "CNY": "¥", "EUR": "€", "GBP": "£", "VND": "₫"}
@@ -84,11 +84,7 @@ def settings_from_rows(rows: dict[str, str]) -> BillingSettings:
 
 
 async def read_settings(uow: UnitOfWork) -> BillingSettings:
-    rows = dict((await uow.session.execute(select(Setting.key, Setting.value))).tuples().all())
-    return settings_from_rows(rows)
-
-
-_ALL_SETTINGS = select(table(Setting).c.key, table(Setting).c.value)
+    return settings_from_rows(await ledger_repo.settings_rows_of(uow.session))
 
 
 def settings_now(session: Session) -> BillingSettings:
@@ -96,11 +92,11 @@ def settings_now(session: Session) -> BillingSettings:
     few rows, read once in every transaction, so a change made with the CLI applies to the
     next one. (A transaction of the ledger thread may hold many calls' units of work: it
     holds SQLite's write lock throughout, so the settings cannot change under it.)"""
-    return per_transaction(session, "coobill.settings_now", _read_settings_now)
+    return ledger_repo.per_transaction(session, "coobill.settings_now", _read_settings_now)
 
 
 def _read_settings_now(session: Session) -> BillingSettings:
-    return settings_from_rows(dict(execute(session, _ALL_SETTINGS, {}).all()))
+    return settings_from_rows(ledger_repo.settings_rows(session))
 
 
 async def get_settings(ctx: BillingContext) -> BillingSettings:

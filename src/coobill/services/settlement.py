@@ -27,7 +27,6 @@ from datetime import datetime
 from decimal import Decimal
 from functools import partial
 
-from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -45,33 +44,9 @@ from coobill.services.context import BillingContext
 from coobill.services.hold_tariff import rate_label, tariff_from_text
 from coobill.services.rates import rate_book
 from coobill.services.settings import BillingSettings, settings_now
-from coobill.storage.fast import execute
-from coobill.storage.tables import Call, Extension, Reservation, table
+from coobill.storage import ledger_repo
 
 log = logging.getLogger("coobill.settlement")
-
-_call = table(Call)
-_hold = table(Reservation)
-_extension = table(Extension)
-_CHANNEL_HOLDS = (
-    select(_hold.c.id, _hold.c.token, _hold.c.extension_id, _hold.c.extension_number,
-           _hold.c.number, _hold.c.amount, _hold.c.billed, _hold.c.limit_seconds,
-           _hold.c.tariff, _hold.c.rate_id, _hold.c.rate_label, _hold.c.state)
-    .where(_hold.c.pbx == bindparam("pbx"), _hold.c.uniqueid == bindparam("uniqueid"))
-    .order_by(_hold.c.id)
-    .with_for_update()
-)
-_RECORDED_LEGS = select(_call.c.leg, _call.c.cost).where(
-    _call.c.pbx == bindparam("pbx"), _call.c.uniqueid == bindparam("uniqueid"))
-# A record from before migration 0004 knows no PBX nor leg: it is the channel's, settled.
-_SETTLED_BEFORE_THE_UPGRADE = select(_call.c.id, _call.c.cost).where(
-    _call.c.pbx == "", _call.c.uniqueid == bindparam("uniqueid")).limit(1)
-_EXTENSION_BY_NUMBER = select(
-    _extension.c.id, _extension.c.billing_enabled, _extension.c.balance
-).where(_extension.c.number == bindparam("number"))
-_IS_EXTENSION = select(_extension.c.id).where(_extension.c.number == bindparam("number"))
-_RECORD_CALL = insert(_call).returning(_call.c.id)
-
 
 async def settle_channel(ctx: BillingContext, cmd: SettleChannel) -> list[Settlement]:
     """Settle one ended channel; one Settlement per call record it made (none for a call
@@ -96,14 +71,11 @@ async def settle_call(ctx: BillingContext, cmd: SettleCall) -> Settlement | None
 
 async def _recorded_cost(ctx: BillingContext, cmd: SettleCall) -> Decimal | None:
     """What the call was charged when it was settled before (None: it never was)."""
-    async with ctx.uow() as uow:
-        found = (await uow.session.execute(
-            _RECORDED_LEGS, {"pbx": ctx.config.pbx.identity(), "uniqueid": cmd.uniqueid})).all()
-        legacy = (await uow.session.execute(
-            _SETTLED_BEFORE_THE_UPGRADE, {"uniqueid": cmd.uniqueid})).first()
-    legs = {row.leg: row.cost for row in found}
+    async with ctx.uow.read() as uow:
+        legs, legacy = await ledger_repo.recorded_costs(uow.session, ctx.config.pbx.identity(),
+                                                        cmd.uniqueid)
     if not legs and legacy is not None:
-        return Decimal(legacy.cost)
+        return legacy
     return legs.get(cmd.leg, next(iter(legs.values()), None))
 
 
@@ -126,11 +98,10 @@ class _Hold:
 def _settle(ctx: BillingContext, cmd: SettleChannel, session: Session) -> list[Settlement]:
     settings = settings_now(session)
     pbx = cmd.pbx if cmd.pbx is not None else ctx.config.pbx.identity()
-    key = {"pbx": pbx, "uniqueid": cmd.uniqueid}
-    channel_holds = [_Hold(**row._asdict()) for row in execute(session, _CHANNEL_HOLDS, key).all()]
-    recorded = {row.leg for row in execute(session, _RECORDED_LEGS, key).all()}
-    if pbx and execute(session, _SETTLED_BEFORE_THE_UPGRADE,
-                       {"uniqueid": cmd.uniqueid}).first() is not None:
+    channel_holds = [_Hold(**row._asdict())
+                     for row in ledger_repo.channel_holds(session, pbx, cmd.uniqueid)]
+    recorded = {row.leg for row in ledger_repo.recorded_legs(session, pbx, cmd.uniqueid)}
+    if pbx and ledger_repo.settled_before_the_upgrade(session, cmd.uniqueid):
         return []
     now = settings.local(ctx.clock())
     used: set[int] = set()
@@ -220,7 +191,7 @@ def _record(
     else:
         if _is_internal(session, dial, ctx.config.ami.phone_pattern):
             return None
-        ext = execute(session, _EXTENSION_BY_NUMBER, {"number": extension_number}).first()
+        ext = ledger_repo.billing_of(session, extension_number)
         # An ungated call is billed only to a known extension with billing on: an unknown
         # one calls free (as the gate lets it) and has no balance to debit.
         if ext is not None:
@@ -229,7 +200,7 @@ def _record(
                 tariff, rate_id, label = _rate_for_ungated(ctx, session, cmd, settings,
                                                            answer or start or end, dial)
     amount = cost(tariff, billsec) if tariff is not None and answered and charge else ZERO
-    call_id = execute(session, _RECORD_CALL, {
+    call_id = ledger_repo.record_call(session, {
         "pbx": pbx, "uniqueid": cmd.uniqueid[:64], "leg": dial.leg[:128],
         # What a PBX sends is clipped to the columns: a forwarded call's long caller ID must
         # not make its settlement fail forever.
@@ -240,7 +211,7 @@ def _record(
         "rate_label": label if tariff is not None else "", "cost": amount,
         "disposition": str(dial.disposition), "gated": hold is not None,
         "evidence": dial.evidence, "reservation_id": hold.id if hold is not None else None,
-    }).scalar_one()
+    })
     balance_after = None
     if extension_id is not None and amount:
         _, balance_after = ledger.post_entry(
@@ -270,7 +241,7 @@ def _is_internal(session: Session, dial: DialOutcome, phone_pattern: str) -> boo
     extension's number."""
     if dial.trunk and re.search(phone_pattern, dial.trunk):
         return True
-    return execute(session, _IS_EXTENSION, {"number": dial.dialled_number}).first() is not None
+    return ledger_repo.is_extension(session, dial.dialled_number)
 
 
 def _rate_for_ungated(

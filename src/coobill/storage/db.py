@@ -1,17 +1,22 @@
 """Engines for the ledger: SQLite (the embedded default) and PostgreSQL (one ledger, many PBXs).
 
-SQLite is opened in WAL mode with a busy timeout, and every transaction starts with
-BEGIN IMMEDIATE, so two writers queue for the lock instead of failing half-way.
+SQLite is opened in WAL mode with a busy timeout, and every writing transaction starts with
+BEGIN IMMEDIATE, so two writers queue for the lock instead of failing half-way. Every SQLite
+connection - the async engine's and the ledger thread's stdlib one (`ledger_thread_engine`) -
+is configured by one function, `configure_sqlite`, from config.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import weakref
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, event
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
@@ -57,6 +62,67 @@ def create_private_file(url: str) -> None:
         pass
 
 
+# The ledger thread (storage/group_commit.py) waits at least this long for another writer's
+# lock. Its units are the gate's and settlement's: the gate already gives up by its own deadline
+# (and undoes what commits after it), and a settlement that gave up at the busy timeout would
+# only be retried, after a failed group commit unit by unit, each waiting again. So it waits out
+# a CLI's or the portal's transaction rather than fail it (tests/faults/test_ledger_locked.py
+# holds the lock 5 s, the configured timeout's default).
+LEDGER_THREAD_BUSY_TIMEOUT_MS = 30_000
+
+
+@dataclass(frozen=True, slots=True)
+class SqliteOptions:
+    """How a SQLite ledger's connections are configured: from config (`[database]
+    busy_timeout_ms`), kept with the engine so the ledger thread's engine on the same file
+    (`ledger_thread_engine`) is configured by the same function."""
+
+    busy_timeout_ms: int
+    memory: bool
+
+
+# The options each SQLite engine was made with (an Engine has no place of its own for them).
+_options: weakref.WeakKeyDictionary[Engine, SqliteOptions] = weakref.WeakKeyDictionary()
+
+
+def configure_sqlite(dbapi_connection: Any, options: SqliteOptions, *, ledger_thread: bool) -> None:
+    """The one place a SQLite connection is configured, for the async engine and the ledger
+    thread's alike. WAL (readers never wait for the writer), synchronous=NORMAL (WAL's
+    durable-enough default), foreign keys on, the busy timeout from config.
+
+    The ledger thread's connection differs in two ways, for the reasons given where they are
+    defined: a busy timeout of at least LEDGER_THREAD_BUSY_TIMEOUT_MS, and no automatic WAL
+    checkpoints (`wal_autocheckpoint=0`): storage/checkpoint.py runs them on a thread of its
+    own, so that a checkpoint's fsyncs never stall the calls being authorized and settled."""
+    # Let SQLAlchemy's "begin" listener decide how transactions start.
+    dbapi_connection.isolation_level = None
+    busy = options.busy_timeout_ms
+    if ledger_thread:
+        busy = max(busy, LEDGER_THREAD_BUSY_TIMEOUT_MS)
+    cursor = dbapi_connection.cursor()
+    try:
+        if not options.memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy)}")
+        if ledger_thread:
+            cursor.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job
+    finally:
+        cursor.close()
+
+
+def _begin_immediate_unless_read_only(engine: Engine) -> None:
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # A writer takes the write lock up front (no deadlock upgrading a read lock). A reader
+        # (UnitOfWorkFactory.read) never takes it: in WAL mode it neither waits for the writer
+        # nor makes the writer wait, so the portal's reads (a login's user, a session check)
+        # cannot hold the gate's write behind SQLite's busy handler.
+        read_only = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
 def create_engine(url: str, *, busy_timeout_ms: int = 5000, **kwargs: Any) -> AsyncEngine:
     """Build an engine for `url`; nothing is built at import time."""
     if not is_sqlite(url):
@@ -71,28 +137,38 @@ def create_engine(url: str, *, busy_timeout_ms: int = 5000, **kwargs: Any) -> As
         kwargs.setdefault("poolclass", StaticPool)
     else:
         create_private_file(url)
+    options = SqliteOptions(busy_timeout_ms=busy_timeout_ms, memory=memory)
     engine = create_async_engine(url, connect_args={"timeout": busy_timeout_ms / 1000}, **kwargs)
+    _options[engine.sync_engine] = options
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy's "begin" below decide how transactions start.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        if not memory:
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        cursor.close()
+        configure_sqlite(dbapi_connection, options, ledger_thread=False)
 
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        # A writer takes the write lock up front (no deadlock upgrading a read lock). A reader
-        # (UnitOfWorkFactory.read) never takes it: in WAL mode it neither waits for the writer
-        # nor makes the writer wait, so the portal's reads (a login's user, a session check)
-        # cannot hold the gate's write behind SQLite's busy handler.
-        read_only = conn.get_execution_options().get(READ_ONLY, False)
-        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
-
+    _begin_immediate_unless_read_only(engine.sync_engine)
     end_failed_commits(engine.sync_engine)
     return engine
+
+
+def ledger_thread_engine(engine: AsyncEngine) -> Engine | None:
+    """The stdlib-driver engine the SQLite ledger thread writes through: the same file as
+    `engine`, configured by the same function; None for an in-memory ledger (which the async
+    engine's single connection serves alone)."""
+    url = engine.url
+    if not url.database or url.database == ":memory:":
+        return None
+    # An engine made without create_engine (a test's): the configured defaults.
+    options = _options.get(engine.sync_engine, SqliteOptions(busy_timeout_ms=5000, memory=False))
+    sync = create_sync_engine(
+        url.set(drivername="sqlite"), pool_size=1, max_overflow=0,
+        connect_args={"check_same_thread": False,
+                      "timeout": max(options.busy_timeout_ms, LEDGER_THREAD_BUSY_TIMEOUT_MS) / 1000},
+    )
+
+    @event.listens_for(sync, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        configure_sqlite(dbapi_connection, options, ledger_thread=True)
+
+    _begin_immediate_unless_read_only(sync)
+    end_failed_commits(sync)
+    return sync

@@ -6,7 +6,9 @@ round (up to `MAX_BATCH`), runs them one after another in ONE transaction, each 
 SAVEPOINT of its own, and commits once — group commit:
 
 - A unit that raises (a duplicate settlement's IntegrityError, say) rolls back to its
-  savepoint alone; the others in the transaction keep their writes.
+  savepoint alone; the others in the transaction keep their writes. A unit's ORM writes are
+  flushed inside its savepoint, and what it loaded is let go before the next unit runs (the
+  session is shared: an object one unit loaded would be stale for the next).
 - Nobody hears a result before the commit that makes it true: outcomes go back to the event
   loop only after COMMIT, in one hop per transaction.
 - If the transaction itself fails (COMMIT, a savepoint, the connection), nothing of it was
@@ -149,13 +151,22 @@ class LedgerThread:
                 driver.execute("SAVEPOINT unit")
                 try:
                     result = unit.work(session)
+                    session.flush()  # its ORM writes inside its own savepoint
                 except Exception as error:  # noqa: BLE001 - it goes to whoever awaits the unit
+                    if not session.is_active:
+                        # A failed flush ended SQLAlchemy's transaction for the whole batch:
+                        # nothing is committed, and _run runs each unit alone.
+                        raise
                     driver.execute("ROLLBACK TO unit")
                     driver.execute("RELEASE unit")
                     outcomes.append(_Outcome(unit, error=error))
                 else:
                     driver.execute("RELEASE unit")
                     outcomes.append(_Outcome(unit, result))
+                # The next unit reads the rows afresh: ORM objects this one loaded would be
+                # stale after a rollback to its savepoint, or after a later unit's statements.
+                if session.identity_map:
+                    session.expunge_all()
             session.commit()
         self._committed()
         self.transactions += 1

@@ -1,18 +1,29 @@
-"""The unit of work: one transaction around the ledger.
+"""Units of work: one transaction around the ledger. Two kinds, one rule for which to use.
 
-    async with uow_factory() as uow:
+Everything that moves money or a hold - authorizing and settling calls, closing a hold, a
+recharge, an adjustment, opening the ledger - is a plain function of a sync Session, run by
+`await uow_factory.run(work)`, which commits when it returns; its statements are the ledger
+repository's (storage/ledger_repo.py). How it runs differs by database, what it means does not:
+
+- SQLite: on one dedicated thread with the stdlib driver (storage/group_commit.py), several
+  units to a transaction when several are queued (group commit), each in a savepoint; the
+  daemon's writers queue there instead of on SQLite's busy lock. Its connection is configured
+  by storage/db.py's `configure_sqlite`, as the async engine's are.
+- PostgreSQL (and in-memory SQLite): through AsyncSession.run_sync on the async driver, in a
+  task of its own.
+
+On either, a caller that stops waiting (the gate's deadline) never cuts a transaction off
+half-way, and its `undo` then reverses what the work committed.
+
+The ORM unit of work, on the async driver, is for the rest:
+
+    async with uow_factory() as uow:      # or uow_factory.read() for reads alone
         ...
         await uow.commit()
 
-Leaving the block without commit() rolls back; nothing is ever committed in a finally.
-
-The hot paths (authorizing and settling calls) are written as plain functions of a sync
-Session and handed to `run()`, which commits when they return. On SQLite they run on one
-dedicated thread with the stdlib driver, several to a transaction when several are queued
-(group commit) — and the daemon's own writers queue there instead of on SQLite's busy lock. On
-PostgreSQL they run through AsyncSession.run_sync on asyncpg, in a task of their own: a
-caller that stops waiting (the gate's deadline) never cuts a transaction off half-way, on
-either database, and its `undo` then reverses what the work committed.
+Leaving the block without commit() rolls back; nothing is ever committed in a finally. It
+writes the catalogue - extensions' details, rates, users, settings, portal sessions - never a
+balance, a hold, a call record or a ledger entry.
 
 Every session carries the ledger key in `session.info[LEDGER_KEY]` (services/ledger.py seals
 entries with it).
@@ -28,12 +39,11 @@ from functools import partial
 from types import TracebackType
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, sessionmaker
 
 from coobill.storage.checkpoint import WalCheckpointer
-from coobill.storage.db import READ_ONLY, end_failed_commits
+from coobill.storage.db import READ_ONLY, ledger_thread_engine
 from coobill.storage.group_commit import LedgerThread
 
 log = logging.getLogger("coobill.ledger")
@@ -72,35 +82,6 @@ class UnitOfWork:
         await self.session.rollback()
 
 
-def _sync_sqlite_engine(engine: AsyncEngine) -> Engine | None:
-    """A stdlib-driver engine on the same SQLite file, configured alike; None for :memory:."""
-    from sqlalchemy import create_engine
-
-    url = engine.url
-    if not url.database or url.database == ":memory:":
-        return None
-    sync = create_engine(url.set(drivername="sqlite"), pool_size=1, max_overflow=0,
-                         connect_args={"check_same_thread": False, "timeout": 30})
-
-    @event.listens_for(sync, "connect")
-    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job (checkpoint.py)
-        cursor.close()
-
-    @event.listens_for(sync, "begin")
-    def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-    end_failed_commits(sync)
-    return sync
-
-
 class UnitOfWorkFactory:
     """Makes units of work on one engine; `dialect` tells services which SQL to use."""
 
@@ -114,7 +95,7 @@ class UnitOfWorkFactory:
                                             info=info)
         self._readers = async_sessionmaker(engine.execution_options(**{READ_ONLY: True}),
                                            expire_on_commit=False, autoflush=False, info=info)
-        self._sync_engine = _sync_sqlite_engine(engine) if self.dialect == "sqlite" else None
+        self._sync_engine = ledger_thread_engine(engine) if self.dialect == "sqlite" else None
         self._sync_sessions = (
             sessionmaker(self._sync_engine, expire_on_commit=False, autoflush=False, info=info)
             if self._sync_engine is not None else None
