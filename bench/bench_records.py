@@ -185,6 +185,8 @@ async def page_times(url: str, schema_name: str | None, total: int, repeat: int
                 "calls_first": "/calls",
                 "calls_deep": f"/calls?page={middle}",
                 "calls_keyword": "/calls?keyword=12345",
+                # a caller name one call in nine has: many matches, in time order
+                "calls_keyword_common": "/calls?keyword=Ext%2015",
                 "recharges_first": "/recharges",
                 "recharges_deep": f"/recharges?page={middle}",
                 "recharges_keyword": "/recharges?keyword=Ext%2015",

@@ -187,9 +187,10 @@ TRIGRAM = 3
 
 async def _calls(uow: UnitOfWork, period: Period, keyword: str | None,
                  extensions: Sequence[str]) -> Select:  # type: ignore[type-arg]
-    """The calls wanted. The keyword is part of the caller's extension, the caller ID's
-    name or the number dialled, or part of the name the billing user gave the extension."""
-    query = _within(select(*_CALL_COLUMNS), Call.start, period)
+    """The ids of the calls wanted. The keyword is part of the caller's extension, the
+    caller ID's name or the number dialled, or part of the name the billing user gave the
+    extension."""
+    query = _within(select(Call.id), Call.start, period)
     if keyword:
         word = keyword.strip()
         # the extension's name as the billing user set it, not only the caller ID's: a small
@@ -228,8 +229,15 @@ def _call_record(row: Any) -> CallRecord:
     return CallRecord(*row[:-1])
 
 
-# Newest first on both databases (PostgreSQL would put a call without a start first).
-_NEWEST_CALLS = (Call.start.desc().nulls_last(), Call.id.desc())
+# Newest first, as the (start, id) index reads backwards: with no filter, a page deep in a
+# million calls is found from the index alone (its ids), and only its own rows are read
+# (_rows_of). A call without a start (a CDR that had none) sorts as each database puts NULL:
+# last on SQLite, first on PostgreSQL.
+_NEWEST_CALLS = (Call.start.desc(), Call.id.desc())
+
+
+def _rows_of(ids: Select) -> Select:  # type: ignore[type-arg]
+    return select(*_CALL_COLUMNS).where(Call.id.in_(ids)).order_by(*_NEWEST_CALLS)
 
 
 async def list_calls(
@@ -237,12 +245,13 @@ async def list_calls(
     *, extensions: Sequence[str] = (), offset: int = 0, limit: int | None = None,
 ) -> tuple[list[CallRecord], int]:
     async with ctx.uow.read() as uow:
-        query = await _calls(uow, period, keyword, extensions)
-        total = (await uow.session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-        query = query.order_by(*_NEWEST_CALLS).offset(offset)
+        wanted = await _calls(uow, period, keyword, extensions)
+        total = (await uow.session.execute(
+            select(func.count()).select_from(wanted.subquery()))).scalar_one()
+        page = wanted.order_by(*_NEWEST_CALLS).offset(offset)
         if limit is not None:
-            query = query.limit(limit)
-        rows = (await uow.session.execute(query)).all()
+            page = page.limit(limit)
+        rows = (await uow.session.execute(_rows_of(page))).all()
     return [_call_record(row) for row in rows], int(total)
 
 
@@ -251,25 +260,39 @@ async def iter_calls(
     *, extensions: Sequence[str] = (), batch: int = EXPORT_BATCH,
 ) -> AsyncIterator[list[CallRecord]]:
     """Every call `list_calls` finds, in its order, a batch at a time (see iter_recharges):
-    those with a start by (start, id) downwards, then any without one by id."""
+    those with a start by (start, id) downwards; those without one by id, where the
+    database sorts NULL (after them on SQLite, before them on PostgreSQL)."""
     async with ctx.uow.read() as uow:
-        query = await _calls(uow, period, keyword, extensions)
-    dated = query.where(Call.start.is_not(None)).order_by(Call.start.desc(), Call.id.desc())
-    undated = query.where(Call.start.is_(None)).order_by(Call.id.desc())
+        wanted = await _calls(uow, period, keyword, extensions)
+    nulls_first = ctx.uow.dialect == "postgresql"
+    phases = (_undated, _dated) if nulls_first else (_dated, _undated)
+    for phase in phases:
+        async for records in phase(ctx, wanted, batch):
+            yield records
+
+
+async def _dated(ctx: BillingContext, wanted: Select, batch: int  # type: ignore[type-arg]
+                 ) -> AsyncIterator[list[CallRecord]]:
+    dated = wanted.where(Call.start.is_not(None)).order_by(*_NEWEST_CALLS)
     after: Any = None
     while True:
         page = dated if after is None else dated.where(tuple_(Call.start, Call.id) < after)
         async with ctx.uow.read() as uow:
-            rows = (await uow.session.execute(page.limit(batch))).all()
+            rows = (await uow.session.execute(_rows_of(page.limit(batch)))).all()
         if not rows:
-            break
+            return
         yield [_call_record(row) for row in rows]
         after = (rows[-1].start, rows[-1].id)
+
+
+async def _undated(ctx: BillingContext, wanted: Select, batch: int  # type: ignore[type-arg]
+                   ) -> AsyncIterator[list[CallRecord]]:
+    undated = wanted.where(Call.start.is_(None)).order_by(Call.id.desc())
     last_id: int | None = None
     while True:
         page = undated if last_id is None else undated.where(Call.id < last_id)
         async with ctx.uow.read() as uow:
-            rows = (await uow.session.execute(page.limit(batch))).all()
+            rows = (await uow.session.execute(_rows_of(page.limit(batch)))).all()
         if not rows:
             return
         yield [_call_record(row) for row in rows]
@@ -335,7 +358,7 @@ async def statistics(
     (date(start), caller_extension, billable_seconds, cost), read in order with no sort (so
     the period is matched on date(start) too); on PostgreSQL statistics on date(start), so
     the planner hashes the ~days x extensions groups instead of sorting every call (the
-    period stays on `start`, which ix_call_start serves for short ranges)."""
+    period stays on `start`, which ix_call_start_id serves for short ranges)."""
     if by not in PERIODS:
         raise BadRequest("by: must be day, month or year", field="by")
     dialect = ctx.uow.dialect

@@ -137,9 +137,11 @@ class LedgerHead(Base):
 
 class Recharge(Base):
     __tablename__ = "recharge"
+    # Newest first, by (time, id): the records pages and exports read it backwards.
+    __table_args__ = (Index("ix_recharge_created_at_id", "created_at", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
     extension_id: Mapped[int] = mapped_column(ForeignKey("extension.id"), index=True)
     balance_before: Mapped[Decimal] = mapped_column(Money)
     amount: Mapped[Decimal] = mapped_column(Money)
@@ -154,7 +156,9 @@ class Call(Base):
 
     __tablename__ = "call"
     __table_args__ = (
-        Index("ix_call_start", "start"),
+        # Newest first, by (start, id): the records pages and exports read it backwards,
+        # from the index alone when nothing else filters (migration 0006).
+        Index("ix_call_start_id", "start", "id"),
         Index("ix_call_caller_start", "caller_extension", "start"),
         UniqueConstraint("pbx", "uniqueid", "leg", name="uq_call_pbx_uniqueid_leg"),
     )

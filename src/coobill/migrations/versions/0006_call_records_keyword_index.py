@@ -1,4 +1,4 @@
-"""call records keyword index
+"""call records keyword index; records pages by (time, id)
 
 The call records' keyword is part of the caller's extension, the caller ID's name or the
 number dialled (services/reports.py). A LIKE '%…%' on each reads every call: over 1,000,000
@@ -15,7 +15,12 @@ Both databases have a trigram index made for substring search:
   extension is created in the public schema when it is missing and the user may create it
   (pg_trgm is a trusted extension from PostgreSQL 13); otherwise nothing is created.
 
-Neither is in the models (an FTS table and operator-class indexes are not what SQLAlchemy
+The records pages and the CSV exports read newest first by (start, id) for calls and
+(created_at, id) for recharges: the indexes on the time alone become indexes on both, so a
+page deep in a million records is found from the index alone (PostgreSQL's index-only scan;
+on SQLite the rowid was in the index already) and the exports' keyset reads in index order.
+
+Neither keyword index is in the models (an FTS table and operator-class indexes are not what SQLAlchemy
 reflects); tests/storage/test_migrations.py leaves them out of its comparison.
 
 Revision ID: 0006
@@ -84,6 +89,10 @@ def _pg_upgrade() -> None:
 
 
 def upgrade() -> None:
+    op.drop_index("ix_call_start", table_name="call")
+    op.create_index("ix_call_start_id", "call", ["start", "id"])
+    op.drop_index("ix_recharge_created_at", table_name="recharge")
+    op.create_index("ix_recharge_created_at_id", "recharge", ["created_at", "id"])
     dialect = op.get_bind().dialect.name
     if dialect == "sqlite":
         _sqlite_upgrade()
@@ -100,3 +109,7 @@ def downgrade() -> None:
     elif dialect == "postgresql":
         for column in SEARCHED:
             op.execute(f"DROP INDEX IF EXISTS ix_call_{column}_trgm")
+    op.drop_index("ix_recharge_created_at_id", table_name="recharge")
+    op.create_index("ix_recharge_created_at", "recharge", ["created_at"])
+    op.drop_index("ix_call_start_id", table_name="call")
+    op.create_index("ix_call_start", "call", ["start"])
