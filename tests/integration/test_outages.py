@@ -3,11 +3,7 @@ mid-call, a call whose end was missed. Nothing is lost, nothing is charged twice
 
 from __future__ import annotations
 
-import asyncio
 import os
-import re
-import signal
-import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,6 +18,7 @@ from coobill.services.reservations import charge, list_held
 from tests.fakes.ami_server import FakeAmiServer, event_frames
 from tests.faults.calls import Call, billed
 from tests.faults.ledger_checks import assert_debited_once
+from tests.integration.daemon_process import DaemonProcess
 from tests.integration.daemons import (
     ALICE,
     BOB,
@@ -32,50 +29,6 @@ from tests.integration.daemons import (
     start_daemon,
     trace,
 )
-
-
-class DaemonProcess:
-    """`coobill run` in a process of its own, read line by line from its log."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
-        self.proc: asyncio.subprocess.Process | None = None
-        self.lines: list[str] = []
-        self.gate_port = 0
-
-    async def start(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "coobill.cli.main", "run", env=self.env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-        line = await self.until("daemon.ready")
-        port = next(re.search(r"gate.listening .*port=(\d+)", ln) for ln in self.lines
-                    if "gate.listening" in ln)
-        assert port and line
-        self.gate_port = int(port.group(1))
-
-    async def until(self, fragment: str) -> str:
-        assert self.proc is not None and self.proc.stderr is not None
-        async with asyncio.timeout(WAIT):
-            while True:
-                raw = await self.proc.stderr.readline()
-                if not raw:
-                    raise AssertionError(f"daemon exited before {fragment!r}:\n" + "".join(self.lines))
-                self.lines.append(raw.decode())
-                if fragment in self.lines[-1]:
-                    return self.lines[-1]
-
-    async def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        await self.proc.wait()
-
-    async def terminate(self) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(WAIT):
-            while await self.proc.stderr.readline():  # type: ignore[union-attr]
-                pass
-            return await self.proc.wait()
 
 
 class TestAKilledDaemon:
@@ -103,9 +56,9 @@ class TestAKilledDaemon:
         second = DaemonProcess(env)
         await second.start()
         await fake_ami.next_login()
-        await second.until("settlement.reconciled")
+        await second.until(lambda status: status.reconciled >= 1)
         await fake_ami.send_events(f for f in events if f.t >= 5)  # ... and hangs up
-        await second.until(f"settlement.debit uniqueid={ALICE}")
+        await second.until(lambda status: status.settled >= 1)
         await fake_ami.send_events(events)  # the whole stream again: nothing more to debit
         assert await second.terminate() == 0
 

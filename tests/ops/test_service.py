@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -20,8 +21,9 @@ from coobill.daemon import Daemon
 from coobill.logs import JsonFormatter, configure_logging, fields_of
 from coobill.services.context import BillingContext
 from coobill.services.extensions import ExtensionChanges, recharge, set_extension
-from tests.fakes.ami_server import FakeAmiServer
+from tests.fakes.ami_server import FakeAmiServer, event_frames
 from tests.fakes.asterisk_agi import TRACES_DIR, FakeAsterisk, load_trace_env
+from tests.integration.daemons import funded, gate_call, start_daemon, trace
 
 ENV = load_trace_env(TRACES_DIR / "lab-23.4.1-basic" / "agi-answered_limit_not_reached.txt")
 
@@ -95,6 +97,7 @@ class TestSystemd:
         sock.setblocking(False)
         monkeypatch.setenv("NOTIFY_SOCKET", str(path))
         daemon = await running(ctx, fake_ami)
+        port = daemon.gate.port  # type: ignore[union-attr]
         await daemon.stop()
         said = []
         while True:
@@ -103,7 +106,45 @@ class TestSystemd:
             except BlockingIOError:
                 break
         sock.close()
-        assert said == ["READY=1", "STOPPING=1"]
+        assert [line for line in said if not line.startswith("STATUS=")] == [
+            "READY=1", "STOPPING=1"]
+        # its status first, so whoever waits for READY=1 finds the gate's port beside it
+        assert said[0].startswith(f"STATUS=gate port {port}; AMI ")
+
+    async def test_the_status_line_counts_what_the_daemon_did(
+        self, ctx: BillingContext, fake_ami: FakeAmiServer, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """STATUS= (`systemctl status`) follows the daemon's events: here one reconcile after
+        the login, then a settled call, each sent when it happens (at most every 0.2 s)."""
+        path = tmp_path / "notify"
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(str(path))
+        sock.setblocking(False)
+        monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+        await funded(ctx)
+        loop = asyncio.get_running_loop()
+
+        async def status_until(count: str, at_least: int) -> str:
+            """The first STATUS= whose `count` is at least that (updates are coalesced)."""
+            async with asyncio.timeout(10):
+                while True:
+                    line = (await loop.sock_recv(sock, 200)).decode()
+                    found = re.search(rf"{count} (\d+)", line)
+                    if line.startswith("STATUS=") and found and int(found[1]) >= at_least:
+                        return line
+
+        daemon = await start_daemon(ctx, fake_ami)
+        try:
+            await status_until("reconciled", 1)
+            assert (await gate_call(daemon.gate.port, "sip_answered"))[  # type: ignore[union-attr]
+                "COOBILL_RESULT"] == "ALLOW"
+            await fake_ami.send_events(event_frames(trace()))
+            line = await status_until("settled", 1)
+            assert "AMI connected" in line
+        finally:
+            await daemon.stop()
+            sock.close()
 
     async def test_watchdog_heartbeats_are_sent_at_half_the_interval(
         self, ctx: BillingContext, fake_ami: FakeAmiServer, tmp_path: Path,
@@ -120,13 +161,16 @@ class TestSystemd:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(10):
-                said = [(await loop.sock_recv(sock, 100)).decode() for _ in range(3)]
+                said = []
+                while sum(not line.startswith("STATUS=") for line in said) < 3:
+                    said.append((await loop.sock_recv(sock, 200)).decode())
         finally:
             daemon.request_stop()
             await waiting
             await daemon.stop()
             sock.close()
-        assert said == ["READY=1", "WATCHDOG=1", "WATCHDOG=1"]
+        said = [line for line in said if not line.startswith("STATUS=")]
+        assert said[:3] == ["READY=1", "WATCHDOG=1", "WATCHDOG=1"]
 
 
 class TestReload:

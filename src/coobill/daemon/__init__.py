@@ -32,6 +32,7 @@ from coobill.daemon.events import DaemonEvents
 from coobill.daemon.http import Operations
 from coobill.daemon.pbx import PbxLink
 from coobill.daemon.portal import PortalProcess
+from coobill.daemon.status import StatusLine, status_text
 from coobill.errors import ConfigurationError
 from coobill.logs import configure_logging
 from coobill.metrics import Metrics
@@ -73,6 +74,7 @@ class Daemon:
     _reloading: asyncio.Event = field(default_factory=asyncio.Event)
     started: bool = False
     events: DaemonEvents = field(default_factory=DaemonEvents)
+    status: StatusLine | None = None
 
     async def start(self) -> None:
         self.ctx = self.ctx or bootstrap(self.settings)
@@ -89,11 +91,18 @@ class Daemon:
             await self._start_web(ctx)
             await self._first_admin(ctx)
         self.started = True
+        self.status = StatusLine(self._status_text)
+        self.events.watch(self.status.changed)
+        self.status.send()  # before READY=1: whoever waits for it can read the port here
         # What start-up built (modules, the rate book) lives as long as the daemon: keep the
         # collector from walking it again and again (full collections took 40-75 ms).
         gc.freeze()
         systemd.notify("READY=1")
         log.info("daemon.ready")
+
+    def _status_text(self) -> str:
+        return status_text(self.events, None if self.gate is None else self.gate.port,
+                           None if self.follower is None else self.follower.connected)
 
     async def _first_admin(self, ctx: BillingContext) -> None:
         """No portal user yet: make `admin` with a random password and say it, once, on the
@@ -252,9 +261,13 @@ class Daemon:
                 await self.reload()
             if heartbeat:
                 systemd.notify("WATCHDOG=1")
+                if self.status is not None:
+                    self.status.changed()  # AMI may have come or gone meanwhile
 
     async def stop(self) -> None:
         """Drain and close; after a failed start, just give back what was opened."""
+        if self.status is not None:
+            self.status.close()
         if self.started:
             systemd.notify("STOPPING=1")
             log.info("daemon.stopping")

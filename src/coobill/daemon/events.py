@@ -7,6 +7,7 @@ reaches a number - on state, not on log lines. The daemon adds; observers read o
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 __all__ = ["DaemonEvents", "Tally"]
@@ -18,12 +19,15 @@ class Tally:
     def __init__(self) -> None:
         self.count = 0
         self._changed = asyncio.Event()
+        self.listeners: list[Callable[[], None]] = []
 
     def add(self) -> None:
         self.count += 1
         # Wakes every waiter; each looks at the count again and waits anew if short of it.
         self._changed.set()
         self._changed = asyncio.Event()
+        for listener in self.listeners:
+            listener()
 
     async def reached(self, count: int, timeout: float = 10.0) -> None:
         """Return once the count is at least `count`; TimeoutError after `timeout` seconds."""
@@ -45,3 +49,8 @@ class DaemonEvents:
     reconciled: Tally = field(default_factory=Tally)
     # Checks of the holds against the live channels during a session.
     live_checked: Tally = field(default_factory=Tally)
+
+    def watch(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after every count that grows (daemon/status.py)."""
+        for tally in (self.settled, self.reconciled, self.live_checked):
+            tally.listeners.append(listener)
