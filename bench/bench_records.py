@@ -273,12 +273,4 @@ def main(backend: str = "sqlite", total: int = 1_000_000, repeat: int = 20) -> d
 
 
 if __name__ == "__main__":
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("backend", nargs="?", choices=("sqlite", "postgresql"), default="sqlite")
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=20)
-    args = parser.parse_args()
-    for key, value in main(args.backend, args.rows, args.repeat).items():
-        print(f"{key:30} {value:,.3f}")
+    bench_stats.command_line(main, __doc__, 20)

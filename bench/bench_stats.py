@@ -294,13 +294,18 @@ def main(backend: str = "sqlite", total: int = 1_000_000, repeat: int = 3) -> di
     return asyncio.run(runner(total, repeat))
 
 
-if __name__ == "__main__":
+def command_line(main: Any, doc: str, repeat: int) -> None:
+    """`python -m bench.<name> [sqlite|postgresql] [--rows N] [--repeat N]`: its figures."""
     import argparse
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("backend", nargs="?", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=repeat)
     args = parser.parse_args()
     for key, value in main(args.backend, args.rows, args.repeat).items():
         print(f"{key:30} {value:,.3f}")
+
+
+if __name__ == "__main__":
+    command_line(main, __doc__, 3)

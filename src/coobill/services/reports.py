@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -149,17 +149,28 @@ async def iter_recharges(
     of its own for each (keyset on time and id), so an export of a million records holds
     neither a million rows in memory nor a read transaction open for its whole length."""
     wanted = _recharges(period, keyword).order_by(*_NEWEST_RECHARGES)
-    after: Any = None
+    async for rows in _keyset(ctx, wanted, (Recharge.created_at, Recharge.id),
+                              lambda row: (row[0].created_at, row[0].id),
+                              _with_extension, batch):
+        yield [_recharge_record(row) for row in rows]
+
+
+async def _keyset(
+    ctx: BillingContext, wanted: Select, key: tuple[Any, ...],  # type: ignore[type-arg]
+    key_of: Callable[[Any], tuple[Any, ...]], rows_of: Callable[[Select], Select],  # type: ignore[type-arg]
+    batch: int,
+) -> AsyncIterator[Sequence[Any]]:
+    """The rows of `wanted` (ordered by `key`, descending) a batch at a time, each batch a
+    read of its own that starts below the last row of the one before."""
+    after: tuple[Any, ...] | None = None
     while True:
-        page = wanted if after is None else wanted.where(
-            tuple_(Recharge.created_at, Recharge.id) < after)
+        page = wanted if after is None else wanted.where(tuple_(*key) < after)
         async with ctx.uow.read() as uow:
-            rows = (await uow.session.execute(_with_extension(page.limit(batch)))).tuples().all()
+            rows = (await uow.session.execute(rows_of(page.limit(batch)))).all()
         if not rows:
             return
-        yield [_recharge_record(row) for row in rows]
-        last = rows[-1][0]
-        after = (last.created_at, last.id)
+        yield rows
+        after = key_of(rows[-1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,29 +285,16 @@ async def iter_calls(
 async def _dated(ctx: BillingContext, wanted: Select, batch: int  # type: ignore[type-arg]
                  ) -> AsyncIterator[list[CallRecord]]:
     dated = wanted.where(Call.start.is_not(None)).order_by(*_NEWEST_CALLS)
-    after: Any = None
-    while True:
-        page = dated if after is None else dated.where(tuple_(Call.start, Call.id) < after)
-        async with ctx.uow.read() as uow:
-            rows = (await uow.session.execute(_rows_of(page.limit(batch)))).all()
-        if not rows:
-            return
+    async for rows in _keyset(ctx, dated, (Call.start, Call.id),
+                              lambda row: (row.start, row.id), _rows_of, batch):
         yield [_call_record(row) for row in rows]
-        after = (rows[-1].start, rows[-1].id)
 
 
 async def _undated(ctx: BillingContext, wanted: Select, batch: int  # type: ignore[type-arg]
                    ) -> AsyncIterator[list[CallRecord]]:
     undated = wanted.where(Call.start.is_(None)).order_by(Call.id.desc())
-    last_id: int | None = None
-    while True:
-        page = undated if last_id is None else undated.where(Call.id < last_id)
-        async with ctx.uow.read() as uow:
-            rows = (await uow.session.execute(_rows_of(page.limit(batch)))).all()
-        if not rows:
-            return
+    async for rows in _keyset(ctx, undated, (Call.id,), lambda row: (row.id,), _rows_of, batch):
         yield [_call_record(row) for row in rows]
-        last_id = rows[-1].id
 
 
 @dataclass(frozen=True, slots=True)
