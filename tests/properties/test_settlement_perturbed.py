@@ -35,7 +35,7 @@ from coobill.bootstrap import bootstrap
 from coobill.config import Settings
 from coobill.daemon import Daemon
 from coobill.daemon.pbx import PbxLink
-from coobill.errors import UnknownReservation
+from coobill.errors import HoldNotSettled, UnknownReservation
 from coobill.rating import cost
 from coobill.services import holds, reservations
 from coobill.services.audit import audit
@@ -245,8 +245,8 @@ class Day:
                 else:
                     await reservations.charge(ctx, view.uniqueid, call.billsec)
                     self.charged_by_hand.add(view.uniqueid)
-            except UnknownReservation:
-                continue  # settled meanwhile: the billing user is told so
+            except (UnknownReservation, HoldNotSettled):
+                continue  # settled meanwhile (before, or while, it was charged): told so
 
     @property
     def by_hand_done(self) -> set[str]:
