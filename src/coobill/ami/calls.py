@@ -44,7 +44,7 @@ import logging
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -164,12 +164,18 @@ class CallTracker:
             ch.life_seen = ch.life_seen and self._connected \
                 and ch.life_generation == self._generation
 
-    def expect(self, uniqueid: str, tokens: list[str]) -> None:
+    def expect(self, uniqueid: str, tokens: list[str], legs: Collection[str] = ()) -> None:
         """A live channel holds funds this tracker did not see allowed (a restart): follow
-        it to its end, its life not seen whole."""
+        it to its end, its life not seen whole. With `legs`, the channel is gone already but
+        the legs so named, which an answered Dial of it reached, are up (it transferred
+        them): it ends when they hang up."""
         ch = self._channel(uniqueid)
         known_tokens = {t for t, _ in ch.authorizations}
         ch.authorizations.extend((t, None) for t in tokens if t not in known_tokens)
+        if legs and ch.hung_up_at is None and not ch.legs:
+            ch.hung_up_at = self._clock()
+            for name in legs:
+                self._wait_for(ch, name)
 
     def paid_by(self, uniqueid: str) -> str | None:
         """The extension paying for the call a channel is the dialled party of, when it asks
@@ -240,7 +246,7 @@ class CallTracker:
         for uid, ch in self._channels.items():
             if ch.generation >= self._generation or uid in live:
                 continue
-            if ch.over or any(leg.dest_uniqueid in live for leg in ch.legs.values()):
+            if ch.over or self._leg_up(ch, live):
                 continue
             lost.append(uid)
         for uid in lost:
@@ -256,7 +262,7 @@ class CallTracker:
         gone = [
             ch for uid, ch in self._channels.items()
             if not ch.over and ch.seen_tick < asked_tick and uid not in live
-            and not any(leg.dest_uniqueid in live for leg in ch.legs.values())
+            and not self._leg_up(ch, live)
         ]
         return [self._settle(ch, lost=True) for ch in gone]
 
@@ -467,11 +473,21 @@ class CallTracker:
         dest = cdr.destination_channel
         if ch.legs or cdr.disposition != Disposition.ANSWERED or not dest:
             return
+        self._wait_for(ch, dest)
+
+    def _wait_for(self, ch: Channel, dest: str) -> None:
         if dest in self._recent_hangups:
             ch.waiting[dest] = self._recent_hangups[dest]
         elif dest not in ch.waiting:
             ch.waiting[dest] = None
             self._waiting_names[dest] = ch.uniqueid
+
+    @staticmethod
+    def _leg_up(ch: Channel, live: AbstractSet[str]) -> bool:
+        """A channel its Dial reached is listed live (by uniqueid, or by name for the legs a
+        channel known from its Cdrs waits on)."""
+        return any(leg.dest_uniqueid in live for leg in ch.legs.values()) or any(
+            name in live for name, ended in ch.waiting.items() if ended is None)
 
     def _allowed(self, uid: str) -> bool:
         ch = self._channels.get(uid)

@@ -124,7 +124,7 @@ def _events_measure_better(ch: Channel, leg: Leg, cdr: CdrRecord, talk: int | No
     Asterisk stamped the events itself (timestampevents = yes)."""
     if talk is None:
         return False
-    if talk > cdr.billable_seconds + 1:
+    if talk > cdr.billable_seconds + 1 or (talk > cdr.billable_seconds and _outlived(ch, leg)):
         return True
     if talk >= cdr.billable_seconds - 1:
         return False
@@ -135,6 +135,17 @@ def _events_measure_better(ch: Channel, leg: Leg, cdr: CdrRecord, talk: int | No
             return True
     return leg.answered_tick is None and (
         leg.ended_tick is None if leg.ended_at is not None else ch.hung_up_tick is None)
+
+
+def _outlived(ch: Channel, leg: Leg) -> bool:
+    """The dialled party hung up a second or more after the caller, by Asterisk's own clock
+    (both Hangups stamped): the caller transferred it, and the caller's CDR ended at the
+    transfer, so even one second more is talk the CDR lacks. (A caller hanging up ends its
+    callee within milliseconds; times we stamped on receipt could be that far apart.)"""
+    if leg.ended_at is None or ch.hung_up_at is None:
+        return False
+    stamped = leg.ended_tick is None and ch.hung_up_tick is None
+    return stamped and leg.ended_at - ch.hung_up_at >= 1.0
 
 
 def _talk(ch: Channel, leg: Leg) -> int | None:

@@ -23,7 +23,9 @@ __all__ = ["PbxLink"]
 log = logging.getLogger("coobill.settlement")
 
 OnSettled = Callable[[list[Settlement]], None]
-OnExpect = Callable[[dict[str, list[str]]], None]
+# Live channels holding funds to follow (uniqueid -> tokens), and of them the gone ones
+# whose transferred leg talks on (uniqueid -> the legs' names).
+OnExpect = Callable[[dict[str, list[str]], dict[str, list[str]]], None]
 
 
 class PbxLink:
@@ -106,7 +108,7 @@ class PbxLink:
             log.warning("settlement.reconcile_deferred reason=ami_lost error=%s", exc)
             return
         if self._on_expect is not None:
-            self._on_expect(done.live)
+            self._on_expect(done.live, done.talking_on)
         log.info("settlement.%s live=%d settled=%d flagged=%d",
                  occasion, len(live), len(done.settled), len(done.flagged))
 
