@@ -12,6 +12,8 @@ from coobill.web.pages import (
     users,
 )
 
+__all__ = ["ROUTERS"]
+
 ROUTERS = (
     login.router,
     extensions.router,
