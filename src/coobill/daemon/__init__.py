@@ -33,6 +33,7 @@ from coobill.daemon.http import Operations
 from coobill.daemon.pbx import PbxLink
 from coobill.daemon.portal import PortalProcess
 from coobill.daemon.status import StatusLine, status_text
+from coobill.daemon.webhooks import WebhookSender
 from coobill.errors import ConfigurationError
 from coobill.logs import configure_logging
 from coobill.metrics import Metrics
@@ -70,6 +71,7 @@ class Daemon:
     follower: AmiFollower | None = None
     web: PortalProcess | None = None
     pbx: PbxLink | None = None
+    webhooks: WebhookSender | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _reloading: asyncio.Event = field(default_factory=asyncio.Event)
     started: bool = False
@@ -90,6 +92,9 @@ class Daemon:
         if self.settings.web.enabled:
             await self._start_web(ctx)
             await self._first_admin(ctx)
+        if self.settings.webhooks.urls:
+            self.webhooks = WebhookSender(ctx, on_delivered=self.events.webhooks_delivered.add)
+            self.webhooks.start()
         self.started = True
         self.status = StatusLine(self._status_text)
         self.events.watch(self.status.changed)
@@ -175,6 +180,8 @@ class Daemon:
         for settlement in settlements:
             self.metrics.observe_settlement(settlement)
         self.events.settled.add()
+        if self.webhooks is not None:
+            self.webhooks.nudge()
 
     async def _start_web(self, ctx: BillingContext) -> None:
         operations = Operations(
@@ -225,7 +232,7 @@ class Daemon:
             log.error("daemon.reload_refused error=%s", exc)
             systemd.notify("READY=1")
             return
-        for section in ("database", "agi", "ami", "web"):
+        for section in ("database", "agi", "ami", "web", "webhooks"):
             old, new = getattr(self.settings, section), getattr(fresh, section)
             if section != "agi" and old != new:
                 log.warning("daemon.reload_needs_restart section=%s", section)
@@ -279,6 +286,8 @@ class Daemon:
             await self.pbx.close()
         if self.web is not None:
             await self.web.stop()
+        if self.webhooks is not None:
+            await self.webhooks.stop()
         if self.ctx is not None:
             await self.ctx.uow.dispose()
         if self.started:

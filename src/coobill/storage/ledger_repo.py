@@ -39,6 +39,7 @@ from coobill.storage.tables import (
     Money,
     Reservation,
     Setting,
+    WebhookEvent,
     table,
 )
 
@@ -54,6 +55,7 @@ _call = table(Call)
 _entry = table(LedgerEntry)
 _head = table(LedgerHead)
 _setting = table(Setting)
+_event = table(WebhookEvent)
 
 _IS_OPEN = or_(_hold.c.state == HELD, _hold.c.state == FLAGGED)
 # Funds = balance + credit limit - reserved (services/funds.py `funds` says it in Python): in
@@ -351,6 +353,22 @@ def move_head(session: Session, *, exists: bool, last_entry_id: int, last_mac: s
         _fast.execute(session, _NEW_HEAD, {"id": 1, "last_entry_id": last_entry_id,
                                            "last_mac": last_mac, "entries": entries,
                                            "mac": mac})
+
+
+# -- the webhook outbox ------------------------------------------------------------------------
+
+_NEW_EVENT = insert(_event)
+
+
+def add_event(session: Session, *, key: str, kind: str, extension: str, payload: str,
+              at: datetime) -> None:
+    """Write one event to the outbox, pending, in the transaction of the change it tells of
+    (storage/outbox_repo.py reads and marks it for delivery)."""
+    _fast.execute(session, _NEW_EVENT, {
+        "key": key, "kind": kind, "extension": extension, "payload": payload,
+        "created_at": at, "state": "pending", "attempts": 0, "next_attempt_at": at,
+        "delivered_to": "", "last_error": "", "delivered_at": None,
+    })
 
 
 # -- settings ----------------------------------------------------------------------------------
