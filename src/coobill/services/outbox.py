@@ -49,6 +49,7 @@ HOLD_FLAGGED = "hold.flagged"
 EXTENSION_LOCKED = "extension.locked"
 
 PENDING, DELIVERED, FAILED = outbox_repo.PENDING, outbox_repo.DELIVERED, outbox_repo.FAILED
+STATES = outbox_repo.STATES
 
 
 def enabled(ctx: BillingContext, kind: str) -> bool:

@@ -30,6 +30,7 @@ NAVIGATION = (
     ("/statistics", "Statistics"),
     ("/settings", "Settings"),
     ("/live", "Live calls"),
+    ("/webhooks", "Webhooks"),
 )
 
 
@@ -47,6 +48,7 @@ NOTICES = {
     "user_added": "User added.",
     "user_removed": "User removed.",
     "password_set": "Password set.",
+    "webhooks_retried": "{n} event(s) will be sent again.",
 }
 
 

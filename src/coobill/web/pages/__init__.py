@@ -10,6 +10,7 @@ from coobill.web.pages import (
     settings,
     statistics,
     users,
+    webhooks,
 )
 
 ROUTERS = (
@@ -22,4 +23,5 @@ ROUTERS = (
     settings.router,
     live.router,
     users.router,
+    webhooks.router,
 )

@@ -1,0 +1,54 @@
+"""The account controls' pages: webhooks (the outbox's delivery state), fees, statements."""
+
+from __future__ import annotations
+
+import httpx
+
+from coobill.services import extensions, outbox
+from coobill.services.context import BillingContext
+from tests.conftest import settings_for
+from tests.web.billing_data import add_extension
+
+
+def with_webhooks(ctx: BillingContext) -> None:
+    ctx.config = settings_for(str(ctx.config.database.url), webhooks={
+        "urls": ["https://hooks.example.net/coobill"], "secret": "s" * 32, "max_attempts": 1})
+
+
+async def one_failed_one_pending(ctx: BillingContext) -> list[outbox.EventView]:
+    with_webhooks(ctx)
+    await add_extension(ctx, "100", "Alice")
+    await extensions.recharge(ctx, ["100"], "5")
+    await extensions.adjust(ctx, "100", "-1")
+    first = (await outbox.due(ctx))[0]
+    await outbox.attempt_failed(ctx, first, [], "HTTP 503")
+    return sorted(await outbox.list_events(ctx), key=lambda e: e.id)
+
+
+class TestWebhooksPage:
+    async def test_lists_events_with_their_state_and_the_configured_urls(
+        self, ctx: BillingContext, billing: httpx.AsyncClient
+    ) -> None:
+        await one_failed_one_pending(ctx)
+        page = (await billing.get("/webhooks")).text
+        assert "https://hooks.example.net/coobill" in page
+        assert page.count('data-state="failed"') == 1 and page.count('data-state="pending"') == 1
+        assert "HTTP 503" in page
+        failed = (await billing.get("/webhooks", params={"state": "failed"})).text
+        assert failed.count("<code>recharge</code>") == 1 and "<code>adjustment</code>" not in failed
+
+    async def test_retry_sends_one_again_and_a_bad_id_is_a_400(
+        self, ctx: BillingContext, billing: httpx.AsyncClient
+    ) -> None:
+        failed, _ = await one_failed_one_pending(ctx)
+        done = await billing.post("/webhooks/retry", data={"id": str(failed.id)})
+        assert done.status_code == 303 and "notice=webhooks_retried" in done.headers["location"]
+        assert await outbox.state_counts(ctx) == {"pending": 2, "delivered": 0, "failed": 0}
+        refused = await billing.post("/webhooks/retry", data={"id": "12x"})
+        assert refused.status_code == 400 and "whole number" in refused.text
+        unknown = await billing.post("/webhooks/retry", data={"id": "999"})
+        assert unknown.status_code == 400 and "no such webhook event" in unknown.text
+
+    async def test_a_bad_state_filter_is_a_400(self, billing: httpx.AsyncClient) -> None:
+        refused = await billing.get("/webhooks", params={"state": "lost"})
+        assert refused.status_code == 400 and "state: must be one of" in refused.text
