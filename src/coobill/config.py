@@ -156,6 +156,8 @@ class BillingConfig(Section):
     max_balance: Decimal = Field(
         default=Decimal("1000000.0000"), gt=0, lt=Decimal("100000000000"), decimal_places=4
     )
+    # How often the daemon charges the recurring fees that are due (services/fees.py).
+    fee_check_seconds: float = Field(default=60.0, gt=0, le=86400)
 
 
 class WebhooksConfig(Section):

@@ -29,6 +29,7 @@ from coobill.ami.follower import AmiFollower, FollowerOptions
 from coobill.bootstrap import bootstrap
 from coobill.config import Settings, load_settings
 from coobill.daemon.events import DaemonEvents
+from coobill.daemon.fees import FeeCharger
 from coobill.daemon.http import Operations
 from coobill.daemon.pbx import PbxLink
 from coobill.daemon.portal import PortalProcess
@@ -72,6 +73,7 @@ class Daemon:
     web: PortalProcess | None = None
     pbx: PbxLink | None = None
     webhooks: WebhookSender | None = None
+    fees: FeeCharger | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _reloading: asyncio.Event = field(default_factory=asyncio.Event)
     started: bool = False
@@ -95,6 +97,8 @@ class Daemon:
         if self.settings.webhooks.urls:
             self.webhooks = WebhookSender(ctx, on_delivered=self.events.webhooks_delivered.add)
             self.webhooks.start()
+        self.fees = FeeCharger(ctx, on_checked=self._fees_checked)
+        self.fees.start()
         self.started = True
         self.status = StatusLine(self._status_text)
         self.events.watch(self.status.changed)
@@ -181,6 +185,11 @@ class Daemon:
             self.metrics.observe_settlement(settlement)
         self.events.settled.add()
         if self.webhooks is not None:
+            self.webhooks.nudge()
+
+    def _fees_checked(self, charged: list[object]) -> None:
+        self.events.fee_checks.add()
+        if charged and self.webhooks is not None:
             self.webhooks.nudge()
 
     async def _start_web(self, ctx: BillingContext) -> None:
@@ -286,6 +295,8 @@ class Daemon:
             await self.pbx.close()
         if self.web is not None:
             await self.web.stop()
+        if self.fees is not None:
+            await self.fees.stop()
         if self.webhooks is not None:
             await self.webhooks.stop()
         if self.ctx is not None:

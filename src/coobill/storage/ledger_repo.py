@@ -331,6 +331,27 @@ def move_balance(session: Session, extension_id: int, amount: Decimal) -> Any:
                          {"extension_id": extension_id, "amount": amount}).first()
 
 
+_HAS_ENTRY = select(_entry.c.id).where(_entry.c.kind == bindparam("kind"),
+                                       _entry.c.reference == bindparam("reference"))
+_REFERENCES_FROM = select(_entry.c.reference).where(
+    _entry.c.kind == bindparam("kind"), _entry.c.reference >= bindparam("low"),
+    _entry.c.reference < bindparam("high"))
+
+
+def has_entry(session: Session, kind: str, reference: str) -> bool:
+    """An entry of this kind with this reference exists ((kind, reference) is unique)."""
+    return _fast.execute(session, _HAS_ENTRY, {"kind": kind, "reference": reference}
+                         ).first() is not None
+
+
+async def references_starting(session: AsyncSession, kind: str, prefix: str) -> set[str]:
+    """The references of the entries of `kind` that start with `prefix` (a range on the
+    unique (kind, reference) index, not a LIKE)."""
+    high = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    rows = await session.execute(_REFERENCES_FROM, {"kind": kind, "low": prefix, "high": high})
+    return {r for (r,) in rows.tuples()}
+
+
 def chain_head(session: Session) -> Any:
     """The ledger's head (last_entry_id, last_mac, entries), locked for this transaction
     (FOR UPDATE), which keeps entry ids in chain order; None before migration 0004 made it."""

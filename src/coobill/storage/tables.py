@@ -150,6 +150,8 @@ class Recharge(Base):
     # "recharge", or "fee": a recurring fee charged (services/fees.py), shown among the
     # recharge records with its negative amount (migration 0009).
     kind: Mapped[str] = mapped_column(String(16), default="recharge", server_default="recharge")
+    # A fee's: the reference of its ledger entry (a recharge's entry refers to the record).
+    reference: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class Call(Base):

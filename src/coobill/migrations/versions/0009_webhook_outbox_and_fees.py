@@ -3,7 +3,8 @@
 - webhook_event: the outbox (services/outbox.py). An event is written in the transaction of
   the change it tells of and delivered by the daemon, in order within each extension.
 - fee: recurring fees (services/fees.py), each charge a ledger entry of kind "fee".
-- recharge.kind: "recharge", or "fee" for a fee charged (shown among the recharge records).
+- recharge.kind: "recharge", or "fee" for a fee charged (shown among the recharge records),
+  and recharge.reference: a fee's ledger entry (`coobill audit` matches the two).
 
 Revision ID: 0009
 Revises: 0006
@@ -55,10 +56,12 @@ def upgrade() -> None:
     with op.batch_alter_table('recharge', schema=None) as batch_op:
         batch_op.add_column(sa.Column('kind', sa.String(length=16), nullable=False,
                                       server_default='recharge'))
+        batch_op.add_column(sa.Column('reference', sa.String(length=64), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('recharge', schema=None) as batch_op:
+        batch_op.drop_column('reference')
         batch_op.drop_column('kind')
     op.drop_table('fee')
     with op.batch_alter_table('webhook_event', schema=None) as batch_op:
