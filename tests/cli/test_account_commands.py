@@ -53,3 +53,31 @@ class TestWebhooks:
         one_error(coobill("webhooks", "list", "--state", "lost"), "invalid choice")
         one_error(coobill("webhooks", "retry", "x"), "whole number")
         one_error(coobill("webhooks", "retry", "42"), "event 42: no such webhook event")
+
+
+class TestFees:
+    def test_add_list_charge_and_remove(self, ledger: str, coobill: Coobill) -> None:
+        ok(coobill("extension", "set", "100", "--billing"))
+        ok(coobill("extension", "recharge", "100", "--amount", "10"))
+        assert ok(coobill("fee", "add", "100", "--amount", "2.5", "--name", "Line")).out == (
+            "fee 1 added: 2.5000 monthly for 100\n")
+        listed = json.loads(ok(coobill("fee", "list", "--json")).out)
+        assert [(f["extension"], f["amount"], f["over_credit"]) for f in listed] == [
+            ("100", "2.5000", "lock")]
+        charged = ok(coobill("fee", "charge")).out
+        assert charged.startswith("100: fee 1 for ") and "balance 7.5000" in charged
+        assert ok(coobill("fee", "charge")).out == ""
+        recharges = ok(coobill("recharges", "list", "--json")).out
+        assert [(r["amount"], r["who"]) for r in json.loads(recharges)][0] == ("-2.5000", "fee: Line")
+        assert ok(coobill("fee", "remove", "1")).out == "fee 1 removed\n"
+        assert ok(coobill("audit")).code == 0
+
+    def test_bad_arguments_are_one_line_each(self, ledger: str, coobill: Coobill) -> None:
+        ok(coobill("extension", "set", "100", "--billing"))
+        one_error(coobill("fee", "add", "100", "--amount", "-1"), "amount")
+        one_error(coobill("fee", "add", "100", "--amount", "1", "--period", "daily"),
+                  "invalid choice")
+        one_error(coobill("fee", "add", "100", "--amount", "1", "--starts", "soon"),
+                  "starts: 'soon' is not a day")
+        one_error(coobill("fee", "add", "999", "--amount", "1"), "extension 999 does not exist")
+        one_error(coobill("fee", "remove", "7"), "fee 7: no such fee")

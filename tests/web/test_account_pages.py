@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from coobill.services import extensions, outbox
+from coobill.services import extensions, fees, outbox
 from coobill.services.context import BillingContext
 from tests.conftest import settings_for
 from tests.web.billing_data import add_extension
@@ -52,3 +52,44 @@ class TestWebhooksPage:
     async def test_a_bad_state_filter_is_a_400(self, billing: httpx.AsyncClient) -> None:
         refused = await billing.get("/webhooks", params={"state": "lost"})
         assert refused.status_code == 400 and "state: must be one of" in refused.text
+
+
+class TestFeesPage:
+    async def test_add_a_fee_see_it_listed_and_remove_it(
+        self, ctx: BillingContext, billing: httpx.AsyncClient
+    ) -> None:
+        await add_extension(ctx, "100", "Alice")
+        added = await billing.post("/fees", data={
+            "extension": "100", "amount": "3", "period": "weekly", "over_credit": "flag",
+            "name": "Voicemail", "starts": "2026-11-02"})
+        assert added.status_code == 303
+        page = (await billing.get("/fees")).text
+        assert "Voicemail" in page and "2026-11-02" in page and "flag it" in page
+        [fee] = await fees.list_fees(ctx)
+        assert (fee.extension, fee.period, fee.over_credit) == ("100", "weekly", "flag")
+        assert (await billing.post(f"/fees/{fee.id}/remove")).status_code == 303
+        assert await fees.list_fees(ctx) == []
+
+    async def test_a_bad_field_is_shown_beside_it_and_nothing_is_added(
+        self, ctx: BillingContext, billing: httpx.AsyncClient
+    ) -> None:
+        await add_extension(ctx, "100", "Alice")
+        for data, field in [({"amount": "x"}, "amount"), ({"extension": "999"}, "extension"),
+                            ({"starts": "someday"}, "starts"), ({"period": "daily"}, "period")]:
+            page = await billing.post("/fees", data={
+                "extension": "100", "amount": "1", "period": "monthly", "over_credit": "lock",
+                **data})
+            assert page.status_code == 400 and f'id="e-{field}"' in page.text, field
+        assert await fees.list_fees(ctx) == []
+        gone = await billing.post("/fees/77/remove")
+        assert gone.status_code == 400 and "no such fee" in gone.text
+
+    async def test_a_charged_fee_shows_among_the_recharge_records(
+        self, ctx: BillingContext, billing: httpx.AsyncClient
+    ) -> None:
+        await add_extension(ctx, "100", "Alice")
+        await extensions.recharge(ctx, ["100"], "10")
+        await fees.add_fee(ctx, "100", "4", name="Line")
+        await fees.charge_due(ctx)
+        page = (await billing.get("/recharges")).text
+        assert page.count('class="fee"') == 1 and "fee: Line" in page

@@ -30,6 +30,7 @@ NAVIGATION = (
     ("/statistics", "Statistics"),
     ("/settings", "Settings"),
     ("/live", "Live calls"),
+    ("/fees", "Fees"),
     ("/webhooks", "Webhooks"),
 )
 
@@ -49,6 +50,8 @@ NOTICES = {
     "user_removed": "User removed.",
     "password_set": "Password set.",
     "webhooks_retried": "{n} event(s) will be sent again.",
+    "fee_added": "Fee added.",
+    "fee_removed": "Fee removed.",
 }
 
 

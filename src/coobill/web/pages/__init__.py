@@ -3,6 +3,7 @@
 from coobill.web.pages import (
     extension_forms,
     extensions,
+    fees,
     live,
     login,
     rates,
@@ -23,5 +24,6 @@ ROUTERS = (
     settings.router,
     live.router,
     users.router,
+    fees.router,
     webhooks.router,
 )
