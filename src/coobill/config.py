@@ -284,7 +284,8 @@ def settings_from(path: Path | None) -> Settings:
         ) -> tuple[PydanticBaseSettingsSource, ...]:
             if path is None:
                 return init_settings, env_settings
-            return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=path)
+            toml = TomlConfigSettingsSource(settings_cls, toml_file=path)
+            return init_settings, env_settings, toml
 
     read = FromFile()
     return Settings.model_construct(**{name: getattr(read, name) for name in Settings.model_fields})
@@ -333,8 +334,10 @@ def load_settings(explicit_path: str | None = None) -> Settings:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"]) or "config"
         env = "COOBILL_" + "__".join(str(p) for p in err["loc"]).upper()
-        got = "" if err["loc"][-1:] and err["loc"][-1] in _SECRET_KEYS else (
-            f" (got {err.get('input')!r})"
+        got = (
+            ""
+            if err["loc"][-1:] and err["loc"][-1] in _SECRET_KEYS
+            else (f" (got {err.get('input')!r})")
         )
         raise ConfigurationError(f"config: {key} (or {env}): {err['msg']}{got}") from None
     except (ValueError, OSError) as exc:  # a TOML syntax error, an unreadable file

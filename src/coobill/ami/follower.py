@@ -269,24 +269,42 @@ class AmiFollower:
                 await self._session()
             except AmiLoginRefused as exc:
                 self.login_failures += 1
-                log.error("ami.login_failed host=%s port=%s username=%s message=%r failures=%d",
-                          self.host, self.port, self.options.username, str(exc), self.login_failures)
+                log.error(
+                    "ami.login_failed host=%s port=%s username=%s message=%r failures=%d",
+                    self.host,
+                    self.port,
+                    self.options.username,
+                    str(exc),
+                    self.login_failures,
+                )
             except (OSError, AmiError) as exc:
-                log.warning("ami.disconnected host=%s port=%s reason=%r",
-                            self.host, self.port, str(exc) or type(exc).__name__)
+                log.warning(
+                    "ami.disconnected host=%s port=%s reason=%r",
+                    self.host,
+                    self.port,
+                    str(exc) or type(exc).__name__,
+                )
             except Exception:
                 log.exception("ami.session_failed host=%s port=%s", self.host, self.port)
             if self.sessions > logged_in_before:
                 delay = self.options.reconnect_seconds  # it worked for a while: start over
-            log.info("ami.reconnecting host=%s port=%s in_seconds=%.3g", self.host, self.port,
-                     delay)
+            log.info(
+                "ami.reconnecting host=%s port=%s in_seconds=%.3g", self.host, self.port, delay
+            )
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.options.max_reconnect_seconds)
 
     async def _session(self) -> None:
         o = self.options
-        connection = AmiConnection(o.host, o.port, o.username, o.secret, events=o.events,
-                                   timeout=o.action_timeout, on_event=self._arrived)
+        connection = AmiConnection(
+            o.host,
+            o.port,
+            o.username,
+            o.secret,
+            events=o.events,
+            timeout=o.action_timeout,
+            on_event=self._arrived,
+        )
         # Queued before Login: no event of this session can overtake it.
         self._queue.put_nowait(_SESSION_START)
         try:
@@ -295,8 +313,13 @@ class AmiFollower:
             if self.sessions > 1:
                 self.reconnects += 1
             self._connection = connection
-            log.info("ami.connected host=%s port=%s session=%d reconnects=%d",
-                     self.host, self.port, self.sessions, self.reconnects)
+            log.info(
+                "ami.connected host=%s port=%s session=%d reconnects=%d",
+                self.host,
+                self.port,
+                self.sessions,
+                self.reconnects,
+            )
             live = await connection.live_uniqueids()
             self._queue.put_nowait(_Reconcile(frozenset(live)))
             await self._watch(connection)
@@ -320,8 +343,9 @@ class AmiFollower:
             if checking and loop.time() >= next_check:
                 asked = self.tracker.tick()
                 live = await connection.live_uniqueids()
-                self._queue.put_nowait(_Reconcile(frozenset(live), during_session=True,
-                                                  asked_tick=asked))
+                self._queue.put_nowait(
+                    _Reconcile(frozenset(live), during_session=True, asked_tick=asked)
+                )
                 next_check = loop.time() + self.options.live_check_seconds
             if loop.time() >= next_ping:
                 try:
@@ -352,29 +376,14 @@ class AmiFollower:
         if isinstance(item, _Event):
             ended = tracker.feed(item.message, item.received)
         elif isinstance(item, _Authorized):
-            tracker.authorized(item.uniqueid, item.token, item.tick, item.channel,
-                               item.extension)
+            tracker.authorized(item.uniqueid, item.token, item.tick, item.channel, item.extension)
             return
         elif isinstance(item, _Expected):
             for uniqueid, tokens in item.holds:
                 tracker.expect(uniqueid, list(tokens))
             return
-        elif isinstance(item, _Reconcile) and item.during_session:
-            # Followed channels the listing lacks lost their end; the others count as live:
-            # their settlement is on its way.
-            assert self._on_live_check is not None
-            for call in tracker.lost(item.live, item.asked_tick):
-                log.warning("ami.call_end_lost uniqueid=%s", call.uniqueid)
-                await self._hand_over(call)
-            await self._on_live_check(set(item.live) | tracker.following())
-            return
         elif isinstance(item, _Reconcile):
-            tracker.connected()
-            lost = tracker.reconcile(item.live)
-            for uniqueid in lost:
-                log.warning("ami.call_lost_in_gap uniqueid=%s", uniqueid)
-            log.info("ami.reconciled live=%d lost=%d", len(item.live), len(lost))
-            await self._on_reconciled(set(item.live) | tracker.following())
+            await self._reconcile(item)
             return
         elif item is _SESSION_START:
             tracker.begin_session()
@@ -390,11 +399,34 @@ class AmiFollower:
         for call in ended:
             await self._hand_over(call)
 
+    async def _reconcile(self, item: _Reconcile) -> None:
+        tracker = self.tracker
+        if item.during_session:
+            # Followed channels the listing lacks lost their end; the others count as live:
+            # their settlement is on its way.
+            assert self._on_live_check is not None
+            for call in tracker.lost(item.live, item.asked_tick):
+                log.warning("ami.call_end_lost uniqueid=%s", call.uniqueid)
+                await self._hand_over(call)
+            await self._on_live_check(set(item.live) | tracker.following())
+            return
+        tracker.connected()
+        lost = tracker.reconcile(item.live)
+        for uniqueid in lost:
+            log.warning("ami.call_lost_in_gap uniqueid=%s", uniqueid)
+        log.info("ami.reconciled live=%d lost=%d", len(item.live), len(lost))
+        await self._on_reconciled(set(item.live) | tracker.following())
+
     async def _hand_over(self, call: ChannelEnded) -> None:
         s = call.settle
-        log.info("ami.call_ended uniqueid=%s ext=%s dials=%d answered=%d leftover=%s",
-                 s.uniqueid, s.caller_extension, len(s.dials),
-                 sum(d.disposition == "ANSWERED" for d in s.dials), s.leftover)
+        log.info(
+            "ami.call_ended uniqueid=%s ext=%s dials=%d answered=%d leftover=%s",
+            s.uniqueid,
+            s.caller_extension,
+            len(s.dials),
+            sum(d.disposition == "ANSWERED" for d in s.dials),
+            s.leftover,
+        )
         self._in_flight = call
         try:
             await self._on_call_ended(call)

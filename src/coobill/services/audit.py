@@ -14,8 +14,9 @@ the sum of the open holds.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import BigInteger, func, select, type_coerce
+from sqlalchemy import BigInteger, ColumnElement, SQLColumnExpression, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coobill.money import from_units
@@ -43,7 +44,7 @@ class AuditReport:
         return not self.problems
 
 
-def _units(column):  # type: ignore[no-untyped-def]
+def _units(column: SQLColumnExpression[Any]) -> ColumnElement[int]:
     return type_coerce(column, BigInteger)
 
 

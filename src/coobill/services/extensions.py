@@ -109,7 +109,9 @@ def _refuse_above_ceiling(ctx: BillingContext, ext: Extension, amount: Decimal) 
         )
 
 
-async def set_extension(ctx: BillingContext, number: str, changes: ExtensionChanges) -> ExtensionView:
+async def set_extension(
+    ctx: BillingContext, number: str, changes: ExtensionChanges,
+) -> ExtensionView:
     """Create the extension if it is new, then apply the changes."""
     number = check_number(number)
     changes = _within_ceiling(ctx, changes.validated())
@@ -117,8 +119,14 @@ async def set_extension(ctx: BillingContext, number: str, changes: ExtensionChan
         ext = await _get_for_update(uow, number)
         if ext is None:
             ext = Extension(
-                number=number, name="", billing_enabled=False, payment="prepaid",
-                credit_limit=ZERO, balance=ZERO, total_recharged=ZERO, locked=False,
+                number=number,
+                name="",
+                billing_enabled=False,
+                payment="prepaid",
+                credit_limit=ZERO,
+                balance=ZERO,
+                total_recharged=ZERO,
+                locked=False,
                 created_at=await _local_now(ctx, uow),
             )
             uow.session.add(ext)
@@ -168,14 +176,23 @@ async def recharge(
             ext = ledger.locked_extension(session, number)
             _refuse_above_ceiling(ctx, ext, value)
             record = Recharge(
-                created_at=now, extension_id=ext.id, balance_before=ZERO, amount=value,
-                balance_after=ZERO, who=who,
+                created_at=now,
+                extension_id=ext.id,
+                balance_before=ZERO,
+                amount=value,
+                balance_after=ZERO,
+                who=who,
             )
             session.add(record)
             session.flush()
             before, after = ledger.post_entry(
-                session, extension_id=ext.id, kind=ledger.RECHARGE, amount=value, at=now,
-                reference=f"recharge:{record.id}", who=who,
+                session,
+                extension_id=ext.id,
+                kind=ledger.RECHARGE,
+                amount=value,
+                at=now,
+                reference=f"recharge:{record.id}",
+                who=who,
             )
             record.balance_before, record.balance_after = before, after
             ext.total_recharged = ext.total_recharged + value
@@ -201,8 +218,13 @@ async def adjust(
         _refuse_above_ceiling(ctx, ext, value)
         now = settings_now(session).local(ctx.clock())
         before, after = ledger.post_entry(
-            session, extension_id=ext.id, kind=ledger.ADJUSTMENT, amount=value, at=now,
-            reference=None, who=(who + (f": {note}" if note else ""))[:64],
+            session,
+            extension_id=ext.id,
+            kind=ledger.ADJUSTMENT,
+            amount=value,
+            at=now,
+            reference=None,
+            who=(who + (f": {note}" if note else ""))[:64],
         )
         outbox.publish(ctx, session, outbox.ADJUSTMENT, ext.number, {
             "amount": value, "balance_before": before, "balance_after": after, "who": who,
@@ -268,9 +290,7 @@ async def list_extensions(
     return views, int(total)
 
 
-async def ensure_extensions(
-    ctx: BillingContext, endpoints: Sequence[tuple[str, str]]
-) -> list[str]:
+async def ensure_extensions(ctx: BillingContext, endpoints: Sequence[tuple[str, str]]) -> list[str]:
     """Give billing rows (billing off) to endpoints that have none; existing rows untouched."""
     created: list[str] = []
     async with ctx.uow() as uow:
@@ -281,8 +301,14 @@ async def ensure_extensions(
                 continue
             uow.session.add(
                 Extension(
-                    number=number, name=name[:128], billing_enabled=False, payment="prepaid",
-                    credit_limit=ZERO, balance=ZERO, total_recharged=ZERO, locked=False,
+                    number=number,
+                    name=name[:128],
+                    billing_enabled=False,
+                    payment="prepaid",
+                    credit_limit=ZERO,
+                    balance=ZERO,
+                    total_recharged=ZERO,
+                    locked=False,
                     created_at=now,
                 )
             )
@@ -315,9 +341,15 @@ async def _view(uow: UnitOfWork, ext: Extension) -> ExtensionView:
 
 def _to_view(ext: Extension, reserved: Decimal) -> ExtensionView:
     return ExtensionView(
-        extension=ext.number, name=ext.name, billing=ext.billing_enabled, payment=ext.payment,
-        credit_limit=ext.credit_limit, balance=ext.balance, total_recharged=ext.total_recharged,
-        reserved=reserved, locked=ext.locked,
+        extension=ext.number,
+        name=ext.name,
+        billing=ext.billing_enabled,
+        payment=ext.payment,
+        credit_limit=ext.credit_limit,
+        balance=ext.balance,
+        total_recharged=ext.total_recharged,
+        reserved=reserved,
+        locked=ext.locked,
     )
 
 

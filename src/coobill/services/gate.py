@@ -67,7 +67,9 @@ def _undo(ctx: BillingContext, cmd: AuthorizeCall, session: Session, verdict: Ve
                     cmd.uniqueid, cmd.extension, undone.amount)
 
 
-def _decide(ctx: BillingContext, cmd: AuthorizeCall, token: str, session: Session) -> Verdict:
+def _decide(  # noqa: PLR0911 - the decision ladder: one return per reason, in order
+    ctx: BillingContext, cmd: AuthorizeCall, token: str, session: Session,
+) -> Verdict:
     settings = settings_now(session)
     local_now = settings.local(ctx.clock())
     policy = ctx.config.billing

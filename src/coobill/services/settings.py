@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,10 +32,8 @@ DEFAULTS = {
 def system_timezone() -> str:
     """The machine's own zone (the PBX's, on an appliance): $TZ, else /etc/localtime's name."""
     candidates = [os.environ.get("TZ", "").lstrip(":")]
-    try:
+    with contextlib.suppress(OSError):
         candidates.append(Path("/etc/timezone").read_text().strip())
-    except OSError:
-        pass
     link = Path("/etc/localtime")
     if link.is_symlink():
         candidates.append(str(link.resolve()).split("zoneinfo/", 1)[-1])
@@ -169,7 +168,8 @@ async def change_settings(
         try:
             ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise BadRequest(f"timezone: {timezone!r} is not a known time zone", field="timezone") from None
+            raise BadRequest(f"timezone: {timezone!r} is not a known time zone",
+                             field="timezone") from None
         changes["timezone"] = timezone
     async with ctx.uow() as uow:
         for key, value in changes.items():

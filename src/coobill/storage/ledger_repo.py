@@ -115,7 +115,7 @@ def extension_for_update_now(session: Session, number: str) -> Extension | None:
 _RESERVE = (
     update(_extension)
     .where(_extension.c.id == bindparam("extension_id"),
-           _FUNDS >= bindparam("amount", type_=Money()))
+           bindparam("amount", type_=Money()) <= _FUNDS)
     .values(reserved=_extension.c.reserved + bindparam("amount", type_=Money()))
 )
 _UNRESERVE = (
@@ -404,4 +404,4 @@ def settings_rows(session: Session) -> dict[str, str]:
 
 async def settings_rows_of(session: AsyncSession) -> dict[str, str]:
     """`settings_rows` on an async unit of work's session."""
-    return {k: v for k, v in (await session.execute(_ALL_SETTINGS)).tuples().all()}
+    return dict((await session.execute(_ALL_SETTINGS)).tuples().all())

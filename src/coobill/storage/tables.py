@@ -206,7 +206,8 @@ class Reservation(Base):
     # when it gave up waiting for its own transaction.
     token: Mapped[str] = mapped_column(String(32), unique=True)
     uniqueid: Mapped[str] = mapped_column(String(64))
-    extension_id: Mapped[int | None] = mapped_column(ForeignKey("extension.id"), index=True, nullable=True)
+    extension_id: Mapped[int | None] = mapped_column(
+        ForeignKey("extension.id"), index=True, nullable=True)
     extension_number: Mapped[str] = mapped_column(String(32))
     number: Mapped[str] = mapped_column(String(64))
     channel: Mapped[str] = mapped_column(String(128), default="")
@@ -256,7 +257,8 @@ class PortalSession(Base):
     # secrets.token_urlsafe(32): 43 characters; the cookie's signature guards it as well.
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[int] = mapped_column(
-        ForeignKey("portal_user.id", ondelete="CASCADE"), index=True)
+        ForeignKey("portal_user.id", ondelete="CASCADE"), index=True
+    )
     # UTC, naive: when it began and when it lapses whatever happens (12 h).
     created_at: Mapped[datetime] = mapped_column(DateTime)
     expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)

@@ -60,7 +60,9 @@ def notice_text(request: Request, language: str) -> str:
     if key not in NOTICES:
         return ""
     count = request.query_params.get("n", "")
-    return translator(language)(NOTICES[key], n=count if bounds.is_digits(count) and len(count) < 7 else "")
+    return translator(language)(
+        NOTICES[key], n=count if bounds.is_digits(count) and len(count) < 7 else ""
+    )
 
 
 def make_templates() -> Jinja2Templates:

@@ -14,6 +14,8 @@ from coobill.web.pages import (
     webhooks,
 )
 
+__all__ = ["ROUTERS"]
+
 ROUTERS = (
     login.router,
     extensions.router,
