@@ -23,7 +23,8 @@ def hooked(ledger: str, monkeypatch: pytest.MonkeyPatch) -> str:
 def one_error(result: object, fragment: str) -> None:
     assert result.code != 0  # type: ignore[attr-defined]
     err = result.err  # type: ignore[attr-defined]
-    assert len(err.splitlines()) == 1 and fragment in err, err
+    assert len(err.splitlines()) == 1, err
+    assert fragment in err, err
 
 
 class TestWebhooks:
@@ -45,8 +46,10 @@ class TestWebhooks:
         failed = json.loads(ok(coobill("webhooks", "list", "--state", "failed", "--json")).out)
         assert [(e["kind"], e["last_error"]) for e in failed] == [("recharge", "HTTP 500")]
         table = ok(coobill("webhooks", "list")).out
-        assert "failed" in table and "HTTP 500" in table
-        assert ok(coobill("webhooks", "retry")).out == f"1 event(s) to send again: {failed[0]['id']}\n"
+        assert "failed" in table
+        assert "HTTP 500" in table
+        again = ok(coobill("webhooks", "retry")).out
+        assert again == f"1 event(s) to send again: {failed[0]['id']}\n"
         assert ok(coobill("webhooks", "retry")).out == "no failed events\n"
 
     def test_bad_arguments_are_one_line_each(self, hooked: str, coobill: Coobill) -> None:
@@ -65,10 +68,12 @@ class TestFees:
         assert [(f["extension"], f["amount"], f["over_credit"]) for f in listed] == [
             ("100", "2.5000", "lock")]
         charged = ok(coobill("fee", "charge")).out
-        assert charged.startswith("100: fee 1 for ") and "balance 7.5000" in charged
+        assert charged.startswith("100: fee 1 for ")
+        assert "balance 7.5000" in charged
         assert ok(coobill("fee", "charge")).out == ""
         recharges = ok(coobill("recharges", "list", "--json")).out
-        assert [(r["amount"], r["who"]) for r in json.loads(recharges)][0] == ("-2.5000", "fee: Line")
+        newest = json.loads(recharges)[0]
+        assert (newest["amount"], newest["who"]) == ("-2.5000", "fee: Line")
         assert ok(coobill("fee", "remove", "1")).out == "fee 1 removed\n"
         assert ok(coobill("audit")).code == 0
 

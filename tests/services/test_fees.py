@@ -58,7 +58,8 @@ class TestChargingOncePerPeriod:
         restarted = await fees.charge_due(other_ctx)
         assert sorted((c.extension, c.period) for c in restarted) == [
             ("100", "2027-02"), ("100", "2027-03"), ("101", "2027-02"), ("101", "2027-03")]
-        assert await fees.charge_due(other_ctx) == [] and await fees.charge_due(ctx) == []
+        assert await fees.charge_due(other_ctx) == []
+        assert await fees.charge_due(ctx) == []
         assert [p for n, p, _ in await fee_entries(ctx) if n == "100"] == [
             "2027-01", "2027-02", "2027-03"]
         assert (await extensions.show_extension(ctx, "100")).balance == Decimal("70")
@@ -128,7 +129,8 @@ class TestWhatAFeeIs:
         await make_extension(ctx, "100", balance="1")
         await fees.add_fee(ctx, "100", "5")
         [charged] = await fees.charge_due(ctx)
-        assert charged.over_credit and charged.balance_after == Decimal("-4")
+        assert charged.over_credit
+        assert charged.balance_after == Decimal("-4")
         assert (await extensions.show_extension(ctx, "100")).locked
         kinds = [e.kind for e in reversed(await outbox.list_events(ctx))]
         assert kinds[-2:] == ["fee", "extension.locked"]
@@ -140,7 +142,8 @@ class TestWhatAFeeIs:
         await make_extension(ctx, "100", balance="1", credit="2")
         await fees.add_fee(ctx, "100", "5", over_credit="flag")
         [charged] = await fees.charge_due(ctx)
-        assert charged.over_credit and charged.balance_after == Decimal("-4")
+        assert charged.over_credit
+        assert charged.balance_after == Decimal("-4")
         assert not (await extensions.show_extension(ctx, "100")).locked
 
 

@@ -48,7 +48,8 @@ class TestEventsAreWrittenWithTheirChange:
         assert recharge["data"]["balance_after"] == "10.0000"
         assert adjustment["data"]["amount"] == "-2.5000"
         assert adjustment["data"]["balance_after"] == "7.5000"
-        assert adjustment["type"] == "adjustment" and len(adjustment["id"]) == 32
+        assert adjustment["type"] == "adjustment"
+        assert len(adjustment["id"]) == 32
 
     async def test_a_refused_recharge_writes_no_event(self, hooked: BillingContext) -> None:
         await make_extension(hooked, "100")

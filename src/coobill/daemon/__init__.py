@@ -40,6 +40,7 @@ from coobill.logs import configure_logging
 from coobill.metrics import Metrics
 from coobill.services.commands import AuthorizeCall, Settlement, Verdict
 from coobill.services.context import BillingContext
+from coobill.services.fees import FeeCharged
 from coobill.services.gate import authorize_call
 from coobill.services.ledger_seal import open_ledger
 from coobill.services.pbx_sync import add_phones
@@ -219,7 +220,7 @@ class Daemon:
         if self.webhooks is not None:
             self.webhooks.nudge()
 
-    def _fees_checked(self, charged: list[object]) -> None:
+    def _fees_checked(self, charged: list[FeeCharged]) -> None:
         self.events.fee_checks.add()
         if charged and self.webhooks is not None:
             self.webhooks.nudge()

@@ -6,6 +6,7 @@ charges are units of work queued like a recharge."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -35,17 +36,15 @@ class FeeCharger:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
 
     async def _run(self) -> None:
         while True:
             try:
                 charged = await fees.charge_due(self.ctx)
-            except Exception as exc:  # the ledger unreachable or locked: the next check
+            except Exception as exc:  # noqa: BLE001 - the ledger unreachable or locked: the next check
                 log.warning("fees.check_failed error=%r", exc)
             else:
                 if self._on_checked is not None:

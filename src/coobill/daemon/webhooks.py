@@ -12,6 +12,7 @@ URL may only point where the operator configured it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -55,10 +56,8 @@ class WebhookSender:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
 
     async def _run(self) -> None:
@@ -70,17 +69,15 @@ class WebhookSender:
                 try:
                     progressed = await self._round(client)
                     await self._prune()
-                except Exception as exc:  # the ledger unreachable or locked: next round
+                except Exception as exc:  # noqa: BLE001 - the ledger unreachable or locked: next round
                     log.warning("webhooks.round_failed error=%r", exc)
                     progressed = False
                 if not progressed:
                     await self._pause(self.ctx.config.webhooks.poll_seconds)
 
     async def _pause(self, seconds: float) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
-        except TimeoutError:
-            pass
         self._wake.clear()
 
     async def _round(self, client: httpx.AsyncClient) -> bool:

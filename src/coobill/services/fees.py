@@ -25,6 +25,7 @@ import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -193,15 +194,15 @@ async def charge_due(ctx: BillingContext) -> list[FeeCharged]:
     charged: list[FeeCharged] = []
     for fee, number, missing in due:
         try:
-            charged += await ctx.uow.run(lambda s, f=fee, n=number, m=missing: _charge(
-                ctx, s, f, n, m))
+            charged += await ctx.uow.run(partial(_charge, ctx, fee=fee, number=number,
+                                                 periods=missing))
         except IntegrityError:
             # Another daemon charged these very periods meanwhile: each is charged once.
             log.info("fees.charged_elsewhere fee=%s ext=%s", fee.id, number)
     return charged
 
 
-def _charge(ctx: BillingContext, session: Session, fee: Fee, number: str,
+def _charge(ctx: BillingContext, session: Session, *, fee: Fee, number: str,
             periods: list[str]) -> list[FeeCharged]:
     ext = ledger.locked_extension(session, number)
     now = settings_now(session).local(ctx.clock())
