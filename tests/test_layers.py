@@ -23,7 +23,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "formatting": {"money"},
     "storage": {"money", "errors"},
     "migrations": {"storage"},
-    "services": {"rating", "storage", "money", "errors", "config"},
+    "services": {"rating", "storage", "money", "errors", "config", "formatting"},
     "agi": {"services", "errors"},
     "ami": {"services", "errors", "config"},
     "web": {"services", "errors", "money", "formatting", "config"},
