@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from coobill.bootstrap import bootstrap
+from coobill.cli import account
 from coobill.cli.output import to_csv, to_json, to_table
 from coobill.config import Settings
 from coobill.errors import BadRequest
@@ -444,4 +445,5 @@ HANDLERS: dict[str, Handler] = {
     "reservations.list": reservations_list,
     "reservations.release": reservations_release,
     "reservations.charge": reservations_charge,
+    **account.HANDLERS,
 }

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from coobill.errors import BadRequest, UnknownExtension
 from coobill.money import ZERO, fmt, parse_amount
-from coobill.services import ledger
+from coobill.services import ledger, outbox
 from coobill.services.context import BillingContext
 from coobill.services.funds import funds
 from coobill.services.settings import billing_settings
@@ -130,8 +130,10 @@ async def set_extension(
                 created_at=await _local_now(ctx, uow),
             )
             uow.session.add(ext)
+        was_locked = bool(ext.locked)
         _apply(ext, changes)
         await uow.session.flush()
+        await _tell_if_locked(ctx, uow, ext, was_locked, "billing_user")
         view = await _view(uow, ext)
         await uow.commit()
     return view
@@ -149,8 +151,10 @@ async def edit_extensions(
         views = []
         for number in numbers:
             ext = await ledger.lock_extension(uow, number)
+            was_locked = ext.locked
             _apply(ext, changes)
             await uow.session.flush()
+            await _tell_if_locked(ctx, uow, ext, was_locked, "billing_user")
             views.append(await _view(uow, ext))
         await uow.commit()
     return views
@@ -192,6 +196,9 @@ async def recharge(
             )
             record.balance_before, record.balance_after = before, after
             ext.total_recharged = ext.total_recharged + value
+            outbox.publish(ctx, session, outbox.RECHARGE, ext.number, {
+                "amount": value, "balance_before": before, "balance_after": after, "who": who,
+                "recharge": record.id})
             records.append(record)
         session.flush()
         return records
@@ -210,7 +217,7 @@ async def adjust(
         ext = ledger.locked_extension(session, number)
         _refuse_above_ceiling(ctx, ext, value)
         now = billing_settings(session).local(ctx.clock())
-        ledger.post_entry(
+        before, after = ledger.post_entry(
             session,
             extension_id=ext.id,
             kind=ledger.ADJUSTMENT,
@@ -219,6 +226,9 @@ async def adjust(
             reference=None,
             who=(who + (f": {note}" if note else ""))[:64],
         )
+        outbox.publish(ctx, session, outbox.ADJUSTMENT, ext.number, {
+            "amount": value, "balance_before": before, "balance_after": after, "who": who,
+            "note": note})
         session.refresh(ext)
         return _to_view(ext, ext.reserved)
 
@@ -306,6 +316,15 @@ async def ensure_extensions(ctx: BillingContext, endpoints: Sequence[tuple[str, 
             created.append(number)
         await uow.commit()
     return created
+
+
+async def _tell_if_locked(ctx: BillingContext, uow: UnitOfWork, ext: Extension,
+                          was_locked: bool, reason: str) -> None:
+    """An extension that became locked: the extension.locked event, in this transaction."""
+    if ext.locked and not was_locked:
+        number = ext.number
+        await uow.session.run_sync(lambda session: outbox.publish(
+            ctx, session, outbox.EXTENSION_LOCKED, number, {"reason": reason}))
 
 
 async def _get_for_update(uow: UnitOfWork, number: str) -> Extension | None:

@@ -95,6 +95,7 @@ class RechargeRecord:
     amount: Decimal
     balance_after: Decimal
     who: str
+    kind: str = "recharge"  # or "fee": a recurring fee charged (services/fees.py)
 
 
 def _recharges(period: Period, keyword: str | None) -> Select:  # type: ignore[type-arg]
@@ -124,7 +125,7 @@ def _with_extension(ids: Select) -> Select:  # type: ignore[type-arg]
 def _recharge_record(row: Any) -> RechargeRecord:
     r, number, name = row
     return RechargeRecord(r.created_at, number, name, r.balance_before, r.amount,
-                          r.balance_after, r.who)
+                          r.balance_after, r.who, r.kind)
 
 
 async def list_recharges(
