@@ -324,14 +324,29 @@ class CallTracker:
         return self._if_over(h.get("uniqueid", ""))
 
     def _on_bridge_enter(self, h: dict[str, str], at: Received) -> list[ChannelEnded]:
-        ch = self._channels.get(h.get("uniqueid", ""))
-        if ch is None or ch.hung_up_at is not None or not ch.legs:
+        """No DialEnd ANSWER seen (lost, or a Dial that bridges without one): the caller and
+        its Dial's leg entering one bridge is the answer - not a bridge the caller shares
+        with others only (an attended transfer's consultation: its answer in a gap, that
+        bridge was taken for it, the talk before it lost)."""
+        uid, bridge = h.get("uniqueid", ""), h.get("bridgeuniqueid", "")
+        ch = self._channels.get(uid)
+        if ch is not None and ch.hung_up_at is None:
+            ch.bridge = bridge
+            leg = next(reversed(ch.legs.values()), None)
+        elif uid in self._dest_of:
+            owner, key = self._dest_of[uid]
+            ch = self._channels.get(owner)
+            leg = self._leg(owner, key)
+            if leg is not None:
+                leg.bridge = bridge
+        else:
             return []
-        last = next(reversed(ch.legs.values()))
-        if not any(leg.answered for leg in ch.legs.values()) and not last.over:
-            # No DialEnd ANSWER seen (lost, or a Dial that bridges without one): the bridge
-            # is the answer.
-            last.answered_at, last.answered_tick = stamp(h, at)
+        if ch is None or leg is None or ch.hung_up_at is not None:
+            return []
+        # A leg of no uniqueid (a DialBegin without DestUniqueid) cannot be told in a bridge.
+        if not any(x.answered for x in ch.legs.values()) and not leg.over \
+                and ((bridge and ch.bridge == leg.bridge) or not leg.followed):
+            leg.answered_at, leg.answered_tick = stamp(h, at)
         return []
 
     def _on_hangup(self, h: dict[str, str], at: Received) -> list[ChannelEnded]:
