@@ -7,15 +7,19 @@ paying nothing; and the hold lives until the external leg hangs up."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
+import dataclasses
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from coobill.ami.calls import CallTracker, Received
+from coobill.ami.calls import CallTracker, ChannelEnded, Received
 from coobill.ami.cdr_store import find_in_master_csv
+from coobill.daemon.pbx import PbxLink
+from coobill.services.commands import SettleChannel
 from coobill.services.context import BillingContext
 from coobill.services.reservations import reconcile
 from coobill.services.settlement import settle_channel
@@ -105,4 +109,43 @@ async def test_a_restart_mid_transfer_follows_the_external_leg_to_its_end(
     master_csv(path)
     found = await from_file([uid])
     await settle_channel(ctx, found[uid])
+    assert await charged(ctx, uid) == Decimal(call["expected_cost"])
+
+
+async def test_a_missed_end_waits_for_the_leg_the_pbx_still_lists(
+    ctx: BillingContext, tmp_path: Path
+) -> None:
+    """The follower missed how a blind-transferred call went (its channel settled from its
+    end alone, leftover "flag"): PbxLink looks in Master.csv, which so far has the gated
+    channel's row up to the transfer. It asks the PBX first: the leg is listed live, so the
+    channel is handed back to be followed until the leg hangs up - not settled at 4 s of 9
+    with its hold released. Asked for together with the leg's own channel, the leg's row
+    still counts for the gated channel once it is written."""
+    call: dict[str, Any] = EXPECTED["calls"]["blind"]
+    await funded(ctx, call)
+    uid = call["uniqueid"]
+    dest, leg, _ = external_leg(uid)
+    gated_ended = next(f.t for f in FRAMES if f.event == "Hangup" and f.get("Uniqueid") == uid)
+    path = master_csv(tmp_path / "Master.csv", until=gated_ended + 0.5)
+    config = ctx.config.model_copy(update={"ami": ctx.config.ami.model_copy(
+        update={"cdr_csv_path": str(path), "cdr_csv_gmt": False})})
+    live = {dest, leg}
+    followed: list[tuple[dict[str, list[str]], dict[str, list[str]]]] = []
+
+    async def listed() -> set[str]:
+        return set(live)
+
+    link = PbxLink(dataclasses.replace(ctx, config=config), live_channels=listed,
+                   on_expect=lambda holds, legs: followed.append((holds, legs)))
+    lost = SettleChannel(uid, "500", "", (), leftover="flag", note="end missed")
+    await link.call_ended(ChannelEnded(lost))
+    await link.drain(10)
+    assert followed == [({uid: []}, {uid: [leg]})]
+    [(state,)] = await rows(ctx, "SELECT state FROM reservation WHERE uniqueid = :u", u=uid)
+    assert state == "held"
+    live.clear()
+    master_csv(path)
+    await asyncio.gather(link.call_ended(ChannelEnded(lost)), link.call_ended(
+        ChannelEnded(SettleChannel(dest, "", "", (), leftover="flag"))))
+    await link.drain(10)
     assert await charged(ctx, uid) == Decimal(call["expected_cost"])

@@ -49,14 +49,14 @@ def read_master_csv(path: Path, uniqueids: Collection[str], *, gmt: bool) -> dic
                 record = CdrRecord.from_master_csv(row, gmt=gmt)
                 if record is None:
                     continue
+                # A row can be both: the blind-transferred leg's own Dial, asked for too.
+                owners = legs.get(record.channel, set()) | legs.get(record.destination_channel, set())
+                for owner in owners - {record.uniqueid}:
+                    found[owner].beyond.append(record)
                 if record.uniqueid in wanted:
                     found[record.uniqueid].own.append(record)
                     if record.destination_channel:
                         legs[record.destination_channel].add(record.uniqueid)
-                    continue
-                owners = legs.get(record.channel, set()) | legs.get(record.destination_channel, set())
-                for owner in owners:
-                    found[owner].beyond.append(record)
     except OSError as exc:
         log.warning("settlement.cdr_store_unreadable path=%s error=%s", path, exc)
     return {uid: rows for uid, rows in found.items() if rows.own}

@@ -182,6 +182,7 @@ class Daemon:
             ctx,
             on_settled=self._settlement_done,
             on_expect=lambda live, legs: self._follower().expect(live, legs),
+            live_channels=lambda: self._follower().live_uniqueids(),
         )
         self.follower = AmiFollower(
             FollowerOptions.from_config(self.settings.ami),
