@@ -26,12 +26,15 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import note as _note
+from hypothesis.errors import InvalidArgument
 from sqlalchemy import BigInteger, String, cast, func, select, type_coerce
 
 from coobill.ami import follower as ami_follower
 from coobill.ami.calls import Received
 from coobill.ami.follower import AmiFollower, FollowerOptions
+from coobill.ami.session import AmiNotConnected
 from coobill.bootstrap import bootstrap
 from coobill.config import Settings
 from coobill.daemon import Daemon
@@ -47,7 +50,7 @@ from coobill.money import from_units
 from coobill.storage.tables import Call as CallRecord
 from coobill.storage.tables import Extension, LedgerEntry, Reservation
 from tests.faults.calls import TARIFF
-from tests.properties.pbx import EPOCH, EXTENSIONS, Placed, Plan, plans
+from tests.properties.pbx import EPOCH, EXTENSIONS, LIVE_CHECK, Placed, Plan, plans
 from tests.properties.shapes import SHAPES
 
 EXAMPLES = 50
@@ -63,15 +66,20 @@ class Life:
 
     def __init__(self, ctx: BillingContext, pbx: Day) -> None:
         self.ctx, self.pbx = ctx, pbx
-        self.link = PbxLink(ctx, on_expect=lambda live, legs: self.follower.expect(live, legs))
+        self.link = PbxLink(ctx, on_expect=lambda live, legs: self.follower.expect(live, legs),
+                            live_channels=pbx.still_live)
 
         async def reconciled(live: set[str]) -> None:
             await self.link.reconciled(live, still_live=pbx.still_live)
 
+        async def live_checked(live: set[str]) -> None:
+            await self.link.live_check(live, still_live=pbx.still_live)
+
         self.follower = AmiFollower(
             FollowerOptions("127.0.0.1", 1, "coobill", "-", cdr_events="on",
                             cdr_grace_seconds=GRACE),
-            on_call_ended=self.link.call_ended, on_reconciled=reconciled, clock=pbx.clock)
+            on_call_ended=self.link.call_ended, on_reconciled=reconciled,
+            on_live_check=live_checked, clock=pbx.clock)
         self.daemon = Daemon(ctx.config, ctx=ctx)
         self.daemon.follower = self.follower
         self.consumer = asyncio.create_task(self.follower._consume())
@@ -83,6 +91,11 @@ class Life:
     def session_starts(self, t: float) -> None:
         self.queue(ami_follower._SESSION_START)
         self.queue(ami_follower._Reconcile(frozenset(self.pbx.live(t))))
+
+    def live_check(self, t: float) -> None:
+        """The session's periodic listing of the live channels (ami.live_check_seconds)."""
+        self.queue(ami_follower._Reconcile(frozenset(self.pbx.live(t)), during_session=True,
+                                           asked_tick=EPOCH + t))
 
     def session_ends(self) -> None:
         self.queue(ami_follower._SESSION_END)
@@ -125,6 +138,7 @@ class Day:
         self.charged_by_hand: set[int] = set()  # hold ids
         self.released_by_hand: set[int] = set()
         self.hands: list[asyncio.Task[None]] = []
+        self.ami_up = False
         self.written = 0  # characters of Master.csv so far
         self.uid_of = {p.call.seq: p.call.uniqueid for p in plan.calls}
 
@@ -150,6 +164,9 @@ class Day:
         return self.plan.live(t, self.allowed)
 
     async def still_live(self) -> set[str]:
+        """CoreShowChannels over the session, when there is one."""
+        if not self.ami_up:
+            raise AmiNotConnected("AMI is down")
         return self.live(self.now)
 
     def at(self, t: float) -> None:
@@ -176,6 +193,8 @@ class Day:
         items += [(t, 3, "by_hand", None) for t in self.plan.manual_at]
         horizon = int(max(p.ends for p in self.plan.calls)) + 1
         items += [(float(t), 4, "tick", None) for t in range(1, horizon + int(GRACE) + 2)]
+        items += [(float(t), 5, "live_check", None)
+                  for t in range(LIVE_CHECK, horizon + LIVE_CHECK, LIVE_CHECK)]
         for order, (at, seq, when, frame) in enumerate(self.plan.delivered()):
             items.append((at, 2, "frame", (order, seq, when, frame)))
         items.sort(key=lambda item: (item[0], item[1],
@@ -186,7 +205,7 @@ class Day:
     async def run(self) -> Life:
         life: Life | None = Life(self.bootstrap(), self)
         assert life is not None
-        ami_up = True
+        self.ami_up = True
         life.session_starts(0.0)
         for at, kind, what in self.timeline():
             self.at(at)
@@ -196,28 +215,31 @@ class Day:
                 life = None
             elif kind == "restart":
                 life = Life(self.bootstrap(), self)
-                ami_up = not any(g.covers(at) for g in self.plan.gaps)
-                if ami_up:
+                self.ami_up = not any(g.covers(at) for g in self.plan.gaps)
+                if self.ami_up:
                     life.session_starts(at)
             elif life is None:
                 continue  # the daemon is down: nothing reaches it
             elif kind == "ask":
                 await self.ask(life, what)  # type: ignore[arg-type]
             elif kind == "ami_lost":
-                if ami_up:
+                if self.ami_up:
                     life.session_ends()
-                ami_up = False
+                self.ami_up = False
             elif kind == "ami_back":
-                if not ami_up and not any(g.covers(at) for g in self.plan.gaps):
+                if not self.ami_up and not any(g.covers(at) for g in self.plan.gaps):
                     life.session_starts(at)
-                    ami_up = True
+                    self.ami_up = True
             elif kind == "frame":
                 _, seq, when, frame = what  # type: ignore[misc]
                 uid = self.uid_of[seq]
-                if ami_up and when.holds(self.allowed.get(uid, set())):  # a refused one never dials
+                if self.ami_up and when.holds(self.allowed.get(uid, set())):  # a refused one never dials
                     life.event(at, frame)
             elif kind == "tick":
                 life.queue(ami_follower._TICK)
+            elif kind == "live_check":
+                if self.ami_up:
+                    life.live_check(at)
             elif kind == "by_hand":
                 # Alongside whatever settlement is doing right now.
                 self.hands.append(asyncio.create_task(self.by_hand(life.ctx)))
@@ -229,9 +251,12 @@ class Day:
         if life is None:
             life = Life(self.bootstrap(), self)
             life.session_starts(end)
-        elif not ami_up:
+        elif not self.ami_up:
             life.session_starts(end)
+        self.ami_up = True
         life.queue(ami_follower._TICK)  # the Cdr grace is over for every call
+        await life.settled()
+        life.live_check(end)  # and the next live check comes
         await life.settled()
         await asyncio.gather(*self.hands)
         if self.plan.manual_at:  # and once more, when the day is over
@@ -283,6 +308,14 @@ class Day:
 
 
 SEEN: Counter[str] = Counter()
+
+
+def note(text: str) -> None:
+    """hypothesis.note, also when a day is played outside a test (replaying one by hand)."""
+    try:
+        _note(text)
+    except InvalidArgument:
+        print(text)
 
 
 async def check(day: Day, ctx: BillingContext) -> None:

@@ -63,8 +63,8 @@ def _from_cdr_alone(ch: Channel, cdr: CdrRecord, token: str | None) -> DialOutco
     channel stayed up after the caller's Hangup, on the events' clock."""
     ended = ch.waiting.get(cdr.destination_channel)
     after = ended - ch.hung_up_at if ended is not None and ch.hung_up_at is not None else 0
-    if after <= 1 or cdr.answer is None or ch.last_cdr_end is None:
-        return cdr.outcome(authorization=token)
+    if after < 1 or cdr.answer is None or ch.last_cdr_end is None:
+        return cdr.outcome(authorization=token)  # no later than the caller: not transferred
     talk = _talked_on(ch, cdr, ended) or cdr.billable_seconds
     bound = ch.bounds.get(token or "")
     return cdr.outcome(authorization=token,
@@ -84,8 +84,11 @@ def _into_a_gated_local_channel(ch: Channel, leg: Leg, gated_names: Container[st
 def _outcome(ch: Channel, leg: Leg, whole: bool) -> DialOutcome | None:
     cdr = ch.cdr_of(leg)
     talk = _talk(ch, leg)
-    if leg.answered and talk is None and cdr is None:
-        return None  # answered, its end lost: no evidence of what it cost
+    if leg.answered and ((talk is None and cdr is None) or (leg.followed and leg.ended_at is None)):
+        # Answered, its end lost (the PBX no longer lists the channel, its Hangup never came):
+        # no evidence of what it cost - its caller's end or Cdr is not its end, were it
+        # transferred.
+        return None
     if not leg.answered and not leg.status and cdr is None and not whole:
         # Its DialEnd never came (Asterisk posts one for every Dial, answered or not) and
         # the channel was not followed whole: the answer fell into a gap or a restart. A
