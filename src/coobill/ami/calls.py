@@ -419,7 +419,12 @@ class CallTracker:
         if not self.cdr_events_expected:
             return [self._settle(ch)]
         if ch.legs:
-            waiting = not ch.cdrs_out or any(ch.cdr_of(leg) is None for leg in ch.legs.values())
+            # A gated channel not followed whole may have made Dials we never saw begin
+            # (each its own authorization's): their Cdrs may still be on their way, each an
+            # event of its own - the grace, always.
+            unseen = bool(ch.authorizations) and not self._seen_whole(ch)
+            waiting = not ch.cdrs_out or unseen or any(
+                ch.cdr_of(leg) is None for leg in ch.legs.values())
         else:
             # No Dial seen: whole, it made none (its non-Dial Cdr is enough); not whole, its
             # Cdrs may still be landing (a Hangup can come between two of them): the grace.
