@@ -192,9 +192,10 @@ async def charge_due(ctx: BillingContext) -> list[FeeCharged]:
                     continue
                 first = max(fee.starts.date(), created.date() if created else fee.starts.date())
                 prefix = f"fee:{fee.id}:{ext_id}:"
-                done = await ledger_repo.references_starting(uow.session, ledger.FEE, prefix)
-                missing = [k for k in periods_through(fee.period, first, today)
-                           if prefix + k not in done]
+                keys = periods_through(fee.period, first, today)
+                done = await ledger_repo.references_among(
+                    uow.session, ledger.FEE, [prefix + k for k in keys])
+                missing = [k for k in keys if prefix + k not in done]
                 if missing:
                     due.append((fee, number, missing))
     charged: list[FeeCharged] = []

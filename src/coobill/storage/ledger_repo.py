@@ -333,9 +333,11 @@ def move_balance(session: Session, extension_id: int, amount: Decimal) -> Any:
 
 _HAS_ENTRY = select(_entry.c.id).where(_entry.c.kind == bindparam("kind"),
                                        _entry.c.reference == bindparam("reference"))
-_REFERENCES_FROM = select(_entry.c.reference).where(
-    _entry.c.kind == bindparam("kind"), _entry.c.reference >= bindparam("low"),
-    _entry.c.reference < bindparam("high"))
+_REFERENCES_AMONG = select(_entry.c.reference).where(
+    _entry.c.kind == bindparam("kind"),
+    _entry.c.reference.in_(bindparam("references", expanding=True)))
+# References looked up at once (well under every backend's limit of bound parameters).
+_REFERENCES_AT_ONCE = 500
 
 
 def has_entry(session: Session, kind: str, reference: str) -> bool:
@@ -344,12 +346,18 @@ def has_entry(session: Session, kind: str, reference: str) -> bool:
                          ).first() is not None
 
 
-async def references_starting(session: AsyncSession, kind: str, prefix: str) -> set[str]:
-    """The references of the entries of `kind` that start with `prefix` (a range on the
-    unique (kind, reference) index, not a LIKE)."""
-    high = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-    rows = await session.execute(_REFERENCES_FROM, {"kind": kind, "low": prefix, "high": high})
-    return {r for (r,) in rows.tuples()}
+async def references_among(session: AsyncSession, kind: str,
+                           references: Sequence[str]) -> set[str]:
+    """Which of `references` have an entry of `kind`: equality on the unique (kind,
+    reference) index. (A range `prefix <= reference < prefix'` would depend on the column's
+    collation: under PostgreSQL's en_US or ICU collations ';' sorts before ':', and a range
+    of `fee:1:2:` to `fee:1:2;` is empty.)"""
+    found: set[str] = set()
+    for i in range(0, len(references), _REFERENCES_AT_ONCE):
+        rows = await session.execute(_REFERENCES_AMONG, {
+            "kind": kind, "references": list(references[i:i + _REFERENCES_AT_ONCE])})
+        found.update(r for (r,) in rows.tuples())
+    return found
 
 
 def chain_head(session: Session) -> Any:
