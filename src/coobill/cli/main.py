@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from coobill.cli import commands
+from coobill.cli import account, commands
 from coobill.config import load_settings
 from coobill.errors import BadRequest, CoobillError
 from coobill.services import bounds
@@ -202,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the parser: on
     p.add_argument(
         "--hold", type=RECORD_ID, metavar="ID", help="which hold, when the call has several"
     )
+    account.add_parsers(sub, RECORD_ID)
     return parser
 
 

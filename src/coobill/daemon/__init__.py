@@ -29,15 +29,18 @@ from coobill.ami.follower import AmiFollower, FollowerOptions
 from coobill.bootstrap import bootstrap
 from coobill.config import Settings, load_settings
 from coobill.daemon.events import DaemonEvents
+from coobill.daemon.fees import FeeCharger
 from coobill.daemon.http import Operations
 from coobill.daemon.pbx import PbxLink
 from coobill.daemon.portal import PortalProcess
 from coobill.daemon.status import StatusLine, status_text
+from coobill.daemon.webhooks import WebhookSender
 from coobill.errors import ConfigurationError
 from coobill.logs import configure_logging
 from coobill.metrics import Metrics
 from coobill.services.commands import AuthorizeCall, Settlement, Verdict
 from coobill.services.context import BillingContext
+from coobill.services.fees import FeeCharged
 from coobill.services.gate import authorize_call
 from coobill.services.ledger_seal import open_ledger
 from coobill.services.pbx_sync import add_phones
@@ -73,6 +76,8 @@ class Daemon:
     follower: AmiFollower | None = None
     web: PortalProcess | None = None
     pbx: PbxLink | None = None
+    webhooks: WebhookSender | None = None
+    fees: FeeCharger | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _reloading: asyncio.Event = field(default_factory=asyncio.Event)
     started: bool = False
@@ -93,6 +98,11 @@ class Daemon:
         if self.settings.web.enabled:
             await self._start_web(ctx)
             await self._first_admin(ctx)
+        if self.settings.webhooks.urls:
+            self.webhooks = WebhookSender(ctx, on_delivered=self.events.webhooks_delivered.add)
+            self.webhooks.start()
+        self.fees = FeeCharger(ctx, on_checked=self._fees_checked)
+        self.fees.start()
         self.started = True
         self.status = StatusLine(self._status_text)
         self.events.watch(self.status.changed)
@@ -180,6 +190,13 @@ class Daemon:
         for settlement in settlements:
             self.metrics.observe_settlement(settlement)
         self.events.settled.add()
+        if self.webhooks is not None:
+            self.webhooks.nudge()
+
+    def _fees_checked(self, charged: list[FeeCharged]) -> None:
+        self.events.fee_checks.add()
+        if charged and self.webhooks is not None:
+            self.webhooks.nudge()
 
     async def _start_web(self, ctx: BillingContext) -> None:
         operations = Operations(
@@ -230,7 +247,7 @@ class Daemon:
             log.error("daemon.reload_refused error=%s", exc)
             systemd.notify("READY=1")
             return
-        for section in ("database", "agi", "ami", "web"):
+        for section in ("database", "agi", "ami", "web", "webhooks"):
             old, new = getattr(self.settings, section), getattr(fresh, section)
             if section != "agi" and old != new:
                 log.warning("daemon.reload_needs_restart section=%s", section)
@@ -284,6 +301,10 @@ class Daemon:
             await self.pbx.close()
         if self.web is not None:
             await self.web.stop()
+        if self.fees is not None:
+            await self.fees.stop()
+        if self.webhooks is not None:
+            await self.webhooks.stop()
         if self.ctx is not None:
             await self.ctx.uow.dispose()
         if self.started:

@@ -25,8 +25,13 @@ class DaemonEvents:
     reconciled: Tally = field(default_factory=Tally)
     # Checks of the holds against the live channels during a session.
     live_checked: Tally = field(default_factory=Tally)
+    # Webhook events delivered to every configured URL (daemon/webhooks.py).
+    webhooks_delivered: Tally = field(default_factory=Tally)
+    # Checks for the recurring fees due (daemon/fees.py), whatever they charged.
+    fee_checks: Tally = field(default_factory=Tally)
 
     def watch(self, listener: Callable[[], None]) -> None:
         """Call `listener` after every count that grows (daemon/status.py)."""
-        for tally in (self.settled, self.reconciled, self.live_checked):
+        for tally in (self.settled, self.reconciled, self.live_checked, self.webhooks_delivered,
+                      self.fee_checks):
             tally.listeners.append(listener)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from coobill.errors import BadRequest, UnknownExtension
 from coobill.money import ZERO, fmt, parse_amount
-from coobill.services import ledger
+from coobill.services import ledger, outbox
 from coobill.services.context import BillingContext
 from coobill.services.funds import funds
 from coobill.services.settings import billing_settings
@@ -121,8 +121,10 @@ async def set_extension(
         if ext is None:
             ext = _new_extension(number, "", await _local_now(ctx, uow))
             uow.session.add(ext)
+        was_locked = bool(ext.locked)
         _apply(ext, changes)
         await uow.session.flush()
+        await _tell_if_locked(ctx, uow, ext, was_locked, "billing_user")
         view = await _view(uow, ext)
         await uow.commit()
     return view
@@ -140,8 +142,10 @@ async def edit_extensions(
         views = []
         for number in numbers:
             ext = await ledger.lock_extension(uow, number)
+            was_locked = ext.locked
             _apply(ext, changes)
             await uow.session.flush()
+            await _tell_if_locked(ctx, uow, ext, was_locked, "billing_user")
             views.append(await _view(uow, ext))
         await uow.commit()
     return views
@@ -183,6 +187,9 @@ async def recharge(
             )
             record.balance_before, record.balance_after = before, after
             ext.total_recharged = ext.total_recharged + value
+            outbox.publish(ctx, session, outbox.RECHARGE, ext.number, {
+                "amount": value, "balance_before": before, "balance_after": after, "who": who,
+                "recharge": record.id})
             records.append(record)
         session.flush()
         return records
@@ -201,7 +208,7 @@ async def adjust(
         ext = ledger.locked_extension(session, number)
         _refuse_above_ceiling(ctx, ext, value)
         now = billing_settings(session).local(ctx.clock())
-        ledger.post_entry(
+        before, after = ledger.post_entry(
             session,
             extension_id=ext.id,
             kind=ledger.ADJUSTMENT,
@@ -210,6 +217,9 @@ async def adjust(
             reference=None,
             who=(who + (f": {note}" if note else ""))[:64],
         )
+        outbox.publish(ctx, session, outbox.ADJUSTMENT, ext.number, {
+            "amount": value, "balance_before": before, "balance_after": after, "who": who,
+            "note": note})
         session.refresh(ext)
         return _to_view(ext, ext.reserved)
 
@@ -292,6 +302,15 @@ def _new_extension(number: str, name: str, at: datetime) -> Extension:
     return Extension(number=number, name=name, billing_enabled=False, payment="prepaid",
                      credit_limit=ZERO, balance=ZERO, total_recharged=ZERO, locked=False,
                      created_at=at)
+
+
+async def _tell_if_locked(ctx: BillingContext, uow: UnitOfWork, ext: Extension,
+                          was_locked: bool, reason: str) -> None:
+    """An extension that became locked: the extension.locked event, in this transaction."""
+    if ext.locked and not was_locked:
+        number = ext.number
+        await uow.session.run_sync(lambda session: outbox.publish(
+            ctx, session, outbox.EXTENSION_LOCKED, number, {"reason": reason}))
 
 
 async def _get_for_update(uow: UnitOfWork, number: str) -> Extension | None:

@@ -30,6 +30,8 @@ NAVIGATION = (
     ("/statistics", "Statistics"),
     ("/settings", "Settings"),
     ("/live", "Live calls"),
+    ("/fees", "Fees"),
+    ("/webhooks", "Webhooks"),
 )
 
 
@@ -47,6 +49,9 @@ NOTICES = {
     "user_added": "User added.",
     "user_removed": "User removed.",
     "password_set": "Password set.",
+    "webhooks_retried": "{n} event(s) will be sent again.",
+    "fee_added": "Fee added.",
+    "fee_removed": "Fee removed.",
 }
 
 

@@ -8,6 +8,7 @@ import argparse
 from collections.abc import Awaitable, Callable
 
 from coobill.bootstrap import bootstrap
+from coobill.cli import account
 from coobill.cli.commands import extension, ledger, rate, records, reservations, settings, user
 from coobill.config import Settings
 from coobill.services.context import BillingContext
@@ -26,6 +27,7 @@ HANDLERS: dict[str, Handler] = {
     **settings.HANDLERS,
     **user.HANDLERS,
     **reservations.HANDLERS,
+    **account.HANDLERS,
 }
 
 

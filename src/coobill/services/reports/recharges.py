@@ -24,6 +24,7 @@ class RechargeRecord:
     amount: Decimal
     balance_after: Decimal
     who: str
+    kind: str = "recharge"  # or "fee": a recurring fee charged (services/fees.py)
 
 
 def _recharges(period: Period, keyword: str | None) -> Select[Any]:
@@ -53,7 +54,7 @@ def _with_extension(ids: Select[Any]) -> Select[Any]:
 def _recharge_record(row: Any) -> RechargeRecord:
     r, number, name = row
     return RechargeRecord(r.created_at, number, name, r.balance_before, r.amount,
-                          r.balance_after, r.who)
+                          r.balance_after, r.who, r.kind)
 
 
 async def list_recharges(

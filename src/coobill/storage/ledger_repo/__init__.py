@@ -15,9 +15,10 @@ authorization and is measured in hundreds of microseconds (docs/benchmarks.md, "
 that saving is a large share of its latency; elsewhere (PostgreSQL) it is plain
 `Connection.execute`. The statements are built once, at import, so each is compiled once.
 
-One module per kind of row (extensions, holds, calls, entries, settings) on what they share
-(base.py: the tables, a hold's open states, the funds formula); this package re-exports every
-operation, so callers say `ledger_repo.take_hold(...)` whichever module holds it.
+One module per kind of row (extensions, holds, calls, entries, the webhook outbox, settings) on
+what they share (base.py: the tables, a hold's open states, the funds formula); this package
+re-exports every operation, so callers say `ledger_repo.take_hold(...)` whichever module
+holds it.
 """
 
 from coobill.storage.ledger_repo.base import FLAGGED, HELD, per_transaction
@@ -27,7 +28,14 @@ from coobill.storage.ledger_repo.calls import (
     recorded_legs,
     settled_before_the_upgrade,
 )
-from coobill.storage.ledger_repo.entries import append_entry, chain_head, move_balance, move_head
+from coobill.storage.ledger_repo.entries import (
+    append_entry,
+    chain_head,
+    has_entry,
+    move_balance,
+    move_head,
+    references_starting,
+)
 from coobill.storage.ledger_repo.extensions import (
     billing_of,
     extension_for_update,
@@ -47,11 +55,13 @@ from coobill.storage.ledger_repo.holds import (
     shrink_hold,
     take_hold,
 )
+from coobill.storage.ledger_repo.outbox import add_event
 from coobill.storage.ledger_repo.settings import settings_rows, settings_rows_of
 
 __all__ = [
     "FLAGGED",
     "HELD",
+    "add_event",
     "append_entry",
     "billing_of",
     "chain_head",
@@ -62,6 +72,7 @@ __all__ = [
     "extension_for_update_now",
     "flag_hold",
     "gate_view",
+    "has_entry",
     "holds_in",
     "is_extension",
     "move_balance",
@@ -73,6 +84,7 @@ __all__ = [
     "record_call",
     "recorded_costs",
     "recorded_legs",
+    "references_starting",
     "settings_rows",
     "settings_rows_of",
     "settled_before_the_upgrade",

@@ -17,6 +17,7 @@ from coobill.storage.tables import (
     LedgerHead,
     Reservation,
     Setting,
+    WebhookEvent,
     table,
 )
 
@@ -32,6 +33,7 @@ CALL = table(Call)
 ENTRY = table(LedgerEntry)
 HEAD = table(LedgerHead)
 SETTING = table(Setting)
+EVENT = table(WebhookEvent)
 
 # Every open-state test is spelled `state = 'held' OR state = 'flagged'`: the fast executor
 # runs no expanding IN.

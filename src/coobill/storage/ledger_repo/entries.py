@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from coobill.storage import _fast
@@ -42,6 +43,27 @@ def move_balance(session: Session, extension_id: int, amount: Decimal) -> Any:
     the balance after and the extension's number; None for an unknown extension."""
     return _fast.execute(session, _MOVE_BALANCE,
                          {"extension_id": extension_id, "amount": amount}).first()
+
+
+_HAS_ENTRY = select(ENTRY.c.id).where(ENTRY.c.kind == bindparam("kind"),
+                                      ENTRY.c.reference == bindparam("reference"))
+_REFERENCES_FROM = select(ENTRY.c.reference).where(
+    ENTRY.c.kind == bindparam("kind"), ENTRY.c.reference >= bindparam("low"),
+    ENTRY.c.reference < bindparam("high"))
+
+
+def has_entry(session: Session, kind: str, reference: str) -> bool:
+    """An entry of this kind with this reference exists ((kind, reference) is unique)."""
+    return _fast.execute(session, _HAS_ENTRY, {"kind": kind, "reference": reference}
+                         ).first() is not None
+
+
+async def references_starting(session: AsyncSession, kind: str, prefix: str) -> set[str]:
+    """The references of the entries of `kind` that start with `prefix` (a range on the
+    unique (kind, reference) index, not a LIKE)."""
+    high = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    rows = await session.execute(_REFERENCES_FROM, {"kind": kind, "low": prefix, "high": high})
+    return {r for (r,) in rows.tuples()}
 
 
 def chain_head(session: Session) -> Any:
