@@ -24,7 +24,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "formatting": {"money"},
     "storage": {"money", "errors"},
     "migrations": {"storage"},
-    "services": {"rating", "storage", "money", "errors", "config", "formatting"},
+    "services": {"rating", "storage", "money", "errors", "config", "tally", "formatting"},
     "agi": {"services", "errors"},
     "ami": {"services", "errors", "config", "tally"},
     "web": {"services", "errors", "money", "formatting", "config"},
