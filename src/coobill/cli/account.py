@@ -4,6 +4,7 @@ Each is one service call, as every command is (cli/commands.py)."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -116,29 +117,40 @@ async def fee_charge(args: argparse.Namespace, ctx: BillingContext) -> int:
     return 0
 
 
+def _write(files: list[tuple[str, str | bytes]]) -> None:
+    for path, data in files:
+        if isinstance(data, bytes):
+            Path(path).write_bytes(data)
+        else:
+            Path(path).write_text(data, encoding="utf-8")
+
+
 async def statement(args: argparse.Namespace, ctx: BillingContext) -> int:
     st = await statements.statement(ctx, args.extension, args.month)
+    files: list[tuple[str, str | bytes]] = []
     if args.pdf:
-        Path(args.pdf).write_bytes(statement_render.to_pdf(st, args.lang))
+        files.append((args.pdf, statement_render.to_pdf(st, args.lang)))
     if args.html:
-        Path(args.html).write_text(statement_render.to_html(st, args.lang), encoding="utf-8")
-    if not args.pdf and not args.html:
+        files.append((args.html, statement_render.to_html(st, args.lang)))
+    if not files:
         sys.stdout.write(statement_render.to_html(st, args.lang))
+    await asyncio.to_thread(_write, files)
     return 0
 
 
 async def statements_batch(args: argparse.Namespace, ctx: BillingContext) -> int:
     folder = Path(args.out)
-    if not folder.is_dir():
+    if not await asyncio.to_thread(folder.is_dir):
         raise BadRequest(f"out: {folder} is not a folder", field="out")
     batch = await statements.statements_of_month(ctx, args.month)
     for st in batch:
         # Not Path.with_suffix: an extension number may hold a dot.
         stem = str(folder / f"statement-{st.extension}-{st.month}")
-        Path(stem + ".html").write_text(statement_render.to_html(st, args.lang),
-                                        encoding="utf-8")
+        files: list[tuple[str, str | bytes]] = [
+            (stem + ".html", statement_render.to_html(st, args.lang))]
         if args.pdf:
-            Path(stem + ".pdf").write_bytes(statement_render.to_pdf(st, args.lang))
+            files.append((stem + ".pdf", statement_render.to_pdf(st, args.lang)))
+        await asyncio.to_thread(_write, files)
         print(f"{st.extension}: {stem}.html{' and .pdf' if args.pdf else ''}")
     print(f"{len(batch)} statement(s) for {args.month}")
     return 0
