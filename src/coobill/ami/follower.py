@@ -7,7 +7,8 @@ The session itself (protocol, login, actions with timeouts) is ami/session.py; h
   when its socket does or a Ping goes unanswered;
 - after every (re)connect, CoreShowChannels says which channels are live: events of a gap are
   lost, and `on_reconciled` lets the service settle what ended meanwhile;
-- its tasks are supervised: one that dies says so in the log, with what it was handling.
+- its tasks are supervised: one that dies says so in the log, with what it was handling;
+- what it has done is counted in `FollowerProgress`, for whoever waits on it.
 
 Its settings come in one `FollowerOptions`, built from the `[ami]` section in one place
 (`FollowerOptions.from_config`).
@@ -45,6 +46,7 @@ from coobill.ami.session import (
     AmiTimeout,
 )
 from coobill.config import AmiConfig
+from coobill.tally import Tally
 
 __all__ = ["AmiFollower", "FollowerOptions"]
 
@@ -52,6 +54,16 @@ log = logging.getLogger("coobill.ami")
 
 OnCallEnded = Callable[[ChannelEnded], Awaitable[None]]
 OnReconciled = Callable[[set[str]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class FollowerProgress:
+    """What the follower has done since it started: counts to read or wait on."""
+
+    sessions: Tally = field(default_factory=Tally)  # logins that succeeded
+    lost: Tally = field(default_factory=Tally)  # sessions that were up and ended
+    login_failures: Tally = field(default_factory=Tally)  # logins Asterisk refused
+    retries: Tally = field(default_factory=Tally)  # waits before the next attempt
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,9 +173,7 @@ class AmiFollower:
             cdr_grace_seconds=options.cdr_grace_seconds,
         )
         self.is_phone: PhoneRule = phone_by_pattern(options.phone_pattern)
-        self.reconnects = 0  # sessions re-established after the first
-        self.login_failures = 0
-        self.sessions = 0
+        self.progress = FollowerProgress()
         self._connection: AmiConnection | None = None
         self._in_flight: ChannelEnded | None = None
         self._queue: asyncio.Queue[_QueueItem] = asyncio.Queue()
@@ -176,6 +186,19 @@ class AmiFollower:
     @property
     def port(self) -> int:
         return self.options.port
+
+    @property
+    def sessions(self) -> int:
+        return self.progress.sessions.count
+
+    @property
+    def reconnects(self) -> int:
+        """Sessions re-established after the first."""
+        return max(self.sessions - 1, 0)
+
+    @property
+    def login_failures(self) -> int:
+        return self.progress.login_failures.count
 
     @property
     def connected(self) -> bool:
@@ -268,7 +291,7 @@ class AmiFollower:
             try:
                 await self._session()
             except AmiLoginRefused as exc:
-                self.login_failures += 1
+                self.progress.login_failures.add()
                 log.error(
                     "ami.login_failed host=%s port=%s username=%s message=%r failures=%d",
                     self.host,
@@ -291,6 +314,7 @@ class AmiFollower:
             log.info(
                 "ami.reconnecting host=%s port=%s in_seconds=%.3g", self.host, self.port, delay
             )
+            self.progress.retries.add()
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.options.max_reconnect_seconds)
 
@@ -309,10 +333,8 @@ class AmiFollower:
         self._queue.put_nowait(_SESSION_START)
         try:
             await connection.open()
-            self.sessions += 1
-            if self.sessions > 1:
-                self.reconnects += 1
             self._connection = connection
+            self.progress.sessions.add()
             log.info(
                 "ami.connected host=%s port=%s session=%d reconnects=%d",
                 self.host,
@@ -324,9 +346,12 @@ class AmiFollower:
             self._queue.put_nowait(_Reconcile(frozenset(live)))
             await self._watch(connection)
         finally:
+            was_up = self._connection is not None
             self._connection = None
             connection.close()
             self._queue.put_nowait(_SESSION_END)
+            if was_up:
+                self.progress.lost.add()
 
     async def _watch(self, connection: AmiConnection) -> None:
         """Returns (raises) when the session is over: socket closed, or a Ping unanswered.

@@ -19,7 +19,7 @@ from coobill.formatting import duration
 from coobill.money import fmt
 from coobill.services import audit as audit_service
 from coobill.services import extensions, rates, reports, reservations, users
-from coobill.services import settings as billing_settings
+from coobill.services import settings as settings_service
 from coobill.services.context import BillingContext
 from coobill.services.ledger_seal import (
     UNSEALED_REVISIONS,
@@ -312,7 +312,7 @@ async def settings_set(args: argparse.Namespace, ctx: BillingContext) -> int:
         raise BadRequest(
             "settings set: give at least one of --billing, --currency, --symbol, --timezone"
         )
-    current = await billing_settings.change_settings(
+    current = await settings_service.change_settings(
         ctx,
         billing=args.billing,
         currency=args.currency,
@@ -324,7 +324,7 @@ async def settings_set(args: argparse.Namespace, ctx: BillingContext) -> int:
 
 
 async def settings_show(args: argparse.Namespace, ctx: BillingContext) -> int:
-    current = (await billing_settings.get_settings(ctx)).as_dict()
+    current = (await settings_service.billing_settings(ctx)).as_dict()
     print(to_json(current) if args.json else to_table([current], tuple(current)))
     return 0
 

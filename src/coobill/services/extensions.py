@@ -15,7 +15,7 @@ from coobill.money import ZERO, fmt, parse_amount
 from coobill.services import ledger, outbox
 from coobill.services.context import BillingContext
 from coobill.services.funds import funds
-from coobill.services.settings import read_settings, settings_now
+from coobill.services.settings import billing_settings
 from coobill.storage.tables import Extension, Recharge
 from coobill.storage.uow import UnitOfWork
 
@@ -170,7 +170,7 @@ async def recharge(
         raise BadRequest("extensions: choose at least one", field="extensions")
 
     def work(session: Session) -> list[Recharge]:
-        now = settings_now(session).local(ctx.clock())
+        now = billing_settings(session).local(ctx.clock())
         records = []
         for number in numbers:
             ext = ledger.locked_extension(session, number)
@@ -216,7 +216,7 @@ async def adjust(
     def work(session: Session) -> ExtensionView:
         ext = ledger.locked_extension(session, number)
         _refuse_above_ceiling(ctx, ext, value)
-        now = settings_now(session).local(ctx.clock())
+        now = billing_settings(session).local(ctx.clock())
         before, after = ledger.post_entry(
             session,
             extension_id=ext.id,
@@ -354,7 +354,7 @@ def _to_view(ext: Extension, reserved: Decimal) -> ExtensionView:
 
 
 async def _local_now(ctx: BillingContext, uow: UnitOfWork):  # type: ignore[no-untyped-def]
-    return (await read_settings(uow)).local(ctx.clock())
+    return (await billing_settings(uow)).local(ctx.clock())
 
 
 def _unique(numbers: list[str]) -> list[str]:

@@ -37,7 +37,7 @@ from coobill.services import bounds, ledger, outbox
 from coobill.services.context import BillingContext
 from coobill.services.extensions import check_number
 from coobill.services.funds import funds
-from coobill.services.settings import read_settings, settings_now
+from coobill.services.settings import billing_settings
 from coobill.storage import ledger_repo
 from coobill.storage.tables import Extension, Fee, Recharge
 
@@ -128,7 +128,7 @@ async def add_fee(ctx: BillingContext, extension: str, amount: str | Decimal, *,
         if target != EVERY_BILLED and (await uow.session.execute(
                 select(Extension.id).where(Extension.number == target))).first() is None:
             raise UnknownExtension(f"extension {target} does not exist", field="extension")
-        now = (await read_settings(uow)).local(ctx.clock())
+        now = (await billing_settings(uow)).local(ctx.clock())
         fee = Fee(extension=target, name=name or f"{period} fee", amount=value, period=period,
                   over_credit=over_credit, enabled=True, created_at=now,
                   starts=datetime.combine(first or now.date(), datetime.min.time()))
@@ -173,7 +173,7 @@ class FeeCharged:
 async def charge_due(ctx: BillingContext) -> list[FeeCharged]:
     """Charge every fee for every period it is due and not yet charged."""
     async with ctx.uow.read() as uow:
-        today = (await read_settings(uow)).local(ctx.clock()).date()
+        today = (await billing_settings(uow)).local(ctx.clock()).date()
         fees = list((await uow.session.execute(
             select(Fee).where(Fee.enabled.is_(True)).order_by(Fee.id))).scalars())
         billed = list((await uow.session.execute(
@@ -205,7 +205,7 @@ async def charge_due(ctx: BillingContext) -> list[FeeCharged]:
 def _charge(ctx: BillingContext, session: Session, *, fee: Fee, number: str,
             periods: list[str]) -> list[FeeCharged]:
     ext = ledger.locked_extension(session, number)
-    now = settings_now(session).local(ctx.clock())
+    now = billing_settings(session).local(ctx.clock())
     who = f"fee: {fee.name}"[:64]
     done = []
     for key in periods:

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from coobill.errors import BadRequest, UnknownUser
 from coobill.services.context import BillingContext
-from coobill.services.settings import read_settings
+from coobill.services.settings import billing_settings
 from coobill.storage.tables import User
 
 ROLES = ("billing", "admin")
@@ -105,7 +105,7 @@ async def add_user(ctx: BillingContext, name: str, password: str, role: str) -> 
             raise BadRequest(f"name: user {name} already exists", field="name")
     password_hash = await _hash(ctx, password)  # no unit of work open meanwhile
     async with ctx.uow() as uow:
-        now = (await read_settings(uow)).local(ctx.clock())
+        now = (await billing_settings(uow)).local(ctx.clock())
         user = User(name=name, password_hash=password_hash, role=role, language="en",
                     created_at=now)
         uow.session.add(user)

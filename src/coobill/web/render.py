@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from coobill.services import bounds
-from coobill.services.settings import get_settings
+from coobill.services.settings import billing_settings
 from coobill.web import formatting
 from coobill.web.auth import portal, session_of
 from coobill.web.error_text import error_text
@@ -94,7 +94,7 @@ async def render(
     request: Request, template: str, context: dict[str, Any] | None = None, status: int = 200
 ) -> HTMLResponse:
     state = portal(request)
-    settings = await get_settings(state.ctx)
+    settings = await billing_settings(state.ctx)
     session = session_of(request)
     language = page_language(request)
 
