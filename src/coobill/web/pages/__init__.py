@@ -9,6 +9,7 @@ from coobill.web.pages import (
     rates,
     records,
     settings,
+    statements,
     statistics,
     users,
     webhooks,
@@ -27,5 +28,6 @@ ROUTERS = (
     live.router,
     users.router,
     fees.router,
+    statements.router,
     webhooks.router,
 )
