@@ -34,7 +34,7 @@ from coobill.storage.ledger_repo.entries import (
     has_entry,
     move_balance,
     move_head,
-    references_starting,
+    references_among,
 )
 from coobill.storage.ledger_repo.extensions import (
     billing_of,
@@ -84,7 +84,7 @@ __all__ = [
     "record_call",
     "recorded_costs",
     "recorded_legs",
-    "references_starting",
+    "references_among",
     "settings_rows",
     "settings_rows_of",
     "settled_before_the_upgrade",

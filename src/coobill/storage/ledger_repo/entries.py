@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -47,9 +48,11 @@ def move_balance(session: Session, extension_id: int, amount: Decimal) -> Any:
 
 _HAS_ENTRY = select(ENTRY.c.id).where(ENTRY.c.kind == bindparam("kind"),
                                       ENTRY.c.reference == bindparam("reference"))
-_REFERENCES_FROM = select(ENTRY.c.reference).where(
-    ENTRY.c.kind == bindparam("kind"), ENTRY.c.reference >= bindparam("low"),
-    ENTRY.c.reference < bindparam("high"))
+_REFERENCES_AMONG = select(ENTRY.c.reference).where(
+    ENTRY.c.kind == bindparam("kind"),
+    ENTRY.c.reference.in_(bindparam("references", expanding=True)))
+# References looked up at once (well under every backend's limit of bound parameters).
+_REFERENCES_AT_ONCE = 500
 
 
 def has_entry(session: Session, kind: str, reference: str) -> bool:
@@ -58,12 +61,18 @@ def has_entry(session: Session, kind: str, reference: str) -> bool:
                          ).first() is not None
 
 
-async def references_starting(session: AsyncSession, kind: str, prefix: str) -> set[str]:
-    """The references of the entries of `kind` that start with `prefix` (a range on the
-    unique (kind, reference) index, not a LIKE)."""
-    high = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-    rows = await session.execute(_REFERENCES_FROM, {"kind": kind, "low": prefix, "high": high})
-    return {r for (r,) in rows.tuples()}
+async def references_among(session: AsyncSession, kind: str,
+                           references: Sequence[str]) -> set[str]:
+    """Which of `references` have an entry of `kind`: equality on the unique (kind,
+    reference) index. (A range `prefix <= reference < prefix'` would depend on the column's
+    collation: under PostgreSQL's en_US or ICU collations ';' sorts before ':', and a range
+    of `fee:1:2:` to `fee:1:2;` is empty.)"""
+    found: set[str] = set()
+    for i in range(0, len(references), _REFERENCES_AT_ONCE):
+        rows = await session.execute(_REFERENCES_AMONG, {
+            "kind": kind, "references": list(references[i:i + _REFERENCES_AT_ONCE])})
+        found.update(r for (r,) in rows.tuples())
+    return found
 
 
 def chain_head(session: Session) -> Any:
