@@ -57,6 +57,7 @@ def test_the_exit_codes_the_cli_always_had() -> None:
     """The CLI's public exit codes did not move when the table moved into errors.py."""
     assert {e.__name__: e.exit_code for e in EVERY_ERROR if e.exit_code != 1} == {
         "BadRequest": 2, "UnknownExtension": 3, "UnknownRate": 3, "UnknownUser": 3,
+        "UnknownHoliday": 3,
         "UnknownReservation": 3, "SchemaOutOfDate": 75, "ConfigurationError": 78,
     }
     assert exit_code_for(HoldNotSettled("x")) == 1

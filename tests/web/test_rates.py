@@ -40,6 +40,8 @@ class TestRatesApi:
             "enabled": True,
             "initial_cost": "0.2000",
             "rate": "0.1000",
+            "days": "", "holidays": "any", "valid_from": None, "valid_until": None,
+            "split": False,
         }
         edited = await billing.post(
             f"/api/rates/{rate['id']}", json={"rate": "0.15", "extensions": ["100", "101"]}
@@ -67,6 +69,9 @@ class TestRatesApi:
             "start": {"start": "25:00"},
             "end": {"end": "noon"},
             "extensions": {"extensions": ["999"]},
+            "days": {"days": "mon,funday"},
+            "valid_from": {"valid_from": "tomorrow"},
+            "valid_until": {"valid_from": "2027-01-01 00:00", "valid_until": "2026-12-31 23:59"},
         }
         for field, bad in cases.items():
             response = await billing.post("/api/rates", json={**LONG_DISTANCE, **bad})
@@ -76,6 +81,34 @@ class TestRatesApi:
             "/api/rates", json={**LONG_DISTANCE, "prefix": "900", "length": 2}
         )
         assert short.json()["field"] == "length" and "counts the prefix" in short.json()["message"]
+
+    async def test_a_weekend_and_holiday_rate_and_its_calendar(
+        self, ctx: BillingContext, billing: httpx.AsyncClient
+    ) -> None:
+        await office(ctx)
+        weekend = await billing.post("/api/rates", json={
+            **LONG_DISTANCE, "days": "sun,sat", "valid_from": "2027-01-01 00:00", "split": True})
+        assert weekend.status_code == 201, weekend.json()
+        assert weekend.json()["days"] == "sat,sun" and weekend.json()["split"] is True
+        assert weekend.json()["valid_from"] == "2027-01-01 00:00"
+        holiday = await billing.post("/api/rates", json={**LONG_DISTANCE, "holidays": "only"})
+        assert holiday.json()["holidays"] == "only"
+        cleared = await billing.post(f"/api/rates/{weekend.json()['id']}",
+                                     json={"valid_from": "", "days": ""})
+        assert cleared.json()["valid_from"] is None and cleared.json()["days"] == ""
+        added = await billing.post("/api/holidays", json={"day": "2026-12-25", "yearly": True,
+                                                          "name": "Christmas"})
+        assert added.status_code == 201
+        assert (await billing.get("/api/holidays")).json() == [
+            {"id": added.json()["id"], "day": "2026-12-25", "yearly": True, "name": "Christmas"}]
+        again = await billing.post("/api/holidays", json={"day": "2030-12-25", "yearly": True})
+        assert again.status_code == 400 and again.json()["field"] == "day"
+        bad = await billing.post("/api/holidays", json={"day": "25/12/2026"})
+        assert bad.status_code == 400 and bad.json()["field"] == "day"
+        gone = await billing.delete(f"/api/holidays/{added.json()['id']}")
+        assert gone.status_code == 204
+        assert (await billing.delete(f"/api/holidays/{added.json()['id']}")).status_code == 404
+        assert (await billing.get("/api/holidays")).json() == []
 
     async def test_the_quote_says_which_rate_applies_and_what_a_minute_costs(
         self, ctx: BillingContext, clock: object, billing: httpx.AsyncClient
@@ -122,6 +155,42 @@ class TestRatePages:
         assert fixed.status_code == 303
         listed = (await billing.get("/rates")).text
         assert "Domestic long distance" in listed and "US$0.2000" in listed
+
+    async def test_the_calendar_through_the_form_and_back(
+        self, ctx: BillingContext, billing: httpx.AsyncClient
+    ) -> None:
+        await office(ctx)
+        form = {key: str(value) for key, value in LONG_DISTANCE.items() if key != "extensions"}
+        bad = await billing.post("/rates/new", data={
+            **form, "days": ["sat", "sun"], "valid_from": "2027-01-01T00:00",
+            "valid_until": "2026-01-01T00:00", "extensions": ["100"], "enabled": "on"})
+        assert bad.status_code == 400 and 'id="e-valid_until"' in bad.text
+        assert 'value="sat" checked' in bad.text and 'value="mon" checked' not in bad.text
+        saved = await billing.post("/rates/new", data={
+            **form, "days": ["sun", "sat"], "holidays": "only", "valid_from": "2027-01-01T00:00",
+            "split": "on", "extensions": ["100"], "enabled": "on"})
+        assert saved.status_code == 303
+        [rate] = (await billing.get("/api/rates")).json()
+        assert (rate["days"], rate["holidays"], rate["valid_from"], rate["valid_until"],
+                rate["split"]) == ("sat,sun", "only", "2027-01-01 00:00", None, True)
+        edit = (await billing.get(f"/rates/{rate['id']}/edit")).text
+        assert 'value="2027-01-01T00:00"' in edit and 'value="only" selected' in edit
+        assert 'name="split" value="on" checked' in edit
+        listed = (await billing.get("/rates")).text
+        assert "Sat Sun · Only on holidays · from 2027-01-01 00:00 · split" in listed
+
+    async def test_the_holiday_calendar_page(self, billing: httpx.AsyncClient) -> None:
+        bad = await billing.post("/holidays", data={"day": "2026-02-30", "name": "x"})
+        assert bad.status_code == 400 and 'id="e-day"' in bad.text and 'value="x"' in bad.text
+        added = await billing.post("/holidays", data={"day": "2026-12-25", "yearly": "on",
+                                                       "name": "Christmas"})
+        assert added.status_code == 303
+        page = (await billing.get("/holidays")).text
+        assert "Every year on 12-25" in page and "Christmas" in page
+        [holiday] = (await billing.get("/api/holidays")).json()
+        removed = await billing.post(f"/holidays/{holiday['id']}/delete")
+        assert removed.status_code == 303
+        assert "No holidays yet." in (await billing.get("/holidays")).text
 
     async def test_the_form_lists_the_number_length_help(self, billing: httpx.AsyncClient) -> None:
         page = (await billing.get("/rates/new")).text

@@ -16,7 +16,7 @@ from coobill.errors import BadRequest
 from coobill.formatting import duration
 from coobill.money import fmt
 from coobill.services import audit as audit_service
-from coobill.services import extensions, rates, reports, reservations, users
+from coobill.services import extensions, holidays, rates, reports, reservations, users
 from coobill.services import settings as billing_settings
 from coobill.services.context import BillingContext
 from coobill.services.ledger_seal import (
@@ -27,6 +27,7 @@ from coobill.services.ledger_seal import (
 from coobill.services.rate_fields import (
     RATE_FIELD_NAMES,
     check_rate_fields,
+    moment_text,
     public_values,
     service_arguments,
 )
@@ -35,6 +36,7 @@ from coobill.storage import schema
 EXTENSION_COLUMNS = ("extension", "name", "billing", "payment", "credit_limit", "balance",
                      "total_recharged", "reserved", "locked")
 RATE_COLUMNS = ("id", *RATE_FIELD_NAMES)
+HOLIDAY_COLUMNS = ("id", "day", "yearly", "name")
 RECHARGE_COLUMNS = ("time", "extension", "name", "balance_before", "amount", "balance_after", "who")
 CALL_COLUMNS = ("start", "extension", "name", "number", "billable_time", "billsec", "trunk", "rate",
                 "cost", "disposition", "gated", "uniqueid")
@@ -59,7 +61,9 @@ def extension_row(view: extensions.ExtensionView) -> dict[str, Any]:
 
 def rate_row(view: rates.RateView) -> dict[str, Any]:
     row = public_values(view.fields)
-    return {"id": view.id, **row, "extensions": ",".join(row["extensions"])}
+    return {"id": view.id, **row, "extensions": ",".join(row["extensions"]),
+            "days": row["days"] or "all", "valid_from": moment_text(row["valid_from"]),
+            "valid_until": moment_text(row["valid_until"])}
 
 
 async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
@@ -215,6 +219,25 @@ async def rate_quote(args: argparse.Namespace, ctx: BillingContext) -> int:
     return 0
 
 
+async def holiday_add(args: argparse.Namespace, ctx: BillingContext) -> int:
+    view = await holidays.add_holiday(ctx, args.day, yearly=args.yearly, name=args.name)
+    print(f"holiday {view.id} added: {view.when}{' ' + view.name if view.name else ''}")
+    return 0
+
+
+async def holiday_list(args: argparse.Namespace, ctx: BillingContext) -> int:
+    rows = [{"id": v.id, "day": v.when, "yearly": v.yearly, "name": v.name}
+            for v in await holidays.list_holidays(ctx)]
+    emit(args, rows, HOLIDAY_COLUMNS)
+    return 0
+
+
+async def holiday_remove(args: argparse.Namespace, ctx: BillingContext) -> int:
+    removed = await holidays.remove_holiday(ctx, day=args.day)
+    print(f"{removed} holiday(s) removed")
+    return 0
+
+
 async def recharges_list(args: argparse.Namespace, ctx: BillingContext) -> int:
     period = reports.Period.parse(args.date_from, args.date_to)
     records, _ = await reports.list_recharges(ctx, period, args.keyword)
@@ -352,6 +375,9 @@ HANDLERS: dict[str, Handler] = {
     "rate.import": rate_import,
     "rate.export": rate_export,
     "rate.quote": rate_quote,
+    "holiday.add": holiday_add,
+    "holiday.list": holiday_list,
+    "holiday.remove": holiday_remove,
     "recharges.list": recharges_list,
     "calls.list": calls_list,
     "stats": stats,

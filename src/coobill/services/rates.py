@@ -6,7 +6,7 @@ import csv
 import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import time
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import BigInteger, delete, insert, select, type_coerce
@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 
 from coobill.errors import BadRequest, UnknownExtension, UnknownRate
 from coobill.money import fmt, from_units
+from coobill.rating import ALWAYS, Calendar, Holidays, RateBook, Tariff, TimeWindow, cost, parse_days
 from coobill.rating import Rate as RatingRate
-from coobill.rating import RateBook, Tariff, TimeWindow, cost
 from coobill.services.bounds import MAX_ID, is_digits, whole_number
 from coobill.services.context import BillingContext
 from coobill.services.funds import allowance, funds
@@ -24,11 +24,13 @@ from coobill.services.rate_fields import (
     RATE_FIELD_NAMES,
     RateFields,
     check_rate_fields,
+    moment_text,
     parse_hhmm,
+    parse_moment,
     public_values,
 )
 from coobill.services.settings import bump_rates_version, read_settings
-from coobill.storage.tables import Extension, Rate
+from coobill.storage.tables import Extension, Holiday, Rate
 from coobill.storage.uow import UnitOfWork
 
 # A dialled number (E.164 is at most 15 digits; with an outside-line prefix a few more).
@@ -36,6 +38,10 @@ MAX_NUMBER_DIGITS = 32
 MAX_QUOTE_SECONDS = 86_400
 
 CSV_COLUMNS = tuple(RATE_FIELD_NAMES)
+# Columns a deck may leave out: the rate is enabled, without remark, every day, holidays or
+# not, from now on, unsplit.
+OPTIONAL_COLUMNS = frozenset({"enabled", "remark", "days", "holidays", "valid_from",
+                              "valid_until", "split"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +56,8 @@ def _fields_of(row: Rate) -> RateFields:
         initial_seconds=row.initial_seconds, rate=row.rate, period_seconds=row.period_seconds,
         start=row.start_time, end=row.end_time,
         extensions=tuple(e for e in row.extensions.split(",") if e),
-        remark=row.remark, enabled=row.enabled,
+        remark=row.remark, enabled=row.enabled, days=row.days, holidays=row.holidays,
+        valid_from=row.valid_from, valid_until=row.valid_until, split=row.split,
     )
 
 
@@ -61,6 +68,8 @@ def _columns(fields: RateFields) -> dict[str, object]:
         "initial_seconds": fields.initial_seconds, "rate": fields.rate,
         "period_seconds": fields.period_seconds, "start_time": fields.start,
         "end_time": fields.end, "extensions": ",".join(fields.extensions),
+        "days": fields.days, "holidays": fields.holidays, "valid_from": fields.valid_from,
+        "valid_until": fields.valid_until, "split": fields.split,
     }
 
 
@@ -135,7 +144,8 @@ async def get_rate(ctx: BillingContext, rate_id: int) -> RateView:
 
 async def list_rates(ctx: BillingContext) -> list[RateView]:
     async with ctx.uow() as uow:
-        rows = (await uow.session.execute(select(Rate).order_by(Rate.id))).scalars().all()
+        rows = (await uow.session.execute(
+            select(Rate).where(Rate.trunk.is_(None)).order_by(Rate.id))).scalars().all()
         return [RateView(r.id, _fields_of(r)) for r in rows]
 
 
@@ -143,17 +153,23 @@ def rate_book(ctx: BillingContext, session: Session, version: int) -> RateBook:
     """The rate book, rebuilt only when the ledger's rates_version has moved on."""
     cache = ctx.rate_cache
     if cache.version != version:
-        cache.book = RateBook(_enabled_rates(session))
+        cache.book = RateBook(_enabled_rates(session), holiday_calendar(session))
         cache.version = version
     return cache.book
+
+
+def holiday_calendar(session: Session) -> Holidays:
+    """The PBX's holiday calendar as the rating core sees it."""
+    return Holidays.of(session.execute(select(Holiday.day, Holiday.yearly)).tuples())
 
 
 # Money as stored (integer units): each distinct amount becomes one shared Decimal.
 _BOOK_ROWS = select(
     Rate.id, Rate.prefix, Rate.number_length, type_coerce(Rate.initial_cost, BigInteger),
     Rate.initial_seconds, type_coerce(Rate.rate, BigInteger), Rate.period_seconds,
-    Rate.start_time, Rate.end_time, Rate.extensions, Rate.remark,
-).where(Rate.enabled.is_(True)).execution_options(yield_per=2000)
+    Rate.start_time, Rate.end_time, Rate.extensions, Rate.remark, Rate.days, Rate.holidays,
+    Rate.valid_from, Rate.valid_until, Rate.split,
+).where(Rate.enabled.is_(True), Rate.trunk.is_(None)).execution_options(yield_per=2000)
 
 
 def _enabled_rates(session: Session) -> Iterator[RatingRate]:
@@ -167,6 +183,7 @@ def _enabled_rates(session: Session) -> Iterator[RatingRate]:
     windows: dict[tuple[str, str], TimeWindow] = {}
     extension_sets: dict[str, frozenset[str]] = {}
     names: dict[str, str] = {}  # extension numbers and remarks
+    calendars: dict[tuple[object, ...], Calendar] = {("", "any", None, None): ALWAYS}
 
     def amount(units: int) -> Decimal:
         value = amounts.get(units)
@@ -182,8 +199,17 @@ def _enabled_rates(session: Session) -> Iterator[RatingRate]:
                 {names.setdefault(e, e) for e in text.split(",") if e})
         return found
 
+    def calendar_of(key: tuple[str, str, datetime | None, datetime | None]) -> Calendar:
+        found = calendars.get(key)
+        if found is None:
+            days, holidays, valid_from, valid_until = key
+            found = calendars[key] = Calendar(parse_days(days), holidays,  # type: ignore[arg-type]
+                                              valid_from, valid_until)
+        return found
+
     for (rate_id, prefix, length, initial_cost, initial_seconds, rate, period, start, end,
-         extensions, remark) in session.execute(_BOOK_ROWS):
+         extensions, remark, days, holidays, valid_from, valid_until, split
+         ) in session.execute(_BOOK_ROWS):
         tariff = Tariff(amount(initial_cost), initial_seconds, amount(rate), period)
         tariff = tariffs.setdefault(tariff, tariff)
         window = windows.get((start, end))
@@ -192,7 +218,9 @@ def _enabled_rates(session: Session) -> Iterator[RatingRate]:
                                                       parse_hhmm(end, "end"))
         yield RatingRate(id=rate_id, prefix=prefix, number_length=length, tariff=tariff,
                          window=window, extensions=extensions_of(extensions), enabled=True,
-                         remark=names.setdefault(remark, remark))
+                         remark=names.setdefault(remark, remark),
+                         calendar=calendar_of((days, holidays, valid_from, valid_until)),
+                         split=split)
 
 
 # --- a carrier's deck as CSV ---------------------------------------------------------------
@@ -205,7 +233,9 @@ def rates_to_csv(rates: Iterable[RateView]) -> str:
     for view in rates:
         row = public_values(view.fields)
         row |= {"enabled": "1" if row["enabled"] else "0", "initial_cost": fmt(row["initial_cost"]),
-                "rate": fmt(row["rate"]), "extensions": ",".join(row["extensions"])}
+                "rate": fmt(row["rate"]), "extensions": ",".join(row["extensions"]),
+                "valid_from": moment_text(row["valid_from"]),
+                "valid_until": moment_text(row["valid_until"]), "split": "1" if row["split"] else "0"}
         writer.writerow([row[c] for c in CSV_COLUMNS])
     return out.getvalue()
 
@@ -213,7 +243,7 @@ def rates_to_csv(rates: Iterable[RateView]) -> str:
 def parse_rates_csv(text: str) -> list[RateFields]:
     """Every row of a deck, validated; BadRequest names the first bad line and field."""
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    missing = set(CSV_COLUMNS) - {"enabled", "remark"} - set(reader.fieldnames or ())
+    missing = set(CSV_COLUMNS) - OPTIONAL_COLUMNS - set(reader.fieldnames or ())
     if missing:
         raise BadRequest(f"csv: missing columns {', '.join(sorted(missing))}", field="file")
     deck = []
@@ -225,6 +255,8 @@ def parse_rates_csv(text: str) -> list[RateFields]:
             columns = {c: row.get(c) for c in CSV_COLUMNS}
             columns |= {"extensions": row["extensions"] or "", "remark": row.get("remark") or "",
                         "enabled": enabled in ("1", "true", "yes", "on")}
+            # the calendar's columns may be left out (a deck of before them): their defaults
+            columns |= {c: row.get(c) or "" for c in OPTIONAL_COLUMNS - {"enabled", "remark"}}
             # every column passed, a short row's None too (refused by its field's check)
             deck.append(check_rate_fields(**{RATE_FIELD_NAMES[c]: v for c, v in columns.items()}))
         except BadRequest as exc:
@@ -251,11 +283,24 @@ async def import_rates(ctx: BillingContext, text: str, *, replace: bool = False)
 # --- quotes ---------------------------------------------------------------------------------
 
 
+def _quote_moment(at: str | None, now: datetime) -> datetime:
+    """A quote's moment: now; "HH:MM" today; or "YYYY-MM-DD HH:MM"."""
+    if not at:
+        return now
+    if len(at.strip()) <= 5:
+        hhmm = parse_hhmm(at, "at")
+        return now.replace(hour=hhmm.hour, minute=hhmm.minute, second=0, microsecond=0)
+    moment = parse_moment(at, "at")
+    assert moment is not None
+    return moment
+
+
+
 @dataclass(frozen=True, slots=True)
 class Quote:
     extension: str
     number: str
-    at: time
+    at: datetime  # the call's local moment
     rate: RatingRate | None
     seconds: int
     cost: Decimal | None
@@ -276,7 +321,7 @@ async def quote(
         if ext is None:
             raise UnknownExtension(f"extension {extension} does not exist", field="extension")
         settings = await read_settings(uow)
-        when = parse_hhmm(at, "at") if at else settings.local(ctx.clock()).time()
+        when = _quote_moment(at, settings.local(ctx.clock()))
         book = await uow.session.run_sync(lambda s: rate_book(ctx, s, settings.rates_version))
         available = funds(ext.balance, ext.credit_limit, ext.reserved)
     rate = book.select(extension, number, when)

@@ -73,6 +73,15 @@ _ZH: list[tuple[str, str]] = [
      "通话 {v} 有多个标记预留({ids}):请指明是哪一个(--hold ID)"),
     (r"a whole number of seconds, 0 to (?P<n>\d+)", "秒数必须是 0 到 {n} 之间的整数"),
     (r"must be locked or unlocked", "必须是已锁定或未锁定"),
+    (rf"{_V} is not a list of days \(mon,tue,wed,thu,fri,sat,sun\)",
+     "{v} 不是星期列表(mon,tue,wed,thu,fri,sat,sun)"),
+    (rf"{_V} must be any, only or except", "{v} 必须是 any、only 或 except"),
+    (rf"{_V} is not a moment YYYY-MM-DD HH:MM", "{v} 不是 YYYY-MM-DD HH:MM 格式的时刻"),
+    (r"a moment is a local time to the minute", "时刻须为精确到分钟的本地时间"),
+    (r"must be after valid_from", "必须晚于生效时间"),
+    (r"(?P<v>.+) is a holiday already", "{v} 已是节假日"),
+    (r"holiday (?P<v>.+) does not exist", "节假日 {v} 不存在"),
+    (r"no holiday on (?P<v>\S+)", "{v} 不是节假日"),
 ]
 _COMPILED = [(re.compile(pattern), text) for pattern, text in _ZH]
 _FIELD = re.compile(r"^[a-z_]+: ")

@@ -42,6 +42,8 @@ NOTICES = {
     "rate_added": "Rate added.",
     "rate_saved": "Rate saved.",
     "rate_deleted": "Rate deleted.",
+    "holiday_added": "Holiday added.",
+    "holiday_removed": "Holiday removed.",
     "released": "The hold was released without charge.",
     "charged": "The call was charged.",
     "user_added": "User added.",

@@ -3,6 +3,7 @@
 from coobill.web.pages import (
     extension_forms,
     extensions,
+    holidays,
     live,
     login,
     rates,
@@ -17,6 +18,7 @@ ROUTERS = (
     extensions.router,
     extension_forms.router,
     rates.router,
+    holidays.router,
     records.router,
     statistics.router,
     settings.router,
