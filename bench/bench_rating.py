@@ -13,7 +13,15 @@ import tempfile
 import time as clock
 from pathlib import Path
 
-from bench.deck import HOLIDAYS, EXTENSIONS, call_moments, deck_csv, deck_rates, deck_rows, dialled_numbers
+from bench.deck import (
+    EXTENSIONS,
+    HOLIDAYS,
+    call_moments,
+    deck_csv,
+    deck_rates,
+    deck_rows,
+    dialled_numbers,
+)
 from coobill.rating import RateBook, select_rate
 
 

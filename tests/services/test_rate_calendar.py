@@ -72,9 +72,11 @@ async def test_the_gate_and_the_quote_choose_by_the_local_day(
     ids = await office(ctx)
     clock.now = datetime.strptime(instant, "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
     verdict = await authorize(ctx, "c1", number=number)
-    assert verdict.allowed and verdict.rate_id == ids[expected], why
+    assert verdict.allowed, why
+    assert verdict.rate_id == ids[expected], why
     quote = await rates.quote(ctx, "100", number)
-    assert quote.rate is not None and quote.rate.id == ids[expected], why
+    assert quote.rate is not None
+    assert quote.rate.id == ids[expected], why
 
 
 async def test_a_quote_at_a_given_local_moment(ctx: BillingContext) -> None:
@@ -82,7 +84,8 @@ async def test_a_quote_at_a_given_local_moment(ctx: BillingContext) -> None:
     for at, expected in (("2026-12-25 12:00", "holiday"), ("2026-12-24 12:00", "weekday"),
                          ("2026-12-26 12:00", "weekend")):
         quote = await rates.quote(ctx, "100", "0044", at=at)
-        assert quote.rate is not None and quote.rate.id == ids[expected], at
+        assert quote.rate is not None
+        assert quote.rate.id == ids[expected], at
     with pytest.raises(BadRequest) as bad:
         await rates.quote(ctx, "100", "0044", at="Christmas")
     assert bad.value.field == "at"

@@ -15,6 +15,10 @@ from coobill.money import parse_amount
 from coobill.rating.calendar import DAY_NAMES, HOLIDAY_RULES, days_text, parse_days
 from coobill.services.bounds import digits, whole_number
 
+__all__ = ["ALL_EXTENSIONS", "DAY_NAMES", "RATE_FIELD_NAMES", "RateFields", "check_rate_fields",
+           "moment_text", "parse_hhmm", "parse_moment", "parse_yes_no", "public_values",
+           "service_arguments", "split_extensions"]
+
 HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 ALL_EXTENSIONS = "*"
 
@@ -85,7 +89,7 @@ def public_values(fields: RateFields) -> dict[str, Any]:
 
 
 def _as_kwargs(fields: RateFields) -> dict[str, Any]:
-    return {name: getattr(fields, name) for name in RateFields.__slots__}  # type: ignore[attr-defined]
+    return {name: getattr(fields, name) for name in RateFields.__slots__}
 
 
 def parse_hhmm(text: str, field: str) -> time:
@@ -107,7 +111,9 @@ def parse_moment(value: Any, field: str) -> datetime | None:
         try:
             if match is None:
                 raise ValueError
-            moment = datetime(*(int(part or 0) for part in match.groups()))
+            # naive on purpose: the PBX's local time, as the CDRs and the rate book have it
+            year, month, day, hour, minute = (int(part or 0) for part in match.groups())
+            moment = datetime(year, month, day, hour, minute)  # noqa: DTZ001
         except ValueError:
             raise BadRequest(f"{field}: {text!r} is not a moment YYYY-MM-DD HH:MM",
                              field=field) from None
@@ -207,7 +213,6 @@ def check_rate_fields(
     if fields.valid_from and fields.valid_until and fields.valid_until <= fields.valid_from:
         raise BadRequest("valid_until: must be after valid_from", field="valid_until")
     if not fields.extensions:
-        raise BadRequest("extensions: choose at least one extension (or * for all)", field="extensions")
+        raise BadRequest("extensions: choose at least one extension (or * for all)",
+                         field="extensions")
     return fields
-
-

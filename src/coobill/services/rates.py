@@ -14,7 +14,16 @@ from sqlalchemy.orm import Session
 
 from coobill.errors import BadRequest, UnknownExtension, UnknownRate
 from coobill.money import fmt, from_units
-from coobill.rating import ALWAYS, Calendar, Holidays, RateBook, Tariff, TimeWindow, cost, parse_days
+from coobill.rating import (
+    ALWAYS,
+    Calendar,
+    Holidays,
+    RateBook,
+    Tariff,
+    TimeWindow,
+    cost,
+    parse_days,
+)
 from coobill.rating import Rate as RatingRate
 from coobill.services.bounds import MAX_ID, is_digits, whole_number
 from coobill.services.context import BillingContext
@@ -29,7 +38,7 @@ from coobill.services.rate_fields import (
     parse_moment,
     public_values,
 )
-from coobill.services.settings import bump_rates_version, read_settings
+from coobill.services.settings import billing_settings, bump_rates_version
 from coobill.storage.tables import Extension, Holiday, Rate
 from coobill.storage.uow import UnitOfWork
 
@@ -98,7 +107,7 @@ def _known_id(rate_id: int) -> None:
 async def add_rate(ctx: BillingContext, fields: RateFields) -> RateView:
     async with ctx.uow() as uow:
         await _check_extensions_exist(uow, fields.extensions)
-        now = (await read_settings(uow)).local(ctx.clock())
+        now = (await billing_settings(uow)).local(ctx.clock())
         row = Rate(created_at=now, **_columns(fields))
         uow.session.add(row)
         await uow.session.flush()
@@ -235,7 +244,8 @@ def rates_to_csv(rates: Iterable[RateView]) -> str:
         row |= {"enabled": "1" if row["enabled"] else "0", "initial_cost": fmt(row["initial_cost"]),
                 "rate": fmt(row["rate"]), "extensions": ",".join(row["extensions"]),
                 "valid_from": moment_text(row["valid_from"]),
-                "valid_until": moment_text(row["valid_until"]), "split": "1" if row["split"] else "0"}
+                "valid_until": moment_text(row["valid_until"]),
+                "split": "1" if row["split"] else "0"}
         writer.writerow([row[c] for c in CSV_COLUMNS])
     return out.getvalue()
 
@@ -269,7 +279,7 @@ async def import_rates(ctx: BillingContext, text: str, *, replace: bool = False)
     deck = parse_rates_csv(text)
     async with ctx.uow() as uow:
         await _check_extensions_exist(uow, {e for f in deck for e in f.extensions})
-        now = (await read_settings(uow)).local(ctx.clock())
+        now = (await billing_settings(uow)).local(ctx.clock())
         if replace:
             await uow.session.execute(delete(Rate))
         rows = [{**_columns(f), "created_at": now} for f in deck]
@@ -320,7 +330,7 @@ async def quote(
             select(Extension).where(Extension.number == extension))).scalar_one_or_none()
         if ext is None:
             raise UnknownExtension(f"extension {extension} does not exist", field="extension")
-        settings = await read_settings(uow)
+        settings = await billing_settings(uow)
         when = _quote_moment(at, settings.local(ctx.clock()))
         book = await uow.session.run_sync(lambda s: rate_book(ctx, s, settings.rates_version))
         available = funds(ext.balance, ext.credit_limit, ext.reserved)

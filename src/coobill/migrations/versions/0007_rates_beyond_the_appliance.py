@@ -17,6 +17,8 @@ Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-02
 """
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -25,7 +27,7 @@ down_revision = '0006'
 branch_labels = None
 depends_on = None
 
-COLUMNS = {
+COLUMNS: dict[str, list[sa.Column[Any]]] = {
     "rate": [
         sa.Column("days", sa.String(length=32), server_default="", nullable=False),
         sa.Column("holidays", sa.String(length=8), server_default="any", nullable=False),

@@ -2,4 +2,7 @@
 
 from coobill.web.api import billing, extensions, holidays, rates, records, session
 
-ROUTERS = (session.router, extensions.router, rates.router, holidays.router, records.router, billing.router)
+__all__ = ["ROUTERS"]
+
+ROUTERS = (session.router, extensions.router, rates.router, holidays.router, records.router,
+           billing.router)

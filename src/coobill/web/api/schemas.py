@@ -137,7 +137,8 @@ class RateIn(Body):
     holidays: Literal["any", "only", "except"] = "any"
     valid_from: str | None = Field(None, description='"YYYY-MM-DD HH:MM", PBX time; null: now.')
     valid_until: str | None = Field(None, description="Excluded; null: no end.")
-    split: bool = Field(False, description="Charge each period at the rate in force when it starts.")
+    split: bool = Field(False,
+                        description="Charge each period at the rate in force when it starts.")
 
 
 class RateEditIn(Body):

@@ -3,6 +3,7 @@
 from coobill.web.pages import (
     extension_forms,
     extensions,
+    fees,
     holidays,
     live,
     login,
@@ -11,7 +12,10 @@ from coobill.web.pages import (
     settings,
     statistics,
     users,
+    webhooks,
 )
+
+__all__ = ["ROUTERS"]
 
 ROUTERS = (
     login.router,
@@ -24,4 +28,6 @@ ROUTERS = (
     settings.router,
     live.router,
     users.router,
+    fees.router,
+    webhooks.router,
 )
