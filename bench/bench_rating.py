@@ -36,7 +36,7 @@ async def import_seconds(csv_text: str) -> float:
     from coobill.bootstrap import bootstrap
     from coobill.config import Settings
     from coobill.services.extensions import ensure_extensions
-    from coobill.services.rates import import_rates
+    from coobill.services.rate_decks import import_rates
     from coobill.storage import schema
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -18,7 +18,7 @@ from coobill.errors import BadRequest
 from coobill.formatting import duration
 from coobill.money import fmt
 from coobill.services import audit as audit_service
-from coobill.services import extensions, holidays, rates, reports, reservations, users
+from coobill.services import extensions, holidays, rate_decks, rates, reports, reservations, users
 from coobill.services import settings as settings_service
 from coobill.services.context import BillingContext
 from coobill.services.ledger_seal import (
@@ -26,6 +26,7 @@ from coobill.services.ledger_seal import (
     open_ledger,
     seal_entries_from_before_the_seal,
 )
+from coobill.services.rate_decks import diff_lines
 from coobill.services.rate_fields import (
     RATE_FIELD_NAMES,
     check_rate_fields,
@@ -189,13 +190,20 @@ async def rate_import(args: argparse.Namespace, ctx: BillingContext) -> int:
         text = await asyncio.to_thread(Path(args.file).read_text, encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise BadRequest(f"file: cannot read {args.file}: {exc}", field="file") from None
-    count = await rates.import_rates(ctx, text, replace=args.replace)
-    print(f"{count} rate(s) imported")
+    done = await rate_decks.import_rates(ctx, text, replace_all=args.replace,
+                                         effective=args.effective, dry_run=args.dry_run)
+    if args.dry_run:
+        print("\n".join(diff_lines(done.diff)))
+        print(f"dry run: nothing written ({done.count} rate(s) in the deck)")
+    elif done.effective is not None:
+        print(f"{done.count} rate(s) imported, in force from {moment_text(done.effective)}")
+    else:
+        print(f"{done.count} rate(s) imported")
     return 0
 
 
 async def rate_export(args: argparse.Namespace, ctx: BillingContext) -> int:
-    sys.stdout.write(rates.rates_to_csv(await rates.list_rates(ctx)))
+    sys.stdout.write(rate_decks.rates_to_csv(await rates.list_rates(ctx)))
     return 0
 
 

@@ -139,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the parser: on
     p = rate.add_parser("import", help="add the rates of a CSV deck (all or nothing)")
     p.add_argument("file")
     p.add_argument("--replace", action="store_true", help="replace every existing rate")
+    p.add_argument("--from", dest="effective", metavar="MOMENT",
+                   help='take effect at "YYYY-MM-DD HH:MM" (PBX time); the deck in force '
+                        "stays in force until then")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print what would change (added, removed, changed) and write nothing")
     rate.add_parser("export", help="print every rate as a CSV deck")
     p = rate.add_parser("quote", help="the rate, cost and time limit for a call")
     p.add_argument("extension")

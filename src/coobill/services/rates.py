@@ -1,19 +1,18 @@
-"""Rates: add, edit, delete, list, import and export a deck, quote; the rate book in memory."""
+"""Rates: add, edit, delete, list, quote; the rate book in memory. (A deck's import and
+export, dated or not: services/rate_decks.py.)"""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, delete, insert, select, type_coerce
+from sqlalchemy import BigInteger, delete, select, type_coerce
 from sqlalchemy.orm import Session
 
 from coobill.errors import BadRequest, UnknownExtension, UnknownRate
-from coobill.money import fmt, from_units
+from coobill.money import from_units
 from coobill.rating import (
     ALWAYS,
     Calendar,
@@ -30,13 +29,9 @@ from coobill.services.context import BillingContext
 from coobill.services.funds import allowance, funds
 from coobill.services.rate_fields import (
     ALL_EXTENSIONS,
-    RATE_FIELD_NAMES,
     RateFields,
-    check_rate_fields,
-    moment_text,
     parse_hhmm,
     parse_moment,
-    public_values,
 )
 from coobill.services.settings import billing_settings, bump_rates_version
 from coobill.storage.tables import Extension, Holiday, Rate
@@ -46,11 +41,6 @@ from coobill.storage.uow import UnitOfWork
 MAX_NUMBER_DIGITS = 32
 MAX_QUOTE_SECONDS = 86_400
 
-CSV_COLUMNS = tuple(RATE_FIELD_NAMES)
-# Columns a deck may leave out: the rate is enabled, without remark, every day, holidays or
-# not, from now on, unsplit.
-OPTIONAL_COLUMNS = frozenset({"enabled", "remark", "days", "holidays", "valid_from",
-                              "valid_until", "split"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +49,7 @@ class RateView:
     fields: RateFields
 
 
-def _fields_of(row: Rate) -> RateFields:
+def fields_of(row: Rate) -> RateFields:
     return RateFields(
         prefix=row.prefix, number_length=row.number_length, initial_cost=row.initial_cost,
         initial_seconds=row.initial_seconds, rate=row.rate, period_seconds=row.period_seconds,
@@ -70,7 +60,7 @@ def _fields_of(row: Rate) -> RateFields:
     )
 
 
-def _columns(fields: RateFields) -> dict[str, object]:
+def columns_of(fields: RateFields) -> dict[str, object]:
     return {
         "enabled": fields.enabled, "remark": fields.remark, "prefix": fields.prefix,
         "number_length": fields.number_length, "initial_cost": fields.initial_cost,
@@ -82,7 +72,7 @@ def _columns(fields: RateFields) -> dict[str, object]:
     }
 
 
-async def _check_extensions_exist(uow: UnitOfWork, wanted: Iterable[str]) -> None:
+async def check_extensions_exist(uow: UnitOfWork, wanted: Iterable[str]) -> None:
     names = set(wanted) - {ALL_EXTENSIONS}
     if not names:
         return
@@ -106,9 +96,9 @@ def _known_id(rate_id: int) -> None:
 
 async def add_rate(ctx: BillingContext, fields: RateFields) -> RateView:
     async with ctx.uow() as uow:
-        await _check_extensions_exist(uow, fields.extensions)
+        await check_extensions_exist(uow, fields.extensions)
         now = (await billing_settings(uow)).local(ctx.clock())
-        row = Rate(created_at=now, **_columns(fields))
+        row = Rate(created_at=now, **columns_of(fields))
         uow.session.add(row)
         await uow.session.flush()
         await bump_rates_version(uow)
@@ -123,9 +113,9 @@ async def edit_rate(ctx: BillingContext, rate_id: int, **changes: object) -> Rat
         row = await uow.session.get(Rate, rate_id, with_for_update=True)
         if row is None:
             raise UnknownRate(f"rate {rate_id} does not exist", field="id")
-        fields = _fields_of(row).with_changes(**{k: v for k, v in changes.items() if v is not None})
-        await _check_extensions_exist(uow, fields.extensions)
-        for column, value in _columns(fields).items():
+        fields = fields_of(row).with_changes(**{k: v for k, v in changes.items() if v is not None})
+        await check_extensions_exist(uow, fields.extensions)
+        for column, value in columns_of(fields).items():
             setattr(row, column, value)
         await bump_rates_version(uow)
         await uow.commit()
@@ -148,14 +138,14 @@ async def get_rate(ctx: BillingContext, rate_id: int) -> RateView:
         row = await uow.session.get(Rate, rate_id)
         if row is None:
             raise UnknownRate(f"rate {rate_id} does not exist", field="id")
-        return RateView(row.id, _fields_of(row))
+        return RateView(row.id, fields_of(row))
 
 
 async def list_rates(ctx: BillingContext) -> list[RateView]:
     async with ctx.uow() as uow:
         rows = (await uow.session.execute(
             select(Rate).where(Rate.trunk.is_(None)).order_by(Rate.id))).scalars().all()
-        return [RateView(r.id, _fields_of(r)) for r in rows]
+        return [RateView(r.id, fields_of(r)) for r in rows]
 
 
 def rate_book(ctx: BillingContext, session: Session, version: int) -> RateBook:
@@ -230,64 +220,6 @@ def _enabled_rates(session: Session) -> Iterator[RatingRate]:
                          remark=names.setdefault(remark, remark),
                          calendar=calendar_of((days, holidays, valid_from, valid_until)),
                          split=split)
-
-
-# --- a carrier's deck as CSV ---------------------------------------------------------------
-
-
-def rates_to_csv(rates: Iterable[RateView]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for view in rates:
-        row = public_values(view.fields)
-        row |= {"enabled": "1" if row["enabled"] else "0", "initial_cost": fmt(row["initial_cost"]),
-                "rate": fmt(row["rate"]), "extensions": ",".join(row["extensions"]),
-                "valid_from": moment_text(row["valid_from"]),
-                "valid_until": moment_text(row["valid_until"]),
-                "split": "1" if row["split"] else "0"}
-        writer.writerow([row[c] for c in CSV_COLUMNS])
-    return out.getvalue()
-
-
-def parse_rates_csv(text: str) -> list[RateFields]:
-    """Every row of a deck, validated; BadRequest names the first bad line and field."""
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    missing = set(CSV_COLUMNS) - OPTIONAL_COLUMNS - set(reader.fieldnames or ())
-    if missing:
-        raise BadRequest(f"csv: missing columns {', '.join(sorted(missing))}", field="file")
-    deck = []
-    for line, row in enumerate(reader, start=2):
-        try:
-            enabled = (row.get("enabled") or "1").strip().lower()
-            if enabled not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
-                raise BadRequest(f"enabled: {enabled!r} is not a yes/no value", field="enabled")
-            columns = {c: row.get(c) for c in CSV_COLUMNS}
-            columns |= {"extensions": row["extensions"] or "", "remark": row.get("remark") or "",
-                        "enabled": enabled in ("1", "true", "yes", "on")}
-            # the calendar's columns may be left out (a deck of before them): their defaults
-            columns |= {c: row.get(c) or "" for c in OPTIONAL_COLUMNS - {"enabled", "remark"}}
-            # every column passed, a short row's None too (refused by its field's check)
-            deck.append(check_rate_fields(**{RATE_FIELD_NAMES[c]: v for c, v in columns.items()}))
-        except BadRequest as exc:
-            raise BadRequest(f"csv line {line}: {exc.message}", field=exc.field) from None
-    return deck
-
-
-async def import_rates(ctx: BillingContext, text: str, *, replace: bool = False) -> int:
-    """Add every rate of a deck (or replace all rates with it), all or nothing."""
-    deck = parse_rates_csv(text)
-    async with ctx.uow() as uow:
-        await _check_extensions_exist(uow, {e for f in deck for e in f.extensions})
-        now = (await billing_settings(uow)).local(ctx.clock())
-        if replace:
-            await uow.session.execute(delete(Rate))
-        rows = [{**_columns(f), "created_at": now} for f in deck]
-        for start in range(0, len(rows), 5000):
-            await uow.session.execute(insert(Rate), rows[start : start + 5000])
-        await bump_rates_version(uow)
-        await uow.commit()
-    return len(deck)
 
 
 # --- quotes ---------------------------------------------------------------------------------
