@@ -173,6 +173,32 @@ class TestRates:
         ok(coobill("rate", "edit", "3", "--valid-until", "", "--no-split"))
         assert json.loads(coobill("rate", "list", "--json").out)[2]["valid_until"] == ""
 
+    def test_a_dated_carrier_deck_reviewed_by_a_dry_run_then_imported(
+        self, seeded: str, coobill: Coobill, tmp_path: Path
+    ) -> None:
+        deck = tmp_path / "carrier.csv"
+        deck.write_text("prefix,description,rate_per_minute,connect_fee,initial_increment,"
+                        "increment\n0044,UK,0.06,0.01,30,6\n00,World,0.3\n")
+        before = ok(coobill("rate", "list", "--csv")).out
+        dry = ok(coobill("rate", "import", str(deck), "--from", "2027-01-01 00:00", "--dry-run"))
+        assert dry.out.splitlines() == [
+            "+ 0044 (any length, 00:00-23:59, *): 0.0400 for 30 s, then 0.0060 per 6 s",
+            "~ 00 (any length, 00:00-23:59, *): 0.1000 for 60 s, then 0.0500 per 60 s -> "
+            "0.3000 for 60 s, then 0.3000 per 60 s",
+            "1 added, 0 removed, 1 changed, 0 unchanged",
+            "dry run: nothing written (2 rate(s) in the deck)",
+        ]
+        assert ok(coobill("rate", "list", "--csv")).out == before
+        assert ok(coobill("rate", "import", str(deck), "--from", "2027-01-01 00:00")).out == (
+            "2 rate(s) imported, in force from 2027-01-01 00:00\n")
+        listed = json.loads(ok(coobill("rate", "list", "--json")).out)
+        assert [(r["remark"], r["valid_from"], r["valid_until"]) for r in listed] == [
+            ("intl", "", "2027-01-01 00:00"), ("UK", "2027-01-01 00:00", ""),
+            ("World", "2027-01-01 00:00", "")]
+        quote = json.loads(ok(coobill("rate", "quote", "100", "0044123", "--at",
+                                      "2027-01-01 00:00", "--seconds", "45", "--json")).out)
+        assert (quote["rate_id"], quote["cost"]) == (2, "0.0580")
+
     def test_quote_gives_the_rate_cost_and_limit(self, seeded: str, coobill: Coobill) -> None:
         quote = json.loads(ok(coobill("rate", "quote", "100", "0012345678", "--seconds", "61",
                                       "--at", "12:00", "--json")).out)

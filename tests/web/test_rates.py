@@ -248,3 +248,68 @@ class TestRatePages:
         assert "A one-minute call costs US$0.2000" in page
         unknown = (await billing.get("/rates?quote_extension=999&quote_number=9")).text
         assert "extension 999" in unknown
+
+
+class TestDeckImportPage:
+    async def test_a_dated_deck_is_reviewed_then_confirmed(
+        self, ctx: BillingContext, billing: httpx.AsyncClient
+    ) -> None:
+        await office(ctx)
+        await billing.post("/api/rates", json={**LONG_DISTANCE, "length": 0, "extensions": ["*"],
+                                                "start": "00:00", "end": "23:59"})
+        carrier = ("prefix,description,rate_per_minute,connect_fee,initial_increment,increment\n"
+                   "9,Long distance 2027,0.3,,60,30\n0044,UK,0.06,0.01,30,6\n")
+        review = await billing.post(
+            "/rates/import", data={"from": "2027-01-01T00:00"},
+            files={"file": ("carrier.csv", carrier.encode(), "text/csv")})
+        assert review.status_code == 200
+        assert "1 added, 0 removed, 1 changed, 0 unchanged" in review.text, review.text[-3000:]
+        assert "0.2000 for 60 s, then 0.1000 per 30 s" in review.text
+        assert "0.3000 for 60 s, then 0.1500 per 30 s" in review.text
+        assert "takes effect at 2027-01-01 00:00" in review.text
+        assert len((await billing.get("/api/rates")).json()) == 1  # nothing written yet
+        confirmed = await billing.post("/rates/import/confirm", data={
+            "deck": carrier, "from": "2027-01-01T00:00", "replace": ""})
+        assert confirmed.status_code == 303
+        assert "notice=rates_imported" in confirmed.headers["location"]
+        listed = (await billing.get("/api/rates")).json()
+        assert [(r["remark"], r["valid_from"], r["valid_until"]) for r in listed] == [
+            ("Domestic long distance", None, "2027-01-01 00:00"),
+            ("Long distance 2027", "2027-01-01 00:00", None),
+            ("UK", "2027-01-01 00:00", None)]
+
+    async def test_a_bad_deck_is_shown_beside_the_file(self, billing: httpx.AsyncClient) -> None:
+        none = await billing.post("/rates/import", data={"from": ""},
+                                  files={"file": ("", b"", "text/csv")})
+        assert none.status_code == 400
+        assert "choose a deck to import" in none.text
+        bad = await billing.post("/rates/import", data={},
+                                 files={"file": ("d.csv", b"prefix,length\n00,0\n", "text/csv")})
+        assert bad.status_code == 400
+        assert 'id="e-file"' in bad.text
+        assert "missing columns" in bad.text
+        late = await billing.post(
+            "/rates/import", data={"from": "soon"},
+            files={"file": ("d.csv", b"prefix,description,rate_per_minute\n1,x,1\n", "text/csv")})
+        assert late.status_code == 400
+        assert 'id="e-from"' in late.text
+
+    async def test_the_api_imports_a_deck_after_its_dry_run(
+        self, ctx: BillingContext, billing: httpx.AsyncClient
+    ) -> None:
+        carrier = "prefix,description,rate_per_minute\n0044,UK,0.06\n"
+        dry = await billing.post("/api/rates/import", json={
+            "deck": carrier, "from": "2027-01-01 00:00", "dry_run": True})
+        assert dry.status_code == 200
+        assert dry.json() == {
+            "count": 1, "effective": "2027-01-01 00:00", "written": False, "removed": [],
+            "changed": [], "unchanged": 0, "added": [{
+                "rate": "0044 (any length, 00:00-23:59, *)", "before": None,
+                "after": "0.0600 for 60 s, then 0.0600 per 60 s"}]}
+        assert (await billing.get("/api/rates")).json() == []
+        done = await billing.post("/api/rates/import", json={"deck": carrier})
+        assert done.json()["written"] is True
+        assert len((await billing.get("/api/rates")).json()) == 1
+        bad = await billing.post("/api/rates/import", json={"deck": carrier, "from": "soon"})
+        assert bad.status_code == 400
+        assert bad.json()["field"] == "from"

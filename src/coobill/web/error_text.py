@@ -82,6 +82,11 @@ _ZH: list[tuple[str, str]] = [
     (r"(?P<v>.+) is a holiday already", "{v} 已是节假日"),
     (r"holiday (?P<v>.+) does not exist", "节假日 {v} 不存在"),
     (r"no holiday on (?P<v>\S+)", "{v} 不是节假日"),
+    (r"a dated deck replaces the deck in force at its moment; --replace is for now",
+     "定时生效的费率表会在生效时替换现行费率;“替换”只用于立即替换"),
+    (r"ends before the deck takes effect", "在费率表生效之前就已失效"),
+    (r"choose a deck to import", "请选择要导入的费率表"),
+    (r"the deck is not UTF-8 text", "费率表不是 UTF-8 文本"),
 ]
 _COMPILED = [(re.compile(pattern), text) for pattern, text in _ZH]
 _FIELD = re.compile(r"^[a-z_]+: ")

@@ -44,6 +44,7 @@ NOTICES = {
     "rate_added": "Rate added.",
     "rate_saved": "Rate saved.",
     "rate_deleted": "Rate deleted.",
+    "rates_imported": "{n} rate(s) imported.",
     "holiday_added": "Holiday added.",
     "holiday_removed": "Holiday removed.",
     "released": "The hold was released without charge.",

@@ -182,6 +182,30 @@ class RateOut(BaseModel):
     split: bool
 
 
+class DeckIn(Body):
+    deck: str = Field(description="The CSV text: coobill's layout (as exported) or a carrier's.")
+    effective: str | None = Field(None, alias="from",
+                                  description='Takes effect at "YYYY-MM-DD HH:MM"; null: now.')
+    replace: bool = Field(False, description="Replace every sell rate now.")
+    dry_run: bool = Field(False, description="Only say what would change.")
+
+
+class DeckRateOut(BaseModel):
+    rate: str
+    before: str | None
+    after: str | None
+
+
+class DeckImportOut(BaseModel):
+    count: int
+    effective: str | None
+    written: bool
+    added: list[DeckRateOut]
+    removed: list[DeckRateOut]
+    changed: list[DeckRateOut]
+    unchanged: int
+
+
 class HolidayIn(Body):
     day: str = Field(description="YYYY-MM-DD")
     yearly: bool = Field(False, description="Every year on this month and day.")
