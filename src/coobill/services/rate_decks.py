@@ -158,7 +158,8 @@ def _carrier_rates(text: str) -> list[RateFields]:
     try:
         rows = parse_carrier_deck(text)
     except ValueError as exc:
-        raise BadRequest(f"csv {exc}", field="file") from None
+        # rating/deck.py says "line N: <column>: <what>": as a coobill deck's "csv line N: ..."
+        raise BadRequest("csv " + str(exc), field="file") from None
     return [RateFields(prefix=r.prefix, number_length=0, initial_cost=r.tariff.initial_cost,
                        initial_seconds=r.tariff.initial_seconds, rate=r.tariff.rate,
                        period_seconds=r.tariff.period_seconds, start="00:00", end="23:59",

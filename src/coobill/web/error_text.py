@@ -86,6 +86,10 @@ _ZH: list[tuple[str, str]] = [
      "定时生效的费率表会在生效时替换现行费率;“替换”只用于立即替换"),
     (r"ends before the deck takes effect", "在费率表生效之前就已失效"),
     (r"choose a deck to import", "请选择要导入的费率表"),
+    (r"the header must start (?P<v>\S+)", "表头必须以 {v} 开头"),
+    (rf"{_V} is not a whole number of seconds", "{v} 不是整秒数"),
+    (rf"prefix (?P<v>\S+) is already on line (?P<n>\d+)", "前缀 {v} 已在第 {n} 行出现"),
+    (rf"{_V} is not digits", "{v} 不是数字"),
     (r"the deck is not UTF-8 text", "费率表不是 UTF-8 文本"),
 ]
 _COMPILED = [(re.compile(pattern), text) for pattern, text in _ZH]
