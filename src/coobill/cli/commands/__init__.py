@@ -9,7 +9,16 @@ from collections.abc import Awaitable, Callable
 
 from coobill.bootstrap import bootstrap
 from coobill.cli import account
-from coobill.cli.commands import extension, ledger, rate, records, reservations, settings, user
+from coobill.cli.commands import (
+    extension,
+    holiday,
+    ledger,
+    rate,
+    records,
+    reservations,
+    settings,
+    user,
+)
 from coobill.config import Settings
 from coobill.services.context import BillingContext
 from coobill.services.ledger_seal import open_ledger
@@ -23,6 +32,7 @@ HANDLERS: dict[str, Handler] = {
     **ledger.HANDLERS,
     **extension.HANDLERS,
     **rate.HANDLERS,
+    **holiday.HANDLERS,
     **records.HANDLERS,
     **settings.HANDLERS,
     **user.HANDLERS,

@@ -12,11 +12,12 @@ from coobill.cli.output import emit, to_json, to_table
 from coobill.errors import BadRequest
 from coobill.formatting import duration
 from coobill.money import fmt
-from coobill.services import rates
+from coobill.services import rate_decks, rates
 from coobill.services.context import BillingContext
 from coobill.services.rate_fields import (
     RATE_FIELD_NAMES,
     check_rate_fields,
+    moment_text,
     public_values,
     service_arguments,
 )
@@ -26,7 +27,9 @@ RATE_COLUMNS = ("id", *RATE_FIELD_NAMES)
 
 def rate_row(view: rates.RateView) -> dict[str, Any]:
     row = public_values(view.fields)
-    return {"id": view.id, **row, "extensions": ",".join(row["extensions"])}
+    return {"id": view.id, **row, "extensions": ",".join(row["extensions"]),
+            "days": row["days"] or "all", "valid_from": moment_text(row["valid_from"]),
+            "valid_until": moment_text(row["valid_until"])}
 
 
 def _rate_changes(args: argparse.Namespace) -> dict[str, Any]:
@@ -66,13 +69,20 @@ async def rate_import(args: argparse.Namespace, ctx: BillingContext) -> int:
         text = await asyncio.to_thread(Path(args.file).read_text, encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise BadRequest(f"file: cannot read {args.file}: {exc}", field="file") from None
-    count = await rates.import_rates(ctx, text, replace=args.replace)
-    print(f"{count} rate(s) imported")
+    done = await rate_decks.import_rates(ctx, text, replace_all=args.replace,
+                                         effective=args.effective, dry_run=args.dry_run)
+    if args.dry_run:
+        print("\n".join(rate_decks.diff_lines(done.diff)))
+        print(f"dry run: nothing written ({done.count} rate(s) in the deck)")
+    elif done.effective is not None:
+        print(f"{done.count} rate(s) imported, in force from {moment_text(done.effective)}")
+    else:
+        print(f"{done.count} rate(s) imported")
     return 0
 
 
 async def rate_export(args: argparse.Namespace, ctx: BillingContext) -> int:
-    sys.stdout.write(rates.rates_to_csv(await rates.list_rates(ctx)))
+    sys.stdout.write(rate_decks.rates_to_csv(await rates.list_rates(ctx)))
     return 0
 
 
