@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import httpx
 
+from coobill.daemon.supervised import SupervisedTask
 from coobill.services import outbox
 from coobill.services.context import BillingContext
 
@@ -38,28 +39,19 @@ class WebhookSender:
         self.ctx = ctx
         self._on_delivered = on_delivered
         self._transport = transport
-        self._task: asyncio.Task[None] | None = None
+        self._task = SupervisedTask("webhooks", self._run, log=log, died="webhooks.sender_died")
         self._wake = asyncio.Event()
         self._pruned_at: float | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="webhooks")
-        self._task.add_done_callback(self._ended)
+        self._task.start()
 
     def nudge(self) -> None:
         """Look for events now (the daemon wrote some)."""
         self._wake.set()
 
-    def _ended(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error("webhooks.sender_died error=%r", task.exception())
-
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
 
     async def _run(self) -> None:
         hooks = self.ctx.config.webhooks

@@ -91,7 +91,7 @@ def _decide(  # noqa: PLR0911 - the decision ladder: one return per reason, in o
             return _allow_unbilled(session, cmd, ext, Reason.UNBILLED, local_now, pbx, token)
 
         book = rate_book(ctx, session, settings.rates_version)
-        rate = book.select(ext.number, cmd.number, local_now.time())
+        rate = book.select(ext.number, cmd.number, local_now)
         if rate is None:
             if policy.no_rate == "deny":
                 return Verdict.deny(Reason.NO_RATE)

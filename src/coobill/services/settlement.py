@@ -258,7 +258,7 @@ def _rate_for_ungated(
     if when is None:
         return None, None, ""
     book = rate_book(ctx, session, settings.rates_version)
-    rate = book.select(cmd.caller_extension, dial.dialled_number, when.time())
+    rate = book.select(cmd.caller_extension, dial.dialled_number, when)
     if rate is None:
         return None, None, ""
     return rate.tariff, rate.id, rate_label(rate.id, rate.prefix, rate.remark)
