@@ -134,7 +134,8 @@ def lines(name: str, f: Figures) -> list[Line]:
         for c in (1, 50):
             gate, floor = f[f"coobill@{c}"], f[f"bare@{c}"]
             # the medians of the rounds' own ratios (bench_gate.main)
-            ratio, over = f[f"ratio@{c}"]["throughput_vs_floor"], f[f"ratio@{c}"]["p99_over_floor_ms"]
+            at = f[f"ratio@{c}"]
+            ratio, over = at["throughput_vs_floor"], at["p99_over_floor_ms"]
             out += [
                 Line(f"authorizations/s @{c} (vs bare FastAGI; {ratio:.2f}x by round)",
                      gate["per_s"], "/s",
@@ -158,15 +159,27 @@ def lines(name: str, f: Figures) -> list[Line]:
         ]
     if name.startswith("stats"):
         return [
-            Line(f"statistics by {by} (vs Python aggregation)", f[f"{by}_service_s"], "s",
-                 f[f"{by}_python_baseline_s"], target="<= 1 s",
-                 met=f[f"{by}_service_s"] <= 1)
+            Line(
+                f"statistics by {by} (vs Python aggregation)",
+                f[f"{by}_service_s"],
+                "s",
+                f[f"{by}_python_baseline_s"],
+                target="<= 1 s",
+                met=f[f"{by}_service_s"] <= 1,
+            )
             for by in ("day", "month")
         ]
     if name == "memory":
-        return [Line("daemon RSS with the deck (vs before loading)",
-                     f["rss_mb_daemon_with_book"], "MB", f["rss_mb_daemon_before_book"],
-                     target="<= 150 MB", met=f["rss_mb_daemon_with_book"] <= 150)]
+        return [
+            Line(
+                "daemon RSS with the deck (vs before loading)",
+                f["rss_mb_daemon_with_book"],
+                "MB",
+                f["rss_mb_daemon_before_book"],
+                target="<= 150 MB",
+                met=f["rss_mb_daemon_with_book"] <= 150,
+            )
+        ]
     if name == "mixed":
         return mixed_lines(f)
     if name == "gate-postgresql":
@@ -306,7 +319,7 @@ def run_one(name: str, quick: bool) -> Figures:
 
 
 def main(argv: list[str] | None = None) -> int:
-    global RECORDS  # --records: what records-* fill, in this process and its children
+    global RECORDS  # noqa: PLW0603 - --records: what records-* fill, here and in the children
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, a smoke test")
     parser.add_argument("--only", help=f"comma-separated, of: {', '.join(BENCHMARKS)}")
@@ -367,14 +380,18 @@ def summary(results: dict[str, Figures], failed: dict[str, str], quick: bool) ->
             value = f"{line.value:,.2f} {line.unit}"
             base = f"{line.baseline:,.2f}" if line.baseline else "-"
             met = {True: "yes", False: "NO", None: "-"}[line.met]
-            print(f"{name:17} {line.figure:46} {value:>12} {base:>12} {line.ratio():>8}  "
-                  f"{line.target or '-':18} {met}")
+            print(
+                f"{name:17} {line.figure:46} {value:>12} {base:>12} {line.ratio():>8}  "
+                f"{line.target or '-':18} {met}"
+            )
     for name, reason in failed.items():
         print(f"{name:17} FAILED: {reason}")
     busy = {n: f["other_load_cores"] for n, f in results.items() if "other_load_cores" in f}
     if busy:
-        print("other work on the machine (cores): "
-              + ", ".join(f"{n} {v:.2f}" for n, v in busy.items()))
+        print(
+            "other work on the machine (cores): "
+            + ", ".join(f"{n} {v:.2f}" for n, v in busy.items())
+        )
         disturbed = [n for n, v in busy.items() if v > 0.2]
         if disturbed:
             print(f"disturbed, rerun before quoting: {', '.join(disturbed)}")

@@ -19,7 +19,8 @@ def env_block(uniqueid: str, ext: str = "100") -> bytes:
         "agi_network: yes", "agi_network_script: authorize",
         "agi_request: agi://127.0.0.1:4573/authorize", f"agi_channel: PJSIP/{ext}-00000001",
         "agi_language: en", "agi_type: PJSIP", f"agi_uniqueid: {uniqueid}", "agi_version: 23.4.1",
-        f"agi_callerid: {ext}", "agi_calleridname: Alice", "agi_callingpres: 0", "agi_callingani2: 0",
+        f"agi_callerid: {ext}", "agi_calleridname: Alice", "agi_callingpres: 0",
+        "agi_callingani2: 0",
         "agi_callington: 0", "agi_callingtns: 0", "agi_dnid: unknown", "agi_rdnis: unknown",
         "agi_context: phones", "agi_extension: 913800000000", "agi_priority: 2",
         "agi_enhanced: 0.0", "agi_accountcode: ", "agi_threadid: 139772052670144",
@@ -54,7 +55,8 @@ async def load(port: int, total: int, concurrency: int, tag: str,
 
     async def worker() -> None:
         for n in counter:
-            seconds, verdict = await one_call(port, f"{tag}.{n}", extensions[n % len(extensions)])
+            ext = extensions[n % len(extensions)]
+            seconds, verdict = await one_call(port, f"{tag}.{n}", ext)
             latencies.append(seconds)
             verdicts[verdict] = verdicts.get(verdict, 0) + 1
 

@@ -141,7 +141,7 @@ async def run_floor(ami_port: int) -> None:
     """The floor, in the daemon's place: a bare FastAGI responder sending the gate's commands
     with no logic (bench_gate's floor) and an AMI follower that only notes each ended call."""
     from bench.gate_servers import COMMANDS
-    from coobill.ami.follower import AmiFollower
+    from coobill.ami.follower import AmiFollower, FollowerOptions
 
     out = sys.stdout
 
@@ -161,8 +161,8 @@ async def run_floor(ami_port: int) -> None:
         return None
 
     gate = await asyncio.start_server(conversation, "127.0.0.1", 0)
-    follower = AmiFollower("127.0.0.1", ami_port, "coobill", SECRET, on_call_ended=ended,
-                           on_reconciled=reconciled, cdr_events="on")
+    options = FollowerOptions("127.0.0.1", ami_port, "coobill", SECRET, cdr_events="on")
+    follower = AmiFollower(options, on_call_ended=ended, on_reconciled=reconciled)
     await follower.start()
     out.write(f"PORT {gate.sockets[0].getsockname()[1]}\n")
     out.flush()
@@ -206,7 +206,8 @@ async def run(duration: float, rate: float, floor: bool = False,
     daemon = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.bench_mixed", role, str(path),
         str(server.port), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
-    assert daemon.stdout is not None and daemon.stdin is not None
+    assert daemon.stdout is not None
+    assert daemon.stdin is not None
     ports = (await daemon.stdout.readline()).split()
     port = int(ports[1])
     await server.next_login(timeout=30)
@@ -217,7 +218,8 @@ async def run(duration: float, rate: float, floor: bool = False,
             PORTAL_PASSWORD, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             preexec_fn=lambda: os.nice(19))
         assert flood.stdout is not None
-        assert await flood.stdout.readline() == b"ready\n"
+        said = await flood.stdout.readline()
+        assert said == b"ready\n", said
 
     settled: dict[str, float] = {}
     all_settled = asyncio.Event()

@@ -84,10 +84,11 @@ async def gate(calls: int) -> dict[str, Any]:
 
 
 async def settlement(calls: int) -> dict[str, Any]:
-    from bench.bench_settlement import setup
-    from coobill.ami.follower import AmiFollower
-    from coobill.daemon.pbx import PbxLink
     from tests.fakes.ami_server import FakeAmiServer
+
+    from bench.bench_settlement import setup
+    from coobill.ami.follower import AmiFollower, FollowerOptions
+    from coobill.daemon.pbx import PbxLink
 
     ctx, streams = await setup(calls)
     settled: set[str] = set()
@@ -104,8 +105,8 @@ async def settlement(calls: int) -> dict[str, Any]:
         return None
 
     server = await FakeAmiServer(secret="s").start()
-    follower = AmiFollower("127.0.0.1", server.port, "coobill", "s", on_call_ended=link.call_ended,
-                           on_reconciled=reconciled, cdr_events="on")
+    options = FollowerOptions("127.0.0.1", server.port, "coobill", "s", cdr_events="on")
+    follower = AmiFollower(options, on_call_ended=link.call_ended, on_reconciled=reconciled)
     await follower.start()
     await server.next_login()
 

@@ -54,14 +54,18 @@ class Closed:
     amount: Decimal
 
 
-def take(session: Session, *, extension_id: int | None, amount: Decimal, **row: object) -> int | None:
+def take(
+    session: Session, *, extension_id: int | None, amount: Decimal, **row: object
+) -> int | None:
     """Hold `amount` of the extension's funds for a new authorization and write its row;
     the hold's id, or None when the funds no longer cover it (they moved since they were
     read: read again and decide again). A zero hold (an unbilled call) reserves nothing."""
     return ledger_repo.take_hold(session, extension_id=extension_id, amount=amount, **row)
 
 
-def close(session: Session, hold_id: int, state: str, *, at: datetime, note: str = "") -> Closed | None:
+def close(
+    session: Session, hold_id: int, state: str, *, at: datetime, note: str = ""
+) -> Closed | None:
     """Settle, release or undo an open hold: its funds go back to the extension's funds (a
     settlement debits the cost beside it). None when it was not open any more."""
     assert state in CLOSED
@@ -74,8 +78,9 @@ def close(session: Session, hold_id: int, state: str, *, at: datetime, note: str
 def undo(session: Session, token: str, *, at: datetime) -> Closed | None:
     """Undo what one authorization wrote, found by the token it was given: the gate told the
     channel something else (its deadline passed). None when that hold is not open."""
-    closed = ledger_repo.close_hold_by_token(session, token, UNDONE, at=at,
-                                             note="the gate gave up waiting for it")
+    closed = ledger_repo.close_hold_by_token(
+        session, token, UNDONE, at=at, note="the gate gave up waiting for it"
+    )
     return Closed(*closed) if closed is not None else None
 
 
