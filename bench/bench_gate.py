@@ -30,13 +30,17 @@ def env_block(uniqueid: str, ext: str = "100") -> bytes:
 
 
 async def one_call(port: int, uniqueid: str, ext: str = "100") -> tuple[float, str]:
-    """One conversation as Asterisk holds it: (seconds, COOBILL_RESULT)."""
+    """One conversation as Asterisk holds it: (seconds, COOBILL_RESULT; "" for none, as the
+    dialplan reads a gate that closed the channel without a word)."""
     start = time.perf_counter()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(env_block(uniqueid, ext))
     result = ""
     while True:
-        line = await reader.readline()
+        try:
+            line = await reader.readline()
+        except ConnectionResetError:  # the gate's deadline: counted as not allowed
+            break
         if not line:
             break
         if line.startswith(b'SET VARIABLE COOBILL_RESULT "'):

@@ -129,7 +129,7 @@ async def run_daemon(path: Path, ami_port: int, portal: bool = False) -> None:
     await daemon.start()
     # Holds taken before the first reconciliation would be reconciled against a PBX that
     # did not list their channels yet (and flagged): the PBX starts calling once it is done.
-    await daemon.until_reconciled(1, timeout=30)
+    await daemon.events.reconciled.reached(1, timeout=30)
     assert daemon.gate is not None
     out.write(f"PORT {daemon.gate.port} {daemon.web_port or 0}\n")
     out.flush()

@@ -5,9 +5,10 @@
 gate: `authorize_call` (the service command the FastAGI adapter calls) N times one after the
 other on a funded ledger; settlement: N authorized calls' recorded AMI streams replayed through
 a fake Asterisk manager, panoramisk, the call tracker and the ledger (bench_settlement's path).
-cProfile sees the event loop's thread; the ledger's SQLite statements run in aiosqlite's
-thread, so the CPU of every thread (process time) is given beside it. Self time is summed by
-package: what the time goes to."""
+Both threads that do the work are profiled: the event loop's (FastAGI/AMI parsing, the call
+tracker, the hand-off) and the SQLite ledger thread's (storage/group_commit.py: the ORM, the
+statements, the commit); the CPU of every thread (process time) is given beside them. Self
+time is summed by package: what the time goes to."""
 
 from __future__ import annotations
 
@@ -41,13 +42,7 @@ def package_of(filename: str, function: str) -> str:
     return "other Python"
 
 
-async def profiled(work: Callable[[], Awaitable[int]]) -> dict[str, Any]:
-    profile = cProfile.Profile()
-    cpu, wall = time.process_time(), time.perf_counter()
-    profile.enable()
-    count = await work()
-    profile.disable()
-    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+def _summed(profile: cProfile.Profile, count: int) -> dict[str, Any]:
     stats = pstats.Stats(profile)
     by_package: dict[str, float] = defaultdict(float)
     functions = []
@@ -55,12 +50,25 @@ async def profiled(work: Callable[[], Awaitable[int]]) -> dict[str, Any]:
         by_package[package_of(filename, function)] += own
         functions.append((own, cumulative, calls, f"{filename.rsplit('/', 2)[-1]}:{line}"
                                                   f"({function})"))
-    profiled_total = sum(by_package.values())
-    return {"count": count, "wall_ms": 1000 * wall / count, "cpu_ms": 1000 * cpu / count,
-            "profiled_ms": 1000 * profiled_total / count,
+    return {"profiled_ms": 1000 * sum(by_package.values()) / count,
             "packages": sorted(((1000 * t / count, p) for p, t in by_package.items()),
                                reverse=True),
             "functions": sorted(functions, reverse=True)}
+
+
+async def profiled(ctx: Any, work: Callable[[], Awaitable[int]]) -> dict[str, Any]:
+    """`work` profiled on the event loop's thread and on the SQLite ledger thread (a unit of
+    work run there switches its profiler on, another off)."""
+    loop_profile, ledger_profile = cProfile.Profile(), cProfile.Profile()
+    await ctx.uow.run(lambda _session: ledger_profile.enable())
+    cpu, wall = time.process_time(), time.perf_counter()
+    loop_profile.enable()
+    count = await work()
+    loop_profile.disable()
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    await ctx.uow.run(lambda _session: ledger_profile.disable())
+    return {"count": count, "wall_ms": 1000 * wall / count, "cpu_ms": 1000 * cpu / count,
+            "loop": _summed(loop_profile, count), "ledger": _summed(ledger_profile, count)}
 
 
 async def gate(calls: int) -> dict[str, Any]:
@@ -78,7 +86,7 @@ async def gate(calls: int) -> dict[str, Any]:
         return calls
 
     try:
-        return await profiled(work)
+        return await profiled(ctx, work)
     finally:
         await ctx.uow.dispose()
 
@@ -116,7 +124,7 @@ async def settlement(calls: int) -> dict[str, Any]:
         return calls
 
     try:
-        return await profiled(work)
+        return await profiled(ctx, work)
     finally:
         await follower.stop()
         await server.close()
@@ -125,15 +133,18 @@ async def settlement(calls: int) -> dict[str, Any]:
 
 def report(name: str, figures: dict[str, Any], top: int) -> None:
     print(f"== {name}: {figures['count']} calls; per call {figures['wall_ms']:.3f} ms wall, "
-          f"{figures['cpu_ms']:.3f} ms CPU (every thread), {figures['profiled_ms']:.3f} ms "
-          "profiled (the loop's thread, with cProfile's overhead)")
-    for ms, package in figures["packages"]:
-        if ms >= 0.005:
-            print(f"  {ms:8.3f} ms  {package}")
-    print("  top functions by self time (ms per call, self / cumulative, calls per call):")
-    for own, cumulative, count, where in figures["functions"][:top]:
-        print(f"  {1000 * own / figures['count']:8.3f} {1000 * cumulative / figures['count']:8.3f}"
-              f" {count / figures['count']:6.1f}  {where}")
+          f"{figures['cpu_ms']:.3f} ms CPU (every thread, with cProfile's overhead)")
+    for thread in ("loop", "ledger"):
+        seen = figures[thread]
+        print(f"  -- {thread} thread: {seen['profiled_ms']:.3f} ms a call, self time by package")
+        for ms, package in seen["packages"]:
+            if ms >= 0.005:
+                print(f"  {ms:8.3f} ms  {package}")
+        print("  top functions by self time (ms per call, self / cumulative, calls per call):")
+        for own, cumulative, count, where in seen["functions"][:top]:
+            print(f"  {1000 * own / figures['count']:8.3f} "
+                  f"{1000 * cumulative / figures['count']:8.3f}"
+                  f" {count / figures['count']:6.1f}  {where}")
 
 
 def main(calls: int = 2000, top: int = 15) -> dict[str, dict[str, Any]]:
