@@ -149,7 +149,7 @@ _FLAG = (
     .values(state=FLAGGED, note=bindparam("note"))
 )
 _OPEN_HOLD_OF_CHANNEL = select(
-    _hold.c.id, _hold.c.amount, _hold.c.tariff, _hold.c.limit_seconds,
+    _hold.c.id, _hold.c.amount, _hold.c.tariff, _hold.c.tariff_schedule, _hold.c.limit_seconds,
 ).where(
     _hold.c.token == bindparam("token"), _hold.c.uniqueid == bindparam("uniqueid"),
     _hold.c.pbx == bindparam("pbx"), _IS_OPEN,
@@ -157,7 +157,8 @@ _OPEN_HOLD_OF_CHANNEL = select(
 _CHANNEL_HOLDS = (
     select(_hold.c.id, _hold.c.token, _hold.c.extension_id, _hold.c.extension_number,
            _hold.c.number, _hold.c.amount, _hold.c.billed, _hold.c.limit_seconds,
-           _hold.c.tariff, _hold.c.rate_id, _hold.c.rate_label, _hold.c.state)
+           _hold.c.tariff, _hold.c.tariff_schedule, _hold.c.rate_id, _hold.c.rate_label,
+           _hold.c.state)
     .where(_hold.c.pbx == bindparam("pbx"), _hold.c.uniqueid == bindparam("uniqueid"))
     .order_by(_hold.c.id)
     .with_for_update()

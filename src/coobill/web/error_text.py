@@ -88,7 +88,7 @@ _ZH: list[tuple[str, str]] = [
     (r"choose a deck to import", "请选择要导入的费率表"),
     (r"the header must start (?P<v>\S+)", "表头必须以 {v} 开头"),
     (rf"{_V} is not a whole number of seconds", "{v} 不是整秒数"),
-    (rf"prefix (?P<v>\S+) is already on line (?P<n>\d+)", "前缀 {v} 已在第 {n} 行出现"),
+    (r"prefix (?P<v>\S+) is already on line (?P<n>\d+)", "前缀 {v} 已在第 {n} 行出现"),
     (rf"{_V} is not digits", "{v} 不是数字"),
     (r"the deck is not UTF-8 text", "费率表不是 UTF-8 文本"),
 ]
