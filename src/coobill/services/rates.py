@@ -22,11 +22,12 @@ from coobill.rating import (
     TimeWindow,
     cost,
     parse_days,
+    schedule_cost,
 )
 from coobill.rating import Rate as RatingRate
 from coobill.services.bounds import MAX_ID, is_digits, whole_number
 from coobill.services.context import BillingContext
-from coobill.services.funds import allowance, funds
+from coobill.services.funds import allowance, funds, split_schedule
 from coobill.services.rate_fields import (
     ALL_EXTENSIONS,
     RateFields,
@@ -270,8 +271,12 @@ async def quote(
     if rate is None:
         return Quote(extension, number, when, None, seconds, None, available, None)
     # The gate's own decision (services/funds.py), so the quote says what the gate would.
-    limit = allowance(rate.tariff, available, ctx.config.billing.max_call_seconds).limit_seconds
-    return Quote(extension, number, when, rate, seconds, cost(rate.tariff, seconds), available,
+    cap = ctx.config.billing.max_call_seconds
+    schedule = split_schedule(book, rate, extension, number, settings.local,
+                              when.replace(tzinfo=settings.zone()), cap)
+    limit = allowance(rate.tariff, available, cap, schedule).limit_seconds
+    price = schedule_cost(schedule, seconds) if schedule else cost(rate.tariff, seconds)
+    return Quote(extension, number, when, rate, seconds, price, available,
                  limit)
 
 
