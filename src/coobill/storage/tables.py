@@ -340,5 +340,7 @@ class Fee(Base):
     over_credit: Mapped[str] = mapped_column(String(16), default="lock")
     # The first period charged is the one this (local) day falls in.
     starts: Mapped[datetime] = mapped_column(DateTime)
+    # False once removed: the row stays so that its id (in its charges' references) is never
+    # given to another fee (services/fees.py, remove_fee).
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime)

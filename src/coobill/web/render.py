@@ -31,6 +31,7 @@ NAVIGATION = (
     ("/settings", "Settings"),
     ("/live", "Live calls"),
     ("/fees", "Fees"),
+    ("/statements", "Statements"),
     ("/webhooks", "Webhooks"),
 )
 

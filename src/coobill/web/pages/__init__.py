@@ -11,6 +11,7 @@ from coobill.web.pages import (
     rates,
     records,
     settings,
+    statements,
     statistics,
     users,
     webhooks,
@@ -31,5 +32,6 @@ ROUTERS = (
     live.router,
     users.router,
     fees.router,
+    statements.router,
     webhooks.router,
 )
