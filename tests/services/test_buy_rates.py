@@ -12,7 +12,7 @@ import pytest
 
 from coobill.config import BillingConfig
 from coobill.errors import BadRequest
-from coobill.services import rate_decks, rates
+from coobill.services import rate_decks, rates, reports
 from coobill.services.commands import AuthorizeCall, Reason
 from coobill.services.context import BillingContext
 from coobill.services.gate import authorize_call
@@ -100,3 +100,28 @@ class TestBuyCost:
         with pytest.raises(BadRequest) as bad:
             await make_rate(ctx, "00", extensions=None, trunk="two words")  # type: ignore[arg-type]
         assert bad.value.field == "trunk"
+
+
+class TestMarginReports:
+    async def test_records_and_statistics_by_trunk_show_revenue_cost_and_margin(
+        self, ctx: BillingContext
+    ) -> None:
+        await office(ctx)
+        start = datetime(2026, 11, 22, 14, 25)
+        for uniqueid, trunk, billsec in (("c1", "carrier-a", 90), ("c2", "carrier-a", 30),
+                                         ("c3", "carrier-b", 90), ("c4", "elsewhere", 60)):
+            assert (await authorize_call(ctx, ask(uniqueid, trunk))).allowed
+            await settle(ctx, ended(uniqueid, billsec=billsec, trunk=trunk, start=start))
+        records, _ = await reports.list_calls(ctx)
+        by_call = {r.uniqueid: (r.cost, r.buy_cost, r.margin) for r in records}
+        assert by_call["c1"] == (Decimal("0.1500"), Decimal("0.1200"), Decimal("0.0300"))
+        assert by_call["c3"] == (Decimal("0.1500"), Decimal("0.1800"), Decimal("-0.0300"))
+        assert by_call["c4"] == (Decimal("0.1000"), None, None)
+        trunks = await reports.trunk_statistics(ctx)
+        assert [(t.trunk, t.calls, t.total_seconds, t.revenue, t.buy_cost, t.margin)
+                for t in trunks] == [
+            ("carrier-a", 2, 120, Decimal("0.2500"), Decimal("0.1800"), Decimal("0.0700")),
+            ("carrier-b", 1, 90, Decimal("0.1500"), Decimal("0.1800"), Decimal("-0.0300")),
+            # no buy rate: its revenue is not counted as margin
+            ("elsewhere", 1, 60, Decimal("0.1000"), Decimal("0"), Decimal("0")),
+        ]

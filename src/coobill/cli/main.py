@@ -173,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the parser: on
     _add_report_filters(records.add_subparsers(dest="action", required=True).add_parser("list"))
 
     p = sub.add_parser("stats", help="calls, duration and cost by day, month or year")
-    p.add_argument("--by", choices=("day", "month", "year"), default="day")
+    p.add_argument("--by", choices=("day", "month", "year", "trunk"), default="day",
+                   help="trunk: revenue, buy cost and margin per trunk")
     p.add_argument("--from", dest="date_from", metavar="DATE")
     p.add_argument("--to", dest="date_to", metavar="DATE")
     p.add_argument(
