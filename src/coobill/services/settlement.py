@@ -42,6 +42,7 @@ from coobill.services.commands import (
 )
 from coobill.services.context import BillingContext
 from coobill.services.hold_tariff import hold_cost, rate_label, tariff_from_text
+from coobill.services.margin import buy_cost
 from coobill.services.rates import rate_book
 from coobill.services.settings import BillingSettings, settings_now
 from coobill.storage import ledger_repo
@@ -214,6 +215,8 @@ def _record(
     # a split rate's hold keeps its schedule: charged by the walk the gate held for
     schedule = hold.tariff_schedule if hold is not None and hold.billed else ""
     amount = hold_cost(tariff, schedule, billsec) if answered and charge else ZERO
+    bought = buy_cost(ctx, session, settings.rates_version, dial.trunk, dial.dialled_number,
+                      start or answer, billsec) if answered else None
     call_id = ledger_repo.record_call(session, {
         "pbx": pbx, "uniqueid": cmd.uniqueid[:64], "leg": dial.leg[:128],
         # What a PBX sends is clipped to the columns: a forwarded call's long caller ID must
@@ -222,7 +225,7 @@ def _record(
         "dialled_number": dial.dialled_number[:64], "start": start, "answer": answer,
         "end": end, "billable_seconds": billsec, "trunk": (dial.trunk or "")[:64],
         "rate_id": rate_id if tariff is not None else None,
-        "rate_label": label if tariff is not None else "", "cost": amount,
+        "rate_label": label if tariff is not None else "", "cost": amount, "buy_cost": bought,
         "disposition": str(dial.disposition), "gated": hold is not None,
         "evidence": dial.evidence, "reservation_id": hold.id if hold is not None else None,
     })
