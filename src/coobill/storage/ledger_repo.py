@@ -379,12 +379,25 @@ def move_head(session: Session, *, exists: bool, last_entry_id: int, last_mac: s
 # -- the webhook outbox ------------------------------------------------------------------------
 
 _NEW_EVENT = insert(_event)
+_SERIAL = "coobill.outbox.head_lock"
+
+
+def _needs_head_lock(session: Session) -> bool:
+    return session.connection().dialect.name != "sqlite"
 
 
 def add_event(session: Session, *, key: str, kind: str, extension: str, payload: str,
               at: datetime) -> None:
     """Write one event to the outbox, pending, in the transaction of the change it tells of
-    (storage/outbox_repo.py reads and marks it for delivery)."""
+    (storage/outbox_repo.py reads and marks it for delivery).
+
+    Events are delivered in the order of their ids, so ids must follow the order in which
+    their transactions commit. On PostgreSQL the writer first takes the ledger head's lock,
+    as every ledger entry does (chain_head: most changes hold it already), so no event can
+    take an id while another writer's earlier id is still uncommitted; SQLite has one writer
+    at a time anyway."""
+    if _fast.per_transaction(session, _SERIAL, _needs_head_lock):
+        _fast.execute(session, _READ_HEAD, {})
     _fast.execute(session, _NEW_EVENT, {
         "key": key, "kind": kind, "extension": extension, "payload": payload,
         "created_at": at, "state": "pending", "attempts": 0, "next_attempt_at": at,

@@ -73,6 +73,14 @@ _ZH: list[tuple[str, str]] = [
      "通话 {v} 有多个标记预留({ids}):请指明是哪一个(--hold ID)"),
     (r"a whole number of seconds, 0 to (?P<n>\d+)", "秒数必须是 0 到 {n} 之间的整数"),
     (r"must be locked or unlocked", "必须是已锁定或未锁定"),
+    (r"must be monthly or weekly", "必须是每月或每周"),
+    (r"must be lock or flag", "必须是锁定或标记"),
+    (rf"{_V} is not a day, YYYY-MM-DD", "{v} 不是 YYYY-MM-DD 格式的日期"),
+    (r"fee (?P<v>\d+): no such fee", "没有费用 {v}"),
+    (rf"{_V} is not a month, YYYY-MM", "{v} 不是 YYYY-MM 格式的月份"),
+    (r"must be one of (?P<v>.+)", "必须是以下之一:{v}"),
+    (r"event (?P<v>\d+): no such webhook event", "没有 webhook 事件 {v}"),
+    (r"event (?P<v>\d+): delivered already", "webhook 事件 {v} 已送达"),
 ]
 _COMPILED = [(re.compile(pattern), text) for pattern, text in _ZH]
 _FIELD = re.compile(r"^[a-z_]+: ")
