@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tests.fakes.ami_server import PJSIP, FakeAmiServer, Frame, event_frames, read_trace
 
-from coobill.ami.follower import AmiFollower
+from coobill.ami.follower import AmiFollower, FollowerOptions
 from coobill.bootstrap import bootstrap
 from coobill.config import Settings
 from coobill.daemon.pbx import PbxLink
@@ -96,8 +96,8 @@ async def run(calls: int, live: int) -> dict[str, float]:
         return None
 
     server = await FakeAmiServer(secret="s").start()
-    follower = AmiFollower("127.0.0.1", server.port, "coobill", "s", on_call_ended=ended,
-                           on_reconciled=reconciled, cdr_events="on")
+    options = FollowerOptions("127.0.0.1", server.port, "coobill", "s", cdr_events="on")
+    follower = AmiFollower(options, on_call_ended=ended, on_reconciled=reconciled)
     await follower.start()
     await server.next_login()
 

@@ -24,7 +24,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "formatting": {"money"},
     "storage": {"money", "errors"},
     "migrations": {"storage"},
-    "services": {"rating", "storage", "money", "errors", "config", "formatting"},
+    "services": {"rating", "storage", "money", "errors", "config", "tally", "formatting"},
     "agi": {"services", "errors"},
     "ami": {"services", "errors", "config", "tally"},
     "web": {"services", "errors", "money", "formatting", "config"},
@@ -34,10 +34,13 @@ MAY_IMPORT: dict[str, set[str]] = {
 EXCEPTIONS: dict[str, set[str]] = {
     # the portal's process builds its own context and logging (as the daemon does)
     "coobill.web.process": {"bootstrap", "storage", "logs"},
-    # `coobill migrate`, `coobill run` and `coobill doctor` are the CLI's entry points to
-    # the schema, the daemon and the checks; `coobill extension sync` asks the PBX for its
-    # endpoints over AMI (ami.session.pbx_endpoints)
-    "coobill.cli.commands": {"bootstrap", "storage", "daemon", "doctor", "ami"},
+    # `coobill run` and `coobill doctor` are the CLI's entry points to the daemon and the
+    # checks, and every command checks the schema first; `coobill migrate` upgrades it;
+    # `coobill extension sync` asks the PBX for its endpoints over AMI
+    # (ami.session.pbx_endpoints)
+    "coobill.cli.commands": {"bootstrap", "storage", "daemon", "doctor"},
+    "coobill.cli.commands.ledger": {"storage"},
+    "coobill.cli.commands.extension": {"ami"},
 }
 
 

@@ -282,10 +282,11 @@ def settings_from(path: Path | None) -> Settings:
             dotenv_settings: PydanticBaseSettingsSource,
             file_secret_settings: PydanticBaseSettingsSource,
         ) -> tuple[PydanticBaseSettingsSource, ...]:
+            sources = super().settings_customise_sources(
+                settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings)
             if path is None:
-                return init_settings, env_settings
-            toml = TomlConfigSettingsSource(settings_cls, toml_file=path)
-            return init_settings, env_settings, toml
+                return sources
+            return (*sources, TomlConfigSettingsSource(settings_cls, toml_file=path))
 
     read = FromFile()
     return Settings.model_construct(**{name: getattr(read, name) for name in Settings.model_fields})

@@ -1,5 +1,5 @@
 """The account controls' commands: `coobill webhooks`, `coobill fee`, `coobill statement`.
-Each is one service call, as every command is (cli/commands.py)."""
+Each is one service call, as every command is (cli/commands/)."""
 
 from __future__ import annotations
 

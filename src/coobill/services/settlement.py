@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from coobill.money import ZERO
-from coobill.rating import Tariff, cost
+from coobill.rating import Tariff
 from coobill.services import holds, ledger, outbox
 from coobill.services.commands import (
     DialOutcome,
@@ -41,7 +41,7 @@ from coobill.services.commands import (
     Settlement,
 )
 from coobill.services.context import BillingContext
-from coobill.services.hold_tariff import rate_label, tariff_from_text
+from coobill.services.hold_tariff import hold_cost, rate_label, tariff_from_text
 from coobill.services.rates import rate_book
 from coobill.services.settings import BillingSettings, settings_now
 from coobill.storage import ledger_repo
@@ -90,6 +90,7 @@ class _Hold:
     billed: bool
     limit_seconds: int | None
     tariff: str
+    tariff_schedule: str
     rate_id: int | None
     rate_label: str
     state: str
@@ -202,7 +203,9 @@ def _record(
             if settings.billing_enabled and ext.billing_enabled:
                 tariff, rate_id, label = _rate_for_ungated(ctx, session, cmd, settings,
                                                            answer or start or end, dial)
-    amount = cost(tariff, billsec) if tariff is not None and answered and charge else ZERO
+    # a split rate's hold keeps its schedule: charged by the walk the gate held for
+    schedule = hold.tariff_schedule if hold is not None and hold.billed else ""
+    amount = hold_cost(tariff, schedule, billsec) if answered and charge else ZERO
     call_id = ledger_repo.record_call(session, {
         "pbx": pbx, "uniqueid": cmd.uniqueid[:64], "leg": dial.leg[:128],
         # What a PBX sends is clipped to the columns: a forwarded call's long caller ID must
@@ -258,7 +261,7 @@ def _rate_for_ungated(
     if when is None:
         return None, None, ""
     book = rate_book(ctx, session, settings.rates_version)
-    rate = book.select(cmd.caller_extension, dial.dialled_number, when.time())
+    rate = book.select(cmd.caller_extension, dial.dialled_number, when)
     if rate is None:
         return None, None, ""
     return rate.tariff, rate.id, rate_label(rate.id, rate.prefix, rate.remark)

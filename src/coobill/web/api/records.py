@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from coobill.services import reports
-from coobill.services.bounds import MAX_OFFSET
+from coobill.web.api.paging import LIMIT, OFFSET
 from coobill.web.api.schemas import CallRecordOut, RechargeRecordOut, RecordPage, StatsRowOut
 from coobill.web.auth import BillingUser, portal
 from coobill.web.formatting import csv_download, csv_stream
@@ -28,6 +28,7 @@ router = APIRouter(prefix="/api", tags=["records"])
 FROM = Query("", description="First day, YYYY-MM-DD (PBX local time); empty: no bound.")
 TO = Query("", description="Last day included, YYYY-MM-DD; empty: no bound.")
 KEYWORD = Query("", description="Part of the extension number or its user's name.")
+Record = TypeVar("Record")
 CSV: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/csv": {}}, "description": "The filtered records as CSV."}
 }
@@ -40,16 +41,11 @@ async def recharge_records(
     date_from: str = FROM,
     date_to: str = TO,
     keyword: str = KEYWORD,
-    offset: int = Query(0, ge=0, le=MAX_OFFSET),
-    limit: int = Query(20, ge=1, le=1000),
+    offset: int = OFFSET,
+    limit: int = LIMIT,
 ) -> RecordPage[RechargeRecordOut]:
     records, total = await reports.list_recharges(
-        portal(request).ctx,
-        reports.Period.parse(date_from, date_to),
-        keyword.strip() or None,
-        offset=offset,
-        limit=limit,
-    )
+        portal(request).ctx, *_filters(date_from, date_to, keyword), offset=offset, limit=limit)
     return RecordPage[RechargeRecordOut](
         total=total, items=[RechargeRecordOut(**recharge_json(r)) for r in records]
     )
@@ -63,15 +59,8 @@ async def recharge_records_csv(
     date_to: str = TO,
     keyword: str = KEYWORD,
 ) -> Response:
-    batches = reports.iter_recharges(
-        portal(request).ctx, reports.Period.parse(date_from, date_to), keyword.strip() or None
-    )
-
-    async def rows() -> AsyncIterator[list[list[Any]]]:
-        async for records in batches:
-            yield [cells(recharge_json(r), RECHARGE_HEADER) for r in records]
-
-    return csv_stream("recharge-records.csv", RECHARGE_HEADER, rows())
+    batches = reports.iter_recharges(portal(request).ctx, *_filters(date_from, date_to, keyword))
+    return _export("recharge-records.csv", RECHARGE_HEADER, batches, recharge_json)
 
 
 @router.get("/calls")
@@ -81,16 +70,11 @@ async def call_records(
     date_from: str = FROM,
     date_to: str = TO,
     keyword: str = KEYWORD,
-    offset: int = Query(0, ge=0, le=MAX_OFFSET),
-    limit: int = Query(20, ge=1, le=1000),
+    offset: int = OFFSET,
+    limit: int = LIMIT,
 ) -> RecordPage[CallRecordOut]:
     records, total = await reports.list_calls(
-        portal(request).ctx,
-        reports.Period.parse(date_from, date_to),
-        keyword.strip() or None,
-        offset=offset,
-        limit=limit,
-    )
+        portal(request).ctx, *_filters(date_from, date_to, keyword), offset=offset, limit=limit)
     return RecordPage[CallRecordOut](
         total=total, items=[CallRecordOut(**call_json(c)) for c in records]
     )
@@ -104,15 +88,26 @@ async def call_records_csv(
     date_to: str = TO,
     keyword: str = KEYWORD,
 ) -> Response:
-    batches = reports.iter_calls(
-        portal(request).ctx, reports.Period.parse(date_from, date_to), keyword.strip() or None
-    )
+    batches = reports.iter_calls(portal(request).ctx, *_filters(date_from, date_to, keyword))
+    return _export("call-records.csv", CALL_HEADER, batches, call_json)
+
+
+def _filters(date_from: str, date_to: str, keyword: str) -> tuple[reports.Period, str | None]:
+    """A records query's period and keyword (a blank keyword is none)."""
+    return reports.Period.parse(date_from, date_to), keyword.strip() or None
+
+
+def _export(
+    filename: str, header: Sequence[str], batches: AsyncIterator[Sequence[Record]],
+    as_json: Callable[[Record], dict[str, Any]],
+) -> Response:
+    """Records as a CSV download, each batch sent as it is read."""
 
     async def rows() -> AsyncIterator[list[list[Any]]]:
         async for records in batches:
-            yield [cells(call_json(c), CALL_HEADER) for c in records]
+            yield [cells(as_json(r), header) for r in records]
 
-    return csv_stream("call-records.csv", CALL_HEADER, rows())
+    return csv_stream(filename, header, rows())
 
 
 async def _statistics(
