@@ -71,6 +71,9 @@ def check_month(text: str | None) -> tuple[date, date]:
     if found is None or not 1 <= int(found[2]) <= 12 or int(found[1]) < 1:
         raise BadRequest(f"month: {text!r} is not a month, YYYY-MM", field="month")
     year, month = int(found[1]), int(found[2])
+    if (year, month) == (9999, 12):  # it would end in the year 10000, which no date holds
+        raise BadRequest(f"month: {text!r} is past the last month a statement can end",
+                         field="month")
     return date(year, month, 1), date(year + month // 12, month % 12 + 1, 1)
 
 
