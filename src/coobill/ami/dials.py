@@ -48,11 +48,11 @@ def dials_of_channel(
         # whole, such a Cdr is no Dial of its own: an attended transfer's consultation; so
         # is one made once a leg's own Cdr ended while that leg talked on.)
         matched = {id(ch.cdr_of(leg)) for leg in ch.legs.values()}
-        went_on = [cdr.end for leg in legs if _outlived(ch, leg)
-                   and (cdr := ch.cdr_of(leg)) is not None and cdr.end is not None]
+        talked_on = [cdr.end for leg in legs if _outlived(ch, leg)
+                     and (cdr := ch.cdr_of(leg)) is not None and cdr.end is not None]
         outcomes += [c.outcome() for c in sorted(ch.cdrs, key=_started)
                      if id(c) not in matched and not any(
-                         c.start is not None and c.start >= end for end in went_on)]
+                         c.start is not None and c.start >= end for end in talked_on)]
     return tuple(outcomes)
 
 
