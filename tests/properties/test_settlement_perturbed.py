@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -53,7 +54,10 @@ from tests.faults.calls import TARIFF
 from tests.properties.pbx import EPOCH, EXTENSIONS, LIVE_CHECK, Placed, Plan, plans
 from tests.properties.shapes import SHAPES
 
-EXAMPLES = 50
+EXAMPLES = 400
+# tmpfs, where there is one: a day without fsync is five times faster (each day gets its own
+# directory from tempfile, so the shared folder is safe).
+MEMORY = Path("/dev/shm")  # noqa: S108
 GRACE = 2.0  # ami.cdr_grace_seconds
 
 
@@ -425,11 +429,14 @@ def test_a_perturbed_day_charges_every_allowed_call_once(
               suppress_health_check=[HealthCheck.too_slow], database=None)
     @given(plan=plans())
     def day(plan: Plan) -> None:
-        folder = tmp_path_factory.mktemp("day")
-        for name in ("ledger.db", "ledger.db.key"):
-            shutil.copy(funded_template / name, folder / name)
-        note(repr(plan))
-        play_day(plan, folder)
+        # In memory where the machine has it: a day commits dozens of times, and what it
+        # tests is the order of events, not the disk's fsync (which made a day 5x slower).
+        with tempfile.TemporaryDirectory(dir=MEMORY if MEMORY.is_dir() else None) as tmp:
+            folder = Path(tmp)
+            for name in ("ledger.db", "ledger.db.key"):
+                shutil.copy(funded_template / name, folder / name)
+            note(repr(plan))
+            play_day(plan, folder)
 
     SEEN.clear()
     day()

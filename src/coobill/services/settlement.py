@@ -173,81 +173,105 @@ def _hold_of(dial: DialOutcome, channel_holds: list[_Hold], claimed: set[str],
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class _Price:
+    """Who pays for one Dial, for how many seconds, and at what: its hold's tariff, or the
+    rate in force for a Dial that passed no gate."""
+
+    extension_id: int | None
+    extension_number: str
+    billsec: int
+    tariff: Tariff | None = None
+    rate_id: int | None = None
+    label: str = ""
+    schedule: str = ""  # a split rate's hold keeps its schedule: charged by the gate's walk
+    charge: bool = True
+
+
+def _held_price(cmd: SettleChannel, dial: DialOutcome, hold: _Hold, billsec: int,
+                allowed: int | None) -> _Price:
+    """A Dial under a hold: at its tariff, never beyond what its limit has left."""
+    if allowed is not None and billsec > allowed:
+        log.warning("settlement.beyond_limit uniqueid=%s leg=%s billsec=%s limit=%s "
+                    "left_of_it=%s", cmd.uniqueid, dial.leg, billsec, hold.limit_seconds, allowed)
+        billsec = allowed
+    charge = hold.state != holds.RELEASED
+    if not charge:
+        # A billing user (or the evidence then) said this authorization cost nothing: the
+        # late Dial is recorded, not charged.
+        log.warning("settlement.after_release uniqueid=%s hold=%s leg=%s billsec=%s",
+                    cmd.uniqueid, hold.id, dial.leg, billsec)
+    if not hold.billed:
+        return _Price(hold.extension_id, hold.extension_number, billsec, charge=charge)
+    return _Price(hold.extension_id, hold.extension_number, billsec,
+                  tariff_from_text(hold.tariff), hold.rate_id, hold.rate_label,
+                  hold.tariff_schedule, charge)
+
+
+def _ungated_price(ctx: BillingContext, session: Session, settings: BillingSettings,
+                   cmd: SettleChannel, dial: DialOutcome, billsec: int) -> _Price | None:
+    """A Dial of no hold: None if it did not go out (to a phone, to an extension's number);
+    billed only to a known extension with billing on - an unknown one calls free (as the
+    gate lets it) and has no balance to debit."""
+    if _is_internal(session, dial, ctx.config.ami.phone_pattern):
+        return None
+    ext = ledger_repo.billing_of(session, cmd.caller_extension)
+    if ext is None:
+        return _Price(None, cmd.caller_extension, billsec)
+    if not (settings.billing_enabled and ext.billing_enabled):
+        return _Price(ext.id, cmd.caller_extension, billsec)
+    when = _local(settings, dial.answer or dial.start or dial.end)
+    tariff, rate_id, label = _rate_for_ungated(ctx, session, cmd, settings, when, dial)
+    return _Price(ext.id, cmd.caller_extension, billsec, tariff, rate_id, label)
+
+
 def _record(
     ctx: BillingContext, session: Session, settings: BillingSettings, cmd: SettleChannel,
     dial: DialOutcome, hold: _Hold | None, pbx: str, now: datetime, allowed: int | None,
 ) -> Settlement | None:
+    """Record one Dial and debit what it cost (one call record, at most one ledger entry)."""
     start, answer, end = (_local(settings, t) for t in (dial.start, dial.answer, dial.end))
     answered = dial.disposition == Disposition.ANSWERED
     billsec = max(dial.billable_seconds, 0) if answered else 0
-    tariff: Tariff | None = None
-    rate_id: int | None = None
-    label = ""
-    extension_id: int | None = None
-    extension_number = cmd.caller_extension
-    charge = True
-    if hold is not None:
-        extension_id, extension_number = hold.extension_id, hold.extension_number
-        if allowed is not None and billsec > allowed:
-            log.warning("settlement.beyond_limit uniqueid=%s leg=%s billsec=%s limit=%s "
-                        "left_of_it=%s", cmd.uniqueid, dial.leg, billsec, hold.limit_seconds,
-                        allowed)
-            billsec = allowed
-        if hold.billed:
-            tariff, rate_id, label = tariff_from_text(hold.tariff), hold.rate_id, hold.rate_label
-        if hold.state == holds.RELEASED:
-            # A billing user (or the evidence then) said this authorization cost nothing: the
-            # late Dial is recorded, not charged.
-            charge = False
-            log.warning("settlement.after_release uniqueid=%s hold=%s leg=%s billsec=%s",
-                        cmd.uniqueid, hold.id, dial.leg, billsec)
-    else:
-        if _is_internal(session, dial, ctx.config.ami.phone_pattern):
-            return None
-        ext = ledger_repo.billing_of(session, extension_number)
-        # An ungated call is billed only to a known extension with billing on: an unknown
-        # one calls free (as the gate lets it) and has no balance to debit.
-        if ext is not None:
-            extension_id = ext.id
-            if settings.billing_enabled and ext.billing_enabled:
-                tariff, rate_id, label = _rate_for_ungated(ctx, session, cmd, settings,
-                                                           answer or start or end, dial)
-    # a split rate's hold keeps its schedule: charged by the walk the gate held for
-    schedule = hold.tariff_schedule if hold is not None and hold.billed else ""
-    amount = hold_cost(tariff, schedule, billsec) if answered and charge else ZERO
+    price = _held_price(cmd, dial, hold, billsec, allowed) if hold is not None \
+        else _ungated_price(ctx, session, settings, cmd, dial, billsec)
+    if price is None:
+        return None
+    billsec, tariff = price.billsec, price.tariff
+    amount = hold_cost(tariff, price.schedule, billsec) if answered and price.charge else ZERO
     bought = buy_cost(ctx, session, settings.rates_version, dial.trunk, dial.dialled_number,
                       start or answer, billsec) if answered else None
     call_id = ledger_repo.record_call(session, {
         "pbx": pbx, "uniqueid": cmd.uniqueid[:64], "leg": dial.leg[:128],
         # What a PBX sends is clipped to the columns: a forwarded call's long caller ID must
         # not make its settlement fail forever.
-        "caller_extension": extension_number[:32], "caller_name": cmd.caller_name[:128],
+        "caller_extension": price.extension_number[:32], "caller_name": cmd.caller_name[:128],
         "dialled_number": dial.dialled_number[:64], "start": start, "answer": answer,
         "end": end, "billable_seconds": billsec, "trunk": (dial.trunk or "")[:64],
-        "rate_id": rate_id if tariff is not None else None,
-        "rate_label": label if tariff is not None else "", "cost": amount, "buy_cost": bought,
+        "rate_id": price.rate_id if tariff is not None else None,
+        "rate_label": price.label if tariff is not None else "", "cost": amount, "buy_cost": bought,
         "disposition": str(dial.disposition), "gated": hold is not None,
         "evidence": dial.evidence, "reservation_id": hold.id if hold is not None else None,
     })
     balance_after = None
-    if extension_id is not None and amount:
+    if price.extension_id is not None and amount:
         _, balance_after = ledger.post_entry(
-            session, extension_id=extension_id, kind=ledger.CALL_DEBIT, amount=-amount,
+            session, extension_id=price.extension_id, kind=ledger.CALL_DEBIT, amount=-amount,
             at=end or now, reference=f"call:{call_id}",
         )
-    outbox.publish(ctx, session, outbox.CALL_SETTLED, extension_number, {
+    outbox.publish(ctx, session, outbox.CALL_SETTLED, price.extension_number, {
         "uniqueid": cmd.uniqueid, "leg": dial.leg, "number": dial.dialled_number,
         "disposition": str(dial.disposition), "billable_seconds": billsec, "cost": amount,
         "balance_after": balance_after, "gated": hold is not None, "record": call_id})
     log.info(
         "settlement.debit uniqueid=%s leg=%s ext=%s number=%s disposition=%s billsec=%s "
         "trunk=%s rate=%s cost=%s balance_after=%s gated=%s evidence=%s",
-        cmd.uniqueid, dial.leg or "-", extension_number, dial.dialled_number, dial.disposition,
-        billsec, dial.trunk or "-", rate_id or "-", amount,
+        cmd.uniqueid, dial.leg or "-", price.extension_number, dial.dialled_number,
+        dial.disposition, billsec, dial.trunk or "-", price.rate_id or "-", amount,
         balance_after if balance_after is not None else "-", hold is not None, dial.evidence,
     )
     return Settlement(cmd.uniqueid, amount, debited=True, balance_after=balance_after,
-                      rate_id=rate_id, billable_seconds=billsec)
+                      rate_id=price.rate_id, billable_seconds=billsec)
 
 
 def _local(settings: BillingSettings, when: datetime | None) -> datetime | None:
