@@ -43,6 +43,7 @@ def _settlement(quick: bool) -> Figures:
 
     calls, live = (500, 50) if quick else (3000, 200)
     return {"coobill": bench_settlement.main(calls, live),
+            "coobill_with_outbox": bench_settlement.main(calls, live, outbox=True),
             "floor": settlement_floor.main(calls, live)}
 
 
@@ -147,7 +148,7 @@ def lines(name: str, f: Figures) -> list[Line]:
             ]
         return out
     if name == "settlement":
-        mine, floor = f["coobill"], f["floor"]
+        mine, floor, hooked = f["coobill"], f["floor"], f["coobill_with_outbox"]
         ratio = mine["settled_per_s"] / floor["ended_per_s"]
         return [
             Line("settled calls/s (vs AMI follower alone)", mine["settled_per_s"], "/s",
@@ -156,6 +157,11 @@ def lines(name: str, f: Figures) -> list[Line]:
                  floor["hangup_to_callback_p50_ms"]),
             Line("hangup-to-debit p99", mine["hangup_to_debit_p99_ms"], "ms",
                  floor["hangup_to_callback_p99_ms"]),
+            Line("settled calls/s, webhook outbox on (vs AMI follower alone)",
+                 hooked["settled_per_s"], "/s", floor["ended_per_s"], target=">= 0.8x floor",
+                 met=hooked["settled_per_s"] / floor["ended_per_s"] >= 0.8),
+            Line("hangup-to-debit p99, webhook outbox on", hooked["hangup_to_debit_p99_ms"],
+                 "ms", floor["hangup_to_callback_p99_ms"]),
         ]
     if name.startswith("stats"):
         return [
