@@ -128,3 +128,4 @@ def test_across_a_dst_change_the_boundary_is_at_the_local_hour() -> None:
     # naive wall-clock arithmetic would have found the day rate only at 03:00 "+62 min"
     naive = datetime(2027, 3, 14, 1, 58)
     assert book.select("100", "9123", naive + timedelta(minutes=2)) is night
+

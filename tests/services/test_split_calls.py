@@ -8,12 +8,19 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from coobill.rating import RateBook, schedule_cost, tariff_schedule
 from coobill.services import rates
 from coobill.services.context import BillingContext
+from coobill.services.funds import allowance
 from coobill.services.settings import change_settings
 from tests.conftest import FakeClock
+from tests.rating.test_split_schedule import CAP, STARTS, books, walk
 from tests.services.conftest import authorize, ended, make_extension, make_rate, rows, settle
+
+D = Decimal
 
 # 17:58:30 in Shanghai (UTC+8)
 START = datetime(2027, 1, 4, 9, 58, 30, tzinfo=UTC)
@@ -71,3 +78,22 @@ async def test_by_default_the_whole_call_is_rated_at_its_start(
     done = await settle(ctx, ended("c1", billsec=110, start=START))
     assert done is not None
     assert done.cost == Decimal("0.0400")
+
+
+@settings(max_examples=300, deadline=None)
+@given(books(), STARTS, st.decimals(D("0"), D("40"), places=2))
+def test_the_gate_s_allowance_holds_exactly_the_cost_of_its_limit(
+    book: RateBook, start: datetime, funds: Decimal
+) -> None:
+    """services/funds.py allowance, as the gate calls it with a split rate's schedule: the hold
+    is the schedule's cost of the limit, within the funds, and one second more is not."""
+    first = book.select("100", "9123", start)
+    assert first is not None
+    schedule = tariff_schedule(first, start, CAP, walk(book))
+    decision = allowance(first.tariff, funds, CAP, schedule)
+    if not decision.allowed:
+        assert decision.held == 0
+        return
+    assert decision.held == schedule_cost(schedule, decision.limit_seconds) <= funds
+    if decision.limit_seconds < CAP:
+        assert schedule_cost(schedule, decision.limit_seconds + 1) > funds

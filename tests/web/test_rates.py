@@ -41,7 +41,7 @@ class TestRatesApi:
             "initial_cost": "0.2000",
             "rate": "0.1000",
             "days": "", "holidays": "any", "valid_from": None, "valid_until": None,
-            "split": False,
+            "split": False, "trunk": "",
         }
         edited = await billing.post(
             f"/api/rates/{rate['id']}", json={"rate": "0.15", "extensions": ["100", "101"]}
@@ -193,6 +193,28 @@ class TestRatePages:
         assert 'name="split" value="on" checked' in edit
         listed = (await billing.get("/rates")).text
         assert "Sat Sun · Only on holidays · from 2027-01-01 00:00 · split" in listed
+
+    async def test_a_buy_rate_through_the_form_stays_one_when_edited(
+        self, ctx: BillingContext, billing: httpx.AsyncClient
+    ) -> None:
+        await office(ctx)
+        form = {key: str(value) for key, value in LONG_DISTANCE.items() if key != "extensions"}
+        saved = await billing.post("/rates/new", data={**form, "trunk": "carrier-a",
+                                                        "enabled": "on"})
+        assert saved.status_code == 303
+        [rate] = (await billing.get("/api/rates")).json()
+        assert (rate["trunk"], rate["extensions"]) == ("carrier-a", ["*"])
+        edit = (await billing.get(f"/rates/{rate['id']}/edit")).text
+        assert 'value="carrier-a"' in edit
+        again = await billing.post(f"/rates/{rate['id']}/edit", data={
+            **form, "rate": "0.3", "trunk": "carrier-a", "extensions": "*", "enabled": "on"})
+        assert again.status_code == 303
+        [rate] = (await billing.get("/api/rates")).json()
+        assert (rate["trunk"], rate["rate"]) == ("carrier-a", "0.3000")
+        bad = await billing.post("/rates/new", data={**form, "trunk": "two words",
+                                                      "extensions": "*"})
+        assert bad.status_code == 400
+        assert 'id="e-trunk"' in bad.text
 
     async def test_the_holiday_calendar_page(self, billing: httpx.AsyncClient) -> None:
         bad = await billing.post("/holidays", data={"day": "2026-02-30", "name": "x"})

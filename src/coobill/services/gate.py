@@ -103,8 +103,9 @@ def _decide(  # noqa: PLR0911 - the decision ladder: one return per reason, in o
                 return Verdict.deny(Reason.NO_RATE)
             return _allow_unbilled(session, cmd, ext, Reason.NO_RATE, local_now, pbx, token)
 
-        if below_margin(rate, buy_rate(ctx, session, settings.rates_version, cmd.trunk,
-                                       cmd.number, local_now), policy.min_margin):
+        if policy.min_margin is not None and below_margin(
+                rate, buy_rate(ctx, session, settings.rates_version, cmd.trunk, cmd.number,
+                               local_now), policy.min_margin):
             return Verdict(allowed=False, reason=Reason.NO_MARGIN, rate_id=rate.id)
 
         tariff = rate.tariff

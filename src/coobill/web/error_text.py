@@ -101,6 +101,7 @@ _ZH: list[tuple[str, str]] = [
     (r"prefix (?P<v>\S+) is already on line (?P<n>\d+)", "前缀 {v} 已在第 {n} 行出现"),
     (rf"{_V} is not digits", "{v} 不是数字"),
     (r"the deck is not UTF-8 text", "费率表不是 UTF-8 文本"),
+    (rf"{_V} is not a trunk's endpoint name", "{v} 不是中继的端点名"),
 ]
 _COMPILED = [(re.compile(pattern), text) for pattern, text in _ZH]
 _FIELD = re.compile(r"^[a-z_]+: ")

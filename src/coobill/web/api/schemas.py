@@ -139,6 +139,8 @@ class RateIn(Body):
     valid_until: str | None = Field(None, description="Excluded; null: no end.")
     split: bool = Field(False,
                         description="Charge each period at the rate in force when it starts.")
+    trunk: str = Field("", description='A buy rate for this trunk ("*": every trunk); "": a '
+                                       "sell rate.")
 
 
 class RateEditIn(Body):
@@ -160,6 +162,7 @@ class RateEditIn(Body):
     valid_from: str | None = Field(None, description='"" clears it.')
     valid_until: str | None = Field(None, description='"" clears it.')
     split: bool | None = None
+    trunk: str | None = None
 
 
 class RateOut(BaseModel):
@@ -180,6 +183,7 @@ class RateOut(BaseModel):
     valid_from: str | None
     valid_until: str | None
     split: bool
+    trunk: str
 
 
 class DeckIn(Body):
