@@ -165,3 +165,13 @@ class TestStatementsPage:
                                                                 "extension": "999"})
         assert unknown.status_code == 404
         assert "extension 999 does not exist" in unknown.text
+
+    async def test_the_month_after_the_last_a_date_can_hold_is_a_400(
+        self, ctx: BillingContext, billing: httpx.AsyncClient
+    ) -> None:
+        """9999-12 ends in a year no date can hold (review: it was a 500)."""
+        await add_extension(ctx, "100", "Alice")
+        for path in ("/statements", "/statements/view", "/statements/batch"):
+            answer = await billing.get(path, params={"month": "9999-12", "extension": "100"})
+            assert answer.status_code == 400, path
+            assert "month" in answer.text

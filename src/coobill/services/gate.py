@@ -38,6 +38,7 @@ from coobill.services.hold_tariff import (
     tariff_from_text,
     tariff_text,
 )
+from coobill.services.margin import below_margin, buy_rate
 from coobill.services.rates import rate_book
 from coobill.services.settings import BillingSettings, billing_settings
 from coobill.storage import ledger_repo
@@ -101,6 +102,10 @@ def _decide(  # noqa: PLR0911 - the decision ladder: one return per reason, in o
             if policy.no_rate == "deny":
                 return Verdict.deny(Reason.NO_RATE)
             return _allow_unbilled(session, cmd, ext, Reason.NO_RATE, local_now, pbx, token)
+
+        if below_margin(rate, buy_rate(ctx, session, settings.rates_version, cmd.trunk,
+                                       cmd.number, local_now), policy.min_margin):
+            return Verdict(allowed=False, reason=Reason.NO_MARGIN, rate_id=rate.id)
 
         tariff = rate.tariff
         schedule = split_schedule(book, rate, ext.number, cmd.number, settings.local,

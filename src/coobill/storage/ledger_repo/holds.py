@@ -68,7 +68,7 @@ _CHANNEL_HOLDS = (
     select(HOLD.c.id, HOLD.c.token, HOLD.c.extension_id, HOLD.c.extension_number,
            HOLD.c.number, HOLD.c.amount, HOLD.c.billed, HOLD.c.limit_seconds,
            HOLD.c.tariff, HOLD.c.tariff_schedule, HOLD.c.rate_id, HOLD.c.rate_label,
-           HOLD.c.state)
+           HOLD.c.state, HOLD.c.created_at)
     .where(HOLD.c.pbx == bindparam("pbx"), HOLD.c.uniqueid == bindparam("uniqueid"))
     .order_by(HOLD.c.id)
     .with_for_update()
