@@ -153,7 +153,8 @@ class TestAddingAndRemoving:
         for kwargs, field in [({"amount": "0"}, "amount"), ({"amount": "1.23456"}, "amount"),
                               ({"period": "daily"}, "period"),
                               ({"over_credit": "ignore"}, "over_credit"),
-                              ({"starts": "2027-13-01"}, "starts"), ({"name": "x" * 65}, "name")]:
+                              ({"starts": "2027-13-01"}, "starts"), ({"name": "x" * 65}, "name"),
+                              ({"starts": "2025-01-01"}, "starts")]:
             with pytest.raises(BadRequest) as refused:
                 await fees.add_fee(ctx, "100", **{"amount": "1", **kwargs})  # type: ignore[arg-type]
             assert refused.value.field == field

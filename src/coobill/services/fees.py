@@ -48,6 +48,7 @@ PERIODS = (MONTHLY, WEEKLY)
 LOCK, FLAG = "lock", "flag"
 OVER_CREDIT = (LOCK, FLAG)
 EVERY_BILLED = "*"
+MAX_DAYS_BACK = 366  # how far back a new fee's first period may begin
 
 
 # -- periods -----------------------------------------------------------------------------------
@@ -129,6 +130,9 @@ async def add_fee(ctx: BillingContext, extension: str, amount: str | Decimal, *,
                 select(Extension.id).where(Extension.number == target))).first() is None:
             raise UnknownExtension(f"extension {target} does not exist", field="extension")
         now = (await billing_settings(uow)).local(ctx.clock())
+        if first is not None and first < now.date() - timedelta(days=MAX_DAYS_BACK):
+            # Each period back to it would be charged at once: a typo of a year must not be.
+            raise BadRequest("starts: at most a year back", field="starts")
         fee = Fee(extension=target, name=name or f"{period} fee", amount=value, period=period,
                   over_credit=over_credit, enabled=True, created_at=now,
                   starts=datetime.combine(first or now.date(), datetime.min.time()))
