@@ -156,6 +156,11 @@ class BillingConfig(Section):
     max_balance: Decimal = Field(
         default=Decimal("1000000.0000"), gt=0, lt=Decimal("100000000000"), decimal_places=4
     )
+    # The least a call's sell price must exceed its trunk's buy price by, per minute (the
+    # cost of the first 60 s at each), when the dialplan names the trunk: below it the gate
+    # says DENY no_margin (services/margin.py). None: no such check.
+    min_margin: Decimal | None = Field(default=None, ge=0, lt=Decimal("100000000000"),
+                                       decimal_places=4)
     # How often the daemon charges the recurring fees that are due (services/fees.py).
     fee_check_seconds: float = Field(default=60.0, gt=0, le=86400)
 

@@ -96,6 +96,8 @@ class _Expected:
     restart): uniqueid -> the tokens of their holds."""
 
     holds: tuple[tuple[str, tuple[str, ...]], ...]
+    # Of those, gone channels whose transferred leg talks on: uniqueid -> the legs' names.
+    legs: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 _SESSION_START = _Marker("session-start")
@@ -213,11 +215,14 @@ class AmiFollower:
         (CallTracker.paid_by)."""
         return self.tracker.paid_by(uniqueid)
 
-    def expect(self, holds: dict[str, list[str]]) -> None:
+    def expect(self, holds: dict[str, list[str]],
+               legs: dict[str, list[str]] | None = None) -> None:
         """Follow these live channels, holding funds of authorizations this daemon did not
-        see (uniqueid -> their holds' tokens), to their end."""
+        see (uniqueid -> their holds' tokens), to their end; those in `legs` are gone, and
+        end when the legs named there (their transferred external party) hang up."""
         if holds:
-            self._queue.put_nowait(_Expected(tuple((u, tuple(t)) for u, t in holds.items())))
+            self._queue.put_nowait(_Expected(tuple((u, tuple(t)) for u, t in holds.items()),
+                                             tuple((u, tuple(n)) for u, n in (legs or {}).items())))
 
     def earlier_authorizations(self, uniqueid: str) -> tuple[tuple[str, int], ...]:
         """For the gate: the channel's earlier authorizations and the most talk time each
@@ -336,8 +341,9 @@ class AmiFollower:
             tracker.authorized(item.uniqueid, item.token, item.tick, item.channel, item.extension)
             return
         elif isinstance(item, _Expected):
+            legs = dict(item.legs)
             for uniqueid, tokens in item.holds:
-                tracker.expect(uniqueid, list(tokens))
+                tracker.expect(uniqueid, list(tokens), legs.get(uniqueid, ()))
             return
         elif isinstance(item, _Reconcile):
             await self._reconcile(item)

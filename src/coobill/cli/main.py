@@ -68,7 +68,10 @@ def _add_rate_options(p: argparse.ArgumentParser, *, required: bool) -> None:
     p.add_argument("--period", required=required, help="billing period in seconds")
     p.add_argument("--start", required=False, help="window start HH:MM (default 00:00)")
     p.add_argument("--end", required=False, help="window end HH:MM, included (default 23:59)")
-    p.add_argument("--extensions", required=required, help="100,101,... or * for every one")
+    # not required with --trunk (a buy rate is for every extension): the service says so
+    p.add_argument("--extensions", help="100,101,... or * for every one")
+    p.add_argument("--trunk", help="a buy rate: what the carrier on this trunk charges "
+                                   "(its endpoint name, * for every trunk)")
     p.add_argument("--remark", help="free text to tell rates apart")
     p.add_argument("--days",
                    help="days it applies on: mon,tue,wed,thu,fri,sat,sun (default every day)")
@@ -142,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the parser: on
     p.add_argument("--from", dest="effective", metavar="MOMENT",
                    help='take effect at "YYYY-MM-DD HH:MM" (PBX time); the deck in force '
                         "stays in force until then")
+    p.add_argument("--trunk", help="the deck is this trunk's buy rates (replacing only them)")
     p.add_argument("--dry-run", action="store_true",
                    help="print what would change (added, removed, changed) and write nothing")
     rate.add_parser("export", help="print every rate as a CSV deck")
@@ -169,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the parser: on
     _add_report_filters(records.add_subparsers(dest="action", required=True).add_parser("list"))
 
     p = sub.add_parser("stats", help="calls, duration and cost by day, month or year")
-    p.add_argument("--by", choices=("day", "month", "year"), default="day")
+    p.add_argument("--by", choices=("day", "month", "year", "trunk"), default="day",
+                   help="trunk: revenue, buy cost and margin per trunk")
     p.add_argument("--from", dest="date_from", metavar="DATE")
     p.add_argument("--to", dest="date_to", metavar="DATE")
     p.add_argument(

@@ -157,7 +157,8 @@ class Daemon:
 
     async def _start_follower(self, ctx: BillingContext) -> None:
         self.pbx = PbxLink(ctx, on_settled=self._settlement_done,
-                           on_expect=lambda live: self._follower().expect(live))
+                           on_expect=lambda live, legs: self._follower().expect(live, legs),
+                           live_channels=lambda: self._follower().live_uniqueids())
         self.follower = AmiFollower(
             FollowerOptions.from_config(self.settings.ami), on_call_ended=self.pbx.call_ended,
             on_reconciled=self._reconciled, on_live_check=self._live_checked,

@@ -23,6 +23,8 @@ class RateBookCache:
 
     version: int = -1
     book: RateBook = field(default_factory=lambda: RateBook(()))
+    # The buy rates, each matching the trunk it is for where a sell rate has extensions.
+    buy_book: RateBook = field(default_factory=lambda: RateBook(()))
 
 
 @dataclass(frozen=True)

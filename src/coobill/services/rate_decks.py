@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import ColumnElement, delete, insert, or_, select, update
 
 from coobill.errors import BadRequest
 from coobill.money import fmt
@@ -39,6 +39,7 @@ from coobill.services.rate_fields import (
     RATE_FIELD_NAMES,
     RateFields,
     check_rate_fields,
+    check_trunk,
     moment_text,
     parse_moment,
     public_values,
@@ -52,7 +53,7 @@ CSV_COLUMNS = tuple(RATE_FIELD_NAMES)
 # Columns a deck may leave out: the rate is enabled, without remark, every day, holidays or
 # not, from now on, unsplit.
 OPTIONAL_COLUMNS = frozenset({"enabled", "remark", "days", "holidays", "valid_from",
-                              "valid_until", "split"})
+                              "valid_until", "split", "trunk"})
 _BATCH = 5000
 
 # What a rate matches, and what it charges: the diff's key and value.
@@ -138,6 +139,7 @@ def rates_to_csv(rates: Iterable[RateView]) -> str:
     for view in rates:
         row = public_values(view.fields)
         row |= {"enabled": "1" if row["enabled"] else "0", "initial_cost": fmt(row["initial_cost"]),
+                "trunk": row["trunk"],
                 "rate": fmt(row["rate"]), "extensions": ",".join(row["extensions"]),
                 "valid_from": moment_text(row["valid_from"]),
                 "valid_until": moment_text(row["valid_until"]),
@@ -208,16 +210,21 @@ def _dated(deck: list[RateFields], effective: datetime) -> list[RateFields]:
     return dated
 
 
-async def _sell_rates(uow: UnitOfWork) -> list[RateFields]:
+def _scope(trunk: str) -> ColumnElement[bool]:
+    """The deck an import replaces: the sell rates, or one trunk's buy rates."""
+    return Rate.trunk == trunk if trunk else Rate.trunk.is_(None)
+
+
+async def _deck_rates(uow: UnitOfWork, trunk: str) -> list[RateFields]:
     rows = (await uow.session.execute(
-        select(Rate).where(Rate.trunk.is_(None)).order_by(Rate.id))).scalars().all()
+        select(Rate).where(_scope(trunk)).order_by(Rate.id))).scalars().all()
     return [fields_of(r) for r in rows]
 
 
-async def _end_the_deck_in_force(uow: UnitOfWork, effective: datetime) -> None:
-    """The sell rates in force at `effective` end there; those planned to start at or after
-    it are dropped (the new deck replaces them)."""
-    sell = Rate.trunk.is_(None)
+async def _end_the_deck_in_force(uow: UnitOfWork, effective: datetime, trunk: str) -> None:
+    """The deck's rates in force at `effective` end there; those planned to start at or
+    after it are dropped (the new deck replaces them)."""
+    sell = _scope(trunk)
     await uow.session.execute(delete(Rate).where(
         sell, Rate.valid_from.is_not(None), Rate.valid_from >= effective))
     await uow.session.execute(update(Rate).where(
@@ -226,11 +233,16 @@ async def _end_the_deck_in_force(uow: UnitOfWork, effective: datetime) -> None:
 
 
 async def import_rates(ctx: BillingContext, text: str, *, replace_all: bool = False,
-                       effective: object = None, dry_run: bool = False) -> DeckImport:
+                       effective: object = None, dry_run: bool = False,
+                       trunk: str | None = None) -> DeckImport:
     """Add every rate of a deck, replace all sell rates with it (`replace_all`), or have it
     take effect at a moment (`effective`); all or nothing. `dry_run`: only what it would
-    change."""
+    change. `trunk`: the deck is that trunk's buy rates, and replaces only them."""
     deck = parse_deck(text)
+    scope = (trunk or "").strip()
+    if scope:
+        check_trunk(scope)
+        deck = [replace(f, trunk=scope, extensions=(ALL_EXTENSIONS,)) for f in deck]
     moment = parse_moment(effective, "from") if effective not in (None, "") else None
     if moment is not None and replace_all:
         raise BadRequest("from: a dated deck replaces the deck in force at its moment; "
@@ -241,16 +253,16 @@ async def import_rates(ctx: BillingContext, text: str, *, replace_all: bool = Fa
         await check_extensions_exist(uow, {e for f in deck for e in f.extensions})
         now = (await billing_settings(uow)).local(ctx.clock())
         at = moment or now
-        before = _deck_map(f for f in await _sell_rates(uow) if _in_force(f, at))
-        incoming = _deck_map(f for f in deck if _in_force(f, at))
+        before = _deck_map(f for f in await _deck_rates(uow, scope) if _in_force(f, at))
+        incoming = _deck_map(f for f in deck if _in_force(f, at) and f.trunk == scope)
         after = incoming if (replace_all or moment is not None) else {**incoming, **before}
         diff = diff_decks(before, after)
         if dry_run:
             return DeckImport(len(deck), moment, diff, written=False)
         if replace_all:
-            await uow.session.execute(delete(Rate).where(Rate.trunk.is_(None)))
+            await uow.session.execute(delete(Rate).where(_scope(scope)))
         elif moment is not None:
-            await _end_the_deck_in_force(uow, moment)
+            await _end_the_deck_in_force(uow, moment, scope)
         rows = [{**columns_of(f), "created_at": now} for f in deck]
         for start in range(0, len(rows), _BATCH):
             await uow.session.execute(insert(Rate), rows[start : start + _BATCH])

@@ -16,9 +16,10 @@ from coobill.rating.calendar import DAY_NAMES, HOLIDAY_RULES, days_text, parse_d
 from coobill.services.bounds import digits, whole_number
 
 __all__ = ["ALL_EXTENSIONS", "DAY_NAMES", "RATE_FIELD_NAMES", "RateFields", "check_rate_fields",
-           "moment_text", "parse_hhmm", "parse_moment", "parse_yes_no", "public_values",
-           "service_arguments", "split_extensions"]
+           "check_trunk", "moment_text", "parse_hhmm", "parse_moment", "parse_yes_no",
+           "public_values", "service_arguments", "split_extensions"]
 
+TRUNK = re.compile(r"[A-Za-z0-9_.@*-]{1,64}")
 HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 ALL_EXTENSIONS = "*"
 
@@ -42,6 +43,7 @@ RATE_FIELD_NAMES: dict[str, str] = {
     "valid_from": "valid_from",
     "valid_until": "valid_until",
     "split": "split",
+    "trunk": "trunk",
 }
 
 # How a moment of a dated deck is written (PBX local time, to the minute); the portal's
@@ -72,6 +74,7 @@ class RateFields:
     valid_from: datetime | None = None  # PBX local time, included
     valid_until: datetime | None = None  # excluded
     split: bool = False
+    trunk: str = ""  # "": a sell rate; a trunk's endpoint name (or "*"): a buy rate for it
 
     def with_changes(self, **changes: Any) -> RateFields:
         return check_rate_fields(**{**_as_kwargs(self), **changes})
@@ -97,6 +100,14 @@ def parse_hhmm(text: str, field: str) -> time:
     if not match:
         raise BadRequest(f"{field}: {text!r} is not a time of day HH:MM (00:00-23:59)", field=field)
     return time(int(match.group(1)), int(match.group(2)))
+
+
+def check_trunk(value: Any) -> str:
+    """A buy rate's trunk: the endpoint name calls leave on ("*" for every trunk)."""
+    trunk = str(value or "").strip()
+    if trunk and not TRUNK.fullmatch(trunk):
+        raise BadRequest(f"trunk: {trunk[:80]!r} is not a trunk's endpoint name", field="trunk")
+    return trunk
 
 
 def parse_moment(value: Any, field: str) -> datetime | None:
@@ -158,6 +169,8 @@ def _whole(value: Any, field: str, *, minimum: int, maximum: int) -> int:
 
 
 def split_extensions(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
     if isinstance(value, str):
         items = re.split(r"[,;\s]+", value.strip())
     else:
@@ -183,8 +196,13 @@ def check_rate_fields(
     valid_from: Any = None,
     valid_until: Any = None,
     split: Any = False,
+    trunk: Any = "",
 ) -> RateFields:
-    """Validate a rate's fields; BadRequest names the first bad one."""
+    """Validate a rate's fields; BadRequest names the first bad one. A buy rate (`trunk`)
+    is for every extension: what the carrier charges does not depend on who calls."""
+    trunk = check_trunk(trunk)
+    if trunk:
+        extensions = ALL_EXTENSIONS
     prefix = digits(None if prefix is None else str(prefix), "prefix", empty=True)
     length = _whole(number_length, "length", minimum=0, maximum=64)
     if length and length < len(prefix):
@@ -209,6 +227,7 @@ def check_rate_fields(
         valid_from=parse_moment(valid_from, "valid_from"),
         valid_until=parse_moment(valid_until, "valid_until"),
         split=parse_yes_no(split, "split"),
+        trunk=trunk,
     )
     if fields.valid_from and fields.valid_until and fields.valid_until <= fields.valid_from:
         raise BadRequest("valid_until: must be after valid_from", field="valid_until")

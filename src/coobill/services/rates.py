@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import BigInteger, delete, select, type_coerce
 from sqlalchemy.orm import Session
@@ -22,11 +23,12 @@ from coobill.rating import (
     TimeWindow,
     cost,
     parse_days,
+    schedule_cost,
 )
 from coobill.rating import Rate as RatingRate
 from coobill.services.bounds import MAX_ID, is_digits, whole_number
 from coobill.services.context import BillingContext
-from coobill.services.funds import allowance, funds
+from coobill.services.funds import allowance, funds, split_schedule
 from coobill.services.rate_fields import (
     ALL_EXTENSIONS,
     RateFields,
@@ -57,6 +59,7 @@ def fields_of(row: Rate) -> RateFields:
         extensions=tuple(e for e in row.extensions.split(",") if e),
         remark=row.remark, enabled=row.enabled, days=row.days, holidays=row.holidays,
         valid_from=row.valid_from, valid_until=row.valid_until, split=row.split,
+        trunk=row.trunk or "",
     )
 
 
@@ -69,6 +72,7 @@ def columns_of(fields: RateFields) -> dict[str, object]:
         "end_time": fields.end, "extensions": ",".join(fields.extensions),
         "days": fields.days, "holidays": fields.holidays, "valid_from": fields.valid_from,
         "valid_until": fields.valid_until, "split": fields.split,
+        "trunk": fields.trunk or None,
     }
 
 
@@ -143,8 +147,7 @@ async def get_rate(ctx: BillingContext, rate_id: int) -> RateView:
 
 async def list_rates(ctx: BillingContext) -> list[RateView]:
     async with ctx.uow() as uow:
-        rows = (await uow.session.execute(
-            select(Rate).where(Rate.trunk.is_(None)).order_by(Rate.id))).scalars().all()
+        rows = (await uow.session.execute(select(Rate).order_by(Rate.id))).scalars().all()
         return [RateView(r.id, fields_of(r)) for r in rows]
 
 
@@ -152,9 +155,17 @@ def rate_book(ctx: BillingContext, session: Session, version: int) -> RateBook:
     """The rate book, rebuilt only when the ledger's rates_version has moved on."""
     cache = ctx.rate_cache
     if cache.version != version:
-        cache.book = RateBook(_enabled_rates(session), holiday_calendar(session))
+        holidays = holiday_calendar(session)
+        cache.book = RateBook(_enabled_rates(session, _SELL_ROWS), holidays)
+        cache.buy_book = RateBook(_enabled_rates(session, _BUY_ROWS), holidays)
         cache.version = version
     return cache.book
+
+
+def buy_book(ctx: BillingContext, session: Session, version: int) -> RateBook:
+    """The buy rates (by trunk), rebuilt with the rate book."""
+    rate_book(ctx, session, version)
+    return ctx.rate_cache.buy_book
 
 
 def holiday_calendar(session: Session) -> Holidays:
@@ -167,11 +178,13 @@ _BOOK_ROWS = select(
     Rate.id, Rate.prefix, Rate.number_length, type_coerce(Rate.initial_cost, BigInteger),
     Rate.initial_seconds, type_coerce(Rate.rate, BigInteger), Rate.period_seconds,
     Rate.start_time, Rate.end_time, Rate.extensions, Rate.remark, Rate.days, Rate.holidays,
-    Rate.valid_from, Rate.valid_until, Rate.split,
-).where(Rate.enabled.is_(True), Rate.trunk.is_(None)).execution_options(yield_per=2000)
+    Rate.valid_from, Rate.valid_until, Rate.split, Rate.trunk,
+).where(Rate.enabled.is_(True)).execution_options(yield_per=2000)
+_SELL_ROWS = _BOOK_ROWS.where(Rate.trunk.is_(None))
+_BUY_ROWS = _BOOK_ROWS.where(Rate.trunk.is_not(None))
 
 
-def _enabled_rates(session: Session) -> Iterator[RatingRate]:
+def _enabled_rates(session: Session, query: Any) -> Iterator[RatingRate]:
     """Every enabled rate as the rating core sees it, read a slice of rows at a time.
 
     A deck repeats a few amounts, windows, extension lists and tariffs many times over: each
@@ -207,8 +220,8 @@ def _enabled_rates(session: Session) -> Iterator[RatingRate]:
         return found
 
     for (rate_id, prefix, length, initial_cost, initial_seconds, rate, period, start, end,
-         extensions, remark, days, holidays, valid_from, valid_until, split
-         ) in session.execute(_BOOK_ROWS):
+         extensions, remark, days, holidays, valid_from, valid_until, split, trunk
+         ) in session.execute(query):
         tariff = Tariff(amount(initial_cost), initial_seconds, amount(rate), period)
         tariff = tariffs.setdefault(tariff, tariff)
         window = windows.get((start, end))
@@ -216,7 +229,9 @@ def _enabled_rates(session: Session) -> Iterator[RatingRate]:
             window = windows[start, end] = TimeWindow(parse_hhmm(start, "start"),
                                                       parse_hhmm(end, "end"))
         yield RatingRate(id=rate_id, prefix=prefix, number_length=length, tariff=tariff,
-                         window=window, extensions=extensions_of(extensions), enabled=True,
+                         # a buy rate matches its trunk where a sell rate has extensions
+                         window=window,
+                         extensions=extensions_of(trunk if trunk else extensions), enabled=True,
                          remark=names.setdefault(remark, remark),
                          calendar=calendar_of((days, holidays, valid_from, valid_until)),
                          split=split)
@@ -270,8 +285,12 @@ async def quote(
     if rate is None:
         return Quote(extension, number, when, None, seconds, None, available, None)
     # The gate's own decision (services/funds.py), so the quote says what the gate would.
-    limit = allowance(rate.tariff, available, ctx.config.billing.max_call_seconds).limit_seconds
-    return Quote(extension, number, when, rate, seconds, cost(rate.tariff, seconds), available,
+    cap = ctx.config.billing.max_call_seconds
+    schedule = split_schedule(book, rate, extension, number, settings.local,
+                              when.replace(tzinfo=settings.zone()), cap)
+    limit = allowance(rate.tariff, available, cap, schedule).limit_seconds
+    price = schedule_cost(schedule, seconds) if schedule else cost(rate.tariff, seconds)
+    return Quote(extension, number, when, rate, seconds, price, available,
                  limit)
 
 

@@ -24,7 +24,7 @@ from coobill.money import ZERO, from_units
 from coobill.services import ledger
 from coobill.services.context import BillingContext
 from coobill.services.extensions import check_number
-from coobill.services.settings import read_settings
+from coobill.services.settings import billing_settings
 from coobill.storage.tables import Call, Extension, LedgerEntry
 
 RECHARGES, CALLS, FEES, ADJUSTMENTS = "recharge", "call", "fee", "adjustment"
@@ -93,7 +93,7 @@ async def statement(ctx: BillingContext, number: str, month: str) -> Statement:
                ).scalar_one_or_none()
         if ext is None:
             raise UnknownExtension(f"extension {number} does not exist", field="extension")
-        settings = await read_settings(uow)
+        settings = await billing_settings(uow)
         before = (await session.execute(
             select(func.coalesce(func.sum(_units(LedgerEntry.amount)), 0))
             .where(LedgerEntry.extension_id == ext.id, LedgerEntry.created_at < start)

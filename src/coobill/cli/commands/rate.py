@@ -70,7 +70,8 @@ async def rate_import(args: argparse.Namespace, ctx: BillingContext) -> int:
     except (OSError, UnicodeDecodeError) as exc:
         raise BadRequest(f"file: cannot read {args.file}: {exc}", field="file") from None
     done = await rate_decks.import_rates(ctx, text, replace_all=args.replace,
-                                         effective=args.effective, dry_run=args.dry_run)
+                                         effective=args.effective, dry_run=args.dry_run,
+                                         trunk=args.trunk)
     if args.dry_run:
         print("\n".join(rate_decks.diff_lines(done.diff)))
         print(f"dry run: nothing written ({done.count} rate(s) in the deck)")

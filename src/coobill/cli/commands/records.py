@@ -13,7 +13,9 @@ from coobill.services.context import BillingContext
 RECHARGE_COLUMNS = ("time", "extension", "name", "balance_before", "amount", "balance_after",
                     "who")
 CALL_COLUMNS = ("start", "extension", "name", "number", "billable_time", "billsec", "trunk",
-                "rate", "cost", "disposition", "gated", "uniqueid")
+                "rate", "cost", "buy_cost", "margin", "disposition", "gated", "uniqueid")
+TRUNK_COLUMNS = ("trunk", "calls", "answered", "total_duration", "total_seconds", "revenue",
+                 "buy_cost", "margin")
 STATS_COLUMNS = ("date", "extension", "calls", "answered", "total_duration", "total_seconds",
                  "average_duration", "average_seconds", "total_cost")
 
@@ -56,6 +58,8 @@ async def calls_list(args: argparse.Namespace, ctx: BillingContext) -> int:
                 "trunk": c.trunk,
                 "rate": c.rate,
                 "cost": c.cost,
+                "buy_cost": c.buy_cost,
+                "margin": c.margin,
                 "disposition": c.disposition,
                 "gated": c.gated,
                 "uniqueid": c.uniqueid,
@@ -67,7 +71,19 @@ async def calls_list(args: argparse.Namespace, ctx: BillingContext) -> int:
     return 0
 
 
+async def trunk_stats(args: argparse.Namespace, ctx: BillingContext) -> int:
+    period = reports.Period.parse(args.date_from, args.date_to)
+    rows = await reports.trunk_statistics(ctx, period, args.extensions)
+    emit(args, [{"trunk": r.trunk, "calls": r.calls, "answered": r.answered,
+                 "total_duration": duration(r.total_seconds), "total_seconds": r.total_seconds,
+                 "revenue": r.revenue, "buy_cost": r.buy_cost, "margin": r.margin}
+                for r in rows], TRUNK_COLUMNS)
+    return 0
+
+
 async def stats(args: argparse.Namespace, ctx: BillingContext) -> int:
+    if args.by == "trunk":
+        return await trunk_stats(args, ctx)
     period = reports.Period.parse(args.date_from, args.date_to)
     rows = await reports.statistics(
         ctx, args.by, period, args.extensions, per_extension=args.per_extension

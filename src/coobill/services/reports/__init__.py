@@ -5,6 +5,7 @@ from coobill.services.reports.calls import CallRecord, iter_calls, list_calls
 from coobill.services.reports.period import EXPORT_BATCH, LAST_DAY, PERIODS, Period, parse_day
 from coobill.services.reports.recharges import RechargeRecord, iter_recharges, list_recharges
 from coobill.services.reports.stats import ALL_EXTENSIONS, StatsRow, combined, statistics
+from coobill.services.reports.trunks import TrunkRow, trunk_statistics
 
 __all__ = [
     "ALL_EXTENSIONS",
@@ -15,6 +16,7 @@ __all__ = [
     "Period",
     "RechargeRecord",
     "StatsRow",
+    "TrunkRow",
     "combined",
     "iter_calls",
     "iter_recharges",
@@ -22,4 +24,5 @@ __all__ = [
     "list_recharges",
     "parse_day",
     "statistics",
+    "trunk_statistics",
 ]

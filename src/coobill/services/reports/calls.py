@@ -32,6 +32,12 @@ class CallRecord:
     cost: Decimal
     disposition: str
     gated: bool
+    buy_cost: Decimal | None = None  # what it cost on its trunk; None: no buy rate known
+
+    @property
+    def margin(self) -> Decimal | None:
+        """Revenue less buy cost; None when the buy cost is not known."""
+        return None if self.buy_cost is None else self.cost - self.buy_cost
 
 
 # A keyword this long or longer is looked up in the trigram index of migration 0006 (a
@@ -77,7 +83,8 @@ async def _contains(uow: UnitOfWork, word: str) -> ColumnElement[bool]:
 # rows, not ORM objects (a million-record export builds no identity map).
 _CALL_COLUMNS = (Call.uniqueid, Call.start, Call.answer, Call.end, Call.caller_extension,
                  Call.caller_name, Call.dialled_number, Call.billable_seconds, Call.trunk,
-                 Call.rate_label, Call.cost, Call.disposition, Call.gated, Call.id)
+                 Call.rate_label, Call.cost, Call.disposition, Call.gated, Call.buy_cost,
+                 Call.id)
 
 
 def _call_record(row: Any) -> CallRecord:

@@ -59,7 +59,7 @@ _FLAG = (
     .values(state=FLAGGED, note=bindparam("note"))
 )
 _OPEN_HOLD_OF_CHANNEL = select(
-    HOLD.c.id, HOLD.c.amount, HOLD.c.tariff, HOLD.c.limit_seconds,
+    HOLD.c.id, HOLD.c.amount, HOLD.c.tariff, HOLD.c.tariff_schedule, HOLD.c.limit_seconds,
 ).where(
     HOLD.c.token == bindparam("token"), HOLD.c.uniqueid == bindparam("uniqueid"),
     HOLD.c.pbx == bindparam("pbx"), IS_OPEN,
@@ -67,7 +67,8 @@ _OPEN_HOLD_OF_CHANNEL = select(
 _CHANNEL_HOLDS = (
     select(HOLD.c.id, HOLD.c.token, HOLD.c.extension_id, HOLD.c.extension_number,
            HOLD.c.number, HOLD.c.amount, HOLD.c.billed, HOLD.c.limit_seconds,
-           HOLD.c.tariff, HOLD.c.rate_id, HOLD.c.rate_label, HOLD.c.state)
+           HOLD.c.tariff, HOLD.c.tariff_schedule, HOLD.c.rate_id, HOLD.c.rate_label,
+           HOLD.c.state, HOLD.c.created_at)
     .where(HOLD.c.pbx == bindparam("pbx"), HOLD.c.uniqueid == bindparam("uniqueid"))
     .order_by(HOLD.c.id)
     .with_for_update()

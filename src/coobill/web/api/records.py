@@ -10,17 +10,25 @@ from fastapi.responses import Response
 
 from coobill.services import reports
 from coobill.web.api.paging import LIMIT, OFFSET
-from coobill.web.api.schemas import CallRecordOut, RechargeRecordOut, RecordPage, StatsRowOut
+from coobill.web.api.schemas import (
+    CallRecordOut,
+    RechargeRecordOut,
+    RecordPage,
+    StatsRowOut,
+    TrunkRowOut,
+)
 from coobill.web.auth import BillingUser, portal
 from coobill.web.formatting import csv_download, csv_stream
 from coobill.web.records import (
     CALL_HEADER,
     RECHARGE_HEADER,
     STATS_HEADER,
+    TRUNK_HEADER,
     call_json,
     cells,
     recharge_json,
     stats_json,
+    trunk_json,
 )
 
 router = APIRouter(prefix="/api", tags=["records"])
@@ -154,3 +162,35 @@ async def statistics_csv(
 ) -> Response:
     rows = await _statistics(request, date_from, date_to, by, extension, split)
     return csv_download("statistics.csv", STATS_HEADER, (cells(r, STATS_HEADER) for r in rows))
+
+
+async def _trunks(request: Request, date_from: str, date_to: str,
+                  extension: list[str]) -> list[dict[str, object]]:
+    rows = await reports.trunk_statistics(portal(request).ctx,
+                                          reports.Period.parse(date_from, date_to), extension)
+    return [trunk_json(r) for r in rows]
+
+
+@router.get("/statistics/trunks")
+async def trunk_statistics(
+    request: Request,
+    user: BillingUser,
+    date_from: str = FROM,
+    date_to: str = TO,
+    extension: list[str] = EXTENSIONS,
+) -> list[TrunkRowOut]:
+    """Per trunk: calls, talk time, revenue, buy cost and margin."""
+    rows = await _trunks(request, date_from, date_to, extension)
+    return [TrunkRowOut.model_validate(r) for r in rows]
+
+
+@router.get("/statistics/trunks.csv", response_class=Response, responses=CSV)
+async def trunk_statistics_csv(
+    request: Request,
+    user: BillingUser,
+    date_from: str = FROM,
+    date_to: str = TO,
+    extension: list[str] = EXTENSIONS,
+) -> Response:
+    rows = await _trunks(request, date_from, date_to, extension)
+    return csv_download("trunks.csv", TRUNK_HEADER, (cells(r, TRUNK_HEADER) for r in rows))

@@ -252,8 +252,21 @@ class CallRecordOut(BaseModel):
     billable_seconds: int
     trunk: str
     cost: str
+    buy_cost: str = Field(description='At the trunk\'s buy rate; "" when none is known.')
+    margin: str = Field(description='cost - buy_cost; "" when the buy cost is not known.')
     disposition: str
     uniqueid: str
+
+
+class TrunkRowOut(BaseModel):
+    trunk: str
+    calls: int
+    answered: int
+    total_duration: str
+    total_seconds: int
+    revenue: str
+    buy_cost: str
+    margin: str = Field(description="Revenue less buy cost, of the calls whose buy cost is known.")
 
 
 class StatsRowOut(BaseModel):

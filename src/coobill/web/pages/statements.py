@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from coobill.services import statement_render, statements
-from coobill.services.settings import get_settings
+from coobill.services.settings import billing_settings
 from coobill.web.auth import BillingUser, check_csrf, portal
 from coobill.web.render import page_language, render
 
@@ -27,7 +27,7 @@ async def _month(request: Request) -> str:
         statements.check_month(asked)
         return asked
     ctx = portal(request).ctx
-    return (await get_settings(ctx)).local(ctx.clock()).strftime("%Y-%m")
+    return (await billing_settings(ctx)).local(ctx.clock()).strftime("%Y-%m")
 
 
 @router.get("/statements", response_class=HTMLResponse)
