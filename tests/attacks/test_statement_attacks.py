@@ -19,7 +19,8 @@ def test_the_month_after_the_last_a_date_can_hold_is_refused() -> None:
 
 
 def test_a_month_in_another_scripts_digits_is_refused() -> None:
-    """'٢٠٢٧-٠١' matched \\d and int() read it: ASCII digits only, as every number typed."""
+    """A month in Arabic-Indic digits matched \\d and int() read it: ASCII digits only, as
+    every number typed."""
     with pytest.raises(BadRequest):
         statements.check_month("٢٠٢٧-٠١")
 
