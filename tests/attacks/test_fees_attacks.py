@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
+
 from coobill.services import extensions, fees
 from coobill.services.audit import audit
 from coobill.services.context import BillingContext
@@ -76,3 +78,35 @@ async def _rows(ctx: BillingContext, sql: str) -> list[tuple[object, ...]]:
 
     async with ctx.uow.read() as uow:
         return [tuple(r) for r in (await uow.session.execute(text(sql))).all()]
+
+
+class TestARemovedFeeIsNotCharged:
+    async def test_removed_while_its_charge_waited_for_the_extension(
+        self, ctx: BillingContext, other_ctx: BillingContext, clock: FakeClock
+    ) -> None:
+        """The check reads the fees, then charges each under its extension's row lock: a fee
+        removed in between (the row held by a call meanwhile) was charged all the same."""
+        import asyncio
+
+        from sqlalchemy import text
+
+        from tests.attacks.test_outbox_order import until, waiting_behind
+
+        if ctx.uow.dialect != "postgresql":
+            pytest.skip("SQLite has one writer at a time: the removal waits for the charge")
+        at(clock, "2027-01-10")
+        await make_extension(ctx, "100", balance="10")
+        fee = await fees.add_fee(ctx, "100", "1")
+        async with ctx.uow.engine.connect() as blocker:
+            await blocker.execute(text("SELECT id FROM extension WHERE number = '100' FOR UPDATE"))
+            pid = int((await blocker.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+            check = asyncio.create_task(fees.charge_due(ctx))
+
+            async def waiting() -> bool:
+                return await waiting_behind(other_ctx, pid) >= 1
+
+            await until(waiting)
+            await fees.remove_fee(other_ctx, fee.id)
+            await blocker.rollback()
+        assert await check == []
+        assert (await extensions.show_extension(ctx, "100")).balance == Decimal("10")

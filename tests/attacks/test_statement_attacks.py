@@ -18,6 +18,13 @@ def test_the_month_after_the_last_a_date_can_hold_is_refused() -> None:
     assert statements.check_month("9999-11")[1].isoformat() == "9999-12-01"
 
 
+def test_a_month_in_another_scripts_digits_is_refused() -> None:
+    """A month in Arabic-Indic digits matched \\d and int() read it: ASCII digits only, as
+    every number typed."""
+    with pytest.raises(BadRequest):
+        statements.check_month("٢٠٢٧-٠١")
+
+
 def test_the_command_line_says_so_in_one_line(ledger: str, coobill: Coobill) -> None:
     ok(coobill("extension", "set", "100", "--billing"))
     for args in (("statement", "100", "--month", "9999-12"),

@@ -18,6 +18,7 @@ from coobill.daemon.webhooks import WebhookSender
 from coobill.services import outbox
 from coobill.services.context import BillingContext
 from coobill.services.settings import change_settings
+from tests.conftest import FakeClock, settings_for
 from tests.services.conftest import make_extension
 
 SECRET = "receiver-shared-secret-0123456789"
@@ -159,3 +160,20 @@ class TestAHostileReceiver:
         assert receiver.requests == 1
         # What the socket buffers took before the sender hung up, not the body.
         assert receiver.sent < 64 * 1024 * 1024
+
+
+class TestTheClockGoingBack:
+    async def test_an_event_written_before_the_step_is_still_due(
+        self, ctx: BillingContext, clock: FakeClock
+    ) -> None:
+        """An event is due from its writing; with the clock stepped back an hour, a new event
+        (and every later one of its extension, waiting behind it) waited that hour; a
+        backoff is never longer than webhooks.max_backoff_seconds."""
+        ctx.config = settings_for(str(ctx.config.database.url), webhooks={
+            "urls": ["http://127.0.0.1:9/"], "secret": "s" * 16, "max_backoff_seconds": 60})
+        await make_extension(ctx, "100", balance="1")
+        await make_extension(ctx, "101", balance="1")
+        [failing, _] = sorted(await outbox.due(ctx), key=lambda e: e.extension)
+        await outbox.attempt_failed(ctx, failing, [], "HTTP 503")
+        clock.advance(-3600)
+        assert sorted(e.extension for e in await outbox.due(ctx)) == ["100", "101"]

@@ -141,6 +141,42 @@ class TestBodyLimits:
         assert len(app.state.portal.throttle) == 0
 
 
+class TestNulCharacters:
+    """PostgreSQL refuses a NUL in any text it is sent: a NUL in a filter or a free-text
+    field was a 500 there (review of issue 18); it is a 400 on both ledgers."""
+
+    async def test_in_a_query_a_form_or_json_it_is_a_400_and_nothing_changes(
+        self, ctx: BillingContext, stocked: httpx.AsyncClient
+    ) -> None:
+        for path, query in [("/calls", {"keyword": "\x00"}), ("/recharges", {"keyword": "a\x00"}),
+                            ("/extensions", {"extension": "\x00"}),
+                            ("/webhooks", {"extension": "\x00"})]:
+            answer = await stocked.get(path, params=query)
+            assert answer.status_code == 400, path
+            assert "NUL" in answer.json()["message"]
+        for path, form in [("/extensions/100/edit", {"name": "Front\x00desk"}),
+                           ("/holidays", {"day": "2027-01-01", "name": "\x00"})]:
+            answer = await stocked.post(path, data=form)
+            assert answer.status_code == 400, path
+            assert "NUL" in answer.json()["message"]
+        answer = await stocked.post("/api/extensions/100", json={"name": "Front\u0000desk"})
+        assert answer.status_code == 400
+        assert "NUL" in answer.json()["message"]
+        assert (await extensions.show_extension(ctx, "100")).name == "Front desk"
+
+    async def test_split_between_two_chunks_of_a_streamed_form(
+        self, stocked: httpx.AsyncClient
+    ) -> None:
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b"name=Front%0"
+            yield b"0desk"
+
+        answer = await stocked.post("/extensions/100/edit", content=chunks(), headers={
+            "content-type": "application/x-www-form-urlencoded"})
+        assert answer.status_code == 400
+        assert "NUL" in answer.json()["message"]
+
+
 class TestHeaders:
     async def test_every_response_carries_the_security_headers(
         self, billing: httpx.AsyncClient

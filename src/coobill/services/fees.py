@@ -216,6 +216,10 @@ async def charge_due(ctx: BillingContext) -> list[FeeCharged]:
 def _charge(ctx: BillingContext, session: Session, *, fee: Fee, number: str,
             periods: list[str]) -> list[FeeCharged]:
     ext = ledger.locked_extension(session, number)
+    # Read again now that the row is held: the fee may have been removed while this waited.
+    current = session.get(Fee, fee.id, populate_existing=True)
+    if current is None or not current.enabled:
+        return []
     now = billing_settings(session).local(ctx.clock())
     who = f"fee: {fee.name}"[:64]
     done = []

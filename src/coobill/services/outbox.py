@@ -115,9 +115,14 @@ async def due(ctx: BillingContext) -> list[EventView]:
     """The events to send now: of each extension, its oldest undelivered one, if it is pending
     and its next attempt is due (a failed one holds its extension's later events back)."""
     now = _utc(ctx.clock())
+    # An attempt is never further off than the longest backoff: one that is was scheduled
+    # before the clock stepped back (a new event, due when written, would wait the step out,
+    # and its extension's later events behind it).
+    latest = now + timedelta(seconds=ctx.config.webhooks.max_backoff_seconds)
     async with ctx.uow.read() as uow:
         rows = await outbox_repo.heads(uow.session)
-    return [EventView.of(r) for r in rows if r.state == PENDING and r.next_attempt_at <= now]
+    return [EventView.of(r) for r in rows if r.state == PENDING
+            and (r.next_attempt_at <= now or r.next_attempt_at > latest)]
 
 
 async def delivered(ctx: BillingContext, event: EventView, urls: Sequence[str]) -> None:

@@ -31,7 +31,7 @@ RECHARGES, CALLS, FEES, ADJUSTMENTS = "recharge", "call", "fee", "adjustment"
 KINDS = (RECHARGES, CALLS, FEES, ADJUSTMENTS)
 _KIND_OF_ENTRY = {ledger.RECHARGE: RECHARGES, ledger.CALL_DEBIT: CALLS, ledger.FEE: FEES,
                   ledger.ADJUSTMENT: ADJUSTMENTS}
-_MONTH = re.compile(r"(\d{4})-(\d{2})")
+_MONTH = re.compile(r"(\d{4})-(\d{2})", re.ASCII)  # not other scripts' digits
 _IDS_AT_ONCE = 500
 
 

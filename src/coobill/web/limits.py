@@ -4,6 +4,11 @@ A body announced larger than `max_body_bytes` (Content-Length) is answered 413 b
 of it is read; a body without a length (chunked) is counted as it streams in, and the read
 that goes past the cap raises BodyTooLarge, an HTTP 413 the app's error handlers answer. So
 no handler, form parser or JSON decoder ever holds more than the cap in memory.
+
+A NUL character in the address (%00), a form field or a JSON string is answered 400 here too:
+no field means one, and PostgreSQL refuses the character in any text it is sent, which was a
+500 from every page that filters by its query (extensions, records, webhooks) and every form
+saving a free text (an extension's name, a holiday's).
 """
 
 from __future__ import annotations
@@ -26,6 +31,13 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"the request body is larger than {limit} bytes")
 
 
+class NulInRequest(HTTPException):
+    """A form field or JSON string holds a NUL character."""
+
+    def __init__(self) -> None:
+        super().__init__(400, "the request may not hold a NUL character (%00, \\u0000)")
+
+
 class BodySizeLimit:
     def __init__(self, app: ASGIApp, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
         self.app = app
@@ -35,6 +47,9 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if _holds_nul(scope):
+            await _refuse(send, 400, "the address may not hold a NUL character (%00)")
+            return
         limit = self.max_body_bytes
         announced = _content_length(scope)
         if announced is None or announced > limit:
@@ -43,17 +58,41 @@ class BodySizeLimit:
                           else f"the request body is larger than {limit} bytes")
             return
         received = 0
+        nul, tail = _nul_in_body(scope), b""
 
         async def counted() -> Message:
-            nonlocal received
+            nonlocal received, tail
             message = await receive()
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
+                chunk = message.get("body", b"")
+                received += len(chunk)
                 if received > limit:
                     raise BodyTooLarge(limit)
+                if nul is not None:
+                    if nul in tail + chunk:
+                        raise NulInRequest
+                    tail = (tail + chunk)[1 - len(nul):]
             return message
 
         await self.app(scope, counted, send)
+
+
+def _holds_nul(scope: Scope) -> bool:
+    query = bytes(scope.get("query_string", b""))
+    return "\x00" in scope.get("path", "") or b"%00" in query or b"\x00" in query
+
+
+def _nul_in_body(scope: Scope) -> bytes | None:
+    """How a NUL is spelt in this body: %00 in a form, \\u0000 in JSON (None: not looked for -
+    an upload's bytes are its parser's to judge)."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-type":
+            kind = value.split(b";")[0].strip().lower()
+            if kind == b"application/x-www-form-urlencoded":
+                return b"%00"
+            if kind == b"application/json":
+                return b"\\u0000"
+    return None
 
 
 def _content_length(scope: Scope) -> int | None:
