@@ -25,7 +25,7 @@ from coobill.storage.uow import UnitOfWorkFactory
 from tests.conftest import BACKENDS, drop_pg_schema, make_pg_schema, pg_engine
 
 TABLES = {"call", "extension", "ledger_entry", "ledger_head", "portal_session", "portal_user",
-          "rate", "recharge", "reservation", "setting"}
+          "rate", "recharge", "refused_call", "reservation", "setting"}
 
 
 @pytest.fixture(params=BACKENDS)

@@ -94,11 +94,24 @@ async def extension_set(args: argparse.Namespace, ctx: BillingContext) -> int:
     changes = extensions.ExtensionChanges(
         name=args.name, billing=args.billing, payment=args.payment,
         credit_limit=None if args.credit is None else _amount(args.credit, "credit"),
-        locked=args.locked,
+        locked=args.locked, **{name: getattr(args, name) for name in extensions.CONTROLS},
     )
     view = await extensions.set_extension(ctx, args.extension, changes)
-    print(to_table([extension_row(view)], EXTENSION_COLUMNS))
+    _print_extension(view)
     return 0
+
+
+def _controls_row(view: extensions.ExtensionView) -> dict[str, Any]:
+    return {name: getattr(view, name) for name in extensions.CONTROLS}
+
+
+def _print_extension(view: extensions.ExtensionView) -> None:
+    """The extension's table; then its account controls', if it sets any."""
+    print(to_table([extension_row(view)], EXTENSION_COLUMNS))
+    controls = _controls_row(view)
+    if any(v is not None for v in controls.values()):
+        print(to_table([{k: "default" if v is None else v for k, v in controls.items()}],
+                       tuple(controls)))
 
 
 def _amount(text: str, field: str):  # type: ignore[no-untyped-def]
@@ -124,9 +137,15 @@ async def extension_adjust(args: argparse.Namespace, ctx: BillingContext) -> int
 async def extension_show(args: argparse.Namespace, ctx: BillingContext) -> int:
     view = await extensions.show_extension(ctx, args.extension)
     if args.json:
-        print(to_json(extension_row(view)))
+        # The controls' keys only when it sets one: what it printed before stays as it was.
+        controls = _controls_row(view)
+        if any(v is not None for v in controls.values()):
+            controls["low_balance_since"] = view.low_balance_since
+        else:
+            controls = {}
+        print(to_json({**extension_row(view), **controls}))
     else:
-        print(to_table([extension_row(view)], EXTENSION_COLUMNS))
+        _print_extension(view)
     return 0
 
 
@@ -249,18 +268,35 @@ async def stats(args: argparse.Namespace, ctx: BillingContext) -> int:
 
 
 async def settings_set(args: argparse.Namespace, ctx: BillingContext) -> int:
-    if all(v is None for v in (args.billing, args.currency, args.symbol, args.timezone)):
-        raise BadRequest("settings set: give at least one of --billing, --currency, --symbol, --timezone")
+    controls = {name: getattr(args, name) for name in billing_settings.CONTROL_DEFAULTS}
+    if all(v is None for v in (args.billing, args.currency, args.symbol, args.timezone,
+                               *controls.values())):
+        raise BadRequest("settings set: give at least one of --billing, --currency, --symbol, "
+                         "--timezone, --cap-daily, --cap-monthly, --max-call-cost, "
+                         "--max-price-minute, --low-balance")
     current = await billing_settings.change_settings(
-        ctx, billing=args.billing, currency=args.currency, symbol=args.symbol, timezone=args.timezone
+        ctx, billing=args.billing, currency=args.currency, symbol=args.symbol,
+        timezone=args.timezone, controls=controls,
     )
-    print(to_table([current.as_dict()], tuple(current.as_dict())))
+    _print_settings(current)
     return 0
 
 
+def _print_settings(current: billing_settings.BillingSettings) -> None:
+    """The settings' table; then the account controls' defaults, if any is set."""
+    print(to_table([current.as_dict()], tuple(current.as_dict())))
+    controls = current.controls()
+    if any(controls.values()):
+        print(to_table([{k: v or "none" for k, v in controls.items()}], tuple(controls)))
+
+
 async def settings_show(args: argparse.Namespace, ctx: BillingContext) -> int:
-    current = (await billing_settings.get_settings(ctx)).as_dict()
-    print(to_json(current) if args.json else to_table([current], tuple(current)))
+    current = await billing_settings.get_settings(ctx)
+    if args.json:
+        controls = current.controls()
+        print(to_json({**current.as_dict(), **(controls if any(controls.values()) else {})}))
+    else:
+        _print_settings(current)
     return 0
 
 

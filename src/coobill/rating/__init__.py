@@ -13,7 +13,7 @@ from coobill.rating.calendar import (
 )
 from coobill.rating.rates import ALL_DAY, Rate, TimeWindow, select_rate
 from coobill.rating.split import split_cost, split_max_duration
-from coobill.rating.tariff import Tariff, cost, max_duration, minimum_to_connect
+from coobill.rating.tariff import Tariff, cost, max_duration, minimum_to_connect, price_per_minute
 
 __all__ = [
     "ALL_DAY",
@@ -31,6 +31,7 @@ __all__ = [
     "days_text",
     "max_duration",
     "minimum_to_connect",
+    "price_per_minute",
     "parse_days",
     "select_rate",
     "split_cost",

@@ -22,6 +22,11 @@ class Reason(StrEnum):
     NO_RATE = "no_rate"
     LOCKED = "locked"
     NO_FUNDS = "no_funds"
+    # Spend caps (services/caps.py): the day's, the month's; a rate dearer per minute than
+    # allowed, or a call whose start costs more than one call may.
+    CAP_DAILY = "cap_daily"
+    CAP_MONTHLY = "cap_monthly"
+    MAX_PRICE = "max_price"
     UNKNOWN_EXTENSION = "unknown_extension"
     BAD_REQUEST = "bad_request"
     ERROR = "error"

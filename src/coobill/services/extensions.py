@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -15,7 +16,7 @@ from coobill.money import ZERO, fmt, parse_amount
 from coobill.services import ledger
 from coobill.services.context import BillingContext
 from coobill.services.funds import funds
-from coobill.services.settings import read_settings, settings_now
+from coobill.services.settings import control_amount, read_settings, settings_now
 from coobill.storage.tables import Extension, Recharge
 from coobill.storage.uow import UnitOfWork
 
@@ -34,6 +35,13 @@ class ExtensionView:
     total_recharged: Decimal
     reserved: Decimal
     locked: bool
+    # The account controls as the extension sets them (None: the site's default applies).
+    cap_daily: Decimal | None = None
+    cap_monthly: Decimal | None = None
+    max_call_cost: Decimal | None = None
+    max_price_minute: Decimal | None = None
+    low_balance: Decimal | None = None
+    low_balance_since: datetime | None = None  # its funds are below the threshold since
 
     @property
     def funds_available(self) -> Decimal:
@@ -64,16 +72,36 @@ class ExtensionChanges:
     payment: str | None = None
     credit_limit: Decimal | None = None
     locked: bool | None = None
+    # The account controls (CONTROLS): an amount, or "" ("none") for the site's default.
+    cap_daily: Decimal | str | None = None
+    cap_monthly: Decimal | str | None = None
+    max_call_cost: Decimal | str | None = None
+    max_price_minute: Decimal | str | None = None
+    low_balance: Decimal | str | None = None
 
     def validated(self) -> ExtensionChanges:
-        """The same changes, checked, with the credit limit parsed to a 4-place Decimal."""
+        """The same changes, checked, with the amounts parsed to 4-place Decimals (a control
+        cleared is "")."""
         if self.payment is not None:
             check_payment(self.payment)
         if self.name is not None and len(self.name) > 128:
             raise BadRequest("name: at most 128 characters", field="name")
-        if self.credit_limit is None:
-            return self
-        return replace(self, credit_limit=parse_amount(self.credit_limit, field="credit_limit"))
+        controls = {name: _control(getattr(self, name), name) for name in CONTROLS}
+        credit = (None if self.credit_limit is None
+                  else parse_amount(self.credit_limit, field="credit_limit"))
+        return replace(self, credit_limit=credit, **controls)
+
+
+# The account controls an extension may set (services/caps.py, services/low_balance.py), by
+# their column: each falls back on the site's setting of the same name.
+CONTROLS = {"cap_daily": "cap_daily", "cap_monthly": "cap_monthly",
+            "max_call_cost": "max_call_cost", "max_price_minute": "max_price_minute",
+            "low_balance": "low_balance_threshold"}
+
+
+def _control(value: Decimal | str | None, field: str) -> Decimal | str | None:
+    amount = control_amount(value, field)
+    return amount if amount in (None, "") else Decimal(amount)
 
 
 def _apply(ext: Extension, changes: ExtensionChanges) -> None:
@@ -88,6 +116,10 @@ def _apply(ext: Extension, changes: ExtensionChanges) -> None:
         ext.credit_limit = changes.credit_limit
     if changes.locked is not None:
         ext.locked = changes.locked
+    for name, column in CONTROLS.items():
+        value = getattr(changes, name)
+        if value is not None:
+            setattr(ext, column, None if value == "" else value)
 
 
 def _within_ceiling(ctx: BillingContext, changes: ExtensionChanges) -> ExtensionChanges:
@@ -298,7 +330,10 @@ def _to_view(ext: Extension, reserved: Decimal) -> ExtensionView:
     return ExtensionView(
         extension=ext.number, name=ext.name, billing=ext.billing_enabled, payment=ext.payment,
         credit_limit=ext.credit_limit, balance=ext.balance, total_recharged=ext.total_recharged,
-        reserved=reserved, locked=ext.locked,
+        reserved=reserved, locked=ext.locked, cap_daily=ext.cap_daily,
+        cap_monthly=ext.cap_monthly, max_call_cost=ext.max_call_cost,
+        max_price_minute=ext.max_price_minute, low_balance=ext.low_balance_threshold,
+        low_balance_since=ext.low_balance_since,
     )
 
 

@@ -28,10 +28,10 @@ from sqlalchemy.orm import Session
 
 from coobill.money import ZERO
 from coobill.rating import cost
-from coobill.services import holds
+from coobill.services import caps, holds
 from coobill.services.commands import AuthorizeCall, Reason, Verdict
 from coobill.services.context import BillingContext
-from coobill.services.funds import allowance, funds
+from coobill.services.funds import funds
 from coobill.services.hold_tariff import rate_label, tariff_from_text, tariff_text
 from coobill.services.rates import rate_book
 from coobill.services.settings import BillingSettings, settings_now
@@ -96,13 +96,18 @@ def _decide(ctx: BillingContext, cmd: AuthorizeCall, token: str, session: Sessio
             return _allow_unbilled(session, cmd, ext, Reason.NO_RATE, local_now, pbx, token)
 
         tariff = rate.tariff
-        decision = allowance(tariff, funds(ext.balance, ext.credit_limit, ext.reserved),
-                             policy.max_call_seconds)
+        applying = caps.caps_of(ext, settings)
+        decided = caps.capped_allowance(
+            tariff, funds(ext.balance, ext.credit_limit, ext.reserved), applying, ext,
+            local_now, policy.max_call_seconds)
+        decision = decided.allowance
         available, limit, held = decision.funds, decision.limit_seconds, decision.held
         if not decision.allowed:
-            return Verdict(allowed=False, reason=Reason.NO_FUNDS, funds=available, rate_id=rate.id)
+            return Verdict(allowed=False, reason=decided.reason, funds=available,
+                           rate_id=rate.id)
         hold_id = holds.take(
-            session, extension_id=ext.id, amount=held, token=token, uniqueid=cmd.uniqueid,
+            session, extension_id=ext.id, amount=held, caps=_period_caps(applying, local_now),
+            token=token, uniqueid=cmd.uniqueid,
             extension_number=ext.number, number=cmd.number, channel=cmd.channel[:128],
             billed=True, limit_seconds=limit, rate_id=rate.id, tariff=tariff_text(tariff),
             rate_label=rate_label(rate.id, rate.prefix, rate.remark), pbx=pbx,
@@ -115,6 +120,14 @@ def _decide(ctx: BillingContext, cmd: AuthorizeCall, token: str, session: Sessio
             funds=available, token=token,
         )
     return Verdict(allowed=False, reason=Reason.NO_FUNDS)
+
+
+def _period_caps(applying: caps.Caps, at: datetime) -> holds.PeriodCaps | None:
+    """What the hold's conditional update checks besides the funds (None: no period cap, the
+    plain funds check)."""
+    if not applying.periodic:
+        return None
+    return holds.PeriodCaps(caps.day_of(at), applying.daily, caps.month_of(at), applying.monthly)
 
 
 def _may_call_unknown(cmd: AuthorizeCall, policy: str) -> bool:

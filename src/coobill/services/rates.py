@@ -18,7 +18,8 @@ from coobill.rating import Rate as RatingRate
 from coobill.rating import RateBook, Tariff, TimeWindow, cost
 from coobill.services.bounds import MAX_ID, is_digits, whole_number
 from coobill.services.context import BillingContext
-from coobill.services.funds import allowance, funds
+from coobill.services.caps import capped_allowance, caps_of
+from coobill.services.funds import funds
 from coobill.services.rate_fields import (
     ALL_EXTENSIONS,
     RATE_FIELD_NAMES,
@@ -282,8 +283,11 @@ async def quote(
     rate = book.select(extension, number, when)
     if rate is None:
         return Quote(extension, number, when, None, seconds, None, available, None)
-    # The gate's own decision (services/funds.py), so the quote says what the gate would.
-    limit = allowance(rate.tariff, available, ctx.config.billing.max_call_seconds).limit_seconds
+    # The gate's own decision (services/funds.py, services/caps.py), so the quote says what
+    # the gate would.
+    limit = capped_allowance(rate.tariff, available, caps_of(ext, settings), ext,
+                             settings.local(ctx.clock()),
+                             ctx.config.billing.max_call_seconds).allowance.limit_seconds
     return Quote(extension, number, when, rate, seconds, cost(rate.tariff, seconds), available,
                  limit)
 

@@ -22,11 +22,12 @@ runs no expanding IN.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import String, bindparam, case, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -71,6 +72,9 @@ def per_transaction(session: Session, key: str, build: Callable[[Session], T]) -
 _GATE_VIEW = select(
     _extension.c.id, _extension.c.number, _extension.c.billing_enabled, _extension.c.locked,
     _extension.c.balance, _extension.c.credit_limit, _extension.c.reserved,
+    _extension.c.cap_daily, _extension.c.cap_monthly, _extension.c.max_call_cost,
+    _extension.c.max_price_minute, _extension.c.spent_day, _extension.c.spent_day_of,
+    _extension.c.spent_month, _extension.c.spent_month_of, _extension.c.low_balance_threshold,
 ).where(_extension.c.number == bindparam("number"))
 _BILLING_OF = select(
     _extension.c.id, _extension.c.billing_enabled, _extension.c.balance
@@ -80,7 +84,8 @@ _IS_EXTENSION = select(_extension.c.id).where(_extension.c.number == bindparam("
 
 def gate_view(session: Session, number: str) -> Any:
     """What the gate decides on: the extension's id, number, billing_enabled, locked, balance,
-    credit_limit and reserved; None for a number the ledger does not know."""
+    credit_limit and reserved, its caps and what its calls spent (services/caps.py), its
+    low-balance threshold; None for a number the ledger does not know."""
     return _fast.execute(session, _GATE_VIEW, {"number": number}).first()
 
 
@@ -116,6 +121,26 @@ _RESERVE = (
            _FUNDS >= bindparam("amount", type_=Money()))
     .values(reserved=_extension.c.reserved + bindparam("amount", type_=Money()))
 )
+# The same, also only while the day's and the month's caps cover it: what the period's calls
+# were debited (its counter, if it is this period's) + every open hold + this one. On the row
+# alone, so that PostgreSQL, re-reading a row another call just updated, checks it again
+# (READ COMMITTED's re-check of the WHERE sees the row's new version, not other tables').
+_THIS_DAY = case((_extension.c.spent_day_of == bindparam("day"), _extension.c.spent_day),
+                 else_=0)
+_THIS_MONTH = case((_extension.c.spent_month_of == bindparam("month"), _extension.c.spent_month),
+                   else_=0)
+_RESERVE_CAPPED = (
+    update(_extension)
+    .where(_extension.c.id == bindparam("extension_id"),
+           _FUNDS >= bindparam("amount", type_=Money()),
+           _THIS_DAY + _extension.c.reserved + bindparam("amount", type_=Money())
+           <= bindparam("day_cap", type_=Money()),
+           _THIS_MONTH + _extension.c.reserved + bindparam("amount", type_=Money())
+           <= bindparam("month_cap", type_=Money()))
+    .values(reserved=_extension.c.reserved + bindparam("amount", type_=Money()))
+)
+# A period with no cap is checked against more than any amount can be (money.MAX_AMOUNT).
+_UNCAPPED = Decimal(10) ** 13
 _UNRESERVE = (
     update(_extension)
     .where(_extension.c.id == bindparam("extension_id"))
@@ -162,14 +187,33 @@ _CHANNEL_HOLDS = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class PeriodCaps:
+    """The day's and the month's caps a hold must stay within (None: no such cap), and
+    which day and month they are ("YYYY-MM-DD", "YYYY-MM", the PBX's)."""
+
+    day: str
+    daily: Decimal | None
+    month: str
+    monthly: Decimal | None
+
+
 def take_hold(session: Session, *, extension_id: int | None, amount: Decimal,
-              **row: object) -> int | None:
-    """Reserve `amount` of the extension's funds - only while they cover it, in one
-    conditional UPDATE - and write the hold's row (`row`: its columns), HELD; the hold's id,
-    or None when the funds did not cover it. A zero amount reserves nothing."""
+              caps: PeriodCaps | None = None, **row: object) -> int | None:
+    """Reserve `amount` of the extension's funds - only while they (and the period `caps`)
+    cover it, in one conditional UPDATE - and write the hold's row (`row`: its columns),
+    HELD; the hold's id, or None when they did not cover it. A zero amount reserves
+    nothing."""
     if extension_id is not None and amount:
-        reserved = _fast.execute(session, _RESERVE,
-                                 {"extension_id": extension_id, "amount": amount})
+        if caps is None:
+            reserved = _fast.execute(session, _RESERVE,
+                                     {"extension_id": extension_id, "amount": amount})
+        else:
+            reserved = _fast.execute(session, _RESERVE_CAPPED, {
+                "extension_id": extension_id, "amount": amount, "day": caps.day,
+                "month": caps.month,
+                "day_cap": _UNCAPPED if caps.daily is None else caps.daily,
+                "month_cap": _UNCAPPED if caps.monthly is None else caps.monthly})
         if not reserved.rowcount:
             return None
     hold_id = _fast.execute(session, _NEW_HOLD, {
@@ -322,11 +366,44 @@ _MOVE_HEAD = (
 )
 
 
-def move_balance(session: Session, extension_id: int, amount: Decimal) -> Any:
+# A call's debit also counts as its day's and its month's spending (services/caps.py): added
+# to the counter when it is that period's, starting it when the counter is of an earlier
+# one, left alone when the call is of a period already past (its counter is gone).
+def _counted(spent: Any, of: Any, period: str) -> Any:
+    new = bindparam(period, type_=String())
+    return case((of == new, spent + bindparam("spent", type_=Money())),
+                (of < new, bindparam("spent", type_=Money())), else_=spent)
+
+
+def _period(of: Any, period: str) -> Any:
+    new = bindparam(period, type_=String())
+    return case((of < new, new), else_=of)
+
+
+_MOVE_BALANCE_SPENT = (
+    update(_extension)
+    .where(_extension.c.id == bindparam("extension_id"))
+    .values(balance=_extension.c.balance + bindparam("amount", type_=Money()),
+            spent_day=_counted(_extension.c.spent_day, _extension.c.spent_day_of, "day"),
+            spent_day_of=_period(_extension.c.spent_day_of, "day"),
+            spent_month=_counted(_extension.c.spent_month, _extension.c.spent_month_of, "month"),
+            spent_month_of=_period(_extension.c.spent_month_of, "month"))
+    .returning(_extension.c.balance, _extension.c.number)
+)
+
+
+def move_balance(session: Session, extension_id: int, amount: Decimal,
+                 spent_on: tuple[str, str] | None = None) -> Any:
     """Add `amount` (signed) to a balance in one UPDATE ... RETURNING (no read-modify-write):
-    the balance after and the extension's number; None for an unknown extension."""
-    return _fast.execute(session, _MOVE_BALANCE,
-                         {"extension_id": extension_id, "amount": amount}).first()
+    the balance after and the extension's number; None for an unknown extension. With
+    `spent_on` (day, month) it is a call's debit, counted as that day's and month's
+    spending."""
+    if spent_on is None:
+        return _fast.execute(session, _MOVE_BALANCE,
+                             {"extension_id": extension_id, "amount": amount}).first()
+    return _fast.execute(session, _MOVE_BALANCE_SPENT, {
+        "extension_id": extension_id, "amount": amount, "spent": -amount,
+        "day": spent_on[0], "month": spent_on[1]}).first()
 
 
 def chain_head(session: Session) -> Any:

@@ -20,7 +20,7 @@ router = APIRouter(
 
 
 def settings_json(current: billing_settings.BillingSettings) -> SettingsOut:
-    return SettingsOut.model_validate(current.as_dict())
+    return SettingsOut.model_validate({**current.as_dict(), **current.controls()})
 
 
 @router.get("/settings")
@@ -38,6 +38,8 @@ async def change_settings(body: SettingsIn, request: Request, user: BillingUser)
                       "symbol": billing_settings.symbol_chosen(body.currency, body.symbol or "")}
     elif body.symbol is not None:
         arguments["symbol"] = body.symbol
+    arguments["controls"] = {name: None if getattr(body, name) is None else str(getattr(body, name))
+                             for name in billing_settings.CONTROL_DEFAULTS}
     return settings_json(await billing_settings.change_settings(portal(request).ctx, **arguments))
 
 

@@ -35,6 +35,10 @@ def extension_json(v: ExtensionView) -> ExtensionOut:
             "reserved": fmt(v.reserved),
             "funds_available": fmt(v.funds_available),
             "locked": v.locked,
+            **{name: None if getattr(v, name) is None else fmt(getattr(v, name))
+               for name in extensions.CONTROLS},
+            "low_balance_since": (None if v.low_balance_since is None
+                                  else v.low_balance_since.isoformat(sep=" ")),
         }
     )
 
@@ -49,7 +53,12 @@ def changes_from(body: ExtensionIn) -> ExtensionChanges:
         payment=body.payment,
         locked=body.locked,
         credit_limit=None if credit is None else parse_amount(credit, field="credit_limit"),
+        **{name: _text(getattr(body, name)) for name in extensions.CONTROLS},
     )
+
+
+def _text(value: str | int | None) -> str | None:
+    return None if value is None else str(value)
 
 
 @router.get("/extensions")
