@@ -1,0 +1,57 @@
+"""The account controls through the gate end to end: a fake Asterisk speaking the recorded
+FastAGI protocol, the real GateServer, services and ledger (SQLite, and PostgreSQL when
+configured). What the channel is told: the capped limit, and the cap's own DENY reason."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from coobill.services.context import BillingContext
+from coobill.services.extensions import ExtensionChanges, set_extension, show_extension
+from coobill.services.settings import change_settings
+from tests.fakes.asterisk_agi import FakeAsterisk
+from tests.integration.test_gate_ledger import billed_extension, call_env, start_gate
+
+# The rate of billed_extension: a 0.20 connection fee, then 0.10 a minute.
+
+
+class TestSpendCapsThroughTheGate:
+    async def test_the_limit_is_what_the_daily_cap_leaves_and_then_it_is_cap_daily(
+        self, ctx: BillingContext
+    ) -> None:
+        await billed_extension(ctx, "100")
+        await set_extension(ctx, "100", ExtensionChanges(cap_daily="0.5"))
+        gate = await start_gate(ctx, ring_allowance_seconds=60)
+        try:
+            first = await FakeAsterisk(call_env("u-cap-1")).call(gate.port)
+            second = await FakeAsterisk(call_env("u-cap-2")).call(gate.port)
+        finally:
+            await gate.close()
+        # 0.50: the fee and 3 minutes.
+        assert first.variables == {
+            "COOBILL_RESULT": "ALLOW", "COOBILL_REASON": "ok", "COOBILL_LIMIT": "180",
+            "COOBILL_DIAL_OPTIONS": "L(180000)",
+        }
+        assert first.channel.executed == [("Set", "TIMEOUT(absolute)=240")]
+        assert second.variables == {
+            "COOBILL_RESULT": "DENY", "COOBILL_REASON": "cap_daily", "COOBILL_LIMIT": "",
+            "COOBILL_DIAL_OPTIONS": "",
+        }
+        assert (await show_extension(ctx, "100")).reserved == Decimal("0.5")
+
+    async def test_the_sites_monthly_cap_and_maximum_price_are_their_own_reasons(
+        self, ctx: BillingContext
+    ) -> None:
+        await billed_extension(ctx, "100")
+        gate = await start_gate(ctx)
+        try:
+            await change_settings(ctx, controls={"cap_monthly": "0.1"})
+            monthly = await FakeAsterisk(call_env("u-cap-3")).call(gate.port)
+            await change_settings(ctx, controls={"cap_monthly": "", "max_price_minute": "0.05"})
+            dear = await FakeAsterisk(call_env("u-cap-4")).call(gate.port)
+        finally:
+            await gate.close()
+        assert (monthly.variables["COOBILL_RESULT"], monthly.variables["COOBILL_REASON"]) == (
+            "DENY", "cap_monthly")
+        assert (dear.variables["COOBILL_RESULT"], dear.variables["COOBILL_REASON"]) == (
+            "DENY", "max_price")
