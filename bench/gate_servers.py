@@ -1,6 +1,7 @@
-"""The two servers the gate benchmark measures, each run in a process of its own:
+"""The servers the gate benchmark measures, each run in a process of its own:
 `bare` reads the env block and sends the same commands with no logic (the floor);
-`coobill` is the real gate on a SQLite ledger with a funded, billed extension and a rate."""
+`coobill` is the real gate on a SQLite ledger with a funded, billed extension and a rate;
+`capped` is the same with every spend cap of the extension set (none of them reached)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ async def bare(port: int) -> None:
     await server.serve_forever()
 
 
-async def coobill(port: int) -> None:
+async def coobill(port: int, caps: bool = False) -> None:
     import logging
 
     from coobill.agi.server import GateOptions, GateServer
@@ -53,6 +54,12 @@ async def coobill(port: int) -> None:
     await schema.upgrade(ctx.uow.engine)
     await set_extension(ctx, "100", ExtensionChanges(billing=True, credit_limit=Decimal("0")))
     await recharge(ctx, ["100"], "100000000")
+    if caps:
+        # Every cap set (issue 18), each far above what the run holds: the gate checks them
+        # all, on the conditional update's capped path, and allows every call as before.
+        await set_extension(ctx, "100", ExtensionChanges(
+            cap_daily="90000000", cap_monthly="99000000", max_call_cost="1000",
+            max_price_minute="10"))
     await add_rate(ctx, check_rate_fields(prefix="9", number_length=0, initial_cost="0.2",
                                           initial_seconds=0, rate="0.1", period_seconds=60,
                                           extensions="*"))
@@ -64,4 +71,5 @@ async def coobill(port: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run({"bare": bare, "coobill": coobill}[sys.argv[1]](0))
+    asyncio.run({"bare": bare, "coobill": coobill,
+                 "capped": partial(coobill, caps=True)}[sys.argv[1]](0))

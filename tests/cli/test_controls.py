@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 
-from tests.cli.conftest import RATE, Coobill, authorized, ok, snapshot
+from coobill.services.commands import AuthorizeCall
+from coobill.services.refused import RefusedLog
+from tests.cli.conftest import RATE, Coobill, authorized, in_ledger, ok, snapshot
 
 
 class TestAnExtensionsControls:
@@ -56,3 +58,24 @@ class TestTheSitesDefaults:
     def test_a_bad_default_is_refused(self, ledger: str, coobill: Coobill) -> None:
         result = coobill("settings", "set", "--max-price-minute", "cheap")
         assert result.code != 0 and "max_price_minute" in result.err
+
+
+class TestRefusedCalls:
+    def test_calls_list_shows_the_refused_ones_apart(self, ledger: str, coobill: Coobill) -> None:
+        ok(coobill("extension", "set", "100", "--billing"))
+        ok(coobill("rate", "add", *RATE))
+
+        async def refuse(ctx):  # type: ignore[no-untyped-def]
+            log = RefusedLog(ctx)
+            log.note(AuthorizeCall("u1", "100", "0012345678"), authorized_now, 0.003)
+            await log.flush()
+
+        authorized_now = authorized("u1")
+        assert authorized_now.reason == "no_funds"
+        in_ledger(refuse)
+        rows = json.loads(ok(coobill("calls", "list", "--outcome", "refused", "--json")).out)
+        assert [(r["extension"], r["number"], r["reason"], r["latency_ms"]) for r in rows] == [
+            ("100", "0012345678", "no_funds", "3.0000")]
+        assert json.loads(ok(coobill("calls", "list", "--json")).out) == []
+        bad = coobill("calls", "list", "--outcome", "maybe")
+        assert bad.code == 2 and len(bad.err.splitlines()) == 1

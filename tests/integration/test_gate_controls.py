@@ -5,9 +5,13 @@ configured). What the channel is told: the capped limit, and the cap's own DENY 
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import partial
 
+from coobill.agi.server import GateOptions, GateServer
 from coobill.services.context import BillingContext
 from coobill.services.extensions import ExtensionChanges, set_extension, show_extension
+from coobill.services.gate import authorize_call
+from coobill.services.refused import RefusedLog, list_refused
 from coobill.services.settings import change_settings
 from tests.fakes.asterisk_agi import FakeAsterisk
 from tests.integration.test_gate_ledger import billed_extension, call_env, start_gate
@@ -55,3 +59,30 @@ class TestSpendCapsThroughTheGate:
             "DENY", "cap_monthly")
         assert (dear.variables["COOBILL_RESULT"], dear.variables["COOBILL_REASON"]) == (
             "DENY", "max_price")
+
+
+class TestRefusedCallsThroughTheGate:
+    async def test_each_deny_the_channel_is_told_leaves_a_record_with_its_latency(
+        self, ctx: BillingContext
+    ) -> None:
+        await billed_extension(ctx, "0")  # no funds
+        log = RefusedLog(ctx)
+        gate = GateServer(partial(authorize_call, ctx), GateOptions(port=0, deadline_seconds=10),
+                          on_decision=log.note)
+        await gate.start()
+        try:
+            denied = await FakeAsterisk(call_env("u-refused")).call(gate.port)
+            env = dict(call_env("u-bad"))
+            env["agi_arg_2"] = "not digits"
+            await FakeAsterisk(list(env.items())).call(gate.port)
+        finally:
+            await gate.close()
+        assert denied.variables["COOBILL_REASON"] == "no_funds"
+        assert await log.flush() == 2
+        records, _ = await list_refused(ctx)
+        by_reason = {r.reason: r for r in records}
+        assert set(by_reason) == {"no_funds", "bad_request"}
+        funds = by_reason["no_funds"]
+        assert (funds.extension, funds.number, funds.uniqueid) == ("100", "913800000000",
+                                                                   "u-refused")
+        assert funds.latency_ms > 0

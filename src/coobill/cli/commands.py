@@ -16,7 +16,7 @@ from coobill.errors import BadRequest
 from coobill.formatting import duration
 from coobill.money import fmt
 from coobill.services import audit as audit_service
-from coobill.services import extensions, rates, reports, reservations, users
+from coobill.services import extensions, rates, refused, reports, reservations, users
 from coobill.services import settings as billing_settings
 from coobill.services.context import BillingContext
 from coobill.services.ledger_seal import (
@@ -38,6 +38,7 @@ RATE_COLUMNS = ("id", *RATE_FIELD_NAMES)
 RECHARGE_COLUMNS = ("time", "extension", "name", "balance_before", "amount", "balance_after", "who")
 CALL_COLUMNS = ("start", "extension", "name", "number", "billable_time", "billsec", "trunk", "rate",
                 "cost", "disposition", "gated", "uniqueid")
+REFUSED_COLUMNS = ("time", "extension", "number", "reason", "latency_ms", "uniqueid")
 STATS_COLUMNS = ("date", "extension", "calls", "answered", "total_duration", "total_seconds",
                  "average_duration", "average_seconds", "total_cost")
 
@@ -246,7 +247,13 @@ async def recharges_list(args: argparse.Namespace, ctx: BillingContext) -> int:
 
 async def calls_list(args: argparse.Namespace, ctx: BillingContext) -> int:
     period = reports.Period.parse(args.date_from, args.date_to)
-    records, _ = await reports.list_calls(ctx, period, args.keyword)
+    if args.outcome == "refused":
+        refusals, _ = await refused.list_refused(ctx, *period.bounds(), args.keyword)
+        emit(args, [{"time": r.at, "extension": r.extension, "number": r.number,
+                     "reason": r.reason, "latency_ms": r.latency_ms, "uniqueid": r.uniqueid}
+                    for r in refusals], REFUSED_COLUMNS)
+        return 0
+    records, _ = await reports.list_calls(ctx, period, args.keyword, outcome=args.outcome or "")
     emit(args, [{"start": c.start, "extension": c.extension, "name": c.name, "number": c.number,
                  "billable_time": duration(c.billable_seconds), "billsec": c.billable_seconds,
                  "trunk": c.trunk, "rate": c.rate, "cost": c.cost, "disposition": c.disposition,

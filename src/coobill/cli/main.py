@@ -154,7 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     records = sub.add_parser("recharges", help="recharge records")
     _add_report_filters(records.add_subparsers(dest="action", required=True).add_parser("list"))
     records = sub.add_parser("calls", help="call records")
-    _add_report_filters(records.add_subparsers(dest="action", required=True).add_parser("list"))
+    p = records.add_subparsers(dest="action", required=True).add_parser("list")
+    _add_report_filters(p)
+    p.add_argument("--outcome", choices=("answered", "unanswered", "refused"),
+                   help="only these calls; refused: the calls the gate refused (every DENY)")
 
     p = sub.add_parser("stats", help="calls, duration and cost by day, month or year")
     p.add_argument("--by", choices=("day", "month", "year"), default="day")

@@ -89,7 +89,7 @@ class ExtensionChanges:
         controls = {name: _control(getattr(self, name), name) for name in CONTROLS}
         credit = (None if self.credit_limit is None
                   else parse_amount(self.credit_limit, field="credit_limit"))
-        return replace(self, credit_limit=credit, **controls)
+        return replace(self, credit_limit=credit, **controls)  # type: ignore[arg-type]
 
 
 # The account controls an extension may set (services/caps.py, services/low_balance.py), by

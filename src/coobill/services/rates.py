@@ -17,8 +17,8 @@ from coobill.money import fmt, from_units
 from coobill.rating import Rate as RatingRate
 from coobill.rating import RateBook, Tariff, TimeWindow, cost
 from coobill.services.bounds import MAX_ID, is_digits, whole_number
-from coobill.services.context import BillingContext
 from coobill.services.caps import capped_allowance, caps_of
+from coobill.services.context import BillingContext
 from coobill.services.funds import funds
 from coobill.services.rate_fields import (
     ALL_EXTENSIONS,

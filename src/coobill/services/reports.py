@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -26,7 +26,7 @@ from sqlalchemy import (
 from coobill.errors import BadRequest
 from coobill.money import ZERO, from_units
 from coobill.services.context import BillingContext
-from coobill.storage.tables import Call, Extension, Recharge
+from coobill.storage.tables import Call, Extension, Recharge, RefusedCall
 from coobill.storage.uow import UnitOfWork
 
 PERIODS = ("day", "month", "year")
@@ -196,12 +196,27 @@ class CallRecord:
 TRIGRAM = 3
 
 
+# The call records' outcome filter (the portal's answered / unanswered; refused calls are
+# services/refused.py's own records).
+OUTCOMES = ("", "answered", "unanswered")
+
+
+def check_outcome(outcome: str | None) -> str:
+    if (outcome or "") not in (*OUTCOMES, "refused"):
+        raise BadRequest("outcome: must be answered, unanswered or refused", field="outcome")
+    return outcome or ""
+
+
 async def _calls(uow: UnitOfWork, period: Period, keyword: str | None,
-                 extensions: Sequence[str]) -> Select:  # type: ignore[type-arg]
+                 extensions: Sequence[str], outcome: str = "") -> Select:  # type: ignore[type-arg]
     """The ids of the calls wanted. The keyword is part of the caller's extension, the
     caller ID's name or the number dialled, or part of the name the billing user gave the
     extension."""
     query = _within(select(Call.id), Call.start, period)
+    if outcome == "answered":
+        query = query.where(Call.disposition == "ANSWERED")
+    elif outcome == "unanswered":
+        query = query.where(Call.disposition != "ANSWERED")
     if keyword:
         word = keyword.strip()
         # the extension's name as the billing user set it, not only the caller ID's: a small
@@ -254,9 +269,10 @@ def _rows_of(ids: Select) -> Select:  # type: ignore[type-arg]
 async def list_calls(
     ctx: BillingContext, period: Period = Period(), keyword: str | None = None,
     *, extensions: Sequence[str] = (), offset: int = 0, limit: int | None = None,
+    outcome: str = "",
 ) -> tuple[list[CallRecord], int]:
     async with ctx.uow.read() as uow:
-        wanted = await _calls(uow, period, keyword, extensions)
+        wanted = await _calls(uow, period, keyword, extensions, check_outcome(outcome))
         total = (await uow.session.execute(
             select(func.count()).select_from(wanted.subquery()))).scalar_one()
         page = wanted.order_by(*_NEWEST_CALLS).offset(offset)
@@ -305,6 +321,7 @@ class StatsRow:
     answered: int
     total_seconds: int
     cost: Decimal
+    refused: int = 0  # the gate's DENYs (services/refused.py), not among `calls`
 
     @property
     def average_seconds(self) -> int:
@@ -330,16 +347,17 @@ def _label(dialect: str, day, by: str):  # type: ignore[no-untyped-def]
 
 def combined(rows: Sequence[StatsRow]) -> list[StatsRow]:
     """One row per period for all the extensions together, as the appliance's "All"."""
-    totals: dict[str, list[int | Decimal]] = defaultdict(lambda: [0, 0, 0, ZERO])
+    totals: dict[str, list[int | Decimal]] = defaultdict(lambda: [0, 0, 0, ZERO, 0])
     for row in rows:
         total = totals[row.period]
         total[0] += row.calls
         total[1] += row.answered
         total[2] += row.total_seconds
         total[3] += row.cost
+        total[4] += row.refused
     return [
-        StatsRow(p, ALL_EXTENSIONS, int(c), int(a), int(s), Decimal(m))
-        for p, (c, a, s, m) in sorted(totals.items())
+        StatsRow(p, ALL_EXTENSIONS, int(c), int(a), int(s), Decimal(m), int(r))
+        for p, (c, a, s, m, r) in sorted(totals.items())
     ]
 
 
@@ -387,8 +405,32 @@ async def statistics(
         )
     async with ctx.uow.read() as uow:
         rows = (await uow.session.execute(query)).tuples().all()
+        refusals = (await uow.session.execute(
+            _refused_counts(dialect, by, period, extensions))).tuples().all()
     split = [
         StatsRow(str(b), ext, int(n), int(a or 0), int(s or 0), from_units(int(c or 0)))
         for b, ext, n, a, s, c in rows
     ]
+    split = _with_refused(split, [(str(b), ext, int(n)) for b, ext, n in refusals])
     return split if per_extension else combined(split)
+
+
+def _refused_counts(dialect: str, by: str, period: Period,
+                    extensions: Sequence[str]) -> Select:  # type: ignore[type-arg]
+    """The refused calls per period and extension (a small table, kept short by retention)."""
+    day = func.date(RefusedCall.at)
+    bucket = day if by == "day" else _label(dialect, day, by)
+    query = _within(select(bucket.label("bucket"), RefusedCall.extension, func.count()),
+                    RefusedCall.at, period)
+    if extensions:
+        query = query.where(RefusedCall.extension.in_(list(extensions)))
+    return query.group_by(bucket, RefusedCall.extension)
+
+
+def _with_refused(rows: list[StatsRow], refusals: list[tuple[str, str, int]]) -> list[StatsRow]:
+    """The rows with their refused counts; a period and extension that only had refusals
+    gets a row of its own."""
+    counts = {(b, ext): n for b, ext, n in refusals}
+    merged = [replace(r, refused=counts.pop((r.period, r.extension), 0)) for r in rows]
+    merged += [StatsRow(b, ext, 0, 0, 0, ZERO, n) for (b, ext), n in counts.items()]
+    return sorted(merged, key=lambda r: (r.period, r.extension))

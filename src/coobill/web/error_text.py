@@ -73,6 +73,7 @@ _ZH: list[tuple[str, str]] = [
      "通话 {v} 有多个标记预留({ids}):请指明是哪一个(--hold ID)"),
     (r"a whole number of seconds, 0 to (?P<n>\d+)", "秒数必须是 0 到 {n} 之间的整数"),
     (r"must be locked or unlocked", "必须是已锁定或未锁定"),
+    (r"must be answered, unanswered or refused", "必须是已接通、未接通或已拒绝"),
 ]
 _COMPILED = [(re.compile(pattern), text) for pattern, text in _ZH]
 _FIELD = re.compile(r"^[a-z_]+: ")

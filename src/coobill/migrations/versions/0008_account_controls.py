@@ -15,7 +15,6 @@ Create Date: 2026-12-02
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = '0008'
 down_revision = '0006'
 branch_labels = None

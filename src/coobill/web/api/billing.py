@@ -38,9 +38,11 @@ async def change_settings(body: SettingsIn, request: Request, user: BillingUser)
                       "symbol": billing_settings.symbol_chosen(body.currency, body.symbol or "")}
     elif body.symbol is not None:
         arguments["symbol"] = body.symbol
-    arguments["controls"] = {name: None if getattr(body, name) is None else str(getattr(body, name))
-                             for name in billing_settings.CONTROL_DEFAULTS}
-    return settings_json(await billing_settings.change_settings(portal(request).ctx, **arguments))
+    controls: dict[str, str | None] = {
+        name: None if getattr(body, name) is None else str(getattr(body, name))
+        for name in billing_settings.CONTROL_DEFAULTS}
+    return settings_json(await billing_settings.change_settings(
+        portal(request).ctx, **arguments, controls=controls))
 
 
 @router.get("/live")

@@ -215,6 +215,15 @@ class CallRecordOut(BaseModel):
     uniqueid: str
 
 
+class RefusedCallOut(BaseModel):
+    date: str
+    extension: str
+    callee: str
+    reason: str = Field(description="The gate's COOBILL_REASON.")
+    latency_ms: str = Field(description="How long the gate took to decide, milliseconds.")
+    uniqueid: str
+
+
 class StatsRowOut(BaseModel):
     date: str
     extension: str = Field(description='"All" when the row totals every chosen extension.')
@@ -225,6 +234,7 @@ class StatsRowOut(BaseModel):
     average_duration: str
     average_seconds: int
     total_cost: str
+    refused: int = Field(0, description="Calls the gate refused (not among `calls`).")
 
 
 class RecordPage(BaseModel, Generic[Row]):
