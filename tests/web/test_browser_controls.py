@@ -10,7 +10,9 @@ import pytest
 from playwright.async_api import Page, expect
 
 from coobill.services import extensions, users
+from coobill.services.commands import AuthorizeCall, Reason, Verdict
 from coobill.services.context import BillingContext
+from coobill.services.refused import RefusedLog
 from coobill.services.settings import get_settings
 from tests.web.billing_data import PASSWORD, office
 from tests.web.served import chromium, serve_portal
@@ -68,3 +70,31 @@ async def test_set_the_sites_default_caps_on_settings(
     await expect(page.locator("#f-cap_monthly")).to_have_value("100.0000")
     current = await get_settings(ctx)
     assert (current.cap_monthly, current.max_call_cost, current.cap_daily) == (Decimal(100), Decimal("3.5"), None)
+
+
+async def test_call_records_filter_refused_calls_and_statistics_count_them(
+    portal: tuple[str, Page], ctx: BillingContext
+) -> None:
+    log = RefusedLog(ctx)
+    log.note(AuthorizeCall("r1", "101", "9888"), Verdict.deny(Reason.CAP_DAILY), 0.0042)
+    await log.flush()
+    url, page = portal
+    await log_in(page, url)
+    await page.click("nav >> text=Call records")
+    await expect(page.locator("tbody tr")).to_have_count(3)
+    await page.select_option("select[name=outcome]", "refused")
+    await page.click("button[type=submit].primary")
+    rows = page.locator("table.refused tbody tr")
+    await expect(rows).to_have_count(1)
+    await expect(rows).to_contain_text("cap_daily")
+    await expect(rows).to_contain_text("9888")
+    await expect(rows).to_contain_text("4.200")
+    await page.select_option("select[name=outcome]", "unanswered")
+    await page.click("button[type=submit].primary")
+    await expect(page.locator("tbody tr")).to_have_count(1)
+    await expect(page.locator("tbody tr")).to_contain_text("No records match.")
+    await page.click("nav >> text=Statistics")
+    header = page.locator("thead th")
+    await expect(header.last).to_have_text("Refused")
+    refused_cells = page.locator("tbody tr td:last-child")
+    await expect(refused_cells).to_have_text(["0", "0", "1"])
