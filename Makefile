@@ -8,7 +8,7 @@ STAMP   = $(VENV)/.installed
 # run from any folder, use the same ledger, ./var/coobill.db.
 LOCAL_CONFIG = $(VENV)/etc/coobill/coobill.toml
 
-.PHONY: run test check setup browsers bench clean
+.PHONY: run test check lint setup browsers bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,11 +37,14 @@ run: $(STAMP) $(LOCAL_CONFIG)
 test: $(STAMP) browsers
 	$(BIN)/python -m pytest -q
 
-## A contributor's quick check: lint, types, and the suite on SQLite without the browser tests
-## and without the one that installs a copy of the checkout (make test runs them all).
-check: $(STAMP)
+## Lint (ruff, the rules in pyproject.toml) and types (mypy --strict on src/); CI runs it too.
+lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+
+## A contributor's quick check: lint, types, and the suite on SQLite without the browser tests
+## and without the one that installs a copy of the checkout (make test runs them all).
+check: lint
 	env -u COOBILL_TEST_POSTGRES_URL $(BIN)/python -m pytest -q -m "not browser and not clone"
 
 browsers:

@@ -108,53 +108,108 @@ def lines(name: str, f: Figures) -> list[Line]:
         for c in (1, 50):
             gate, floor = f[f"coobill@{c}"], f[f"bare@{c}"]
             # the medians of the rounds' own ratios (bench_gate.main)
-            ratio, over = f[f"ratio@{c}"]["throughput_vs_floor"], f[f"ratio@{c}"]["p99_over_floor_ms"]
+            at = f[f"ratio@{c}"]
+            ratio, over = at["throughput_vs_floor"], at["p99_over_floor_ms"]
             out += [
-                Line(f"authorizations/s @{c} (vs bare FastAGI; {ratio:.2f}x by round)",
-                     gate["per_s"], "/s",
-                     floor["per_s"], target=">= 0.5x floor", met=ratio >= 0.5),
+                Line(
+                    f"authorizations/s @{c} (vs bare FastAGI; {ratio:.2f}x by round)",
+                    gate["per_s"],
+                    "/s",
+                    floor["per_s"],
+                    target=">= 0.5x floor",
+                    met=ratio >= 0.5,
+                ),
                 Line(f"gate p50 @{c}", gate["p50_ms"], "ms", floor["p50_ms"]),
-                Line(f"gate p99 @{c} ({over:+.2f} ms over the floor)", gate["p99_ms"], "ms",
-                     floor["p99_ms"], target="<= floor + 2 ms" if c == 1 else "",
-                     met=over <= 2 if c == 1 else None),
+                Line(
+                    f"gate p99 @{c} ({over:+.2f} ms over the floor)",
+                    gate["p99_ms"],
+                    "ms",
+                    floor["p99_ms"],
+                    target="<= floor + 2 ms" if c == 1 else "",
+                    met=over <= 2 if c == 1 else None,
+                ),
             ]
         return out
     if name == "settlement":
         mine, floor = f["coobill"], f["floor"]
         return [
-            Line("settled calls/s (vs AMI follower alone)", mine["settled_per_s"], "/s",
-                 floor["ended_per_s"], target=">= 1,000/s", met=mine["settled_per_s"] >= 1000),
-            Line("hangup-to-debit p50", mine["hangup_to_debit_p50_ms"], "ms",
-                 floor["hangup_to_callback_p50_ms"]),
-            Line("hangup-to-debit p99", mine["hangup_to_debit_p99_ms"], "ms",
-                 floor["hangup_to_callback_p99_ms"], target="<= 50 ms",
-                 met=mine["hangup_to_debit_p99_ms"] <= 50),
+            Line(
+                "settled calls/s (vs AMI follower alone)",
+                mine["settled_per_s"],
+                "/s",
+                floor["ended_per_s"],
+                target=">= 1,000/s",
+                met=mine["settled_per_s"] >= 1000,
+            ),
+            Line(
+                "hangup-to-debit p50",
+                mine["hangup_to_debit_p50_ms"],
+                "ms",
+                floor["hangup_to_callback_p50_ms"],
+            ),
+            Line(
+                "hangup-to-debit p99",
+                mine["hangup_to_debit_p99_ms"],
+                "ms",
+                floor["hangup_to_callback_p99_ms"],
+                target="<= 50 ms",
+                met=mine["hangup_to_debit_p99_ms"] <= 50,
+            ),
         ]
     if name.startswith("stats"):
         return [
-            Line(f"statistics by {by} (vs Python aggregation)", f[f"{by}_service_s"], "s",
-                 f[f"{by}_python_baseline_s"], target="<= 1 s",
-                 met=f[f"{by}_service_s"] <= 1)
+            Line(
+                f"statistics by {by} (vs Python aggregation)",
+                f[f"{by}_service_s"],
+                "s",
+                f[f"{by}_python_baseline_s"],
+                target="<= 1 s",
+                met=f[f"{by}_service_s"] <= 1,
+            )
             for by in ("day", "month")
         ]
     if name == "memory":
-        return [Line("daemon RSS with the deck (vs before loading)",
-                     f["rss_mb_daemon_with_book"], "MB", f["rss_mb_daemon_before_book"],
-                     target="<= 150 MB", met=f["rss_mb_daemon_with_book"] <= 150)]
+        return [
+            Line(
+                "daemon RSS with the deck (vs before loading)",
+                f["rss_mb_daemon_with_book"],
+                "MB",
+                f["rss_mb_daemon_before_book"],
+                target="<= 150 MB",
+                met=f["rss_mb_daemon_with_book"] <= 150,
+            )
+        ]
     if name == "mixed":
         mine, floor = f["coobill"], f["floor"]
-        kept_up = (mine["errors"] == 0 and mine["settled"] == mine["calls"]
-                   and mine["offered_calls_per_s"] >= 0.99 * 200)
+        kept_up = (
+            mine["errors"] == 0
+            and mine["settled"] == mine["calls"]
+            and mine["offered_calls_per_s"] >= 0.99 * 200
+        )
         return [
-            Line("calls/s offered, all settled", mine["offered_calls_per_s"], "/s",
-                 target="200/s, none lost", met=kept_up),
+            Line(
+                "calls/s offered, all settled",
+                mine["offered_calls_per_s"],
+                "/s",
+                target="200/s, none lost",
+                met=kept_up,
+            ),
             Line("gate p50 (vs floor)", mine["gate_p50_ms"], "ms", floor["gate_p50_ms"]),
             Line("gate p99 (vs floor)", mine["gate_p99_ms"], "ms", floor["gate_p99_ms"]),
-            Line("hangup-to-debit p50 (vs floor)", mine["hangup_to_debit_p50_ms"], "ms",
-                 floor["hangup_to_debit_p50_ms"]),
-            Line("hangup-to-debit p99 (vs floor)", mine["hangup_to_debit_p99_ms"], "ms",
-                 floor["hangup_to_debit_p99_ms"], target="<= 50 ms",
-                 met=mine["hangup_to_debit_p99_ms"] <= 50),
+            Line(
+                "hangup-to-debit p50 (vs floor)",
+                mine["hangup_to_debit_p50_ms"],
+                "ms",
+                floor["hangup_to_debit_p50_ms"],
+            ),
+            Line(
+                "hangup-to-debit p99 (vs floor)",
+                mine["hangup_to_debit_p99_ms"],
+                "ms",
+                floor["hangup_to_debit_p99_ms"],
+                target="<= 50 ms",
+                met=mine["hangup_to_debit_p99_ms"] <= 50,
+            ),
         ]
     return []
 
@@ -210,8 +265,20 @@ def run_one(name: str, quick: bool) -> Figures:
         raw = Path(tmp) / "figures.json"
         busy, ours = busy_cores()
         start = time.monotonic()
-        done = subprocess.run([sys.executable, "-m", "bench", "--child", "--only", name,
-                               "--json", str(raw), *(["--quick"] if quick else [])], check=False)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench",
+                "--child",
+                "--only",
+                name,
+                "--json",
+                str(raw),
+                *(["--quick"] if quick else []),
+            ],
+            check=False,
+        )
         elapsed = time.monotonic() - start
         busy_after, ours_after = busy_cores()
         if not raw.exists():
@@ -231,9 +298,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, a smoke test")
     parser.add_argument("--only", help=f"comma-separated, of: {', '.join(BENCHMARKS)}")
     parser.add_argument("--json", help="write every raw figure to this file")
-    parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
-                        help="before each benchmark, wait up to this long for the rest of the "
-                             "machine to use under 0.15 cores (a shared machine)")
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before each benchmark, wait up to this long for the rest of the "
+        "machine to use under 0.15 cores (a shared machine)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     chosen = args.only.split(",") if args.only else list(BENCHMARKS)
@@ -270,23 +342,30 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def summary(results: dict[str, Figures], failed: dict[str, str], quick: bool) -> None:
-    print("\n== summary" + (" (quick run: sizes reduced, not the figures to quote)"
-                            if quick else ""))
-    print(f"{'benchmark':17} {'figure':46} {'value':>12} {'baseline':>12} {'vs base':>8}  "
-          f"{'target':18} met")
+    print(
+        "\n== summary" + (" (quick run: sizes reduced, not the figures to quote)" if quick else "")
+    )
+    print(
+        f"{'benchmark':17} {'figure':46} {'value':>12} {'baseline':>12} {'vs base':>8}  "
+        f"{'target':18} met"
+    )
     for name, figures in results.items():
         for line in lines(name, figures):
             value = f"{line.value:,.2f} {line.unit}"
             base = f"{line.baseline:,.2f}" if line.baseline else "-"
             met = {True: "yes", False: "NO", None: "-"}[line.met]
-            print(f"{name:17} {line.figure:46} {value:>12} {base:>12} {line.ratio():>8}  "
-                  f"{line.target or '-':18} {met}")
+            print(
+                f"{name:17} {line.figure:46} {value:>12} {base:>12} {line.ratio():>8}  "
+                f"{line.target or '-':18} {met}"
+            )
     for name, reason in failed.items():
         print(f"{name:17} FAILED: {reason}")
     busy = {n: f["other_load_cores"] for n, f in results.items() if "other_load_cores" in f}
     if busy:
-        print("other work on the machine (cores): "
-              + ", ".join(f"{n} {v:.2f}" for n, v in busy.items()))
+        print(
+            "other work on the machine (cores): "
+            + ", ".join(f"{n} {v:.2f}" for n, v in busy.items())
+        )
         disturbed = [n for n, v in busy.items() if v > 0.2]
         if disturbed:
             print(f"disturbed, rerun before quoting: {', '.join(disturbed)}")

@@ -51,7 +51,7 @@ async def measure(path: Path) -> dict[str, float]:
     from coobill.config import Settings
     from coobill.daemon import Daemon
     from coobill.services.rates import rate_book
-    from coobill.services.settings import settings_now
+    from coobill.services.settings import billing_settings
 
     logging.disable(logging.WARNING)
     settings = Settings(database={"url": f"sqlite+aiosqlite:///{path}"}, agi={"port": 0},
@@ -65,7 +65,7 @@ async def measure(path: Path) -> dict[str, float]:
         before = status_mb()
 
         def load(session):  # type: ignore[no-untyped-def]
-            return rate_book(ctx, session, settings_now(session).rates_version)
+            return rate_book(ctx, session, billing_settings(session).rates_version)
 
         start = time.perf_counter()
         book = await ctx.uow.run(load)

@@ -193,7 +193,8 @@ async def run(duration: float, rate: float, floor: bool = False) -> dict[str, fl
     daemon = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.bench_mixed", "--floor" if floor else "--daemon", str(path),
         str(server.port), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
-    assert daemon.stdout is not None and daemon.stdin is not None
+    assert daemon.stdout is not None
+    assert daemon.stdin is not None
     port = int((await daemon.stdout.readline()).split()[1])
     await server.next_login(timeout=30)
 

@@ -12,8 +12,8 @@ bench_stats.py does): 1,000,000 call records over a year (bench_stats.call_rows)
 
 p95 per page against the target (<= 300 ms). The CSV download runs in a portal process of
 its own (uvicorn, bench/portal_server.py) so that its resident memory is the server's alone:
-the growth of its peak RSS (VmHWM, reset just before) over its RSS before the download, target <= 50 MB, and the
-rows counted on the client's side must be every record.
+the growth of its peak RSS (VmHWM, reset just before) over its RSS before the download,
+target <= 50 MB, and the rows counted on the client's side must be every record.
 """
 
 from __future__ import annotations
@@ -56,8 +56,16 @@ def recharge_rows(total: int, seed: int = 7) -> Iterator[list[tuple[Any, ...]]]:
         amount = rng.choice((10, 20, 50, 100)) * 10_000
         before = balances[ext]
         balances[ext] = before + amount
-        batch.append((origin + timedelta(seconds=int(i * step)), ext + 1, before, amount,
-                      before + amount, "bill"))
+        batch.append(
+            (
+                origin + timedelta(seconds=int(i * step)),
+                ext + 1,
+                before,
+                amount,
+                before + amount,
+                "bill",
+            )
+        )
         if len(batch) == bench_stats.BATCH:
             yield batch
             batch = []
@@ -65,16 +73,35 @@ def recharge_rows(total: int, seed: int = 7) -> Iterator[list[tuple[Any, ...]]]:
         yield batch
 
 
-EXTENSION_COLUMNS = ("id", "number", "name", "billing_enabled", "payment", "credit_limit",
-                     "balance", "total_recharged", "reserved", "locked", "created_at")
-RECHARGE_COLUMNS = ("created_at", "extension_id", "balance_before", "amount", "balance_after",
-                    "who")
+EXTENSION_COLUMNS = (
+    "id",
+    "number",
+    "name",
+    "billing_enabled",
+    "payment",
+    "credit_limit",
+    "balance",
+    "total_recharged",
+    "reserved",
+    "locked",
+    "created_at",
+)
+RECHARGE_COLUMNS = (
+    "created_at",
+    "extension_id",
+    "balance_before",
+    "amount",
+    "balance_after",
+    "who",
+)
 
 
 def extension_rows() -> list[tuple[Any, ...]]:
     created = datetime(bench_stats.YEAR, 1, 1)
-    return [(i + 1, number, f"Ext {number}", True, "prepaid", 0, 0, 0, 0, False, created)
-            for i, number in enumerate(EXTENSIONS)]
+    return [
+        (i + 1, number, f"Ext {number}", True, "prepaid", 0, 0, 0, 0, False, created)
+        for i, number in enumerate(EXTENSIONS)
+    ]
 
 
 def fill_sqlite(path: Path, total: int) -> None:
@@ -82,11 +109,15 @@ def fill_sqlite(path: Path, total: int) -> None:
 
     db = sqlite3.connect(path)
     text = bench_stats._sqlite_text
-    db.executemany(f"INSERT INTO extension ({','.join(EXTENSION_COLUMNS)}) VALUES "
-                   f"({','.join('?' * len(EXTENSION_COLUMNS))})",
-                   [(*r[:-1], text(r[-1])) for r in extension_rows()])
-    sql = (f"INSERT INTO recharge ({','.join(RECHARGE_COLUMNS)}) VALUES "
-           f"({','.join('?' * len(RECHARGE_COLUMNS))})")
+    db.executemany(
+        f"INSERT INTO extension ({','.join(EXTENSION_COLUMNS)}) VALUES "
+        f"({','.join('?' * len(EXTENSION_COLUMNS))})",
+        [(*r[:-1], text(r[-1])) for r in extension_rows()],
+    )
+    sql = (
+        f"INSERT INTO recharge ({','.join(RECHARGE_COLUMNS)}) VALUES "
+        f"({','.join('?' * len(RECHARGE_COLUMNS))})"
+    )
     for batch in recharge_rows(total):
         db.executemany(sql, [(text(r[0]), *r[1:]) for r in batch])
         db.commit()
@@ -97,15 +128,20 @@ def fill_sqlite(path: Path, total: int) -> None:
 async def fill_postgres(url: str, schema_name: str, total: int) -> None:
     import asyncpg
 
-    conn = await asyncpg.connect(bench_stats._asyncpg_dsn(url),
-                                 server_settings={"search_path": schema_name})
+    conn = await asyncpg.connect(
+        bench_stats._asyncpg_dsn(url), server_settings={"search_path": schema_name}
+    )
     try:
-        await conn.copy_records_to_table("extension", records=extension_rows(),
-                                         columns=list(EXTENSION_COLUMNS), schema_name=schema_name)
+        await conn.copy_records_to_table(
+            "extension",
+            records=extension_rows(),
+            columns=list(EXTENSION_COLUMNS),
+            schema_name=schema_name,
+        )
         for batch in recharge_rows(total):
-            await conn.copy_records_to_table("recharge", records=batch,
-                                             columns=list(RECHARGE_COLUMNS),
-                                             schema_name=schema_name)
+            await conn.copy_records_to_table(
+                "recharge", records=batch, columns=list(RECHARGE_COLUMNS), schema_name=schema_name
+            )
         await conn.execute("VACUUM ANALYZE recharge")
         await conn.execute("VACUUM ANALYZE extension")
     finally:
@@ -167,8 +203,9 @@ async def log_in(client: httpx.AsyncClient) -> None:
     client.headers["X-CSRF-Token"] = response.json()["csrf_token"]
 
 
-async def page_times(url: str, schema_name: str | None, total: int, repeat: int
-                     ) -> dict[str, float]:
+async def page_times(
+    url: str, schema_name: str | None, total: int, repeat: int
+) -> dict[str, float]:
     from coobill.services import users
     from coobill.web.app import create_app
     from coobill.web.render import PAGE_SIZE
@@ -229,7 +266,8 @@ async def csv_memory(url: str, schema_name: str | None, total: int) -> dict[str,
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "bench.portal_server", url, schema_name or "", str(port)],
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=600) as client:
             for _ in range(600):  # until it listens (it prints nothing we parse)
@@ -256,8 +294,11 @@ async def csv_memory(url: str, schema_name: str | None, total: int) -> dict[str,
         server.terminate()
         server.wait(30)
     assert rows == total + 1, f"{rows - 1} rows of {total}"  # and the header
-    return {"csv_seconds": seconds, "csv_rss_before_mb": before / 1024,
-            "csv_rss_growth_mb": (peak - before) / 1024}
+    return {
+        "csv_seconds": seconds,
+        "csv_rss_before_mb": before / 1024,
+        "csv_rss_growth_mb": (peak - before) / 1024,
+    }
 
 
 async def run(backend: str, total: int, repeat: int) -> dict[str, float]:

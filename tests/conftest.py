@@ -65,7 +65,9 @@ def root_log_handlers() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def state_directory(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+def state_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """Where a PostgreSQL ledger's key file goes by default (as systemd's StateDirectory
     would say): the tests' own folder, never /var/lib/coobill."""
     monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path_factory.getbasetemp() / "state"))
@@ -151,11 +153,14 @@ def settings_for(url: str, **sections: dict) -> Settings:  # type: ignore[type-a
 
 
 @pytest.fixture
-async def ctx(database_url: tuple[str, str | None], clock: FakeClock) -> AsyncIterator[BillingContext]:
+async def ctx(
+    database_url: tuple[str, str | None], clock: FakeClock
+) -> AsyncIterator[BillingContext]:
     url, pg_schema = database_url
     engine = pg_engine(url, pg_schema) if pg_schema else create_engine(url)
-    context = bootstrap(settings_for(url), uow=UnitOfWorkFactory(engine, ledger_key=LEDGER_KEY),
-                        clock=clock)
+    context = bootstrap(
+        settings_for(url), uow=UnitOfWorkFactory(engine, ledger_key=LEDGER_KEY), clock=clock
+    )
     await open_ledger(context)  # as the daemon and every command do first
     await change_settings(context, timezone="UTC")
     try:
@@ -171,8 +176,9 @@ async def other_ctx(
     """A second daemon's context on the same ledger: its own engine, pool and ledger thread."""
     url, pg_schema = database_url
     engine = pg_engine(url, pg_schema) if pg_schema else create_engine(url)
-    context = bootstrap(settings_for(url), uow=UnitOfWorkFactory(engine, ledger_key=LEDGER_KEY),
-                        clock=clock)
+    context = bootstrap(
+        settings_for(url), uow=UnitOfWorkFactory(engine, ledger_key=LEDGER_KEY), clock=clock
+    )
     try:
         yield context
     finally:

@@ -235,7 +235,8 @@ class TestThroughTheCommandLine:
         assert main(["audit"]) == 78
         out, err = capsys.readouterr()
         assert out == ""
-        assert len(err.splitlines()) == 1 and err.startswith("coobill: config: ")
+        assert len(err.splitlines()) == 1
+        assert err.startswith("coobill: config: ")
         assert name in err
 
     def test_a_bad_file_given_with_config_is_one_line_and_exit_78(

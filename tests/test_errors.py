@@ -30,7 +30,9 @@ EVERY_ERROR = _every_coobill_error()
 
 
 @pytest.mark.parametrize("error", EVERY_ERROR, ids=lambda e: e.__name__)
-def test_every_error_lives_in_errors_py_and_states_its_own_mapping(error: type[CoobillError]) -> None:
+def test_every_error_lives_in_errors_py_and_states_its_own_mapping(
+    error: type[CoobillError],
+) -> None:
     """Defined in coobill.errors, with its kind, HTTP status and exit code stated on the class
     itself: a new error must say what it is, not inherit a fall-through."""
     assert error.__module__ == "coobill.errors"
@@ -56,8 +58,13 @@ def test_the_cli_exits_with_the_errors_code(error: type[CoobillError]) -> None:
 def test_the_exit_codes_the_cli_always_had() -> None:
     """The CLI's public exit codes did not move when the table moved into errors.py."""
     assert {e.__name__: e.exit_code for e in EVERY_ERROR if e.exit_code != 1} == {
-        "BadRequest": 2, "UnknownExtension": 3, "UnknownRate": 3, "UnknownUser": 3,
-        "UnknownReservation": 3, "SchemaOutOfDate": 75, "ConfigurationError": 78,
+        "BadRequest": 2,
+        "UnknownExtension": 3,
+        "UnknownRate": 3,
+        "UnknownUser": 3,
+        "UnknownReservation": 3,
+        "SchemaOutOfDate": 75,
+        "ConfigurationError": 78,
     }
     assert exit_code_for(HoldNotSettled("x")) == 1
     assert exit_code_for(RuntimeError("x")) == 1

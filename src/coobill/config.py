@@ -19,7 +19,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -149,6 +156,61 @@ class BillingConfig(Section):
     max_balance: Decimal = Field(
         default=Decimal("1000000.0000"), gt=0, lt=Decimal("100000000000"), decimal_places=4
     )
+    # How often the daemon charges the recurring fees that are due (services/fees.py).
+    fee_check_seconds: float = Field(default=60.0, gt=0, le=86400)
+
+
+class WebhooksConfig(Section):
+    # Where the outbox's events go (services/outbox.py, daemon/webhooks.py): only these, set
+    # here by the operator, never by a portal visitor. Empty: no events are written at all.
+    urls: tuple[str, ...] = ()
+    # The HMAC-SHA256 key of the X-Coobill-Signature header; required with urls.
+    secret: str = Field(default="", repr=False)
+    # Only these kinds are written (empty: every kind).
+    events: tuple[str, ...] = ()
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    # A failed delivery is tried again after 1 s, 2 s, 4 s ... up to this.
+    max_backoff_seconds: float = Field(default=300.0, ge=1, le=86400)
+    # After this many failed attempts an event waits for `coobill webhooks retry` (and the
+    # later events of its extension wait behind it, to keep their order); 0: never give up.
+    max_attempts: int = Field(default=0, ge=0, le=1000)
+    # How often the daemon looks for new events (the CLI's and the portal's are written by
+    # other processes).
+    poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    # Delivered events are deleted after this many days (0: kept).
+    keep_delivered_days: int = Field(default=30, ge=0, le=3650)
+
+    @field_validator("urls")
+    @classmethod
+    def _http_urls(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
+        from urllib.parse import urlsplit
+
+        for url in urls:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"{url!r} is not an http:// or https:// URL")
+        if len(set(urls)) != len(urls):
+            raise ValueError("a URL is listed twice")
+        return urls
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, events: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(events) - set(WEBHOOK_EVENTS))
+        if unknown:
+            raise ValueError(f"unknown event {unknown[0]!r} (events: {', '.join(WEBHOOK_EVENTS)})")
+        return events
+
+    @model_validator(mode="after")
+    def _secret_with_urls(self) -> WebhooksConfig:
+        if self.urls and len(self.secret) < 16:
+            raise ValueError("secret: at least 16 characters are needed when urls are set")
+        return self
+
+
+# Every event the outbox writes (services/outbox.py names each where it is written).
+WEBHOOK_EVENTS = ("call.settled", "recharge", "adjustment", "fee", "low_balance",
+                  "hold.flagged", "extension.locked")
 
 
 @functools.cache
@@ -200,6 +262,7 @@ class Settings(BaseSettings):
     billing: BillingConfig = BillingConfig()
     pbx: PbxConfig = PbxConfig()
     records: RecordsConfig = RecordsConfig()
+    webhooks: WebhooksConfig = WebhooksConfig()
     log: LogConfig = LogConfig()
 
     @classmethod
@@ -232,7 +295,8 @@ def settings_from(path: Path | None) -> Settings:
         ) -> tuple[PydanticBaseSettingsSource, ...]:
             if path is None:
                 return init_settings, env_settings
-            return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=path)
+            toml = TomlConfigSettingsSource(settings_cls, toml_file=path)
+            return init_settings, env_settings, toml
 
     read = FromFile()
     return Settings.model_construct(**{name: getattr(read, name) for name in Settings.model_fields})
@@ -254,7 +318,7 @@ def config_path(explicit: str | None = None) -> Path | None:
 
 
 # Keys whose values are not repeated in an error message (a URL may carry a password).
-_SECRET_KEYS = ("secret", "secret_key", "url")
+_SECRET_KEYS = ("secret", "secret_key", "url", "urls")
 
 
 def _check_env_sections() -> None:
@@ -281,8 +345,10 @@ def load_settings(explicit_path: str | None = None) -> Settings:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"]) or "config"
         env = "COOBILL_" + "__".join(str(p) for p in err["loc"]).upper()
-        got = "" if err["loc"][-1:] and err["loc"][-1] in _SECRET_KEYS else (
-            f" (got {err.get('input')!r})"
+        got = (
+            ""
+            if err["loc"][-1:] and err["loc"][-1] in _SECRET_KEYS
+            else (f" (got {err.get('input')!r})")
         )
         raise ConfigurationError(f"config: {key} (or {env}): {err['msg']}{got}") from None
     except (ValueError, OSError) as exc:  # a TOML syntax error, an unreadable file

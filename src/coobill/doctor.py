@@ -38,8 +38,9 @@ def _text(reply: Any) -> str:
                     lines.extend(value)
                 elif value:
                     lines.append(str(value))
-            for extra in item.get("content", "").splitlines() if isinstance(item.get("content"), str) else []:
-                lines.append(extra)
+            content = item.get("content")
+            if isinstance(content, str):
+                lines.extend(content.splitlines())
     return "\n".join(lines)
 
 
@@ -47,15 +48,27 @@ async def check_database(settings: Settings) -> list[Finding]:
     engine = create_engine(settings.database.url)
     try:
         current = await schema.current_revision(engine)
-    except Exception as exc:
-        return [Finding(False, f"database {settings.database.url.split('@')[-1]}: unreachable ({exc.__class__.__name__})",
-                        "check [database] url / COOBILL_DATABASE__URL and that the server runs")]
+    except Exception as exc:  # noqa: BLE001 - a check's failure is its finding
+        return [
+            Finding(
+                False,
+                f"database {settings.database.url.split('@')[-1]}: "
+                f"unreachable ({exc.__class__.__name__})",
+                "check [database] url / COOBILL_DATABASE__URL and that the server runs",
+            )
+        ]
     finally:
         await engine.dispose()
     head = schema.head_revision()
     if current != head:
-        return [Finding(True, "database reachable"),
-                Finding(False, f"schema at {current or 'nothing'}, code needs {head}", "run: coobill migrate")]
+        return [
+            Finding(True, "database reachable"),
+            Finding(
+                False,
+                f"schema at {current or 'nothing'}, code needs {head}",
+                "run: coobill migrate",
+            ),
+        ]
     return [Finding(True, "database reachable"), Finding(True, f"schema at head ({head})")]
 
 
@@ -69,41 +82,67 @@ async def check_ami(settings: Settings) -> list[Finding]:
             found += await _check_permissions(conn, ami.username)
             found += await _check_cdr_manager(conn)
             return found
-    except Exception as exc:
-        return [Finding(False, f"AMI login as {ami.username} at {ami.host}:{ami.port}: {exc}",
-                        "check manager.conf ([general] enabled = yes, the user's secret and "
-                        "permit=) and [ami] host/port/username/secret")]
+    except Exception as exc:  # noqa: BLE001 - a check's failure is its finding
+        return [
+            Finding(
+                False,
+                f"AMI login as {ami.username} at {ami.host}:{ami.port}: {exc}",
+                "check manager.conf ([general] enabled = yes, the user's secret and "
+                "permit=) and [ami] host/port/username/secret",
+            )
+        ]
 
 
 async def _check_permissions(conn: AmiConnection, username: str) -> list[Finding]:
     try:
-        reply = await conn.request({"Action": "Command", "Command": f"manager show user {username}"})
-    except Exception as exc:
-        return [Finding(False, f"could not read the AMI user's permissions ({exc})",
-                        "give the user write = command so doctor can check")]
+        reply = await conn.request(
+            {"Action": "Command", "Command": f"manager show user {username}"}
+        )
+    except Exception as exc:  # noqa: BLE001 - a check's failure is its finding
+        return [
+            Finding(
+                False,
+                f"could not read the AMI user's permissions ({exc})",
+                "give the user write = command so doctor can check",
+            )
+        ]
     match = re.search(r"read perm:\s*(.+)", _text(reply))
     if not match:
-        return [Finding(False, "could not read the AMI user's permissions",
-                        "give the user write = command so doctor can check")]
+        return [
+            Finding(
+                False,
+                "could not read the AMI user's permissions",
+                "give the user write = command so doctor can check",
+            )
+        ]
     classes = {c.strip() for c in match.group(1).split(",")}
     missing = [c for c in NEEDED_READ if c not in classes and "all" not in classes]
     if missing:
-        return [Finding(False, f"AMI user may not read {', '.join(missing)}",
-                        f"manager.conf: read = {','.join(sorted(classes | set(missing)))}")]
+        return [
+            Finding(
+                False,
+                f"AMI user may not read {', '.join(missing)}",
+                f"manager.conf: read = {','.join(sorted(classes | set(missing)))}",
+            )
+        ]
     return [Finding(True, f"AMI user reads {', '.join(NEEDED_READ)}")]
 
 
 async def _check_cdr_manager(conn: AmiConnection) -> list[Finding]:
     try:
         reply = await conn.request({"Action": "Command", "Command": "module show like cdr_manager"})
-    except Exception:
+    except Exception:  # noqa: BLE001 - a check's failure is its finding
         return [Finding(False, "could not ask whether cdr_manager is loaded", "")]
     text = _text(reply)
     if "cdr_manager" in text and "Running" in text:
         return [Finding(True, "cdr_manager loaded: billable seconds come from Asterisk's CDR")]
-    return [Finding(False, "cdr_manager not running: billable seconds will be computed from "
-                    "channel events (±1 s)",
-                    "load cdr_manager and set [general] enabled = yes in cdr_manager.conf")]
+    return [
+        Finding(
+            False,
+            "cdr_manager not running: billable seconds will be computed from channel events (±1 s)",
+            "load cdr_manager and set [general] enabled = yes in cdr_manager.conf",
+        )
+    ]
 
 
 async def check_gate_port(settings: Settings) -> list[Finding]:
@@ -113,8 +152,13 @@ async def check_gate_port(settings: Settings) -> list[Finding]:
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(agi.host, agi.port), 2)
     except (OSError, TimeoutError):
-        return [Finding(False, f"nothing listens on the gate's port {agi.host}:{agi.port}",
-                        "start the daemon: systemctl start coobill")]
+        return [
+            Finding(
+                False,
+                f"nothing listens on the gate's port {agi.host}:{agi.port}",
+                "start the daemon: systemctl start coobill",
+            )
+        ]
     writer.close()
     return [Finding(True, f"the gate's port {agi.host}:{agi.port} is bound")]
 
@@ -126,5 +170,8 @@ async def run_doctor(settings: Settings, explicit_config: str | None = None) -> 
     findings += await check_ami(settings)
     findings += await check_gate_port(settings)
     for f in findings:
-        print(f"{'ok  ' if f.ok else 'FIX '} {f.what}" + (f"\n     -> {f.fix}" if f.fix and not f.ok else ""))
+        print(  # noqa: T201 - `coobill doctor` prints its findings
+            f"{'ok  ' if f.ok else 'FIX '} {f.what}"
+            + (f"\n     -> {f.fix}" if f.fix and not f.ok else "")
+        )
     return 0 if all(f.ok for f in findings) else 1

@@ -37,7 +37,8 @@ class CoobillError(Exception):
     kind: ClassVar[str] = "conflict"
     http_status: ClassVar[int] = 409
     exit_code: ClassVar[int] = 1
-    # Seconds an HTTP client should wait before it asks again (a Retry-After header); None: no header.
+    # Seconds an HTTP client should wait before it asks again (a Retry-After header);
+    # None: no header.
     retry_after: int | None = None
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
@@ -181,9 +182,25 @@ class AmiNotConnected(AmiError):
 
 
 __all__ = [
-    "AmiConnectionLost", "AmiError", "AmiLoginRefused", "AmiNotConnected", "AmiTimeout",
-    "BadRequest", "ConfigurationError", "CoobillError", "CsrfRefused",
-    "EndpointListingUnavailable", "Forbidden", "HoldNotSettled", "LoginRequired", "NotFound",
-    "PasswordChecksBusy", "SchemaOutOfDate", "TooManyAttempts", "UnknownExtension",
-    "UnknownRate", "UnknownReservation", "UnknownUser",
+    "AmiConnectionLost",
+    "AmiError",
+    "AmiLoginRefused",
+    "AmiNotConnected",
+    "AmiTimeout",
+    "BadRequest",
+    "ConfigurationError",
+    "CoobillError",
+    "CsrfRefused",
+    "EndpointListingUnavailable",
+    "Forbidden",
+    "HoldNotSettled",
+    "LoginRequired",
+    "NotFound",
+    "PasswordChecksBusy",
+    "SchemaOutOfDate",
+    "TooManyAttempts",
+    "UnknownExtension",
+    "UnknownRate",
+    "UnknownReservation",
+    "UnknownUser",
 ]

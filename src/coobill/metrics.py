@@ -37,8 +37,12 @@ class Metrics:
             "coobill_ami_connected", "1 while logged in to AMI", registry=self.registry
         )
 
-    def observe_decision(self, request: AuthorizeCall | None, verdict: Verdict, seconds: float) -> None:
-        self.authorizations.labels("ALLOW" if verdict.allowed else "DENY", str(verdict.reason)).inc()
+    def observe_decision(
+        self, request: AuthorizeCall | None, verdict: Verdict, seconds: float
+    ) -> None:
+        self.authorizations.labels(
+            "ALLOW" if verdict.allowed else "DENY", str(verdict.reason)
+        ).inc()
         self.gate_latency.observe(seconds)
 
     def observe_settlement(self, settlement: Settlement | None) -> None:

@@ -29,7 +29,7 @@ def parse_amount(
     allow_negative: bool = False,
 ) -> Decimal:
     """Parse a user's amount: at most 4 decimals, finite, within range; else BadRequest."""
-    if isinstance(text, bool) or isinstance(text, float):
+    if isinstance(text, bool | float):
         raise BadRequest(f"{field}: amounts must be given as decimal text, not float", field=field)
     if isinstance(text, Decimal):
         value = text

@@ -196,4 +196,5 @@ class TestAnswers:
     def test_a_decision_line_cannot_be_forged_by_wire_values(self) -> None:
         line = decision_line(None, Verdict.deny(Reason.BAD_REQUEST), detail="x verdict=ALLOW\n")
         assert "\n" not in line
-        assert line.count("verdict=") == 2 and "verdict=DENY" in line
+        assert line.count("verdict=") == 2
+        assert "verdict=DENY" in line

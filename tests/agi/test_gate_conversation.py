@@ -164,8 +164,8 @@ async def test_each_decision_is_one_key_value_log_line(
     gate = await start_gate(ScriptedAuthorizer(THIRTY_SECONDS))
     await call(gate.port, FakeAsterisk(env_of()))
     assert messages(gate_log, "gate.decision") == [
-        "gate.decision uniqueid=1795357552.31 ext=100 payer=caller_id number=913800000000 verdict=ALLOW "
-        "reason=ok limit=30 held=0.1500 rate=7"
+        "gate.decision uniqueid=1795357552.31 ext=100 payer=caller_id number=913800000000 "
+        "verdict=ALLOW reason=ok limit=30 held=0.1500 rate=7"
     ]
 
 
@@ -231,8 +231,12 @@ async def test_concurrent_calls_are_each_answered_on_their_own_channel(
     start_gate: StartGate,
 ) -> None:
     gate = await start_gate(ScriptedAuthorizer(THIRTY_SECONDS))
-    envs = [env_of(agi_uniqueid=f"1795357552.{n}", agi_arg_2=f"9138{n:08d}",
-                   agi_extension=f"9138{n:08d}") for n in range(20)]
+    envs = [
+        env_of(
+            agi_uniqueid=f"1795357552.{n}", agi_arg_2=f"9138{n:08d}", agi_extension=f"9138{n:08d}"
+        )
+        for n in range(20)
+    ]
     seen = await asyncio.gather(*(call(gate.port, FakeAsterisk(env)) for env in envs))
     assert all(s.variables["COOBILL_DIAL_OPTIONS"] == "L(30000)" for s in seen)
 

@@ -104,7 +104,8 @@ class TestEndlessEnvironments:
         await gate.close()
         assert len(authorizer.calls) == 1
         faults = messages(gate_log, "gate.fault")
-        assert len(faults) == 1 and "fault=disconnected" in faults[0]
+        assert len(faults) == 1
+        assert "fault=disconnected" in faults[0]
 
     async def test_a_connection_closed_before_sending_anything_is_just_closed(
         self, start_gate: StartGate, gate_log: pytest.LogCaptureFixture
@@ -117,7 +118,8 @@ class TestEndlessEnvironments:
         await assert_next_call_is_served(gate.port)
         await gate.close()
         faults = messages(gate_log, "gate.fault")
-        assert len(faults) == 1 and "fault=no_request" in faults[0]
+        assert len(faults) == 1
+        assert "fault=no_request" in faults[0]
 
     async def test_an_environment_that_never_ends_is_cut_by_the_deadline(
         self, start_gate: StartGate, gate_log: pytest.LogCaptureFixture
@@ -232,7 +234,8 @@ class TestAsteriskReplies:
         await assert_next_call_is_served(gate.port)
         await gate.close()
         faults = messages(gate_log, "gate.fault")
-        assert len(faults) == 1 and "fault=disconnected" in faults[0]
+        assert len(faults) == 1
+        assert "fault=disconnected" in faults[0]
 
 
 class TestLedgerFailures:

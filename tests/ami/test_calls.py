@@ -226,7 +226,8 @@ class TestWhichChannels:
         tracker.feed({"Event": "Hangup", "Channel": "PJSIP/carrier-a-00000001",
                       "Uniqueid": "1700000000.9"})
         [ended] = tracker.expire(clock.now + 5)
-        assert ended.record is not None and ended.record.evidence == "cdr"
+        assert ended.record is not None
+        assert ended.record.evidence == "cdr"
         assert ended.settle.caller_extension == "100"
         assert ended.record.dialled_number == "9138000001"
 
@@ -433,7 +434,8 @@ class TestLegsAndAuthorizations:
         tracker.feed(stamped(hangup("1700000000.2"), 628.4))
         tracker.feed(stamped(hangup(), 628.5))
         [ended] = tracker.feed(cdr(billsec="628"))
-        assert ended.record is not None and ended.record.billable_seconds == 600
+        assert ended.record is not None
+        assert ended.record.billable_seconds == 600
 
     def test_events_that_arrive_late_in_a_burst_never_shorten_a_cdr(self) -> None:
         """Without Asterisk's stamps a burst of late events looks like a short call: the Cdr
@@ -444,7 +446,8 @@ class TestLegsAndAuthorizations:
         tracker.feed(hangup("1700000000.2"))
         tracker.feed(hangup())
         [ended] = tracker.feed(cdr(billsec="628"))
-        assert ended.record is not None and ended.record.billable_seconds == 628
+        assert ended.record is not None
+        assert ended.record.billable_seconds == 628
 
     def test_a_channel_allowed_and_gone_without_a_dial_is_released_when_seen_whole(
         self,

@@ -115,8 +115,9 @@ class TestReconnect:
         assert "PJSIP/carrier-a-00000001" in recorder.reconciled[1]
         assert follower.reconnects == 1
         assert follower.connected
-        assert log_watch.count("ami.reconnecting") == 1
-        assert log_watch.count("ami.disconnected") == 1
+        assert follower.progress.lost.count == 1  # the one drop
+        assert follower.progress.retries.count == 1  # one wait, then the second session
+        assert log_watch.count("ami.disconnected") == 1  # and it is told
 
         await server.send_events(f for f in events if f.t >= 5)
         await recorder.until(lambda: len(recorder.calls) == 3)
@@ -152,14 +153,15 @@ class TestReconnect:
         assert recorder.uniqueids() == ["1795610072.4", "1795610072.0"]
 
     async def test_refused_connections_are_retried_until_asterisk_is_back(
-        self, ami_server: StartServer, follow: Follow, log_watch: LogWatch
+        self, ami_server: StartServer, follow: Follow
     ) -> None:
         """Asterisk down at start: the follower keeps trying with backoff, then connects."""
         server = await ami_server()
         await server.refuse()
         follower, recorder = await follow(server)
-        await log_watch.until("ami.reconnecting", times=3)
+        await follower.progress.retries.reached(3, timeout=WAIT)
         assert not follower.connected
+        assert follower.progress.sessions.count == 0
         await server.accept()
         await server.next_login()
         await recorder.until(lambda: len(recorder.reconciled) == 1)
@@ -189,7 +191,7 @@ class TestFailures:
         and is not connected."""
         server = await ami_server()
         follower, recorder = await follow(server, secret="wrong")
-        await log_watch.until("ami.login_failed", times=2)
+        await follower.progress.login_failures.reached(2, timeout=WAIT)
         assert follower.login_failures >= 2
         assert server.login_failures >= 2
         assert not follower.connected

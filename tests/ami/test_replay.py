@@ -145,7 +145,8 @@ def test_without_cdr_manager_events_give_billsec_within_a_second(
     assert len(by_uid) == len(ended)
     for uid, truth in dialled(lab).items():
         settle = by_uid[uid].record
-        assert settle is not None and settle.evidence == "events"
+        assert settle is not None
+        assert settle.evidence == "events"
         assert abs(settle.billable_seconds - truth["billsec"]) <= TOLERANCE_SECONDS, uid
         allowed = {truth["disposition"]}
         if truth["disposition"] == "NO ANSWER":
@@ -168,7 +169,8 @@ def test_caller_cancelling_is_cancel_in_events_mode() -> None:
     ended, _ = replay(events, start)
     cancelled = expected(BASIC)["caller_cancels"]["uniqueid"]
     call = next(c for c in ended if c.uniqueid == cancelled)
-    assert call.record is not None and call.record.disposition == "CANCEL"
+    assert call.record is not None
+    assert call.record.disposition == "CANCEL"
 
 
 def test_cdr_mode_on_without_cdrs_settles_from_events_after_the_grace() -> None:
@@ -187,7 +189,8 @@ def test_cdr_mode_on_without_cdrs_settles_from_events_after_the_grace() -> None:
             came_out[call.uniqueid] = clock.now
     clock.now += 10
     for call in tracker.expire():
-        assert call.record is not None and call.record.evidence == "events"
+        assert call.record is not None
+        assert call.record.evidence == "events"
         came_out[call.uniqueid] = clock.now
     assert set(came_out) == set(dialled(PJSIP))
     for uid, when in came_out.items():

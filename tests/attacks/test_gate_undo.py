@@ -52,7 +52,8 @@ class TestADeadlineThatComesWithTheResult:
         waiting.clear()
         await ctx.uow.drain()  # an undo, if one was queued, has run
         holds = await rows(ctx, "SELECT state FROM reservation WHERE uniqueid = 'c1'")
-        assert await reserved(ctx) == 0 and holds in ([], [("undone",)]), (
+        assert holds in ([], [("undone",)]), holds
+        assert await reserved(ctx) == 0, (
             f"the channel was told DENY, yet its hold is {holds} and "
             f"{await reserved(ctx)} stays reserved")
 

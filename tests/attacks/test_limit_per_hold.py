@@ -28,7 +28,8 @@ class TestTwoAnsweredDialsUnderOneAuthorization:
         await make_extension(ctx, "100", balance="1")
         await make_rate(ctx, "9", initial_cost="0", initial_time=0, rate="0.01", period=1)
         verdict = await authorize_call(ctx, AuthorizeCall(GATED, "100", NUMBER))
-        assert verdict.limit_seconds == 100 and verdict.token
+        assert verdict.limit_seconds == 100
+        assert verdict.token
         feed = Feed(cdr_events="on")
         feed.authorized(0, GATED, verdict.token)
         feed.at(0, dial_begin(GATED, *FIRST))

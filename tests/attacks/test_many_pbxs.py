@@ -37,6 +37,7 @@ class TestResolvingAnotherPbxsFlaggedHold:
         settlement = await charge(west, "e.1", 60)
 
         records = await rows(ctx, "SELECT pbx, gated, cost FROM call WHERE uniqueid = 'e.1'")
-        assert settlement is not None and settlement.cost == Decimal("0.60"), records
+        assert settlement is not None, records
+        assert settlement.cost == Decimal("0.60"), records
         assert await list_held(ctx) == [], "the hold it charged is still open"
         assert records == [("pbx-east", True, 6000)]

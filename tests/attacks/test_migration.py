@@ -16,7 +16,9 @@ from tests.conftest import BACKENDS, drop_pg_schema, make_pg_schema, pg_engine
 
 
 @pytest.fixture(params=BACKENDS)
-async def engine_at_0003(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+async def engine_at_0003(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[AsyncEngine]:
     if request.param == "sqlite":
         engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
         name = None
@@ -46,16 +48,20 @@ class TestALedgerHitByTheReleaseRace:
         adds CHECK (reserved >= 0) without first setting reserved to the sum of the open holds,
         so the upgrade of exactly that ledger fails (PostgreSQL validates the new constraint;
         SQLite's batch copy violates it) and the daemon refuses to start (require_head)."""
-        await run(engine_at_0003,
-                  "INSERT INTO extension (id, number, name, billing_enabled, payment, "
-                  "credit_limit, balance, total_recharged, reserved, locked, created_at) VALUES "
-                  "(1, '100', '', true, 'prepaid', 0, 100000, 100000, -271500, false, "
-                  "'2026-11-01 00:00:00')")
+        await run(
+            engine_at_0003,
+            "INSERT INTO extension (id, number, name, billing_enabled, payment, "
+            "credit_limit, balance, total_recharged, reserved, locked, created_at) VALUES "
+            "(1, '100', '', true, 'prepaid', 0, 100000, 100000, -271500, false, "
+            "'2026-11-01 00:00:00')",
+        )
         try:
             await schema.upgrade(engine_at_0003)
         except Exception as exc:  # noqa: BLE001 - whatever the driver raises
-            pytest.fail(f"the upgrade refused the ledger: {type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0][:160]}")
+            pytest.fail(
+                f"the upgrade refused the ledger: {type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:160]}"
+            )
         async with engine_at_0003.connect() as conn:
             reserved = (await conn.execute(text("SELECT reserved FROM extension"))).scalar_one()
         assert reserved == 0

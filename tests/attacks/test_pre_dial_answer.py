@@ -26,7 +26,8 @@ async def ask(ctx: BillingContext, feed: Feed, t: float) -> str:
     verdict = await authorize_call(ctx, AuthorizeCall(
         GATED, "100", NUMBER, channel="PJSIP/100-00000001",
         earlier=feed.tracker.earlier(GATED)))
-    assert verdict.allowed and verdict.token is not None
+    assert verdict.allowed
+    assert verdict.token is not None
     feed.authorized(t, GATED, verdict.token)
     return verdict.token
 

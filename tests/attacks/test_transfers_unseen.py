@@ -41,7 +41,9 @@ async def funded(ctx: BillingContext, call: dict[str, Any]) -> str:
     number = "9138000" + call["caller"]
     verdict = await authorize_call(ctx, AuthorizeCall(call["uniqueid"], call["caller"], number,
                                                       channel="Local/x;2"))
-    assert verdict.allowed and verdict.limit_seconds == limit and verdict.token
+    assert verdict.allowed
+    assert verdict.limit_seconds == limit
+    assert verdict.token
     return verdict.token
 
 
@@ -170,7 +172,8 @@ class TestARestartDuringATransferredCall:
                         if f.event == "DialBegin" and f.get("Uniqueid") == uid)
         live = {f.get("Uniqueid") for f in FRAMES if f.event == "Newchannel" and f.t <= transfer_t}
         live -= {f.get("Uniqueid") for f in FRAMES if f.event == "Hangup" and f.t <= transfer_t}
-        assert external in live and uid not in live
+        assert external in live
+        assert uid not in live
         # CoreShowChannels lists each live channel's name too (AmiConnection.live_uniqueids).
         live |= {f.get("Channel") for f in FRAMES if f.event == "Newchannel"
                  and f.get("Uniqueid") in live}

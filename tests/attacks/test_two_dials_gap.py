@@ -23,7 +23,8 @@ async def ask(ctx: BillingContext, feed: Feed, t: float) -> None:
     feed.clock.at(t)
     verdict = await authorize_call(ctx, AuthorizeCall(
         GATED, "100", NUMBER, earlier=feed.tracker.earlier(GATED)))
-    assert verdict.allowed and verdict.token
+    assert verdict.allowed
+    assert verdict.token
     feed.authorized(t, GATED, verdict.token)
 
 

@@ -35,14 +35,16 @@ class TestMigrate:
     ) -> None:
         result = coobill("extension", "list")
         assert result.code == 75
-        assert len(result.err.splitlines()) == 1 and "run `coobill migrate`" in result.err
+        assert len(result.err.splitlines()) == 1
+        assert "run `coobill migrate`" in result.err
 
 
 class TestExtensions:
     def test_set_creates_and_show_json_reads_it_back(self, ledger: str, coobill: Coobill) -> None:
         out = ok(coobill("extension", "set", "100", "--name", "Alice", "--billing",
                          "--payment", "postpaid", "--credit", "7.5")).out
-        assert "Alice" in out and "postpaid" in out
+        assert "Alice" in out
+        assert "postpaid" in out
         shown = json.loads(ok(coobill("extension", "show", "100", "--json")).out)
         assert shown == {
             "extension": "100", "name": "Alice", "billing": True, "payment": "postpaid",
@@ -94,7 +96,8 @@ class TestExtensions:
             ("100", "Alice", "10.0000"), ("101", "Bob", "10.0000"),
         ]
         table = ok(coobill("extension", "list", "--unlocked")).out.splitlines()
-        assert table[0].split()[:2] == ["extension", "name"] and len(table) == 2
+        assert table[0].split()[:2] == ["extension", "name"]
+        assert len(table) == 2
 
 
 class TestRates:
@@ -105,7 +108,8 @@ class TestRates:
         ]
         out = ok(coobill("rate", "edit", "1", "--rate", "0.07", "--start", "08:00",
                          "--disable")).out
-        assert "0.0700" in out and "08:00" in out
+        assert "0.0700" in out
+        assert "08:00" in out
         [row] = list(csv.DictReader(io.StringIO(ok(coobill("rate", "list", "--csv")).out)))
         assert (row["rate"], row["start"], row["enabled"]) == ("0.0700", "08:00", "False")
         ok(coobill("rate", "edit", "1", "--enable"))
@@ -137,7 +141,8 @@ class TestRates:
     def test_quote_gives_the_rate_cost_and_limit(self, seeded: str, coobill: Coobill) -> None:
         quote = json.loads(ok(coobill("rate", "quote", "100", "0012345678", "--seconds", "61",
                                       "--at", "12:00", "--json")).out)
-        assert quote["rate_id"] == 1 and quote["at"] == "12:00"
+        assert quote["rate_id"] == 1
+        assert quote["at"] == "12:00"
         assert (quote["cost"], quote["funds"], quote["limit_seconds"]) == (
             "0.1500", "15.0000", 10800,
         )
@@ -165,35 +170,61 @@ class TestRecords:
         [call] = json.loads(ok(coobill("calls", "list", "--from", "2026-11-22", "--to",
                                        "2026-11-22", "--json")).out)
         assert (call["uniqueid"], call["extension"], call["cost"], call["billsec"],
-                call["billable_time"], call["gated"]) == ("call-1", "100", "0.1500", 61, "01:01", True)
-        rows = list(csv.DictReader(io.StringIO(ok(coobill("calls", "list", "--keyword",
-                                                          "alice", "--csv")).out)))
+                call["billable_time"], call["gated"]) == (
+                    "call-1", "100", "0.1500", 61, "01:01", True)
+        rows = list(
+            csv.DictReader(
+                io.StringIO(ok(coobill("calls", "list", "--keyword", "alice", "--csv")).out)
+            )
+        )
         assert [r["uniqueid"] for r in rows] == ["call-1"]
         assert json.loads(coobill("calls", "list", "--from", "2026-11-23", "--json").out) == []
 
     def test_stats_by_day_month_and_year(self, seeded: str, coobill: Coobill) -> None:
         for i, (ext, day) in enumerate([("100", 1), ("100", 2), ("101", 2)]):
             authorized(f"c{i}", ext)
-            in_ledger(lambda ctx, i=i, ext=ext, day=day: settle_call(
-                ctx, ended(f"c{i}", extension=ext, billsec=120, start=datetime(2026, 11, day, 9))
-            ))
+            in_ledger(
+                lambda ctx, i=i, ext=ext, day=day: settle_call(
+                    ctx,
+                    ended(f"c{i}", extension=ext, billsec=120, start=datetime(2026, 11, day, 9)),
+                )
+            )
         by_day = json.loads(ok(coobill("stats", "--by", "day", "--json")).out)
         assert [(r["date"], r["extension"], r["calls"]) for r in by_day] == [
-            ("2026-11-01", "All", 1), ("2026-11-02", "All", 2),
+            ("2026-11-01", "All", 1),
+            ("2026-11-02", "All", 2),
         ]
         split = json.loads(ok(coobill("stats", "--by", "day", "--per-extension", "--json")).out)
         assert [(r["date"], r["extension"], r["calls"]) for r in split] == [
-            ("2026-11-01", "100", 1), ("2026-11-02", "100", 1), ("2026-11-02", "101", 1),
+            ("2026-11-01", "100", 1),
+            ("2026-11-02", "100", 1),
+            ("2026-11-02", "101", 1),
         ]
-        by_month = json.loads(ok(coobill("stats", "--by", "month", "--extension", "100",
-                                         "--per-extension", "--json")).out)
-        assert by_month == [{
-            "date": "2026-11", "extension": "100", "calls": 2, "answered": 2,
-            "total_duration": "04:00", "total_seconds": 240, "average_duration": "02:00",
-            "average_seconds": 120, "total_cost": "0.3000",
-        }]
-        rows = list(csv.DictReader(io.StringIO(ok(coobill("stats", "--by", "year", "--from",
-                                                          "2026-01-01", "--csv")).out)))
+        by_month = json.loads(
+            ok(
+                coobill("stats", "--by", "month", "--extension", "100", "--per-extension", "--json")
+            ).out
+        )
+        assert by_month == [
+            {
+                "date": "2026-11",
+                "extension": "100",
+                "calls": 2,
+                "answered": 2,
+                "total_duration": "04:00",
+                "total_seconds": 240,
+                "average_duration": "02:00",
+                "average_seconds": 120,
+                "total_cost": "0.3000",
+            }
+        ]
+        rows = list(
+            csv.DictReader(
+                io.StringIO(
+                    ok(coobill("stats", "--by", "year", "--from", "2026-01-01", "--csv")).out
+                )
+            )
+        )
         assert [(r["date"], r["extension"], r["total_cost"]) for r in rows] == [
             ("2026", "All", "0.4500"),
         ]
@@ -201,17 +232,36 @@ class TestRecords:
 
 class TestSettingsUsersAndHolds:
     def test_settings_set_then_show(self, ledger: str, coobill: Coobill) -> None:
-        ok(coobill("settings", "set", "--billing", "off", "--currency", "JPY", "--symbol", "¥",
-                   "--timezone", "Asia/Tokyo"))
+        ok(
+            coobill(
+                "settings",
+                "set",
+                "--billing",
+                "off",
+                "--currency",
+                "JPY",
+                "--symbol",
+                "¥",
+                "--timezone",
+                "Asia/Tokyo",
+            )
+        )
         assert json.loads(ok(coobill("settings", "show", "--json")).out) == {
-            "billing": "off", "currency": "JPY", "currency_symbol": "¥", "timezone": "Asia/Tokyo",
+            "billing": "off",
+            "currency": "JPY",
+            "currency_symbol": "¥",
+            "timezone": "Asia/Tokyo",
         }
         ok(coobill("settings", "set", "--currency", "EUR"))
         assert "€" in ok(coobill("settings", "show")).out
 
     def test_user_add_with_a_password_then_log_in(self, ledger: str, coobill: Coobill) -> None:
-        assert ok(coobill("user", "add", "alice", "--role", "admin", "--password",
-                          "correct horse")).out == "user alice (admin) added\n"
+        assert (
+            ok(
+                coobill("user", "add", "alice", "--role", "admin", "--password", "correct horse")
+            ).out
+            == "user alice (admin) added\n"
+        )
         assert in_ledger(lambda ctx: authenticate(ctx, "alice", "correct horse")) is not None
 
     def test_user_add_reads_the_password_from_stdin(
@@ -232,7 +282,8 @@ class TestSettingsUsersAndHolds:
         ]
         assert ok(coobill("user", "list", "--csv")).out.splitlines()[0] == "name,role,language"
         assert ok(coobill("user", "passwd", "bob", "--password", "new secret")).out == (
-            "password of user bob set\n")
+            "password of user bob set\n"
+        )
         assert in_ledger(lambda ctx: authenticate(ctx, "bob", "battery staple")) is None
         assert in_ledger(lambda ctx: authenticate(ctx, "bob", "new secret")) is not None
         assert ok(coobill("user", "remove", "bob")).out == "user bob (billing) removed\n"
@@ -243,7 +294,8 @@ class TestSettingsUsersAndHolds:
         first, second = authorized("live-1"), authorized("live-2", "101")
         held = json.loads(ok(coobill("reservations", "list", "--json")).out)
         assert sorted((h["uniqueid"], h["amount"]) for h in held) == [
-            ("live-1", fmt(first.held)), ("live-2", fmt(second.held)),
+            ("live-1", fmt(first.held)),
+            ("live-2", fmt(second.held)),
         ]
         assert json.loads(ok(coobill("reservations", "list", "--flagged", "--json")).out) == []
         # A live call's hold is its own evidence's to settle: refused, one line, exit 3.

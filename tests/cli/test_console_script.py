@@ -42,7 +42,8 @@ def test_the_console_script_migrates_recharges_shows_and_refuses_bad_input(
     assert json.loads(shown.stdout)["balance"] == "12.5000"
 
     bad = run("extension", "recharge", "100", "--amount", "1.00001", env=env)
-    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.returncode == 2
+    assert bad.stdout == ""
     assert bad.stderr.splitlines() == ["coobill: amount: '1.00001' has more than 4 decimal places"]
 
     misconfigured = run("audit", env={**env, "COOBILL_AGI__PORT": "abc"})

@@ -16,7 +16,8 @@ class TestAnExtensionsControls:
         out = ok(coobill("extension", "set", "100", "--billing", "--cap-daily", "5",
                          "--cap-monthly", "50", "--max-call-cost", "2",
                          "--max-price-minute", "0.3", "--low-balance", "1.5")).out
-        assert "cap_daily" in out and "5.0000" in out
+        assert "cap_daily" in out
+        assert "5.0000" in out
         shown = json.loads(ok(coobill("extension", "show", "100", "--json")).out)
         assert {k: shown[k] for k in ("cap_daily", "cap_monthly", "max_call_cost",
                                       "max_price_minute", "low_balance")} == {
@@ -33,7 +34,8 @@ class TestAnExtensionsControls:
         ok(coobill("extension", "recharge", "100", "--amount", "10"))
         ok(coobill("rate", "add", *RATE))
         verdict = authorized("u1")
-        assert not verdict.allowed and verdict.reason == "cap_daily"
+        assert not verdict.allowed
+        assert verdict.reason == "cap_daily"
 
     def test_a_bad_amount_is_one_line_and_changes_nothing(
         self, ledger: str, coobill: Coobill
@@ -41,7 +43,8 @@ class TestAnExtensionsControls:
         ok(coobill("extension", "set", "100"))
         before = snapshot(ledger)
         result = coobill("extension", "set", "100", "--name", "X", "--cap-daily", "-3")
-        assert result.code != 0 and len(result.err.splitlines()) == 1
+        assert result.code != 0
+        assert len(result.err.splitlines()) == 1
         assert "cap_daily" in result.err
         assert snapshot(ledger) == before
 
@@ -50,14 +53,16 @@ class TestTheSitesDefaults:
     def test_settings_set_and_show(self, ledger: str, coobill: Coobill) -> None:
         ok(coobill("settings", "set", "--cap-daily", "20", "--low-balance", "2"))
         shown = json.loads(ok(coobill("settings", "show", "--json")).out)
-        assert shown["cap_daily"] == "20.0000" and shown["low_balance"] == "2.0000"
+        assert shown["cap_daily"] == "20.0000"
+        assert shown["low_balance"] == "2.0000"
         assert shown["cap_monthly"] == ""
         ok(coobill("settings", "set", "--cap-daily", "none", "--low-balance", "none"))
         assert "cap_daily" not in json.loads(ok(coobill("settings", "show", "--json")).out)
 
     def test_a_bad_default_is_refused(self, ledger: str, coobill: Coobill) -> None:
         result = coobill("settings", "set", "--max-price-minute", "cheap")
-        assert result.code != 0 and "max_price_minute" in result.err
+        assert result.code != 0
+        assert "max_price_minute" in result.err
 
 
 class TestRefusedCalls:
@@ -78,4 +83,5 @@ class TestRefusedCalls:
             ("100", "0012345678", "no_funds", "3.0000")]
         assert json.loads(ok(coobill("calls", "list", "--json")).out) == []
         bad = coobill("calls", "list", "--outcome", "maybe")
-        assert bad.code == 2 and len(bad.err.splitlines()) == 1
+        assert bad.code == 2
+        assert len(bad.err.splitlines()) == 1

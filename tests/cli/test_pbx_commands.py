@@ -55,8 +55,10 @@ class TestExtensionSync:
     ) -> None:
         monkeypatch.setenv("COOBILL_AMI__PORT", "1")  # nothing listens there
         result = coobill("extension", "sync")
-        assert result.code != 0 and result.out == ""
-        assert len(result.err.strip().splitlines()) == 1 and "coobill:" in result.err
+        assert result.code != 0
+        assert result.out == ""
+        assert len(result.err.strip().splitlines()) == 1
+        assert "coobill:" in result.err
 
 
 class TestDoctor:

@@ -353,8 +353,9 @@ class FakeAmiServer:
             session.close()
         else:
             shown = action.get("action", "")
-            await session.send([_error(aid, f"Invalid/unknown command: {shown}. "
-                                             "Use Action: ListCommands to show available commands.")])
+            await session.send([_error(
+                aid, f"Invalid/unknown command: {shown}. "
+                "Use Action: ListCommands to show available commands.")])
 
     async def _login(self, session: FakeSession, action: Mapping[str, str], aid: str) -> None:
         if action.get("username") != self.username or action.get("secret") != self.secret:
@@ -365,12 +366,27 @@ class FakeAmiServer:
         session.logged_in = True
         session.events_on = action.get("events", "on").lower() != "off"
         self.logins += 1
-        await session.send([frame(("Response", "Success"), ("ActionID", aid),
-                                  ("Message", "Authentication accepted"))])
+        await session.send(
+            [
+                frame(
+                    ("Response", "Success"),
+                    ("ActionID", aid),
+                    ("Message", "Authentication accepted"),
+                )
+            ]
+        )
         if session.events_on:
-            await session.send([frame(("Event", "FullyBooted"), ("Privilege", "system,all"),
-                                      ("Uptime", "1"), ("LastReload", "1"),
-                                      ("Status", "Fully Booted"))])
+            await session.send(
+                [
+                    frame(
+                        ("Event", "FullyBooted"),
+                        ("Privilege", "system,all"),
+                        ("Uptime", "1"),
+                        ("LastReload", "1"),
+                        ("Status", "Fully Booted"),
+                    )
+                ]
+            )
         self._logged_in.put_nowait(session)
 
     async def _pjsip_endpoints(self, session: FakeSession, aid: str) -> None:
@@ -391,11 +407,20 @@ class FakeAmiServer:
         # chan_sip's format (its manager docs); chan_sip is gone from Asterisk 21+, so there
         # is no recording of it.
         assert self.sip_peers is not None
-        entries = [frame(("Event", "PeerEntry"), ("Channeltype", "SIP"), ("ObjectName", p.name),
-                         ("ChanObjectType", "peer"), ("IPaddress", "-none-"),
-                         ("Status", "UNKNOWN")) for p in self.sip_peers]
-        await session.send(_listing(aid, "Peer status list will follow", entries,
-                                    "PeerlistComplete"))
+        entries = [
+            frame(
+                ("Event", "PeerEntry"),
+                ("Channeltype", "SIP"),
+                ("ObjectName", p.name),
+                ("ChanObjectType", "peer"),
+                ("IPaddress", "-none-"),
+                ("Status", "UNKNOWN"),
+            )
+            for p in self.sip_peers
+        ]
+        await session.send(
+            _listing(aid, "Peer status list will follow", entries, "PeerlistComplete")
+        )
 
     async def _sip_peer(self, session: FakeSession, aid: str, name: str) -> None:
         assert self.sip_peers is not None
@@ -403,9 +428,17 @@ class FakeAmiServer:
         if peer is None:
             await session.send([_error(aid, "Peer not found")])
             return
-        await session.send([frame(("Response", "Success"), ("ActionID", aid),
-                                  ("Channeltype", "SIP"), ("ObjectName", peer.name),
-                                  ("Callerid", peer.callerid))])
+        await session.send(
+            [
+                frame(
+                    ("Response", "Success"),
+                    ("ActionID", aid),
+                    ("Channeltype", "SIP"),
+                    ("ObjectName", peer.name),
+                    ("Callerid", peer.callerid),
+                )
+            ]
+        )
 
 
 def _error(aid: str, message: str) -> Frame:
@@ -421,9 +454,14 @@ def _tagged(item: Frame, aid: str) -> Frame:
 
 def _listing(aid: str, message: str, items: Sequence[Frame], complete: str) -> list[Frame]:
     return [
-        frame(("Response", "Success"), ("ActionID", aid), ("EventList", "start"),
-              ("Message", message)),
+        frame(
+            ("Response", "Success"), ("ActionID", aid), ("EventList", "start"), ("Message", message)
+        ),
         *(_tagged(item, aid) for item in items),
-        frame(("Event", complete), ("ActionID", aid), ("EventList", "Complete"),
-              ("ListItems", str(len(items)))),
+        frame(
+            ("Event", complete),
+            ("ActionID", aid),
+            ("EventList", "Complete"),
+            ("ListItems", str(len(items))),
+        ),
     ]

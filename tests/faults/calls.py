@@ -31,25 +31,41 @@ async def billed(
 ) -> None:
     """Extensions with billing on, each recharged by its amount, and the rate for 9…."""
     for number, balance in extensions.items():
-        await set_extension(ctx, number, ExtensionChanges(billing=True, credit_limit=Decimal(credit)))
+        await set_extension(
+            ctx, number, ExtensionChanges(billing=True, credit_limit=Decimal(credit))
+        )
         if Decimal(balance):
             await recharge(ctx, [number], balance)
-    await add_rate(ctx, check_rate_fields(
-        prefix="9", number_length=0, initial_cost=str(TARIFF.initial_cost), initial_seconds=0,
-        rate=str(TARIFF.rate), period_seconds=1, extensions="*", remark=remark))
+    await add_rate(
+        ctx,
+        check_rate_fields(
+            prefix="9",
+            number_length=0,
+            initial_cost=str(TARIFF.initial_cost),
+            initial_seconds=0,
+            rate=str(TARIFF.rate),
+            period_seconds=1,
+            extensions="*",
+            remark=remark,
+        ),
+    )
 
 
 @cache
 def _alice() -> tuple[Frame, ...]:
     frames = event_frames(read_trace(PJSIP / "ami-all.txt"))
-    return tuple(f for f in frames if f.get("Uniqueid") in (_UID, _DEST_UID)
-                 or f.get("UniqueID") == _UID)
+    return tuple(
+        f for f in frames if f.get("Uniqueid") in (_UID, _DEST_UID) or f.get("UniqueID") == _UID
+    )
 
 
 @cache
 def live_channel_template() -> Frame:
-    recorded = [f for f in reply_frames(read_trace(PJSIP / "ami-all.txt"), "live")
-                if f.event == "CoreShowChannel"]
+    recorded = [
+        f
+        for f in reply_frames(read_trace(PJSIP / "ami-all.txt"), "live")
+        if f.event == "CoreShowChannel"
+    ]
     return recorded[0]
 
 
@@ -76,9 +92,15 @@ class Call:
 
     def agi_env(self) -> list[tuple[str, str]]:
         env = dict(load_trace_env(PJSIP / "agi-sip_answered.txt"))
-        env.update(agi_uniqueid=self.uniqueid, agi_channel=self.channel, agi_callerid=self.extension,
-                   agi_arg_1=self.extension, agi_arg_2=self.number, agi_dnid=self.number,
-                   agi_extension=self.number)
+        env.update(
+            agi_uniqueid=self.uniqueid,
+            agi_channel=self.channel,
+            agi_callerid=self.extension,
+            agi_arg_1=self.extension,
+            agi_arg_2=self.number,
+            agi_dnid=self.number,
+            agi_extension=self.number,
+        )
         return list(env.items())
 
     async def ask_gate(self, port: int) -> dict[str, str]:
@@ -88,22 +110,32 @@ class Call:
     def _renumbered(self, f: Frame) -> Frame:
         answer = _START + timedelta(seconds=1)
         end = answer + timedelta(seconds=self.billsec)
-        same = {_UID: self.uniqueid, _DEST_UID: f"1795700000.{2 * self.seq + 1}",
-                _CHANNEL: self.channel, _DEST_CHANNEL: f"PJSIP/carrier-a-{2 * self.seq + 1:08x}",
-                _NUMBER: self.number, "100": self.extension,
-                "2026-11-25 12:34:33": f"{answer:%Y-%m-%d %H:%M:%S}",
-                "2026-11-25 12:34:39": f"{end:%Y-%m-%d %H:%M:%S}",
-                '"Alice" <100>': f'"Alice" <{self.extension}>'}
+        same = {
+            _UID: self.uniqueid,
+            _DEST_UID: f"1795700000.{2 * self.seq + 1}",
+            _CHANNEL: self.channel,
+            _DEST_CHANNEL: f"PJSIP/carrier-a-{2 * self.seq + 1:08x}",
+            _NUMBER: self.number,
+            "100": self.extension,
+            "2026-11-25 12:34:33": f"{answer:%Y-%m-%d %H:%M:%S}",
+            "2026-11-25 12:34:39": f"{end:%Y-%m-%d %H:%M:%S}",
+            '"Alice" <100>': f'"Alice" <{self.extension}>',
+        }
         headers = tuple((k, same.get(v, v)) for k, v in f.headers)
         renamed = Frame(headers, f.t, f.sent)
         if f.event == "Cdr":
-            renamed = renamed.replace(BillableSeconds=str(self.billsec),
-                                      Duration=str(self.billsec + 1))
+            renamed = renamed.replace(
+                BillableSeconds=str(self.billsec), Duration=str(self.billsec + 1)
+            )
         return renamed
 
     def begin(self) -> list[Frame]:
         """Dialled and answered: DialBegin, DialEnd ANSWER, the bridge."""
-        return [self._renumbered(f) for f in _alice() if f.event in ("DialBegin", "DialEnd", "BridgeEnter")]
+        return [
+            self._renumbered(f)
+            for f in _alice()
+            if f.event in ("DialBegin", "DialEnd", "BridgeEnter")
+        ]
 
     def end(self) -> list[Frame]:
         """Hung up: the Cdr of the dialling leg and both Hangups, as Asterisk posts them."""
@@ -112,14 +144,17 @@ class Call:
     def live(self) -> Frame:
         """This call's line in a CoreShowChannels listing."""
         return live_channel_template().replace(
-            Channel=self.channel, Uniqueid=self.uniqueid, Linkedid=self.uniqueid)
+            Channel=self.channel, Uniqueid=self.uniqueid, Linkedid=self.uniqueid
+        )
 
     def master_csv_row(self) -> str:
         """This call's dialling-leg record in cdr_csv's Master.csv (loguniqueid=yes)."""
         answer = _START + timedelta(seconds=1)
         end = answer + timedelta(seconds=self.billsec)
-        return (f'"","{self.extension}","{self.number}","sipphones","""Alice"" <{self.extension}>",'
-                f'"{self.channel}","PJSIP/carrier-a-{2 * self.seq + 1:08x}","Dial",'
-                f'"PJSIP/{self.number[1:]}@carrier-a,20,L(30000)","{_START:%Y-%m-%d %H:%M:%S}",'
-                f'"{answer:%Y-%m-%d %H:%M:%S}","{end:%Y-%m-%d %H:%M:%S}",{self.billsec + 1},'
-                f'{self.billsec},"ANSWERED","DOCUMENTATION","{self.uniqueid}"\n')
+        return (
+            f'"","{self.extension}","{self.number}","sipphones","""Alice"" <{self.extension}>",'
+            f'"{self.channel}","PJSIP/carrier-a-{2 * self.seq + 1:08x}","Dial",'
+            f'"PJSIP/{self.number[1:]}@carrier-a,20,L(30000)","{_START:%Y-%m-%d %H:%M:%S}",'
+            f'"{answer:%Y-%m-%d %H:%M:%S}","{end:%Y-%m-%d %H:%M:%S}",{self.billsec + 1},'
+            f'{self.billsec},"ANSWERED","DOCUMENTATION","{self.uniqueid}"\n'
+        )

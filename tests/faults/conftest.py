@@ -97,13 +97,23 @@ async def pbx() -> AsyncIterator[ChannelsComingAndGoing]:
     await server.close()
 
 
-def daemon_settings(ctx: BillingContext, fake_ami: FakeAmiServer, *, agi: dict[str, Any] | None = None,
-                    **ami: Any) -> Settings:
+def daemon_settings(
+    ctx: BillingContext, fake_ami: FakeAmiServer, *, agi: dict[str, Any] | None = None, **ami: Any
+) -> Settings:
     return Settings(
-        database={"url": str(ctx.uow.engine.url)}, web={"enabled": False},
-        agi={"port": 0, **(agi or {})}, billing={"max_call_seconds": 600},
-        ami={"port": fake_ami.port, "secret": "lab-secret", "cdr_events": "on",
-             "reconnect_seconds": 0.05, "cdr_grace_seconds": 0.2, **ami})
+        database={"url": str(ctx.uow.engine.url)},
+        web={"enabled": False},
+        agi={"port": 0, **(agi or {})},
+        billing={"max_call_seconds": 600},
+        ami={
+            "port": fake_ami.port,
+            "secret": "lab-secret",
+            "cdr_events": "on",
+            "reconnect_seconds": 0.05,
+            "cdr_grace_seconds": 0.2,
+            **ami,
+        },
+    )
 
 
 async def start_daemon(ctx: BillingContext, fake_ami: FakeAmiServer, **options: Any) -> Daemon:
@@ -131,5 +141,3 @@ async def run_daemon(ctx: BillingContext, fake_ami: FakeAmiServer) -> AsyncItera
     yield start
     for daemon in started:
         await daemon.stop()
-
-

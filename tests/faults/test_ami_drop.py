@@ -29,7 +29,9 @@ class TestTheManagerConnectionDrops:
         reconnect debit nothing more."""
         await billed(ctx, BALANCES)
         before = [Call(0, "100", 5), Call(1, "101", 12)]
-        across = [Call(2 + i, ext, 3 + 7 * i) for i, ext in enumerate(["100", "101", "102"] * 2)][:5]
+        across = [Call(2 + i, ext, 3 + 7 * i) for i, ext in enumerate(["100", "101", "102"] * 2)][
+            :5
+        ]
         unseen = Call(9, "102", 8)
         master = tmp_path / "Master.csv"
         master.write_text(unseen.master_csv_row())
@@ -56,11 +58,15 @@ class TestTheManagerConnectionDrops:
                 await fake_ami.send_events(call.end())
         await daemon.events.settled.reached(len(before) + len(across))
         await daemon.stop()
-        assert daemon.follower is not None and daemon.follower.reconnects == 1
+        assert daemon.follower is not None
+        assert daemon.follower.reconnects == 1
         await assert_debited_once(ctx, [*before, *across, unseen], BALANCES)
 
     async def test_a_connection_lost_while_reconciling_leaves_the_holds_to_the_next_login(
-        self, ctx: BillingContext, clock: FakeClock, pbx: ChannelsComingAndGoing,
+        self,
+        ctx: BillingContext,
+        clock: FakeClock,
+        pbx: ChannelsComingAndGoing,
         log_watch: LogWatch,
     ) -> None:
         """The reconcile reads the holds, then asks the PBX again which channels are up: the
@@ -78,7 +84,9 @@ class TestTheManagerConnectionDrops:
             await pbx.next_login()
             await daemon.events.reconciled.reached(2)
             await log_watch.line("settlement.reconcile_deferred reason=ami_lost")
-            assert [(h.uniqueid, h.state) for h in await list_held(ctx)] == [(gone.uniqueid, "held")]
+            assert [(h.uniqueid, h.state) for h in await list_held(ctx)] == [
+                (gone.uniqueid, "held")
+            ]
             await pbx.next_login()
             await daemon.events.reconciled.reached(3)
         finally:

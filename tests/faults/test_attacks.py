@@ -101,7 +101,8 @@ async def attacking(kind: str, port: int, count: int) -> AsyncIterator[list[int]
         sys.executable, "-m", "tests.faults.attacker", kind, "127.0.0.1", str(port), str(count),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         cwd=ROOT, preexec_fn=lambda: os.nice(19))
-    assert process.stdin is not None and process.stdout is not None
+    assert process.stdin is not None
+    assert process.stdout is not None
     statuses: list[int] = []
     try:
         ready = await asyncio.wait_for(process.stdout.readline(), 60)
@@ -132,7 +133,8 @@ class TestTheGateUnderAttack:
         async with attacking("logins", daemon.web_port, 50) as statuses:
             attacked = await gate_p99(daemon)
         baseline = max(baseline, await gate_p99(daemon))  # the machine's noise, before or after
-        assert statuses and set(statuses) <= {401, 429, 503}, set(statuses)
+        assert statuses
+        assert set(statuses) <= {401, 429, 503}, set(statuses)
         # NOT YET the issue's 2 ms (issue 14 stays open): on two cores the gate's p99 under
         # this flood measured -1 to +3 ms in most runs, +16 ms in one of five (the portal
         # niced in its own process, one single-lane argon2 hash at a time in a SCHED_IDLE
@@ -165,7 +167,8 @@ class TestThePortalUnderAttack:
     async def test_logins_with_huge_distinct_names_leave_its_memory_bounded(
         self, daemon: Daemon
     ) -> None:
-        assert daemon.web is not None and daemon.web.process is not None
+        assert daemon.web is not None
+        assert daemon.web.process is not None
         pid = daemon.web.process.pid
         before = rss_kib(pid)
         async with httpx.AsyncClient(base_url=portal_url(daemon), timeout=30) as web:
@@ -180,7 +183,8 @@ class TestThePortalUnderAttack:
         assert daemon.web_port is not None
         async with attacking("logins", daemon.web_port, 20) as statuses:
             pass  # ready once each of the 20 has had an answer
-        assert statuses and 500 not in statuses
+        assert statuses
+        assert 500 not in statuses
         assert rss_kib(pid) - before < 64 * 1024  # KiB: no name is kept, nor any body
 
     async def test_every_bad_input_gets_a_reason_never_a_500_or_a_traceback(

@@ -89,7 +89,7 @@ class Disk:
                     while True:
                         db.execute("INSERT INTO disk_hog VALUES (zeroblob(?))", (size,))
                 except sqlite3.OperationalError as exc:
-                    assert "full" in str(exc)
+                    assert "full" in str(exc)  # noqa: PT017 - filled until SQLite says so
 
     def free(self) -> None:
         with closing(sqlite3.connect(self.path, isolation_level=None)) as db:
@@ -134,7 +134,8 @@ class TestTheDiskFull:
                 await daemon.events.settled.reached(2)
                 assert (await after.ask_gate(daemon.gate.port))["COOBILL_LIMIT"] == "600"
                 for call in (up, talking, after):
-                    await fake_ami.send_events(call.end() if call is up else call.begin() + call.end())
+                    frames = call.end() if call is up else call.begin() + call.end()
+                    await fake_ami.send_events(frames)
                 await daemon.events.settled.reached(5)
             finally:
                 await daemon.stop()

@@ -73,7 +73,8 @@ class TestRechargesRacingCalls:
                     billsec = int(verdict.limit_seconds * draw.choice([1.0, 1.0, 0.5, 0.0]))
                     settled = await settle_call(daemons[(i + 1) % 2],
                                                 talked(uniqueid, extension, billsec))
-                    assert settled is not None and settled.debited
+                    assert settled is not None
+                    assert settled.debited
 
         async def cashier(extension: str) -> None:
             for i in range(RECHARGES // len(EXTENSIONS)):
@@ -84,7 +85,8 @@ class TestRechargesRacingCalls:
 
         assert set(reasons) <= {Reason.OK, Reason.NO_FUNDS}
         # Each extension's first funds buy two full calls; the calls want more than ever comes.
-        assert reasons.count(Reason.OK) >= 4 and reasons.count(Reason.NO_FUNDS) > 0
+        assert reasons.count(Reason.OK) >= 4
+        assert reasons.count(Reason.NO_FUNDS) > 0
         debits = await debits_by_call(ctx)
         assert all(n == 1 for n, _ in debits.values())
         for number, first in EXTENSIONS.items():
@@ -98,7 +100,8 @@ class TestRechargesRacingCalls:
             assert view.reserved == 0, number
         async with ctx.uow() as uow:
             after_debits = (await uow.session.execute(
-                select(LedgerEntry.balance_after).where(LedgerEntry.kind == "call_debit"))).scalars()
+                select(LedgerEntry.balance_after).where(LedgerEntry.kind == "call_debit"),
+            )).scalars()
             assert min(after_debits) >= -CREDIT
         assert await holds_left(ctx) == []
         report = await audit(ctx)

@@ -69,7 +69,8 @@ class DaemonProcess:
             self._changed.set()
 
     async def _read_log(self) -> None:
-        assert self.proc is not None and self.proc.stderr is not None
+        assert self.proc is not None
+        assert self.proc.stderr is not None
         while raw := await self.proc.stderr.readline():
             self.lines.append(raw.decode())
             self._changed.set()

@@ -58,7 +58,8 @@ class MovedClock:
 
 async def killed(daemon: Daemon) -> None:
     """As SIGKILL leaves it: nothing of it runs any more, nothing was drained or settled."""
-    assert daemon.follower is not None and daemon.gate is not None
+    assert daemon.follower is not None
+    assert daemon.gate is not None
     tasks = list(daemon.follower._tasks.values())
     for task in tasks:
         task.cancel()
@@ -91,7 +92,8 @@ class TestADialBeginMissedInAGap:
         finally:
             await daemon.stop()
         [(state, note)] = await state_of(ctx, call.uniqueid)
-        assert state == "flagged" and "not following it whole" in note
+        assert state == "flagged"
+        assert "not following it whole" in note
         assert (await show_extension(ctx, "100")).balance == Decimal("50")
         assert (await audit(ctx)).ok
 
@@ -212,7 +214,7 @@ class TestAChannelThatDialsTwice:
             # The first Dial's hold stays (its Cdr has not come), lowered to what at most the
             # time since its authorization costs; the second gets the rest.
             assert second["COOBILL_RESULT"] == "ALLOW"
-            [first_hold, second_hold] = [h for h in await reservations.list_held(ctx)]
+            [first_hold, second_hold] = list(await reservations.list_held(ctx))
             assert first_hold.state == second_hold.state == "held"
             assert first_hold.amount < Decimal("1")
             frames, second_cdr = channel.dial(2, 30)
@@ -237,8 +239,12 @@ class TestMasterCsvRecovery:
         await billed(ctx, BALANCE)
         await change_settings(ctx, timezone="Asia/Shanghai")
         call = Call(0, "100", 30)
-        busy = (call.master_csv_row().replace("PJSIP/carrier-a-00000001", "PJSIP/carrier-b-00000009")
-                .replace(',31,30,"ANSWERED"', ',5,0,"BUSY"').replace('"2026-11-25 12:34:33"', '""'))
+        busy = (
+            call.master_csv_row()
+            .replace("PJSIP/carrier-a-00000001", "PJSIP/carrier-b-00000009")
+            .replace(',31,30,"ANSWERED"', ',5,0,"BUSY"')
+            .replace('"2026-11-25 12:34:33"', '""')
+        )
         master = tmp_path / "Master.csv"
         master.write_text(busy + call.master_csv_row())
         daemon = await start_daemon(ctx, fake_ami, cdr_csv_path=str(master))  # GMT: the default
@@ -250,7 +256,11 @@ class TestMasterCsvRecovery:
             await daemon.stop()
         [record] = (await list_calls(ctx))[0]
         assert (record.disposition, record.billable_seconds, record.cost, record.trunk) == (
-            "ANSWERED", 30, Decimal("0.30"), "carrier-a")
+            "ANSWERED",
+            30,
+            Decimal("0.30"),
+            "carrier-a",
+        )
         # 12:34:32 GMT is 20:34:32 in Shanghai
         assert record.start == datetime(2026, 11, 25, 20, 34, 32)
         assert await holds_left(ctx) == []
@@ -290,14 +300,21 @@ class TestAnUndoOnlyTouchesItsOwnHold:
     ) -> None:
         await billed(ctx, {"100": "6"})
         first = await authorize(ctx, "c1", number="9138000001")
-        assert first.token is not None and first.held == Decimal("6")
+        assert first.token is not None
+        assert first.held == Decimal("6")
         # The daemon tells the second authorization the first's Dial cannot have talked.
-        again = await authorize_call(ctx, AuthorizeCall(
-            "c1", "100", "9138000001", channel="PJSIP/x", earlier=((first.token, 0),)))
-        assert again.allowed and again.held == Decimal("6")
+        again = await authorize_call(
+            ctx,
+            AuthorizeCall(
+                "c1", "100", "9138000001", channel="PJSIP/x", earlier=((first.token, 0),)
+            ),
+        )
+        assert again.allowed
+        assert again.held == Decimal("6")
         # ... and now the first authorization's undo comes, late.
         undone = await ctx.uow.run(lambda s: holds.undo(s, first.token or "", at=datetime.now()))
-        assert undone is not None and undone.amount == 0  # it held nothing any more
+        assert undone is not None
+        assert undone.amount == 0
         [held] = await reservations.list_held(ctx)
         assert (held.uniqueid, held.amount) == ("c1", Decimal("6"))
         assert (await show_extension(ctx, "100")).reserved == Decimal("6")
@@ -348,12 +365,18 @@ class TestNoFundsStuck:
         try:
             await connected(second, fake_ami)
             [cdr] = [f for f in call.end() if f.event == "Cdr"]
-            no_dial = cdr.replace(LastApplication="Hangup", LastData="21",
-                                  DestinationChannel="", Disposition="NO ANSWER",
-                                  AnswerTime="", BillableSeconds="0")
-            hangup = [f for f in call.end()
-                      if f.event == "Hangup" and f.get("Uniqueid") == call.uniqueid]
-            await fake_ami.send_events(hangup + [no_dial])
+            no_dial = cdr.replace(
+                LastApplication="Hangup",
+                LastData="21",
+                DestinationChannel="",
+                Disposition="NO ANSWER",
+                AnswerTime="",
+                BillableSeconds="0",
+            )
+            hangup = [
+                f for f in call.end() if f.event == "Hangup" and f.get("Uniqueid") == call.uniqueid
+            ]
+            await fake_ami.send_events([*hangup, no_dial])
             await second.events.settled.reached(1)
         finally:
             await second.stop()
@@ -384,5 +407,6 @@ class TestThePbxTimeZone:
         finally:
             await daemon.stop()
         [record] = (await list_calls(ctx))[0]
-        assert record.start is not None and record.start.hour == 20  # 12:34 UTC in Shanghai
+        assert record.start is not None
+        assert record.start.hour == 20
         assert not record.gated

@@ -63,7 +63,8 @@ class TestAKilledDaemon:
         assert await second.terminate() == 0
 
         calls = {c.uniqueid: c for c in (await list_calls(ctx))[0]}
-        assert calls[ALICE].billable_seconds == 6 and calls[ALICE].cost == Decimal("0.06")
+        assert calls[ALICE].billable_seconds == 6
+        assert calls[ALICE].cost == Decimal("0.06")
         assert (await show_extension(ctx, "100")).balance == Decimal("49.94")
         assert (await show_extension(ctx, "100")).reserved == 0
         assert (await audit(ctx)).ok
@@ -88,7 +89,8 @@ class TestAmiLost:
             assert {ALICE, BOB} <= held  # still held while AMI was away
             await fake_ami.send_events(f for f in events if f.t >= 5)
             await daemon.events.settled.reached(2)
-            assert daemon.follower is not None and daemon.follower.reconnects >= 1
+            assert daemon.follower is not None
+            assert daemon.follower.reconnects >= 1
         finally:
             await daemon.stop()
         calls = {c.uniqueid: c for c in (await list_calls(ctx))[0]}
@@ -113,7 +115,8 @@ class TestAmiLost:
         assert [h.uniqueid for h in flagged] == [ALICE]
         assert (await show_extension(ctx, "100")).balance == Decimal("50")  # not charged silently
         result = await charge(ctx, ALICE, 6)
-        assert result is not None and result.cost == Decimal("0.06")
+        assert result is not None
+        assert result.cost == Decimal("0.06")
         assert (await show_extension(ctx, "100")).reserved == 0
         assert (await audit(ctx)).ok
 
@@ -138,7 +141,8 @@ class TestAmiLost:
         finally:
             await daemon.stop()
         calls = {c.uniqueid: c for c in (await list_calls(ctx))[0]}
-        assert calls[ALICE].billable_seconds == 6 and calls[ALICE].trunk == "carrier-a"
+        assert calls[ALICE].billable_seconds == 6
+        assert calls[ALICE].trunk == "carrier-a"
         assert (await show_extension(ctx, "100")).balance == Decimal("49.94")
         assert (await audit(ctx)).ok
 
@@ -174,7 +178,8 @@ class TestLiveChecks:
             assert [h.state for h in await list_held(ctx)] == ["held"]  # live: kept
             fake_ami.live_channels = []  # it ended, and its Hangup and Cdr were lost
             await self.checked_twice_more(daemon)
-            assert daemon.follower is not None and daemon.follower.reconnects == 0
+            assert daemon.follower is not None
+            assert daemon.follower.reconnects == 0
         finally:
             await daemon.stop()
         assert [(h.uniqueid, h.state) for h in await list_held(ctx)] == [(call.uniqueid, "flagged")]

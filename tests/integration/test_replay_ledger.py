@@ -68,7 +68,9 @@ async def test_the_ledger_holds_asterisks_truth_after_a_replay(
         await fake_ami.next_login()
         expected = scenarios(lab)
         for name, truth in expected.items():
-            seen = await FakeAsterisk(load_trace_env(lab / f"agi-{name}.txt")).call(daemon.gate.port)
+            seen = await FakeAsterisk(load_trace_env(lab / f"agi-{name}.txt")).call(
+                daemon.gate.port
+            )
             if truth["gate"] == "ALLOW":
                 assert seen.variables["COOBILL_RESULT"] == "ALLOW", name
         # The lab's stand-in refused the "denied" calls; our gate allows them (the caller is
@@ -95,16 +97,26 @@ async def test_the_ledger_holds_asterisks_truth_after_a_replay(
         assert call.cost == expected_cost, name
 
     async with ctx.uow() as uow:
-        debits = (await uow.session.execute(
-            select(Call.uniqueid, func.count()).join(
-                LedgerEntry, LedgerEntry.reference == "call:" + cast(Call.id, String))
-            .where(LedgerEntry.kind == "call_debit")
-            .group_by(Call.uniqueid))).tuples().all()
+        debits = (
+            (
+                await uow.session.execute(
+                    select(Call.uniqueid, func.count())
+                    .join(LedgerEntry, LedgerEntry.reference == "call:" + cast(Call.id, String))
+                    .where(LedgerEntry.kind == "call_debit")
+                    .group_by(Call.uniqueid)
+                )
+            )
+            .tuples()
+            .all()
+        )
     answered = {s["uniqueid"] for s in expected.values() if s.get("disposition") == "ANSWERED"}
-    assert dict(debits) == {uid: 1 for uid in answered}
+    assert dict(debits) == dict.fromkeys(answered, 1)
     for ext in {s["caller"] for s in expected.values() if s["dialled"]}:
-        spent = sum(cost(TARIFF, s["billsec"]) for s in expected.values()
-                    if s["caller"] == ext and s.get("disposition") == "ANSWERED")
+        spent = sum(
+            cost(TARIFF, s["billsec"])
+            for s in expected.values()
+            if s["caller"] == ext and s.get("disposition") == "ANSWERED"
+        )
         view = await show_extension(ctx, ext)
         assert view.balance == Decimal("1000") - spent, ext
     # The calls that never dialled gave their holds back; nothing is left held.

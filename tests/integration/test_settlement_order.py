@@ -71,10 +71,13 @@ async def ledger_after(template: Path, order: list[SettleChannel]) -> tuple[obje
 
 
 def test_the_recorded_calls_are_ten_dialled_legs() -> None:
-    assert len(ENDS) == 10 and len({e.uniqueid for e in ENDS}) == 10
+    assert len(ENDS) == 10
+    assert len({e.uniqueid for e in ENDS}) == 10
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.permutations(ENDS), st.lists(st.sampled_from(ENDS), max_size=10))
 def test_shuffled_and_repeated_settlements_leave_the_same_ledger(
     sqlite_template: Path, order: list[SettleChannel], repeats: list[SettleChannel]
@@ -82,6 +85,6 @@ def test_shuffled_and_repeated_settlements_leave_the_same_ledger(
     canonical = asyncio.run(ledger_after(sqlite_template, ENDS))
     shuffled = asyncio.run(ledger_after(sqlite_template, order + repeats))
     assert shuffled == canonical
-    balances = dict((ext, bal) for ext, bal, _ in canonical[0])  # type: ignore[misc]
+    balances = {ext: bal for ext, bal, _ in canonical[0]}  # type: ignore[misc]
     assert all(reserved == 0 for _, _, reserved in canonical[0])  # type: ignore[misc]
     assert balances["100"] < Decimal("20")

@@ -67,22 +67,35 @@ class TestPrivateFiles:
         config = tmp_path / "coobill.toml"
         config.write_text(f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path / "c.db"}"\n')
         done = subprocess.run(
-            [sys.executable, "-c", "import sys; from coobill.cli.main import main; sys.exit(main())",
-             "--config", str(config), "migrate"],
-            umask=0o022, capture_output=True, text=True, timeout=120, check=False,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+            [
+                sys.executable,
+                "-c",
+                "import sys; from coobill.cli.main import main; sys.exit(main())",
+                "--config",
+                str(config),
+                "migrate",
+            ],
+            umask=0o022,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )
         assert done.returncode == 0, done.stderr
         made = sorted(p.name for p in tmp_path.iterdir() if p.name != "coobill.toml")
-        assert made and all(name.startswith("c.db") for name in made)
-        assert {name: mode(tmp_path / name) for name in made} == {name: 0o600 for name in made}
+        assert made
+        assert all(name.startswith("c.db") for name in made)
+        assert {name: mode(tmp_path / name) for name in made} == dict.fromkeys(made, 384)
 
 
 class TestCookieKey:
     async def test_a_copy_of_the_ledger_does_not_sign_a_cookie_the_portal_accepts(
         self, tmp_path: Path, sqlite_template: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        monkeypatch.setattr(users, "_hasher",
-                            PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+        monkeypatch.setattr(
+            users, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+        )
         (tmp_path / "site").mkdir()
         (tmp_path / "copy").mkdir()
         site, copy = tmp_path / "site" / "coobill.db", tmp_path / "copy" / "coobill.db"
@@ -92,10 +105,14 @@ class TestCookieKey:
             await users.add_user(ctx, "root", "a-long-password", "admin")
             secret = load_key(portal_key_path(str(ctx.config.database.url))).hex()
             app = create_app(ctx, secret=secret)
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                         base_url="http://portal.test") as web:
-                assert (await web.post("/api/login", json={
-                    "name": "root", "password": "a-long-password"})).status_code == 200
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://portal.test"
+            ) as web:
+                assert (
+                    await web.post(
+                        "/api/login", json={"name": "root", "password": "a-long-password"}
+                    )
+                ).status_code == 200
                 cookie = web.cookies[COOKIE]
                 assert (await web.get("/api/me")).status_code == 200
             async with ctx.uow() as uow:
@@ -109,8 +126,9 @@ class TestCookieKey:
             other_secret = load_key(portal_key_path(str(stolen.config.database.url))).hex()
             assert other_secret != secret
             forged = create_app(stolen, secret=other_secret)
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=forged),
-                                         base_url="http://portal.test") as web:
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=forged), base_url="http://portal.test"
+            ) as web:
                 web.cookies.set(COOKIE, cookie)
                 assert (await web.get("/api/me")).status_code == 401
         finally:

@@ -37,9 +37,11 @@ class TestPortalProcess:
         daemon = await portal_daemon(ctx, priority=7)
         try:
             portal = daemon.web
-            assert portal is not None and portal.process is not None
+            assert portal is not None
+            assert portal.process is not None
             first = portal.process
-            assert first.pid != os.getpid() and nice_of(first.pid) == nice_of(os.getpid()) + 7
+            assert first.pid != os.getpid()
+            assert nice_of(first.pid) == nice_of(os.getpid()) + 7
             base = f"http://127.0.0.1:{daemon.web_port}"
             async with httpx.AsyncClient(base_url=base) as web:
                 healthy = await web.get("/healthz")
@@ -49,7 +51,8 @@ class TestPortalProcess:
                 assert "coobill" in (await web.get("/metrics")).text
                 os.kill(first.pid, signal.SIGKILL)
                 await portal.until(lambda: portal.ready_count >= 2, timeout=30)
-                assert portal.process is not first and daemon.web_port == int(base.rsplit(":", 1)[1])
+                assert portal.process is not first
+                assert daemon.web_port == int(base.rsplit(":", 1)[1])
                 assert (await web.get("/healthz")).status_code == 200
         finally:
             await daemon.stop()
@@ -61,7 +64,8 @@ class TestPortalProcess:
         """What happens when the daemon dies: the kernel closes its end of the link."""
         daemon = await portal_daemon(ctx)
         portal = daemon.web
-        assert portal is not None and portal.process is not None
+        assert portal is not None
+        assert portal.process is not None
         child = portal.process
         try:
             assert portal._link is not None

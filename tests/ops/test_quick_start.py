@@ -102,10 +102,12 @@ async def test_make_run_then_the_first_admin_logs_in_and_the_cli_shares_the_ledg
     started: tuple[Checkout, dict[str, str]],
 ) -> None:
     checkout, said = started
-    assert said["user"] == "admin" and said["login"] == said["web"] + "/login"
+    assert said["user"] == "admin"
+    assert said["login"] == said["web"] + "/login"
     async with httpx.AsyncClient(base_url=said["web"]) as web:
         logged_in = await _log_in(web, "admin", said["password"])
-        assert logged_in.status_code == 303 and logged_in.headers["location"] == "/extensions"
+        assert logged_in.status_code == 303
+        assert logged_in.headers["location"] == "/extensions"
 
         # The CLI from the same folder, with no flag or variable, writes to the daemon's ledger.
         made = checkout.coobill("extension", "set", "100", "--name", "Alice", "--billing")

@@ -155,7 +155,7 @@ def plans(draw: st.DrawFn) -> Plan:
     kill = window() if draw(st.booleans()) else None
     seqs = st.sampled_from(range(count))
     indices = st.lists(st.integers(0, 7 * count), max_size=3).map(tuple)
-    plan = Plan(
+    return Plan(
         calls=calls, gaps=gaps, kill=kill,
         duplicated=draw(indices), swapped=draw(indices),
         late_cdrs=frozenset(draw(st.lists(seqs, max_size=2))),
@@ -167,4 +167,3 @@ def plans(draw: st.DrawFn) -> Plan:
         # Some extensions can pay for less than a call talks: its limit then caps the charge.
         balances={ext: draw(st.sampled_from(["0.05", "0.15", "0.40", "5"])) for ext in EXTENSIONS},
     )
-    return plan

@@ -60,7 +60,7 @@ class Life:
 
     def __init__(self, ctx: BillingContext, pbx: Day) -> None:
         self.ctx, self.pbx = ctx, pbx
-        self.link = PbxLink(ctx, on_expect=lambda live: self.follower.expect(live))
+        self.link = PbxLink(ctx, on_expect=self.follower.expect)
 
         async def reconciled(live: set[str]) -> None:
             await self.link.reconciled(live, still_live=pbx.still_live)
@@ -150,9 +150,8 @@ class Day:
     def timeline(self) -> Iterator[tuple[float, str, object]]:
         """Everything that happens, in time order: gate requests, frames, AMI going and
         coming back, the kill and the restart, the billing user."""
-        items: list[tuple[float, int, str, object]] = []
-        for placed in self.plan.calls:
-            items.append((placed.asked, 0, "ask", placed))
+        items: list[tuple[float, int, str, object]] = [
+            (placed.asked, 0, "ask", placed) for placed in self.plan.calls]
         for gap in self.plan.gaps:
             items += [(gap.start, 1, "ami_lost", gap), (gap.end, 1, "ami_back", gap)]
         if self.plan.kill is not None:
@@ -362,10 +361,13 @@ def test_the_model_loses_only_what_its_windows_cover() -> None:
     placed = Placed(Call(0, "100", 10), asked=1.0)
     plan = Plan(calls=(placed,), gaps=(Window(0.0, 2.0),))
     delivered = [f.event for _, _, f in plan.delivered()]
-    assert "DialBegin" not in delivered and delivered.count("Hangup") == 2
-    assert plan.live(1.0, {0}) == {placed.call.uniqueid} and plan.live(placed.ends, {0}) == set()
+    assert "DialBegin" not in delivered
+    assert delivered.count("Hangup") == 2
+    assert plan.live(1.0, {0}) == {placed.call.uniqueid}
+    assert plan.live(placed.ends, {0}) == set()
     assert plan.live(1.0, ()) == set()
-    assert plan.master_csv(placed.ends - 0.1, {0}) == "" and placed.call.uniqueid in plan.master_csv(
+    assert plan.master_csv(placed.ends - 0.1, {0}) == ""
+    assert placed.call.uniqueid in plan.master_csv(
         placed.ends, {0})
     killed = Plan(calls=(placed,), kill=Window(0.5, 3.0))
     # Down from 0.5 to 3.0: the Dial's frames are lost; those after the restart would come.

@@ -4,6 +4,7 @@ limit's promise cost(limit) <= funds < cost(limit + 1) across boundaries."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime, time
 from decimal import Decimal
 
@@ -103,7 +104,7 @@ def decks(draw: st.DrawFn) -> tuple[Rate, RateBook]:
     cuts = sorted(draw(st.lists(MINUTES, min_size=1, max_size=3, unique=True)))
     bounds = [*cuts, cuts[0] + 24 * 60]
     rates = []
-    for i, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False)):
+    for i, (a, b) in enumerate(itertools.pairwise(bounds)):
         end = (b - 1) % (24 * 60)
         window = (f"{a % 1440 // 60:02d}:{a % 60:02d}", f"{end // 60:02d}:{end % 60:02d}")
         rates.append(rate(i + 1, window, draw(TARIFFS)))

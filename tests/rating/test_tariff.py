@@ -56,10 +56,10 @@ class TestCost:
         assert cost(t, 7) == D("0.10")
 
     @pytest.mark.parametrize("bad", [
-        dict(initial_cost=D("0"), initial_seconds=0, rate=D("1"), period_seconds=0),
-        dict(initial_cost=D("-1"), initial_seconds=0, rate=D("1"), period_seconds=60),
-        dict(initial_cost=D("0"), initial_seconds=0, rate=D("-1"), period_seconds=60),
-        dict(initial_cost=D("0"), initial_seconds=-1, rate=D("1"), period_seconds=60),
+        {"initial_cost": D("0"), "initial_seconds": 0, "rate": D("1"), "period_seconds": 0},
+        {"initial_cost": D("-1"), "initial_seconds": 0, "rate": D("1"), "period_seconds": 60},
+        {"initial_cost": D("0"), "initial_seconds": 0, "rate": D("-1"), "period_seconds": 60},
+        {"initial_cost": D("0"), "initial_seconds": -1, "rate": D("1"), "period_seconds": 60},
     ])
     def test_an_impossible_tariff_is_refused_when_it_is_made(self, bad: dict) -> None:  # type: ignore[type-arg]
         with pytest.raises(ValueError):

@@ -34,8 +34,10 @@ class TestTheLimitFoldsTheCapsIn:
         await set_caps(ctx, cap_daily="0.4")
         verdict = await authorize(ctx, "c1")
         # 0.40 buys 60 s + 6 periods: 420 s, holding exactly the cap.
-        assert verdict.allowed and verdict.reason == Reason.OK
-        assert verdict.limit_seconds == 420 and verdict.held == Decimal("0.4")
+        assert verdict.allowed
+        assert verdict.reason == Reason.OK
+        assert verdict.limit_seconds == 420
+        assert verdict.held == Decimal("0.4")
         assert verdict.funds == Decimal("10")  # the verdict still shows the funds
 
     async def test_the_live_call_uses_the_cap_so_the_next_one_is_refused_cap_daily(
@@ -46,7 +48,8 @@ class TestTheLimitFoldsTheCapsIn:
         await set_caps(ctx, cap_daily="0.4")
         assert (await authorize(ctx, "c1")).allowed
         refused = await authorize(ctx, "c2")
-        assert not refused.allowed and refused.reason == Reason.CAP_DAILY
+        assert not refused.allowed
+        assert refused.reason == Reason.CAP_DAILY
 
     async def test_what_calls_were_debited_today_counts_and_tomorrow_starts_afresh(
         self, ctx: BillingContext, clock: FakeClock
@@ -56,10 +59,12 @@ class TestTheLimitFoldsTheCapsIn:
         await set_caps(ctx, cap_daily="0.4")
         assert (await authorize(ctx, "c1")).allowed
         settled = await settle(ctx, ended("c1", billsec=200))  # 0.10 + 3 x 0.05
-        assert settled is not None and settled.cost == Decimal("0.25")
+        assert settled is not None
+        assert settled.cost == Decimal("0.25")
         # 0.15 left today: 60 s + 1 period.
         second = await authorize(ctx, "c2")
-        assert second.limit_seconds == 120 and second.held == Decimal("0.15")
+        assert second.limit_seconds == 120
+        assert second.held == Decimal("0.15")
         assert (await authorize(ctx, "c3")).reason == Reason.CAP_DAILY
         await settle(ctx, ended("c2", billsec=0))  # unanswered: its hold goes back
         clock.advance(24 * 3600)
@@ -91,7 +96,8 @@ class TestTheLimitFoldsTheCapsIn:
         assert first.limit_seconds == second.limit_seconds == 180  # each call, not together
         await set_caps(ctx, max_call_cost="0.05")  # not even the initial 0.10
         refused = await authorize(ctx, "c3")
-        assert not refused.allowed and refused.reason == Reason.MAX_PRICE
+        assert not refused.allowed
+        assert refused.reason == Reason.MAX_PRICE
 
     async def test_a_rate_dearer_per_minute_than_allowed_is_refused_max_price(
         self, ctx: BillingContext
@@ -141,7 +147,8 @@ class TestTheSitesDefaults:
                 await set_caps(ctx, name="changed", cap_daily=bad)
             assert refused.value.field == "cap_daily"
         view = await extensions.show_extension(ctx, "100")
-        assert view.cap_daily is None and view.name == ""
+        assert view.cap_daily is None
+        assert view.name == ""
         with pytest.raises(BadRequest) as refused:
             await change_settings(ctx, timezone="Europe/Paris", controls={"cap_monthly": "x"})
         assert refused.value.field == "cap_monthly"

@@ -98,7 +98,8 @@ class TestManyCallsAtOnce:
             mine = [v for (_, ext), v in zip(calls, verdicts, strict=True) if ext == number]
             assert spent(mine) == Decimal("0.7")  # 0.3 + 0.3 + 0.1
             view = await extensions.show_extension(ctx, number)
-            assert view.reserved == Decimal("0.7") and view.funds_available == 0
+            assert view.reserved == Decimal("0.7")
+            assert view.funds_available == 0
 
     async def test_the_same_call_settled_at_once_many_times_is_debited_once(
         self, ctx: BillingContext, other_daemon: BillingContext
@@ -133,7 +134,8 @@ class TestTwoDaemonsOnOneLedger:
                 return Decimal(0)
             talked = ended(f"c{i}", billsec=verdict.limit_seconds or 0)
             settlement = await settle(daemons[(i + 1) % 2], talked)  # the other daemon ends it
-            assert settlement is not None and settlement.debited
+            assert settlement is not None
+            assert settlement.debited
             return settlement.cost
 
         costs = await asyncio.gather(*(call(i) for i in range(40)))

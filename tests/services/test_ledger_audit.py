@@ -76,7 +76,8 @@ class TestLedger:
         await authorize(ctx, "c1")
         settlement = await settle(ctx, ended("c1", billsec=125))
         # 30 s for 0.1234, then 95 s = 16 started periods of 6 s at 0.0567
-        assert settlement is not None and settlement.cost == Decimal("1.0306")
+        assert settlement is not None
+        assert settlement.cost == Decimal("1.0306")
         assert (await extensions.show_extension(ctx, "100")).balance == Decimal("18.9694")
 
 
@@ -91,7 +92,8 @@ class TestAudit:
 
     async def test_the_audit_of_an_empty_ledger_passes(self, ctx: BillingContext) -> None:
         report = await audit(ctx)
-        assert report.ok and report.extensions == report.entries == 0
+        assert report.ok
+        assert report.extensions == report.entries == 0
 
     async def test_a_balance_changed_behind_the_ledgers_back_is_reported(
         self, ctx: BillingContext
@@ -177,7 +179,8 @@ class TestTamperEvidence:
         await execute(ctx, "UPDATE extension SET balance = balance - :a WHERE number = '101'",
                       a=amount)
         problems = (await audit(ctx)).problems
-        assert problems and all(p.startswith(("ledger entry ", "ledger head")) for p in problems)
+        assert problems
+        assert all(p.startswith(("ledger entry ", "ledger head")) for p in problems)
         [(following,)] = await rows(ctx, "SELECT min(id) FROM ledger_entry WHERE id > :d",
                                     d=debit_id)
         assert problems[0].startswith(f"ledger entry {following}: its seal does not match")

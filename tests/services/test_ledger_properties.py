@@ -100,7 +100,8 @@ async def test_any_sequence_keeps_the_ledger_exact_and_gated_calls_within_funds(
                 uniqueid, limit = live.pop(which % len(live))
                 billsec = int(limit * share)
                 settlement = await settle(ctx, ended(uniqueid, extension=number, billsec=billsec))
-                assert settlement is not None and settlement.debited
+                assert settlement is not None
+                assert settlement.debited
                 expected -= settlement.cost
                 assert await funds_available(ctx, number) >= before
         view = await extensions.show_extension(ctx, number)

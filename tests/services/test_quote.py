@@ -21,7 +21,8 @@ class TestQuote:
         await make_extension(ctx, "100", balance="0.5", credit="0.5")
         view = await make_rate(ctx, "00", remark="intl")
         q = await rates.quote(ctx, "100", "0012345678", seconds=61)
-        assert q.rate is not None and (q.rate.id, q.rate.remark) == (view.id, "intl")
+        assert q.rate is not None
+        assert (q.rate.id, q.rate.remark) == (view.id, "intl")
         assert (q.cost, q.funds, q.limit_seconds) == (Decimal("0.15"), Decimal("1"), 1140)
 
     async def test_a_quote_counts_what_live_calls_hold(self, ctx: BillingContext) -> None:
@@ -40,7 +41,8 @@ class TestQuote:
         clock.set_local("12:00")
         assert (await rates.quote(ctx, "100", "00123")).rate.remark == "day"  # type: ignore[union-attr]
         night = await rates.quote(ctx, "100", "00123", at="23:30")
-        assert night.rate is not None and night.rate.remark == "night"
+        assert night.rate is not None
+        assert night.rate.remark == "night"
 
     async def test_a_quote_without_a_rate_says_so(self, ctx: BillingContext) -> None:
         await make_extension(ctx, "100", balance="1")

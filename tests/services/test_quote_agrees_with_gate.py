@@ -53,7 +53,8 @@ async def test_a_quote_shows_the_limit_the_gate_allows(
     quoted = await rates.quote(gate, number, dialled)
     verdict = await authorize(gate, f"call-{n}", number, dialled)
 
-    assert quoted.rate is not None and verdict.rate_id == quoted.rate.id
+    assert quoted.rate is not None
+    assert verdict.rate_id == quoted.rate.id
     assert verdict.funds == quoted.funds
     if verdict.allowed:
         assert verdict.reason is Reason.OK

@@ -77,13 +77,15 @@ class TestImport:
                 ctx,
                 deck("1,,00,0,0.1,60,0.05,60,00:00,23:59,100", "1,,01,0,0,0,0,1,00:00,23:59,555"),
             )
-        assert caught.value.field == "extensions" and "555" in str(caught.value)
+        assert caught.value.field == "extensions"
+        assert "555" in str(caught.value)
         assert await rates.list_rates(ctx) == []
 
     async def test_a_deck_without_a_needed_column_is_refused(self, ctx: BillingContext) -> None:
         with pytest.raises(BadRequest) as caught:
             await rates.import_rates(ctx, "prefix,length\n00,0\n")
-        assert caught.value.field == "file" and "initial_cost" in str(caught.value)
+        assert caught.value.field == "file"
+        assert "initial_cost" in str(caught.value)
 
     async def test_replace_swaps_every_rate_for_the_deck(self, ctx: BillingContext) -> None:
         await make_rate(ctx, "9")
@@ -132,7 +134,9 @@ class TestCarrierDeck:
         ]
         for i in (0, 7, 12_345, 19_999):
             q = await rates.quote(ctx, "100", f"00{i:05d}4567", seconds=61)
-            assert q.rate is not None and q.rate.remark == f"dest {i}"
+            assert q.rate is not None
+            assert q.rate.remark == f"dest {i}"
             assert q.cost == Decimal(f"0.{i % 10}") + Decimal(f"0.0{i % 7}")
         q = await rates.quote(ctx, "100", "0099")
-        assert q.rate is not None and q.rate.prefix == "00"
+        assert q.rate is not None
+        assert q.rate.prefix == "00"

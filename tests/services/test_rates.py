@@ -13,10 +13,17 @@ from coobill.services.context import BillingContext
 from coobill.services.rate_fields import check_rate_fields
 from tests.services.conftest import authorize, make_extension, make_rate, rows
 
-GOOD = dict(
-    prefix="00", number_length="0", initial_cost="0.1", initial_seconds="60", rate="0.05",
-    period_seconds="60", start="00:00", end="23:59", extensions="*",
-)
+GOOD = {
+    "prefix": "00",
+    "number_length": "0",
+    "initial_cost": "0.1",
+    "initial_seconds": "60",
+    "rate": "0.05",
+    "period_seconds": "60",
+    "start": "00:00",
+    "end": "23:59",
+    "extensions": "*",
+}
 
 
 class TestAddingEditingDeleting:
@@ -30,14 +37,21 @@ class TestAddingEditingDeleting:
         assert listed == view == await rates.get_rate(ctx, view.id)
         f = listed.fields
         assert (f.prefix, f.initial_cost, f.rate, f.extensions, f.remark, f.enabled) == (
-            "00", Decimal("0.1000"), Decimal("0.0500"), ("100", "101"), "intl", True,
+            "00",
+            Decimal("0.1000"),
+            Decimal("0.0500"),
+            ("100", "101"),
+            "intl",
+            True,
         )
 
     async def test_an_edit_changes_only_the_fields_given(self, ctx: BillingContext) -> None:
         view = await make_rate(ctx, "00", remark="intl")
         edited = await rates.edit_rate(ctx, view.id, rate="0.07", end="17:59")
         assert (edited.fields.rate, edited.fields.end, edited.fields.remark) == (
-            Decimal("0.07"), "17:59", "intl",
+            Decimal("0.07"),
+            "17:59",
+            "intl",
         )
         assert (await rates.get_rate(ctx, view.id)) == edited
 
@@ -76,7 +90,8 @@ class TestAddingEditingDeleting:
         await make_extension(ctx, "100")
         with pytest.raises(BadRequest) as caught:
             await rates.add_rate(ctx, check_rate_fields(**{**GOOD, "extensions": "100,999"}))
-        assert caught.value.field == "extensions" and "999" in str(caught.value)
+        assert caught.value.field == "extensions"
+        assert "999" in str(caught.value)
         assert await rates.list_rates(ctx) == []
 
 

@@ -65,7 +65,8 @@ class TestEveryDenyIsRecorded:
         finally:
             await log.stop()
         records, total = await list_refused(ctx)
-        assert total == 3 and {r.reason for r in records} == {"no_funds"}
+        assert total == 3
+        assert {r.reason for r in records} == {"no_funds"}
 
     async def test_a_storm_past_the_queue_is_counted_and_dropped_not_waited_for(
         self, ctx: BillingContext
@@ -76,7 +77,8 @@ class TestEveryDenyIsRecorded:
         assert log.dropped == 150
         assert await log.flush() == 30  # a batch at a time
         await log.stop()  # writes what is left
-        assert (await list_refused(ctx))[1] == 100 and log.written == 100
+        assert (await list_refused(ctx))[1] == 100
+        assert log.written == 100
 
     async def test_stopping_writes_what_is_still_queued(self, ctx: BillingContext) -> None:
         log = RefusedLog(ctx, batch_delay=60)
@@ -125,7 +127,8 @@ class TestRecordsAndStatistics:
         await log.flush()
         answered, _ = await reports.list_calls(ctx, outcome="answered")
         unanswered, _ = await reports.list_calls(ctx, outcome="unanswered")
-        assert [c.uniqueid for c in answered] == ["a"] and [c.uniqueid for c in unanswered] == ["b"]
+        assert [c.uniqueid for c in answered] == ["a"]
+        assert [c.uniqueid for c in unanswered] == ["b"]
         [day] = await reports.statistics(ctx, "day")
         assert (day.calls, day.answered, day.refused) == (2, 1, 2)
         split = await reports.statistics(ctx, "month", per_extension=True)
@@ -134,7 +137,8 @@ class TestRecordsAndStatistics:
         later = reports.Period(START.date() + timedelta(days=1))
         assert await reports.statistics(ctx, "day", later) == []
         found, total = await list_refused(ctx, keyword="101")
-        assert total == 1 and found[0].uniqueid == "r2"
+        assert total == 1
+        assert found[0].uniqueid == "r2"
 
 
 async def _yield() -> None:

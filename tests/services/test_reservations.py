@@ -97,7 +97,8 @@ class TestResolvingByHand:
         self, ctx: BillingContext
     ) -> None:
         settlement = await reservations.charge(ctx, "c1", 61)
-        assert settlement is not None and settlement.cost == Decimal("0.15")
+        assert settlement is not None
+        assert settlement.cost == Decimal("0.15")
         assert (await extensions.show_extension(ctx, "100")).balance == Decimal("29.85")
         [(evidence, billsec, gated)] = await rows(
             ctx, "SELECT evidence, billable_seconds, gated FROM call WHERE uniqueid = 'c1'"
@@ -110,7 +111,8 @@ class TestResolvingByHand:
         self, ctx: BillingContext
     ) -> None:
         settlement = await reservations.charge(ctx, "c1", 0)
-        assert settlement is not None and settlement.cost == 0
+        assert settlement is not None
+        assert settlement.cost == 0
         assert await rows(ctx, "SELECT disposition FROM call") == [("NO ANSWER",)]
 
     async def test_releasing_or_charging_an_unknown_hold_is_refused(

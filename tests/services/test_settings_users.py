@@ -7,12 +7,12 @@ import pytest
 from coobill.errors import BadRequest, UnknownUser
 from coobill.services import users
 from coobill.services.context import BillingContext
-from coobill.services.settings import change_settings, get_settings
+from coobill.services.settings import billing_settings, change_settings
 
 
 class TestSettings:
     async def test_the_defaults_bill_in_us_dollars(self, ctx: BillingContext) -> None:
-        current = await get_settings(ctx)
+        current = await billing_settings(ctx)
         assert (current.billing_enabled, current.currency, current.currency_symbol) == (
             True, "USD", "US$",
         )
@@ -45,7 +45,7 @@ class TestSettings:
             with pytest.raises(BadRequest) as caught:
                 await change_settings(ctx, currency=code, symbol="x")
             assert caught.value.field == "currency", code
-        assert (await get_settings(ctx)).currency == "USD"
+        assert (await billing_settings(ctx)).currency == "USD"
 
     async def test_the_symbol_alone_may_change_but_not_to_nothing(
         self, ctx: BillingContext
@@ -58,12 +58,12 @@ class TestSettings:
     async def test_the_time_zone_and_billing_switch_are_kept(self, ctx: BillingContext) -> None:
         current = await change_settings(ctx, billing="off", timezone="Asia/Shanghai")
         assert (current.billing_enabled, current.timezone) == (False, "Asia/Shanghai")
-        assert await get_settings(ctx) == current
+        assert await billing_settings(ctx) == current
 
     async def test_a_bad_setting_is_refused_and_nothing_changes(
         self, ctx: BillingContext
     ) -> None:
-        before = await get_settings(ctx)
+        before = await billing_settings(ctx)
         cases: list[tuple[dict[str, str], str]] = [
             ({"timezone": "Mars/Olympus"}, "timezone"), ({"timezone": "../etc"}, "timezone"),
             ({"billing": "maybe"}, "billing"),
@@ -72,7 +72,24 @@ class TestSettings:
             with pytest.raises(BadRequest) as caught:
                 await change_settings(ctx, currency="EUR", **changes)
             assert caught.value.field == field, changes
-        assert await get_settings(ctx) == before
+        assert await billing_settings(ctx) == before
+
+    async def test_every_caller_reads_the_same_settings_and_the_next_transaction_the_change(
+        self, ctx: BillingContext
+    ) -> None:
+        """One function, wherever it is called from: its own read, an open unit of work, and
+        a ledger-thread transaction (the gate's cached view) agree, and a change made
+        meanwhile is what the next ledger transaction reads."""
+        changed = await change_settings(ctx, currency="EUR", timezone="Asia/Shanghai")
+        async with ctx.uow() as uow:
+            in_unit = await billing_settings(uow)
+        in_ledger_thread = await ctx.uow.run(billing_settings)
+        assert (await billing_settings(ctx), in_unit, in_ledger_thread) == (changed,) * 3
+
+        twice = await ctx.uow.run(lambda s: (billing_settings(s), billing_settings(s)))
+        assert twice[0] is twice[1]  # read once per transaction
+        await change_settings(ctx, billing="off")
+        assert not (await ctx.uow.run(billing_settings)).billing_enabled
 
 
 class TestUsers:
@@ -96,7 +113,8 @@ class TestUsers:
 
         await users.add_user(ctx, "alice", "correct horse", "admin")
         [(stored,)] = await rows(ctx, "SELECT password_hash FROM portal_user")
-        assert "correct horse" not in stored and stored.startswith("$argon2")
+        assert "correct horse" not in stored
+        assert stored.startswith("$argon2")
 
     async def test_a_second_user_of_the_same_name_is_refused(self, ctx: BillingContext) -> None:
         await users.add_user(ctx, "alice", "correct horse", "billing")

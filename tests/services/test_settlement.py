@@ -67,7 +67,8 @@ class TestAnsweredCalls:
         await authorize(ctx, "c1")
         await rates.edit_rate(ctx, view.id, initial_cost="5")
         settlement = await settle(ctx, ended("c1", billsec=61))
-        assert settlement is not None and settlement.cost == Decimal("0.15")
+        assert settlement is not None
+        assert settlement.cost == Decimal("0.15")
 
     async def test_billable_seconds_beyond_the_limit_are_not_charged(
         self, ctx: BillingContext
@@ -80,7 +81,8 @@ class TestAnsweredCalls:
         verdict = await authorize(ctx, "c1")
         assert (verdict.limit_seconds, verdict.held) == (600, Decimal("6"))
         settlement = await settle(ctx, ended("c1", billsec=628))
-        assert settlement is not None and settlement.cost == Decimal("6")
+        assert settlement is not None
+        assert settlement.cost == Decimal("6")
         assert await balance(ctx) == Decimal("0")
         [(billsec,)] = await rows(ctx, "SELECT billable_seconds FROM call WHERE uniqueid = 'c1'")
         assert billsec == 600
@@ -94,8 +96,10 @@ class TestExactlyOnce:
         await authorize(ctx, "c1")
         first = await settle(ctx, ended("c1", billsec=61))
         again = await settle(ctx, ended("c1", billsec=61))
-        assert first is not None and first.debited
-        assert again is not None and (again.debited, again.cost) == (False, Decimal("0.15"))
+        assert first is not None
+        assert first.debited
+        assert again is not None
+        assert (again.debited, again.cost) == (False, Decimal("0.15"))
         assert await balance(ctx) == Decimal("9.85")
         debits = "SELECT count(*) FROM ledger_entry WHERE kind = 'call_debit'"
         assert await rows(ctx, debits) == [(1,)]
@@ -106,7 +110,8 @@ class TestExactlyOnce:
         await authorize(ctx, "c1")
         await settle(ctx, ended("c1", billsec=61))
         again = await settle(ctx, ended("c1", billsec=3600))
-        assert again is not None and not again.debited
+        assert again is not None
+        assert not again.debited
         assert await balance(ctx) == Decimal("9.85")
 
 
@@ -118,7 +123,8 @@ class TestCallsThatCostNothing:
         await make_rate(ctx, "00")
         await authorize(ctx, "c1")
         settlement = await settle(ctx, ended("c1", answered=False))
-        assert settlement is not None and (settlement.cost, settlement.debited) == (0, True)
+        assert settlement is not None
+        assert (settlement.cost, settlement.debited) == (0, True)
         assert await held(ctx) == []
         assert await balance(ctx) == Decimal("10")
         record = await call_record(ctx, "c1")
@@ -134,14 +140,16 @@ class TestCallsThatCostNothing:
         await authorize(ctx, "c1")
         busy = replace(ended("c1", billsec=30), disposition=Disposition.BUSY)
         settlement = await settle(ctx, busy)
-        assert settlement is not None and settlement.cost == 0
+        assert settlement is not None
+        assert settlement.cost == 0
 
     async def test_an_unbilled_call_is_recorded_at_no_cost(self, ctx: BillingContext) -> None:
         await make_extension(ctx, "100", balance="10", billing=False)
         await make_rate(ctx, "00")
         await authorize(ctx, "c1")
         settlement = await settle(ctx, ended("c1", billsec=600))
-        assert settlement is not None and settlement.cost == 0
+        assert settlement is not None
+        assert settlement.cost == 0
         record = await call_record(ctx, "c1")
         assert (record["cost"], record["gated"], record["rate_id"]) == (0, True, None)
         assert await held(ctx) == []
@@ -153,7 +161,8 @@ class TestCallsThatCostNothing:
         await authorize(ctx, "c1")
         await make_rate(ctx, "00")  # a rate appearing mid-call does not bill it
         settlement = await settle(ctx, ended("c1", billsec=600))
-        assert settlement is not None and settlement.cost == 0
+        assert settlement is not None
+        assert settlement.cost == 0
 
 
 class TestUngatedCalls:
@@ -163,7 +172,8 @@ class TestUngatedCalls:
         await make_extension(ctx, "100", balance="10")
         view = await make_rate(ctx, "00")
         settlement = await settle(ctx, ended("c1", billsec=61))
-        assert settlement is not None and (settlement.cost, settlement.rate_id) == (
+        assert settlement is not None
+        assert (settlement.cost, settlement.rate_id) == (
             Decimal("0.15"), view.id,
         )
         record = await call_record(ctx, "c1")
@@ -194,7 +204,8 @@ class TestUngatedCalls:
         """As the gate lets an unknown extension call free: there is no balance to debit."""
         await make_rate(ctx, "00")
         settlement = await settle(ctx, ended("c1", extension="404", billsec=61))
-        assert settlement is not None and settlement.balance_after is None
+        assert settlement is not None
+        assert settlement.balance_after is None
         assert (await call_record(ctx, "c1"))["cost"] == 0
         assert await rows(ctx, "SELECT count(*) FROM ledger_entry") == [(0,)]
         assert (await audit(ctx)).ok
@@ -229,5 +240,6 @@ class TestRecordsFromBeforeTheUpgrade:
             await uow.session.execute(text("UPDATE call SET pbx = '', leg = ''"))
             await uow.commit()
         again = await settle(ctx, ended("c1", billsec=61))
-        assert again is not None and not again.debited
+        assert again is not None
+        assert not again.debited
         assert await balance(ctx) == Decimal("9.85")

@@ -47,9 +47,12 @@ async def factory(tmp_path: Path) -> AsyncIterator[UnitOfWorkFactory]:
     await factory.dispose()
 
 
-async def both_ways(factory: UnitOfWorkFactory, statement: Any, params: dict[str, Any]) -> tuple[Any, Any]:
+async def both_ways(
+    factory: UnitOfWorkFactory, statement: Any, params: dict[str, Any]
+) -> tuple[Any, Any]:
     """The statement's rows through fast.execute on the ledger thread, and through
     SQLAlchemy on the async driver; each in a transaction rolled back afterwards."""
+
     def on_ledger(session: Session) -> list[Any]:
         rows = [tuple(r) for r in fast.execute(session, statement, params).all()]
         session.rollback()
@@ -83,29 +86,44 @@ class TestFastStatements:
         assert fast_rows == sqlalchemy_rows
         row = dict(zip(_reservation.c.keys(), fast_rows[0], strict=True))
         assert (row["amount"], row["billed"], row["created_at"]) == (
-            Decimal("1.2345"), True, HOLD["created_at"])
+            Decimal("1.2345"),
+            True,
+            HOLD["created_at"],
+        )
         async with factory.engine.connect() as conn:  # the stored forms: units, 0/1, text
-            raw = (await conn.exec_driver_sql(
-                "SELECT amount, billed, created_at FROM reservation")).one()
+            raw = (
+                await conn.exec_driver_sql("SELECT amount, billed, created_at FROM reservation")
+            ).one()
         assert tuple(raw) == (12345, 1, "2026-11-25 12:34:32.123456")
 
     async def test_column_defaults_fill_what_an_insert_leaves_out(
         self, factory: UnitOfWorkFactory
     ) -> None:
         def write(session: Session) -> None:
-            fast.execute(session, insert(_call), {
-                "uniqueid": "u1", "caller_extension": "100", "dialled_number": "9138",
-                "disposition": "ANSWERED"})
+            fast.execute(
+                session,
+                insert(_call),
+                {
+                    "uniqueid": "u1",
+                    "caller_extension": "100",
+                    "dialled_number": "9138",
+                    "disposition": "ANSWERED",
+                },
+            )
 
         await factory.run(write)
         fast_rows, sqlalchemy_rows = await both_ways(
-            factory, select(_call.c.caller_name, _call.c.cost, _call.c.gated, _call.c.evidence), {})
+            factory, select(_call.c.caller_name, _call.c.cost, _call.c.gated, _call.c.evidence), {}
+        )
         assert fast_rows == sqlalchemy_rows == [("", Decimal(0), True, "cdr")]
 
     async def test_returning_and_rowcount(self, factory: UnitOfWorkFactory) -> None:
         statement = (
-            update(_extension).where(_extension.c.number == bindparam("n"))
-            .values(reserved=_extension.c.reserved + bindparam("a", type_=_extension.c.reserved.type))
+            update(_extension)
+            .where(_extension.c.number == bindparam("n"))
+            .values(
+                reserved=_extension.c.reserved + bindparam("a", type_=_extension.c.reserved.type)
+            )
             .returning(_extension.c.reserved, _extension.c.billing_enabled)
         )
 
@@ -127,9 +145,14 @@ class TestFastStatements:
             await factory.run(twice)
 
     def test_a_callable_default_is_refused_rather_than_run_differently(self) -> None:
-        table = Table("t", MetaData(), Column("id", Integer, primary_key=True),
-                      Column("tag", String, default=lambda: "computed"))
+        table = Table(
+            "t",
+            MetaData(),
+            Column("id", Integer, primary_key=True),
+            Column("tag", String, default=lambda: "computed"),
+        )
 
         from sqlalchemy.dialects import sqlite
+
         with pytest.raises(ValueError, match="only scalar column defaults"):
             fast._compile(insert(table), ("id",), sqlite.dialect())

@@ -97,7 +97,8 @@ class TestGroupCommit:
         futures = await queued_behind_a_gate(
             ledger, [insert("r0"), half_then_fail, insert("r1")])
         results = await asyncio.gather(*futures, return_exceptions=True)
-        assert results[0] == "r0" and results[2] == "r1"
+        assert results[0] == "r0"
+        assert results[2] == "r1"
         assert isinstance(results[1], IntegrityError)
         assert refs(ledger) == ["r0", "r1"]  # nothing of the failed unit, not even "half"
         assert ledger.transactions == 2
@@ -143,8 +144,10 @@ class TestGroupCommit:
             futures = await queued_behind_a_gate(factory.ledger_thread, [
                 balance, credit, balance, orm_write_then_fail, balance])
             results = await asyncio.gather(*futures, return_exceptions=True)
-            assert results[0] == Decimal(0) and results[2] == Decimal(5)
-            assert isinstance(results[3], RuntimeError) and results[4] == Decimal(5)
+            assert results[0] == Decimal(0)
+            assert results[2] == Decimal(5)
+            assert isinstance(results[3], RuntimeError)
+            assert results[4] == Decimal(5)
             assert factory.ledger_thread.transactions == 2  # the gate, then the five together
             async with factory() as uow:
                 assert (await uow.session.execute(select(Extension.name))).scalar_one() == ""
@@ -162,7 +165,8 @@ class TestGroupCommit:
 
         futures = await queued_behind_a_gate(ledger, [insert("r0"), dangling, insert("r1")])
         results = await asyncio.gather(*futures, return_exceptions=True)
-        assert results[0] == "r0" and results[2] == "r1"
+        assert results[0] == "r0"
+        assert results[2] == "r1"
         assert isinstance(results[1], IntegrityError)
         # The failed COMMITs left no transaction open (nor the write lock held): the ledger
         # thread and any other writer go on.
@@ -250,7 +254,8 @@ class TestCheckpoints:
         factory = UnitOfWorkFactory(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'l.db'}"))
         async with factory.engine.begin() as conn:
             await conn.exec_driver_sql("CREATE TABLE entry (ref TEXT UNIQUE, account INTEGER)")
-        assert factory.ledger_thread is not None and factory.checkpointer is not None
+        assert factory.ledger_thread is not None
+        assert factory.checkpointer is not None
         try:
             def autocheckpoint(session: Session) -> int:
                 return int(session.execute(text("PRAGMA wal_autocheckpoint")).scalar_one())

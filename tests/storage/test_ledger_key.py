@@ -39,7 +39,8 @@ class TestTheKeyFile:
             os.umask(old)
         mode = stat.S_IMODE((tmp_path / "state" / "ledger.key").stat().st_mode)
         assert mode == 0o600
-        assert len(key) == 32 and load_key(tmp_path / "state" / "ledger.key") == key
+        assert len(key) == 32
+        assert load_key(tmp_path / "state" / "ledger.key") == key
         assert [p.name for p in (tmp_path / "state").iterdir()] == ["ledger.key"]
 
     def test_processes_starting_at_once_agree_on_one_key(self, tmp_path: Path) -> None:

@@ -24,8 +24,9 @@ from coobill.storage.tables import Base
 from coobill.storage.uow import UnitOfWorkFactory
 from tests.conftest import BACKENDS, drop_pg_schema, make_pg_schema, pg_engine
 
-TABLES = {"call", "extension", "ledger_entry", "ledger_head", "portal_session", "portal_user",
-          "rate", "recharge", "refused_call", "reservation", "setting"}
+TABLES = {"call", "extension", "fee", "ledger_entry", "ledger_head", "portal_session",
+          "portal_user", "rate", "recharge", "refused_call", "reservation", "setting",
+          "webhook_event"}
 
 
 @pytest.fixture(params=BACKENDS)

@@ -51,7 +51,8 @@ def test_the_services_raise_the_messages_this_test_reads() -> None:
 @pytest.mark.parametrize("message", MESSAGES)
 def test_every_service_message_has_its_chinese(message: str) -> None:
     shown = error_text(message, "zh")
-    assert shown != message and not re.search(r"[a-z]{4,} [a-z]{4,}", shown), (message, shown)
+    assert shown != message
+    assert not re.search(r"[a-z]{4,} [a-z]{4,}", shown), (message, shown)
 
 
 def test_values_named_in_the_message_are_kept() -> None:

@@ -214,7 +214,8 @@ class TestThrottle:
         assert lines[0] == "WARNING coobill.portal portal.login_failed peer=127.0.0.1 user=bill"
         assert any(" portal.login_locked peer=127.0.0.1 user=bill scope=user" in line
                    for line in lines)
-        assert "6.6.6.6" not in lines[-1] and "\n" not in lines[-1]
+        assert "6.6.6.6" not in lines[-1]
+        assert "\n" not in lines[-1]
         failregex = fail2ban_failregex()
         hosts = [m["host"] for line in lines if (m := failregex.search(line))]
         assert hosts == ["127.0.0.1"] * len(lines)

@@ -84,7 +84,8 @@ def test_the_chart_scales_cost_and_minutes_to_their_own_axes() -> None:
     assert chart is not None
     assert [b.label for b in chart.bars] == ["2026-11-20", "2026-11-21"]
     assert chart.bars[0].height > chart.bars[1].height > 0
-    assert chart.cost_ticks[-1][1] == "5" and chart.minute_ticks[-1][1] == "10"
+    assert chart.cost_ticks[-1][1] == "5"
+    assert chart.minute_ticks[-1][1] == "10"
     assert build_chart([]) is None
 
 

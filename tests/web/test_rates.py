@@ -44,7 +44,8 @@ class TestRatesApi:
         edited = await billing.post(
             f"/api/rates/{rate['id']}", json={"rate": "0.15", "extensions": ["100", "101"]}
         )
-        assert edited.json()["rate"] == "0.1500" and edited.json()["extensions"] == ["100", "101"]
+        assert edited.json()["rate"] == "0.1500"
+        assert edited.json()["extensions"] == ["100", "101"]
         assert edited.json()["remark"] == "Domestic long distance"
         disabled = await billing.post(f"/api/rates/{rate['id']}", json={"enabled": False})
         assert disabled.json()["enabled"] is False
@@ -75,7 +76,8 @@ class TestRatesApi:
         short = await billing.post(
             "/api/rates", json={**LONG_DISTANCE, "prefix": "900", "length": 2}
         )
-        assert short.json()["field"] == "length" and "counts the prefix" in short.json()["message"]
+        assert short.json()["field"] == "length"
+        assert "counts the prefix" in short.json()["message"]
 
     async def test_the_quote_says_which_rate_applies_and_what_a_minute_costs(
         self, ctx: BillingContext, clock: object, billing: httpx.AsyncClient
@@ -88,12 +90,16 @@ class TestRatesApi:
             )
         ).json()
         quote = (await billing.get("/api/rates/quote?extension=100&number=912345678901")).json()
-        assert quote["rate_id"] == rate["id"] and quote["cost"] == "0.2000"
-        assert quote["funds"] == "10.0000" and quote["limit_seconds"] > 60
+        assert quote["rate_id"] == rate["id"]
+        assert quote["cost"] == "0.2000"
+        assert quote["funds"] == "10.0000"
+        assert quote["limit_seconds"] > 60
         other = (await billing.get("/api/rates/quote?extension=101&number=912345678901")).json()
-        assert other["rate_id"] is None and other["cost"] is None
+        assert other["rate_id"] is None
+        assert other["cost"] is None
         bad = await billing.get("/api/rates/quote?extension=100&number=9x")
-        assert bad.status_code == 400 and bad.json()["field"] == "number"
+        assert bad.status_code == 400
+        assert bad.json()["field"] == "number"
         assert (await billing.get("/api/rates/quote?extension=999&number=9")).status_code == 404
 
 
@@ -113,7 +119,8 @@ class TestRatePages:
             },
         )
         assert bad.status_code == 400
-        assert 'id="e-initial_cost"' in bad.text and "more than 4 decimal places" in bad.text
+        assert 'id="e-initial_cost"' in bad.text
+        assert "more than 4 decimal places" in bad.text
         assert 'value="Domestic long distance"' in bad.text
         assert '<option value="101" selected>' in bad.text
         fixed = await billing.post(
@@ -121,7 +128,8 @@ class TestRatePages:
         )
         assert fixed.status_code == 303
         listed = (await billing.get("/rates")).text
-        assert "Domestic long distance" in listed and "US$0.2000" in listed
+        assert "Domestic long distance" in listed
+        assert "US$0.2000" in listed
 
     async def test_the_form_lists_the_number_length_help(self, billing: httpx.AsyncClient) -> None:
         page = (await billing.get("/rates/new")).text
@@ -141,7 +149,13 @@ class TestRatePages:
         assert saved.status_code == 303
         rate = (await billing.get(f"/api/rates/{rate_id}")).json()
         assert (
-            rate["remark"] == "Mobile" and rate["enabled"] is False and rate["extensions"] == ["*"]
+            rate["remark"] == "Mobile"
+        )
+        assert (
+            rate["enabled"] is False
+        )
+        assert (
+            rate["extensions"] == ["*"]
         )
         await billing.post(f"/rates/{rate_id}/toggle")
         assert (await billing.get(f"/api/rates/{rate_id}")).json()["enabled"] is True

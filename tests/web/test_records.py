@@ -25,7 +25,8 @@ class TestRechargeRecords:
     ) -> None:
         await office(ctx)
         by_name = (await billing.get("/api/recharges?keyword=ali")).json()
-        assert by_name["total"] == 1 and by_name["items"][0]["extension"] == "100"
+        assert by_name["total"] == 1
+        assert by_name["items"][0]["extension"] == "100"
         record = by_name["items"][0]
         assert (record["balance_before"], record["amount"], record["balance_after"]) == (
             "0.0000",
@@ -49,16 +50,19 @@ class TestRechargeRecords:
         self, billing: httpx.AsyncClient
     ) -> None:
         api = await billing.get("/api/recharges?date_from=2026-11-23&date_to=2026-11-01")
-        assert api.status_code == 400 and api.json()["field"] == "to"
+        assert api.status_code == 400
+        assert api.json()["field"] == "to"
         page = await billing.get("/recharges?date_from=yesterday")
-        assert page.status_code == 400 and 'id="e-date_from"' in page.text
+        assert page.status_code == 400
+        assert 'id="e-date_from"' in page.text
 
     async def test_the_page_shows_name_and_extension_and_links_the_filtered_csv(
         self, ctx: BillingContext, billing: httpx.AsyncClient
     ) -> None:
         await office(ctx)
         page = (await billing.get("/recharges?keyword=Bob")).text
-        assert "Bob[101]" in page and "Alice[100]" not in page
+        assert "Bob[101]" in page
+        assert "Alice[100]" not in page
         assert "/api/recharges.csv?keyword=Bob" in page
 
     async def test_the_csv_escapes_formulas(
@@ -68,7 +72,8 @@ class TestRechargeRecords:
         rows = rows_of(await billing.get("/api/recharges.csv?keyword=102"))
         assert len(rows) == 1
         assert rows[0]["name"] == '\'=HYPERLINK("http://x")'
-        assert rows[0]["amount"] == "50.0000" and rows[0]["who"] == "setup"
+        assert rows[0]["amount"] == "50.0000"
+        assert rows[0]["who"] == "setup"
 
 
 class TestCallRecords:
@@ -79,8 +84,10 @@ class TestCallRecords:
         day = (await billing.get("/api/calls?date_from=2026-11-21&date_to=2026-11-21")).json()
         assert day["total"] == 2
         long_call = (await billing.get("/api/calls?keyword=9777")).json()["items"][0]
-        assert long_call["billable_time"] == "1:01:40" and long_call["name"] == "Alice"
-        assert long_call["trunk"] == "trunk-a" and long_call["cost"] == "6.2000"
+        assert long_call["billable_time"] == "1:01:40"
+        assert long_call["name"] == "Alice"
+        assert long_call["trunk"] == "trunk-a"
+        assert long_call["cost"] == "6.2000"
         assert long_call["date"] == "2026-11-21 12:00:00"
 
     async def test_the_page_shows_caller_callee_duration_and_cost(
@@ -88,7 +95,10 @@ class TestCallRecords:
     ) -> None:
         await office(ctx)
         page = (await billing.get("/calls?keyword=Bob")).text
-        assert "Bob[101]" in page and "9666" in page and "00:30" in page and "US$0.1000" in page
+        assert "Bob[101]" in page
+        assert "9666" in page
+        assert "00:30" in page
+        assert "US$0.1000" in page
         assert "9555" not in page
 
     async def test_the_csv_has_the_filtered_calls_with_formulas_escaped(
@@ -107,7 +117,8 @@ class TestCallRecords:
         )
         rows = rows_of(await billing.get("/api/calls.csv?keyword=102"))
         assert [r["callee"] for r in rows] == ["9888"]
-        assert rows[0]["name"].startswith("'=") and rows[0]["trunk"] == "'@trunk"
+        assert rows[0]["name"].startswith("'=")
+        assert rows[0]["trunk"] == "'@trunk"
         assert rows[0]["billable_time"] == "00:10"
         all_rows = rows_of(await billing.get("/api/calls.csv"))
         assert len(all_rows) == 4
@@ -146,7 +157,8 @@ class TestStatistics:
 
     async def test_a_bad_grouping_is_refused(self, billing: httpx.AsyncClient) -> None:
         response = await billing.get("/api/statistics?by=week")
-        assert response.status_code == 400 and response.json()["field"] == "by"
+        assert response.status_code == 400
+        assert response.json()["field"] == "by"
         assert (await billing.get("/statistics?by=week")).status_code == 400
 
     async def test_the_page_draws_the_chart_and_links_the_csv(
@@ -154,7 +166,9 @@ class TestStatistics:
     ) -> None:
         await office(ctx)
         page = (await billing.get("/statistics?by=day&split=on")).text
-        assert "<svg" in page and page.count('class="bar"') == 2 and "polyline" in page
+        assert "<svg" in page
+        assert page.count('class="bar"') == 2
+        assert "polyline" in page
         assert "/api/statistics.csv?by=day&amp;split=on" in page
         rows = rows_of(await billing.get("/api/statistics.csv?by=day&split=on"))
         assert [(r["date"], r["extension"], r["total_cost"]) for r in rows] == [
@@ -165,4 +179,5 @@ class TestStatistics:
 
     async def test_no_calls_no_chart(self, billing: httpx.AsyncClient) -> None:
         page = (await billing.get("/statistics")).text
-        assert "<svg" not in page and "No calls in this period" in page
+        assert "<svg" not in page
+        assert "No calls in this period" in page

@@ -42,7 +42,8 @@ class TestLogout:
         async with replaying(app, cookie) as copy:
             assert (await copy.get("/api/me")).status_code == 401
             page = await copy.get("/extensions")
-            assert page.status_code == 303 and page.headers["location"].startswith("/login")
+            assert page.status_code == 303
+            assert page.headers["location"].startswith("/login")
 
     async def test_the_old_cookie_after_the_logout_form_is_refused(
         self, ctx: BillingContext, billing: httpx.AsyncClient, app: FastAPI
@@ -61,7 +62,9 @@ class TestPasswordChange:
     async def test_a_new_password_deletes_the_users_other_sessions_and_keeps_this_one(
         self, ctx: BillingContext, admin: httpx.AsyncClient, app: FastAPI
     ) -> None:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as other:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=BASE
+        ) as other:
             await log_in(other, "root")
             assert await session_rows(ctx) == 2
             changed = await admin.put("/api/users/root/password", json={"password": "new secret"})
@@ -88,7 +91,9 @@ class TestExpiry:
         await log_in(client, "bill")
         wall[0] += 12 * 3600 + 1
         assert (await client.get("/api/me")).status_code == 401
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as other:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=BASE
+        ) as other:
             await log_in(other, "bill", PASSWORD)
         assert await session_rows(ctx) == 1
 

@@ -30,7 +30,8 @@ class TestSettings:
 
     async def test_another_currency_needs_its_symbol(self, billing: httpx.AsyncClient) -> None:
         refused = await billing.post("/api/settings", json={"currency": "OTHER"})
-        assert refused.status_code == 400 and refused.json()["field"] == "symbol"
+        assert refused.status_code == 400
+        assert refused.json()["field"] == "symbol"
         done = await billing.post("/api/settings", json={"currency": "OTHER", "symbol": "₩"})
         assert done.json()["currency_symbol"] == "₩"
 
@@ -55,8 +56,12 @@ class TestSettings:
         )
         assert (
             page.status_code == 400
-            and 'id="e-timezone"' in page.text
-            and 'value="Mars/Base"' in page.text
+        )
+        assert (
+            'id="e-timezone"' in page.text
+        )
+        assert (
+            'value="Mars/Base"' in page.text
         )
 
 
@@ -77,13 +82,19 @@ class TestLiveCalls:
     ) -> None:
         await two_holds(ctx)
         held = {h["uniqueid"]: h for h in (await billing.get("/api/live")).json()}
-        assert held["live-1"]["state"] == "held" and held["live-2"]["state"] == "flagged"
-        assert held["live-1"]["number"] == "9123" and held["live-1"]["limit_seconds"] > 0
+        assert held["live-1"]["state"] == "held"
+        assert held["live-2"]["state"] == "flagged"
+        assert held["live-1"]["number"] == "9123"
+        assert held["live-1"]["limit_seconds"] > 0
         page = (await billing.get("/live")).text
         assert (
             "Flagged" in page
-            and "/live/live-2/release" in page
-            and "/live/live-1/release" not in page
+        )
+        assert (
+            "/live/live-2/release" in page
+        )
+        assert (
+            "/live/live-1/release" not in page
         )
 
     async def test_releasing_a_flagged_hold_charges_nothing(
@@ -119,9 +130,11 @@ class TestLiveCalls:
     ) -> None:
         await two_holds(ctx)
         bad = await billing.post("/live/live-2/charge", data={"seconds": "ten"})
-        assert bad.status_code == 400 and "whole number of seconds" in bad.text
+        assert bad.status_code == 400
+        assert "whole number of seconds" in bad.text
         assert (
             await billing.post("/api/live/live-2/charge", json={"seconds": -1})
         ).status_code == 400
         done = await billing.post("/live/live-2/charge", data={"seconds": "60"})
-        assert done.status_code == 303 and "notice=charged" in done.headers["location"]
+        assert done.status_code == 303
+        assert "notice=charged" in done.headers["location"]

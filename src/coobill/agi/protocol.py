@@ -71,8 +71,8 @@ _ENV_LINE = re.compile(r"^([^\n]*?)(?:: ([^\n]*)|:)$", re.MULTILINE)
 def parse_environment_block(text: str) -> dict[str, str]:
     """parse_environment(text.split("\n")) in one pass (the gate reads a block per call)."""
     environment: dict[str, str] = {}
-    for name, value in _ENV_LINE.findall(text):
-        name = name.strip()
+    for raw, value in _ENV_LINE.findall(text):
+        name = raw.strip()
         if name:
             environment[name] = value
     return environment

@@ -171,9 +171,9 @@ def relay(asterisk: Asterisk, address: tuple[str, int], environment: list[tuple[
                 raise CommandRefused("the daemon's side sent a command the gate never sends")
             replies = asterisk.command(command)
             daemon.sendall("".join(f"{line}\n" for line in replies).encode("utf-8"))
-            if command.startswith("SET VARIABLE "):
-                if parse_reply(r for r in replies if r.strip() != HANGUP).ok:
-                    told.add(command.split(" ", 3)[2])
+            if command.startswith("SET VARIABLE ") and parse_reply(
+                    r for r in replies if r.strip() != HANGUP).ok:
+                told.add(command.split(" ", 3)[2])
 
 
 def fail_closed(asterisk: Asterisk) -> None:
@@ -198,7 +198,7 @@ def run(agi: AgiStdio, environ: Mapping[str, str], argv: Sequence[str] = (), *,
     try:
         told = relay(asterisk, daemon_address(environ), relay_environment(agi.env, args),
                      connect_timeout=connect_timeout, timeout=timeout)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the daemon is logged and Asterisk goes on
         log.error("gate.relay_failed uniqueid=%s error=%s detail=%s",
                   agi.env.get("agi_uniqueid", "-"), type(exc).__name__, str(exc)[:120])
         told = False
@@ -225,7 +225,7 @@ def main() -> int:
     with open(os.devnull, "w") as quiet:  # pyst2 narrates every line on stderr
         try:
             agi = AGI(stdin=sys.stdin, stdout=sys.stdout, stderr=quiet)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a script run without an AGI environment logs and exits 0
             log.error("gate.relay_failed error=%s detail=no_environment", type(exc).__name__)
             return 0
         return run(agi, os.environ, sys.argv[1:])

@@ -43,9 +43,8 @@ class Received:
 def headers(event: Mapping[str, Any]) -> dict[str, str]:
     """Lower-case header names (Uniqueid vs UniqueID); a repeated header keeps its first value."""
     found: dict[str, str] = {}
-    for key, value in event.items():
-        if isinstance(value, list | tuple):
-            value = value[0] if value else ""
+    for key, given in event.items():
+        value = (given[0] if given else "") if isinstance(given, list | tuple) else given
         found[str(key).lower()] = "" if value is None else str(value)
     return found
 

@@ -7,7 +7,8 @@ The session itself (protocol, login, actions with timeouts) is ami/session.py; h
   when its socket does or a Ping goes unanswered;
 - after every (re)connect, CoreShowChannels says which channels are live: events of a gap are
   lost, and `on_reconciled` lets the service settle what ended meanwhile;
-- its tasks are supervised: one that dies says so in the log, with what it was handling.
+- its tasks are supervised: one that dies says so in the log, with what it was handling;
+- what it has done is counted in `FollowerProgress`, for whoever waits on it.
 
 Its settings come in one `FollowerOptions`, built from the `[ami]` section in one place
 (`FollowerOptions.from_config`).
@@ -45,6 +46,7 @@ from coobill.ami.session import (
     AmiTimeout,
 )
 from coobill.config import AmiConfig
+from coobill.tally import Tally
 
 __all__ = ["AmiFollower", "FollowerOptions"]
 
@@ -52,6 +54,16 @@ log = logging.getLogger("coobill.ami")
 
 OnCallEnded = Callable[[ChannelEnded], Awaitable[None]]
 OnReconciled = Callable[[set[str]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class FollowerProgress:
+    """What the follower has done since it started: counts to read or wait on."""
+
+    sessions: Tally = field(default_factory=Tally)  # logins that succeeded
+    lost: Tally = field(default_factory=Tally)  # sessions that were up and ended
+    login_failures: Tally = field(default_factory=Tally)  # logins Asterisk refused
+    retries: Tally = field(default_factory=Tally)  # waits before the next attempt
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,9 +173,7 @@ class AmiFollower:
             cdr_grace_seconds=options.cdr_grace_seconds,
         )
         self.is_phone: PhoneRule = phone_by_pattern(options.phone_pattern)
-        self.reconnects = 0  # sessions re-established after the first
-        self.login_failures = 0
-        self.sessions = 0
+        self.progress = FollowerProgress()
         self._connection: AmiConnection | None = None
         self._in_flight: ChannelEnded | None = None
         self._queue: asyncio.Queue[_QueueItem] = asyncio.Queue()
@@ -176,6 +186,19 @@ class AmiFollower:
     @property
     def port(self) -> int:
         return self.options.port
+
+    @property
+    def sessions(self) -> int:
+        return self.progress.sessions.count
+
+    @property
+    def reconnects(self) -> int:
+        """Sessions re-established after the first."""
+        return max(self.sessions - 1, 0)
+
+    @property
+    def login_failures(self) -> int:
+        return self.progress.login_failures.count
 
     @property
     def connected(self) -> bool:
@@ -268,42 +291,67 @@ class AmiFollower:
             try:
                 await self._session()
             except AmiLoginRefused as exc:
-                self.login_failures += 1
-                log.error("ami.login_failed host=%s port=%s username=%s message=%r failures=%d",
-                          self.host, self.port, self.options.username, str(exc), self.login_failures)
+                self.progress.login_failures.add()
+                log.error(
+                    "ami.login_failed host=%s port=%s username=%s message=%r failures=%d",
+                    self.host,
+                    self.port,
+                    self.options.username,
+                    str(exc),
+                    self.login_failures,
+                )
             except (OSError, AmiError) as exc:
-                log.warning("ami.disconnected host=%s port=%s reason=%r",
-                            self.host, self.port, str(exc) or type(exc).__name__)
+                log.warning(
+                    "ami.disconnected host=%s port=%s reason=%r",
+                    self.host,
+                    self.port,
+                    str(exc) or type(exc).__name__,
+                )
             except Exception:
                 log.exception("ami.session_failed host=%s port=%s", self.host, self.port)
             if self.sessions > logged_in_before:
                 delay = self.options.reconnect_seconds  # it worked for a while: start over
-            log.info("ami.reconnecting host=%s port=%s in_seconds=%.3g", self.host, self.port,
-                     delay)
+            log.info(
+                "ami.reconnecting host=%s port=%s in_seconds=%.3g", self.host, self.port, delay
+            )
+            self.progress.retries.add()
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.options.max_reconnect_seconds)
 
     async def _session(self) -> None:
         o = self.options
-        connection = AmiConnection(o.host, o.port, o.username, o.secret, events=o.events,
-                                   timeout=o.action_timeout, on_event=self._arrived)
+        connection = AmiConnection(
+            o.host,
+            o.port,
+            o.username,
+            o.secret,
+            events=o.events,
+            timeout=o.action_timeout,
+            on_event=self._arrived,
+        )
         # Queued before Login: no event of this session can overtake it.
         self._queue.put_nowait(_SESSION_START)
         try:
             await connection.open()
-            self.sessions += 1
-            if self.sessions > 1:
-                self.reconnects += 1
             self._connection = connection
-            log.info("ami.connected host=%s port=%s session=%d reconnects=%d",
-                     self.host, self.port, self.sessions, self.reconnects)
+            self.progress.sessions.add()
+            log.info(
+                "ami.connected host=%s port=%s session=%d reconnects=%d",
+                self.host,
+                self.port,
+                self.sessions,
+                self.reconnects,
+            )
             live = await connection.live_uniqueids()
             self._queue.put_nowait(_Reconcile(frozenset(live)))
             await self._watch(connection)
         finally:
+            was_up = self._connection is not None
             self._connection = None
             connection.close()
             self._queue.put_nowait(_SESSION_END)
+            if was_up:
+                self.progress.lost.add()
 
     async def _watch(self, connection: AmiConnection) -> None:
         """Returns (raises) when the session is over: socket closed, or a Ping unanswered.
@@ -320,8 +368,9 @@ class AmiFollower:
             if checking and loop.time() >= next_check:
                 asked = self.tracker.tick()
                 live = await connection.live_uniqueids()
-                self._queue.put_nowait(_Reconcile(frozenset(live), during_session=True,
-                                                  asked_tick=asked))
+                self._queue.put_nowait(
+                    _Reconcile(frozenset(live), during_session=True, asked_tick=asked)
+                )
                 next_check = loop.time() + self.options.live_check_seconds
             if loop.time() >= next_ping:
                 try:
@@ -352,29 +401,14 @@ class AmiFollower:
         if isinstance(item, _Event):
             ended = tracker.feed(item.message, item.received)
         elif isinstance(item, _Authorized):
-            tracker.authorized(item.uniqueid, item.token, item.tick, item.channel,
-                               item.extension)
+            tracker.authorized(item.uniqueid, item.token, item.tick, item.channel, item.extension)
             return
         elif isinstance(item, _Expected):
             for uniqueid, tokens in item.holds:
                 tracker.expect(uniqueid, list(tokens))
             return
-        elif isinstance(item, _Reconcile) and item.during_session:
-            # Followed channels the listing lacks lost their end; the others count as live:
-            # their settlement is on its way.
-            assert self._on_live_check is not None
-            for call in tracker.lost(item.live, item.asked_tick):
-                log.warning("ami.call_end_lost uniqueid=%s", call.uniqueid)
-                await self._hand_over(call)
-            await self._on_live_check(set(item.live) | tracker.following())
-            return
         elif isinstance(item, _Reconcile):
-            tracker.connected()
-            lost = tracker.reconcile(item.live)
-            for uniqueid in lost:
-                log.warning("ami.call_lost_in_gap uniqueid=%s", uniqueid)
-            log.info("ami.reconciled live=%d lost=%d", len(item.live), len(lost))
-            await self._on_reconciled(set(item.live) | tracker.following())
+            await self._reconcile(item)
             return
         elif item is _SESSION_START:
             tracker.begin_session()
@@ -390,11 +424,34 @@ class AmiFollower:
         for call in ended:
             await self._hand_over(call)
 
+    async def _reconcile(self, item: _Reconcile) -> None:
+        tracker = self.tracker
+        if item.during_session:
+            # Followed channels the listing lacks lost their end; the others count as live:
+            # their settlement is on its way.
+            assert self._on_live_check is not None
+            for call in tracker.lost(item.live, item.asked_tick):
+                log.warning("ami.call_end_lost uniqueid=%s", call.uniqueid)
+                await self._hand_over(call)
+            await self._on_live_check(set(item.live) | tracker.following())
+            return
+        tracker.connected()
+        lost = tracker.reconcile(item.live)
+        for uniqueid in lost:
+            log.warning("ami.call_lost_in_gap uniqueid=%s", uniqueid)
+        log.info("ami.reconciled live=%d lost=%d", len(item.live), len(lost))
+        await self._on_reconciled(set(item.live) | tracker.following())
+
     async def _hand_over(self, call: ChannelEnded) -> None:
         s = call.settle
-        log.info("ami.call_ended uniqueid=%s ext=%s dials=%d answered=%d leftover=%s",
-                 s.uniqueid, s.caller_extension, len(s.dials),
-                 sum(d.disposition == "ANSWERED" for d in s.dials), s.leftover)
+        log.info(
+            "ami.call_ended uniqueid=%s ext=%s dials=%d answered=%d leftover=%s",
+            s.uniqueid,
+            s.caller_extension,
+            len(s.dials),
+            sum(d.disposition == "ANSWERED" for d in s.dials),
+            s.leftover,
+        )
         self._in_flight = call
         try:
             await self._on_call_ended(call)

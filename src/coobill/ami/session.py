@@ -257,4 +257,5 @@ def _first(reply: AmiReply) -> Message:
 async def pbx_endpoints(ami: AmiConfig) -> list[Endpoint]:
     """The PBX's endpoints, over a session of their own (`coobill extension sync`)."""
     async with AmiConnection(ami.host, ami.port, ami.username, ami.secret) as connection:
-        return await list_endpoints(connection.request, is_phone=phone_by_pattern(ami.phone_pattern))
+        is_phone = phone_by_pattern(ami.phone_pattern)
+        return await list_endpoints(connection.request, is_phone=is_phone)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from coobill.bootstrap import bootstrap
+from coobill.cli import account
 from coobill.cli.output import to_csv, to_json, to_table
 from coobill.config import Settings
 from coobill.errors import BadRequest
@@ -17,7 +19,7 @@ from coobill.formatting import duration
 from coobill.money import fmt
 from coobill.services import audit as audit_service
 from coobill.services import extensions, rates, refused, reports, reservations, users
-from coobill.services import settings as billing_settings
+from coobill.services import settings as settings_service
 from coobill.services.context import BillingContext
 from coobill.services.ledger_seal import (
     UNSEALED_REVISIONS,
@@ -161,19 +163,22 @@ async def extension_sync(args: argparse.Namespace, ctx: BillingContext) -> int:
     from coobill.services.pbx_sync import add_phones
 
     created = await add_phones(ctx, await pbx_endpoints(ctx.config.ami))
-    print(f"{len(created)} new extension(s): {', '.join(created)}" if created else "no new extensions")
+    print(f"{len(created)} new extension(s): {', '.join(created)}" if created
+          else "no new extensions")
     return 0
 
 
 def _rate_changes(args: argparse.Namespace) -> dict[str, Any]:
     """The rate options given (each named as its field: --initial-time is initial_time)."""
-    return service_arguments({name: getattr(args, name) for name in RATE_FIELD_NAMES
-                              if name != "enabled"})
+    return service_arguments(
+        {name: getattr(args, name) for name in RATE_FIELD_NAMES if name != "enabled"}
+    )
 
 
 async def rate_add(args: argparse.Namespace, ctx: BillingContext) -> int:
-    view = await rates.add_rate(ctx, check_rate_fields(**_rate_changes(args),
-                                                       enabled=not args.disabled))
+    view = await rates.add_rate(
+        ctx, check_rate_fields(**_rate_changes(args), enabled=not args.disabled)
+    )
     print(f"rate {view.id} added")
     return 0
 
@@ -197,7 +202,7 @@ async def rate_list(args: argparse.Namespace, ctx: BillingContext) -> int:
 
 async def rate_import(args: argparse.Namespace, ctx: BillingContext) -> int:
     try:
-        text = Path(args.file).read_text(encoding="utf-8-sig")
+        text = await asyncio.to_thread(Path(args.file).read_text, encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise BadRequest(f"file: cannot read {args.file}: {exc}", field="file") from None
     count = await rates.import_rates(ctx, text, replace=args.replace)
@@ -213,23 +218,35 @@ async def rate_export(args: argparse.Namespace, ctx: BillingContext) -> int:
 async def rate_quote(args: argparse.Namespace, ctx: BillingContext) -> int:
     q = await rates.quote(ctx, args.extension, args.number, at=args.at, seconds=args.seconds)
     data = {
-        "extension": q.extension, "number": q.number, "at": q.at.strftime("%H:%M"),
+        "extension": q.extension,
+        "number": q.number,
+        "at": q.at.strftime("%H:%M"),
         "rate_id": q.rate.id if q.rate else None,
-        "rate": None if q.rate is None else {
-            "prefix": q.rate.prefix, "length": q.rate.number_length,
-            "initial_cost": q.rate.tariff.initial_cost, "initial_time": q.rate.tariff.initial_seconds,
-            "rate": q.rate.tariff.rate, "period": q.rate.tariff.period_seconds,
+        "rate": None
+        if q.rate is None
+        else {
+            "prefix": q.rate.prefix,
+            "length": q.rate.number_length,
+            "initial_cost": q.rate.tariff.initial_cost,
+            "initial_time": q.rate.tariff.initial_seconds,
+            "rate": q.rate.tariff.rate,
+            "period": q.rate.tariff.period_seconds,
             "remark": q.rate.remark,
         },
-        "seconds": q.seconds, "cost": q.cost, "funds": q.funds, "limit_seconds": q.limit_seconds,
+        "seconds": q.seconds,
+        "cost": q.cost,
+        "funds": q.funds,
+        "limit_seconds": q.limit_seconds,
     }
     if args.json:
         print(to_json(data))
     elif q.rate is None:
         print(f"no rate applies to {q.extension} -> {q.number} at {data['at']}")
     else:
-        print(f"rate {q.rate.id} ({q.rate.prefix or 'any prefix'}"
-              f"{', ' + q.rate.remark if q.rate.remark else ''}) at {data['at']}")
+        print(
+            f"rate {q.rate.id} ({q.rate.prefix or 'any prefix'}"
+            f"{', ' + q.rate.remark if q.rate.remark else ''}) at {data['at']}"
+        )
         print(f"{q.seconds} s cost {fmt(q.cost)}")  # type: ignore[arg-type]
         print(f"funds {fmt(q.funds)} buy {q.limit_seconds} s ({duration(q.limit_seconds or 0)})")
     return 0
@@ -238,10 +255,22 @@ async def rate_quote(args: argparse.Namespace, ctx: BillingContext) -> int:
 async def recharges_list(args: argparse.Namespace, ctx: BillingContext) -> int:
     period = reports.Period.parse(args.date_from, args.date_to)
     records, _ = await reports.list_recharges(ctx, period, args.keyword)
-    emit(args, [{"time": r.time, "extension": r.extension, "name": r.name,
-                 "balance_before": r.balance_before, "amount": r.amount,
-                 "balance_after": r.balance_after, "who": r.who} for r in records],
-         RECHARGE_COLUMNS)
+    emit(
+        args,
+        [
+            {
+                "time": r.time,
+                "extension": r.extension,
+                "name": r.name,
+                "balance_before": r.balance_before,
+                "amount": r.amount,
+                "balance_after": r.balance_after,
+                "who": r.who,
+            }
+            for r in records
+        ],
+        RECHARGE_COLUMNS,
+    )
     return 0
 
 
@@ -263,25 +292,38 @@ async def calls_list(args: argparse.Namespace, ctx: BillingContext) -> int:
 
 async def stats(args: argparse.Namespace, ctx: BillingContext) -> int:
     period = reports.Period.parse(args.date_from, args.date_to)
-    rows = await reports.statistics(ctx, args.by, period, args.extensions,
-                                    per_extension=args.per_extension)
-    emit(args, [{"date": r.period,
-                 "extension": "All" if r.extension == reports.ALL_EXTENSIONS else r.extension, "calls": r.calls,
-                 "answered": r.answered, "total_duration": duration(r.total_seconds),
-                 "total_seconds": r.total_seconds, "average_duration": duration(r.average_seconds),
-                 "average_seconds": r.average_seconds, "total_cost": r.cost} for r in rows],
-         STATS_COLUMNS)
+    rows = await reports.statistics(
+        ctx, args.by, period, args.extensions, per_extension=args.per_extension
+    )
+    emit(
+        args,
+        [
+            {
+                "date": r.period,
+                "extension": "All" if r.extension == reports.ALL_EXTENSIONS else r.extension,
+                "calls": r.calls,
+                "answered": r.answered,
+                "total_duration": duration(r.total_seconds),
+                "total_seconds": r.total_seconds,
+                "average_duration": duration(r.average_seconds),
+                "average_seconds": r.average_seconds,
+                "total_cost": r.cost,
+            }
+            for r in rows
+        ],
+        STATS_COLUMNS,
+    )
     return 0
 
 
 async def settings_set(args: argparse.Namespace, ctx: BillingContext) -> int:
-    controls = {name: getattr(args, name) for name in billing_settings.CONTROL_DEFAULTS}
+    controls = {name: getattr(args, name) for name in settings_service.CONTROL_DEFAULTS}
     if all(v is None for v in (args.billing, args.currency, args.symbol, args.timezone,
                                *controls.values())):
         raise BadRequest("settings set: give at least one of --billing, --currency, --symbol, "
                          "--timezone, --cap-daily, --cap-monthly, --max-call-cost, "
                          "--max-price-minute, --low-balance")
-    current = await billing_settings.change_settings(
+    current = await settings_service.change_settings(
         ctx, billing=args.billing, currency=args.currency, symbol=args.symbol,
         timezone=args.timezone, controls=controls,
     )
@@ -289,7 +331,7 @@ async def settings_set(args: argparse.Namespace, ctx: BillingContext) -> int:
     return 0
 
 
-def _print_settings(current: billing_settings.BillingSettings) -> None:
+def _print_settings(current: settings_service.BillingSettings) -> None:
     """The settings' table; then the account controls' defaults, if any is set."""
     print(to_table([current.as_dict()], tuple(current.as_dict())))
     controls = current.controls()
@@ -298,7 +340,7 @@ def _print_settings(current: billing_settings.BillingSettings) -> None:
 
 
 async def settings_show(args: argparse.Namespace, ctx: BillingContext) -> int:
-    current = await billing_settings.get_settings(ctx)
+    current = await settings_service.billing_settings(ctx)
     if args.json:
         controls = current.controls()
         print(to_json({**current.as_dict(), **(controls if any(controls.values()) else {})}))
@@ -335,8 +377,10 @@ async def user_add(args: argparse.Namespace, ctx: BillingContext) -> int:
 
 
 async def user_list(args: argparse.Namespace, ctx: BillingContext) -> int:
-    rows = [{"name": u.name, "role": u.role, "language": u.language}
-            for u in await users.list_users(ctx)]
+    rows = [
+        {"name": u.name, "role": u.role, "language": u.language}
+        for u in await users.list_users(ctx)
+    ]
     columns = ("name", "role", "language")
     if args.csv:
         sys.stdout.write(to_csv(rows, columns))
@@ -363,8 +407,22 @@ async def reservations_list(args: argparse.Namespace, ctx: BillingContext) -> in
     if args.json:
         print(to_json(rows))
     else:
-        print(to_table(rows, ("id", "uniqueid", "extension", "number", "amount",
-                              "limit_seconds", "state", "since", "note")))
+        print(
+            to_table(
+                rows,
+                (
+                    "id",
+                    "uniqueid",
+                    "extension",
+                    "number",
+                    "amount",
+                    "limit_seconds",
+                    "state",
+                    "since",
+                    "note",
+                ),
+            )
+        )
     return 0
 
 
@@ -407,4 +465,5 @@ HANDLERS: dict[str, Handler] = {
     "reservations.list": reservations_list,
     "reservations.release": reservations_release,
     "reservations.charge": reservations_charge,
+    **account.HANDLERS,
 }

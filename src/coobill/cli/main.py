@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from coobill.cli import commands
+from coobill.cli import account, commands
 from coobill.config import load_settings
 from coobill.errors import BadRequest, CoobillError
 from coobill.services import bounds
@@ -87,7 +87,7 @@ def _add_rate_options(p: argparse.ArgumentParser, *, required: bool) -> None:
     p.add_argument("--remark", help="free text to tell rates apart")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the parser: one statement an option
     parser = Parser(prog="coobill", description=__doc__.splitlines()[0])
     parser.add_argument("--config", metavar="PATH", help="configuration file (TOML)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -97,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("audit", help="verify every balance against its ledger")
     sub.add_parser("doctor", help="check configuration, schema, AMI and ports; say what to fix")
 
-    ext = sub.add_parser("extension", help="extensions").add_subparsers(dest="action", required=True)
+    ext = sub.add_parser("extension", help="extensions").add_subparsers(
+        dest="action", required=True
+    )
     p = ext.add_parser("set", help="create or update an extension")
     p.add_argument("extension")
     p.add_argument("--name")
@@ -163,13 +165,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--by", choices=("day", "month", "year"), default="day")
     p.add_argument("--from", dest="date_from", metavar="DATE")
     p.add_argument("--to", dest="date_to", metavar="DATE")
-    p.add_argument("--extension", dest="extensions", nargs="+", default=[], metavar="EXT",
-                   help="count only these extensions")
-    p.add_argument("--per-extension", action="store_true",
-                   help="one row per period and extension (default: one row per period, All)")
+    p.add_argument(
+        "--extension",
+        dest="extensions",
+        nargs="+",
+        default=[],
+        metavar="EXT",
+        help="count only these extensions",
+    )
+    p.add_argument(
+        "--per-extension",
+        action="store_true",
+        help="one row per period and extension (default: one row per period, All)",
+    )
     _add_formats(p, csv=True)
 
-    st = sub.add_parser("settings", help="billing settings").add_subparsers(dest="action", required=True)
+    st = sub.add_parser("settings", help="billing settings").add_subparsers(
+        dest="action", required=True
+    )
     p = st.add_parser("set")
     p.add_argument("--billing", choices=("on", "off"))
     p.add_argument("--currency", help="USD, CNY, EUR, GBP, VND or other (with --symbol)")
@@ -200,11 +213,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_formats(p)
     p = rs.add_parser("release", help="release a flagged hold without charging")
     p.add_argument("uniqueid")
-    p.add_argument("--hold", type=RECORD_ID, metavar="ID", help="which hold, when the call has several")
+    p.add_argument(
+        "--hold", type=RECORD_ID, metavar="ID", help="which hold, when the call has several"
+    )
     p = rs.add_parser("charge", help="settle a flagged hold by charging N seconds")
     p.add_argument("uniqueid")
     p.add_argument("--seconds", type=SECONDS, required=True)
-    p.add_argument("--hold", type=RECORD_ID, metavar="ID", help="which hold, when the call has several")
+    p.add_argument(
+        "--hold", type=RECORD_ID, metavar="ID", help="which hold, when the call has several"
+    )
+    account.add_parsers(sub, RECORD_ID)
     return parser
 
 
@@ -238,8 +256,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sqlalchemy.exc import SQLAlchemyError
 
         if isinstance(exc, SQLAlchemyError):
-            print(f"coobill: database error: {exc.__class__.__name__}: {str(exc).splitlines()[0]}",
-                  file=sys.stderr)
+            print(
+                f"coobill: database error: {exc.__class__.__name__}: {str(exc).splitlines()[0]}",
+                file=sys.stderr,
+            )
             return 69
         raise
 

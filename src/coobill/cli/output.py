@@ -45,7 +45,8 @@ def to_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     cells = [[str(plain(r.get(c)) if r.get(c) is not None else "") for c in columns] for r in rows]
     widths = [max([display_width(c)] + [display_width(row[i]) for row in cells])
               for i, c in enumerate(columns)]
-    lines = ["  ".join(_pad(c, w) for c, w in zip(columns, widths, strict=True)).rstrip()]
-    for row in cells:
-        lines.append("  ".join(_pad(v, w) for v, w in zip(row, widths, strict=True)).rstrip())
+    lines = [
+        "  ".join(_pad(v, w) for v, w in zip(row, widths, strict=True)).rstrip()
+        for row in [columns, *cells]
+    ]
     return "\n".join(lines)

@@ -29,15 +29,18 @@ from coobill.ami.follower import AmiFollower, FollowerOptions
 from coobill.bootstrap import bootstrap
 from coobill.config import Settings, load_settings
 from coobill.daemon.events import DaemonEvents
+from coobill.daemon.fees import FeeCharger
 from coobill.daemon.http import Operations
 from coobill.daemon.pbx import PbxLink
 from coobill.daemon.portal import PortalProcess
 from coobill.daemon.status import StatusLine, status_text
+from coobill.daemon.webhooks import WebhookSender
 from coobill.errors import ConfigurationError
 from coobill.logs import configure_logging
 from coobill.metrics import Metrics
 from coobill.services.commands import AuthorizeCall, Settlement, Verdict
 from coobill.services.context import BillingContext
+from coobill.services.fees import FeeCharged
 from coobill.services.gate import authorize_call
 from coobill.services.ledger_seal import open_ledger
 from coobill.services.pbx_sync import add_phones
@@ -47,15 +50,23 @@ from coobill.storage import schema
 from coobill.storage.db import is_sqlite
 from coobill.storage.ledger_key import load_key, portal_key_path
 
+__all__ = ["Daemon", "gate_options", "raise_file_limit", "run_daemon"]
+
 log = logging.getLogger("coobill.daemon")
 
 
 def gate_options(settings: Settings) -> GateOptions:
     agi = settings.agi
-    return GateOptions(host=agi.host, port=agi.port, ring_allowance_seconds=agi.ring_allowance_seconds,
-                       deadline_seconds=agi.deadline_seconds, max_env_bytes=agi.max_env_bytes,
-                       on_error=agi.on_error, max_connections=agi.max_connections,
-                       environment_timeout_seconds=agi.environment_timeout_seconds)
+    return GateOptions(
+        host=agi.host,
+        port=agi.port,
+        ring_allowance_seconds=agi.ring_allowance_seconds,
+        deadline_seconds=agi.deadline_seconds,
+        max_env_bytes=agi.max_env_bytes,
+        on_error=agi.on_error,
+        max_connections=agi.max_connections,
+        environment_timeout_seconds=agi.environment_timeout_seconds,
+    )
 
 
 @dataclass
@@ -72,6 +83,8 @@ class Daemon:
     follower: AmiFollower | None = None
     web: PortalProcess | None = None
     pbx: PbxLink | None = None
+    webhooks: WebhookSender | None = None
+    fees: FeeCharger | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _reloading: asyncio.Event = field(default_factory=asyncio.Event)
     started: bool = False
@@ -94,6 +107,11 @@ class Daemon:
         if self.settings.web.enabled:
             await self._start_web(ctx)
             await self._first_admin(ctx)
+        if self.settings.webhooks.urls:
+            self.webhooks = WebhookSender(ctx, on_delivered=self.events.webhooks_delivered.add)
+            self.webhooks.start()
+        self.fees = FeeCharger(ctx, on_checked=self._fees_checked)
+        self.fees.start()
         self.started = True
         self.status = StatusLine(self._status_text)
         self.events.watch(self.status.changed)
@@ -111,8 +129,11 @@ class Daemon:
             self.refused.note(call, verdict, latency)
 
     def _status_text(self) -> str:
-        return status_text(self.events, None if self.gate is None else self.gate.port,
-                           None if self.follower is None else self.follower.connected)
+        return status_text(
+            self.events,
+            None if self.gate is None else self.gate.port,
+            None if self.follower is None else self.follower.connected,
+        )
 
     async def _first_admin(self, ctx: BillingContext) -> None:
         """No portal user yet: make `admin` with a random password and say it, once, on the
@@ -122,13 +143,21 @@ class Daemon:
             return
         user, password = made
         login = f"http://{self.settings.web.host}:{self.web_port}/login"
-        log.warning('portal.first_admin user=%s password=%s login=%s hint="change it on the '
-                    'Users page or with: coobill user passwd %s"', user.name, password, login,
-                    user.name)
+        log.warning(
+            'portal.first_admin user=%s password=%s login=%s hint="change it on the '
+            'Users page or with: coobill user passwd %s"',
+            user.name,
+            password,
+            login,
+            user.name,
+        )
         if sys.stderr.isatty():
-            print(f"\n  coobill made the portal's first user.\n  Log in at {login}\n"
-                  f"    user:     {user.name}\n    password: {password}\n"
-                  f"  and change the password on the Users page.\n", file=sys.stderr)
+            print(  # noqa: T201 - a person at the terminal is told the password once
+                f"\n  coobill made the portal's first user.\n  Log in at {login}\n"
+                f"    user:     {user.name}\n    password: {password}\n"
+                f"  and change the password on the Users page.\n",
+                file=sys.stderr,
+            )
 
     async def _authorize(self, call: AuthorizeCall) -> Verdict:
         assert self.ctx is not None
@@ -139,8 +168,12 @@ class Daemon:
                 # A transferred external leg dialling on: the extension that placed the call
                 # pays for what it dials now, at that number's rate. The payer is the
                 # extension the gate identified for that call, so it is trusted as such.
-                log.info("gate.transferred uniqueid=%s asked_as=%s paid_by=%s",
-                         call.uniqueid, call.extension, payer)
+                log.info(
+                    "gate.transferred uniqueid=%s asked_as=%s paid_by=%s",
+                    call.uniqueid,
+                    call.extension,
+                    payer,
+                )
                 call = dataclasses.replace(call, extension=payer, payer_source="endpoint")
             earlier = follower.earlier_authorizations(call.uniqueid)
             if earlier:
@@ -152,24 +185,30 @@ class Daemon:
         return verdict
 
     async def _start_follower(self, ctx: BillingContext) -> None:
-        self.pbx = PbxLink(ctx, on_settled=self._settlement_done,
-                           on_expect=lambda live: self._follower().expect(live))
+        self.pbx = PbxLink(
+            ctx,
+            on_settled=self._settlement_done,
+            on_expect=lambda live: self._follower().expect(live),
+        )
         self.follower = AmiFollower(
-            FollowerOptions.from_config(self.settings.ami), on_call_ended=self.pbx.call_ended,
-            on_reconciled=self._reconciled, on_live_check=self._live_checked,
+            FollowerOptions.from_config(self.settings.ami),
+            on_call_ended=self.pbx.call_ended,
+            on_reconciled=self._reconciled,
+            on_live_check=self._live_checked,
         )
         await self.follower.start()
 
     async def _reconciled(self, live: set[str]) -> None:
         """After each login: the holds against the live channels, then the extension list."""
-        assert self.ctx is not None and self.pbx is not None
+        assert self.ctx is not None
+        assert self.pbx is not None
         follower = self._follower()
         self.metrics.ami_reconnects.set(follower.reconnects)
         await self.pbx.reconciled(live, still_live=follower.live_uniqueids)
         self.events.reconciled.add()
         try:
             await add_phones(self.ctx, await follower.list_endpoints())
-        except Exception as exc:  # a PBX without PJSIP/SIP listings still bills
+        except Exception as exc:  # noqa: BLE001 - a PBX without PJSIP/SIP listings still bills
             log.warning("extensions.sync_failed error=%s", exc)
 
     async def _live_checked(self, live: set[str]) -> None:
@@ -185,14 +224,23 @@ class Daemon:
         for settlement in settlements:
             self.metrics.observe_settlement(settlement)
         self.events.settled.add()
+        if self.webhooks is not None:
+            self.webhooks.nudge()
+
+    def _fees_checked(self, charged: list[FeeCharged]) -> None:
+        self.events.fee_checks.add()
+        if charged and self.webhooks is not None:
+            self.webhooks.nudge()
 
     async def _start_web(self, ctx: BillingContext) -> None:
         operations = Operations(
-            ctx, self.metrics,
+            ctx,
+            self.metrics,
             lambda: None if self.follower is None else self.follower.connected,
         )
-        self.web = PortalProcess(self.settings.web, await self._portal_hello(ctx),
-                                 operations.answer)
+        self.web = PortalProcess(
+            self.settings.web, await self._portal_hello(ctx), operations.answer
+        )
         await self.web.start()
 
     async def _portal_hello(self, ctx: BillingContext) -> dict[str, Any]:
@@ -202,8 +250,10 @@ class Daemon:
         engine = ctx.uow.engine
         url = engine.url.render_as_string(hide_password=False)
         if is_sqlite(url) and (engine.url.database or ":memory:") == ":memory:":
-            raise ConfigurationError("config: database.url: a ledger in memory cannot be shared "
-                                     "with the portal's process; use a file, or disable [web]")
+            raise ConfigurationError(
+                "config: database.url: a ledger in memory cannot be shared "
+                "with the portal's process; use a file, or disable [web]"
+            )
         search_path = ""
         if not is_sqlite(url):
             # The schema the daemon's connections use (a test's own, or "$user", public).
@@ -217,8 +267,8 @@ class Daemon:
             "database_url": url,
             "search_path": search_path,
             "ledger_key": ctx.uow.ledger_key.hex(),
-            "session_secret": self.settings.web.secret_key or load_key(
-                portal_key_path(url, database.key_file), "web.secret_key").hex(),
+            "session_secret": self.settings.web.secret_key
+            or load_key(portal_key_path(url, database.key_file), "web.secret_key").hex(),
         }
 
     @property
@@ -231,11 +281,11 @@ class Daemon:
         systemd.notify("RELOADING=1")
         try:
             fresh = load_settings(self.config_path)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a bad reload keeps the running settings
             log.error("daemon.reload_refused error=%s", exc)
             systemd.notify("READY=1")
             return
-        for section in ("database", "agi", "ami", "web"):
+        for section in ("database", "agi", "ami", "web", "webhooks"):
             old, new = getattr(self.settings, section), getattr(fresh, section)
             if section != "agi" and old != new:
                 log.warning("daemon.reload_needs_restart section=%s", section)
@@ -261,8 +311,9 @@ class Daemon:
             stop = asyncio.ensure_future(self._stopping.wait())
             reload = asyncio.ensure_future(self._reloading.wait())
             try:
-                await asyncio.wait({stop, reload}, timeout=heartbeat or 3600,
-                                   return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    {stop, reload}, timeout=heartbeat or 3600, return_when=asyncio.FIRST_COMPLETED
+                )
             finally:
                 stop.cancel()
                 reload.cancel()
@@ -291,6 +342,10 @@ class Daemon:
             await self.pbx.close()
         if self.web is not None:
             await self.web.stop()
+        if self.fees is not None:
+            await self.fees.stop()
+        if self.webhooks is not None:
+            await self.webhooks.stop()
         if self.ctx is not None:
             await self.ctx.uow.dispose()
         if self.started:

@@ -128,7 +128,7 @@ class PortalProcess:
             elif "ask" in message:
                 try:
                     answer = await self._answer(str(message["ask"]))
-                except Exception as exc:  # a probe's failure is its answer, not the daemon's
+                except Exception as exc:  # noqa: BLE001 - a probe's failure is its answer, not the daemon's
                     log.warning("web.answer_failed ask=%s error=%s", message["ask"], exc)
                     answer = {"status": 503, "type": "application/json",
                               "body": '{"status":"unhealthy","daemon":"error"}'}

@@ -25,8 +25,8 @@ def parse_days(text: str) -> frozenset[int]:
     if text in ("", "*", "all"):
         return EVERY_DAY
     days = set()
-    for part in text.split(","):
-        part = part.strip()
+    for given in text.split(","):
+        part = given.strip()
         if part not in DAY_NAMES:
             raise ValueError(f"{part!r} is not a day (mon, tue, wed, thu, fri, sat, sun)")
         days.add(DAY_NAMES.index(part))

@@ -59,7 +59,9 @@ def carrier_tariff(rate_per_minute: Decimal, connect_fee: Decimal = Decimal(0),
     if rate_per_minute < 0 or connect_fee < 0:
         raise ValueError("prices must not be negative")
     if not 0 <= initial_increment <= _MAX_INCREMENT or not 1 <= increment <= _MAX_INCREMENT:
-        raise ValueError(f"increments are whole seconds, 0-{_MAX_INCREMENT} then 1-{_MAX_INCREMENT}")
+        raise ValueError(
+            f"increments are whole seconds, 0-{_MAX_INCREMENT} then 1-{_MAX_INCREMENT}"
+        )
     exact_initial = connect_fee + rate_per_minute * initial_increment / MINUTE
     exact_rate = rate_per_minute * increment / MINUTE
     initial = exact_initial.quantize(PLACES, ROUND_HALF_UP)
@@ -119,7 +121,9 @@ def parse_carrier_deck(text: str) -> list[CarrierRate]:
             tariff, rounded = carrier_tariff(
                 _decimal(cells["rate_per_minute"], "rate_per_minute"),
                 _decimal(cells.get("connect_fee") or "0", "connect_fee"),
-                first, _seconds(then, "increment"))
+                first,
+                _seconds(then, "increment"),
+            )
         except ValueError as exc:
             raise ValueError(f"line {line}: {exc}") from None
         rates.append(CarrierRate(line, prefix, cells["description"], tariff, rounded))
@@ -147,8 +151,9 @@ class DeckDiff(Generic[K, V]):
         return not (self.added or self.removed or self.changed)
 
 
-def diff_decks(current: Mapping[K, V], incoming: Mapping[K, V],
-               order: Callable[[K], Any] = lambda key: key) -> DeckDiff[K, V]:
+def diff_decks(
+    current: Mapping[K, V], incoming: Mapping[K, V], order: Callable[[K], Any] = lambda key: key
+) -> DeckDiff[K, V]:
     """Added, removed and changed entries (by key: a rate's prefix, length, window and
     extensions), old value beside new."""
     added = tuple((k, incoming[k]) for k in sorted(incoming.keys() - current.keys(), key=order))

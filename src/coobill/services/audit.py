@@ -14,14 +14,15 @@ the sum of the open holds.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import BigInteger, func, select, type_coerce
+from sqlalchemy import BigInteger, ColumnElement, SQLColumnExpression, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coobill.money import from_units
 from coobill.services import holds
 from coobill.services.context import BillingContext
-from coobill.services.ledger import CALL_DEBIT, RECHARGE, entry_text, mac, sealed_head
+from coobill.services.ledger import CALL_DEBIT, FEE, RECHARGE, entry_text, mac, sealed_head
 from coobill.storage.tables import (
     Call,
     Extension,
@@ -43,7 +44,7 @@ class AuditReport:
         return not self.problems
 
 
-def _units(column):  # type: ignore[no-untyped-def]
+def _units(column: SQLColumnExpression[Any]) -> ColumnElement[int]:
     return type_coerce(column, BigInteger)
 
 
@@ -149,21 +150,23 @@ async def _calls(s: AsyncSession, numbers: dict[int, str], report: AuditReport) 
 
 
 async def _recharges(s: AsyncSession, report: AuditReport) -> None:
-    """Every recharge record has its entry, saying the same; every recharge entry its record."""
+    """Every recharge record has its entry, saying the same; every recharge entry its record.
+    A fee's record (kind "fee") is its fee entry's, by the entry's reference."""
     entries = {
         reference: (ext_id, int(amount), int(after))
         for reference, ext_id, amount, after in (await s.execute(
             select(LedgerEntry.reference, LedgerEntry.extension_id, _units(LedgerEntry.amount),
                    _units(LedgerEntry.balance_after))
-            .where(LedgerEntry.kind == RECHARGE))).tuples()
+            .where(LedgerEntry.kind.in_((RECHARGE, FEE))))).tuples()
     }
-    for rid, ext_id, before, amount, after in (await s.execute(
-        select(Recharge.id, Recharge.extension_id, _units(Recharge.balance_before),
-               _units(Recharge.amount), _units(Recharge.balance_after)))).tuples():
-        entry = entries.pop(f"recharge:{rid}", None)
+    for rid, kind, reference, ext_id, before, amount, after in (await s.execute(
+        select(Recharge.id, Recharge.kind, Recharge.reference, Recharge.extension_id,
+               _units(Recharge.balance_before), _units(Recharge.amount),
+               _units(Recharge.balance_after)))).tuples():
+        entry = entries.pop(reference if kind == FEE else f"recharge:{rid}", None)
         if entry != (ext_id, int(amount), int(after)) or int(before) + int(amount) != int(after):
             report.problems.append(
-                f"recharge {rid}: the record and its ledger entry do not agree")
+                f"{kind} {rid}: the record and its ledger entry do not agree")
     for reference in entries:
         report.problems.append(f"ledger entry {reference} has no recharge record")
 

@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 
 from coobill.errors import BadRequest, UnknownExtension
 from coobill.money import ZERO, fmt, parse_amount
-from coobill.services import ledger
+from coobill.services import ledger, outbox
 from coobill.services.context import BillingContext
 from coobill.services.funds import funds
-from coobill.services.settings import control_amount, read_settings, settings_now
+from coobill.services.settings import billing_settings, control_amount
 from coobill.storage.tables import Extension, Recharge
 from coobill.storage.uow import UnitOfWork
 
@@ -141,7 +141,9 @@ def _refuse_above_ceiling(ctx: BillingContext, ext: Extension, amount: Decimal) 
         )
 
 
-async def set_extension(ctx: BillingContext, number: str, changes: ExtensionChanges) -> ExtensionView:
+async def set_extension(
+    ctx: BillingContext, number: str, changes: ExtensionChanges,
+) -> ExtensionView:
     """Create the extension if it is new, then apply the changes."""
     number = check_number(number)
     changes = _within_ceiling(ctx, changes.validated())
@@ -149,13 +151,21 @@ async def set_extension(ctx: BillingContext, number: str, changes: ExtensionChan
         ext = await _get_for_update(uow, number)
         if ext is None:
             ext = Extension(
-                number=number, name="", billing_enabled=False, payment="prepaid",
-                credit_limit=ZERO, balance=ZERO, total_recharged=ZERO, locked=False,
+                number=number,
+                name="",
+                billing_enabled=False,
+                payment="prepaid",
+                credit_limit=ZERO,
+                balance=ZERO,
+                total_recharged=ZERO,
+                locked=False,
                 created_at=await _local_now(ctx, uow),
             )
             uow.session.add(ext)
+        was_locked = bool(ext.locked)
         _apply(ext, changes)
         await uow.session.flush()
+        await _tell_if_locked(ctx, uow, ext, was_locked, "billing_user")
         view = await _view(uow, ext)
         await uow.commit()
     return view
@@ -173,8 +183,10 @@ async def edit_extensions(
         views = []
         for number in numbers:
             ext = await ledger.lock_extension(uow, number)
+            was_locked = ext.locked
             _apply(ext, changes)
             await uow.session.flush()
+            await _tell_if_locked(ctx, uow, ext, was_locked, "billing_user")
             views.append(await _view(uow, ext))
         await uow.commit()
     return views
@@ -190,23 +202,35 @@ async def recharge(
         raise BadRequest("extensions: choose at least one", field="extensions")
 
     def work(session: Session) -> list[Recharge]:
-        now = settings_now(session).local(ctx.clock())
+        now = billing_settings(session).local(ctx.clock())
         records = []
         for number in numbers:
             ext = ledger.locked_extension(session, number)
             _refuse_above_ceiling(ctx, ext, value)
             record = Recharge(
-                created_at=now, extension_id=ext.id, balance_before=ZERO, amount=value,
-                balance_after=ZERO, who=who,
+                created_at=now,
+                extension_id=ext.id,
+                balance_before=ZERO,
+                amount=value,
+                balance_after=ZERO,
+                who=who,
             )
             session.add(record)
             session.flush()
             before, after = ledger.post_entry(
-                session, extension_id=ext.id, kind=ledger.RECHARGE, amount=value, at=now,
-                reference=f"recharge:{record.id}", who=who,
+                session,
+                extension_id=ext.id,
+                kind=ledger.RECHARGE,
+                amount=value,
+                at=now,
+                reference=f"recharge:{record.id}",
+                who=who,
             )
             record.balance_before, record.balance_after = before, after
             ext.total_recharged = ext.total_recharged + value
+            outbox.publish(ctx, session, outbox.RECHARGE, ext.number, {
+                "amount": value, "balance_before": before, "balance_after": after, "who": who,
+                "recharge": record.id})
             records.append(record)
         session.flush()
         return records
@@ -224,11 +248,19 @@ async def adjust(
     def work(session: Session) -> ExtensionView:
         ext = ledger.locked_extension(session, number)
         _refuse_above_ceiling(ctx, ext, value)
-        now = settings_now(session).local(ctx.clock())
-        ledger.post_entry(
-            session, extension_id=ext.id, kind=ledger.ADJUSTMENT, amount=value, at=now,
-            reference=None, who=(who + (f": {note}" if note else ""))[:64],
+        now = billing_settings(session).local(ctx.clock())
+        before, after = ledger.post_entry(
+            session,
+            extension_id=ext.id,
+            kind=ledger.ADJUSTMENT,
+            amount=value,
+            at=now,
+            reference=None,
+            who=(who + (f": {note}" if note else ""))[:64],
         )
+        outbox.publish(ctx, session, outbox.ADJUSTMENT, ext.number, {
+            "amount": value, "balance_before": before, "balance_after": after, "who": who,
+            "note": note})
         session.refresh(ext)
         return _to_view(ext, ext.reserved)
 
@@ -290,9 +322,7 @@ async def list_extensions(
     return views, int(total)
 
 
-async def ensure_extensions(
-    ctx: BillingContext, endpoints: Sequence[tuple[str, str]]
-) -> list[str]:
+async def ensure_extensions(ctx: BillingContext, endpoints: Sequence[tuple[str, str]]) -> list[str]:
     """Give billing rows (billing off) to endpoints that have none; existing rows untouched."""
     created: list[str] = []
     async with ctx.uow() as uow:
@@ -303,8 +333,14 @@ async def ensure_extensions(
                 continue
             uow.session.add(
                 Extension(
-                    number=number, name=name[:128], billing_enabled=False, payment="prepaid",
-                    credit_limit=ZERO, balance=ZERO, total_recharged=ZERO, locked=False,
+                    number=number,
+                    name=name[:128],
+                    billing_enabled=False,
+                    payment="prepaid",
+                    credit_limit=ZERO,
+                    balance=ZERO,
+                    total_recharged=ZERO,
+                    locked=False,
                     created_at=now,
                 )
             )
@@ -312,6 +348,15 @@ async def ensure_extensions(
             created.append(number)
         await uow.commit()
     return created
+
+
+async def _tell_if_locked(ctx: BillingContext, uow: UnitOfWork, ext: Extension,
+                          was_locked: bool, reason: str) -> None:
+    """An extension that became locked: the extension.locked event, in this transaction."""
+    if ext.locked and not was_locked:
+        number = ext.number
+        await uow.session.run_sync(lambda session: outbox.publish(
+            ctx, session, outbox.EXTENSION_LOCKED, number, {"reason": reason}))
 
 
 async def _get_for_update(uow: UnitOfWork, number: str) -> Extension | None:
@@ -338,7 +383,7 @@ def _to_view(ext: Extension, reserved: Decimal) -> ExtensionView:
 
 
 async def _local_now(ctx: BillingContext, uow: UnitOfWork):  # type: ignore[no-untyped-def]
-    return (await read_settings(uow)).local(ctx.clock())
+    return (await billing_settings(uow)).local(ctx.clock())
 
 
 def _unique(numbers: list[str]) -> list[str]:

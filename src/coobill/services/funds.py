@@ -1,8 +1,8 @@
 """Funds, and the gate's decision on them: pure functions the gate and the quote share.
 
 Funds = balance + credit limit - reserved: what an extension may still spend. The gate's
-conditional hold states the same formula in SQL (`storage/ledger_repo.py` `FUNDS`, so that two calls cannot
-spend the same funds); everything else that shows or decides on funds calls `funds()`.
+conditional hold states the same formula in SQL (`storage/ledger_repo.py` `FUNDS`, so that two
+calls cannot spend the same funds); everything else that shows or decides on funds calls `funds()`.
 
 What funds buy at a tariff is `allowance()`: the gate allows the call with that limit and
 holds its cost, and a quote shows the same limit, so a quote never says a call would go

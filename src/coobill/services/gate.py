@@ -34,7 +34,7 @@ from coobill.services.context import BillingContext
 from coobill.services.funds import funds
 from coobill.services.hold_tariff import rate_label, tariff_from_text, tariff_text
 from coobill.services.rates import rate_book
-from coobill.services.settings import BillingSettings, settings_now
+from coobill.services.settings import BillingSettings, billing_settings
 from coobill.storage import ledger_repo
 
 log = logging.getLogger("coobill.gate")
@@ -61,14 +61,16 @@ def _undo(ctx: BillingContext, cmd: AuthorizeCall, session: Session, verdict: Ve
     hold this authorization committed late is not wanted. Only its own hold is touched."""
     if verdict.token is None:
         return
-    undone = holds.undo(session, verdict.token, at=settings_now(session).local(ctx.clock()))
+    undone = holds.undo(session, verdict.token, at=billing_settings(session).local(ctx.clock()))
     if undone is not None:
         log.warning("gate.hold_undone uniqueid=%s ext=%s held=%s reason=answered_on_error",
                     cmd.uniqueid, cmd.extension, undone.amount)
 
 
-def _decide(ctx: BillingContext, cmd: AuthorizeCall, token: str, session: Session) -> Verdict:
-    settings = settings_now(session)
+def _decide(  # noqa: PLR0911 - the decision ladder: one return per reason, in order
+    ctx: BillingContext, cmd: AuthorizeCall, token: str, session: Session,
+) -> Verdict:
+    settings = billing_settings(session)
     local_now = settings.local(ctx.clock())
     policy = ctx.config.billing
     pbx = ctx.config.pbx.identity()

@@ -68,7 +68,9 @@ def take(session: Session, *, extension_id: int | None, amount: Decimal,
                                  **row)
 
 
-def close(session: Session, hold_id: int, state: str, *, at: datetime, note: str = "") -> Closed | None:
+def close(
+    session: Session, hold_id: int, state: str, *, at: datetime, note: str = ""
+) -> Closed | None:
     """Settle, release or undo an open hold: its funds go back to the extension's funds (a
     settlement debits the cost beside it). None when it was not open any more."""
     assert state in CLOSED
@@ -81,8 +83,9 @@ def close(session: Session, hold_id: int, state: str, *, at: datetime, note: str
 def undo(session: Session, token: str, *, at: datetime) -> Closed | None:
     """Undo what one authorization wrote, found by the token it was given: the gate told the
     channel something else (its deadline passed). None when that hold is not open."""
-    closed = ledger_repo.close_hold_by_token(session, token, UNDONE, at=at,
-                                             note="the gate gave up waiting for it")
+    closed = ledger_repo.close_hold_by_token(
+        session, token, UNDONE, at=at, note="the gate gave up waiting for it"
+    )
     return Closed(*closed) if closed is not None else None
 
 

@@ -34,6 +34,7 @@ from coobill.storage.uow import LEDGER_KEY, UnitOfWork
 RECHARGE = "recharge"
 CALL_DEBIT = "call_debit"
 ADJUSTMENT = "adjustment"
+FEE = "fee"  # a recurring fee charged once per period (services/fees.py)
 
 def entry_text(
     previous_mac: str, extension_id: int, number: str, kind: str, amount: Decimal,

@@ -43,7 +43,9 @@ def _idle_priority() -> None:
 class PasswordWork:
     """A bounded pool for password hashing: `concurrent` threads, `waiting` queued."""
 
-    def __init__(self, *, concurrent: int = CONCURRENT_HASHES, waiting: int = WAITING_HASHES) -> None:
+    def __init__(
+        self, *, concurrent: int = CONCURRENT_HASHES, waiting: int = WAITING_HASHES
+    ) -> None:
         self.concurrent = concurrent
         self.waiting = waiting
         self._slots = asyncio.Semaphore(concurrent)
@@ -67,8 +69,9 @@ class PasswordWork:
         finally:
             self._queued -= 1
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(self.concurrent, thread_name_prefix="coobill-hash",
-                                                initializer=_idle_priority)
+            self._executor = ThreadPoolExecutor(
+                self.concurrent, thread_name_prefix="coobill-hash", initializer=_idle_priority
+            )
         self.running += 1
         self.peak = max(self.peak, self.running)
         future = asyncio.get_running_loop().run_in_executor(self._executor, work)

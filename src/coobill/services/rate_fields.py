@@ -67,7 +67,7 @@ def public_values(fields: RateFields) -> dict[str, Any]:
 
 
 def _as_kwargs(fields: RateFields) -> dict[str, Any]:
-    return {name: getattr(fields, name) for name in RateFields.__slots__}  # type: ignore[attr-defined]
+    return {name: getattr(fields, name) for name in RateFields.__slots__}
 
 
 def parse_hhmm(text: str, field: str) -> time:
@@ -125,7 +125,6 @@ def check_rate_fields(
         enabled=bool(enabled),
     )
     if not fields.extensions:
-        raise BadRequest("extensions: choose at least one extension (or * for all)", field="extensions")
+        raise BadRequest("extensions: choose at least one extension (or * for all)",
+                         field="extensions")
     return fields
-
-

@@ -28,7 +28,7 @@ from coobill.services.rate_fields import (
     parse_hhmm,
     public_values,
 )
-from coobill.services.settings import bump_rates_version, read_settings
+from coobill.services.settings import billing_settings, bump_rates_version
 from coobill.storage.tables import Extension, Rate
 from coobill.storage.uow import UnitOfWork
 
@@ -90,7 +90,7 @@ def _known_id(rate_id: int) -> None:
 async def add_rate(ctx: BillingContext, fields: RateFields) -> RateView:
     async with ctx.uow() as uow:
         await _check_extensions_exist(uow, fields.extensions)
-        now = (await read_settings(uow)).local(ctx.clock())
+        now = (await billing_settings(uow)).local(ctx.clock())
         row = Rate(created_at=now, **_columns(fields))
         uow.session.add(row)
         await uow.session.flush()
@@ -238,7 +238,7 @@ async def import_rates(ctx: BillingContext, text: str, *, replace: bool = False)
     deck = parse_rates_csv(text)
     async with ctx.uow() as uow:
         await _check_extensions_exist(uow, {e for f in deck for e in f.extensions})
-        now = (await read_settings(uow)).local(ctx.clock())
+        now = (await billing_settings(uow)).local(ctx.clock())
         if replace:
             await uow.session.execute(delete(Rate))
         rows = [{**_columns(f), "created_at": now} for f in deck]
@@ -276,7 +276,7 @@ async def quote(
             select(Extension).where(Extension.number == extension))).scalar_one_or_none()
         if ext is None:
             raise UnknownExtension(f"extension {extension} does not exist", field="extension")
-        settings = await read_settings(uow)
+        settings = await billing_settings(uow)
         when = parse_hhmm(at, "at") if at else settings.local(ctx.clock()).time()
         book = await uow.session.run_sync(lambda s: rate_book(ctx, s, settings.rates_version))
         available = funds(ext.balance, ext.credit_limit, ext.reserved)

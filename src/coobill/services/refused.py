@@ -127,7 +127,7 @@ class RefusedLog:
         try:
             while self._queue:
                 await self.flush()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - shutting down: say what is lost, go on
             log.warning("refused.lost count=%d error=%s", len(self._queue), type(exc).__name__)
 
     async def flush(self) -> int:
@@ -155,7 +155,7 @@ class RefusedLog:
                 if self._pruned_at is None or loop.time() - self._pruned_at >= self._prune_every:
                     self._pruned_at = loop.time()
                     await self._ctx.uow.run(lambda s: prune_refused(self._ctx, s))
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the ledger unreachable or locked: again
                 log.warning("refused.write_failed queued=%d error=%s", len(self._queue),
                             type(exc).__name__)
                 await asyncio.sleep(1.0)
@@ -215,5 +215,13 @@ async def list_refused(ctx: BillingContext, first: datetime | None = None,
     return [_record(r) for r in rows], int(total)
 
 
-__all__ = ["RefusedLog", "RefusedRecord", "Refusal", "list_refused", "prune_refused",
-           "record_refused", "refusal", "refused_query"]
+__all__ = [
+    "Refusal",
+    "RefusedLog",
+    "RefusedRecord",
+    "list_refused",
+    "prune_refused",
+    "record_refused",
+    "refusal",
+    "refused_query",
+]

@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Select,
+    SQLColumnExpression,
     func,
     literal_column,
     or_,
@@ -76,7 +77,7 @@ class Period:
         return start, end
 
 
-def _within(query: Select, column, period: Period) -> Select:  # type: ignore[no-untyped-def]
+def _within(query: Select[Any], column: SQLColumnExpression[Any], period: Period) -> Select[Any]:
     start, end = period.bounds()
     if start is not None:
         query = query.where(column >= start)
@@ -94,6 +95,7 @@ class RechargeRecord:
     amount: Decimal
     balance_after: Decimal
     who: str
+    kind: str = "recharge"  # or "fee": a recurring fee charged (services/fees.py)
 
 
 def _recharges(period: Period, keyword: str | None) -> Select:  # type: ignore[type-arg]
@@ -123,7 +125,7 @@ def _with_extension(ids: Select) -> Select:  # type: ignore[type-arg]
 def _recharge_record(row: Any) -> RechargeRecord:
     r, number, name = row
     return RechargeRecord(r.created_at, number, name, r.balance_before, r.amount,
-                          r.balance_after, r.who)
+                          r.balance_after, r.who, r.kind)
 
 
 async def list_recharges(
@@ -329,7 +331,7 @@ class StatsRow:
         return round(self.total_seconds / self.answered) if self.answered else 0
 
 
-def _day_range(query: Select, day, period: Period) -> Select:  # type: ignore[no-untyped-def]
+def _day_range(query: Select[Any], day: SQLColumnExpression[Any], period: Period) -> Select[Any]:
     """Whole days as the calendar day of the call's start: the same calls as `_within`."""
     if period.first is not None:
         query = query.where(day >= period.first.isoformat())

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from coobill.money import ZERO
 from coobill.rating import Tariff, cost
-from coobill.services import holds, ledger
+from coobill.services import holds, ledger, outbox
 from coobill.services.commands import (
     DialOutcome,
     Disposition,
@@ -134,7 +134,10 @@ def _settle(ctx: BillingContext, cmd: SettleChannel, session: Session) -> list[S
                      cmd.uniqueid, hold.id, hold.extension_number, hold.amount)
         elif cmd.leftover == "flag" and hold.state == holds.HELD:
             note = cmd.note or "its channel ended and no evidence shows what it cost"
-            holds.flag(session, hold.id, note)
+            if holds.flag(session, hold.id, note):
+                outbox.publish(ctx, session, outbox.HOLD_FLAGGED, hold.extension_number, {
+                    "uniqueid": cmd.uniqueid, "hold": hold.id, "number": hold.number,
+                    "held": hold.amount, "note": note})
             log.warning("settlement.flagged uniqueid=%s hold=%s ext=%s held=%s reason=%r",
                         cmd.uniqueid, hold.id, hold.extension_number, hold.amount, note)
     return done
@@ -218,6 +221,10 @@ def _record(
             session, extension_id=extension_id, kind=ledger.CALL_DEBIT, amount=-amount,
             at=end or now, reference=f"call:{call_id}",
         )
+    outbox.publish(ctx, session, outbox.CALL_SETTLED, extension_number, {
+        "uniqueid": cmd.uniqueid, "leg": dial.leg, "number": dial.dialled_number,
+        "disposition": str(dial.disposition), "billable_seconds": billsec, "cost": amount,
+        "balance_after": balance_after, "gated": hold is not None, "record": call_id})
     log.info(
         "settlement.debit uniqueid=%s leg=%s ext=%s number=%s disposition=%s billsec=%s "
         "trunk=%s rate=%s cost=%s balance_after=%s gated=%s evidence=%s",

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from coobill.errors import BadRequest, UnknownUser
 from coobill.services.context import BillingContext
-from coobill.services.settings import read_settings
+from coobill.services.settings import billing_settings
 from coobill.storage.tables import User
 
 ROLES = ("billing", "admin")
@@ -105,7 +105,7 @@ async def add_user(ctx: BillingContext, name: str, password: str, role: str) -> 
             raise BadRequest(f"name: user {name} already exists", field="name")
     password_hash = await _hash(ctx, password)  # no unit of work open meanwhile
     async with ctx.uow() as uow:
-        now = (await read_settings(uow)).local(ctx.clock())
+        now = (await billing_settings(uow)).local(ctx.clock())
         user = User(name=name, password_hash=password_hash, role=role, language="en",
                     created_at=now)
         uow.session.add(user)
@@ -121,7 +121,8 @@ async def authenticate(ctx: BillingContext, name: str, password: str) -> PortalU
     """The user whose name and password these are; None for a wrong name or password."""
     check_login_fields(name, password)
     async with ctx.uow.read() as uow:
-        user = (await uow.session.execute(select(User).where(User.name == name))).scalar_one_or_none()
+        found = await uow.session.execute(select(User).where(User.name == name))
+        user = found.scalar_one_or_none()
     # The unit of work is closed: argon2 runs with no transaction (and no SQLite lock) open.
     stored = user.password_hash if user is not None else await _unknown_user_hash(ctx)
     hasher = _hasher
@@ -211,8 +212,15 @@ async def remove_user(ctx: BillingContext, name: str, *, by: int | None = None) 
         if user.role == "admin":
             # Every admin row locked (PostgreSQL): two admins removing each other at once
             # cannot both see the other still there.
-            admins = (await uow.session.execute(
-                select(User.id).where(User.role == "admin").with_for_update())).scalars().all()
+            admins = (
+                (
+                    await uow.session.execute(
+                        select(User.id).where(User.role == "admin").with_for_update()
+                    )
+                )
+                .scalars()
+                .all()
+            )
             if len(admins) <= 1:
                 raise BadRequest(f"name: {name} is the last admin", field="name")
         removed = _view(user)

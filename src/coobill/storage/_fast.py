@@ -108,7 +108,7 @@ def execute(session: Session, statement: ClauseElement, params: Mapping[str, Any
         value = params[name] if name in params else compiled.constants[name]
         values.append(process(value) if process is not None and value is not None else value)
     try:
-        cursor = driver.execute(compiled.sql, values)  # type: ignore[union-attr]
+        cursor = driver.execute(compiled.sql, values)
         raw = cursor.fetchall() if compiled.row is not None else []
     except dialect.loaded_dbapi.Error as error:
         # As SQLAlchemy raises it: IntegrityError, OperationalError ... with the driver's
@@ -119,7 +119,9 @@ def execute(session: Session, statement: ClauseElement, params: Mapping[str, Any
     if compiled.row is None:
         return Rows([], cursor.rowcount)
     rows = [
-        compiled.row(*(p(v) if p is not None else v for p, v in zip(compiled.result, r, strict=True)))
+        compiled.row(
+            *(p(v) if p is not None else v for p, v in zip(compiled.result, r, strict=True))
+        )
         for r in raw
     ]
     return Rows(rows, cursor.rowcount)
@@ -150,7 +152,7 @@ def _constant(statement: ClauseElement, name: str, parameter: Any) -> Any:
     """The value of a parameter the caller does not give: a literal in the statement, or an
     insert's scalar column default."""
     if isinstance(statement, Insert):
-        column = statement.table.c.get(name)  # type: ignore[union-attr]
+        column = statement.table.c.get(name)
         if column is not None and column.default is not None:
             if not column.default.is_scalar:
                 raise ValueError(f"{name}: only scalar column defaults can be prepared")

@@ -8,6 +8,7 @@ is configured by one function, `configure_sqlite`, from config.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import weakref
@@ -56,10 +57,8 @@ def create_private_file(url: str) -> None:
     path = Path(database)
     if path.exists() or not path.parent.is_dir():  # a missing folder: SQLite says so itself
         return
-    try:
+    with contextlib.suppress(FileExistsError):  # another process made it meanwhile: theirs stands
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:  # another process made it meanwhile: theirs stands
-        pass
 
 
 # The ledger thread (storage/group_commit.py) waits at least this long for another writer's
@@ -160,9 +159,13 @@ def ledger_thread_engine(engine: AsyncEngine) -> Engine | None:
     # An engine made without create_engine (a test's): the configured defaults.
     options = _options.get(engine.sync_engine, SqliteOptions(busy_timeout_ms=5000, memory=False))
     sync = create_sync_engine(
-        url.set(drivername="sqlite"), pool_size=1, max_overflow=0,
-        connect_args={"check_same_thread": False,
-                      "timeout": max(options.busy_timeout_ms, LEDGER_THREAD_BUSY_TIMEOUT_MS) / 1000},
+        url.set(drivername="sqlite"),
+        pool_size=1,
+        max_overflow=0,
+        connect_args={
+            "check_same_thread": False,
+            "timeout": max(options.busy_timeout_ms, LEDGER_THREAD_BUSY_TIMEOUT_MS) / 1000,
+        },
     )
 
     @event.listens_for(sync, "connect")

@@ -20,6 +20,7 @@ SAVEPOINT of its own, and commits once — group commit:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -152,7 +153,7 @@ class LedgerThread:
                 try:
                     result = unit.work(session)
                     session.flush()  # its ORM writes inside its own savepoint
-                except Exception as error:  # noqa: BLE001 - it goes to whoever awaits the unit
+                except Exception as error:  # it goes to whoever awaits the unit
                     if not session.is_active:
                         # A failed flush ended SQLAlchemy's transaction for the whole batch:
                         # nothing is committed, and _run runs each unit alone.
@@ -177,7 +178,7 @@ class LedgerThread:
         if self.after_commit is not None:
             try:
                 self.after_commit()
-            except Exception:  # noqa: BLE001 - what was committed stays committed
+            except Exception:  # what was committed stays committed
                 log.exception("ledger.after_commit_failed")
 
     def _deliver(self, outcomes: list[_Outcome]) -> None:
@@ -189,10 +190,8 @@ class LedgerThread:
                 continue
             by_loop.setdefault(outcome.unit.loop, []).append(outcome)
         for loop, theirs in by_loop.items():
-            try:
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody is left to tell
                 loop.call_soon_threadsafe(self._tell, theirs)
-            except RuntimeError:  # that loop is closed: nobody is left to tell
-                pass
 
     # -- on the event loop -----------------------------------------------------------------
 

@@ -44,7 +44,8 @@ def key_path(url: str, configured: str = "") -> Path | None:
 
 
 def portal_key_path(url: str, configured: str = "") -> Path | None:
-    """The portal's cookie-signing key, beside the ledger key (`configured` is database.key_file)."""
+    """The portal's cookie-signing key, beside the ledger key (`configured` is
+    database.key_file)."""
     ledger = key_path(url, configured)
     if ledger is None:
         return None

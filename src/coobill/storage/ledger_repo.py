@@ -40,6 +40,7 @@ from coobill.storage.tables import (
     Money,
     Reservation,
     Setting,
+    WebhookEvent,
     table,
 )
 
@@ -55,6 +56,7 @@ _call = table(Call)
 _entry = table(LedgerEntry)
 _head = table(LedgerHead)
 _setting = table(Setting)
+_event = table(WebhookEvent)
 
 _IS_OPEN = or_(_hold.c.state == HELD, _hold.c.state == FLAGGED)
 # Funds = balance + credit limit - reserved (services/funds.py `funds` says it in Python): in
@@ -118,7 +120,7 @@ def extension_for_update_now(session: Session, number: str) -> Extension | None:
 _RESERVE = (
     update(_extension)
     .where(_extension.c.id == bindparam("extension_id"),
-           _FUNDS >= bindparam("amount", type_=Money()))
+           bindparam("amount", type_=Money()) <= _FUNDS)
     .values(reserved=_extension.c.reserved + bindparam("amount", type_=Money()))
 )
 # The same, also only while the day's and the month's caps cover it: what the period's calls
@@ -132,7 +134,7 @@ _THIS_MONTH = case((_extension.c.spent_month_of == bindparam("month"), _extensio
 _RESERVE_CAPPED = (
     update(_extension)
     .where(_extension.c.id == bindparam("extension_id"),
-           _FUNDS >= bindparam("amount", type_=Money()),
+           bindparam("amount", type_=Money()) <= _FUNDS,
            _THIS_DAY + _extension.c.reserved + bindparam("amount", type_=Money())
            <= bindparam("day_cap", type_=Money()),
            _THIS_MONTH + _extension.c.reserved + bindparam("amount", type_=Money())
@@ -406,6 +408,27 @@ def move_balance(session: Session, extension_id: int, amount: Decimal,
         "day": spent_on[0], "month": spent_on[1]}).first()
 
 
+_HAS_ENTRY = select(_entry.c.id).where(_entry.c.kind == bindparam("kind"),
+                                       _entry.c.reference == bindparam("reference"))
+_REFERENCES_FROM = select(_entry.c.reference).where(
+    _entry.c.kind == bindparam("kind"), _entry.c.reference >= bindparam("low"),
+    _entry.c.reference < bindparam("high"))
+
+
+def has_entry(session: Session, kind: str, reference: str) -> bool:
+    """An entry of this kind with this reference exists ((kind, reference) is unique)."""
+    return _fast.execute(session, _HAS_ENTRY, {"kind": kind, "reference": reference}
+                         ).first() is not None
+
+
+async def references_starting(session: AsyncSession, kind: str, prefix: str) -> set[str]:
+    """The references of the entries of `kind` that start with `prefix` (a range on the
+    unique (kind, reference) index, not a LIKE)."""
+    high = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    rows = await session.execute(_REFERENCES_FROM, {"kind": kind, "low": prefix, "high": high})
+    return {r for (r,) in rows.tuples()}
+
+
 def chain_head(session: Session) -> Any:
     """The ledger's head (last_entry_id, last_mac, entries), locked for this transaction
     (FOR UPDATE), which keeps entry ids in chain order; None before migration 0004 made it."""
@@ -430,6 +453,22 @@ def move_head(session: Session, *, exists: bool, last_entry_id: int, last_mac: s
                                            "mac": mac})
 
 
+# -- the webhook outbox ------------------------------------------------------------------------
+
+_NEW_EVENT = insert(_event)
+
+
+def add_event(session: Session, *, key: str, kind: str, extension: str, payload: str,
+              at: datetime) -> None:
+    """Write one event to the outbox, pending, in the transaction of the change it tells of
+    (storage/outbox_repo.py reads and marks it for delivery)."""
+    _fast.execute(session, _NEW_EVENT, {
+        "key": key, "kind": kind, "extension": extension, "payload": payload,
+        "created_at": at, "state": "pending", "attempts": 0, "next_attempt_at": at,
+        "delivered_to": "", "last_error": "", "delivered_at": None,
+    })
+
+
 # -- settings ----------------------------------------------------------------------------------
 
 _ALL_SETTINGS = select(_setting.c.key, _setting.c.value)
@@ -442,4 +481,4 @@ def settings_rows(session: Session) -> dict[str, str]:
 
 async def settings_rows_of(session: AsyncSession) -> dict[str, str]:
     """`settings_rows` on an async unit of work's session."""
-    return {k: v for k, v in (await session.execute(_ALL_SETTINGS)).tuples().all()}
+    return dict((await session.execute(_ALL_SETTINGS)).tuples().all())

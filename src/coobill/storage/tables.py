@@ -181,6 +181,11 @@ class Recharge(Base):
     amount: Mapped[Decimal] = mapped_column(Money)
     balance_after: Mapped[Decimal] = mapped_column(Money)
     who: Mapped[str] = mapped_column(String(64), default="")
+    # "recharge", or "fee": a recurring fee charged (services/fees.py), shown among the
+    # recharge records with its negative amount (migration 0009).
+    kind: Mapped[str] = mapped_column(String(16), default="recharge", server_default="recharge")
+    # A fee's: the reference of its ledger entry (a recharge's entry refers to the record).
+    reference: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class Call(Base):
@@ -235,7 +240,8 @@ class Reservation(Base):
     # when it gave up waiting for its own transaction.
     token: Mapped[str] = mapped_column(String(32), unique=True)
     uniqueid: Mapped[str] = mapped_column(String(64))
-    extension_id: Mapped[int | None] = mapped_column(ForeignKey("extension.id"), index=True, nullable=True)
+    extension_id: Mapped[int | None] = mapped_column(
+        ForeignKey("extension.id"), index=True, nullable=True)
     extension_number: Mapped[str] = mapped_column(String(32))
     number: Mapped[str] = mapped_column(String(64))
     channel: Mapped[str] = mapped_column(String(128), default="")
@@ -285,7 +291,57 @@ class PortalSession(Base):
     # secrets.token_urlsafe(32): 43 characters; the cookie's signature guards it as well.
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[int] = mapped_column(
-        ForeignKey("portal_user.id", ondelete="CASCADE"), index=True)
+        ForeignKey("portal_user.id", ondelete="CASCADE"), index=True
+    )
     # UTC, naive: when it began and when it lapses whatever happens (12 h).
     created_at: Mapped[datetime] = mapped_column(DateTime)
     expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+class WebhookEvent(Base):
+    """The outbox: one event for the operator's webhooks, written in the transaction of the
+    change it tells of (services/outbox.py), delivered by the daemon (daemon/webhooks.py) in
+    order of `id` within each extension. Times are UTC (delivery is scheduled by them)."""
+
+    __tablename__ = "webhook_event"
+    __table_args__ = (
+        Index("ix_webhook_event_state_id", "state", "id"),
+        Index("ix_webhook_event_extension_id", "extension", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The receiver's idempotency key: a retried delivery carries the same one.
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    extension: Mapped[str] = mapped_column(String(32), default="")
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    # pending (to deliver) | delivered | failed (gave up after webhooks.max_attempts)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime)
+    # The configured URLs that have answered 2xx, one per line: a retry skips them.
+    delivered_to: Mapped[str] = mapped_column(Text, default="")
+    last_error: Mapped[str] = mapped_column(String(255), default="")
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class Fee(Base):
+    """A recurring fee (services/fees.py): charged by the daemon once per period to one
+    extension, or to every billed extension (`extension` "*"). Each charge is a ledger entry of
+    kind "fee" whose reference names the fee, the extension and the period, which the
+    ledger's unique (kind, reference) makes happen once."""
+
+    __tablename__ = "fee"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    extension: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(64), default="")
+    amount: Mapped[Decimal] = mapped_column(Money)
+    period: Mapped[str] = mapped_column(String(16))  # monthly | weekly
+    # A charge that takes the funds below zero: "lock" the extension, or "flag" it (an event).
+    over_credit: Mapped[str] = mapped_column(String(16), default="lock")
+    # The first period charged is the one this (local) day falls in.
+    starts: Mapped[datetime] = mapped_column(DateTime)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)

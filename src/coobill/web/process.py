@@ -69,7 +69,8 @@ class DaemonLink:
     async def ask(self, question: str) -> dict[str, Any] | None:
         """The daemon's answer, or None when it gave none in time."""
         number = next(self._ids)
-        answer = self._waiting[number] = asyncio.get_running_loop().create_future()
+        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting[number] = answer
         try:
             self.say({"id": number, "ask": question})
             async with asyncio.timeout(ASK_TIMEOUT_SECONDS):

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from coobill.services import bounds
-from coobill.services.settings import get_settings
+from coobill.services.settings import billing_settings
 from coobill.web import formatting
 from coobill.web.auth import portal, session_of
 from coobill.web.error_text import error_text
@@ -30,6 +30,8 @@ NAVIGATION = (
     ("/statistics", "Statistics"),
     ("/settings", "Settings"),
     ("/live", "Live calls"),
+    ("/fees", "Fees"),
+    ("/webhooks", "Webhooks"),
 )
 
 
@@ -47,6 +49,9 @@ NOTICES = {
     "user_added": "User added.",
     "user_removed": "User removed.",
     "password_set": "Password set.",
+    "webhooks_retried": "{n} event(s) will be sent again.",
+    "fee_added": "Fee added.",
+    "fee_removed": "Fee removed.",
 }
 
 
@@ -55,7 +60,9 @@ def notice_text(request: Request, language: str) -> str:
     if key not in NOTICES:
         return ""
     count = request.query_params.get("n", "")
-    return translator(language)(NOTICES[key], n=count if bounds.is_digits(count) and len(count) < 7 else "")
+    return translator(language)(
+        NOTICES[key], n=count if bounds.is_digits(count) and len(count) < 7 else ""
+    )
 
 
 def make_templates() -> Jinja2Templates:
@@ -86,7 +93,7 @@ async def render(
     request: Request, template: str, context: dict[str, Any] | None = None, status: int = 200
 ) -> HTMLResponse:
     state = portal(request)
-    settings = await get_settings(state.ctx)
+    settings = await billing_settings(state.ctx)
     session = session_of(request)
     language = page_language(request)
 

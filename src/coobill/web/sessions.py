@@ -48,9 +48,12 @@ class SessionSigner:
         self._key = hashlib.sha256(b"coobill-session:" + secret.encode()).digest()
         self._clock = clock
 
-    def new(self, user_id: int | None = None, credential: str = "", session_id: str = "") -> Session:
-        return Session(user_id, secrets.token_urlsafe(24), int(self._clock()), credential,
-                       session_id)
+    def new(
+        self, user_id: int | None = None, credential: str = "", session_id: str = ""
+    ) -> Session:
+        return Session(
+            user_id, secrets.token_urlsafe(24), int(self._clock()), credential, session_id
+        )
 
     def instant(self) -> datetime:
         """Now on the signer's clock (the one a cookie's age is measured on), as an aware
@@ -59,8 +62,14 @@ class SessionSigner:
 
     def dumps(self, session: Session) -> str:
         body = json.dumps(
-            {"u": session.user_id, "c": session.csrf, "i": session.issued,
-             "k": session.credential, "s": session.session_id}, separators=(",", ":")
+            {
+                "u": session.user_id,
+                "c": session.csrf,
+                "i": session.issued,
+                "k": session.credential,
+                "s": session.session_id,
+            },
+            separators=(",", ":"),
         )
         payload = base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
         return f"{payload}.{self._sign(payload)}"
@@ -74,8 +83,13 @@ class SessionSigner:
             return None
         try:
             data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-            session = Session(data["u"], str(data["c"]), int(data["i"]), str(data.get("k", "")),
-                              str(data.get("s", "")))
+            session = Session(
+                data["u"],
+                str(data["c"]),
+                int(data["i"]),
+                str(data.get("k", "")),
+                str(data.get("s", "")),
+            )
         except (binascii.Error, ValueError, KeyError, TypeError):
             return None
         if not 0 <= self._clock() - session.issued <= MAX_AGE_SECONDS:

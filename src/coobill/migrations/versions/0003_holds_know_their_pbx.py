@@ -18,12 +18,13 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table('reservation', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('pbx', sa.String(length=64), server_default='', nullable=False))
-        batch_op.create_index(batch_op.f('ix_reservation_pbx'), ['pbx'], unique=False)
+        batch_op.add_column(
+            sa.Column("pbx", sa.String(length=64), server_default="", nullable=False)
+        )
+        batch_op.create_index(batch_op.f("ix_reservation_pbx"), ["pbx"], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('reservation', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_reservation_pbx'))
-        batch_op.drop_column('pbx')
-
+    with op.batch_alter_table("reservation", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_reservation_pbx"))
+        batch_op.drop_column("pbx")

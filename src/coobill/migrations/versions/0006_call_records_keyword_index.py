@@ -20,18 +20,19 @@ The records pages and the CSV exports read newest first by (start, id) for calls
 page deep in a million records is found from the index alone (PostgreSQL's index-only scan;
 on SQLite the rowid was in the index already) and the exports' keyset reads in index order.
 
-Neither keyword index is in the models (an FTS table and operator-class indexes are not what SQLAlchemy
-reflects); tests/storage/test_migrations.py leaves them out of its comparison.
+Neither keyword index is in the models (an FTS table and operator-class indexes are not what
+SQLAlchemy reflects); tests/storage/test_migrations.py leaves them out of its comparison.
 
 Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-02
 """
+
 from alembic import op
 from sqlalchemy import exc
 
-revision = '0006'
-down_revision = '0005'
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
@@ -48,20 +49,24 @@ def _sqlite_upgrade() -> None:
         with bind.begin_nested():
             bind.exec_driver_sql(
                 f"CREATE VIRTUAL TABLE {FTS} USING fts5({_COLUMNS}, content='call', "
-                f"content_rowid='id', tokenize='trigram')")
+                f"content_rowid='id', tokenize='trigram')"
+            )
     except exc.OperationalError:  # no FTS5, or no trigram tokenizer: search reads every call
         return
     bind.exec_driver_sql(f"INSERT INTO {FTS}({FTS}) VALUES ('rebuild')")
     bind.exec_driver_sql(
         f"CREATE TRIGGER {FTS}_insert AFTER INSERT ON call BEGIN "
-        f"INSERT INTO {FTS}(rowid, {_COLUMNS}) VALUES (new.id, {_NEW}); END")
+        f"INSERT INTO {FTS}(rowid, {_COLUMNS}) VALUES (new.id, {_NEW}); END"
+    )
     bind.exec_driver_sql(
         f"CREATE TRIGGER {FTS}_delete AFTER DELETE ON call BEGIN "
-        f"INSERT INTO {FTS}({FTS}, rowid, {_COLUMNS}) VALUES ('delete', old.id, {_OLD}); END")
+        f"INSERT INTO {FTS}({FTS}, rowid, {_COLUMNS}) VALUES ('delete', old.id, {_OLD}); END"
+    )
     bind.exec_driver_sql(
         f"CREATE TRIGGER {FTS}_update AFTER UPDATE OF {_COLUMNS} ON call BEGIN "
         f"INSERT INTO {FTS}({FTS}, rowid, {_COLUMNS}) VALUES ('delete', old.id, {_OLD}); "
-        f"INSERT INTO {FTS}(rowid, {_COLUMNS}) VALUES (new.id, {_NEW}); END")
+        f"INSERT INTO {FTS}(rowid, {_COLUMNS}) VALUES (new.id, {_NEW}); END"
+    )
 
 
 def _pg_trgm_schema() -> str | None:
@@ -84,8 +89,9 @@ def _pg_upgrade() -> None:
     if schema is None:
         return
     for column in SEARCHED:
-        op.execute(f"CREATE INDEX ix_call_{column}_trgm ON call "
-                   f"USING gin ({column} {schema}.gin_trgm_ops)")
+        op.execute(
+            f"CREATE INDEX ix_call_{column}_trgm ON call USING gin ({column} {schema}.gin_trgm_ops)"
+        )
 
 
 def upgrade() -> None:

@@ -9,14 +9,14 @@ Issue 18 items 1, 2 and 5:
 - refused_call: one row per DENY of the gate, newest first by (at, id).
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0009
 Create Date: 2026-12-02
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0008'
-down_revision = '0006'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
@@ -27,7 +27,8 @@ def upgrade() -> None:
     with op.batch_alter_table('extension', schema=None) as batch_op:
         for name in _CAPS:
             batch_op.add_column(sa.Column(name, sa.BigInteger(), nullable=True))
-        batch_op.add_column(sa.Column('spent_day', sa.BigInteger(), server_default='0', nullable=False))
+        batch_op.add_column(sa.Column('spent_day', sa.BigInteger(), server_default='0',
+                                      nullable=False))
         batch_op.add_column(sa.Column('spent_day_of', sa.String(length=10), server_default='',
                                       nullable=False))
         batch_op.add_column(sa.Column('spent_month', sa.BigInteger(), server_default='0',

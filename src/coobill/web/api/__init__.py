@@ -2,4 +2,6 @@
 
 from coobill.web.api import billing, extensions, rates, records, session
 
+__all__ = ["ROUTERS"]
+
 ROUTERS = (session.router, extensions.router, rates.router, records.router, billing.router)

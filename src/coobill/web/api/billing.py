@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 
 from coobill.money import fmt
 from coobill.services import reservations
-from coobill.services import settings as billing_settings
+from coobill.services import settings as settings_service
 from coobill.web.api.schemas import ChargeIn, ChargeOut, HeldOut, SettingsIn, SettingsOut
 from coobill.web.auth import BillingUser, check_csrf, portal
 from coobill.web.records import stamp
@@ -19,13 +19,13 @@ router = APIRouter(
 )
 
 
-def settings_json(current: billing_settings.BillingSettings) -> SettingsOut:
+def settings_json(current: settings_service.BillingSettings) -> SettingsOut:
     return SettingsOut.model_validate({**current.as_dict(), **current.controls()})
 
 
 @router.get("/settings")
 async def show_settings(request: Request, user: BillingUser) -> SettingsOut:
-    return settings_json(await billing_settings.get_settings(portal(request).ctx))
+    return settings_json(await settings_service.billing_settings(portal(request).ctx))
 
 
 @router.post("/settings", responses={400: {}})
@@ -35,13 +35,13 @@ async def change_settings(body: SettingsIn, request: Request, user: BillingUser)
     arguments = {"billing": body.billing, "timezone": body.timezone}
     if body.currency is not None:
         arguments |= {"currency": body.currency,
-                      "symbol": billing_settings.symbol_chosen(body.currency, body.symbol or "")}
+                      "symbol": settings_service.symbol_chosen(body.currency, body.symbol or "")}
     elif body.symbol is not None:
         arguments["symbol"] = body.symbol
     controls: dict[str, str | None] = {
         name: None if getattr(body, name) is None else str(getattr(body, name))
-        for name in billing_settings.CONTROL_DEFAULTS}
-    return settings_json(await billing_settings.change_settings(
+        for name in settings_service.CONTROL_DEFAULTS}
+    return settings_json(await settings_service.change_settings(
         portal(request).ctx, **arguments, controls=controls))
 
 

@@ -36,7 +36,9 @@ router = APIRouter(prefix="/api", tags=["records"])
 FROM = Query("", description="First day, YYYY-MM-DD (PBX local time); empty: no bound.")
 TO = Query("", description="Last day included, YYYY-MM-DD; empty: no bound.")
 KEYWORD = Query("", description="Part of the extension number or its user's name.")
-CSV: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {}}, "description": "The filtered records as CSV."}}
+CSV: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {}}, "description": "The filtered records as CSV."}
+}
 
 
 @router.get("/recharges")
@@ -148,7 +150,10 @@ async def _statistics(
     request: Request, date_from: str, date_to: str, by: str, extension: list[str], split: bool
 ) -> list[dict[str, object]]:
     rows = await reports.statistics(
-        portal(request).ctx, by, reports.Period.parse(date_from, date_to), extension,
+        portal(request).ctx,
+        by,
+        reports.Period.parse(date_from, date_to),
+        extension,
         per_extension=split,
     )
     return [stats_json(r) for r in rows]

@@ -3,6 +3,7 @@
 from coobill.web.pages import (
     extension_forms,
     extensions,
+    fees,
     live,
     login,
     rates,
@@ -10,7 +11,10 @@ from coobill.web.pages import (
     settings,
     statistics,
     users,
+    webhooks,
 )
+
+__all__ = ["ROUTERS"]
 
 ROUTERS = (
     login.router,
@@ -22,4 +26,6 @@ ROUTERS = (
     settings.router,
     live.router,
     users.router,
+    fees.router,
+    webhooks.router,
 )

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from coobill.errors import BadRequest
-from coobill.services import settings as billing_settings
+from coobill.services import settings as settings_service
 from coobill.services.settings import CURRENCY_SYMBOLS
 from coobill.web.auth import BillingUser, check_csrf, portal
 from coobill.web.render import redirect, render
@@ -18,7 +18,7 @@ CURRENCIES = (*CURRENCY_SYMBOLS, "OTHER")
 
 @router.get("/settings", response_class=HTMLResponse)
 async def settings_form(request: Request, user: BillingUser) -> Response:
-    current = await billing_settings.get_settings(portal(request).ctx)
+    current = await settings_service.billing_settings(portal(request).ctx)
     currency = current.currency if current.currency in CURRENCY_SYMBOLS else "OTHER"
     return await render(
         request,
@@ -41,13 +41,13 @@ async def change_settings(request: Request, user: BillingUser) -> Response:
     form = {k: str(v) for k, v in (await request.form()).items()}
     try:
         currency = form.get("currency", "")
-        await billing_settings.change_settings(
+        await settings_service.change_settings(
             portal(request).ctx,
             billing="on" if form.get("billing") == "on" else "off",
             currency=currency,
-            symbol=billing_settings.symbol_chosen(currency, form.get("symbol", "")),
+            symbol=settings_service.symbol_chosen(currency, form.get("symbol", "")),
             timezone=form.get("timezone", "").strip() or None,
-            controls={name: form.get(name, "") for name in billing_settings.CONTROL_DEFAULTS},
+            controls={name: form.get(name, "") for name in settings_service.CONTROL_DEFAULTS},
         )
     except BadRequest as exc:
         return await render(

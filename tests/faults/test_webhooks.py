@@ -1,0 +1,193 @@
+"""The webhook outbox under faults, with a real HTTP receiver on loopback: down, then holding
+a request while the daemon is killed with SIGKILL, then slow - every event is delivered at
+least once, signed, and each extension's events first arrive in the order they were written.
+And a receiver that never answers holds up neither the gate nor settlement."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from coobill.bootstrap import bootstrap
+from coobill.config import Settings
+from coobill.daemon.webhooks import WebhookSender
+from coobill.services import extensions, outbox
+from coobill.services.context import BillingContext
+from coobill.services.settings import change_settings
+from tests.conftest import FakeClock
+from tests.fakes.webhook_receiver import WebhookReceiver
+from tests.integration.daemon_process import DaemonProcess
+from tests.services.conftest import authorize, ended, make_extension, make_rate, settle
+
+SECRET = "receiver-shared-secret-0123456789"
+NUMBERS = ("100", "101", "102")
+
+
+def hooked(url: str, database: str, **extra: object) -> Settings:
+    return Settings(database={"url": database}, webhooks={
+        "urls": [url], "secret": SECRET, "poll_seconds": 0.05, "max_backoff_seconds": 1,
+        "timeout_seconds": 2, **extra})
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[WebhookReceiver]:
+    server = WebhookReceiver(SECRET)
+    await server.start()
+    yield server
+    server.release()
+    await server.stop()
+
+
+@pytest.fixture
+async def sqlite_ctx(sqlite_template: Path, tmp_path: Path, clock: FakeClock,
+                     receiver: WebhookReceiver) -> AsyncIterator[BillingContext]:
+    path = tmp_path / "ledger.db"
+    shutil.copy(sqlite_template, path)
+    context = bootstrap(hooked(receiver.url, f"sqlite+aiosqlite:///{path}"))
+    await change_settings(context, timezone="UTC")
+    yield context
+    await context.uow.dispose()
+
+
+async def until_outbox(ctx: BillingContext, wanted: Callable[[list[outbox.EventView]], bool]
+                       ) -> None:
+    """Until the outbox's state (as the daemon process left it) is `wanted`."""
+    async with asyncio.timeout(30):
+        # The state is another process's, in the ledger: nothing here can signal it.
+        while not wanted(await outbox.list_events(ctx, limit=1000)):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+
+
+async def write_events(ctx: BillingContext, rounds: int) -> None:
+    for n in range(rounds):
+        for number in NUMBERS:
+            await extensions.recharge(ctx, [number], str(n + 1))
+            await extensions.adjust(ctx, number, "-0.5", note=f"round {n}")
+
+
+def daemon_env(ctx: BillingContext, receiver: WebhookReceiver) -> dict[str, str]:
+    return {**os.environ, "COOBILL_DATABASE__URL": str(ctx.uow.engine.url),
+            "COOBILL_AGI__PORT": "0", "COOBILL_WEB__ENABLED": "false",
+            "COOBILL_AMI__ENABLED": "false", "COOBILL_LOG__LEVEL": "INFO",
+            "COOBILL_WEBHOOKS__URLS": json.dumps([receiver.url]),
+            "COOBILL_WEBHOOKS__SECRET": SECRET, "COOBILL_WEBHOOKS__POLL_SECONDS": "0.05",
+            "COOBILL_WEBHOOKS__MAX_BACKOFF_SECONDS": "1",
+            "COOBILL_WEBHOOKS__TIMEOUT_SECONDS": "0.5"}
+
+
+class TestEveryEventArrivesInOrderThroughFaults:
+    async def test_receiver_down_daemon_killed_mid_delivery_then_slow(
+        self, sqlite_ctx: BillingContext, receiver: WebhookReceiver
+    ) -> None:
+        ctx = sqlite_ctx
+        for number in NUMBERS:
+            await extensions.set_extension(ctx, number, extensions.ExtensionChanges(billing=True))
+        await receiver.stop()  # down: its port refuses connections
+        await write_events(ctx, 2)
+        env = daemon_env(ctx, receiver)
+
+        first = DaemonProcess(env)
+        await first.start()
+        # The receiver is down: each extension's oldest event is tried, and waits its backoff.
+        await until_outbox(ctx, lambda found: sum(e.attempts > 0 for e in found) == 3)
+        assert not receiver.received
+        receiver.hold_next = True
+        await receiver.start(receiver.port)
+        await receiver.holding.wait()  # a request arrived and is not answered yet
+        cut = receiver.received[-1]
+        await first.kill()
+        receiver.release()
+
+        # Slow from now on: the sender's timeout is 0.5 s; the next two answers come after it
+        # (the sender gives up and sends again), then each takes 0.2 s.
+        receiver.delays = [0.8, 0.8]
+        receiver.delay = 0.2
+        await write_events(ctx, 1)  # more events while nothing sends
+        written = sorted(await outbox.list_events(ctx, limit=1000), key=lambda e: e.id)
+        second = DaemonProcess(env)
+        await second.start()
+        await write_events(ctx, 1)  # and while the second daemon sends
+        written = sorted(await outbox.list_events(ctx, limit=1000), key=lambda e: e.id)
+        await receiver.until(lambda: {r.key for r in receiver.answered} >= {e.key for e in written})
+        await until_outbox(ctx, lambda found: all(e.state == "delivered" for e in found))
+        await second.terminate()
+
+        assert all(r.signed for r in receiver.received)
+        assert not receiver.delays  # the slow answers were given
+        assert cut.key in {r.key for r in receiver.answered}  # sent again after the kill
+        assert [r.key for r in receiver.received].count(cut.key) >= 2
+        for number in NUMBERS:
+            in_order = [e.key for e in written if e.extension == number]
+            assert receiver.first_answered_keys(number) == in_order
+        for event in written:  # what arrived is what was written
+            [got] = {json.dumps(r.event, sort_keys=True) for r in receiver.answered
+                     if r.key == event.key}
+            assert json.loads(got) == json.loads(event.payload)
+
+    async def test_a_wrong_secret_is_what_the_receiver_would_catch(
+        self, sqlite_ctx: BillingContext, receiver: WebhookReceiver
+    ) -> None:
+        """The receiver's check is real: a sender keyed otherwise fails it."""
+        ctx = sqlite_ctx
+        ctx.config = Settings(database={"url": str(ctx.uow.engine.url)}, webhooks={
+            "urls": [receiver.url], "secret": "another-secret-entirely-0123",
+            "poll_seconds": 0.05})
+        await make_extension(ctx, "100", balance="1")
+        sender = WebhookSender(ctx)
+        sender.start()
+        try:
+            await receiver.until(lambda: bool(receiver.answered))
+        finally:
+            await sender.stop()
+        assert not receiver.answered[0].signed
+
+
+class TestAReceiverThatNeverAnswers:
+    async def test_holds_up_neither_the_gate_nor_settlement(
+        self, sqlite_ctx: BillingContext, receiver: WebhookReceiver
+    ) -> None:
+        ctx = sqlite_ctx
+        ctx.config = hooked(receiver.url, str(ctx.uow.engine.url), timeout_seconds=300)
+        receiver.hold_next = True
+        await make_extension(ctx, "100", balance="10")
+        await make_rate(ctx, "00")
+        sender = WebhookSender(ctx)
+        sender.start()
+        try:
+            await receiver.holding.wait()  # the recharge's event: held, unanswered
+            verdict = await authorize(ctx, "c1")
+            assert verdict.allowed
+            done = await settle(ctx, ended("c1", billsec=61))
+            assert done is not None
+            assert done.debited
+            await extensions.recharge(ctx, ["100"], "5")
+            found = await outbox.list_events(ctx)
+            assert [e.kind for e in found] == ["recharge", "call.settled", "recharge"]
+            assert all(e.state == "pending" for e in found)  # the first still on its way
+            receiver.release()
+            await receiver.until(lambda: len({r.key for r in receiver.answered}) == 3)
+        finally:
+            await sender.stop()
+
+    async def test_a_redirect_is_not_followed(
+        self, sqlite_ctx: BillingContext, receiver: WebhookReceiver
+    ) -> None:
+        """A URL may point only where the operator configured it: a 3xx is a failed attempt."""
+        ctx = sqlite_ctx
+        receiver.status = 302
+        await make_extension(ctx, "100", balance="1")
+        sender = WebhookSender(ctx)
+        sender.start()
+        try:
+            await until_outbox(ctx, lambda found: found[0].attempts >= 1)
+        finally:
+            await sender.stop()
+        [event] = await outbox.list_events(ctx)
+        assert (event.state, event.last_error) == ("pending", f"{receiver.url}: HTTP 302")
+        assert len(receiver.received) == 1

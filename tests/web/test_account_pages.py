@@ -1,0 +1,106 @@
+"""The account controls' pages: webhooks (the outbox's delivery state), fees, statements."""
+
+from __future__ import annotations
+
+import httpx
+
+from coobill.services import extensions, fees, outbox
+from coobill.services.context import BillingContext
+from tests.conftest import settings_for
+from tests.web.billing_data import add_extension
+
+
+def with_webhooks(ctx: BillingContext) -> None:
+    ctx.config = settings_for(str(ctx.config.database.url), webhooks={
+        "urls": ["https://hooks.example.net/coobill"], "secret": "s" * 32, "max_attempts": 1})
+
+
+async def one_failed_one_pending(ctx: BillingContext) -> list[outbox.EventView]:
+    with_webhooks(ctx)
+    await add_extension(ctx, "100", "Alice")
+    await extensions.recharge(ctx, ["100"], "5")
+    await extensions.adjust(ctx, "100", "-1")
+    first = (await outbox.due(ctx))[0]
+    await outbox.attempt_failed(ctx, first, [], "HTTP 503")
+    return sorted(await outbox.list_events(ctx), key=lambda e: e.id)
+
+
+class TestWebhooksPage:
+    async def test_lists_events_with_their_state_and_the_configured_urls(
+        self, ctx: BillingContext, billing: httpx.AsyncClient
+    ) -> None:
+        await one_failed_one_pending(ctx)
+        page = (await billing.get("/webhooks")).text
+        assert "https://hooks.example.net/coobill" in page
+        assert page.count('data-state="failed"') == 1
+        assert page.count('data-state="pending"') == 1
+        assert "HTTP 503" in page
+        failed = (await billing.get("/webhooks", params={"state": "failed"})).text
+        assert failed.count("<code>recharge</code>") == 1
+        assert "<code>adjustment</code>" not in failed
+
+    async def test_retry_sends_one_again_and_a_bad_id_is_a_400(
+        self, ctx: BillingContext, billing: httpx.AsyncClient
+    ) -> None:
+        failed, _ = await one_failed_one_pending(ctx)
+        done = await billing.post("/webhooks/retry", data={"id": str(failed.id)})
+        assert done.status_code == 303
+        assert "notice=webhooks_retried" in done.headers["location"]
+        assert await outbox.state_counts(ctx) == {"pending": 2, "delivered": 0, "failed": 0}
+        refused = await billing.post("/webhooks/retry", data={"id": "12x"})
+        assert refused.status_code == 400
+        assert "whole number" in refused.text
+        unknown = await billing.post("/webhooks/retry", data={"id": "999"})
+        assert unknown.status_code == 400
+        assert "no such webhook event" in unknown.text
+
+    async def test_a_bad_state_filter_is_a_400(self, billing: httpx.AsyncClient) -> None:
+        refused = await billing.get("/webhooks", params={"state": "lost"})
+        assert refused.status_code == 400
+        assert "state: must be one of" in refused.text
+
+
+class TestFeesPage:
+    async def test_add_a_fee_see_it_listed_and_remove_it(
+        self, ctx: BillingContext, billing: httpx.AsyncClient
+    ) -> None:
+        await add_extension(ctx, "100", "Alice")
+        added = await billing.post("/fees", data={
+            "extension": "100", "amount": "3", "period": "weekly", "over_credit": "flag",
+            "name": "Voicemail", "starts": "2026-11-02"})
+        assert added.status_code == 303
+        page = (await billing.get("/fees")).text
+        assert "Voicemail" in page
+        assert "2026-11-02" in page
+        assert "flag it" in page
+        [fee] = await fees.list_fees(ctx)
+        assert (fee.extension, fee.period, fee.over_credit) == ("100", "weekly", "flag")
+        assert (await billing.post(f"/fees/{fee.id}/remove")).status_code == 303
+        assert await fees.list_fees(ctx) == []
+
+    async def test_a_bad_field_is_shown_beside_it_and_nothing_is_added(
+        self, ctx: BillingContext, billing: httpx.AsyncClient
+    ) -> None:
+        await add_extension(ctx, "100", "Alice")
+        for data, field in [({"amount": "x"}, "amount"), ({"extension": "999"}, "extension"),
+                            ({"starts": "someday"}, "starts"), ({"period": "daily"}, "period")]:
+            page = await billing.post("/fees", data={
+                "extension": "100", "amount": "1", "period": "monthly", "over_credit": "lock",
+                **data})
+            assert page.status_code == 400, field
+            assert f'id="e-{field}"' in page.text, field
+        assert await fees.list_fees(ctx) == []
+        gone = await billing.post("/fees/77/remove")
+        assert gone.status_code == 400
+        assert "no such fee" in gone.text
+
+    async def test_a_charged_fee_shows_among_the_recharge_records(
+        self, ctx: BillingContext, billing: httpx.AsyncClient
+    ) -> None:
+        await add_extension(ctx, "100", "Alice")
+        await extensions.recharge(ctx, ["100"], "10")
+        await fees.add_fee(ctx, "100", "4", name="Line")
+        await fees.charge_due(ctx)
+        page = (await billing.get("/recharges")).text
+        assert page.count('class="fee"') == 1
+        assert "fee: Line" in page
