@@ -68,6 +68,9 @@ class Verdict:
     rate_id: int | None = None
     funds: Decimal | None = None
     token: str | None = None  # the hold this ALLOW made (services/holds.py)
+    # An ALLOW whose funds at rest are below the extension's low-balance threshold
+    # (services/low_balance.py): the channel is told COOBILL_LOW_BALANCE=1.
+    low_balance: bool = False
 
     @classmethod
     def deny(cls, reason: Reason) -> Verdict:

@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from coobill.errors import BadRequest, UnknownExtension
-from coobill.money import ZERO, fmt, parse_amount
-from coobill.services import ledger, outbox
+from coobill.money import ZERO, fmt, parse_amount, to_units
+from coobill.services import ledger, low_balance, outbox
 from coobill.services.context import BillingContext
 from coobill.services.funds import funds
 from coobill.services.settings import billing_settings, control_amount
@@ -42,6 +42,8 @@ class ExtensionView:
     max_price_minute: Decimal | None = None
     low_balance: Decimal | None = None
     low_balance_since: datetime | None = None  # its funds are below the threshold since
+    # Its funds at rest are below its threshold (or the site's) now: the portal's badge.
+    below_threshold: bool = False
 
     @property
     def funds_available(self) -> Decimal:
@@ -149,6 +151,7 @@ async def set_extension(
     changes = _within_ceiling(ctx, changes.validated())
     async with ctx.uow() as uow:
         ext = await _get_for_update(uow, number)
+        new = ext is None
         if ext is None:
             ext = Extension(
                 number=number,
@@ -166,9 +169,20 @@ async def set_extension(
         _apply(ext, changes)
         await uow.session.flush()
         await _tell_if_locked(ctx, uow, ext, was_locked, "billing_user")
+        await _check_low_balance(ctx, uow, ext, announce=not new)
         view = await _view(uow, ext)
         await uow.commit()
     return view
+
+
+async def _check_low_balance(ctx: BillingContext, uow: UnitOfWork, ext: Extension, *,
+                             announce: bool = True) -> None:
+    """A new credit limit or threshold may take its funds below the threshold, or back."""
+    at = await _local_now(ctx, uow)
+    ext_id = ext.id
+    await uow.session.run_sync(lambda session: low_balance.check(ctx, session, ext_id, at,
+                                                                 announce=announce))
+    await uow.session.refresh(ext)
 
 
 async def edit_extensions(
@@ -187,6 +201,7 @@ async def edit_extensions(
             _apply(ext, changes)
             await uow.session.flush()
             await _tell_if_locked(ctx, uow, ext, was_locked, "billing_user")
+            await _check_low_balance(ctx, uow, ext)
             views.append(await _view(uow, ext))
         await uow.commit()
     return views
@@ -231,6 +246,7 @@ async def recharge(
             outbox.publish(ctx, session, outbox.RECHARGE, ext.number, {
                 "amount": value, "balance_before": before, "balance_after": after, "who": who,
                 "recharge": record.id})
+            low_balance.check(ctx, session, ext.id, now)  # a recharge rearms it
             records.append(record)
         session.flush()
         return records
@@ -261,6 +277,7 @@ async def adjust(
         outbox.publish(ctx, session, outbox.ADJUSTMENT, ext.number, {
             "amount": value, "balance_before": before, "balance_after": after, "who": who,
             "note": note})
+        low_balance.check(ctx, session, ext.id, now)
         session.refresh(ext)
         return _to_view(ext, ext.reserved)
 
@@ -288,16 +305,25 @@ def locked_filter(status: str | None) -> bool | None:
     return LOCKED_STATES[status or ""]
 
 
+def low_filter(balance: str | None) -> bool:
+    """`low=` of list_extensions for the balance filter: "low" or "" (any)."""
+    if (balance or "") not in ("", "low"):
+        raise BadRequest("balance: must be low or empty", field="balance")
+    return balance == "low"
+
+
 async def list_extensions(
     ctx: BillingContext,
     *,
     locked: bool | None = None,
     payment: str | None = None,
     search: str | None = None,
+    low: bool = False,
     offset: int = 0,
     limit: int | None = None,
 ) -> tuple[list[ExtensionView], int]:
-    """Extensions in number order, filtered; returns (page, total matching)."""
+    """Extensions in number order, filtered (`low`: only those whose funds at rest are below
+    their low-balance threshold); returns (page, total matching)."""
     query = select(Extension)
     if locked is not None:
         query = query.where(Extension.locked == locked)
@@ -310,7 +336,13 @@ async def list_extensions(
             Extension.number.icontains(word, autoescape=True)
             | Extension.name.icontains(word, autoescape=True)
         )
-    async with ctx.uow() as uow:
+    async with ctx.uow.read() as uow:
+        default = (await billing_settings(uow)).low_balance
+        if low:
+            threshold = (Extension.low_balance_threshold if default is None else
+                         func.coalesce(Extension.low_balance_threshold, to_units(default)))
+            query = query.where(threshold.is_not(None),
+                                Extension.balance + Extension.credit_limit < threshold)
         total = (
             await uow.session.execute(select(func.count()).select_from(query.subquery()))
         ).scalar_one()
@@ -318,7 +350,9 @@ async def list_extensions(
         if limit is not None:
             query = query.limit(limit)
         rows = (await uow.session.execute(query)).scalars().all()
-        views = [_to_view(r, r.reserved) for r in rows]
+        views = [replace(_to_view(r, r.reserved), below_threshold=low_balance.is_low(
+            r.balance, r.credit_limit, r.low_balance_threshold if r.low_balance_threshold
+            is not None else default)) for r in rows]
     return views, int(total)
 
 

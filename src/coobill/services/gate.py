@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from coobill.money import ZERO
 from coobill.rating import cost
-from coobill.services import caps, holds
+from coobill.services import caps, holds, low_balance
 from coobill.services.commands import AuthorizeCall, Reason, Verdict
 from coobill.services.context import BillingContext
 from coobill.services.funds import funds
@@ -117,9 +117,11 @@ def _decide(  # noqa: PLR0911 - the decision ladder: one return per reason, in o
         )
         if hold_id is None:
             continue  # the funds moved under us: read them again
+        low = low_balance.is_low(ext.balance, ext.credit_limit, low_balance.threshold_of(
+            ext.low_balance_threshold, settings))
         return Verdict(
             allowed=True, reason=Reason.OK, limit_seconds=limit, held=held, rate_id=rate.id,
-            funds=available, token=token,
+            funds=available, token=token, low_balance=low,
         )
     return Verdict(allowed=False, reason=Reason.NO_FUNDS)
 

@@ -100,6 +100,40 @@ def is_extension(session: Session, number: str) -> bool:
     return _fast.execute(session, _IS_EXTENSION, {"number": number}).first() is not None
 
 
+_LOW_BALANCE_VIEW = select(
+    _extension.c.number, _extension.c.balance, _extension.c.credit_limit,
+    _extension.c.low_balance_threshold, _extension.c.low_balance_since,
+).where(_extension.c.id == bindparam("extension_id"))
+_MARK_LOW = (
+    update(_extension)
+    .where(_extension.c.id == bindparam("extension_id"), _extension.c.low_balance_since.is_(None))
+    .values(low_balance_since=bindparam("since"))
+)
+_REARM_LOW = (
+    update(_extension)
+    .where(_extension.c.id == bindparam("extension_id"),
+           _extension.c.low_balance_since.is_not(None))
+    .values(low_balance_since=None)
+)
+
+
+def low_balance_view(session: Session, extension_id: int) -> Any:
+    """An extension's number, balance, credit_limit, low_balance_threshold and
+    low_balance_since (services/low_balance.py); None for an unknown one."""
+    return _fast.execute(session, _LOW_BALANCE_VIEW, {"extension_id": extension_id}).first()
+
+
+def mark_low_balance(session: Session, extension_id: int, at: datetime) -> bool:
+    """Record that its funds fell below the threshold at `at`: False when that was recorded
+    already (the crossing is another change's)."""
+    return bool(_fast.execute(session, _MARK_LOW,
+                              {"extension_id": extension_id, "since": at}).rowcount)
+
+
+def rearm_low_balance(session: Session, extension_id: int) -> bool:
+    return bool(_fast.execute(session, _REARM_LOW, {"extension_id": extension_id}).rowcount)
+
+
 async def extension_for_update(session: AsyncSession, number: str) -> Extension | None:
     """The extension's row, locked for this transaction (FOR UPDATE on PostgreSQL; SQLite's
     BEGIN IMMEDIATE already holds the database's write lock)."""

@@ -74,6 +74,7 @@ _ZH: list[tuple[str, str]] = [
     (r"a whole number of seconds, 0 to (?P<n>\d+)", "秒数必须是 0 到 {n} 之间的整数"),
     (r"must be locked or unlocked", "必须是已锁定或未锁定"),
     (r"must be answered, unanswered or refused", "必须是已接通、未接通或已拒绝"),
+    (r"must be low or empty", "必须是余额不足或留空"),
 ]
 _COMPILED = [(re.compile(pattern), text) for pattern, text in _ZH]
 _FIELD = re.compile(r"^[a-z_]+: ")

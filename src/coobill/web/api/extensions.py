@@ -37,6 +37,7 @@ def extension_json(v: ExtensionView) -> ExtensionOut:
             "locked": v.locked,
             **{name: None if getattr(v, name) is None else fmt(getattr(v, name))
                for name in extensions.CONTROLS},
+            "below_threshold": v.below_threshold,
             "low_balance_since": (None if v.low_balance_since is None
                                   else v.low_balance_since.isoformat(sep=" ")),
         }
@@ -68,6 +69,7 @@ async def list_extensions(
     extension: str = Query("", description="Part of the number or the name."),
     status: str = Query("", description="locked, unlocked or empty for both."),
     payment: str = Query("", description="prepaid, postpaid or empty for both."),
+    balance: str = Query("", description="low: only those below their low-balance threshold."),
     offset: int = Query(0, ge=0, le=MAX_OFFSET),
     limit: int = Query(20, ge=1, le=1000),
 ) -> ExtensionPage:
@@ -76,6 +78,7 @@ async def list_extensions(
         locked=extensions.locked_filter(status),
         payment=payment or None,
         search=extension.strip() or None,
+        low=extensions.low_filter(balance),
         offset=offset,
         limit=limit,
     )

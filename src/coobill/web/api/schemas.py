@@ -88,6 +88,8 @@ class ExtensionOut(BaseModel):
     max_call_cost: str | None = None
     max_price_minute: str | None = None
     low_balance: str | None = None
+    below_threshold: bool = Field(
+        False, description="Its funds at rest are below its low-balance threshold (listings).")
     low_balance_since: str | None = Field(
         None, description="Its funds are below the low-balance threshold since then.")
 
