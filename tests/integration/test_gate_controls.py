@@ -86,3 +86,25 @@ class TestRefusedCallsThroughTheGate:
         assert (funds.extension, funds.number, funds.uniqueid) == ("100", "913800000000",
                                                                    "u-refused")
         assert funds.latency_ms > 0
+
+
+class TestLowBalanceThroughTheGate:
+    async def test_an_allow_below_the_threshold_sets_coobill_low_balance_before_the_result(
+        self, ctx: BillingContext
+    ) -> None:
+        await billed_extension(ctx, "1")
+        # Each call holds 0.50 at most; the funds at rest (balance + credit) stay 1.00.
+        await set_extension(ctx, "100", ExtensionChanges(max_call_cost="0.5"))
+        gate = await start_gate(ctx)
+        try:
+            above = await FakeAsterisk(call_env("u-low-1")).call(gate.port)
+            await set_extension(ctx, "100", ExtensionChanges(low_balance="1.5"))
+            below = await FakeAsterisk(call_env("u-low-2")).call(gate.port)
+        finally:
+            await gate.close()
+        assert "COOBILL_LOW_BALANCE" not in above.variables
+        assert below.variables["COOBILL_RESULT"] == "ALLOW"
+        assert below.variables["COOBILL_LOW_BALANCE"] == "1"
+        sent = below.channel.commands
+        low = sent.index('SET VARIABLE COOBILL_LOW_BALANCE "1"')
+        assert low < sent.index('SET VARIABLE COOBILL_RESULT "ALLOW"')

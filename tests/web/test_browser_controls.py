@@ -13,7 +13,7 @@ from coobill.services import extensions, users
 from coobill.services.commands import AuthorizeCall, Reason, Verdict
 from coobill.services.context import BillingContext
 from coobill.services.refused import RefusedLog
-from coobill.services.settings import get_settings
+from coobill.services.settings import change_settings, get_settings
 from tests.web.billing_data import PASSWORD, office
 from tests.web.served import chromium, serve_portal
 from tests.web.test_browser import log_in
@@ -102,3 +102,19 @@ async def test_call_records_filter_refused_calls_and_statistics_count_them(
     await expect(header.last).to_have_text("Refused")
     refused_cells = page.locator("tbody tr td:last-child")
     await expect(refused_cells).to_have_text(["0", "0", "1"])
+
+
+async def test_extensions_below_their_threshold_have_a_badge_and_a_filter(
+    portal: tuple[str, Page], ctx: BillingContext
+) -> None:
+    # The office's balances: 100 has 43.60, 101 49.90, 102 50.00 (its own threshold: 10).
+    await change_settings(ctx, controls={"low_balance": "49.95"})
+    await extensions.set_extension(ctx, "102", extensions.ExtensionChanges(low_balance="10"))
+    url, page = portal
+    await log_in(page, url)
+    badges = page.locator("tbody tr:has(.low-balance) td:nth-child(2)")
+    await expect(badges).to_have_text(["100", "101"])
+    await page.select_option("select[name=balance]", "low")
+    await page.click("button[type=submit].primary")
+    await expect(page).to_have_url(f"{url}/extensions?extension=&status=&payment=&balance=low")
+    await expect(page.locator("tbody tr td:nth-child(2)")).to_have_text(["100", "101"])
