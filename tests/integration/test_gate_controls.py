@@ -13,7 +13,9 @@ from coobill.services.extensions import ExtensionChanges, set_extension, show_ex
 from coobill.services.gate import authorize_call
 from coobill.services.refused import RefusedLog, list_refused
 from coobill.services.settings import change_settings
+from tests.fakes.ami_server import FakeAmiServer
 from tests.fakes.asterisk_agi import FakeAsterisk
+from tests.integration.daemons import funded, gate_call, start_daemon
 from tests.integration.test_gate_ledger import billed_extension, call_env, start_gate
 
 # The rate of billed_extension: a 0.20 connection fee, then 0.10 a minute.
@@ -108,3 +110,20 @@ class TestLowBalanceThroughTheGate:
         sent = below.channel.commands
         low = sent.index('SET VARIABLE COOBILL_LOW_BALANCE "1"')
         assert low < sent.index('SET VARIABLE COOBILL_RESULT "ALLOW"')
+
+
+class TestTheDaemonRecordsWhatItsGateRefused:
+    async def test_a_deny_of_the_running_daemon_is_recorded_by_the_time_it_stopped(
+        self, ctx: BillingContext, fake_ami: FakeAmiServer
+    ) -> None:
+        await funded(ctx)
+        await set_extension(ctx, "100", ExtensionChanges(locked=True))
+        daemon = await start_daemon(ctx, fake_ami)
+        try:
+            assert daemon.gate is not None
+            told = await gate_call(daemon.gate.port, "sip_answered")
+        finally:
+            await daemon.stop()
+        assert (told["COOBILL_RESULT"], told["COOBILL_REASON"]) == ("DENY", "locked")
+        [record], _ = await list_refused(ctx)
+        assert (record.extension, record.reason) == ("100", "locked")

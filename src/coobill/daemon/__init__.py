@@ -97,8 +97,9 @@ class Daemon:
         await schema.require_head(ctx.uow.engine)
         await open_ledger(ctx)
         if self.settings.agi.enabled:
-            self.refused = RefusedLog(ctx)
-            self.refused.start()
+            refused = self.refused = RefusedLog(ctx)
+            refused.start()
+            self.metrics.refused_dropped.set_function(lambda: float(refused.dropped))
             self.gate = GateServer(self._authorize, gate_options(self.settings),
                                    on_decision=self._decided)
             await self.gate.start()
