@@ -43,6 +43,7 @@ def _settlement(quick: bool) -> Figures:
 
     calls, live = (500, 50) if quick else (3000, 200)
     return {"coobill": bench_settlement.main(calls, live),
+            "coobill_with_outbox": bench_settlement.main(calls, live, outbox=True),
             "floor": settlement_floor.main(calls, live)}
 
 
@@ -62,10 +63,33 @@ def _memory(quick: bool) -> Figures:
 
 
 def _mixed(quick: bool) -> Figures:
+    """The floor, the daemon, and the daemon with its portal flooded: side by side, one run."""
     from bench import bench_mixed
 
     duration = 10.0 if quick else 60.0
-    return {"coobill": bench_mixed.main(duration), "floor": bench_mixed.main(duration, floor=True)}
+    return {"floor": bench_mixed.main(duration, floor=True),
+            "coobill": bench_mixed.main(duration),
+            "portal": bench_mixed.main(duration, portal=True)}
+
+
+def _gate_pg(quick: bool) -> Figures:
+    from bench import bench_gate_pg
+
+    return bench_gate_pg.main(300 if quick else 3000)
+
+
+def _records(backend: str) -> Callable[[bool], Figures]:
+    def run(quick: bool) -> Figures:
+        from bench import bench_records
+
+        return bench_records.main(backend, 20_000 if quick else RECORDS, 3 if quick else 20)
+
+    return run
+
+
+# Call and recharge records bench_records fills (each): `--records` sets it; the issue's
+# target is a million (`--records 1000000`, about 10 minutes more per database).
+RECORDS = 200_000
 
 
 BENCHMARKS: dict[str, Callable[[bool], Figures]] = {
@@ -76,6 +100,9 @@ BENCHMARKS: dict[str, Callable[[bool], Figures]] = {
     "stats-postgresql": _stats("postgresql"),
     "memory": _memory,
     "mixed": _mixed,
+    "gate-postgresql": _gate_pg,
+    "records-sqlite": _records("sqlite"),
+    "records-postgresql": _records("postgresql"),
 }
 
 
@@ -111,50 +138,30 @@ def lines(name: str, f: Figures) -> list[Line]:
             at = f[f"ratio@{c}"]
             ratio, over = at["throughput_vs_floor"], at["p99_over_floor_ms"]
             out += [
-                Line(
-                    f"authorizations/s @{c} (vs bare FastAGI; {ratio:.2f}x by round)",
-                    gate["per_s"],
-                    "/s",
-                    floor["per_s"],
-                    target=">= 0.5x floor",
-                    met=ratio >= 0.5,
-                ),
+                Line(f"authorizations/s @{c} (vs bare FastAGI; {ratio:.2f}x by round)",
+                     gate["per_s"], "/s",
+                     floor["per_s"], target=">= 0.7x floor", met=ratio >= 0.7),
                 Line(f"gate p50 @{c}", gate["p50_ms"], "ms", floor["p50_ms"]),
-                Line(
-                    f"gate p99 @{c} ({over:+.2f} ms over the floor)",
-                    gate["p99_ms"],
-                    "ms",
-                    floor["p99_ms"],
-                    target="<= floor + 2 ms" if c == 1 else "",
-                    met=over <= 2 if c == 1 else None,
-                ),
+                Line(f"gate p99 @{c} ({over:+.2f} ms over the floor)", gate["p99_ms"], "ms",
+                     floor["p99_ms"], target="<= floor + 1 ms" if c == 1 else "",
+                     met=over <= 1 if c == 1 else None),
             ]
         return out
     if name == "settlement":
-        mine, floor = f["coobill"], f["floor"]
+        mine, floor, hooked = f["coobill"], f["floor"], f["coobill_with_outbox"]
+        ratio = mine["settled_per_s"] / floor["ended_per_s"]
         return [
-            Line(
-                "settled calls/s (vs AMI follower alone)",
-                mine["settled_per_s"],
-                "/s",
-                floor["ended_per_s"],
-                target=">= 1,000/s",
-                met=mine["settled_per_s"] >= 1000,
-            ),
-            Line(
-                "hangup-to-debit p50",
-                mine["hangup_to_debit_p50_ms"],
-                "ms",
-                floor["hangup_to_callback_p50_ms"],
-            ),
-            Line(
-                "hangup-to-debit p99",
-                mine["hangup_to_debit_p99_ms"],
-                "ms",
-                floor["hangup_to_callback_p99_ms"],
-                target="<= 50 ms",
-                met=mine["hangup_to_debit_p99_ms"] <= 50,
-            ),
+            Line("settled calls/s (vs AMI follower alone)", mine["settled_per_s"], "/s",
+                 floor["ended_per_s"], target=">= 0.8x floor", met=ratio >= 0.8),
+            Line("hangup-to-debit p50", mine["hangup_to_debit_p50_ms"], "ms",
+                 floor["hangup_to_callback_p50_ms"]),
+            Line("hangup-to-debit p99", mine["hangup_to_debit_p99_ms"], "ms",
+                 floor["hangup_to_callback_p99_ms"]),
+            Line("settled calls/s, webhook outbox on (vs AMI follower alone)",
+                 hooked["settled_per_s"], "/s", floor["ended_per_s"], target=">= 0.8x floor",
+                 met=hooked["settled_per_s"] / floor["ended_per_s"] >= 0.8),
+            Line("hangup-to-debit p99, webhook outbox on", hooked["hangup_to_debit_p99_ms"],
+                 "ms", floor["hangup_to_callback_p99_ms"]),
         ]
     if name.startswith("stats"):
         return [
@@ -180,38 +187,73 @@ def lines(name: str, f: Figures) -> list[Line]:
             )
         ]
     if name == "mixed":
-        mine, floor = f["coobill"], f["floor"]
-        kept_up = (
-            mine["errors"] == 0
-            and mine["settled"] == mine["calls"]
-            and mine["offered_calls_per_s"] >= 0.99 * 200
-        )
+        return mixed_lines(f)
+    if name == "gate-postgresql":
+        one, four, shared = f["one@50"], f["four@50"], f["shared"]
         return [
-            Line(
-                "calls/s offered, all settled",
-                mine["offered_calls_per_s"],
-                "/s",
-                target="200/s, none lost",
-                met=kept_up,
-            ),
-            Line("gate p50 (vs floor)", mine["gate_p50_ms"], "ms", floor["gate_p50_ms"]),
-            Line("gate p99 (vs floor)", mine["gate_p99_ms"], "ms", floor["gate_p99_ms"]),
-            Line(
-                "hangup-to-debit p50 (vs floor)",
-                mine["hangup_to_debit_p50_ms"],
-                "ms",
-                floor["hangup_to_debit_p50_ms"],
-            ),
-            Line(
-                "hangup-to-debit p99 (vs floor)",
-                mine["hangup_to_debit_p99_ms"],
-                "ms",
-                floor["hangup_to_debit_p99_ms"],
-                target="<= 50 ms",
-                met=mine["hangup_to_debit_p99_ms"] <= 50,
-            ),
+            Line("one daemon on PG: authorizations/s @50", one["per_s"], "/s",
+                 f["floor@50"]["per_s"], target=">= 0.5x floor",
+                 met=f["ratio"]["one_vs_floor@50"] >= 0.5),
+            Line("one daemon on PG: p99 @50", one["p99_ms"], "ms", f["floor@50"]["p99_ms"]),
+            Line("one daemon on PG: p99 @1", f["one@1"]["p99_ms"], "ms", f["floor@1"]["p99_ms"]),
+            Line("four daemons on one PG: aggregate/s @50", four["per_s"], "/s", one["per_s"],
+                 target=">= 2x one daemon", met=f["ratio"]["four_vs_one@50"] >= 2),
+            Line("four daemons on one PG: worst p99 @50", four["p99_ms"], "ms", one["p99_ms"]),
+            Line(f"one extension, four daemons: overspend ({shared['allowed']:.0f} allowed)",
+                 shared["overspend"], "", target="0", met=shared["overspend"] == 0),
         ]
+    if name.startswith("records"):
+        pages = [k[:-len("_p95_ms")] for k in f if k.endswith("_p95_ms")]
+        out = [Line(f"{page} p95 ({f['records']:,.0f} records)", f[f"{page}_p95_ms"], "ms",
+                    target="<= 300 ms", met=f[f"{page}_p95_ms"] <= 300) for page in pages]
+        out.append(Line("CSV download: resident memory growth", f["csv_rss_growth_mb"], "MB",
+                        f["csv_rss_before_mb"], target="<= 50 MB",
+                        met=f["csv_rss_growth_mb"] <= 50))
+        return out
     return []
+
+
+def mixed_lines(f: Figures) -> list[Line]:
+    """150 calls/s: the daemon against the floor, then against itself with its portal flooded."""
+    mine, floor, portal = f["coobill"], f["floor"], f["portal"]
+
+    def kept_up(run: Figures) -> bool:
+        return (run["errors"] == 0 and run["allowed"] == run["calls"] == run["settled"]
+                and run["offered_calls_per_s"] >= 0.99 * 150)
+
+    worse = portal["gate_p99_ms"] - mine["gate_p99_ms"]
+    return [
+        Line("calls/s offered, every one allowed and settled", mine["offered_calls_per_s"],
+             "/s", target="150/s, none lost", met=kept_up(mine)),
+        Line("gate p50 (vs floor)", mine["gate_p50_ms"], "ms", floor["gate_p50_ms"]),
+        Line("gate p99 (vs floor)", mine["gate_p99_ms"], "ms", floor["gate_p99_ms"],
+             target="<= 3x floor p99", met=mine["gate_p99_ms"] <= 3 * floor["gate_p99_ms"]),
+        Line("hangup-to-debit p50 (vs floor)", mine["hangup_to_debit_p50_ms"], "ms",
+             floor["hangup_to_debit_p50_ms"]),
+        Line("hangup-to-debit p99 (vs floor)", mine["hangup_to_debit_p99_ms"], "ms",
+             floor["hangup_to_debit_p99_ms"], target="<= 25 ms",
+             met=mine["hangup_to_debit_p99_ms"] <= 25),
+        Line("portal flooded: calls/s, every one allowed and settled",
+             portal["offered_calls_per_s"], "/s", target="150/s, none lost",
+             met=kept_up(portal) and portal.get("portal_errors", 1) == 0),
+        Line(f"portal flooded: gate p99 ({worse:+.2f} ms; "
+             f"{portal.get('portal_requests_per_s', 0):,.0f} portal requests/s)",
+             portal["gate_p99_ms"], "ms", mine["gate_p99_ms"], target="<= +2 ms",
+             met=worse <= 2),
+        Line("portal flooded: hangup-to-debit p99", portal["hangup_to_debit_p99_ms"], "ms",
+             mine["hangup_to_debit_p99_ms"], target="<= 25 ms",
+             met=portal["hangup_to_debit_p99_ms"] <= 25),
+    ]
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() \
+            else []:
+        if line.startswith("model name"):
+            return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} CPUs"
+    import platform
+
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
 
 
 def show(figures: Figures, indent: str = "  ") -> None:
@@ -265,20 +307,9 @@ def run_one(name: str, quick: bool) -> Figures:
         raw = Path(tmp) / "figures.json"
         busy, ours = busy_cores()
         start = time.monotonic()
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "bench",
-                "--child",
-                "--only",
-                name,
-                "--json",
-                str(raw),
-                *(["--quick"] if quick else []),
-            ],
-            check=False,
-        )
+        done = subprocess.run([sys.executable, "-m", "bench", "--child", "--only", name,
+                               "--json", str(raw), "--records", str(RECORDS),
+                               *(["--quick"] if quick else [])], check=False)
         elapsed = time.monotonic() - start
         busy_after, ours_after = busy_cores()
         if not raw.exists():
@@ -294,25 +325,27 @@ def run_one(name: str, quick: bool) -> Figures:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global RECORDS  # noqa: PLW0603 - --records: what records-* fill, here and in the children
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, a smoke test")
     parser.add_argument("--only", help=f"comma-separated, of: {', '.join(BENCHMARKS)}")
     parser.add_argument("--json", help="write every raw figure to this file")
-    parser.add_argument(
-        "--wait-quiet",
-        type=float,
-        default=0.0,
-        metavar="SECONDS",
-        help="before each benchmark, wait up to this long for the rest of the "
-        "machine to use under 0.15 cores (a shared machine)",
-    )
+    parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
+                        help="before each benchmark, wait up to this long for the rest of the "
+                             "machine to use under 0.15 cores (a shared machine)")
+    parser.add_argument("--records", type=int, default=RECORDS, metavar="N",
+                        help=f"call and recharge records for records-* (default {RECORDS:,}; "
+                             "the target is 1000000)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    RECORDS = args.records
     chosen = args.only.split(",") if args.only else list(BENCHMARKS)
     unknown = set(chosen) - set(BENCHMARKS)
     if unknown:
         parser.error(f"unknown benchmark {', '.join(sorted(unknown))}")
     logging.disable(logging.INFO)  # the daemon's one line per decision is not measured
+    if not args.child:
+        print(f"CPU: {cpu_model()}", flush=True)
 
     results: dict[str, Figures] = {}
     failed: dict[str, str] = {}
@@ -337,18 +370,17 @@ def main(argv: list[str] | None = None) -> int:
         summary(results, failed, args.quick)
     if args.json:
         with open(args.json, "w") as out:
-            json.dump({"quick": args.quick, "results": results, "failed": failed}, out, indent=1)
+            json.dump({"quick": args.quick, "cpu": cpu_model(), "results": results,
+                   "failed": failed}, out, indent=1)
     return 1 if failed else 0
 
 
 def summary(results: dict[str, Figures], failed: dict[str, str], quick: bool) -> None:
-    print(
-        "\n== summary" + (" (quick run: sizes reduced, not the figures to quote)" if quick else "")
-    )
-    print(
-        f"{'benchmark':17} {'figure':46} {'value':>12} {'baseline':>12} {'vs base':>8}  "
-        f"{'target':18} met"
-    )
+    print("\n== summary" + (" (quick run: sizes reduced, not the figures to quote)"
+                            if quick else ""))
+    print(f"CPU: {cpu_model()}")
+    print(f"{'benchmark':17} {'figure':46} {'value':>12} {'baseline':>12} {'vs base':>8}  "
+          f"{'target':18} met")
     for name, figures in results.items():
         for line in lines(name, figures):
             value = f"{line.value:,.2f} {line.unit}"

@@ -15,40 +15,55 @@ import sys
 import time
 
 
-def env_block(uniqueid: str) -> bytes:
+def env_block(uniqueid: str, ext: str = "100") -> bytes:
     lines = [
         "agi_network: yes", "agi_network_script: authorize",
-        "agi_request: agi://127.0.0.1:4573/authorize", "agi_channel: PJSIP/100-00000001",
+        "agi_request: agi://127.0.0.1:4573/authorize", f"agi_channel: PJSIP/{ext}-00000001",
         "agi_language: en", "agi_type: PJSIP", f"agi_uniqueid: {uniqueid}", "agi_version: 23.4.1",
-        "agi_callerid: 100", "agi_calleridname: Alice", "agi_callingpres: 0", "agi_callingani2: 0",
+        f"agi_callerid: {ext}", "agi_calleridname: Alice", "agi_callingpres: 0",
+        "agi_callingani2: 0",
         "agi_callington: 0", "agi_callingtns: 0", "agi_dnid: unknown", "agi_rdnis: unknown",
         "agi_context: phones", "agi_extension: 913800000000", "agi_priority: 2",
         "agi_enhanced: 0.0", "agi_accountcode: ", "agi_threadid: 139772052670144",
-        "agi_arg_1: 100", "agi_arg_2: 913800000000",
+        f"agi_arg_1: {ext}", "agi_arg_2: 913800000000",
     ]
     return ("\n".join(lines) + "\n\n").encode()
 
 
-async def one_call(port: int, uniqueid: str) -> float:
+async def one_call(port: int, uniqueid: str, ext: str = "100") -> tuple[float, str]:
+    """One conversation as Asterisk holds it: (seconds, COOBILL_RESULT; "" for none, as the
+    dialplan reads a gate that closed the channel without a word)."""
     start = time.perf_counter()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(env_block(uniqueid))
+    writer.write(env_block(uniqueid, ext))
+    result = ""
     while True:
-        line = await reader.readline()
+        try:
+            line = await reader.readline()
+        except ConnectionResetError:  # the gate's deadline: counted as not allowed
+            break
         if not line:
             break
+        if line.startswith(b'SET VARIABLE COOBILL_RESULT "'):
+            result = line.split(b'"')[1].decode()
         writer.write(b"200 result=0\n" if line.startswith(b"EXEC") else b"200 result=1\n")
     writer.close()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, result
 
 
-async def load(port: int, total: int, concurrency: int, tag: str) -> dict[str, float]:
+async def load(port: int, total: int, concurrency: int, tag: str,
+               extensions: tuple[str, ...] = ("100",)) -> dict[str, float]:
+    """`total` authorizations from `concurrency` callers, the extensions taken in turn."""
     latencies: list[float] = []
+    verdicts: dict[str, int] = {}
     counter = iter(range(total))
 
     async def worker() -> None:
         for n in counter:
-            latencies.append(await one_call(port, f"{tag}.{n}"))  # noqa: PERF401 - shared as it goes
+            ext = extensions[n % len(extensions)]
+            seconds, verdict = await one_call(port, f"{tag}.{n}", ext)
+            latencies.append(seconds)
+            verdicts[verdict] = verdicts.get(verdict, 0) + 1
 
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -58,15 +73,16 @@ async def load(port: int, total: int, concurrency: int, tag: str) -> dict[str, f
         "per_s": total / elapsed,
         "p50_ms": statistics.median(latencies) * 1000,
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+        "allowed": float(verdicts.get("ALLOW", 0)),
     }
 
 
-def serve(kind: str, source: str | None = None) -> tuple[subprocess.Popen[str], int]:
+def serve(kind: str, *args: str, source: str | None = None) -> tuple[subprocess.Popen[str], int]:
     """A server of `kind` (bench/gate_servers.py); `source`: another checkout's src to run
     coobill from (a before/after comparison in one run)."""
     env = None if source is None else {**os.environ, "PYTHONPATH": os.pathsep.join(
         [source, os.getcwd()])}
-    proc = subprocess.Popen([sys.executable, "-m", "bench.gate_servers", kind],
+    proc = subprocess.Popen([sys.executable, "-m", "bench.gate_servers", kind, *args],
                             stdout=subprocess.PIPE, text=True, env=env)
     assert proc.stdout is not None
     return proc, int(proc.stdout.readline())
@@ -86,7 +102,7 @@ def main(total: int = 3000, rounds: int = 3, *, caps: bool = False,
         kinds["capped"] = ("capped", None)
     if before is not None:
         kinds["before"] = ("coobill", before)
-    servers = {name: serve(kind, source) for name, (kind, source) in kinds.items()}
+    servers = {name: serve(kind, source=source) for name, (kind, source) in kinds.items()}
     rounds_seen: dict[str, list[dict[str, float]]] = {}
     try:
         for kind, (_, port) in servers.items():

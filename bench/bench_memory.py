@@ -33,7 +33,7 @@ async def prepare(path: Path, size: int) -> None:
     from coobill.bootstrap import bootstrap
     from coobill.config import Settings
     from coobill.services.extensions import ensure_extensions
-    from coobill.services.rates import import_rates
+    from coobill.services.rate_decks import import_rates
     from coobill.storage import schema
 
     ctx = bootstrap(Settings(database={"url": f"sqlite+aiosqlite:///{path}"}))

@@ -1,5 +1,5 @@
-"""Mixed load: authorizations, live calls and settlements together at 200 calls/s for a minute
-(the duration is a parameter), on SQLite, with latency percentiles.
+"""Mixed load: authorizations, live calls and settlements together at 150 calls/s for a minute
+(both are parameters), on SQLite, with latency percentiles.
 
 The real daemon (gate and AMI follower; no portal) runs in a process of its own on a funded
 SQLite ledger, following a fake Asterisk manager that this process serves on loopback. This
@@ -12,11 +12,17 @@ call cloned with fresh uniqueids (as bench_settlement does) -
   5. it hangs up: the recorded tail (HangupRequest, Cdr, BridgeLeave, Hangup) is sent.
 The daemon reports each settlement (debit committed) with its CLOCK_MONOTONIC time, so
 hangup-to-debit is measured from the moment the tail was written to the AMI socket.
-At 200 calls/s with 1-3 s of talk about 400-450 calls are live at any time.
+At 150 calls/s (what Asterisk on two cores sets up) with 1-3 s of talk about 300 calls are
+live at any time.
 
 The baseline (`--floor`) is the same load against a bare FastAGI responder (bench_gate's floor)
 and an AMI follower that only notes each ended call: what the PBX side, loopback, panoramisk
-and the call tracker cost before coobill decides or settles anything."""
+and the call tracker cost before coobill decides or settles anything.
+
+With `--portal` the daemon also serves its portal (in its process of its own, as shipped)
+and, for the whole run, a bounded flood of visitors (bench/portal_flood.py, a process of its
+own, niced: remote visitors' CPU is not the daemon's) logs in with wrong passwords and views
+pages: the gate's p99 against the same run without the portal's load is the figure."""
 
 from __future__ import annotations
 
@@ -71,12 +77,16 @@ async def authorize(port: int, uniqueid: str, ext: str, channel: str) -> tuple[f
 # --- the daemon, in its own process -----------------------------------------------------------
 
 
+PORTAL_USER, PORTAL_PASSWORD = "bench", "bench password"
+
+
 async def prepare_ledger(path: Path) -> None:
     from coobill.bootstrap import bootstrap
     from coobill.config import Settings
     from coobill.services.extensions import ExtensionChanges, recharge, set_extension
     from coobill.services.rate_fields import check_rate_fields
     from coobill.services.rates import add_rate
+    from coobill.services.users import add_user
     from coobill.storage import schema
 
     ctx = bootstrap(Settings(database={"url": f"sqlite+aiosqlite:///{path}"}))
@@ -87,10 +97,11 @@ async def prepare_ledger(path: Path) -> None:
     await add_rate(ctx, check_rate_fields(prefix="9", number_length=0, initial_cost="0.1",
                                           initial_seconds=60, rate="0.05", period_seconds=60,
                                           extensions="*"))
+    await add_user(ctx, PORTAL_USER, PORTAL_PASSWORD, "billing")
     await ctx.uow.dispose()
 
 
-async def run_daemon(path: Path, ami_port: int) -> None:
+async def run_daemon(path: Path, ami_port: int, portal: bool = False) -> None:
     """Print the gate's port, then `S uniqueid monotonic` per settlement, until stdin closes."""
     import logging
 
@@ -100,7 +111,7 @@ async def run_daemon(path: Path, ami_port: int) -> None:
     logging.disable(logging.INFO)  # one line per decision and settlement; not measured
     settings = Settings(
         database={"url": f"sqlite+aiosqlite:///{path}"}, agi={"port": 0},
-        web={"enabled": False}, log={"level": "WARNING"},
+        web={"enabled": portal, "port": 0}, log={"level": "WARNING"},
         ami={"host": "127.0.0.1", "port": ami_port, "username": "coobill", "secret": SECRET,
              "cdr_events": "on", "reconnect_seconds": 0.2},
     )
@@ -118,9 +129,9 @@ async def run_daemon(path: Path, ami_port: int) -> None:
     await daemon.start()
     # Holds taken before the first reconciliation would be reconciled against a PBX that
     # did not list their channels yet (and flagged): the PBX starts calling once it is done.
-    await daemon.until_reconciled(1, timeout=30)
+    await daemon.events.reconciled.reached(1, timeout=30)
     assert daemon.gate is not None
-    out.write(f"PORT {daemon.gate.port}\n")
+    out.write(f"PORT {daemon.gate.port} {daemon.web_port or 0}\n")
     out.flush()
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     await daemon.stop()
@@ -130,7 +141,7 @@ async def run_floor(ami_port: int) -> None:
     """The floor, in the daemon's place: a bare FastAGI responder sending the gate's commands
     with no logic (bench_gate's floor) and an AMI follower that only notes each ended call."""
     from bench.gate_servers import COMMANDS
-    from coobill.ami.follower import AmiFollower
+    from coobill.ami.follower import AmiFollower, FollowerOptions
 
     out = sys.stdout
 
@@ -150,8 +161,8 @@ async def run_floor(ami_port: int) -> None:
         return None
 
     gate = await asyncio.start_server(conversation, "127.0.0.1", 0)
-    follower = AmiFollower("127.0.0.1", ami_port, "coobill", SECRET, on_call_ended=ended,
-                           on_reconciled=reconciled, cdr_events="on")
+    options = FollowerOptions("127.0.0.1", ami_port, "coobill", SECRET, cdr_events="on")
+    follower = AmiFollower(options, on_call_ended=ended, on_reconciled=reconciled)
     await follower.start()
     out.write(f"PORT {gate.sockets[0].getsockname()[1]}\n")
     out.flush()
@@ -173,7 +184,8 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[max(0, int(len(ordered) * p) - 1)]
 
 
-async def run(duration: float, rate: float, floor: bool = False) -> dict[str, float]:
+async def run(duration: float, rate: float, floor: bool = False,
+              portal: bool = False) -> dict[str, float]:
     from tests.fakes.ami_server import EndpointBook, FakeAmiServer
 
     total = int(duration * rate)
@@ -190,13 +202,24 @@ async def run(duration: float, rate: float, floor: bool = False) -> dict[str, fl
     if not floor:
         await prepare_ledger(path)
     server = await FakeAmiServer(secret=SECRET, endpoints=EndpointBook.from_pjsip_lab()).start()
+    role = "--floor" if floor else "--daemon-portal" if portal else "--daemon"
     daemon = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.bench_mixed", "--floor" if floor else "--daemon", str(path),
+        sys.executable, "-m", "bench.bench_mixed", role, str(path),
         str(server.port), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
     assert daemon.stdout is not None
     assert daemon.stdin is not None
-    port = int((await daemon.stdout.readline()).split()[1])
+    ports = (await daemon.stdout.readline()).split()
+    port = int(ports[1])
     await server.next_login(timeout=30)
+    flood = None
+    if portal:
+        flood = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.portal_flood", ports[2].decode(), PORTAL_USER,
+            PORTAL_PASSWORD, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            preexec_fn=lambda: os.nice(19))
+        assert flood.stdout is not None
+        said = await flood.stdout.readline()
+        assert said == b"ready\n", said
 
     settled: dict[str, float] = {}
     all_settled = asyncio.Event()
@@ -262,6 +285,14 @@ async def run(duration: float, rate: float, floor: bool = False) -> dict[str, fl
         errors.append(f"only {len(settled)} of {total} calls settled within 60 s")
     elapsed = loop.time() - start
     cpu_used = cpu_seconds(daemon.pid) - cpu_before
+    portal_requests: dict[str, float] = {}
+    if flood is not None:
+        assert flood.stdin is not None
+        flood.stdin.close()
+        answer = (await flood.communicate())[0].decode().split()
+        portal_requests = {"portal_requests": float(answer[0]),
+                           "portal_requests_per_s": float(answer[0]) / float(answer[1]),
+                           "portal_errors": float(answer[2])}
 
     daemon.stdin.close()
     await daemon.wait()
@@ -288,17 +319,20 @@ async def run(duration: float, rate: float, floor: bool = False) -> dict[str, fl
         "hangup_to_debit_p99_ms": percentile(debit_ms, 0.99),
         "hangup_to_debit_max_ms": max(debit_ms),
         "daemon_cpu_percent": 100 * cpu_used / elapsed,
+        **portal_requests,
         **({"first_error": errors[0]} if errors else {}),  # type: ignore[dict-item]
     }
 
 
-def main(duration: float = 60.0, rate: float = 200.0, floor: bool = False) -> dict[str, float]:
-    return asyncio.run(run(duration, rate, floor))
+def main(duration: float = 60.0, rate: float = 150.0, floor: bool = False,
+         portal: bool = False) -> dict[str, float]:
+    return asyncio.run(run(duration, rate, floor, portal))
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--daemon":
-        asyncio.run(run_daemon(Path(sys.argv[2]), int(sys.argv[3])))
+    if len(sys.argv) == 4 and sys.argv[1] in ("--daemon", "--daemon-portal"):
+        asyncio.run(run_daemon(Path(sys.argv[2]), int(sys.argv[3]),
+                               portal=sys.argv[1] == "--daemon-portal"))
     elif len(sys.argv) == 4 and sys.argv[1] == "--floor":
         asyncio.run(run_floor(int(sys.argv[3])))
     else:
@@ -306,9 +340,11 @@ if __name__ == "__main__":
 
         parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
         parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
-        parser.add_argument("--rate", type=float, default=200.0, help="new calls per second")
+        parser.add_argument("--rate", type=float, default=150.0, help="new calls per second")
         parser.add_argument("--floor", action="store_true",
                             help="bare FastAGI responder and AMI follower instead of the daemon")
+        parser.add_argument("--portal", action="store_true",
+                            help="the daemon's portal too, under a flood of logins and pages")
         args = parser.parse_args()
-        for key, value in main(args.duration, args.rate, args.floor).items():
+        for key, value in main(args.duration, args.rate, args.floor, args.portal).items():
             print(f"{key:26} {value:,.2f}" if isinstance(value, float) else f"{key:26} {value}")

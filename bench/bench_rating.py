@@ -1,5 +1,8 @@
 """Rating: quotes per second over a 100,000-rate deck (rate book vs a naive scan), the deck's
-import time into the ledger, and the resident size of a process holding the loaded book."""
+import time into the ledger, and the resident size of a process holding the loaded book.
+
+The deck has calendars on a share of its rates (days of the week, holidays, dated decks) and a
+holiday calendar; each quote is at a local date and time, so the calendar's checks are timed."""
 
 from __future__ import annotations
 
@@ -8,10 +11,17 @@ import random
 import resource
 import tempfile
 import time as clock
-from datetime import time
 from pathlib import Path
 
-from bench.deck import EXTENSIONS, deck_csv, deck_rates, deck_rows, dialled_numbers
+from bench.deck import (
+    EXTENSIONS,
+    HOLIDAYS,
+    call_moments,
+    deck_csv,
+    deck_rates,
+    deck_rows,
+    dialled_numbers,
+)
 from coobill.rating import RateBook, select_rate
 
 
@@ -26,7 +36,7 @@ async def import_seconds(csv_text: str) -> float:
     from coobill.bootstrap import bootstrap
     from coobill.config import Settings
     from coobill.services.extensions import ensure_extensions
-    from coobill.services.rates import import_rates
+    from coobill.services.rate_decks import import_rates
     from coobill.storage import schema
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -47,13 +57,13 @@ def main(size: int = 100_000) -> dict[str, float]:
     n = 100_000
     numbers = dialled_numbers(rows, n)
     exts = [rng.choice(sorted(EXTENSIONS)) for _ in range(n)]
-    times = [time(rng.randrange(24), rng.randrange(60)) for _ in range(n)]
+    times = call_moments(n)
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    book = RateBook(rates)
+    book = RateBook(rates, HOLIDAYS)
     book_qps = quotes_per_second(book.select, numbers, exts, times)
     scan_n = 200
-    scan_qps = quotes_per_second(lambda e, num, at: select_rate(rates, e, num, at),
+    scan_qps = quotes_per_second(lambda e, num, at: select_rate(rates, e, num, at, HOLIDAYS),
                                  numbers[:scan_n], exts[:scan_n], times[:scan_n])
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     import_s = asyncio.run(import_seconds(deck_csv(rows)))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tests.fakes.ami_server import PJSIP, FakeAmiServer, Frame, event_frames, read_trace
 
-from coobill.ami.follower import AmiFollower
+from coobill.ami.follower import AmiFollower, FollowerOptions
 from coobill.bootstrap import bootstrap
 from coobill.config import Settings
 from coobill.daemon.pbx import PbxLink
@@ -57,10 +57,15 @@ def clone(template: list[Frame], n: int) -> tuple[str, str, list[Frame]]:
     return uid, ext, out
 
 
-async def setup(calls: int):  # type: ignore[no-untyped-def]
+# The webhook outbox enabled (nothing listens: the events are only written, in settlement's
+# transaction, which is what the settlement path pays for them; delivery is another task's).
+OUTBOX = {"urls": ["http://127.0.0.1:9/hook"], "secret": "bench-webhook-secret"}
+
+
+async def setup(calls: int, outbox: bool = False):  # type: ignore[no-untyped-def]
     tmp = tempfile.mkdtemp()
     ctx = bootstrap(Settings(database={"url": f"sqlite+aiosqlite:///{Path(tmp) / 'settle.db'}"},
-                             ami={"cdr_events": "on"}))
+                             ami={"cdr_events": "on"}, webhooks=OUTBOX if outbox else {}))
     await schema.upgrade(ctx.uow.engine)
     for ext in range(100, 200):
         await set_extension(ctx, str(ext), ExtensionChanges(billing=True))
@@ -77,8 +82,8 @@ async def setup(calls: int):  # type: ignore[no-untyped-def]
     return ctx, streams
 
 
-async def run(calls: int, live: int) -> dict[str, float]:
-    ctx, streams = await setup(calls + live)
+async def run(calls: int, live: int, outbox: bool = False) -> dict[str, float]:
+    ctx, streams = await setup(calls + live, outbox)
     settled_at: dict[str, float] = {}
     done = asyncio.Event()
     wanted = calls
@@ -96,8 +101,8 @@ async def run(calls: int, live: int) -> dict[str, float]:
         return None
 
     server = await FakeAmiServer(secret="s").start()
-    follower = AmiFollower("127.0.0.1", server.port, "coobill", "s", on_call_ended=ended,
-                           on_reconciled=reconciled, cdr_events="on")
+    options = FollowerOptions("127.0.0.1", server.port, "coobill", "s", cdr_events="on")
+    follower = AmiFollower(options, on_call_ended=ended, on_reconciled=reconciled)
     await follower.start()
     await server.next_login()
 
@@ -131,8 +136,8 @@ async def run(calls: int, live: int) -> dict[str, float]:
     }
 
 
-def main(calls: int = 3000, live: int = 200) -> dict[str, float]:
-    return asyncio.run(run(calls, live))
+def main(calls: int = 3000, live: int = 200, outbox: bool = False) -> dict[str, float]:
+    return asyncio.run(run(calls, live, outbox))
 
 
 if __name__ == "__main__":

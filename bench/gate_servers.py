@@ -1,7 +1,11 @@
-"""The servers the gate benchmark measures, each run in a process of its own:
+"""The servers the gate benchmarks measure, each run in a process of its own:
 `bare` reads the env block and sends the same commands with no logic (the floor);
 `coobill` is the real gate on a SQLite ledger with a funded, billed extension and a rate;
-`capped` is the same with every spend cap of the extension set (none of them reached)."""
+`coobill-pg URL SCHEMA PBX` is the real gate on a PostgreSQL ledger bench_gate_pg.py has
+prepared (one of several daemons sharing it, PBX its [pbx] name); `capped` is `coobill` with
+every spend cap of the extension set (none of them reached).
+
+Each prints its port, then serves until killed."""
 
 from __future__ import annotations
 
@@ -70,6 +74,30 @@ async def coobill(port: int, caps: bool = False) -> None:
     await asyncio.Event().wait()
 
 
+async def coobill_pg(url: str, schema_name: str, pbx: str) -> None:
+    import logging
+
+    from coobill.agi.server import GateOptions, GateServer
+    from coobill.bootstrap import bootstrap
+    from coobill.config import Settings
+    from coobill.services.gate import authorize_call
+    from coobill.storage.db import create_engine
+    from coobill.storage.uow import UnitOfWorkFactory
+
+    logging.disable(logging.INFO)
+    engine = create_engine(url, connect_args={"server_settings": {"search_path": schema_name}})
+    ctx = bootstrap(Settings(database={"url": url}, pbx={"name": pbx}),
+                    uow=UnitOfWorkFactory(engine))
+    gate = GateServer(partial(authorize_call, ctx), GateOptions(port=0))
+    await gate.start()
+    gc.freeze()
+    print(gate.port, flush=True)
+    await asyncio.Event().wait()
+
+
 if __name__ == "__main__":
-    asyncio.run({"bare": bare, "coobill": coobill,
-                 "capped": partial(coobill, caps=True)}[sys.argv[1]](0))
+    if sys.argv[1] == "coobill-pg":
+        asyncio.run(coobill_pg(*sys.argv[2:5]))
+    else:
+        asyncio.run({"bare": bare, "coobill": coobill,
+                     "capped": partial(coobill, caps=True)}[sys.argv[1]](0))

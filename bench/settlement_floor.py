@@ -12,7 +12,7 @@ import time
 from tests.fakes.ami_server import FakeAmiServer
 
 from bench.bench_settlement import call_template, clone
-from coobill.ami.follower import AmiFollower
+from coobill.ami.follower import AmiFollower, FollowerOptions
 
 
 async def run(calls: int, live: int) -> dict[str, float]:
@@ -32,8 +32,8 @@ async def run(calls: int, live: int) -> dict[str, float]:
         return None
 
     server = await FakeAmiServer(secret="s").start()
-    follower = AmiFollower("127.0.0.1", server.port, "coobill", "s", on_call_ended=ended,
-                           on_reconciled=reconciled, cdr_events="on")
+    options = FollowerOptions("127.0.0.1", server.port, "coobill", "s", cdr_events="on")
+    follower = AmiFollower(options, on_call_ended=ended, on_reconciled=reconciled)
     await follower.start()
     await server.next_login()
 

@@ -62,6 +62,7 @@ def test_the_exit_codes_the_cli_always_had() -> None:
         "UnknownExtension": 3,
         "UnknownRate": 3,
         "UnknownUser": 3,
+        "UnknownHoliday": 3,
         "UnknownReservation": 3,
         "SchemaOutOfDate": 75,
         "ConfigurationError": 78,

@@ -156,6 +156,11 @@ class BillingConfig(Section):
     max_balance: Decimal = Field(
         default=Decimal("1000000.0000"), gt=0, lt=Decimal("100000000000"), decimal_places=4
     )
+    # The least a call's sell price must exceed its trunk's buy price by, per minute (the
+    # cost of the first 60 s at each), when the dialplan names the trunk: below it the gate
+    # says DENY no_margin (services/margin.py). None: no such check.
+    min_margin: Decimal | None = Field(default=None, ge=0, lt=Decimal("100000000000"),
+                                       decimal_places=4)
     # How often the daemon charges the recurring fees that are due (services/fees.py).
     fee_check_seconds: float = Field(default=60.0, gt=0, le=86400)
 
@@ -293,10 +298,11 @@ def settings_from(path: Path | None) -> Settings:
             dotenv_settings: PydanticBaseSettingsSource,
             file_secret_settings: PydanticBaseSettingsSource,
         ) -> tuple[PydanticBaseSettingsSource, ...]:
+            sources = super().settings_customise_sources(
+                settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings)
             if path is None:
-                return init_settings, env_settings
-            toml = TomlConfigSettingsSource(settings_cls, toml_file=path)
-            return init_settings, env_settings, toml
+                return sources
+            return (*sources, TomlConfigSettingsSource(settings_cls, toml_file=path))
 
     read = FromFile()
     return Settings.model_construct(**{name: getattr(read, name) for name in Settings.model_fields})

@@ -4,6 +4,7 @@ CoobillError                 a state the request cannot apply to (a hold settled
  +-- BadRequest              input that can never be right (bad amount, bad prefix, bad window)
  +-- UnknownExtension        the extension is not in the database
  +-- UnknownRate             no rate has that id
+ +-- UnknownHoliday          no holiday is on that date (or has that id)
  +-- UnknownUser             no portal user has that name
  +-- UnknownReservation      no funds are held for that call
  +-- HoldNotSettled          a flagged hold that charging could not settle
@@ -66,6 +67,12 @@ class UnknownRate(CoobillError):
     """No rate has that id."""
 
     kind, http_status, exit_code = "unknown_rate", 404, 3
+
+
+class UnknownHoliday(CoobillError):
+    """No holiday of the calendar is on that date (or has that id)."""
+
+    kind, http_status, exit_code = "unknown_holiday", 404, 3
 
 
 class UnknownUser(CoobillError):
@@ -200,6 +207,7 @@ __all__ = [
     "SchemaOutOfDate",
     "TooManyAttempts",
     "UnknownExtension",
+    "UnknownHoliday",
     "UnknownRate",
     "UnknownReservation",
     "UnknownUser",

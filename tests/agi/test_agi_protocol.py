@@ -117,6 +117,10 @@ class TestRequests:
             "1795610072.0", "100", "9138000001", "PJSIP/100-00000000", "Alice"
         )
 
+    def test_the_optional_third_argument_is_the_trunk_it_will_dial(self) -> None:
+        assert call_from_environment({**GOOD_ENV, "agi_arg_3": "carrier-a"}).trunk == "carrier-a"
+        assert call_from_environment({**GOOD_ENV, "agi_arg_3": ""}).trunk == ""
+
     def test_an_unknown_caller_name_is_no_caller_name(self) -> None:
         call = call_from_environment({**GOOD_ENV, "agi_calleridname": "unknown"})
         assert call.caller_name == ""
@@ -133,8 +137,10 @@ class TestRequests:
             # Arabic-Indic digits are digits to str.isdigit, not to us
             {"agi_arg_2": "١٢٣", "agi_extension": "١٢٣"},
             {"agi_arg_2": "9138000002"},  # not agi_extension
-            {"agi_arg_3": "9138000001"},
-            {"agi_arg_3": ""},
+            {"agi_arg_3": "trunk", "agi_arg_4": "9138000001"},  # nothing after the trunk
+            {"agi_arg_4": ""},
+            {"agi_arg_3": "two words"},  # not an endpoint name
+            {"agi_arg_3": "x" * 65},
             {"agi_channel": ""},
         ],
     )

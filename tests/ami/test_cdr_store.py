@@ -49,7 +49,7 @@ async def test_a_failover_is_settled_from_its_answered_row_whatever_the_order(
 def test_local_times_stay_naive_when_cdr_csv_writes_local_time(tmp_path: Path) -> None:
     master = tmp_path / "Master.csv"
     master.write_text(FAILOVER)
-    [busy, answered] = read_master_csv(master, [UID], gmt=False)[UID]
+    [busy, answered] = read_master_csv(master, [UID], gmt=False)[UID].own
     assert busy.answer is None
     assert answered.answer == datetime(2026, 11, 25, 12, 34, 40)
 

@@ -73,7 +73,7 @@ def local(caller_id: str, *, exten: str = NUMBER) -> DialplanChannel:
 
 def test_the_shipped_line_passes_the_endpoint_and_the_number_and_no_caller_id() -> None:
     assert shipped_agi_data() == (
-        "agi://127.0.0.1:4573/authorize,${CHANNEL(endpoint)},${EXTEN}")
+        "agi://127.0.0.1:4573/authorize,${CHANNEL(endpoint)},${EXTEN},trunk")
 
 
 def test_the_fake_reproduces_the_comma_shift_of_the_old_line() -> None:
@@ -99,7 +99,8 @@ class TestAPhoneThatSetsItsCallerId:
         channel = phone("100", caller_id)
         env = dict(channel.request())
         assert (env["agi_arg_1"], env["agi_arg_2"]) == ("100", NUMBER)
-        assert "agi_arg_3" not in env
+        assert env["agi_arg_3"] == "trunk"
+        assert "agi_arg_4" not in env
         seen = await ask(channel)
         assert seen.variables["COOBILL_REASON"] == "ok"
         # the limit is what 10.00 buys at the rate of the number really dialled: 1000 s,

@@ -62,3 +62,37 @@ class TestTheFirstDialInAGap:
         records = await rows(ctx, "SELECT leg, billable_seconds, cost FROM call")
         spent = Decimal(10) - (await show_extension(ctx, "100")).balance
         assert spent == Decimal("0.60"), f"two Dials of 30 s charged {spent}: {records}"
+
+
+class TestTheSecondDialInAGap:
+    async def test_the_second_dials_late_cdr_is_still_charged(self, ctx: BillingContext) -> None:
+        """Allowed at 0, its first Dial seen whole (answered at 5, over at 35); asked again
+        at 36, AMI drops before the second Dial begins and is back at 45 (the channel is
+        listed live). The channel hangs up at 70; its first Dial's Cdr comes at once, the
+        second's a moment later (each Cdr is an event of its own). Settled on the first Cdr
+        - every Dial it saw had its Cdr - the second Dial's came for a channel already
+        settled complete and was dropped, and its hold released: free."""
+        await make_extension(ctx, "100", balance="10")
+        await make_rate(ctx, "9", initial_cost="0", initial_time=0, rate="0.01", period=1)
+        feed = Feed(cdr_events="on", cdr_grace_seconds=5.0)
+        await ask(ctx, feed, 0)
+        feed.at(0.5, dial_begin(GATED, *FIRST))
+        feed.at(5, dial_end(GATED, *FIRST))
+        feed.at(35, hangup(FIRST[0]))
+        await ask(ctx, feed, 36)
+        feed.clock.at(36.1)
+        feed.tracker.disconnected()
+        # lost: DialBegin and DialEnd ANSWER of the second Dial
+        feed.clock.at(45)
+        feed.tracker.begin_session()
+        feed.tracker.reconcile({GATED, SECOND[0]})
+        feed.tracker.connected()
+        feed.at(70, hangup(SECOND[0]), hangup(GATED),
+                cdr(GATED, dest_channel=FIRST[1], start=0, answer=5, end=35))
+        feed.at(70.5, cdr(GATED, dest_channel=SECOND[1], start=36, answer=40, end=70))
+        feed.later()
+        for ended in feed.ended:
+            await settle_channel(ctx, ended.settle)
+        records = await rows(ctx, "SELECT leg, billable_seconds, cost FROM call")
+        spent = Decimal(10) - (await show_extension(ctx, "100")).balance
+        assert spent == Decimal("0.60"), f"two Dials of 30 s charged {spent}: {records}"

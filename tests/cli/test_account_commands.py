@@ -4,6 +4,7 @@ operator types them; each bad argument is one line on stderr and a non-zero exit
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -86,3 +87,47 @@ class TestFees:
                   "starts: 'soon' is not a day")
         one_error(coobill("fee", "add", "999", "--amount", "1"), "extension 999 does not exist")
         one_error(coobill("fee", "remove", "7"), "fee 7: no such fee")
+
+
+class TestStatements:
+    def test_a_statement_as_html_on_stdout_and_as_pdf(
+        self, ledger: str, coobill: Coobill, tmp_path: Path
+    ) -> None:
+        ok(coobill("extension", "set", "100", "--billing", "--name", "Alice"))
+        ok(coobill("extension", "recharge", "100", "--amount", "10"))
+        month = ok(coobill("recharges", "list", "--json")).out
+        month = json.loads(month)[0]["time"][:7]
+        page = ok(coobill("statement", "100", "--month", month)).out
+        assert page.startswith("<!doctype html>")
+        assert "Opening balance" in page
+        assert "US$10.0000" in page
+        pdf = tmp_path / "100.pdf"
+        assert ok(coobill("statement", "100", "--month", month, "--pdf", str(pdf),
+                          "--lang", "zh")).out == ""
+        assert pdf.read_bytes().startswith(b"%PDF-")
+
+    def test_the_batch_writes_one_per_billed_extension(
+        self, ledger: str, coobill: Coobill, tmp_path: Path
+    ) -> None:
+        for number in ("100", "1.01"):
+            ok(coobill("extension", "set", number, "--billing"))
+        folder = tmp_path / "statements"
+        folder.mkdir()
+        out = ok(coobill("statements", "--month", "2027-01", "--out", str(folder), "--pdf")).out
+        assert out.splitlines()[-1] == "2 statement(s) for 2027-01"
+        assert sorted(p.name for p in folder.iterdir()) == [
+            "statement-1.01-2027-01.html", "statement-1.01-2027-01.pdf",
+            "statement-100-2027-01.html", "statement-100-2027-01.pdf"]
+
+    def test_bad_arguments_are_one_line_each(
+        self, ledger: str, coobill: Coobill, tmp_path: Path
+    ) -> None:
+        ok(coobill("extension", "set", "100", "--billing"))
+        one_error(coobill("statement", "100", "--month", "2027-13"), "month: '2027-13' is not")
+        one_error(coobill("statement", "999", "--month", "2027-01"), "extension 999")
+        one_error(coobill("statement", "100", "--month", "2027-01", "--lang", "fr"),
+                  "invalid choice")
+        one_error(coobill("statements", "--month", "2027-01", "--out", str(tmp_path / "no")),
+                  "is not a folder")
+        one_error(coobill("statement", "100", "--month", "2027-01", "--pdf",
+                          str(tmp_path / "no" / "x.pdf")), "No such file or directory")

@@ -138,6 +138,67 @@ class TestRates:
         assert ok(coobill("rate", "import", str(deck))).out == "2 rate(s) imported\n"
         assert len(json.loads(coobill("rate", "list", "--json").out)) == 4
 
+    def test_a_weekend_and_holiday_rate_and_the_holiday_calendar(
+        self, seeded: str, coobill: Coobill
+    ) -> None:
+        ok(coobill("settings", "set", "--timezone", "Asia/Shanghai"))
+        ok(coobill("rate", "edit", "1", "--days", "mon,tue,wed,thu,fri", "--holidays", "except"))
+        assert ok(coobill("rate", "add", *RATE[:9], "0.02", *RATE[10:], "--days", "sun,sat",
+                          "--remark", "weekend")).out == "rate 2 added\n"
+        ok(coobill("rate", "add", *RATE[:9], "0.03", *RATE[10:], "--holidays", "only",
+                   "--valid-until", "2028-01-01 00:00", "--split"))
+        rows = json.loads(ok(coobill("rate", "list", "--json")).out)
+        assert [(r["days"], r["holidays"], r["valid_until"], r["split"]) for r in rows] == [
+            ("mon,tue,wed,thu,fri", "except", "", False), ("sat,sun", "any", "", False),
+            ("all", "only", "2028-01-01 00:00", True)]
+        assert ok(coobill("holiday", "add", "2026-10-01", "--yearly", "--name", "National Day")
+                  ).out == "holiday 1 added: every 10-01 National Day\n"
+        assert json.loads(ok(coobill("holiday", "list", "--json")).out) == [
+            {"id": 1, "day": "every 10-01", "yearly": True, "name": "National Day"}]
+
+        def rate_at(moment: str) -> int:
+            return json.loads(ok(coobill("rate", "quote", "100", "0012345678", "--at", moment,
+                                         "--json")).out)["rate_id"]
+
+        # 2027-10-01 is a Friday and the holiday; 2027-10-02 a Saturday
+        assert [rate_at(m) for m in ("2027-09-30 12:00", "2027-10-01 12:00",
+                                     "2027-10-02 12:00")] == [1, 3, 2]
+        ok(coobill("rate", "edit", "2", "--days", "", "--holidays", "except"))
+        assert [rate_at(m) for m in ("2027-09-30 12:00", "2027-10-01 12:00")] == [1, 3]
+        ok(coobill("rate", "edit", "3", "--holidays", "any", "--days", "thu"))
+        # a holiday Friday: the weekday rate and rate 2 exclude it, rate 3 is for Thursdays
+        assert [rate_at(m) for m in ("2027-09-30 12:00", "2027-10-01 12:00")] == [1, None]
+        assert ok(coobill("holiday", "remove", "2030-10-01")).out == "1 holiday(s) removed\n"
+        assert rate_at("2027-10-01 12:00") == 1
+        ok(coobill("rate", "edit", "3", "--valid-until", "", "--no-split"))
+        assert json.loads(coobill("rate", "list", "--json").out)[2]["valid_until"] == ""
+
+    def test_a_dated_carrier_deck_reviewed_by_a_dry_run_then_imported(
+        self, seeded: str, coobill: Coobill, tmp_path: Path
+    ) -> None:
+        deck = tmp_path / "carrier.csv"
+        deck.write_text("prefix,description,rate_per_minute,connect_fee,initial_increment,"
+                        "increment\n0044,UK,0.06,0.01,30,6\n00,World,0.3\n")
+        before = ok(coobill("rate", "list", "--csv")).out
+        dry = ok(coobill("rate", "import", str(deck), "--from", "2027-01-01 00:00", "--dry-run"))
+        assert dry.out.splitlines() == [
+            "+ 0044 (any length, 00:00-23:59, *): 0.0400 for 30 s, then 0.0060 per 6 s",
+            "~ 00 (any length, 00:00-23:59, *): 0.1000 for 60 s, then 0.0500 per 60 s -> "
+            "0.3000 for 60 s, then 0.3000 per 60 s",
+            "1 added, 0 removed, 1 changed, 0 unchanged",
+            "dry run: nothing written (2 rate(s) in the deck)",
+        ]
+        assert ok(coobill("rate", "list", "--csv")).out == before
+        assert ok(coobill("rate", "import", str(deck), "--from", "2027-01-01 00:00")).out == (
+            "2 rate(s) imported, in force from 2027-01-01 00:00\n")
+        listed = json.loads(ok(coobill("rate", "list", "--json")).out)
+        assert [(r["remark"], r["valid_from"], r["valid_until"]) for r in listed] == [
+            ("intl", "", "2027-01-01 00:00"), ("UK", "2027-01-01 00:00", ""),
+            ("World", "2027-01-01 00:00", "")]
+        quote = json.loads(ok(coobill("rate", "quote", "100", "0044123", "--at",
+                                      "2027-01-01 00:00", "--seconds", "45", "--json")).out)
+        assert (quote["rate_id"], quote["cost"]) == (2, "0.0580")
+
     def test_quote_gives_the_rate_cost_and_limit(self, seeded: str, coobill: Coobill) -> None:
         quote = json.loads(ok(coobill("rate", "quote", "100", "0012345678", "--seconds", "61",
                                       "--at", "12:00", "--json")).out)

@@ -2,8 +2,11 @@
 
     python -m tests.faults.attacker logins|slow|idle HOST PORT COUNT
 
-It says `ready` on stdout once the attack is under way, keeps it up until its stdin closes,
-then prints the HTTP statuses it got (logins) as JSON and exits."""
+It reads commands on stdin: `on` starts the attack and says `ready` on stdout once it is
+under way; `off` stops it (every connection closed) and says `stopped`; at EOF it stops and
+prints the HTTP statuses it got (logins) as JSON, then exits. On and off again, the test
+measures the gate with and without the attack in turns, so the machine's other load falls on
+both alike."""
 
 from __future__ import annotations
 
@@ -16,9 +19,10 @@ import sys
 import httpx
 
 
-async def logins(host: str, port: int, count: int, stop: asyncio.Event) -> list[int]:
-    statuses: list[int] = []
+async def logins(host: str, port: int, count: int, stop: asyncio.Event,
+                 statuses: list[int]) -> None:
     limits = httpx.Limits(max_connections=count, max_keepalive_connections=count)
+    answered = len(statuses)
     async with httpx.AsyncClient(base_url=f"http://{host}:{port}", limits=limits,
                                  timeout=30) as web:
         async def one_after_another(worker: int) -> None:
@@ -28,14 +32,16 @@ async def logins(host: str, port: int, count: int, stop: asyncio.Event) -> list[
                 reply = await web.post("/api/login", json={
                     "name": f"nobody{worker}-{attempt}", "password": "wrong password"})
                 statuses.append(reply.status_code)
-                if len(statuses) == count:
+                if len(statuses) == answered + count:
                     print("ready", flush=True)
 
+        # each stops once its login in flight has its answer: the portal's work for the
+        # attack is over when it says `stopped`
         await asyncio.gather(*(one_after_another(w) for w in range(count)))
-    return statuses
 
 
-async def slow(host: str, port: int, count: int, stop: asyncio.Event) -> list[int]:
+async def slow(host: str, port: int, count: int, stop: asyncio.Event,
+               statuses: list[int]) -> None:
     """Slowloris: headers that never end, a line now and then."""
     writers: list[asyncio.StreamWriter] = []
     try:
@@ -54,10 +60,10 @@ async def slow(host: str, port: int, count: int, stop: asyncio.Event) -> list[in
     finally:
         for writer in writers:
             writer.close()
-    return []
 
 
-async def idle(host: str, port: int, count: int, stop: asyncio.Event) -> list[int]:
+async def idle(host: str, port: int, count: int, stop: asyncio.Event,
+               statuses: list[int]) -> None:
     """Connections to the gate that never send an environment, kept coming."""
     writers: list[asyncio.StreamWriter] = []
     try:
@@ -69,25 +75,26 @@ async def idle(host: str, port: int, count: int, stop: asyncio.Event) -> list[in
     finally:
         for writer in writers:
             writer.close()
-    return []
 
 
 ATTACKS = {"logins": logins, "slow": slow, "idle": idle}
 
 
 async def main(kind: str, host: str, port: str, count: str) -> None:
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-
-    async def until_stdin_closes() -> None:
-        await reader.read()
+    statuses: list[int] = []
+    while (await reader.readline()).strip() == b"on":
+        stop = asyncio.Event()
+        attack = asyncio.create_task(ATTACKS[kind](host, int(port), int(count), stop, statuses))
+        stopping = asyncio.create_task(reader.readline())
+        await asyncio.wait({attack, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stop.set()
-
-    watcher = asyncio.create_task(until_stdin_closes())
-    statuses = await ATTACKS[kind](host, int(port), int(count), stop)
-    await watcher
+        await attack
+        if (await stopping).strip() != b"off":
+            break
+        print("stopped", flush=True)
     print(json.dumps(statuses), flush=True)
 
 

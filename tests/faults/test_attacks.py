@@ -1,10 +1,19 @@
 """Issue 14's attacks, each bounded in time, against a running daemon on loopback (its gate in
 this process, its portal in a process of its own): while 50 bad logins run at once, 1,000 slow
 connections dribble headers at the portal, or 2,000 connections sit idle on the gate's port,
-the gate gives every valid call the same verdict as without the attack, and its p99 stays close
-to its p99 without it (the issue asks 2 ms; the bounds below say what is asserted today, and
-why); the portal's memory stays bounded; every bad input gets a 4xx with a reason — never a
-500 — and nothing logs a traceback."""
+the gate gives every valid call the same verdict as without the attack, and its p99 stays
+within 2 ms of its p99 without it (5 ms for now for slow and idle connections: see
+MARGIN_SECONDS), measured in turns with and without the attack; the
+portal's memory stays bounded; every bad input gets a 4xx with a reason — never a 500 — and
+nothing logs a traceback.
+
+What the p99 measures on a shared machine is mostly the machine: with other work on both of
+two cores, the gate's p99 without any attack went from 2.5 ms to 10-95 ms and back within
+minutes. Measured per gate request in alternating turns, the gate's own CPU (~1.4 ms with its
+fake Asterisk) did not change under any of the three attacks, nor, with the rest of the
+machine held off, did its wait for a CPU (its threads' run delay: 1.07 / 1.14 ms without /
+with the login flood, 0.83 / 0.96 slow connections, 1.02 / 0.99 idle ones); with the machine
+saturated that wait ran 5-27 ms a request, from turn to turn, either way."""
 
 from __future__ import annotations
 
@@ -15,7 +24,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
@@ -31,13 +40,16 @@ from tests.faults.calls import Call, billed
 from tests.web.test_input_hardening import BAD_INPUTS
 
 ROOT = Path(__file__).parents[2]
-PROBES = 300  # gate requests per measurement: the p99 is the third slowest
-# The issue's target is 2 ms. Slow portal connections and idle gate connections mostly
-# measure within 0.5 ms, but a clean CI run once saw +2.6 ms (the gate closing hundreds of
-# idle connections at their environment timeout inside the window): the bound is 5 ms until
-# that is under 2 ms every time (issue 14 stays open).
-MARGIN_SECONDS = 0.005
-LOGINS_MARGIN_SECONDS = 0.1
+PROBES = 200  # gate requests per turn (its p99: the second slowest); under attack, of 600
+ROUNDS = 3
+# The issue's bound: the gate's p99 under each attack within 2 ms of its p99 without. The
+# login flood meets it (five runs of five on two cores with other work on both, load 5-9).
+# Slow portal connections and idle gate connections keep 5 ms until they meet it every time
+# (issue 14 stays open): in those five runs their p99 came out +4.9 ms (slow, once) and +2.7
+# and +5.7 ms (idle, twice) over the worst turn without, the idle attack's turns waiting
+# longer for a CPU too; in runs with the rest of the machine held off, within 2 ms.
+MARGIN_SECONDS = 0.002
+PORTAL_CONNECTIONS_MARGIN_SECONDS = GATE_CONNECTIONS_MARGIN_SECONDS = 0.005
 ALLOWED = {"COOBILL_RESULT": "ALLOW", "COOBILL_REASON": "ok", "COOBILL_LIMIT": "600",
            "COOBILL_DIAL_OPTIONS": "L(600000)"}
 PASSWORD = "correct horse battery"
@@ -76,9 +88,9 @@ async def daemon(ctx: BillingContext) -> AsyncIterator[Daemon]:
 _seq = itertools.count(1000)
 
 
-async def gate_p99(daemon: Daemon, probes: int = PROBES) -> float:
-    """The p99 of `probes` valid gate requests one after the other; each must be ALLOWed
-    exactly as without any attack."""
+async def gate_latencies(daemon: Daemon, probes: int = PROBES) -> list[float]:
+    """How long each of `probes` valid gate requests, one after the other, took; each must
+    be ALLOWed exactly as without any attack."""
     assert daemon.gate is not None
     loop = asyncio.get_running_loop()
     took: list[float] = []
@@ -88,31 +100,119 @@ async def gate_p99(daemon: Daemon, probes: int = PROBES) -> float:
         verdict = await call.ask_gate(daemon.gate.port)
         took.append(loop.time() - started)
         assert verdict == ALLOWED
-    p99 = sorted(took)[int(len(took) * 0.99) - 1]
-    print(f"gate p99 {p99 * 1000:.2f} ms")  # shown with -s
-    return p99
+    return took
+
+
+def p99(took: list[float]) -> float:
+    return sorted(took)[int(len(took) * 0.99) - 1]
+
+
+class Attacker:
+    """The attack `kind` from a process of its own, niced (an attacker's CPU is its own, not
+    the daemon's), turned on and off by the test."""
+
+    def __init__(self, kind: str, process: asyncio.subprocess.Process) -> None:
+        self.kind = kind
+        assert process.stdin is not None
+        assert process.stdout is not None
+        self._process, self._stdin, self._stdout = process, process.stdin, process.stdout
+        self.statuses: list[int] = []  # the HTTP statuses it got, once it has exited
+
+    async def _say(self, command: bytes, answer: bytes) -> None:
+        self._stdin.write(command)
+        await self._stdin.drain()
+        said = await asyncio.wait_for(self._stdout.readline(), 60)
+        assert said == answer, said
+
+    async def on(self) -> None:
+        """Returns once the attack is under way."""
+        await self._say(b"on\n", b"ready\n")
+
+    async def off(self) -> None:
+        """Returns once the attacker has closed its every connection."""
+        await self._say(b"off\n", b"stopped\n")
+
+    async def end(self) -> None:
+        self._stdin.close()
+        out, _ = await asyncio.wait_for(self._process.communicate(), 60)
+        assert self._process.returncode == 0
+        self.statuses.extend(json.loads(out.decode().strip().splitlines()[-1]))
 
 
 @contextlib.asynccontextmanager
-async def attacking(kind: str, port: int, count: int) -> AsyncIterator[list[int]]:
-    """The attack `kind` under way from a process of its own, niced: an attacker's CPU is its
-    own, not the daemon's. Yields the statuses it got, filled in once it has stopped."""
+async def attacker(kind: str, port: int, count: int) -> AsyncIterator[Attacker]:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.faults.attacker", kind, "127.0.0.1", str(port), str(count),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         cwd=ROOT, preexec_fn=lambda: os.nice(19))
     assert process.stdin is not None
     assert process.stdout is not None
-    statuses: list[int] = []
+    attack = Attacker(kind, process)
     try:
-        ready = await asyncio.wait_for(process.stdout.readline(), 60)
-        assert ready == b"ready\n", ready
-        yield statuses
+        yield attack
     finally:
-        process.stdin.close()
-        out, _ = await asyncio.wait_for(process.communicate(), 60)
-    statuses.extend(json.loads(out.decode().strip().splitlines()[-1]))
-    assert process.returncode == 0
+        await attack.end()
+
+
+@contextlib.asynccontextmanager
+async def attacking(kind: str, port: int, count: int) -> AsyncIterator[list[int]]:
+    """The attack under way, once; yields the statuses it got, filled in once it stopped."""
+    async with attacker(kind, port, count) as attack:
+        await attack.on()
+        yield attack.statuses
+
+
+def waited_for_cpu() -> float:
+    """Seconds this process's threads have waited for a CPU (schedstat, Linux; else 0)."""
+    total = 0
+    with contextlib.suppress(OSError):
+        for thread in os.listdir("/proc/self/task"):
+            with contextlib.suppress(OSError):  # a thread gone meanwhile
+                total += int(Path(f"/proc/self/task/{thread}/schedstat").read_text().split()[1])
+    return total / 1e9
+
+
+async def with_and_without(daemon: Daemon, attack: Attacker,
+                           *, settled: Callable[[], bool] = lambda: True
+                           ) -> tuple[float, float, str]:
+    """(the gate's p99 without the attack, with it, what was measured), measured in turns -
+    without, with, ..., without - so that what else the machine runs meanwhile weighs on both
+    alike. The p99 with the attack is that of every turn with it together; the p99 without is
+    that of the worst turn without it: how far apart turns without any attack land is what
+    this run can tell apart at all (on a quiet machine within about a millisecond; with other
+    work on both cores, 10 to 85 ms). `settled` says when the daemon is done with what
+    the attack left behind (the next turn without starts then)."""
+    without: list[list[float]] = []
+    under: list[float] = []
+    waited = {"without": 0.0, "with": 0.0}
+
+    async def turn(name: str) -> list[float]:
+        before = waited_for_cpu()
+        took = await gate_latencies(daemon)
+        waited[name] += waited_for_cpu() - before
+        return took
+
+    for _ in range(ROUNDS):
+        without.append(await turn("without"))
+        await attack.on()
+        under += await turn("with")
+        await attack.off()
+        await wait_until(settled)
+    without.append(await turn("without"))
+    each = {"without": 1000 * waited["without"] / (len(without) * PROBES),
+            "with": 1000 * waited["with"] / len(under)}
+    turns = ", ".join(f"{p99(took) * 1000:.2f}" for took in without)
+    measured = (f"{attack.kind}: gate p99 {p99(under) * 1000:.2f} ms with the attack, {turns} ms "
+                f"in the turns without; waited for a CPU {each['with']:.2f} / "
+                f"{each['without']:.2f} ms a request")
+    print(measured)  # shown with -s
+    return max(p99(took) for took in without), p99(under), measured
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110 - the gate's count of connections has no event
+            await asyncio.sleep(0.01)
 
 
 def rss_kib(pid: int) -> int:
@@ -129,38 +229,31 @@ def portal_url(daemon: Daemon) -> str:
 class TestTheGateUnderAttack:
     async def test_fifty_concurrent_bad_logins(self, daemon: Daemon) -> None:
         assert daemon.web_port is not None
-        baseline = await gate_p99(daemon)
-        async with attacking("logins", daemon.web_port, 50) as statuses:
-            attacked = await gate_p99(daemon)
-        baseline = max(baseline, await gate_p99(daemon))  # the machine's noise, before or after
-        assert statuses
-        assert set(statuses) <= {401, 429, 503}, set(statuses)
-        # NOT YET the issue's 2 ms (issue 14 stays open): on two cores the gate's p99 under
-        # this flood measured -1 to +3 ms in most runs, +16 ms in one of five (the portal
-        # niced in its own process, one single-lane argon2 hash at a time in a SCHED_IDLE
-        # thread, reads without SQLite's write lock) - where before it was seconds (2.3 s
-        # median, 8.1 s max). This bound only keeps it from going back there.
-        assert attacked <= baseline + LOGINS_MARGIN_SECONDS, (baseline, attacked)
+        async with attacker("logins", daemon.web_port, 50) as attack:
+            without, under, measured = await with_and_without(daemon, attack)
+        assert attack.statuses
+        assert set(attack.statuses) <= {401, 429, 503}, set(attack.statuses)
+        assert under <= without + MARGIN_SECONDS, measured
 
     async def test_a_thousand_slow_portal_connections(self, daemon: Daemon) -> None:
         assert daemon.web_port is not None
-        baseline = await gate_p99(daemon)
-        async with attacking("slow", daemon.web_port, 1000):
-            attacked = await gate_p99(daemon)
-        baseline = max(baseline, await gate_p99(daemon))  # the machine's noise, before or after
-        assert attacked <= baseline + MARGIN_SECONDS, (baseline, attacked)
+        async with attacker("slow", daemon.web_port, 1000) as attack:
+            without, under, measured = await with_and_without(daemon, attack)
+        assert under <= without + PORTAL_CONNECTIONS_MARGIN_SECONDS, measured
         # Past web.max_connections the portal closed the newcomers; it serves again once the
         # attack is gone (or, kept up, as its header timeout frees the places).
         async with httpx.AsyncClient(base_url=portal_url(daemon), timeout=30) as web:
             assert (await web.get("/login")).status_code == 200
 
     async def test_two_thousand_idle_gate_connections(self, daemon: Daemon) -> None:
-        assert daemon.gate is not None
-        baseline = await gate_p99(daemon)
-        async with attacking("idle", daemon.gate.port, 2000):
-            attacked = await gate_p99(daemon)
-        baseline = max(baseline, await gate_p99(daemon))  # the machine's noise, before or after
-        assert attacked <= baseline + MARGIN_SECONDS, (baseline, attacked)
+        gate = daemon.gate
+        assert gate is not None
+        async with attacker("idle", gate.port, 2000) as attack:
+            # the next turn without the attack starts once the gate has closed its side of
+            # every connection the attacker left
+            without, under, measured = await with_and_without(
+                daemon, attack, settled=lambda: gate.connections == 0)
+        assert under <= without + GATE_CONNECTIONS_MARGIN_SECONDS, measured
 
 
 class TestThePortalUnderAttack:

@@ -30,7 +30,7 @@ from coobill.services.settings import change_settings
 from tests.conftest import FakeClock
 from tests.fakes.ami_server import FakeAmiServer
 from tests.faults.calls import Call, billed
-from tests.faults.conftest import LogWatch, start_daemon
+from tests.faults.conftest import start_daemon
 from tests.faults.ledger_checks import assert_debited_once, holds_left, integrity
 
 BALANCES = {"100": "50", "101": "50"}
@@ -98,7 +98,7 @@ class Disk:
 
 class TestTheDiskFull:
     async def test_writes_fail_whole_while_the_disk_is_full_and_complete_once_freed(
-        self, small_page_ctx: BillingContext, fake_ami: FakeAmiServer, log_watch: LogWatch
+        self, small_page_ctx: BillingContext, fake_ami: FakeAmiServer
     ) -> None:
         """`early` is settled before the disk fills; `up` and `talking` hold funds; `refused`
         asks while it is full; `stray` (ungated) ends while it is full; `after` calls once
@@ -122,7 +122,8 @@ class TestTheDiskFull:
                 verdict = await refused.ask_gate(daemon.gate.port)
                 assert (verdict["COOBILL_RESULT"], verdict["COOBILL_REASON"]) == ("DENY", "error")
                 await fake_ami.send_events(stray.begin() + stray.end())
-                await log_watch.line(f"settlement.retry uniqueid={stray.uniqueid}")
+                # `stray`'s is the only settlement in flight: the one the full disk refuses
+                await ctx.progress.settlement_retries.reached(1)
                 # Nothing half-written: no hold for `refused`, `stray` not recorded, not
                 # debited; the holds of `up` and `talking` still there; every balance as it was.
                 assert {h.uniqueid for h in await list_held(ctx)} == {up.uniqueid, talking.uniqueid}

@@ -3,14 +3,24 @@ agreeing with a plain scan."""
 
 from __future__ import annotations
 
-from datetime import time
+from dataclasses import replace
+from datetime import date, datetime, time
 from decimal import Decimal
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coobill.rating import Rate, RateBook, Tariff, TimeWindow, select_rate
+from coobill.rating import (
+    Calendar,
+    Holidays,
+    Rate,
+    RateBook,
+    Tariff,
+    TimeWindow,
+    parse_days,
+    select_rate,
+)
 
 T = Tariff(Decimal("0"), 0, Decimal("1"), 60)
 
@@ -135,3 +145,35 @@ decks = st.lists(
 def test_the_rate_book_always_agrees_with_a_plain_scan(deck, ext, number, at) -> None:  # type: ignore[no-untyped-def]
     expected = select_rate(deck, ext, number, at)
     assert RateBook(deck).select(ext, number, at) == expected
+
+
+calendars = st.sampled_from([
+    Calendar(),
+    Calendar(days=parse_days("mon,tue,wed,thu,fri"), holidays="except"),
+    Calendar(days=parse_days("sat,sun")),
+    Calendar(holidays="only"),
+    Calendar(valid_until=datetime(2027, 1, 1)),
+    Calendar(valid_from=datetime(2027, 1, 1)),
+    Calendar(days=parse_days("fri"), valid_from=datetime(2026, 6, 1),
+             valid_until=datetime(2027, 6, 1)),
+])
+dated_decks = st.lists(
+    st.tuples(prefixes, st.sampled_from([0, 4, 5, 6]), windows,
+              st.sampled_from(["100", "101", "100,101", "*"]), calendars),
+    max_size=30,
+).map(lambda rows: [
+    replace(rate(i + 1, p, max(n, len(p)) if n else 0, w, e), calendar=c)
+    for i, (p, n, w, e, c) in enumerate(rows)
+])
+HOLIDAYS = Holidays.of([(date(2026, 12, 25), True), (date(2027, 1, 1), False)])
+
+
+@settings(max_examples=300)
+@given(dated_decks, st.sampled_from(["100", "101", "102"]),
+       st.text("0123456789", min_size=1, max_size=6),
+       st.datetimes(min_value=datetime(2026, 12, 20), max_value=datetime(2027, 1, 10)))
+def test_with_calendars_the_rate_book_agrees_with_a_plain_scan(deck, ext, number, at) -> None:  # type: ignore[no-untyped-def]
+    """Days, holidays and dated decks too: the book's once-a-call weekday and holiday answer
+    as each rate's own calendar check does."""
+    expected = select_rate(deck, ext, number, at, HOLIDAYS)
+    assert RateBook(deck, HOLIDAYS).select(ext, number, at) == expected

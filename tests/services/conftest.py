@@ -60,13 +60,15 @@ async def make_rate(
     extensions: str = "*",
     remark: str = "",
     enabled: bool = True,
+    **calendar: object,
 ) -> RateView:
+    """A rate; `calendar`: days, holidays, valid_from, valid_until, split."""
     return await rates.add_rate(
         ctx,
         check_rate_fields(
             prefix=prefix, number_length=length, initial_cost=initial_cost,
             initial_seconds=initial_time, rate=rate, period_seconds=period, start=start, end=end,
-            extensions=extensions, remark=remark, enabled=enabled,
+            extensions=extensions, remark=remark, enabled=enabled, **calendar,
         ),
     )
 

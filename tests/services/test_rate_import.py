@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from coobill.errors import BadRequest
-from coobill.services import rates
+from coobill.services import rate_decks, rates
 from coobill.services.context import BillingContext
 from tests.services.conftest import make_extension, make_rate, rows
 
@@ -21,14 +21,14 @@ def deck(*lines: str, header: str = HEADER) -> str:
 class TestImport:
     async def test_every_row_of_a_deck_becomes_a_rate(self, ctx: BillingContext) -> None:
         await make_extension(ctx, "100")
-        count = await rates.import_rates(
+        count = await rate_decks.import_rates(
             ctx,
             deck(
                 '1,mobile,0013,11,0.1,60,0.05,60,00:00,23:59,*',
                 '0,"night, cheap",00,0,0,0,0.01,30,22:00,06:00,"100"',
             ),
         )
-        assert count == 2
+        assert count.count == 2
         first, second = await rates.list_rates(ctx)
         assert (first.fields.prefix, first.fields.number_length, first.fields.enabled) == (
             "0013", 11, True,
@@ -44,7 +44,7 @@ class TestImport:
             "00,0,0.1,60,0.05,60,00:00,23:59,*",
             header="prefix,length,initial_cost,initial_time,rate,period,start,end,extensions",
         )
-        assert await rates.import_rates(ctx, text) == 1
+        assert (await rate_decks.import_rates(ctx, text)).count == 1
         [view] = await rates.list_rates(ctx)
         assert (view.fields.enabled, view.fields.remark) == (True, "")
 
@@ -63,7 +63,8 @@ class TestImport:
         ]
         for bad_row, field in bad_rows:
             with pytest.raises(BadRequest) as caught:
-                await rates.import_rates(ctx, deck(good, good, bad_row, good), replace=True)
+                await rate_decks.import_rates(ctx, deck(good, good, bad_row, good),
+                                              replace_all=True)
             assert str(caught.value).startswith("csv line 4: "), bad_row
             assert caught.value.field == field, bad_row
         assert [v.fields.prefix for v in await rates.list_rates(ctx)] == ["9"]
@@ -73,7 +74,7 @@ class TestImport:
     ) -> None:
         await make_extension(ctx, "100")
         with pytest.raises(BadRequest) as caught:
-            await rates.import_rates(
+            await rate_decks.import_rates(
                 ctx,
                 deck("1,,00,0,0.1,60,0.05,60,00:00,23:59,100", "1,,01,0,0,0,0,1,00:00,23:59,555"),
             )
@@ -83,20 +84,21 @@ class TestImport:
 
     async def test_a_deck_without_a_needed_column_is_refused(self, ctx: BillingContext) -> None:
         with pytest.raises(BadRequest) as caught:
-            await rates.import_rates(ctx, "prefix,length\n00,0\n")
+            await rate_decks.import_rates(ctx, "prefix,length\n00,0\n")
         assert caught.value.field == "file"
         assert "initial_cost" in str(caught.value)
 
     async def test_replace_swaps_every_rate_for_the_deck(self, ctx: BillingContext) -> None:
         await make_rate(ctx, "9")
-        await rates.import_rates(ctx, deck("1,,00,0,0.1,60,0.05,60,00:00,23:59,*"), replace=True)
+        await rate_decks.import_rates(ctx, deck("1,,00,0,0.1,60,0.05,60,00:00,23:59,*"),
+                                      replace_all=True)
         assert [v.fields.prefix for v in await rates.list_rates(ctx)] == ["00"]
 
     async def test_without_replace_the_deck_is_added_to_the_rates(
         self, ctx: BillingContext
     ) -> None:
         await make_rate(ctx, "9")
-        await rates.import_rates(ctx, deck("1,,00,0,0.1,60,0.05,60,00:00,23:59,*"))
+        await rate_decks.import_rates(ctx, deck("1,,00,0,0.1,60,0.05,60,00:00,23:59,*"))
         assert [v.fields.prefix for v in await rates.list_rates(ctx)] == ["9", "00"]
 
 
@@ -111,10 +113,10 @@ class TestExport:
                         start="22:00", end="06:59", enabled=False)
         await make_rate(ctx, "0086", length=13, initial_cost="1.2345", remark="=cmd")
         before = [v.fields for v in await rates.list_rates(ctx)]
-        exported = rates.rates_to_csv(await rates.list_rates(ctx))
-        await rates.import_rates(ctx, exported, replace=True)
+        exported = rate_decks.rates_to_csv(await rates.list_rates(ctx))
+        await rate_decks.import_rates(ctx, exported, replace_all=True)
         assert [v.fields for v in await rates.list_rates(ctx)] == before
-        assert rates.rates_to_csv(await rates.list_rates(ctx)) == exported
+        assert rate_decks.rates_to_csv(await rates.list_rates(ctx)) == exported
 
 
 class TestCarrierDeck:
@@ -128,7 +130,7 @@ class TestCarrierDeck:
             for i in range(20_000)
         ]
         await make_extension(ctx, "100", balance="100")
-        assert await rates.import_rates(ctx, deck(*lines)) == 20_001
+        assert (await rate_decks.import_rates(ctx, deck(*lines))).count == 20_001
         assert await rows(ctx, "SELECT count(*), count(DISTINCT prefix) FROM rate") == [
             (20_001, 20_001)
         ]

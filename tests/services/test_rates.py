@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from coobill.errors import BadRequest, UnknownRate
-from coobill.services import rates
+from coobill.services import rate_decks, rates
 from coobill.services.context import BillingContext
 from coobill.services.rate_fields import check_rate_fields
 from tests.services.conftest import authorize, make_extension, make_rate, rows
@@ -159,5 +159,5 @@ class TestRateBook:
         first = await version()
         await rates.edit_rate(ctx, view.id, remark="x")
         await rates.delete_rate(ctx, view.id)
-        await rates.import_rates(ctx, rates.rates_to_csv([view]))
+        await rate_decks.import_rates(ctx, rate_decks.rates_to_csv([view]))
         assert await version() == first + 3

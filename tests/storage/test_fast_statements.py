@@ -1,5 +1,5 @@
 """The ledger repository's statements run straight on SQLite's driver (storage/_fast.py,
-private to storage/ledger_repo.py): the same SQL, the same stored values and the same results
+private to storage/ledger_repo/): the same SQL, the same stored values and the same results
 as SQLAlchemy's own execution, the same exceptions, and statements it cannot run faithfully
 refused."""
 

@@ -24,7 +24,7 @@ from coobill.storage.tables import Base
 from coobill.storage.uow import UnitOfWorkFactory
 from tests.conftest import BACKENDS, drop_pg_schema, make_pg_schema, pg_engine
 
-TABLES = {"call", "extension", "fee", "ledger_entry", "ledger_head", "portal_session",
+TABLES = {"call", "extension", "fee", "holiday", "ledger_entry", "ledger_head", "portal_session",
           "portal_user", "rate", "recharge", "refused_call", "reservation", "setting",
           "webhook_event"}
 
@@ -154,6 +154,46 @@ class TestALedgerFromBeforeHoldsHadTheirOwnLife:
         await open_ledger(ctx)
         report = await audit(ctx)
         assert report.ok, report.problems
+
+
+class TestRatesBeyondTheApplianceMigration:
+    """Migration 0007 on a ledger with a rate and a call: forward the rate applies every day,
+    at any date, unsplit, as a sell rate; back again the rows are as they were and the call
+    search's triggers (0006) still keep the keyword index."""
+
+    async def test_rates_and_calls_come_through_both_ways(self, empty_engine: AsyncEngine) -> None:
+        await schema.upgrade(empty_engine, "0006")
+        async with empty_engine.begin() as conn:
+            await conn.execute(text(
+                "INSERT INTO rate (id, enabled, remark, prefix, number_length, initial_cost,"
+                " initial_seconds, rate, period_seconds, start_time, end_time, extensions,"
+                " created_at) VALUES (1, true, 'x', '9', 0, 2000, 60, 1000, 55, '00:00',"
+                " '23:59', '*', '2026-11-01 00:00:00')"))
+            await conn.execute(text(
+                "INSERT INTO call (id, uniqueid, caller_extension, caller_name, dialled_number,"
+                " billable_seconds, trunk, rate_label, cost, disposition, gated, evidence)"
+                " VALUES (7, 'c1', '100', '', '900', 60, 't1', '', 10000, 'ANSWERED', true,"
+                " 'cdr')"))
+        await schema.upgrade(empty_engine, "0007")
+        async with empty_engine.connect() as conn:
+            rate = (await conn.execute(text(
+                "SELECT days, holidays, valid_from, valid_until, split, trunk FROM rate"))).one()
+            buy = (await conn.execute(text("SELECT buy_cost FROM call"))).scalar()
+        assert tuple(rate) == ("", "any", None, None, False, None)
+        assert buy is None
+        await schema.downgrade(empty_engine, "0006")
+        assert "holiday" not in await table_names(empty_engine)
+        async with empty_engine.begin() as conn:
+            rate = (await conn.execute(text("SELECT * FROM rate"))).mappings().one()
+            assert "days" not in rate
+            assert rate["rate"] == 1000
+            await conn.execute(text("UPDATE call SET dialled_number = '955' WHERE id = 7"))
+        assert await schema.current_revision(empty_engine) == "0006"
+        if empty_engine.dialect.name == "sqlite":
+            async with empty_engine.connect() as conn:
+                found = (await conn.execute(text(
+                    "SELECT rowid FROM call_search WHERE call_search MATCH '\"955\"'"))).all()
+            assert [tuple(r) for r in found] == [(7,)]
 
 
 class TestSchemaCheck:

@@ -104,3 +104,74 @@ class TestFeesPage:
         page = (await billing.get("/recharges")).text
         assert page.count('class="fee"') == 1
         assert "fee: Line" in page
+
+
+async def a_month(ctx: BillingContext) -> str:
+    """100 (Alice) recharged 10 and adjusted by -1 this month: the month, YYYY-MM."""
+    await add_extension(ctx, "100", "Alice")
+    await extensions.recharge(ctx, ["100"], "10")
+    await extensions.adjust(ctx, "100", "-1")
+    return ctx.clock().strftime("%Y-%m")
+
+
+class TestStatementsPage:
+    async def test_the_month_lists_each_billed_extension_with_its_balances(
+        self, ctx: BillingContext, billing: httpx.AsyncClient
+    ) -> None:
+        month = await a_month(ctx)
+        page = (await billing.get("/statements", params={"month": month})).text
+        assert "Alice[100]" in page
+        assert "US$9.0000" in page
+        assert f"/statements/view?month={month}&amp;extension=100" in page
+
+    async def test_one_statement_as_a_page_in_the_users_language_and_as_pdf(
+        self, ctx: BillingContext, billing: httpx.AsyncClient
+    ) -> None:
+        month = await a_month(ctx)
+        shown = await billing.get("/statements/view", params={"month": month, "extension": "100"})
+        assert shown.status_code == 200
+        assert "Closing balance" in shown.text
+        assert 'href="/statements/style.css"' in shown.text
+        assert (await billing.get("/statements/style.css")).headers["content-type"].startswith(
+            "text/css")
+        await billing.post("/language", data={"language": "zh", "next": "/statements"})
+        chinese = await billing.get("/statements/view", params={"month": month, "extension": "100"})
+        assert "期末余额" in chinese.text
+        pdf = await billing.get("/statements/view",
+                                params={"month": month, "extension": "100", "format": "pdf"})
+        assert pdf.headers["content-type"] == "application/pdf"
+        assert pdf.content.startswith(b"%PDF-")
+
+    async def test_the_batch_is_a_zip_of_every_billed_extension(
+        self, ctx: BillingContext, billing: httpx.AsyncClient
+    ) -> None:
+        import io
+        import zipfile
+
+        month = await a_month(ctx)
+        await add_extension(ctx, "101", "Bob")
+        got = await billing.get("/statements/batch", params={"month": month})
+        names = sorted(zipfile.ZipFile(io.BytesIO(got.content)).namelist())
+        assert names == [f"statement-{n}-{month}.{x}"
+                         for n in ("100", "101") for x in ("html", "pdf")]
+
+    async def test_a_bad_month_or_extension_is_a_400_or_404_with_its_reason(
+        self, ctx: BillingContext, billing: httpx.AsyncClient
+    ) -> None:
+        refused = await billing.get("/statements", params={"month": "2027-13"})
+        assert refused.status_code == 400
+        assert "is not a month" in refused.text
+        unknown = await billing.get("/statements/view", params={"month": "2027-01",
+                                                                "extension": "999"})
+        assert unknown.status_code == 404
+        assert "extension 999 does not exist" in unknown.text
+
+    async def test_the_month_after_the_last_a_date_can_hold_is_a_400(
+        self, ctx: BillingContext, billing: httpx.AsyncClient
+    ) -> None:
+        """9999-12 ends in a year no date can hold (review: it was a 500)."""
+        await add_extension(ctx, "100", "Alice")
+        for path in ("/statements", "/statements/view", "/statements/batch"):
+            answer = await billing.get(path, params={"month": "9999-12", "extension": "100"})
+            assert answer.status_code == 400, path
+            assert "month" in answer.text

@@ -11,7 +11,7 @@ from coobill.services import users
 from coobill.services.context import BillingContext
 from tests.web.billing_data import PASSWORD
 from tests.web.served import chromium, serve_portal
-from tests.web.test_account_pages import one_failed_one_pending
+from tests.web.test_account_pages import a_month, one_failed_one_pending
 from tests.web.test_browser import log_in
 
 pytestmark = pytest.mark.browser
@@ -68,3 +68,26 @@ async def test_add_a_fee_with_a_bad_amount_then_fix_it(
     await expect(cells.nth(2)).to_have_text("Line rental")
     await expect(cells.nth(3)).to_have_text("US$12.5000")
     await expect(cells.nth(4)).to_have_text("weekly")
+
+
+async def test_statements_of_the_month_and_one_opened_to_print(
+    ctx: BillingContext, browser_page: tuple[str, Page]
+) -> None:
+    url, page = browser_page
+    month = await a_month(ctx)
+    await log_in(page, url)
+    await page.click("nav >> text=Statements")
+    await expect(page.locator("#f-month")).to_have_value(month)
+    row = page.locator("#statement-list tbody tr")
+    await expect(row).to_have_count(1)
+    await expect(row.locator("td").nth(2)).to_have_text("US$9.0000")
+    async with page.context.expect_page() as opened:
+        await row.locator("text=View").click()
+    statement = await opened.value
+    await expect(statement.locator("h1")).to_have_text(f"Statement · {month}")
+    await expect(statement.locator("tr.adjustment td.num").first).to_have_text("-US$1.0000")
+    closing = statement.locator("table.summary tr.total").last
+    await expect(closing).to_contain_text("Closing balance")
+    # The linked stylesheet applied (the portal's policy refuses inline styles).
+    weight = await closing.locator("td").first.evaluate("e => getComputedStyle(e).fontWeight")
+    assert weight == "600"

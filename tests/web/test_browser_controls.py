@@ -13,7 +13,7 @@ from coobill.services import extensions, users
 from coobill.services.commands import AuthorizeCall, Reason, Verdict
 from coobill.services.context import BillingContext
 from coobill.services.refused import RefusedLog
-from coobill.services.settings import change_settings, get_settings
+from coobill.services.settings import billing_settings, change_settings
 from tests.web.billing_data import PASSWORD, office
 from tests.web.served import chromium, serve_portal
 from tests.web.test_browser import log_in
@@ -70,7 +70,7 @@ async def test_set_the_sites_default_caps_on_settings(
     await page.click("button[type=submit].primary")
     await expect(page.locator(".notice")).to_be_visible()
     await expect(page.locator("#f-cap_monthly")).to_have_value("100.0000")
-    current = await get_settings(ctx)
+    current = await billing_settings(ctx)
     assert current.cap_monthly == Decimal(100)
     assert current.max_call_cost == Decimal("3.5")
     assert current.cap_daily is None

@@ -40,6 +40,8 @@ class TestRatesApi:
             "enabled": True,
             "initial_cost": "0.2000",
             "rate": "0.1000",
+            "days": "", "holidays": "any", "valid_from": None, "valid_until": None,
+            "split": False,
         }
         edited = await billing.post(
             f"/api/rates/{rate['id']}", json={"rate": "0.15", "extensions": ["100", "101"]}
@@ -68,6 +70,9 @@ class TestRatesApi:
             "start": {"start": "25:00"},
             "end": {"end": "noon"},
             "extensions": {"extensions": ["999"]},
+            "days": {"days": "mon,funday"},
+            "valid_from": {"valid_from": "tomorrow"},
+            "valid_until": {"valid_from": "2027-01-01 00:00", "valid_until": "2026-12-31 23:59"},
         }
         for field, bad in cases.items():
             response = await billing.post("/api/rates", json={**LONG_DISTANCE, **bad})
@@ -78,6 +83,38 @@ class TestRatesApi:
         )
         assert short.json()["field"] == "length"
         assert "counts the prefix" in short.json()["message"]
+
+    async def test_a_weekend_and_holiday_rate_and_its_calendar(
+        self, ctx: BillingContext, billing: httpx.AsyncClient
+    ) -> None:
+        await office(ctx)
+        weekend = await billing.post("/api/rates", json={
+            **LONG_DISTANCE, "days": "sun,sat", "valid_from": "2027-01-01 00:00", "split": True})
+        assert weekend.status_code == 201, weekend.json()
+        assert weekend.json()["days"] == "sat,sun"
+        assert weekend.json()["split"] is True
+        assert weekend.json()["valid_from"] == "2027-01-01 00:00"
+        holiday = await billing.post("/api/rates", json={**LONG_DISTANCE, "holidays": "only"})
+        assert holiday.json()["holidays"] == "only"
+        cleared = await billing.post(f"/api/rates/{weekend.json()['id']}",
+                                     json={"valid_from": "", "days": ""})
+        assert cleared.json()["valid_from"] is None
+        assert cleared.json()["days"] == ""
+        added = await billing.post("/api/holidays", json={"day": "2026-12-25", "yearly": True,
+                                                          "name": "Christmas"})
+        assert added.status_code == 201
+        assert (await billing.get("/api/holidays")).json() == [
+            {"id": added.json()["id"], "day": "2026-12-25", "yearly": True, "name": "Christmas"}]
+        again = await billing.post("/api/holidays", json={"day": "2030-12-25", "yearly": True})
+        assert again.status_code == 400
+        assert again.json()["field"] == "day"
+        bad = await billing.post("/api/holidays", json={"day": "25/12/2026"})
+        assert bad.status_code == 400
+        assert bad.json()["field"] == "day"
+        gone = await billing.delete(f"/api/holidays/{added.json()['id']}")
+        assert gone.status_code == 204
+        assert (await billing.delete(f"/api/holidays/{added.json()['id']}")).status_code == 404
+        assert (await billing.get("/api/holidays")).json() == []
 
     async def test_the_quote_says_which_rate_applies_and_what_a_minute_costs(
         self, ctx: BillingContext, clock: object, billing: httpx.AsyncClient
@@ -131,6 +168,48 @@ class TestRatePages:
         assert "Domestic long distance" in listed
         assert "US$0.2000" in listed
 
+    async def test_the_calendar_through_the_form_and_back(
+        self, ctx: BillingContext, billing: httpx.AsyncClient
+    ) -> None:
+        await office(ctx)
+        form = {key: str(value) for key, value in LONG_DISTANCE.items() if key != "extensions"}
+        bad = await billing.post("/rates/new", data={
+            **form, "days": ["sat", "sun"], "valid_from": "2027-01-01T00:00",
+            "valid_until": "2026-01-01T00:00", "extensions": ["100"], "enabled": "on"})
+        assert bad.status_code == 400
+        assert 'id="e-valid_until"' in bad.text
+        assert 'value="sat" checked' in bad.text
+        assert 'value="mon" checked' not in bad.text
+        saved = await billing.post("/rates/new", data={
+            **form, "days": ["sun", "sat"], "holidays": "only", "valid_from": "2027-01-01T00:00",
+            "split": "on", "extensions": ["100"], "enabled": "on"})
+        assert saved.status_code == 303
+        [rate] = (await billing.get("/api/rates")).json()
+        assert (rate["days"], rate["holidays"], rate["valid_from"], rate["valid_until"],
+                rate["split"]) == ("sat,sun", "only", "2027-01-01 00:00", None, True)
+        edit = (await billing.get(f"/rates/{rate['id']}/edit")).text
+        assert 'value="2027-01-01T00:00"' in edit
+        assert 'value="only" selected' in edit
+        assert 'name="split" value="on" checked' in edit
+        listed = (await billing.get("/rates")).text
+        assert "Sat Sun · Only on holidays · from 2027-01-01 00:00 · split" in listed
+
+    async def test_the_holiday_calendar_page(self, billing: httpx.AsyncClient) -> None:
+        bad = await billing.post("/holidays", data={"day": "2026-02-30", "name": "x"})
+        assert bad.status_code == 400
+        assert 'id="e-day"' in bad.text
+        assert 'value="x"' in bad.text
+        added = await billing.post("/holidays", data={"day": "2026-12-25", "yearly": "on",
+                                                       "name": "Christmas"})
+        assert added.status_code == 303
+        page = (await billing.get("/holidays")).text
+        assert "Every year on 12-25" in page
+        assert "Christmas" in page
+        [holiday] = (await billing.get("/api/holidays")).json()
+        removed = await billing.post(f"/holidays/{holiday['id']}/delete")
+        assert removed.status_code == 303
+        assert "No holidays yet." in (await billing.get("/holidays")).text
+
     async def test_the_form_lists_the_number_length_help(self, billing: httpx.AsyncClient) -> None:
         page = (await billing.get("/rates/new")).text
         assert "the prefix included; 0 means any length" in page
@@ -169,3 +248,68 @@ class TestRatePages:
         assert "A one-minute call costs US$0.2000" in page
         unknown = (await billing.get("/rates?quote_extension=999&quote_number=9")).text
         assert "extension 999" in unknown
+
+
+class TestDeckImportPage:
+    async def test_a_dated_deck_is_reviewed_then_confirmed(
+        self, ctx: BillingContext, billing: httpx.AsyncClient
+    ) -> None:
+        await office(ctx)
+        await billing.post("/api/rates", json={**LONG_DISTANCE, "length": 0, "extensions": ["*"],
+                                                "start": "00:00", "end": "23:59"})
+        carrier = ("prefix,description,rate_per_minute,connect_fee,initial_increment,increment\n"
+                   "9,Long distance 2027,0.3,,60,30\n0044,UK,0.06,0.01,30,6\n")
+        review = await billing.post(
+            "/rates/import", data={"from": "2027-01-01T00:00"},
+            files={"file": ("carrier.csv", carrier.encode(), "text/csv")})
+        assert review.status_code == 200
+        assert "1 added, 0 removed, 1 changed, 0 unchanged" in review.text, review.text[-3000:]
+        assert "0.2000 for 60 s, then 0.1000 per 30 s" in review.text
+        assert "0.3000 for 60 s, then 0.1500 per 30 s" in review.text
+        assert "takes effect at 2027-01-01 00:00" in review.text
+        assert len((await billing.get("/api/rates")).json()) == 1  # nothing written yet
+        confirmed = await billing.post("/rates/import/confirm", data={
+            "deck": carrier, "from": "2027-01-01T00:00", "replace": ""})
+        assert confirmed.status_code == 303
+        assert "notice=rates_imported" in confirmed.headers["location"]
+        listed = (await billing.get("/api/rates")).json()
+        assert [(r["remark"], r["valid_from"], r["valid_until"]) for r in listed] == [
+            ("Domestic long distance", None, "2027-01-01 00:00"),
+            ("Long distance 2027", "2027-01-01 00:00", None),
+            ("UK", "2027-01-01 00:00", None)]
+
+    async def test_a_bad_deck_is_shown_beside_the_file(self, billing: httpx.AsyncClient) -> None:
+        none = await billing.post("/rates/import", data={"from": ""},
+                                  files={"file": ("", b"", "text/csv")})
+        assert none.status_code == 400
+        assert "choose a deck to import" in none.text
+        bad = await billing.post("/rates/import", data={},
+                                 files={"file": ("d.csv", b"prefix,length\n00,0\n", "text/csv")})
+        assert bad.status_code == 400
+        assert 'id="e-file"' in bad.text
+        assert "missing columns" in bad.text
+        late = await billing.post(
+            "/rates/import", data={"from": "soon"},
+            files={"file": ("d.csv", b"prefix,description,rate_per_minute\n1,x,1\n", "text/csv")})
+        assert late.status_code == 400
+        assert 'id="e-from"' in late.text
+
+    async def test_the_api_imports_a_deck_after_its_dry_run(
+        self, ctx: BillingContext, billing: httpx.AsyncClient
+    ) -> None:
+        carrier = "prefix,description,rate_per_minute\n0044,UK,0.06\n"
+        dry = await billing.post("/api/rates/import", json={
+            "deck": carrier, "from": "2027-01-01 00:00", "dry_run": True})
+        assert dry.status_code == 200
+        assert dry.json() == {
+            "count": 1, "effective": "2027-01-01 00:00", "written": False, "removed": [],
+            "changed": [], "unchanged": 0, "added": [{
+                "rate": "0044 (any length, 00:00-23:59, *)", "before": None,
+                "after": "0.0600 for 60 s, then 0.0600 per 60 s"}]}
+        assert (await billing.get("/api/rates")).json() == []
+        done = await billing.post("/api/rates/import", json={"deck": carrier})
+        assert done.json()["written"] is True
+        assert len((await billing.get("/api/rates")).json()) == 1
+        bad = await billing.post("/api/rates/import", json={"deck": carrier, "from": "soon"})
+        assert bad.status_code == 400
+        assert bad.json()["field"] == "from"

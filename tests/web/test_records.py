@@ -10,7 +10,7 @@ import httpx
 
 from coobill.services.context import BillingContext
 from tests.conftest import FakeClock
-from tests.web.billing_data import office, place_call
+from tests.web.billing_data import add_rate, office, place_call
 
 
 def rows_of(response: httpx.Response) -> list[dict[str, str]]:
@@ -181,3 +181,30 @@ class TestStatistics:
         page = (await billing.get("/statistics")).text
         assert "<svg" not in page
         assert "No calls in this period" in page
+
+
+class TestMargins:
+    async def test_records_statistics_by_trunk_and_their_csv_show_the_margin(
+        self, ctx: BillingContext, billing: httpx.AsyncClient
+    ) -> None:
+        await office(ctx)  # calls on trunk-a at 0.1 a minute
+        await add_rate(ctx, "9", "0.04", trunk="trunk-a")
+        await place_call(ctx, "c4", "101", "9888", 120, datetime(2026, 11, 22, 9, 0, 0))
+        page = (await billing.get("/calls")).text
+        assert "US$0.0800" in page  # c4: bought for two minutes at 0.04
+        assert "US$0.1200" in page  # its margin: 0.20 - 0.08
+        listed = list(csv.DictReader(io.StringIO((await billing.get("/api/calls.csv")).text)))
+        c4 = next(r for r in listed if r["uniqueid"] == "c4")
+        assert (c4["cost"], c4["buy_cost"], c4["margin"]) == ("0.2000", "0.0800", "0.1200")
+        assert next(r for r in listed if r["uniqueid"] == "c1")["margin"] == ""
+        trunks = (await billing.get("/statistics?by=trunk")).text
+        assert "data-trunks" in trunks
+        assert "By trunk" in trunks
+        assert "trunk-a" in trunks
+        assert "/api/statistics/trunks.csv?by=trunk" in trunks
+        [row] = (await billing.get("/api/statistics/trunks")).json()
+        assert (row["trunk"], row["calls"], row["buy_cost"], row["margin"]) == (
+            "trunk-a", 4, "0.0800", "0.1200")
+        download = await billing.get("/api/statistics/trunks.csv")
+        assert download.text.lstrip("\ufeff").splitlines()[0] == (
+            "trunk,calls,answered,total_duration,total_seconds,revenue,buy_cost,margin")

@@ -1,6 +1,7 @@
 """What the gate reads from a call and what it writes back into the channel. Pure functions.
 
-The dialplan contract (etc/asterisk): `AGI(agi://…/authorize,${CHANNEL(endpoint)},${EXTEN})`, then
+The dialplan contract (etc/asterisk):
+`AGI(agi://…/authorize,${CHANNEL(endpoint)},${EXTEN}[,trunk])`, then
 `GotoIf($["${COOBILL_RESULT}" = "ALLOW"]?dial)` and `Dial(…,${COOBILL_DIAL_OPTIONS})`.
 """
 
@@ -19,6 +20,10 @@ ALLOW = "ALLOW"
 DENY = "DENY"
 
 _DIGITS = re.compile(r"[0-9]+")
+# The optional third argument: an endpoint name as a dialplan writes one (pjsip.conf section
+# names), never anything a caller sends.
+_TRUNK = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+KNOWN_ARGUMENTS = ("agi_arg_1", "agi_arg_2", "agi_arg_3")
 _LOGGABLE = re.compile(r"[\x21-\x7e]{1,64}")
 
 
@@ -26,8 +31,10 @@ def call_from_environment(environment: Mapping[str, str]) -> AuthorizeCall:
     """The AuthorizeCall an AGI request asks for; BadRequest names what is wrong with it.
 
     The request must agree with its own environment: agi_arg_1 with the channel (agi/payer.py),
-    agi_arg_2 with agi_extension, and nothing after them - a caller ID with a comma in it,
-    passed as an argument, would have shifted the arguments (res_agi.c:4684-4686).
+    agi_arg_2 with agi_extension, then at most agi_arg_3, the trunk the dialplan will dial
+    (an endpoint name the dialplan writes, for the buy rate and the margin check), and nothing
+    after it - a caller ID with a comma in it, passed as an argument, would have shifted the
+    arguments (res_agi.c:4684-4686).
     """
     route = route_of(environment)
     if route != ROUTE:
@@ -38,7 +45,7 @@ def call_from_environment(environment: Mapping[str, str]) -> AuthorizeCall:
     if "agi_arg_1" not in environment or "agi_arg_2" not in environment:
         raise BadRequest("the request lacks agi_arg_1 or agi_arg_2", field="agi_arg_2")
     extra = sorted(name for name in environment
-                   if name.startswith("agi_arg_") and name not in ("agi_arg_1", "agi_arg_2"))
+                   if name.startswith("agi_arg_") and name not in KNOWN_ARGUMENTS)
     if extra:
         raise BadRequest(f"unexpected arguments {', '.join(extra)[:80]}", field=extra[0])
     number = environment["agi_arg_2"]
@@ -47,6 +54,9 @@ def call_from_environment(environment: Mapping[str, str]) -> AuthorizeCall:
     if number != environment.get("agi_extension"):
         raise BadRequest("the dialled number (agi_arg_2) is not agi_extension",
                          field="agi_arg_2")
+    trunk = environment.get("agi_arg_3", "")
+    if trunk and not _TRUNK.fullmatch(trunk):
+        raise BadRequest("the trunk (agi_arg_3) is not an endpoint name", field="agi_arg_3")
     payer = payer_of(environment)
     caller_name = environment.get("agi_calleridname", "")
     return AuthorizeCall(
@@ -57,6 +67,7 @@ def call_from_environment(environment: Mapping[str, str]) -> AuthorizeCall:
         # Asterisk writes the literal "unknown" for an absent caller ID name (res_agi.c:2463).
         caller_name="" if caller_name == "unknown" else caller_name,
         payer_source=payer.source,
+        trunk=trunk,
     )
 
 

@@ -44,7 +44,7 @@ import logging
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -164,12 +164,18 @@ class CallTracker:
             ch.life_seen = ch.life_seen and self._connected \
                 and ch.life_generation == self._generation
 
-    def expect(self, uniqueid: str, tokens: list[str]) -> None:
+    def expect(self, uniqueid: str, tokens: list[str], legs: Collection[str] = ()) -> None:
         """A live channel holds funds this tracker did not see allowed (a restart): follow
-        it to its end, its life not seen whole."""
+        it to its end, its life not seen whole. With `legs`, the channel is gone already but
+        the legs so named, which an answered Dial of it reached, are up (it transferred
+        them): it ends when they hang up."""
         ch = self._channel(uniqueid)
         known_tokens = {t for t, _ in ch.authorizations}
         ch.authorizations.extend((t, None) for t in tokens if t not in known_tokens)
+        if legs and ch.hung_up_at is None and not ch.legs:
+            ch.hung_up_at = self._clock()
+            for name in legs:
+                self._wait_for(ch, name)
 
     def paid_by(self, uniqueid: str) -> str | None:
         """The extension paying for the call a channel is the dialled party of, when it asks
@@ -240,7 +246,7 @@ class CallTracker:
         for uid, ch in self._channels.items():
             if ch.generation >= self._generation or uid in live:
                 continue
-            if ch.over or any(leg.dest_uniqueid in live for leg in ch.legs.values()):
+            if ch.over or self._leg_up(ch, live):
                 continue
             lost.append(uid)
         for uid in lost:
@@ -256,7 +262,7 @@ class CallTracker:
         gone = [
             ch for uid, ch in self._channels.items()
             if not ch.over and ch.seen_tick < asked_tick and uid not in live
-            and not any(leg.dest_uniqueid in live for leg in ch.legs.values())
+            and not self._leg_up(ch, live)
         ]
         return [self._settle(ch, lost=True) for ch in gone]
 
@@ -318,14 +324,29 @@ class CallTracker:
         return self._if_over(h.get("uniqueid", ""))
 
     def _on_bridge_enter(self, h: dict[str, str], at: Received) -> list[ChannelEnded]:
-        ch = self._channels.get(h.get("uniqueid", ""))
-        if ch is None or ch.hung_up_at is not None or not ch.legs:
+        """No DialEnd ANSWER seen (lost, or a Dial that bridges without one): the caller and
+        its Dial's leg entering one bridge is the answer - not a bridge the caller shares
+        with others only (an attended transfer's consultation: its answer in a gap, that
+        bridge was taken for it, the talk before it lost)."""
+        uid, bridge = h.get("uniqueid", ""), h.get("bridgeuniqueid", "")
+        ch = self._channels.get(uid)
+        if ch is not None and ch.hung_up_at is None:
+            ch.bridge = bridge
+            leg = next(reversed(ch.legs.values()), None)
+        elif uid in self._dest_of:
+            owner, key = self._dest_of[uid]
+            ch = self._channels.get(owner)
+            leg = self._leg(owner, key)
+            if leg is not None:
+                leg.bridge = bridge
+        else:
             return []
-        last = next(reversed(ch.legs.values()))
-        if not any(leg.answered for leg in ch.legs.values()) and not last.over:
-            # No DialEnd ANSWER seen (lost, or a Dial that bridges without one): the bridge
-            # is the answer.
-            last.answered_at, last.answered_tick = stamp(h, at)
+        if ch is None or leg is None or ch.hung_up_at is not None:
+            return []
+        # A leg of no uniqueid (a DialBegin without DestUniqueid) cannot be told in a bridge.
+        if not any(x.answered for x in ch.legs.values()) and not leg.over \
+                and ((bridge and ch.bridge == leg.bridge) or not leg.followed):
+            leg.answered_at, leg.answered_tick = stamp(h, at)
         return []
 
     def _on_hangup(self, h: dict[str, str], at: Received) -> list[ChannelEnded]:
@@ -398,7 +419,12 @@ class CallTracker:
         if not self.cdr_events_expected:
             return [self._settle(ch)]
         if ch.legs:
-            waiting = not ch.cdrs_out or any(ch.cdr_of(leg) is None for leg in ch.legs.values())
+            # A gated channel not followed whole may have made Dials we never saw begin
+            # (each its own authorization's): their Cdrs may still be on their way, each an
+            # event of its own - the grace, always.
+            unseen = bool(ch.authorizations) and not self._seen_whole(ch)
+            waiting = not ch.cdrs_out or unseen or any(
+                ch.cdr_of(leg) is None for leg in ch.legs.values())
         else:
             # No Dial seen: whole, it made none (its non-Dial Cdr is enough); not whole, its
             # Cdrs may still be landing (a Hangup can come between two of them): the grace.
@@ -467,11 +493,21 @@ class CallTracker:
         dest = cdr.destination_channel
         if ch.legs or cdr.disposition != Disposition.ANSWERED or not dest:
             return
+        self._wait_for(ch, dest)
+
+    def _wait_for(self, ch: Channel, dest: str) -> None:
         if dest in self._recent_hangups:
             ch.waiting[dest] = self._recent_hangups[dest]
         elif dest not in ch.waiting:
             ch.waiting[dest] = None
             self._waiting_names[dest] = ch.uniqueid
+
+    @staticmethod
+    def _leg_up(ch: Channel, live: AbstractSet[str]) -> bool:
+        """A channel its Dial reached is listed live (by uniqueid, or by name for the legs a
+        channel known from its Cdrs waits on)."""
+        return any(leg.dest_uniqueid in live for leg in ch.legs.values()) or any(
+            name in live for name, ended in ch.waiting.items() if ended is None)
 
     def _allowed(self, uid: str) -> bool:
         ch = self._channels.get(uid)

@@ -104,6 +104,7 @@ class CdrRecord:
     billable_seconds: int
     disposition: Disposition
     evidence: str = "cdr"
+    channel: str = ""  # party A's name
 
     @property
     def is_dial(self) -> bool:
@@ -121,6 +122,7 @@ class CdrRecord:
             end=_time(h.get("endtime", "")),
             billable_seconds=max(int(h.get("billableseconds", "0") or "0"), 0),
             disposition=disposition_of(h.get("disposition", ""), uniqueid),
+            channel=h.get("channel", ""),
         )
 
     @classmethod
@@ -138,7 +140,7 @@ class CdrRecord:
                 answer=_time(rec["answer"], gmt), end=_time(rec["end"], gmt),
                 billable_seconds=max(int(rec["billsec"] or 0), 0),
                 disposition=disposition_of(rec["disposition"], rec["uniqueid"]),
-                evidence="cdr_store",
+                evidence="cdr_store", channel=rec["channel"],
             )
         except ValueError:
             return None

@@ -12,48 +12,96 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import dataclasses
 import logging
 from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from coobill.ami.cdr import CdrRecord, dials_of, parse_callerid
-from coobill.services.commands import SettleChannel
+from coobill.services.commands import DialOutcome, Disposition, SettleChannel
 
 log = logging.getLogger("coobill.settlement")
 
 
-def read_master_csv(path: Path, uniqueids: Collection[str], *, gmt: bool) -> dict[str, list[CdrRecord]]:
-    """The rows of these channels, by uniqueid, in the file's order."""
+@dataclass(slots=True)
+class _Rows:
+    """A channel's own rows, and the rows written after them for the channels its Dials
+    reached (by name): a transferred external leg's own Dial (a blind transfer's), or the
+    row of the channel it was bridged to (an attended transfer's Local ;1 half), written
+    when that leg hung up."""
+
+    own: list[CdrRecord] = field(default_factory=list)
+    beyond: list[CdrRecord] = field(default_factory=list)
+
+
+def read_master_csv(path: Path, uniqueids: Collection[str], *, gmt: bool) -> dict[str, _Rows]:
+    """The rows of these channels, by uniqueid, in the file's order (the order cdr_csv
+    wrote them in), each with the rows of its legs written after its own."""
     wanted = set(uniqueids)
-    found: dict[str, list[CdrRecord]] = defaultdict(list)
+    found: dict[str, _Rows] = defaultdict(_Rows)
+    legs: dict[str, set[str]] = defaultdict(set)  # a leg's name -> the channels it was dialled by
     try:
         with path.open(newline="", encoding="utf-8", errors="replace") as handle:
             for row in csv.reader(handle):
                 record = CdrRecord.from_master_csv(row, gmt=gmt)
-                if record is not None and record.uniqueid in wanted:
-                    found[record.uniqueid].append(record)
+                if record is None:
+                    continue
+                # A row can be both: the blind-transferred leg's own Dial, asked for too.
+                owners = legs.get(record.channel, set()) | legs.get(record.destination_channel, set())
+                for owner in owners - {record.uniqueid}:
+                    found[owner].beyond.append(record)
+                if record.uniqueid in wanted:
+                    found[record.uniqueid].own.append(record)
+                    if record.destination_channel:
+                        legs[record.destination_channel].add(record.uniqueid)
     except OSError as exc:
         log.warning("settlement.cdr_store_unreadable path=%s error=%s", path, exc)
-    return dict(found)
+    return {uid: rows for uid, rows in found.items() if rows.own}
 
 
-def channel_from_records(uniqueid: str, records: list[CdrRecord]) -> SettleChannel:
+def channel_from_records(uniqueid: str, records: list[CdrRecord],
+                         beyond: list[CdrRecord] | None = None) -> SettleChannel:
     """What Asterisk's records of one channel say: its Dials; and since the store holds every
-    record of the channel, an authorization none of them went out under cost nothing."""
+    record of the channel, an authorization none of them went out under cost nothing.
+
+    An answered Dial whose leg has rows beyond the channel's own (it was transferred) talked
+    from its answer to the end of the channel's last row, and then as long as those rows
+    say (their billsec: Asterisk's own measure, where the rows' times are whole seconds).
+    The channel's Dials that started once that Dial's own row ended are the transfer's (an
+    attended transfer's consultation), no calls of their own."""
     first = records[0]
     name, number = parse_callerid(first.callerid)
+    own_end = max((r.end for r in records if r.end is not None), default=None)
+    dials: list[DialOutcome] = []
+    went_on: datetime | None = None
+    for row in dials_of(records):
+        if went_on is not None and row.start is not None and row.start >= went_on:
+            continue
+        later = [r for r in beyond or () if r.end is not None and r.start is not None
+                 and row.end is not None and r.start >= row.end
+                 and row.leg in (r.destination_channel, r.channel)]
+        dial = row
+        if row.disposition == Disposition.ANSWERED and row.answer is not None \
+                and own_end is not None and later:
+            talk = int((own_end - row.answer).total_seconds()) + sum(
+                r.billable_seconds for r in later)
+            went_on = row.end
+            dial = dataclasses.replace(row, end=max(r.end for r in later if r.end),
+                                       billable_seconds=max(talk, row.billable_seconds))
+        dials.append(dial)
     return SettleChannel(
         uniqueid=uniqueid, caller_extension=first.source or number, caller_name=name,
-        dials=dials_of(records), leftover="release",
+        dials=tuple(dials), leftover="release",
     )
 
 
 @dataclass(slots=True)
 class _Batch:
     uniqueids: set[str] = field(default_factory=set)
-    rows: dict[str, list[CdrRecord]] | None = None
+    rows: dict[str, _Rows] | None = None
 
 
 class MasterCsv:
@@ -85,7 +133,8 @@ class MasterCsv:
                 batch.rows = await asyncio.to_thread(read_master_csv, self.path,
                                                      set(batch.uniqueids), gmt=self.gmt)
         rows = batch.rows
-        return {uid: channel_from_records(uid, rows[uid]) for uid in wanted if uid in rows}
+        return {uid: channel_from_records(uid, rows[uid].own, rows[uid].beyond)
+                for uid in wanted if uid in rows}
 
 
 async def find_in_master_csv(

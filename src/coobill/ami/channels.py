@@ -28,6 +28,7 @@ class Leg:
     ended_at: float | None = None
     ended_tick: float | None = None
     ended_rx: float | None = None  # monotonic: when its Hangup reached us (stamped or not)
+    bridge: str = ""  # the bridge it entered last
 
     @property
     def answered(self) -> bool:
@@ -36,6 +37,12 @@ class Leg:
     @property
     def over(self) -> bool:
         return self.ended_at is not None or (bool(self.status) and self.status != "ANSWER")
+
+    @property
+    def may_talk(self) -> bool:
+        """It may still be talking: answered, or its DialEnd never came (Asterisk posts one
+        for every Dial: it was lost, and the answer with it), and it has not hung up."""
+        return self.followed and not self.over and (self.answered or not self.status)
 
     @property
     def followed(self) -> bool:
@@ -65,6 +72,7 @@ class Channel:
     # of it was seen (events dropped), may have dialled.
     connected_to: str = ""
     over_seen: float | None = None  # monotonic: when it was over (the Cdr grace runs from it)
+    bridge: str = ""  # the bridge it entered last
     seen_tick: float = 0.0  # monotonic: when it was first heard of
     cdrs: list[CdrRecord] = field(default_factory=list)
     cdrs_out: bool = False  # one of its Cdrs came: Asterisk posts them together, at its end
@@ -78,8 +86,8 @@ class Channel:
 
     @property
     def over(self) -> bool:
-        return self.hung_up_at is not None and None not in self.waiting.values() and all(
-            leg.over or not leg.answered or not leg.followed for leg in self.legs.values())
+        return self.hung_up_at is not None and None not in self.waiting.values() and not any(
+            leg.may_talk for leg in self.legs.values())
 
     def cdr_of(self, leg: Leg) -> CdrRecord | None:
         for cdr in self.cdrs:

@@ -45,10 +45,14 @@ def dials_of_channel(
         o.disposition != Disposition.ANSWERED and o.authorization in unknown)]
     if not whole:
         # Dial Cdrs of no DialBegin seen: Dials whose events fell into a gap. (Followed
-        # whole, such a Cdr is no Dial of its own: an attended transfer's consultation.)
+        # whole, such a Cdr is no Dial of its own: an attended transfer's consultation; so
+        # is one made once a leg's own Cdr ended while that leg talked on.)
         matched = {id(ch.cdr_of(leg)) for leg in ch.legs.values()}
+        talked_on = [cdr.end for leg in legs if _outlived(ch, leg)
+                     and (cdr := ch.cdr_of(leg)) is not None and cdr.end is not None]
         outcomes += [c.outcome() for c in sorted(ch.cdrs, key=_started)
-                     if id(c) not in matched]
+                     if id(c) not in matched and not any(
+                         c.start is not None and c.start >= end for end in talked_on)]
     return tuple(outcomes)
 
 
@@ -59,10 +63,9 @@ def _from_cdr_alone(ch: Channel, cdr: CdrRecord, token: str | None) -> DialOutco
     channel stayed up after the caller's Hangup, on the events' clock."""
     ended = ch.waiting.get(cdr.destination_channel)
     after = ended - ch.hung_up_at if ended is not None and ch.hung_up_at is not None else 0
-    if after <= 1 or cdr.answer is None or ch.last_cdr_end is None:
-        return cdr.outcome(authorization=token)
-    before = (ch.last_cdr_end - cdr.answer).total_seconds()
-    talk = max(int(before + after), cdr.billable_seconds)
+    if after < 1 or cdr.answer is None or ch.last_cdr_end is None:
+        return cdr.outcome(authorization=token)  # no later than the caller: not transferred
+    talk = _talked_on(ch, cdr, ended) or cdr.billable_seconds
     bound = ch.bounds.get(token or "")
     return cdr.outcome(authorization=token,
                        billable_seconds=talk if bound is None else min(talk, bound),
@@ -81,8 +84,11 @@ def _into_a_gated_local_channel(ch: Channel, leg: Leg, gated_names: Container[st
 def _outcome(ch: Channel, leg: Leg, whole: bool) -> DialOutcome | None:
     cdr = ch.cdr_of(leg)
     talk = _talk(ch, leg)
-    if leg.answered and talk is None and cdr is None:
-        return None  # answered, its end lost: no evidence of what it cost
+    if leg.answered and ((talk is None and cdr is None) or (leg.followed and leg.ended_at is None)):
+        # Answered, its end lost (the PBX no longer lists the channel, its Hangup never came):
+        # no evidence of what it cost - its caller's end or Cdr is not its end, were it
+        # transferred.
+        return None
     if not leg.answered and not leg.status and cdr is None and not whole:
         # Its DialEnd never came (Asterisk posts one for every Dial, answered or not) and
         # the channel was not followed whole: the answer fell into a gap or a restart. A
@@ -90,6 +96,10 @@ def _outcome(ch: Channel, leg: Leg, whole: bool) -> DialOutcome | None:
         # cost, and its hold is flagged rather than settled at nothing.
         return None
     bound = ch.bounds.get(leg.authorization or "")
+    if talk is None and cdr is not None and not leg.status and _outlived(ch, leg):
+        # Its answer fell into a gap, and it talked on after the caller left (transferred):
+        # the CDR's answer to the caller's last CDR, then the time it stayed up after.
+        talk = _talked_on(ch, cdr, leg.ended_at)
     if talk is not None and bound is not None:
         talk = min(talk, bound)
     if cdr is not None and not _events_measure_better(ch, leg, cdr, talk):
@@ -124,7 +134,7 @@ def _events_measure_better(ch: Channel, leg: Leg, cdr: CdrRecord, talk: int | No
     Asterisk stamped the events itself (timestampevents = yes)."""
     if talk is None:
         return False
-    if talk > cdr.billable_seconds + 1:
+    if talk > cdr.billable_seconds + 1 or (talk > cdr.billable_seconds and _outlived(ch, leg)):
         return True
     if talk >= cdr.billable_seconds - 1:
         return False
@@ -135,6 +145,29 @@ def _events_measure_better(ch: Channel, leg: Leg, cdr: CdrRecord, talk: int | No
             return True
     return leg.answered_tick is None and (
         leg.ended_tick is None if leg.ended_at is not None else ch.hung_up_tick is None)
+
+
+def _talked_on(ch: Channel, cdr: CdrRecord, ended: float | None) -> int | None:
+    """A Dial whose callee talked on after the caller left: from the CDR's answer to the
+    caller's last CDR's end (the CDRs' clock), then until the callee hung up at `ended`
+    (the events' clock, from the caller's Hangup); never less than the CDR's billsec."""
+    if ended is None or ch.hung_up_at is None or cdr.answer is None or ch.last_cdr_end is None:
+        return None
+    before = (ch.last_cdr_end - cdr.answer).total_seconds()
+    return max(int(before + ended - ch.hung_up_at), cdr.billable_seconds)
+
+
+def _outlived(ch: Channel, leg: Leg) -> bool:
+    """The dialled party hung up a second or more after the caller: the caller transferred
+    it, and the caller's CDR ended at the transfer, so even one second more is talk the CDR
+    lacks. (A caller hanging up ends its callee within milliseconds.) On one clock: both
+    Hangups stamped by Asterisk, or both by us as they arrived."""
+    if leg.ended_at is None or ch.hung_up_at is None:
+        return False
+    if leg.ended_tick is not None and ch.hung_up_tick is not None:
+        return leg.ended_tick - ch.hung_up_tick >= 1.0
+    stamped = leg.ended_tick is None and ch.hung_up_tick is None
+    return stamped and leg.ended_at - ch.hung_up_at >= 1.0
 
 
 def _talk(ch: Channel, leg: Leg) -> int | None:

@@ -7,11 +7,11 @@ The session itself (protocol, login, actions with timeouts) is ami/session.py; h
   when its socket does or a Ping goes unanswered;
 - after every (re)connect, CoreShowChannels says which channels are live: events of a gap are
   lost, and `on_reconciled` lets the service settle what ended meanwhile;
-- its tasks are supervised: one that dies says so in the log, with what it was handling;
-- what it has done is counted in `FollowerProgress`, for whoever waits on it.
+- its tasks are supervised: one that dies says so in the log, with what it was handling.
 
 Its settings come in one `FollowerOptions`, built from the `[ami]` section in one place
-(`FollowerOptions.from_config`).
+(`FollowerOptions.from_config`), and what it has done is counted in `FollowerProgress` (both in
+ami/options.py).
 
 Length: a little past ~350 lines because the queue's items, the tasks that put them there and
 the consumer that reads them are one protocol: the order in which they are queued is what
@@ -24,19 +24,19 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeAlias
 
 from panoramisk import Message  # type: ignore[import-untyped]
 
-from coobill.ami.calls import CallTracker, CdrMode, ChannelEnded, Received
+from coobill.ami.calls import CallTracker, ChannelEnded, Received
 from coobill.ami.endpoints import (
-    DEFAULT_PHONE_PATTERN,
     Endpoint,
     PhoneRule,
     list_endpoints,
     phone_by_pattern,
 )
+from coobill.ami.options import FollowerOptions, FollowerProgress
 from coobill.ami.session import (
     AmiConnection,
     AmiConnectionLost,
@@ -45,59 +45,13 @@ from coobill.ami.session import (
     AmiNotConnected,
     AmiTimeout,
 )
-from coobill.config import AmiConfig
-from coobill.tally import Tally
 
-__all__ = ["AmiFollower", "FollowerOptions"]
+__all__ = ["AmiFollower", "FollowerOptions", "FollowerProgress"]
 
 log = logging.getLogger("coobill.ami")
 
 OnCallEnded = Callable[[ChannelEnded], Awaitable[None]]
 OnReconciled = Callable[[set[str]], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class FollowerProgress:
-    """What the follower has done since it started: counts to read or wait on."""
-
-    sessions: Tally = field(default_factory=Tally)  # logins that succeeded
-    lost: Tally = field(default_factory=Tally)  # sessions that were up and ended
-    login_failures: Tally = field(default_factory=Tally)  # logins Asterisk refused
-    retries: Tally = field(default_factory=Tally)  # waits before the next attempt
-
-
-@dataclass(frozen=True, slots=True)
-class FollowerOptions:
-    """Where the PBX's manager interface is, and the follower's timers."""
-
-    host: str
-    port: int
-    username: str
-    secret: str = field(repr=False)
-    events: str = "on"  # the Login's Events: what the session is sent
-    cdr_events: CdrMode = "auto"
-    cdr_grace_seconds: float = 5.0
-    phone_pattern: str = DEFAULT_PHONE_PATTERN
-    reconnect_seconds: float = 2.0
-    max_reconnect_seconds: float = 60.0
-    ping_interval: float = 10.0
-    ping_timeout: float = 5.0
-    action_timeout: float = 10.0
-    tick_seconds: float = 1.0
-    # Every `live_check_seconds` of a session (0: never), the live channels are listed again
-    # and `on_live_check` gets them with the calls still being followed: holds whose channel
-    # is in neither had their end lost without the connection dropping (Asterisk drops events
-    # for a manager client that falls behind).
-    live_check_seconds: float = 0.0
-
-    @classmethod
-    def from_config(cls, ami: AmiConfig) -> FollowerOptions:
-        """The follower the `[ami]` section asks for (the rest: the defaults above)."""
-        return cls(
-            ami.host, ami.port, ami.username, ami.secret, cdr_events=ami.cdr_events,
-            cdr_grace_seconds=ami.cdr_grace_seconds, phone_pattern=ami.phone_pattern,
-            reconnect_seconds=ami.reconnect_seconds, live_check_seconds=ami.live_check_seconds,
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +96,8 @@ class _Expected:
     restart): uniqueid -> the tokens of their holds."""
 
     holds: tuple[tuple[str, tuple[str, ...]], ...]
+    # Of those, gone channels whose transferred leg talks on: uniqueid -> the legs' names.
+    legs: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 _SESSION_START = _Marker("session-start")
@@ -259,11 +215,14 @@ class AmiFollower:
         (CallTracker.paid_by)."""
         return self.tracker.paid_by(uniqueid)
 
-    def expect(self, holds: dict[str, list[str]]) -> None:
+    def expect(self, holds: dict[str, list[str]],
+               legs: dict[str, list[str]] | None = None) -> None:
         """Follow these live channels, holding funds of authorizations this daemon did not
-        see (uniqueid -> their holds' tokens), to their end."""
+        see (uniqueid -> their holds' tokens), to their end; those in `legs` are gone, and
+        end when the legs named there (their transferred external party) hang up."""
         if holds:
-            self._queue.put_nowait(_Expected(tuple((u, tuple(t)) for u, t in holds.items())))
+            self._queue.put_nowait(_Expected(tuple((u, tuple(t)) for u, t in holds.items()),
+                                             tuple((u, tuple(n)) for u, n in (legs or {}).items())))
 
     def earlier_authorizations(self, uniqueid: str) -> tuple[tuple[str, int], ...]:
         """For the gate: the channel's earlier authorizations and the most talk time each
@@ -292,56 +251,34 @@ class AmiFollower:
                 await self._session()
             except AmiLoginRefused as exc:
                 self.progress.login_failures.add()
-                log.error(
-                    "ami.login_failed host=%s port=%s username=%s message=%r failures=%d",
-                    self.host,
-                    self.port,
-                    self.options.username,
-                    str(exc),
-                    self.login_failures,
-                )
+                log.error("ami.login_failed host=%s port=%s username=%s message=%r failures=%d",
+                          self.host, self.port, self.options.username, str(exc),
+                          self.login_failures)
             except (OSError, AmiError) as exc:
-                log.warning(
-                    "ami.disconnected host=%s port=%s reason=%r",
-                    self.host,
-                    self.port,
-                    str(exc) or type(exc).__name__,
-                )
+                log.warning("ami.disconnected host=%s port=%s reason=%r", self.host, self.port,
+                            str(exc) or type(exc).__name__)
             except Exception:
                 log.exception("ami.session_failed host=%s port=%s", self.host, self.port)
             if self.sessions > logged_in_before:
                 delay = self.options.reconnect_seconds  # it worked for a while: start over
-            log.info(
-                "ami.reconnecting host=%s port=%s in_seconds=%.3g", self.host, self.port, delay
-            )
+            log.info("ami.reconnecting host=%s port=%s in_seconds=%.3g", self.host, self.port,
+                     delay)
             self.progress.retries.add()
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.options.max_reconnect_seconds)
 
     async def _session(self) -> None:
         o = self.options
-        connection = AmiConnection(
-            o.host,
-            o.port,
-            o.username,
-            o.secret,
-            events=o.events,
-            timeout=o.action_timeout,
-            on_event=self._arrived,
-        )
+        connection = AmiConnection(o.host, o.port, o.username, o.secret, events=o.events,
+                                   timeout=o.action_timeout, on_event=self._arrived)
         # Queued before Login: no event of this session can overtake it.
         self._queue.put_nowait(_SESSION_START)
         try:
             await connection.open()
             self._connection = connection
             self.progress.sessions.add()
-            log.info(
-                "ami.connected host=%s port=%s session=%d reconnects=%d",
-                self.host,
-                self.port,
-                self.sessions,
-                self.reconnects,
-            )
+            log.info("ami.connected host=%s port=%s session=%d reconnects=%d", self.host,
+                     self.port, self.sessions, self.reconnects)
             live = await connection.live_uniqueids()
             self._queue.put_nowait(_Reconcile(frozenset(live)))
             await self._watch(connection)
@@ -404,8 +341,9 @@ class AmiFollower:
             tracker.authorized(item.uniqueid, item.token, item.tick, item.channel, item.extension)
             return
         elif isinstance(item, _Expected):
+            legs = dict(item.legs)
             for uniqueid, tokens in item.holds:
-                tracker.expect(uniqueid, list(tokens))
+                tracker.expect(uniqueid, list(tokens), legs.get(uniqueid, ()))
             return
         elif isinstance(item, _Reconcile):
             await self._reconcile(item)

@@ -1,15 +1,19 @@
 """The account controls' commands: `coobill webhooks`, `coobill fee`, `coobill statement`.
-Each is one service call, as every command is (cli/commands.py)."""
+Each is one service call, as every command is (cli/commands/)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from coobill.cli.output import to_json, to_table
+from coobill.errors import BadRequest
 from coobill.money import fmt
-from coobill.services import fees, outbox
+from coobill.services import fees, outbox, statement_render, statements
 from coobill.services.context import BillingContext
 
 Handler = Callable[[argparse.Namespace, BillingContext], Awaitable[int]]
@@ -44,6 +48,18 @@ def add_parsers(sub: Any, record_id: Callable[[str], int]) -> None:
     p = fee.add_parser("remove", help="stop a fee (its charges stay)")
     p.add_argument("id", type=record_id)
     fee.add_parser("charge", help="charge the fees due now (the daemon does it on its own)")
+
+    p = sub.add_parser("statement", help="an extension's statement of a month (HTML on stdout)")
+    p.add_argument("extension", metavar="EXT")
+    p.add_argument("--month", required=True, metavar="YYYY-MM")
+    p.add_argument("--lang", choices=statement_render.LANGUAGES, default="en")
+    p.add_argument("--pdf", metavar="FILE", help="write it as PDF to FILE")
+    p.add_argument("--html", metavar="FILE", help="write the HTML to FILE instead of stdout")
+    p = sub.add_parser("statements", help="the statements of every billed extension of a month")
+    p.add_argument("--month", required=True, metavar="YYYY-MM")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write them in")
+    p.add_argument("--lang", choices=statement_render.LANGUAGES, default="en")
+    p.add_argument("--pdf", action="store_true", help="a PDF beside each HTML file")
 
 
 def _event_row(event: outbox.EventView) -> dict[str, Any]:
@@ -101,7 +117,48 @@ async def fee_charge(args: argparse.Namespace, ctx: BillingContext) -> int:
     return 0
 
 
+def _write(files: list[tuple[str, str | bytes]]) -> None:
+    for path, data in files:
+        if isinstance(data, bytes):
+            Path(path).write_bytes(data)
+        else:
+            Path(path).write_text(data, encoding="utf-8")
+
+
+async def statement(args: argparse.Namespace, ctx: BillingContext) -> int:
+    st = await statements.statement(ctx, args.extension, args.month)
+    files: list[tuple[str, str | bytes]] = []
+    if args.pdf:
+        files.append((args.pdf, statement_render.to_pdf(st, args.lang)))
+    if args.html:
+        files.append((args.html, statement_render.to_html(st, args.lang)))
+    if not files:
+        sys.stdout.write(statement_render.to_html(st, args.lang))
+    await asyncio.to_thread(_write, files)
+    return 0
+
+
+async def statements_batch(args: argparse.Namespace, ctx: BillingContext) -> int:
+    folder = Path(args.out)
+    if not await asyncio.to_thread(folder.is_dir):
+        raise BadRequest(f"out: {folder} is not a folder", field="out")
+    batch = await statements.statements_of_month(ctx, args.month)
+    for st in batch:
+        # Not Path.with_suffix: an extension number may hold a dot.
+        stem = str(folder / f"statement-{st.extension}-{st.month}")
+        files: list[tuple[str, str | bytes]] = [
+            (stem + ".html", statement_render.to_html(st, args.lang))]
+        if args.pdf:
+            files.append((stem + ".pdf", statement_render.to_pdf(st, args.lang)))
+        await asyncio.to_thread(_write, files)
+        print(f"{st.extension}: {stem}.html{' and .pdf' if args.pdf else ''}")
+    print(f"{len(batch)} statement(s) for {args.month}")
+    return 0
+
+
 HANDLERS: dict[str, Handler] = {
+    "statement": statement,
+    "statements": statements_batch,
     "fee.add": fee_add,
     "fee.list": fee_list,
     "fee.remove": fee_remove,

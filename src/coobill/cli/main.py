@@ -83,8 +83,21 @@ def _add_rate_options(p: argparse.ArgumentParser, *, required: bool) -> None:
     p.add_argument("--period", required=required, help="billing period in seconds")
     p.add_argument("--start", required=False, help="window start HH:MM (default 00:00)")
     p.add_argument("--end", required=False, help="window end HH:MM, included (default 23:59)")
-    p.add_argument("--extensions", required=required, help="100,101,... or * for every one")
+    # not required with --trunk (a buy rate is for every extension): the service says so
+    p.add_argument("--extensions", help="100,101,... or * for every one")
+    p.add_argument("--trunk", help="a buy rate: what the carrier on this trunk charges "
+                                   "(its endpoint name, * for every trunk)")
     p.add_argument("--remark", help="free text to tell rates apart")
+    p.add_argument("--days",
+                   help="days it applies on: mon,tue,wed,thu,fri,sat,sun (default every day)")
+    p.add_argument("--holidays", choices=("any", "only", "except"),
+                   help="only on the holiday calendar's dates, or except on them (default any)")
+    p.add_argument("--valid-from", metavar="MOMENT",
+                   help='in force from "YYYY-MM-DD HH:MM" (PBX time)')
+    p.add_argument("--valid-until", metavar="MOMENT",
+                   help='in force until "YYYY-MM-DD HH:MM", excluded ("" for no end)')
+    p.add_argument("--split", action=argparse.BooleanOptionalAction, default=None,
+                   help="charge each billing period at the rate in force when it starts")
 
 
 def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the parser: one statement an option
@@ -145,13 +158,30 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the parser: on
     p = rate.add_parser("import", help="add the rates of a CSV deck (all or nothing)")
     p.add_argument("file")
     p.add_argument("--replace", action="store_true", help="replace every existing rate")
+    p.add_argument("--from", dest="effective", metavar="MOMENT",
+                   help='take effect at "YYYY-MM-DD HH:MM" (PBX time); the deck in force '
+                        "stays in force until then")
+    p.add_argument("--trunk", help="the deck is this trunk's buy rates (replacing only them)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print what would change (added, removed, changed) and write nothing")
     rate.add_parser("export", help="print every rate as a CSV deck")
     p = rate.add_parser("quote", help="the rate, cost and time limit for a call")
     p.add_argument("extension")
     p.add_argument("number")
-    p.add_argument("--at", metavar="HH:MM")
+    p.add_argument("--at", metavar="MOMENT", help='HH:MM today, or "YYYY-MM-DD HH:MM"')
     p.add_argument("--seconds", type=SECONDS, default=60)
     _add_formats(p)
+
+    holiday = sub.add_parser("holiday", help="the holiday calendar").add_subparsers(
+        dest="action", required=True)
+    p = holiday.add_parser("add", help="add a date to the holiday calendar")
+    p.add_argument("day", metavar="DATE", help="YYYY-MM-DD")
+    p.add_argument("--yearly", action="store_true", help="every year on this month and day")
+    p.add_argument("--name", default="")
+    p = holiday.add_parser("list", help="the holiday calendar")
+    _add_formats(p, csv=True)
+    p = holiday.add_parser("remove", help="remove the holidays on a date")
+    p.add_argument("day", metavar="DATE", help="YYYY-MM-DD")
 
     records = sub.add_parser("recharges", help="recharge records")
     _add_report_filters(records.add_subparsers(dest="action", required=True).add_parser("list"))
@@ -162,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the parser: on
                    help="only these calls; refused: the calls the gate refused (every DENY)")
 
     p = sub.add_parser("stats", help="calls, duration and cost by day, month or year")
-    p.add_argument("--by", choices=("day", "month", "year"), default="day")
+    p.add_argument("--by", choices=("day", "month", "year", "trunk"), default="day",
+                   help="trunk: revenue, buy cost and margin per trunk")
     p.add_argument("--from", dest="date_from", metavar="DATE")
     p.add_argument("--to", dest="date_to", metavar="DATE")
     p.add_argument(

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
+import sys
 import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from coobill.formatting import FORMULA_START, csv_cell, plain
 
-__all__ = ["FORMULA_START", "csv_cell", "display_width", "plain", "to_csv", "to_json",
+__all__ = ["FORMULA_START", "csv_cell", "display_width", "emit", "plain", "to_csv", "to_json",
            "to_table"]
 
 
@@ -50,3 +52,13 @@ def to_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
         for row in [columns, *cells]
     ]
     return "\n".join(lines)
+
+
+def emit(args: argparse.Namespace, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
+    """Rows as the command's --json or --csv asked, else as an aligned table."""
+    if getattr(args, "json", False):
+        print(to_json(rows))
+    elif getattr(args, "csv", False):
+        sys.stdout.write(to_csv(rows, columns))
+    else:
+        print(to_table(rows, columns))

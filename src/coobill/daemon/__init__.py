@@ -57,16 +57,11 @@ log = logging.getLogger("coobill.daemon")
 
 def gate_options(settings: Settings) -> GateOptions:
     agi = settings.agi
-    return GateOptions(
-        host=agi.host,
-        port=agi.port,
-        ring_allowance_seconds=agi.ring_allowance_seconds,
-        deadline_seconds=agi.deadline_seconds,
-        max_env_bytes=agi.max_env_bytes,
-        on_error=agi.on_error,
-        max_connections=agi.max_connections,
-        environment_timeout_seconds=agi.environment_timeout_seconds,
-    )
+    return GateOptions(host=agi.host, port=agi.port,
+                       ring_allowance_seconds=agi.ring_allowance_seconds,
+                       deadline_seconds=agi.deadline_seconds, max_env_bytes=agi.max_env_bytes,
+                       on_error=agi.on_error, max_connections=agi.max_connections,
+                       environment_timeout_seconds=agi.environment_timeout_seconds)
 
 
 @dataclass
@@ -130,11 +125,8 @@ class Daemon:
             self.refused.note(call, verdict, latency)
 
     def _status_text(self) -> str:
-        return status_text(
-            self.events,
-            None if self.gate is None else self.gate.port,
-            None if self.follower is None else self.follower.connected,
-        )
+        return status_text(self.events, None if self.gate is None else self.gate.port,
+                           None if self.follower is None else self.follower.connected)
 
     async def _first_admin(self, ctx: BillingContext) -> None:
         """No portal user yet: make `admin` with a random password and say it, once, on the
@@ -144,21 +136,14 @@ class Daemon:
             return
         user, password = made
         login = f"http://{self.settings.web.host}:{self.web_port}/login"
-        log.warning(
-            'portal.first_admin user=%s password=%s login=%s hint="change it on the '
-            'Users page or with: coobill user passwd %s"',
-            user.name,
-            password,
-            login,
-            user.name,
-        )
+        log.warning('portal.first_admin user=%s password=%s login=%s hint="change it on the '
+                    'Users page or with: coobill user passwd %s"', user.name, password, login,
+                    user.name)
         if sys.stderr.isatty():
             print(  # noqa: T201 - a person at the terminal is told the password once
-                f"\n  coobill made the portal's first user.\n  Log in at {login}\n"
-                f"    user:     {user.name}\n    password: {password}\n"
-                f"  and change the password on the Users page.\n",
-                file=sys.stderr,
-            )
+                  f"\n  coobill made the portal's first user.\n  Log in at {login}\n"
+                  f"    user:     {user.name}\n    password: {password}\n"
+                  f"  and change the password on the Users page.\n", file=sys.stderr)
 
     async def _authorize(self, call: AuthorizeCall) -> Verdict:
         assert self.ctx is not None
@@ -169,12 +154,8 @@ class Daemon:
                 # A transferred external leg dialling on: the extension that placed the call
                 # pays for what it dials now, at that number's rate. The payer is the
                 # extension the gate identified for that call, so it is trusted as such.
-                log.info(
-                    "gate.transferred uniqueid=%s asked_as=%s paid_by=%s",
-                    call.uniqueid,
-                    call.extension,
-                    payer,
-                )
+                log.info("gate.transferred uniqueid=%s asked_as=%s paid_by=%s",
+                         call.uniqueid, call.extension, payer)
                 call = dataclasses.replace(call, extension=payer, payer_source="endpoint")
             earlier = follower.earlier_authorizations(call.uniqueid)
             if earlier:
@@ -186,16 +167,12 @@ class Daemon:
         return verdict
 
     async def _start_follower(self, ctx: BillingContext) -> None:
-        self.pbx = PbxLink(
-            ctx,
-            on_settled=self._settlement_done,
-            on_expect=lambda live: self._follower().expect(live),
-        )
+        self.pbx = PbxLink(ctx, on_settled=self._settlement_done,
+                           on_expect=lambda live, legs: self._follower().expect(live, legs),
+                           live_channels=lambda: self._follower().live_uniqueids())
         self.follower = AmiFollower(
-            FollowerOptions.from_config(self.settings.ami),
-            on_call_ended=self.pbx.call_ended,
-            on_reconciled=self._reconciled,
-            on_live_check=self._live_checked,
+            FollowerOptions.from_config(self.settings.ami), on_call_ended=self.pbx.call_ended,
+            on_reconciled=self._reconciled, on_live_check=self._live_checked,
         )
         await self.follower.start()
 
@@ -235,13 +212,11 @@ class Daemon:
 
     async def _start_web(self, ctx: BillingContext) -> None:
         operations = Operations(
-            ctx,
-            self.metrics,
+            ctx, self.metrics,
             lambda: None if self.follower is None else self.follower.connected,
         )
-        self.web = PortalProcess(
-            self.settings.web, await self._portal_hello(ctx), operations.answer
-        )
+        self.web = PortalProcess(self.settings.web, await self._portal_hello(ctx),
+                                 operations.answer)
         await self.web.start()
 
     async def _portal_hello(self, ctx: BillingContext) -> dict[str, Any]:
@@ -251,10 +226,8 @@ class Daemon:
         engine = ctx.uow.engine
         url = engine.url.render_as_string(hide_password=False)
         if is_sqlite(url) and (engine.url.database or ":memory:") == ":memory:":
-            raise ConfigurationError(
-                "config: database.url: a ledger in memory cannot be shared "
-                "with the portal's process; use a file, or disable [web]"
-            )
+            raise ConfigurationError("config: database.url: a ledger in memory cannot be shared "
+                                     "with the portal's process; use a file, or disable [web]")
         search_path = ""
         if not is_sqlite(url):
             # The schema the daemon's connections use (a test's own, or "$user", public).
@@ -268,8 +241,8 @@ class Daemon:
             "database_url": url,
             "search_path": search_path,
             "ledger_key": ctx.uow.ledger_key.hex(),
-            "session_secret": self.settings.web.secret_key
-            or load_key(portal_key_path(url, database.key_file), "web.secret_key").hex(),
+            "session_secret": self.settings.web.secret_key or load_key(
+                portal_key_path(url, database.key_file), "web.secret_key").hex(),
         }
 
     @property
@@ -312,9 +285,8 @@ class Daemon:
             stop = asyncio.ensure_future(self._stopping.wait())
             reload = asyncio.ensure_future(self._reloading.wait())
             try:
-                await asyncio.wait(
-                    {stop, reload}, timeout=heartbeat or 3600, return_when=asyncio.FIRST_COMPLETED
-                )
+                await asyncio.wait({stop, reload}, timeout=heartbeat or 3600,
+                                   return_when=asyncio.FIRST_COMPLETED)
             finally:
                 stop.cancel()
                 reload.cancel()

@@ -6,10 +6,10 @@ charges are units of work queued like a recharge."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
+from coobill.daemon.supervised import SupervisedTask
 from coobill.services import fees
 from coobill.services.context import BillingContext
 
@@ -23,22 +23,13 @@ class FeeCharger:
                  on_checked: Callable[[list[fees.FeeCharged]], None] | None = None) -> None:
         self.ctx = ctx
         self._on_checked = on_checked
-        self._task: asyncio.Task[None] | None = None
+        self._task = SupervisedTask("fees", self._run, log=log, died="fees.charger_died")
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="fees")
-        self._task.add_done_callback(self._ended)
-
-    def _ended(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error("fees.charger_died error=%r", task.exception())
+        self._task.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
 
     async def _run(self) -> None:
         while True:

@@ -12,10 +12,10 @@ from pathlib import Path
 from coobill.ami.calls import ChannelEnded
 from coobill.ami.cdr_store import MasterCsv
 from coobill.ami.session import AmiError
-from coobill.services.commands import SettleChannel, Settlement
+from coobill.services.commands import Disposition, SettleChannel, Settlement
 from coobill.services.context import BillingContext
 from coobill.services.pbx_sync import MAX_RETRY_DELAY, settle_until_done
-from coobill.services.reservations import reconcile
+from coobill.services.reservations import reconcile, talking_legs
 from coobill.services.settings import get_settings
 
 __all__ = ["PbxLink"]
@@ -23,7 +23,11 @@ __all__ = ["PbxLink"]
 log = logging.getLogger("coobill.settlement")
 
 OnSettled = Callable[[list[Settlement]], None]
-OnExpect = Callable[[dict[str, list[str]]], None]
+# Live channels holding funds to follow (uniqueid -> tokens), and of them the gone ones
+# whose transferred leg talks on (uniqueid -> the legs' names).
+OnExpect = Callable[[dict[str, list[str]], dict[str, list[str]]], None]
+# The PBX's live channels, asked now (uniqueids and names; AmiError when it cannot be asked).
+LiveChannels = Callable[[], Awaitable[set[str]]]
 
 
 class PbxLink:
@@ -37,6 +41,7 @@ class PbxLink:
         *,
         on_settled: OnSettled | None = None,
         on_expect: OnExpect | None = None,
+        live_channels: LiveChannels | None = None,
     ) -> None:
         self.ctx = ctx
         self.max_retry_delay = MAX_RETRY_DELAY
@@ -45,6 +50,7 @@ class PbxLink:
         self._slots = asyncio.Semaphore(self.max_in_flight)
         self._on_settled = on_settled
         self._on_expect = on_expect
+        self._live_channels = live_channels
         self._master_csv: MasterCsv | None = None
 
     async def call_ended(self, ended: ChannelEnded) -> None:
@@ -68,11 +74,34 @@ class PbxLink:
         """Settle one ended channel; evidence the AMI follower lacked is looked for in
         Asterisk's CDR store first."""
         if cmd.leftover == "flag":
-            found = await self.find_in_cdr_store([cmd.uniqueid])
-            cmd = found.get(cmd.uniqueid, cmd)
+            found = (await self.find_in_cdr_store([cmd.uniqueid])).get(cmd.uniqueid)
+            if found is not None and await self._talks_on(found):
+                return
+            cmd = found or cmd
         settlements = await settle_until_done(self.ctx, cmd, max_retry_delay=self.max_retry_delay)
         if settlements is not None and self._on_settled is not None:
             self._on_settled(settlements)
+
+    async def _talks_on(self, found: SettleChannel) -> bool:
+        """Whether a channel whose end the follower missed still has a call going on: an
+        answered Dial's leg the PBX lists live (the caller transferred it; Master.csv has
+        the rows up to the transfer only). Then it is handed back to be followed until that
+        leg hangs up. The PBX is asked first; when it cannot be, nothing is settled now (the
+        reconcile after the next login looks again)."""
+        if self._live_channels is None or not any(
+                d.disposition == Disposition.ANSWERED and d.leg for d in found.dials):
+            return False
+        try:
+            live = await self._live_channels()
+        except AmiError as exc:
+            log.warning("settlement.deferred uniqueid=%s reason=ami_lost error=%s",
+                        found.uniqueid, exc)
+            return True
+        legs = talking_legs(found, live)
+        if legs and self._on_expect is not None:
+            log.info("settlement.talking_on uniqueid=%s legs=%s", found.uniqueid, ",".join(legs))
+            self._on_expect({found.uniqueid: []}, {found.uniqueid: legs})
+        return bool(legs)
 
     async def drain(self, timeout: float) -> None:
         """Wait for the settlements in flight (SIGTERM: finish them, then exit)."""
@@ -106,7 +135,7 @@ class PbxLink:
             log.warning("settlement.reconcile_deferred reason=ami_lost error=%s", exc)
             return
         if self._on_expect is not None:
-            self._on_expect(done.live)
+            self._on_expect(done.live, done.talking_on)
         log.info("settlement.%s live=%d settled=%d flagged=%d",
                  occasion, len(live), len(done.settled), len(done.flagged))
 

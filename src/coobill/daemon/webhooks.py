@@ -6,7 +6,8 @@ them concurrently (a slow receiver holds up only its own round, never the gate n
 settlement: they never wait on this task, and its marks are small transactions queued like
 any other). An event answered 2xx by every configured URL is marked delivered; otherwise it
 is tried again after a backoff, the URLs that took it skipped. Redirects are not followed: a
-URL may only point where the operator configured it.
+URL may only point where the operator configured it. Each attempt lasts at most
+webhooks.timeout_seconds whatever the receiver does, and only its status is read.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable
 
 import httpx
 
+from coobill.daemon.supervised import SupervisedTask
 from coobill.services import outbox
 from coobill.services.context import BillingContext
 
@@ -37,28 +39,19 @@ class WebhookSender:
         self.ctx = ctx
         self._on_delivered = on_delivered
         self._transport = transport
-        self._task: asyncio.Task[None] | None = None
+        self._task = SupervisedTask("webhooks", self._run, log=log, died="webhooks.sender_died")
         self._wake = asyncio.Event()
         self._pruned_at: float | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="webhooks")
-        self._task.add_done_callback(self._ended)
+        self._task.start()
 
     def nudge(self) -> None:
         """Look for events now (the daemon wrote some)."""
         self._wake.set()
 
-    def _ended(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error("webhooks.sender_died error=%r", task.exception())
-
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
 
     async def _run(self) -> None:
         hooks = self.ctx.config.webhooks
@@ -125,13 +118,22 @@ class WebhookSender:
             "X-Coobill-Signature": outbox.signature(self.ctx.config.webhooks.secret, stamp, body),
             "User-Agent": "coobill-webhooks",
         }
+        seconds = self.ctx.config.webhooks.timeout_seconds
         try:
-            answer = await client.post(url, content=body, headers=headers)
+            # httpx's timeout bounds each read, not the request: a receiver dripping its
+            # answer a byte at a time would hold this attempt (and the round) for ever. And
+            # only the status counts: the body is never read (an endless one would be kept
+            # in memory), the connection closed instead.
+            async with asyncio.timeout(seconds), client.stream(
+                    "POST", url, content=body, headers=headers) as answer:
+                status = answer.status_code
+        except TimeoutError:
+            return f"timed out after {seconds:g} s"
         except httpx.HTTPError as exc:
             return f"{type(exc).__name__}: {exc}"[:200]
-        if 200 <= answer.status_code < 300:
+        if 200 <= status < 300:
             return None
-        return f"HTTP {answer.status_code}"
+        return f"HTTP {status}"
 
     async def _prune(self) -> None:
         now = time.monotonic()

@@ -12,7 +12,14 @@ from coobill.rating.calendar import (
     parse_days,
 )
 from coobill.rating.rates import ALL_DAY, Rate, TimeWindow, select_rate
-from coobill.rating.split import split_cost, split_max_duration
+from coobill.rating.split import (
+    Schedule,
+    schedule_cost,
+    schedule_max_duration,
+    split_cost,
+    split_max_duration,
+    tariff_schedule,
+)
 from coobill.rating.tariff import Tariff, cost, max_duration, minimum_to_connect, price_per_minute
 
 __all__ = [
@@ -25,6 +32,7 @@ __all__ = [
     "Holidays",
     "Rate",
     "RateBook",
+    "Schedule",
     "Tariff",
     "TimeWindow",
     "cost",
@@ -33,7 +41,10 @@ __all__ = [
     "minimum_to_connect",
     "parse_days",
     "price_per_minute",
+    "schedule_cost",
+    "schedule_max_duration",
     "select_rate",
     "split_cost",
     "split_max_duration",
+    "tariff_schedule",
 ]

@@ -44,11 +44,16 @@ class RateBook:
         the book's holidays)."""
         by_prefix = self._by_prefix
         holidays = self.holidays
-        for n in range(len(number), -1, -1):
+        length = len(number)
+        minute = at.hour * 60 + at.minute
+        day = at if isinstance(at, datetime) else None
+        weekday = day.weekday() if day is not None else 0
+        holiday = day is not None and bool(holidays) and day in holidays
+        for n in range(length, -1, -1):
             bucket = by_prefix.get(number[:n])
             if bucket is None:
                 continue
-            for rate in bucket:  # most specific first
-                if rate.matches(extension, number, at, holidays):
+            for rate in bucket:  # most specific first; enabled, and the prefix matched
+                if rate.applies(extension, length, minute, day, weekday, holiday):
                     return rate
         return None

@@ -84,15 +84,20 @@ class Calendar:
             raise ValueError("valid_until must be after valid_from")
 
     def holds(self, at: datetime, holidays: Holidays = NO_HOLIDAYS) -> bool:
+        return self.holds_on(at, at.weekday(), at in holidays)
+
+    def holds_on(self, at: datetime, weekday: int, holiday: bool) -> bool:
+        """`holds` with the day's weekday and whether it is a holiday worked out already (the
+        rate book does it once a call, not once a rate)."""
         if self.valid_from is not None and at < self.valid_from:
             return False
         if self.valid_until is not None and at >= self.valid_until:
             return False
-        if at.weekday() not in self.days:
+        if weekday not in self.days:
             return False
         if self.holidays == "any":
             return True
-        return (at in holidays) == (self.holidays == "only")
+        return holiday == (self.holidays == "only")
 
     @property
     def always(self) -> bool:

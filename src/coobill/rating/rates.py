@@ -10,7 +10,7 @@ longest prefix, then an exact length over length 0, then the earliest created (l
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time
 
 from coobill.rating.calendar import ALWAYS, NO_HOLIDAYS, Calendar, Holidays
@@ -27,16 +27,22 @@ class TimeWindow:
 
     start: time
     end: time
+    # The ends as minutes of the day, worked out once: the rate book asks every call.
+    first_minute: int = field(init=False, repr=False, compare=False)
+    last_minute: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for t in (self.start, self.end):
             if t.second or t.microsecond:
                 raise ValueError("a window's ends are whole minutes")
+        object.__setattr__(self, "first_minute", self.start.hour * 60 + self.start.minute)
+        object.__setattr__(self, "last_minute", self.end.hour * 60 + self.end.minute)
 
     def holds(self, at: time) -> bool:
-        minute = at.hour * 60 + at.minute
-        start = self.start.hour * 60 + self.start.minute
-        end = self.end.hour * 60 + self.end.minute
+        return self.holds_minute(at.hour * 60 + at.minute)
+
+    def holds_minute(self, minute: int) -> bool:
+        start, end = self.first_minute, self.last_minute
         if start <= end:
             return start <= minute <= end
         return minute >= start or minute <= end
@@ -78,19 +84,21 @@ class Rate:
                 holidays: Holidays = NO_HOLIDAYS) -> bool:
         """Whether the rate applies; `at` the call's local time, or its local date and time
         (a bare time of day ignores the calendar)."""
-        if isinstance(at, datetime):
-            moment: time = at.time()
-            if not self.calendar.always and not self.calendar.holds(at, holidays):
-                return False
-        else:
-            moment = at
-        return (
-            self.enabled
-            and number.startswith(self.prefix)
-            and (self.number_length == 0 or self.number_length == len(number))
-            and (extension in self.extensions or EVERY_EXTENSION in self.extensions)
-            and self.window.holds(moment)
-        )
+        day = at if isinstance(at, datetime) else None
+        return (self.enabled and number.startswith(self.prefix)
+                and self.applies(extension, len(number), at.hour * 60 + at.minute, day,
+                                 day.weekday() if day else 0, day in holidays if day else False))
+
+    def applies(self, extension: str, length: int, minute: int, day: datetime | None,
+                weekday: int, holiday: bool) -> bool:
+        """The checks after the prefix, cheapest first: the number's length, the caller, the
+        minute of the day, then (given a date, its weekday and whether it is a holiday) the
+        calendar - which ALWAYS, shared by every rate without one, skips."""
+        return ((self.number_length == 0 or self.number_length == length)
+                and (extension in self.extensions or EVERY_EXTENSION in self.extensions)
+                and self.window.holds_minute(minute)
+                and (day is None or self.calendar is ALWAYS
+                     or self.calendar.holds_on(day, weekday, holiday)))
 
     def specificity(self) -> tuple[int, int, int]:
         """Sort key: higher wins. Longest prefix, then exact length, then earliest created."""

@@ -77,3 +77,86 @@ def split_max_duration(first: Rate, start: datetime, funds: Decimal, cap_seconds
             return t  # this period cannot be paid: the talk stops where it starts
         left -= tariff.rate
     return cap_seconds
+
+
+# --- a split rate's schedule: what the gate holds for and settlement charges ----------------
+#
+# The tariffs a split call's periods are charged at depend only on the moment each starts, and
+# selection changes only on whole minutes (windows are minutes, days and holidays midnights,
+# dated decks minutes). So the gate looks the rates up once, a minute at a time over the
+# longest call it may allow, and keeps the changes: (offset from the start, tariff), the first
+# at 0. Cost and limit are then arithmetic over those segments, and settlement charges from
+# the same schedule whatever the rates became meanwhile - so what the gate held is what the
+# call is charged, and cost(limit) <= funds < cost(limit + 1) holds across the boundaries.
+
+Schedule = tuple[tuple[int, Tariff], ...]
+
+
+def tariff_schedule(first: Rate, start: datetime, horizon_seconds: int,
+                    rate_at: RateAt) -> Schedule:
+    """The tariff in force at each offset where it changes, up to `horizon_seconds`; `first`
+    alone when it does not split. `start` may be aware (the gate passes UTC, and `rate_at`
+    turns each moment into the PBX's local time, so a DST change falls where it does)."""
+    changes: list[tuple[int, Tariff]] = [(0, first.tariff)]
+    if not first.split:
+        return tuple(changes)
+    offset = 60 - start.second  # the first whole minute after the start
+    while offset < horizon_seconds:
+        found = rate_at(start + timedelta(seconds=offset))
+        tariff = found.tariff if found is not None else first.tariff
+        if tariff != changes[-1][1]:
+            changes.append((offset, tariff))
+        offset += 60
+    return tuple(changes)
+
+
+def _segments(schedule: Schedule, initial_seconds: int) -> Iterator[tuple[int, Tariff, int | None]]:
+    """(second the next period starts at, its segment's tariff, the segment's end or None),
+    walking the periods segment by segment: a period belongs to the segment it starts in."""
+    t = initial_seconds
+    for index, (_, tariff) in enumerate(schedule):
+        end = schedule[index + 1][0] if index + 1 < len(schedule) else None
+        if end is not None and t >= end:
+            continue  # no period starts in this segment
+        yield t, tariff, end  # t >= offset: it is at or past the previous segment's end
+        if end is None:
+            return
+        # the periods started in this segment; the next one starts at or after its end
+        periods = -(-(end - t) // tariff.period_seconds)
+        t += periods * tariff.period_seconds
+
+
+def schedule_cost(schedule: Schedule, billable_seconds: int) -> Decimal:
+    """What `billable_seconds` cost by a schedule (0 unanswered): its first tariff's initial
+    cost, then each started period at the tariff of the segment it starts in."""
+    if billable_seconds <= 0:
+        return ZERO
+    first = schedule[0][1]
+    total = first.initial_cost
+    for t, tariff, end in _segments(schedule, first.initial_seconds):
+        if t >= billable_seconds:
+            break
+        stop = billable_seconds if end is None else min(end, billable_seconds)
+        total += -(-(stop - t) // tariff.period_seconds) * tariff.rate
+    return total
+
+
+def schedule_max_duration(schedule: Schedule, funds: Decimal, cap_seconds: int) -> int:
+    """The longest talk, in whole seconds, whose schedule_cost is within `funds`, at most
+    `cap_seconds`: cost(result) <= funds < cost(result + 1) below the cap."""
+    first = schedule[0][1]
+    if len(schedule) == 1:
+        return max_duration(first, funds, cap_seconds)
+    if cap_seconds <= 0 or funds < first.initial_cost or funds < 0:
+        return 0
+    left = funds - first.initial_cost
+    for t, tariff, end in _segments(schedule, first.initial_seconds):
+        if t >= cap_seconds:
+            break
+        stop = cap_seconds if end is None else min(end, cap_seconds)
+        periods = -(-(stop - t) // tariff.period_seconds)
+        paid = periods if tariff.rate == 0 else min(periods, int(left // tariff.rate))
+        if paid < periods:
+            return min(t + paid * tariff.period_seconds, cap_seconds)
+        left -= periods * tariff.rate
+    return cap_seconds

@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from coobill.money import ZERO
-from coobill.rating import Tariff, price_per_minute
+from coobill.rating import Schedule, Tariff, price_per_minute
 from coobill.services.commands import Reason
 from coobill.services.funds import Allowance, allowance
 from coobill.services.settings import BillingSettings
@@ -101,18 +101,20 @@ class CappedAllowance:
 
 
 def capped_allowance(tariff: Tariff, available: Decimal, caps: Caps, ext: Any, at: datetime,
-                     max_call_seconds: int) -> CappedAllowance:
+                     max_call_seconds: int, schedule: Schedule | None = None
+                     ) -> CappedAllowance:
     """What the funds and the caps allow together at `tariff`: a tariff dearer than the
     price per minute allowed is refused (max_price); else the funds, lowered to the caps'
-    room, buy the limit (services/funds.py `allowance`). When nothing is allowed, the reason
+    room, buy the limit (services/funds.py `allowance`, a split rate at its `schedule`; its
+    price per minute is its starting tariff's). When nothing is allowed, the reason
     is the cap that left less than the funds, else no_funds."""
     if caps.per_minute is not None and price_per_minute(tariff) > caps.per_minute:
         return CappedAllowance(Allowance(available, 0, ZERO), Reason.MAX_PRICE)
     limit = room(caps, ext, at)
     if limit is None or limit[0] >= available:
-        decided = allowance(tariff, available, max_call_seconds)
+        decided = allowance(tariff, available, max_call_seconds, schedule)
         return CappedAllowance(decided, Reason.OK if decided.allowed else Reason.NO_FUNDS)
-    decided = allowance(tariff, max(limit[0], ZERO), max_call_seconds)
+    decided = allowance(tariff, max(limit[0], ZERO), max_call_seconds, schedule)
     # The verdict shows the funds; the hold is within the room.
     decided = Allowance(available, decided.limit_seconds, decided.held)
     return CappedAllowance(decided, Reason.OK if decided.allowed else limit[1])

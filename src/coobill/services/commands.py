@@ -27,6 +27,8 @@ class Reason(StrEnum):
     CAP_DAILY = "cap_daily"
     CAP_MONTHLY = "cap_monthly"
     MAX_PRICE = "max_price"
+    # The sell rate is below the trunk's buy rate plus billing.min_margin (services/margin.py).
+    NO_MARGIN = "no_margin"
     UNKNOWN_EXTENSION = "unknown_extension"
     BAD_REQUEST = "bad_request"
     ERROR = "error"
@@ -55,6 +57,9 @@ class AuthorizeCall:
     # The channel's earlier authorizations the daemon made (their tokens), each with the most
     # talk time its Dial can have had: the channel asks again, so those Dials are over.
     earlier: tuple[tuple[str, int], ...] = ()
+    # The trunk the dialplan says it will dial (the optional third AGI argument): its buy
+    # rate and billing.min_margin decide no_margin. "": not given, no margin check.
+    trunk: str = ""
 
 
 @dataclass(frozen=True, slots=True)

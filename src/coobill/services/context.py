@@ -10,6 +10,7 @@ from coobill.config import Settings
 from coobill.rating import RateBook
 from coobill.services.passwords import PasswordWork
 from coobill.storage.uow import UnitOfWorkFactory
+from coobill.tally import Tally
 
 
 def utc_now() -> datetime:
@@ -22,6 +23,17 @@ class RateBookCache:
 
     version: int = -1
     book: RateBook = field(default_factory=lambda: RateBook(()))
+    # The buy rates, each matching the trunk it is for where a sell rate has extensions.
+    buy_book: RateBook = field(default_factory=lambda: RateBook(()))
+
+
+@dataclass(frozen=True)
+class ServiceProgress:
+    """What the services have done that someone may wait on (tests, the status line): counts
+    that only grow (coobill/tally.py)."""
+
+    # Settlements tried again because the ledger was unreachable or locked.
+    settlement_retries: Tally = field(default_factory=Tally)
 
 
 @dataclass
@@ -32,3 +44,4 @@ class BillingContext:
     rate_cache: RateBookCache = field(default_factory=RateBookCache)
     # Password hashing's threads and their cap, shared by every login on this ledger.
     passwords: PasswordWork = field(default_factory=PasswordWork)
+    progress: ServiceProgress = field(default_factory=ServiceProgress)

@@ -153,17 +153,7 @@ async def set_extension(
         ext = await _get_for_update(uow, number)
         new = ext is None
         if ext is None:
-            ext = Extension(
-                number=number,
-                name="",
-                billing_enabled=False,
-                payment="prepaid",
-                credit_limit=ZERO,
-                balance=ZERO,
-                total_recharged=ZERO,
-                locked=False,
-                created_at=await _local_now(ctx, uow),
-            )
+            ext = _new_extension(number, "", await _local_now(ctx, uow))
             uow.session.add(ext)
         was_locked = bool(ext.locked)
         _apply(ext, changes)
@@ -365,23 +355,18 @@ async def ensure_extensions(ctx: BillingContext, endpoints: Sequence[tuple[str, 
         for number, name in endpoints:
             if number in existing:
                 continue
-            uow.session.add(
-                Extension(
-                    number=number,
-                    name=name[:128],
-                    billing_enabled=False,
-                    payment="prepaid",
-                    credit_limit=ZERO,
-                    balance=ZERO,
-                    total_recharged=ZERO,
-                    locked=False,
-                    created_at=now,
-                )
-            )
+            uow.session.add(_new_extension(number, name[:128], now))
             existing.add(number)
             created.append(number)
         await uow.commit()
     return created
+
+
+def _new_extension(number: str, name: str, at: datetime) -> Extension:
+    """An extension as it starts: billing off, prepaid, nothing in it, unlocked."""
+    return Extension(number=number, name=name, billing_enabled=False, payment="prepaid",
+                     credit_limit=ZERO, balance=ZERO, total_recharged=ZERO, locked=False,
+                     created_at=at)
 
 
 async def _tell_if_locked(ctx: BillingContext, uow: UnitOfWork, ext: Extension,
@@ -416,7 +401,7 @@ def _to_view(ext: Extension, reserved: Decimal) -> ExtensionView:
     )
 
 
-async def _local_now(ctx: BillingContext, uow: UnitOfWork):  # type: ignore[no-untyped-def]
+async def _local_now(ctx: BillingContext, uow: UnitOfWork) -> datetime:
     return (await billing_settings(uow)).local(ctx.clock())
 
 

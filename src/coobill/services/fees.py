@@ -27,7 +27,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -140,20 +140,26 @@ async def add_fee(ctx: BillingContext, extension: str, amount: str | Decimal, *,
 
 
 async def list_fees(ctx: BillingContext) -> list[FeeView]:
+    """The fees in force (a removed one is kept, disabled: see `remove_fee`)."""
     async with ctx.uow.read() as uow:
-        rows = (await uow.session.execute(select(Fee).order_by(Fee.id))).scalars()
+        rows = (await uow.session.execute(
+            select(Fee).where(Fee.enabled.is_(True)).order_by(Fee.id))).scalars()
         return [FeeView.of(f) for f in rows]
 
 
 async def remove_fee(ctx: BillingContext, fee_id: int | str) -> FeeView:
-    """Stop a fee; what it charged stays in the ledger."""
+    """Stop a fee; what it charged stays in the ledger.
+
+    The row stays, disabled: its id is in its charges' references, and SQLite gives a new row
+    the highest id + 1 - a deleted last fee's id would go to the next fee, which would then
+    find the old one's charges under its own references and never be charged for them."""
     number = bounds.whole_number(fee_id, "id", minimum=1, maximum=bounds.MAX_ID)
     async with ctx.uow() as uow:
         fee = await uow.session.get(Fee, number)
-        if fee is None:
+        if fee is None or not fee.enabled:
             raise BadRequest(f"fee {number}: no such fee", field="id")
+        fee.enabled = False
         view = FeeView.of(fee)
-        await uow.session.execute(delete(Fee).where(Fee.id == number))
         await uow.commit()
     return view
 
@@ -186,9 +192,10 @@ async def charge_due(ctx: BillingContext) -> list[FeeCharged]:
                     continue
                 first = max(fee.starts.date(), created.date() if created else fee.starts.date())
                 prefix = f"fee:{fee.id}:{ext_id}:"
-                done = await ledger_repo.references_starting(uow.session, ledger.FEE, prefix)
-                missing = [k for k in periods_through(fee.period, first, today)
-                           if prefix + k not in done]
+                keys = periods_through(fee.period, first, today)
+                done = await ledger_repo.references_among(
+                    uow.session, ledger.FEE, [prefix + k for k in keys])
+                missing = [k for k in keys if prefix + k not in done]
                 if missing:
                     due.append((fee, number, missing))
     charged: list[FeeCharged] = []

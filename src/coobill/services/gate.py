@@ -27,12 +27,18 @@ from functools import partial
 from sqlalchemy.orm import Session
 
 from coobill.money import ZERO
-from coobill.rating import cost
 from coobill.services import caps, holds, low_balance
 from coobill.services.commands import AuthorizeCall, Reason, Verdict
 from coobill.services.context import BillingContext
-from coobill.services.funds import funds
-from coobill.services.hold_tariff import rate_label, tariff_from_text, tariff_text
+from coobill.services.funds import funds, split_schedule
+from coobill.services.hold_tariff import (
+    hold_cost,
+    rate_label,
+    schedule_text,
+    tariff_from_text,
+    tariff_text,
+)
+from coobill.services.margin import below_margin, buy_rate
 from coobill.services.rates import rate_book
 from coobill.services.settings import BillingSettings, billing_settings
 from coobill.storage import ledger_repo
@@ -91,17 +97,23 @@ def _decide(  # noqa: PLR0911 - the decision ladder: one return per reason, in o
             return _allow_unbilled(session, cmd, ext, Reason.UNBILLED, local_now, pbx, token)
 
         book = rate_book(ctx, session, settings.rates_version)
-        rate = book.select(ext.number, cmd.number, local_now.time())
+        rate = book.select(ext.number, cmd.number, local_now)
         if rate is None:
             if policy.no_rate == "deny":
                 return Verdict.deny(Reason.NO_RATE)
             return _allow_unbilled(session, cmd, ext, Reason.NO_RATE, local_now, pbx, token)
 
+        if below_margin(rate, buy_rate(ctx, session, settings.rates_version, cmd.trunk,
+                                       cmd.number, local_now), policy.min_margin):
+            return Verdict(allowed=False, reason=Reason.NO_MARGIN, rate_id=rate.id)
+
         tariff = rate.tariff
         applying = caps.caps_of(ext, settings)
+        schedule = split_schedule(book, rate, ext.number, cmd.number, settings.local,
+                                  ctx.clock(), policy.max_call_seconds)
         decided = caps.capped_allowance(
             tariff, funds(ext.balance, ext.credit_limit, ext.reserved), applying, ext,
-            local_now, policy.max_call_seconds)
+            local_now, policy.max_call_seconds, schedule)
         decision = decided.allowance
         available, limit, held = decision.funds, decision.limit_seconds, decision.held
         if not decision.allowed:
@@ -112,6 +124,7 @@ def _decide(  # noqa: PLR0911 - the decision ladder: one return per reason, in o
             token=token, uniqueid=cmd.uniqueid,
             extension_number=ext.number, number=cmd.number, channel=cmd.channel[:128],
             billed=True, limit_seconds=limit, rate_id=rate.id, tariff=tariff_text(tariff),
+            tariff_schedule=schedule_text(schedule) if schedule else "",
             rate_label=rate_label(rate.id, rate.prefix, rate.remark), pbx=pbx,
             created_at=local_now,
         )
@@ -157,7 +170,7 @@ def _lower_earlier_holds(session: Session, cmd: AuthorizeCall, pbx: str) -> None
         talk = max(talk_seconds, 0)
         if row.limit_seconds is not None:
             talk = min(talk, row.limit_seconds)
-        kept = cost(tariff, talk)
+        kept = hold_cost(tariff, row.tariff_schedule, talk)
         given_back = holds.shrink(session, row.id, was=row.amount, to=kept)
         if given_back:
             log.info("gate.hold_lowered uniqueid=%s hold=%s kept=%s released=%s",
@@ -173,7 +186,7 @@ def _allow_unbilled(
         session, extension_id=getattr(ext, "id", None), amount=ZERO, token=token,
         uniqueid=cmd.uniqueid, extension_number=cmd.extension, number=cmd.number,
         channel=cmd.channel[:128], billed=False, limit_seconds=None, rate_id=None, tariff="",
-        rate_label="", pbx=pbx, created_at=at,
+        tariff_schedule="", rate_label="", pbx=pbx, created_at=at,
     )
     return Verdict(allowed=True, reason=reason, token=token)
 

@@ -12,7 +12,7 @@ locked for the transaction (FOR UPDATE; SQLite's BEGIN IMMEDIATE already seriali
 which keeps ids in chain order.
 
 These functions take a sync Session: every caller runs them in a unit of work of
-UnitOfWorkFactory.run; their statements are storage/ledger_repo.py's.
+UnitOfWorkFactory.run; their statements are storage/ledger_repo/'s.
 """
 
 from __future__ import annotations

@@ -40,6 +40,7 @@ async def settle_until_done(
             # The ledger unreachable or locked: it will come back.
             log.warning("settlement.retry uniqueid=%s error=%s in=%.2fs", cmd.uniqueid,
                         exc.__class__.__name__, delay)
+            ctx.progress.settlement_retries.add()
             await asyncio.sleep(delay)
             delay = min(delay * 2, max_retry_delay)
         except SQLAlchemyError as exc:

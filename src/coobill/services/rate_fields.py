@@ -6,14 +6,20 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import time
+from datetime import datetime, time
 from decimal import Decimal
 from typing import Any
 
 from coobill.errors import BadRequest
 from coobill.money import parse_amount
+from coobill.rating.calendar import DAY_NAMES, HOLIDAY_RULES, days_text, parse_days
 from coobill.services.bounds import digits, whole_number
 
+__all__ = ["ALL_EXTENSIONS", "DAY_NAMES", "RATE_FIELD_NAMES", "RateFields", "check_rate_fields",
+           "check_trunk", "moment_text", "parse_hhmm", "parse_moment", "parse_yes_no",
+           "public_values", "service_arguments", "split_extensions"]
+
+TRUNK = re.compile(r"[A-Za-z0-9_.@*-]{1,64}")
 HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 ALL_EXTENSIONS = "*"
 
@@ -32,7 +38,20 @@ RATE_FIELD_NAMES: dict[str, str] = {
     "start": "start",
     "end": "end",
     "extensions": "extensions",
+    "days": "days",
+    "holidays": "holidays",
+    "valid_from": "valid_from",
+    "valid_until": "valid_until",
+    "split": "split",
+    "trunk": "trunk",
 }
+
+# How a moment of a dated deck is written (PBX local time, to the minute); the portal's
+# datetime-local box sends the ISO form with a "T", a bare date means its midnight.
+MOMENT = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})(?:[ T]([0-9]{2}):([0-9]{2}))?$")
+MOMENT_TEXT = "%Y-%m-%d %H:%M"
+_YES = ("1", "true", "yes", "on")
+_NO = ("0", "false", "no", "off", "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +69,12 @@ class RateFields:
     extensions: tuple[str, ...]
     remark: str = ""
     enabled: bool = True
+    days: str = ""  # "" every day, else "mon,sat,..." (rating/calendar.py days_text)
+    holidays: str = "any"  # any | only | except
+    valid_from: datetime | None = None  # PBX local time, included
+    valid_until: datetime | None = None  # excluded
+    split: bool = False
+    trunk: str = ""  # "": a sell rate; a trunk's endpoint name (or "*"): a buy rate for it
 
     def with_changes(self, **changes: Any) -> RateFields:
         return check_rate_fields(**{**_as_kwargs(self), **changes})
@@ -77,11 +102,75 @@ def parse_hhmm(text: str, field: str) -> time:
     return time(int(match.group(1)), int(match.group(2)))
 
 
+def check_trunk(value: Any) -> str:
+    """A buy rate's trunk: the endpoint name calls leave on ("*" for every trunk)."""
+    trunk = str(value or "").strip()
+    if trunk and not TRUNK.fullmatch(trunk):
+        raise BadRequest(f"trunk: {trunk[:80]!r} is not a trunk's endpoint name", field="trunk")
+    return trunk
+
+
+def parse_moment(value: Any, field: str) -> datetime | None:
+    """A dated deck's moment, "YYYY-MM-DD HH:MM" (PBX local time); empty: none."""
+    if value is None or isinstance(value, datetime):
+        moment = value
+    else:
+        text = str(value).strip()
+        if not text:
+            return None
+        match = MOMENT.match(text)
+        try:
+            if match is None:
+                raise ValueError
+            # naive on purpose: the PBX's local time, as the CDRs and the rate book have it
+            year, month, day, hour, minute = (int(part or 0) for part in match.groups())
+            moment = datetime(year, month, day, hour, minute)  # noqa: DTZ001
+        except ValueError:
+            raise BadRequest(f"{field}: {text!r} is not a moment YYYY-MM-DD HH:MM",
+                             field=field) from None
+    if moment is not None and (moment.second or moment.microsecond or moment.tzinfo):
+        raise BadRequest(f"{field}: a moment is a local time to the minute", field=field)
+    return moment
+
+
+def moment_text(moment: datetime | None) -> str:
+    return "" if moment is None else moment.strftime(MOMENT_TEXT)
+
+
+def parse_yes_no(value: Any, field: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value if value is not None else "").strip().lower()
+    if text in _YES:
+        return True
+    if text in _NO:
+        return False
+    raise BadRequest(f"{field}: {value!r} is not a yes/no value", field=field)
+
+
+def _days(value: Any) -> str:
+    text = str(value or "")
+    try:
+        return days_text(parse_days(text))
+    except ValueError:
+        raise BadRequest(f"days: {text!r} is not a list of days (mon,tue,wed,thu,fri,sat,sun)",
+                         field="days") from None
+
+
+def _holiday_rule(value: Any) -> str:
+    rule = str(value or "any").strip().lower() or "any"
+    if rule not in HOLIDAY_RULES:
+        raise BadRequest(f"holidays: {value!r} must be any, only or except", field="holidays")
+    return rule
+
+
 def _whole(value: Any, field: str, *, minimum: int, maximum: int) -> int:
     return whole_number(value, field, minimum=minimum, maximum=maximum)
 
 
 def split_extensions(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
     if isinstance(value, str):
         items = re.split(r"[,;\s]+", value.strip())
     else:
@@ -102,8 +191,18 @@ def check_rate_fields(
     extensions: Any,
     remark: Any = "",
     enabled: Any = True,
+    days: Any = "",
+    holidays: Any = "any",
+    valid_from: Any = None,
+    valid_until: Any = None,
+    split: Any = False,
+    trunk: Any = "",
 ) -> RateFields:
-    """Validate a rate's fields; BadRequest names the first bad one."""
+    """Validate a rate's fields; BadRequest names the first bad one. A buy rate (`trunk`)
+    is for every extension: what the carrier charges does not depend on who calls."""
+    trunk = check_trunk(trunk)
+    if trunk:
+        extensions = ALL_EXTENSIONS
     prefix = digits(None if prefix is None else str(prefix), "prefix", empty=True)
     length = _whole(number_length, "length", minimum=0, maximum=64)
     if length and length < len(prefix):
@@ -123,7 +222,15 @@ def check_rate_fields(
         extensions=split_extensions(extensions),
         remark=str(remark or "").strip()[:255],
         enabled=bool(enabled),
+        days=_days(days),
+        holidays=_holiday_rule(holidays),
+        valid_from=parse_moment(valid_from, "valid_from"),
+        valid_until=parse_moment(valid_until, "valid_until"),
+        split=parse_yes_no(split, "split"),
+        trunk=trunk,
     )
+    if fields.valid_from and fields.valid_until and fields.valid_until <= fields.valid_from:
+        raise BadRequest("valid_until: must be after valid_from", field="valid_until")
     if not fields.extensions:
         raise BadRequest("extensions: choose at least one extension (or * for all)",
                          field="extensions")

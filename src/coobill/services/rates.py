@@ -1,42 +1,49 @@
-"""Rates: add, edit, delete, list, import and export a deck, quote; the rate book in memory."""
+"""Rates: add, edit, delete, list, quote; the rate book in memory. (A deck's import and
+export, dated or not: services/rate_decks.py.)"""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import time
+from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import BigInteger, delete, insert, select, type_coerce
+from sqlalchemy import BigInteger, delete, select, type_coerce
 from sqlalchemy.orm import Session
 
 from coobill.errors import BadRequest, UnknownExtension, UnknownRate
-from coobill.money import fmt, from_units
+from coobill.money import from_units
+from coobill.rating import (
+    ALWAYS,
+    Calendar,
+    Holidays,
+    RateBook,
+    Tariff,
+    TimeWindow,
+    cost,
+    parse_days,
+    schedule_cost,
+)
 from coobill.rating import Rate as RatingRate
-from coobill.rating import RateBook, Tariff, TimeWindow, cost
 from coobill.services.bounds import MAX_ID, is_digits, whole_number
 from coobill.services.caps import capped_allowance, caps_of
 from coobill.services.context import BillingContext
-from coobill.services.funds import funds
+from coobill.services.funds import funds, split_schedule
 from coobill.services.rate_fields import (
     ALL_EXTENSIONS,
-    RATE_FIELD_NAMES,
     RateFields,
-    check_rate_fields,
     parse_hhmm,
-    public_values,
+    parse_moment,
 )
 from coobill.services.settings import billing_settings, bump_rates_version
-from coobill.storage.tables import Extension, Rate
+from coobill.storage.tables import Extension, Holiday, Rate
 from coobill.storage.uow import UnitOfWork
 
 # A dialled number (E.164 is at most 15 digits; with an outside-line prefix a few more).
 MAX_NUMBER_DIGITS = 32
 MAX_QUOTE_SECONDS = 86_400
 
-CSV_COLUMNS = tuple(RATE_FIELD_NAMES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,27 +52,32 @@ class RateView:
     fields: RateFields
 
 
-def _fields_of(row: Rate) -> RateFields:
+def fields_of(row: Rate) -> RateFields:
     return RateFields(
         prefix=row.prefix, number_length=row.number_length, initial_cost=row.initial_cost,
         initial_seconds=row.initial_seconds, rate=row.rate, period_seconds=row.period_seconds,
         start=row.start_time, end=row.end_time,
         extensions=tuple(e for e in row.extensions.split(",") if e),
-        remark=row.remark, enabled=row.enabled,
+        remark=row.remark, enabled=row.enabled, days=row.days, holidays=row.holidays,
+        valid_from=row.valid_from, valid_until=row.valid_until, split=row.split,
+        trunk=row.trunk or "",
     )
 
 
-def _columns(fields: RateFields) -> dict[str, object]:
+def columns_of(fields: RateFields) -> dict[str, object]:
     return {
         "enabled": fields.enabled, "remark": fields.remark, "prefix": fields.prefix,
         "number_length": fields.number_length, "initial_cost": fields.initial_cost,
         "initial_seconds": fields.initial_seconds, "rate": fields.rate,
         "period_seconds": fields.period_seconds, "start_time": fields.start,
         "end_time": fields.end, "extensions": ",".join(fields.extensions),
+        "days": fields.days, "holidays": fields.holidays, "valid_from": fields.valid_from,
+        "valid_until": fields.valid_until, "split": fields.split,
+        "trunk": fields.trunk or None,
     }
 
 
-async def _check_extensions_exist(uow: UnitOfWork, wanted: Iterable[str]) -> None:
+async def check_extensions_exist(uow: UnitOfWork, wanted: Iterable[str]) -> None:
     names = set(wanted) - {ALL_EXTENSIONS}
     if not names:
         return
@@ -89,9 +101,9 @@ def _known_id(rate_id: int) -> None:
 
 async def add_rate(ctx: BillingContext, fields: RateFields) -> RateView:
     async with ctx.uow() as uow:
-        await _check_extensions_exist(uow, fields.extensions)
+        await check_extensions_exist(uow, fields.extensions)
         now = (await billing_settings(uow)).local(ctx.clock())
-        row = Rate(created_at=now, **_columns(fields))
+        row = Rate(created_at=now, **columns_of(fields))
         uow.session.add(row)
         await uow.session.flush()
         await bump_rates_version(uow)
@@ -106,9 +118,9 @@ async def edit_rate(ctx: BillingContext, rate_id: int, **changes: object) -> Rat
         row = await uow.session.get(Rate, rate_id, with_for_update=True)
         if row is None:
             raise UnknownRate(f"rate {rate_id} does not exist", field="id")
-        fields = _fields_of(row).with_changes(**{k: v for k, v in changes.items() if v is not None})
-        await _check_extensions_exist(uow, fields.extensions)
-        for column, value in _columns(fields).items():
+        fields = fields_of(row).with_changes(**{k: v for k, v in changes.items() if v is not None})
+        await check_extensions_exist(uow, fields.extensions)
+        for column, value in columns_of(fields).items():
             setattr(row, column, value)
         await bump_rates_version(uow)
         await uow.commit()
@@ -131,33 +143,49 @@ async def get_rate(ctx: BillingContext, rate_id: int) -> RateView:
         row = await uow.session.get(Rate, rate_id)
         if row is None:
             raise UnknownRate(f"rate {rate_id} does not exist", field="id")
-        return RateView(row.id, _fields_of(row))
+        return RateView(row.id, fields_of(row))
 
 
 async def list_rates(ctx: BillingContext) -> list[RateView]:
     async with ctx.uow() as uow:
         rows = (await uow.session.execute(select(Rate).order_by(Rate.id))).scalars().all()
-        return [RateView(r.id, _fields_of(r)) for r in rows]
+        return [RateView(r.id, fields_of(r)) for r in rows]
 
 
 def rate_book(ctx: BillingContext, session: Session, version: int) -> RateBook:
     """The rate book, rebuilt only when the ledger's rates_version has moved on."""
     cache = ctx.rate_cache
     if cache.version != version:
-        cache.book = RateBook(_enabled_rates(session))
+        holidays = holiday_calendar(session)
+        cache.book = RateBook(_enabled_rates(session, _SELL_ROWS), holidays)
+        cache.buy_book = RateBook(_enabled_rates(session, _BUY_ROWS), holidays)
         cache.version = version
     return cache.book
+
+
+def buy_book(ctx: BillingContext, session: Session, version: int) -> RateBook:
+    """The buy rates (by trunk), rebuilt with the rate book."""
+    rate_book(ctx, session, version)
+    return ctx.rate_cache.buy_book
+
+
+def holiday_calendar(session: Session) -> Holidays:
+    """The PBX's holiday calendar as the rating core sees it."""
+    return Holidays.of(session.execute(select(Holiday.day, Holiday.yearly)).tuples())
 
 
 # Money as stored (integer units): each distinct amount becomes one shared Decimal.
 _BOOK_ROWS = select(
     Rate.id, Rate.prefix, Rate.number_length, type_coerce(Rate.initial_cost, BigInteger),
     Rate.initial_seconds, type_coerce(Rate.rate, BigInteger), Rate.period_seconds,
-    Rate.start_time, Rate.end_time, Rate.extensions, Rate.remark,
+    Rate.start_time, Rate.end_time, Rate.extensions, Rate.remark, Rate.days, Rate.holidays,
+    Rate.valid_from, Rate.valid_until, Rate.split, Rate.trunk,
 ).where(Rate.enabled.is_(True)).execution_options(yield_per=2000)
+_SELL_ROWS = _BOOK_ROWS.where(Rate.trunk.is_(None))
+_BUY_ROWS = _BOOK_ROWS.where(Rate.trunk.is_not(None))
 
 
-def _enabled_rates(session: Session) -> Iterator[RatingRate]:
+def _enabled_rates(session: Session, query: Any) -> Iterator[RatingRate]:
     """Every enabled rate as the rating core sees it, read a slice of rows at a time.
 
     A deck repeats a few amounts, windows, extension lists and tariffs many times over: each
@@ -168,6 +196,7 @@ def _enabled_rates(session: Session) -> Iterator[RatingRate]:
     windows: dict[tuple[str, str], TimeWindow] = {}
     extension_sets: dict[str, frozenset[str]] = {}
     names: dict[str, str] = {}  # extension numbers and remarks
+    calendars: dict[tuple[object, ...], Calendar] = {("", "any", None, None): ALWAYS}
 
     def amount(units: int) -> Decimal:
         value = amounts.get(units)
@@ -183,8 +212,17 @@ def _enabled_rates(session: Session) -> Iterator[RatingRate]:
                 {names.setdefault(e, e) for e in text.split(",") if e})
         return found
 
+    def calendar_of(key: tuple[str, str, datetime | None, datetime | None]) -> Calendar:
+        found = calendars.get(key)
+        if found is None:
+            days, holidays, valid_from, valid_until = key
+            found = calendars[key] = Calendar(parse_days(days), holidays,  # type: ignore[arg-type]
+                                              valid_from, valid_until)
+        return found
+
     for (rate_id, prefix, length, initial_cost, initial_seconds, rate, period, start, end,
-         extensions, remark) in session.execute(_BOOK_ROWS):
+         extensions, remark, days, holidays, valid_from, valid_until, split, trunk
+         ) in session.execute(query):
         tariff = Tariff(amount(initial_cost), initial_seconds, amount(rate), period)
         tariff = tariffs.setdefault(tariff, tariff)
         window = windows.get((start, end))
@@ -192,71 +230,35 @@ def _enabled_rates(session: Session) -> Iterator[RatingRate]:
             window = windows[start, end] = TimeWindow(parse_hhmm(start, "start"),
                                                       parse_hhmm(end, "end"))
         yield RatingRate(id=rate_id, prefix=prefix, number_length=length, tariff=tariff,
-                         window=window, extensions=extensions_of(extensions), enabled=True,
-                         remark=names.setdefault(remark, remark))
-
-
-# --- a carrier's deck as CSV ---------------------------------------------------------------
-
-
-def rates_to_csv(rates: Iterable[RateView]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for view in rates:
-        row = public_values(view.fields)
-        row |= {"enabled": "1" if row["enabled"] else "0", "initial_cost": fmt(row["initial_cost"]),
-                "rate": fmt(row["rate"]), "extensions": ",".join(row["extensions"])}
-        writer.writerow([row[c] for c in CSV_COLUMNS])
-    return out.getvalue()
-
-
-def parse_rates_csv(text: str) -> list[RateFields]:
-    """Every row of a deck, validated; BadRequest names the first bad line and field."""
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    missing = set(CSV_COLUMNS) - {"enabled", "remark"} - set(reader.fieldnames or ())
-    if missing:
-        raise BadRequest(f"csv: missing columns {', '.join(sorted(missing))}", field="file")
-    deck = []
-    for line, row in enumerate(reader, start=2):
-        try:
-            enabled = (row.get("enabled") or "1").strip().lower()
-            if enabled not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
-                raise BadRequest(f"enabled: {enabled!r} is not a yes/no value", field="enabled")
-            columns = {c: row.get(c) for c in CSV_COLUMNS}
-            columns |= {"extensions": row["extensions"] or "", "remark": row.get("remark") or "",
-                        "enabled": enabled in ("1", "true", "yes", "on")}
-            # every column passed, a short row's None too (refused by its field's check)
-            deck.append(check_rate_fields(**{RATE_FIELD_NAMES[c]: v for c, v in columns.items()}))
-        except BadRequest as exc:
-            raise BadRequest(f"csv line {line}: {exc.message}", field=exc.field) from None
-    return deck
-
-
-async def import_rates(ctx: BillingContext, text: str, *, replace: bool = False) -> int:
-    """Add every rate of a deck (or replace all rates with it), all or nothing."""
-    deck = parse_rates_csv(text)
-    async with ctx.uow() as uow:
-        await _check_extensions_exist(uow, {e for f in deck for e in f.extensions})
-        now = (await billing_settings(uow)).local(ctx.clock())
-        if replace:
-            await uow.session.execute(delete(Rate))
-        rows = [{**_columns(f), "created_at": now} for f in deck]
-        for start in range(0, len(rows), 5000):
-            await uow.session.execute(insert(Rate), rows[start : start + 5000])
-        await bump_rates_version(uow)
-        await uow.commit()
-    return len(deck)
+                         # a buy rate matches its trunk where a sell rate has extensions
+                         window=window,
+                         extensions=extensions_of(trunk if trunk else extensions), enabled=True,
+                         remark=names.setdefault(remark, remark),
+                         calendar=calendar_of((days, holidays, valid_from, valid_until)),
+                         split=split)
 
 
 # --- quotes ---------------------------------------------------------------------------------
+
+
+def _quote_moment(at: str | None, now: datetime) -> datetime:
+    """A quote's moment: now; "HH:MM" today; or "YYYY-MM-DD HH:MM"."""
+    if not at:
+        return now
+    if len(at.strip()) <= 5:
+        hhmm = parse_hhmm(at, "at")
+        return now.replace(hour=hhmm.hour, minute=hhmm.minute, second=0, microsecond=0)
+    moment = parse_moment(at, "at")
+    assert moment is not None
+    return moment
+
 
 
 @dataclass(frozen=True, slots=True)
 class Quote:
     extension: str
     number: str
-    at: time
+    at: datetime  # the call's local moment
     rate: RatingRate | None
     seconds: int
     cost: Decimal | None
@@ -277,7 +279,7 @@ async def quote(
         if ext is None:
             raise UnknownExtension(f"extension {extension} does not exist", field="extension")
         settings = await billing_settings(uow)
-        when = parse_hhmm(at, "at") if at else settings.local(ctx.clock()).time()
+        when = _quote_moment(at, settings.local(ctx.clock()))
         book = await uow.session.run_sync(lambda s: rate_book(ctx, s, settings.rates_version))
         available = funds(ext.balance, ext.credit_limit, ext.reserved)
     rate = book.select(extension, number, when)
@@ -285,10 +287,13 @@ async def quote(
         return Quote(extension, number, when, None, seconds, None, available, None)
     # The gate's own decision (services/funds.py, services/caps.py), so the quote says what
     # the gate would.
+    cap = ctx.config.billing.max_call_seconds
+    schedule = split_schedule(book, rate, extension, number, settings.local,
+                              when.replace(tzinfo=settings.zone()), cap)
     limit = capped_allowance(rate.tariff, available, caps_of(ext, settings), ext,
-                             settings.local(ctx.clock()),
-                             ctx.config.billing.max_call_seconds).allowance.limit_seconds
-    return Quote(extension, number, when, rate, seconds, cost(rate.tariff, seconds), available,
+                             settings.local(ctx.clock()), cap, schedule).allowance.limit_seconds
+    price = schedule_cost(schedule, seconds) if schedule else cost(rate.tariff, seconds)
+    return Quote(extension, number, when, rate, seconds, price, available,
                  limit)
 
 

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from coobill.services.commands import AuthorizeCall, Verdict
 from coobill.services.context import BillingContext
-from coobill.services.settings import settings_now
+from coobill.services.settings import billing_settings
 from coobill.storage.tables import RefusedCall, table
 
 log = logging.getLogger("coobill.refused")
@@ -62,7 +62,7 @@ def record_refused(ctx: BillingContext, session: Session, refusals: Sequence[Ref
     """Write refusals in one statement (a unit of work of UnitOfWorkFactory.run)."""
     if not refusals:
         return 0
-    settings = settings_now(session)
+    settings = billing_settings(session)
     pbx = ctx.config.pbx.identity()
     session.execute(_INSERT, [
         {"at": settings.local(r.at), "pbx": pbx, "uniqueid": r.uniqueid,
@@ -75,7 +75,7 @@ def prune_refused(ctx: BillingContext, session: Session) -> int:
     """Delete the refusals older than `refused_keep_days` and past the newest
     `refused_max_rows`; how many went."""
     keep = ctx.config.records
-    cutoff = settings_now(session).local(ctx.clock()) - timedelta(days=keep.refused_keep_days)
+    cutoff = billing_settings(session).local(ctx.clock()) - timedelta(days=keep.refused_keep_days)
     gone = _deleted(session.execute(delete(_refused).where(_refused.c.at < cutoff)))
     newest_dropped = select(_refused.c.id).order_by(_refused.c.id.desc()).offset(
         keep.refused_max_rows).limit(1).scalar_subquery()

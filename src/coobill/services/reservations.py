@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -98,6 +98,9 @@ class Reconciled:
     flagged: list[str]
     # Live channels holding funds (uniqueid -> their holds' tokens): follow them.
     live: dict[str, list[str]]
+    # Of those, the channels gone whose answered Dial's leg is still up (the caller
+    # transferred it): uniqueid -> the names of those legs, to follow until they hang up.
+    talking_on: dict[str, list[str]] = field(default_factory=dict)
 
 
 async def reconcile(
@@ -129,11 +132,15 @@ async def reconcile(
     evidence = await find_cdr(gone) if find_cdr is not None and gone else {}
     settled: list[str] = []
     flagged: list[str] = []
+    talking_on: dict[str, list[str]] = {}
     for uniqueid in gone:
         found = evidence.get(uniqueid)
-        if found is not None and any(d.leg in live_uniqueids for d in found.records()):
+        up = [] if found is None else talking_legs(found, live_uniqueids)
+        if up:
             # The channel it dialled is still up (the caller transferred it): the call goes
-            # on, and so does its hold.
+            # on, and so does its hold, until that leg hangs up.
+            live[uniqueid] = channels[uniqueid]
+            talking_on[uniqueid] = up
             continue
         if found is not None:
             await settle_channel(ctx, found)
@@ -142,7 +149,14 @@ async def reconcile(
         note = "channel gone and its end was missed"
         await settle_channel(ctx, SettleChannel(uniqueid, "", "", (), leftover="flag", note=note))
         flagged.append(uniqueid)
-    return Reconciled(settled, flagged, live)
+    return Reconciled(settled, flagged, live, talking_on)
+
+
+def talking_legs(found: SettleChannel, live: Collection[str]) -> list[str]:
+    """The channels this evidence's answered Dials reached that are still up (listed by
+    name): a transferred call whose external party talks on."""
+    return [d.leg for d in found.dials
+            if d.disposition == Disposition.ANSWERED and d.leg and d.leg in live]
 
 
 async def _flagged_hold(ctx: BillingContext, uniqueid: str, hold_id: int | None) -> Reservation:
@@ -225,4 +239,4 @@ async def charge(ctx: BillingContext, uniqueid: str, seconds: int, *,
 
 
 __all__ = ["HeldFunds", "Reconciled", "charge", "charge_seconds", "count_open", "list_held",
-           "reconcile", "release"]
+           "reconcile", "release", "talking_legs"]

@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from coobill.money import ZERO
-from coobill.rating import Tariff, cost
+from coobill.rating import Tariff
 from coobill.services import holds, ledger, low_balance, outbox
 from coobill.services.commands import (
     DialOutcome,
@@ -41,7 +41,8 @@ from coobill.services.commands import (
     Settlement,
 )
 from coobill.services.context import BillingContext
-from coobill.services.hold_tariff import rate_label, tariff_from_text
+from coobill.services.hold_tariff import hold_cost, rate_label, tariff_from_text
+from coobill.services.margin import buy_cost
 from coobill.services.rates import rate_book
 from coobill.services.settings import BillingSettings, settings_now
 from coobill.storage import ledger_repo
@@ -90,9 +91,11 @@ class _Hold:
     billed: bool
     limit_seconds: int | None
     tariff: str
+    tariff_schedule: str
     rate_id: int | None
     rate_label: str
     state: str
+    created_at: datetime  # PBX local time, as the gate took it
 
 
 def _settle(ctx: BillingContext, cmd: SettleChannel, session: Session) -> list[Settlement]:
@@ -111,7 +114,7 @@ def _settle(ctx: BillingContext, cmd: SettleChannel, session: Session) -> list[S
     budget = {h.id: h.limit_seconds for h in channel_holds if h.limit_seconds is not None}
     claimed = {d.authorization for d in cmd.dials if d.authorization is not None}
     for dial in cmd.records():
-        hold = _hold_of(dial, channel_holds, claimed)
+        hold = _hold_of(dial, channel_holds, claimed, _local(settings, dial.start))
         if hold is not None and hold.state in holds.OPEN:
             used.add(hold.id)
         if dial.leg in recorded:
@@ -143,11 +146,14 @@ def _settle(ctx: BillingContext, cmd: SettleChannel, session: Session) -> list[S
     return done
 
 
-def _hold_of(dial: DialOutcome, channel_holds: list[_Hold], claimed: set[str]) -> _Hold | None:
-    """The authorization this Dial went out under: the one the daemon saw; else, of the open
-    ones no other Dial of the channel was seen under, the newest for the number it dialled,
-    else the newest; else the newest open one, else the newest at all (a closed one: the
-    Dial is late evidence of a call already resolved)."""
+def _hold_of(dial: DialOutcome, channel_holds: list[_Hold], claimed: set[str],
+             started: datetime | None) -> _Hold | None:
+    """The authorization this Dial went out under: the one the daemon saw; else, of the holds
+    taken by the time it started (`started`, PBX local time: a channel asks the gate before
+    each Dial, so a later hold is a later Dial's), the newest open one no other Dial of the
+    channel was seen under, for the number it dialled, else the newest such; else the newest
+    open one, else the newest at all (a closed one: the Dial is late evidence of a call
+    already resolved)."""
     if not channel_holds:
         return None
     if dial.authorization is not None:
@@ -155,6 +161,10 @@ def _hold_of(dial: DialOutcome, channel_holds: list[_Hold], claimed: set[str]) -
             if hold.token == dial.authorization:
                 return hold
     usable = [h for h in channel_holds if h.state != holds.UNDONE]
+    if started is not None:
+        # Whole seconds: a Cdr's start is truncated to the second, the hold's time is not.
+        before = [h for h in usable if h.created_at.replace(microsecond=0) <= started]
+        usable = before or usable
     open_ = [h for h in usable if h.state in holds.OPEN]
     free = [h for h in open_ if h.token not in claimed]
     for candidates in ([h for h in free if h.number == dial.dialled_number], free, open_, usable):
@@ -202,7 +212,11 @@ def _record(
             if settings.billing_enabled and ext.billing_enabled:
                 tariff, rate_id, label = _rate_for_ungated(ctx, session, cmd, settings,
                                                            answer or start or end, dial)
-    amount = cost(tariff, billsec) if tariff is not None and answered and charge else ZERO
+    # a split rate's hold keeps its schedule: charged by the walk the gate held for
+    schedule = hold.tariff_schedule if hold is not None and hold.billed else ""
+    amount = hold_cost(tariff, schedule, billsec) if answered and charge else ZERO
+    bought = buy_cost(ctx, session, settings.rates_version, dial.trunk, dial.dialled_number,
+                      start or answer, billsec) if answered else None
     call_id = ledger_repo.record_call(session, {
         "pbx": pbx, "uniqueid": cmd.uniqueid[:64], "leg": dial.leg[:128],
         # What a PBX sends is clipped to the columns: a forwarded call's long caller ID must
@@ -211,7 +225,7 @@ def _record(
         "dialled_number": dial.dialled_number[:64], "start": start, "answer": answer,
         "end": end, "billable_seconds": billsec, "trunk": (dial.trunk or "")[:64],
         "rate_id": rate_id if tariff is not None else None,
-        "rate_label": label if tariff is not None else "", "cost": amount,
+        "rate_label": label if tariff is not None else "", "cost": amount, "buy_cost": bought,
         "disposition": str(dial.disposition), "gated": hold is not None,
         "evidence": dial.evidence, "reservation_id": hold.id if hold is not None else None,
     })
@@ -259,7 +273,7 @@ def _rate_for_ungated(
     if when is None:
         return None, None, ""
     book = rate_book(ctx, session, settings.rates_version)
-    rate = book.select(cmd.caller_extension, dial.dialled_number, when.time())
+    rate = book.select(cmd.caller_extension, dial.dialled_number, when)
     if rate is None:
         return None, None, ""
     return rate.tariff, rate.id, rate_label(rate.id, rate.prefix, rate.remark)

@@ -64,7 +64,7 @@ def _range(st: Statement, words: dict[str, str]) -> str:
     return words["range"].format(first=st.first_day.isoformat(), last=st.last_day.isoformat())
 
 
-_CSS = """
+CSS = """
 body { font-family: system-ui, "Noto Sans", "PingFang SC", "Microsoft YaHei", sans-serif;
        color: #111; margin: 2rem auto; max-width: 48rem; }
 h1 { font-size: 1.5rem; margin: 0 0 .5rem; }
@@ -78,8 +78,9 @@ tr.total td { font-weight: 600; border-top: 2px solid #111; }
 """
 
 
-def to_html(st: Statement, language: str = "en") -> str:
-    """A page that prints as it shows (print styles inline: no other file is fetched)."""
+def to_html(st: Statement, language: str = "en", *, stylesheet: str | None = None) -> str:
+    """A page that prints as it shows: its styles inline (a file that needs no other), or
+    linked from `stylesheet` (the portal's, whose policy refuses inline styles)."""
     words = LABELS[check_language(language)]
     e = escape
     head = (f"<dl><dt>{e(words['extension'])}</dt><dd>{e(st.name or st.extension)} "
@@ -97,9 +98,11 @@ def to_html(st: Statement, language: str = "en") -> str:
         for line, (d, k, x, a, b) in zip(st.lines, _rows(st, words), strict=True)
     ) or f"<tr><td colspan=\"5\">{e(words['none'])}</td></tr>"
     title = f"{words['title']} {st.extension} {st.month}"
+    style = (f"<link rel=\"stylesheet\" href=\"{e(stylesheet)}\">" if stylesheet
+             else f"<style>{CSS}</style>")
     return (
         f"<!doctype html>\n<html lang=\"{'zh-CN' if language == 'zh' else 'en'}\"><head>"
-        f"<meta charset=\"utf-8\"><title>{e(title)}</title><style>{_CSS}</style></head><body>"
+        f"<meta charset=\"utf-8\"><title>{e(title)}</title>{style}</head><body>"
         f"<h1>{e(words['title'])} · {e(st.month)}</h1>{head}"
         f"<table class=\"summary\"><tbody>{summary}</tbody></table>"
         f"<table class=\"lines\"><thead><tr><th>{e(words['date'])}</th><th>{e(words['item'])}"

@@ -24,7 +24,7 @@ from coobill.money import ZERO, from_units
 from coobill.services import ledger
 from coobill.services.context import BillingContext
 from coobill.services.extensions import check_number
-from coobill.services.settings import read_settings
+from coobill.services.settings import billing_settings
 from coobill.storage.tables import Call, Extension, LedgerEntry
 
 RECHARGES, CALLS, FEES, ADJUSTMENTS = "recharge", "call", "fee", "adjustment"
@@ -71,6 +71,9 @@ def check_month(text: str | None) -> tuple[date, date]:
     if found is None or not 1 <= int(found[2]) <= 12 or int(found[1]) < 1:
         raise BadRequest(f"month: {text!r} is not a month, YYYY-MM", field="month")
     year, month = int(found[1]), int(found[2])
+    if (year, month) == (9999, 12):  # it would end in the year 10000, which no date holds
+        raise BadRequest(f"month: {text!r} is past the last month a statement can end",
+                         field="month")
     return date(year, month, 1), date(year + month // 12, month % 12 + 1, 1)
 
 
@@ -90,7 +93,7 @@ async def statement(ctx: BillingContext, number: str, month: str) -> Statement:
                ).scalar_one_or_none()
         if ext is None:
             raise UnknownExtension(f"extension {number} does not exist", field="extension")
-        settings = await read_settings(uow)
+        settings = await billing_settings(uow)
         before = (await session.execute(
             select(func.coalesce(func.sum(_units(LedgerEntry.amount)), 0))
             .where(LedgerEntry.extension_id == ext.id, LedgerEntry.created_at < start)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -60,19 +62,18 @@ def _no_dangling_keys(connection: Connection) -> None:
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """Upgrade the database behind `engine` to `revision` (head by default)."""
 
-    def run(connection: Connection) -> None:
-        cfg = alembic_config(str(engine.url))
-        cfg.attributes["connection"] = connection
-        command.upgrade(cfg, revision)
-
-    await _with_connection(engine, run)
+    await _migrate(engine, command.upgrade, revision)
 
 
 async def downgrade(engine: AsyncEngine, revision: str = "base") -> None:
+    await _migrate(engine, command.downgrade, revision)
+
+
+async def _migrate(engine: AsyncEngine, step: Callable[[Config, str], None], revision: str) -> None:
     def run(connection: Connection) -> None:
         cfg = alembic_config(str(engine.url))
         cfg.attributes["connection"] = connection
-        command.downgrade(cfg, revision)
+        step(cfg, revision)
 
     await _with_connection(engine, run)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, cast
 
@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -132,6 +134,30 @@ class Rate(Base):
     # Comma-separated extension numbers, or "*" for every extension.
     extensions: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    # Its calendar (rating/calendar.py): "" every day, else "mon,sat,..."; any|only|except.
+    days: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    holidays: Mapped[str] = mapped_column(String(8), default="any", server_default="any")
+    # The span of its deck, PBX local time: from included, until excluded; NULL is open.
+    valid_from: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    valid_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # Charge each period at the rate in force when it starts (rating/split.py).
+    split: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # NULL: a sell rate (what an extension pays). A trunk's name, or "*" for every trunk: a
+    # buy rate, what the carrier behind that trunk charges (margin = sell - buy).
+    trunk: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class Holiday(Base):
+    """A date of the PBX's holiday calendar; `yearly` ones come back every year (their year
+    is kept as written, only month and day count)."""
+
+    __tablename__ = "holiday"
+    __table_args__ = (UniqueConstraint("day", "yearly", name="uq_holiday_day_yearly"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    yearly: Mapped[bool] = mapped_column(Boolean, default=False)
+    name: Mapped[str] = mapped_column(String(64), default="")
 
 
 class LedgerEntry(Base):
@@ -217,6 +243,8 @@ class Call(Base):
     rate_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     rate_label: Mapped[str] = mapped_column(String(255), default="")
     cost: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    # What the call cost us at its trunk's buy rate; NULL: no buy rate known for it.
+    buy_cost: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
     disposition: Mapped[str] = mapped_column(String(16))
     gated: Mapped[bool] = mapped_column(Boolean, default=True)
     evidence: Mapped[str] = mapped_column(String(16), default="cdr")
@@ -253,6 +281,9 @@ class Reservation(Base):
     # a call is charged at the price it was allowed at, even if the rate is edited meanwhile.
     tariff: Mapped[str] = mapped_column(String(128), default="")
     rate_label: Mapped[str] = mapped_column(String(255), default="")
+    # A split rate's tariffs over the limit, "offset=tariff;..." after the first (services/
+    # hold_tariff.py): what the gate held for, and what settlement charges. "" unsplit.
+    tariff_schedule: Mapped[str] = mapped_column(Text, default="", server_default="")
     # The PBX whose call this is ([pbx] name): recovery reconciles only its own PBX's holds.
     pbx: Mapped[str] = mapped_column(String(64), default="", server_default="", index=True)
     # held | flagged (open: `amount` is in the extension's reserved funds);
@@ -343,5 +374,7 @@ class Fee(Base):
     over_credit: Mapped[str] = mapped_column(String(16), default="lock")
     # The first period charged is the one this (local) day falls in.
     starts: Mapped[datetime] = mapped_column(DateTime)
+    # False once removed: the row stays so that its id (in its charges' references) is never
+    # given to another fee (services/fees.py, remove_fee).
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime)

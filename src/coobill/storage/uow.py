@@ -3,7 +3,7 @@
 Everything that moves money or a hold - authorizing and settling calls, closing a hold, a
 recharge, an adjustment, opening the ledger - is a plain function of a sync Session, run by
 `await uow_factory.run(work)`, which commits when it returns; its statements are the ledger
-repository's (storage/ledger_repo.py). How it runs differs by database, what it means does not:
+repository's (storage/ledger_repo/). How it runs differs by database, what it means does not:
 
 - SQLite: on one dedicated thread with the stdlib driver (storage/group_commit.py), several
   units to a transaction when several are queued (group commit), each in a savepoint; the

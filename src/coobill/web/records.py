@@ -6,7 +6,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from coobill.money import fmt
-from coobill.services.reports import ALL_EXTENSIONS, CallRecord, RechargeRecord, StatsRow
+from coobill.services.reports import (
+    ALL_EXTENSIONS,
+    CallRecord,
+    RechargeRecord,
+    StatsRow,
+    TrunkRow,
+)
 from coobill.web.formatting import duration
 
 RECHARGE_HEADER = ("time", "extension", "name", "balance_before", "amount", "balance_after", "who")
@@ -19,9 +25,13 @@ CALL_HEADER = (
     "billable_seconds",
     "trunk",
     "cost",
+    "buy_cost",
+    "margin",
     "disposition",
     "uniqueid",
 )
+TRUNK_HEADER = ("trunk", "calls", "answered", "total_duration", "total_seconds", "revenue",
+                "buy_cost", "margin")
 STATS_HEADER = (
     "date",
     "extension",
@@ -62,6 +72,8 @@ def call_json(c: CallRecord) -> dict[str, Any]:
         "billable_seconds": c.billable_seconds,
         "trunk": c.trunk,
         "cost": fmt(c.cost),
+        "buy_cost": "" if c.buy_cost is None else fmt(c.buy_cost),
+        "margin": "" if c.margin is None else fmt(c.margin),
         "disposition": c.disposition,
         "uniqueid": c.uniqueid,
     }
@@ -79,6 +91,19 @@ def stats_json(s: StatsRow) -> dict[str, Any]:
         "average_seconds": s.average_seconds,
         "total_cost": fmt(s.cost),
         "refused": s.refused,
+    }
+
+
+def trunk_json(row: TrunkRow) -> dict[str, Any]:
+    return {
+        "trunk": row.trunk,
+        "calls": row.calls,
+        "answered": row.answered,
+        "total_duration": duration(row.total_seconds),
+        "total_seconds": row.total_seconds,
+        "revenue": fmt(row.revenue),
+        "buy_cost": fmt(row.buy_cost),
+        "margin": fmt(row.margin),
     }
 
 

@@ -31,6 +31,7 @@ NAVIGATION = (
     ("/settings", "Settings"),
     ("/live", "Live calls"),
     ("/fees", "Fees"),
+    ("/statements", "Statements"),
     ("/webhooks", "Webhooks"),
 )
 
@@ -44,6 +45,9 @@ NOTICES = {
     "rate_added": "Rate added.",
     "rate_saved": "Rate saved.",
     "rate_deleted": "Rate deleted.",
+    "rates_imported": "{n} rate(s) imported.",
+    "holiday_added": "Holiday added.",
+    "holiday_removed": "Holiday removed.",
     "released": "The hold was released without charge.",
     "charged": "The call was charged.",
     "user_added": "User added.",

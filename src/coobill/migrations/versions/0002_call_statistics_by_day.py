@@ -1,6 +1,6 @@
 """call statistics by day
 
-Statistics group calls by date(start) and extension (services/reports.py). Without help both
+Statistics group calls by date(start) and extension (services/reports/). Without help both
 databases sort every call of the period to do it - over 1,000,000 calls about 1.2 s on SQLite
 and on PostgreSQL, past the 1 s target (docs/benchmarks.md).
 

@@ -1,7 +1,7 @@
 """call records keyword index; records pages by (time, id)
 
 The call records' keyword is part of the caller's extension, the caller ID's name or the
-number dialled (services/reports.py). A LIKE '%…%' on each reads every call: over 1,000,000
+number dialled (services/reports/). A LIKE '%…%' on each reads every call: over 1,000,000
 records about 2 s on SQLite, past the pages' 300 ms target (issue 16, docs/benchmarks.md).
 Both databases have a trigram index made for substring search:
 

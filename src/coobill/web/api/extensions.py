@@ -7,8 +7,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from coobill.errors import BadRequest
 from coobill.money import fmt, parse_amount
 from coobill.services import extensions
-from coobill.services.bounds import MAX_OFFSET
 from coobill.services.extensions import ExtensionChanges, ExtensionView
+from coobill.web.api.paging import LIMIT, OFFSET
 from coobill.web.api.schemas import (
     BatchEditIn,
     ExtensionIn,
@@ -70,8 +70,8 @@ async def list_extensions(
     status: str = Query("", description="locked, unlocked or empty for both."),
     payment: str = Query("", description="prepaid, postpaid or empty for both."),
     balance: str = Query("", description="low: only those below their low-balance threshold."),
-    offset: int = Query(0, ge=0, le=MAX_OFFSET),
-    limit: int = Query(20, ge=1, le=1000),
+    offset: int = OFFSET,
+    limit: int = LIMIT,
 ) -> ExtensionPage:
     views, total = await extensions.list_extensions(
         portal(request).ctx,

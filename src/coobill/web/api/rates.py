@@ -6,9 +6,18 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from coobill.services import rate_fields, rates
-from coobill.services.rate_fields import check_rate_fields
-from coobill.web.api.schemas import QuoteOut, RateEditIn, RateIn, RateOut
+from coobill.services import rate_decks, rate_fields, rates
+from coobill.services.rate_decks import key_text
+from coobill.services.rate_fields import check_rate_fields, moment_text
+from coobill.web.api.schemas import (
+    DeckImportOut,
+    DeckIn,
+    DeckRateOut,
+    QuoteOut,
+    RateEditIn,
+    RateIn,
+    RateOut,
+)
 from coobill.web.auth import BillingUser, check_csrf, portal
 from coobill.web.rate_form import quote_json, rate_json
 
@@ -43,6 +52,22 @@ async def quote(
     and how long the extension's funds last."""
     found = await rates.quote(portal(request).ctx, extension, number, seconds=seconds)
     return QuoteOut(**quote_json(found))
+
+
+@router.post("/rates/import", responses={400: {}})
+async def import_deck(body: DeckIn, request: Request, user: BillingUser) -> DeckImportOut:
+    """Import a deck (all or nothing), or with `dry_run` only say what it would change."""
+    done = await rate_decks.import_rates(portal(request).ctx, body.deck, replace_all=body.replace,
+                                         effective=body.effective, dry_run=body.dry_run)
+    diff = done.diff
+    return DeckImportOut(
+        count=done.count, effective=moment_text(done.effective) or None, written=done.written,
+        added=[DeckRateOut(rate=key_text(k), before=None, after=str(v)) for k, v in diff.added],
+        removed=[DeckRateOut(rate=key_text(k), before=str(v), after=None)
+                 for k, v in diff.removed],
+        changed=[DeckRateOut(rate=key_text(c.key), before=str(c.old), after=str(c.new))
+                 for c in diff.changed],
+        unchanged=diff.unchanged)
 
 
 @router.get("/rates/{rate_id}", responses={404: {}})

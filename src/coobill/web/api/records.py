@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from coobill.errors import BadRequest
 from coobill.services import refused, reports
-from coobill.services.bounds import MAX_OFFSET
+from coobill.web.api.paging import LIMIT, OFFSET
 from coobill.web.api.schemas import (
     CallRecordOut,
     RechargeRecordOut,
     RecordPage,
     RefusedCallOut,
     StatsRowOut,
+    TrunkRowOut,
 )
 from coobill.web.auth import BillingUser, portal
 from coobill.web.formatting import csv_download, csv_stream
@@ -24,11 +25,13 @@ from coobill.web.records import (
     CALL_HEADER,
     RECHARGE_HEADER,
     STATS_HEADER,
+    TRUNK_HEADER,
     call_json,
     cells,
     recharge_json,
     stamp,
     stats_json,
+    trunk_json,
 )
 
 router = APIRouter(prefix="/api", tags=["records"])
@@ -36,6 +39,7 @@ router = APIRouter(prefix="/api", tags=["records"])
 FROM = Query("", description="First day, YYYY-MM-DD (PBX local time); empty: no bound.")
 TO = Query("", description="Last day included, YYYY-MM-DD; empty: no bound.")
 KEYWORD = Query("", description="Part of the extension number or its user's name.")
+Record = TypeVar("Record")
 CSV: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/csv": {}}, "description": "The filtered records as CSV."}
 }
@@ -48,16 +52,11 @@ async def recharge_records(
     date_from: str = FROM,
     date_to: str = TO,
     keyword: str = KEYWORD,
-    offset: int = Query(0, ge=0, le=MAX_OFFSET),
-    limit: int = Query(20, ge=1, le=1000),
+    offset: int = OFFSET,
+    limit: int = LIMIT,
 ) -> RecordPage[RechargeRecordOut]:
     records, total = await reports.list_recharges(
-        portal(request).ctx,
-        reports.Period.parse(date_from, date_to),
-        keyword.strip() or None,
-        offset=offset,
-        limit=limit,
-    )
+        portal(request).ctx, *_filters(date_from, date_to, keyword), offset=offset, limit=limit)
     return RecordPage[RechargeRecordOut](
         total=total, items=[RechargeRecordOut(**recharge_json(r)) for r in records]
     )
@@ -71,15 +70,8 @@ async def recharge_records_csv(
     date_to: str = TO,
     keyword: str = KEYWORD,
 ) -> Response:
-    batches = reports.iter_recharges(
-        portal(request).ctx, reports.Period.parse(date_from, date_to), keyword.strip() or None
-    )
-
-    async def rows() -> AsyncIterator[list[list[Any]]]:
-        async for records in batches:
-            yield [cells(recharge_json(r), RECHARGE_HEADER) for r in records]
-
-    return csv_stream("recharge-records.csv", RECHARGE_HEADER, rows())
+    batches = reports.iter_recharges(portal(request).ctx, *_filters(date_from, date_to, keyword))
+    return _export("recharge-records.csv", RECHARGE_HEADER, batches, recharge_json)
 
 
 @router.get("/calls")
@@ -89,20 +81,15 @@ async def call_records(
     date_from: str = FROM,
     date_to: str = TO,
     keyword: str = KEYWORD,
-    offset: int = Query(0, ge=0, le=MAX_OFFSET),
-    limit: int = Query(20, ge=1, le=1000),
+    offset: int = OFFSET,
+    limit: int = LIMIT,
     outcome: str = Query("", description="answered, unanswered or empty for both."),
 ) -> RecordPage[CallRecordOut]:
     if outcome == "refused":
         raise BadRequest("outcome: refused calls are /api/refused", field="outcome")
     records, total = await reports.list_calls(
-        portal(request).ctx,
-        reports.Period.parse(date_from, date_to),
-        keyword.strip() or None,
-        offset=offset,
-        limit=limit,
-        outcome=outcome,
-    )
+        portal(request).ctx, *_filters(date_from, date_to, keyword), offset=offset, limit=limit,
+        outcome=outcome)
     return RecordPage[CallRecordOut](
         total=total, items=[CallRecordOut(**call_json(c)) for c in records]
     )
@@ -115,8 +102,8 @@ async def refused_calls(
     date_from: str = FROM,
     date_to: str = TO,
     keyword: str = Query("", description="Part of the extension or the number."),
-    offset: int = Query(0, ge=0, le=MAX_OFFSET),
-    limit: int = Query(20, ge=1, le=1000),
+    offset: int = OFFSET,
+    limit: int = LIMIT,
 ) -> RecordPage[RefusedCallOut]:
     """The calls the gate refused (every DENY), newest first."""
     first, last = reports.Period.parse(date_from, date_to).bounds()
@@ -135,15 +122,26 @@ async def call_records_csv(
     date_to: str = TO,
     keyword: str = KEYWORD,
 ) -> Response:
-    batches = reports.iter_calls(
-        portal(request).ctx, reports.Period.parse(date_from, date_to), keyword.strip() or None
-    )
+    batches = reports.iter_calls(portal(request).ctx, *_filters(date_from, date_to, keyword))
+    return _export("call-records.csv", CALL_HEADER, batches, call_json)
+
+
+def _filters(date_from: str, date_to: str, keyword: str) -> tuple[reports.Period, str | None]:
+    """A records query's period and keyword (a blank keyword is none)."""
+    return reports.Period.parse(date_from, date_to), keyword.strip() or None
+
+
+def _export(
+    filename: str, header: Sequence[str], batches: AsyncIterator[Sequence[Record]],
+    as_json: Callable[[Record], dict[str, Any]],
+) -> Response:
+    """Records as a CSV download, each batch sent as it is read."""
 
     async def rows() -> AsyncIterator[list[list[Any]]]:
         async for records in batches:
-            yield [cells(call_json(c), CALL_HEADER) for c in records]
+            yield [cells(as_json(r), header) for r in records]
 
-    return csv_stream("call-records.csv", CALL_HEADER, rows())
+    return csv_stream(filename, header, rows())
 
 
 async def _statistics(
@@ -190,3 +188,35 @@ async def statistics_csv(
 ) -> Response:
     rows = await _statistics(request, date_from, date_to, by, extension, split)
     return csv_download("statistics.csv", STATS_HEADER, (cells(r, STATS_HEADER) for r in rows))
+
+
+async def _trunks(request: Request, date_from: str, date_to: str,
+                  extension: list[str]) -> list[dict[str, object]]:
+    rows = await reports.trunk_statistics(portal(request).ctx,
+                                          reports.Period.parse(date_from, date_to), extension)
+    return [trunk_json(r) for r in rows]
+
+
+@router.get("/statistics/trunks")
+async def trunk_statistics(
+    request: Request,
+    user: BillingUser,
+    date_from: str = FROM,
+    date_to: str = TO,
+    extension: list[str] = EXTENSIONS,
+) -> list[TrunkRowOut]:
+    """Per trunk: calls, talk time, revenue, buy cost and margin."""
+    rows = await _trunks(request, date_from, date_to, extension)
+    return [TrunkRowOut.model_validate(r) for r in rows]
+
+
+@router.get("/statistics/trunks.csv", response_class=Response, responses=CSV)
+async def trunk_statistics_csv(
+    request: Request,
+    user: BillingUser,
+    date_from: str = FROM,
+    date_to: str = TO,
+    extension: list[str] = EXTENSIONS,
+) -> Response:
+    rows = await _trunks(request, date_from, date_to, extension)
+    return csv_download("trunks.csv", TRUNK_HEADER, (cells(r, TRUNK_HEADER) for r in rows))

@@ -148,6 +148,12 @@ class RateIn(Body):
     start: str = "00:00"
     end: str = "23:59"
     extensions: list[str] = Field(description='Extension numbers, or ["*"] for all.')
+    days: str = Field("", description='Days it applies on, "mon,tue,...,sun"; "" every day.')
+    holidays: Literal["any", "only", "except"] = "any"
+    valid_from: str | None = Field(None, description='"YYYY-MM-DD HH:MM", PBX time; null: now.')
+    valid_until: str | None = Field(None, description="Excluded; null: no end.")
+    split: bool = Field(False,
+                        description="Charge each period at the rate in force when it starts.")
 
 
 class RateEditIn(Body):
@@ -164,6 +170,11 @@ class RateEditIn(Body):
     start: str | None = None
     end: str | None = None
     extensions: list[str] | None = None
+    days: str | None = None
+    holidays: Literal["any", "only", "except"] | None = None
+    valid_from: str | None = Field(None, description='"" clears it.')
+    valid_until: str | None = Field(None, description='"" clears it.')
+    split: bool | None = None
 
 
 class RateOut(BaseModel):
@@ -179,12 +190,55 @@ class RateOut(BaseModel):
     start: str
     end: str
     extensions: list[str]
+    days: str
+    holidays: str
+    valid_from: str | None
+    valid_until: str | None
+    split: bool
+
+
+class DeckIn(Body):
+    deck: str = Field(description="The CSV text: coobill's layout (as exported) or a carrier's.")
+    effective: str | None = Field(None, alias="from",
+                                  description='Takes effect at "YYYY-MM-DD HH:MM"; null: now.')
+    replace: bool = Field(False, description="Replace every sell rate now.")
+    dry_run: bool = Field(False, description="Only say what would change.")
+
+
+class DeckRateOut(BaseModel):
+    rate: str
+    before: str | None
+    after: str | None
+
+
+class DeckImportOut(BaseModel):
+    count: int
+    effective: str | None
+    written: bool
+    added: list[DeckRateOut]
+    removed: list[DeckRateOut]
+    changed: list[DeckRateOut]
+    unchanged: int
+
+
+class HolidayIn(Body):
+    day: str = Field(description="YYYY-MM-DD")
+    yearly: bool = Field(False, description="Every year on this month and day.")
+    name: str = ""
+
+
+class HolidayOut(BaseModel):
+    id: int
+    day: str
+    yearly: bool
+    name: str
 
 
 class QuoteOut(BaseModel):
     extension: str
     number: str
     at: str
+    date: str
     rate_id: int | None = Field(description="null when no rate applies (the call is free).")
     remark: str | None
     prefix: str | None
@@ -213,6 +267,8 @@ class CallRecordOut(BaseModel):
     billable_seconds: int
     trunk: str
     cost: str
+    buy_cost: str = Field(description='At the trunk\'s buy rate; "" when none is known.')
+    margin: str = Field(description='cost - buy_cost; "" when the buy cost is not known.')
     disposition: str
     uniqueid: str
 
@@ -224,6 +280,17 @@ class RefusedCallOut(BaseModel):
     reason: str = Field(description="The gate's COOBILL_REASON.")
     latency_ms: str = Field(description="How long the gate took to decide, milliseconds.")
     uniqueid: str
+
+
+class TrunkRowOut(BaseModel):
+    trunk: str
+    calls: int
+    answered: int
+    total_duration: str
+    total_seconds: int
+    revenue: str
+    buy_cost: str
+    margin: str = Field(description="Revenue less buy cost, of the calls whose buy cost is known.")
 
 
 class StatsRowOut(BaseModel):

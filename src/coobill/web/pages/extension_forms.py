@@ -59,19 +59,28 @@ def _form_values(form: FormData) -> dict[str, str]:
     return {k: str(v) for k, v in form.items()}
 
 
-@router.get("/extensions/recharge", response_class=HTMLResponse)
-async def recharge_form(request: Request, user: BillingUser) -> Response:
+async def _chosen_form(request: Request, template: str, values: dict[str, str]) -> Response:
+    """A form for the extensions ticked on the list (?ext=...); none ticked: back to it."""
     numbers = request.query_params.getlist("ext")
     if not numbers:
         return redirect("/extensions", notice="choose")
-    return await render(
-        request,
-        "recharge.html",
-        {
-            "chosen": await _chosen(request, numbers),
-            "values": {},
-        },
-    )
+    return await render(request, template, {
+        "chosen": await _chosen(request, numbers), "values": values})
+
+
+async def _refused(request: Request, template: str, numbers: list[str], form: FormData,
+                   exc: BadRequest) -> Response:
+    """A form for several extensions, shown again as it was sent, each error by its field."""
+    return await render(request, template, {
+        "chosen": await _chosen(request, numbers),
+        "values": _form_values(form),
+        "errors": field_errors(exc),
+    }, 400)
+
+
+@router.get("/extensions/recharge", response_class=HTMLResponse)
+async def recharge_form(request: Request, user: BillingUser) -> Response:
+    return await _chosen_form(request, "recharge.html", {})
 
 
 @router.post("/extensions/recharge", response_class=HTMLResponse)
@@ -83,32 +92,13 @@ async def recharge(request: Request, user: BillingUser) -> Response:
             portal(request).ctx, numbers, str(form.get("amount") or ""), who=user.name
         )
     except BadRequest as exc:
-        return await render(
-            request,
-            "recharge.html",
-            {
-                "chosen": await _chosen(request, numbers),
-                "values": _form_values(form),
-                "errors": field_errors(exc),
-            },
-            400,
-        )
+        return await _refused(request, "recharge.html", numbers, form, exc)
     return redirect("/extensions", notice="recharged", n=len(done))
 
 
 @router.get("/extensions/batch-edit", response_class=HTMLResponse)
 async def batch_edit_form(request: Request, user: BillingUser) -> Response:
-    numbers = request.query_params.getlist("ext")
-    if not numbers:
-        return redirect("/extensions", notice="choose")
-    return await render(
-        request,
-        "batch_edit.html",
-        {
-            "chosen": await _chosen(request, numbers),
-            "values": {"credit_limit": "0"},
-        },
-    )
+    return await _chosen_form(request, "batch_edit.html", {"credit_limit": "0"})
 
 
 @router.post("/extensions/batch-edit", response_class=HTMLResponse)
@@ -119,16 +109,7 @@ async def batch_edit(request: Request, user: BillingUser) -> Response:
         changes = changes_from(_form_values(form), batch=True)
         done = await extensions.edit_extensions(portal(request).ctx, numbers, changes)
     except BadRequest as exc:
-        return await render(
-            request,
-            "batch_edit.html",
-            {
-                "chosen": await _chosen(request, numbers),
-                "values": _form_values(form),
-                "errors": field_errors(exc),
-            },
-            400,
-        )
+        return await _refused(request, "batch_edit.html", numbers, form, exc)
     return redirect("/extensions", notice="batch_saved", n=len(done))
 
 

@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 from coobill.errors import BadRequest, UnknownExtension
 from coobill.services import extensions, rates
 from coobill.web.auth import BillingUser, check_csrf, portal
-from coobill.web.rate_form import fields_from_form, form_values, rate_changes
+from coobill.web.rate_form import DAYS, fields_from_form, form_values, rate_changes
 from coobill.web.render import redirect, render
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
@@ -23,6 +23,7 @@ NEW_RATE = {
     "start": "00:00",
     "end": "23:59",
     "enabled": "on",
+    "holidays": "any",
 }
 
 
@@ -71,6 +72,7 @@ async def _rate_form(
             "chosen": chosen,
             "known": known,
             "errors": errors or {},
+            "day_names": DAYS,
         },
         400 if errors else 200,
     )
@@ -103,7 +105,8 @@ async def edit_rate(request: Request, user: BillingUser, rate_id: int) -> Respon
 async def _save(request: Request, rate_id: int | None) -> Response:
     ctx = portal(request).ctx
     form = await request.form()
-    values = {k: str(v) for k, v in form.items() if k != "extensions"}
+    values = {k: str(v) for k, v in form.items() if k not in ("extensions", "days")}
+    values["days"] = ",".join(str(d) for d in form.getlist("days"))
     chosen = [str(e) for e in form.getlist("extensions")]
     try:
         fields = fields_from_form(values, chosen)

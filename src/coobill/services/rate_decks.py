@@ -1,0 +1,275 @@
+"""A deck of rates as CSV: export, import (added, replacing, or dated), and what an import
+would change (its dry run).
+
+Two layouts are read (the header says which):
+- coobill's own, the columns of `rate_fields.RATE_FIELD_NAMES` (what `rate export` writes);
+  the calendar's columns may be left out;
+- a carrier's, `prefix,description,rate_per_minute[,connect_fee][,initial_increment]
+  [,increment]`, mapped onto the tariff by rating/deck.py (docs/rating.md §6): each row one
+  rate for every extension, all day, its description the remark.
+
+A dated import (`effective`, "rate import FILE --from ..."): the deck takes effect at that
+moment (PBX local time) and the deck in force stays in force until then - every sell rate
+still in force at the moment gets it as its `valid_until`; one that would only have started
+at or after it (a deck planned before) is dropped; the new rates get it as their
+`valid_from`. A call is rated by the rates in force at its start (rating/calendar.py), so
+one started a second before the moment is rated by the old deck.
+
+The diff compares the rates in force at the moment (now, without one) with those that will
+be in force then, keyed by what a rate matches (prefix, length, window, extensions, days,
+holidays), valued by its price; `rating/deck.py` `diff_decks`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, delete, insert, or_, select, update
+
+from coobill.errors import BadRequest
+from coobill.money import fmt
+from coobill.rating.deck import DeckDiff, diff_decks, looks_like_carrier_deck, parse_carrier_deck
+from coobill.services.context import BillingContext
+from coobill.services.rate_fields import (
+    ALL_EXTENSIONS,
+    RATE_FIELD_NAMES,
+    RateFields,
+    check_rate_fields,
+    check_trunk,
+    moment_text,
+    parse_moment,
+    public_values,
+)
+from coobill.services.rates import RateView, check_extensions_exist, columns_of, fields_of
+from coobill.services.settings import billing_settings, bump_rates_version
+from coobill.storage.tables import Rate
+from coobill.storage.uow import UnitOfWork
+
+CSV_COLUMNS = tuple(RATE_FIELD_NAMES)
+# Columns a deck may leave out: the rate is enabled, without remark, every day, holidays or
+# not, from now on, unsplit.
+OPTIONAL_COLUMNS = frozenset({"enabled", "remark", "days", "holidays", "valid_from",
+                              "valid_until", "split", "trunk"})
+_BATCH = 5000
+
+# What a rate matches, and what it charges: the diff's key and value.
+DeckKey = tuple[str, int, str, str, str, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    initial_cost: str
+    initial_seconds: int
+    rate: str
+    period_seconds: int
+    split: bool
+    remark: str
+
+    def __str__(self) -> str:
+        split = ", split" if self.split else ""
+        return (f"{self.initial_cost} for {self.initial_seconds} s, then {self.rate} per "
+                f"{self.period_seconds} s{split}")
+
+
+@dataclass(frozen=True, slots=True)
+class DeckImport:
+    """What an import did, or - a dry run - would do."""
+
+    count: int
+    effective: datetime | None
+    diff: DeckDiff[DeckKey, Price]
+    written: bool
+
+
+def key_text(key: DeckKey) -> str:
+    """How a diff names a rate: "0044 (any length, 00:00-23:59, *)"."""
+    prefix, length, start, end, extensions, days, holidays = key
+    parts = [f"length {length}" if length else "any length", f"{start}-{end}", extensions]
+    if days:
+        parts.append(days)
+    if holidays != "any":
+        parts.append(f"holidays {holidays}")
+    return f"{prefix or '(any prefix)'} ({', '.join(parts)})"
+
+
+def diff_lines(diff: DeckDiff[DeckKey, Price]) -> list[str]:
+    """The diff as `rate import --dry-run` prints it, one line a rate."""
+    lines = [f"+ {key_text(k)}: {v}" for k, v in diff.added]
+    lines += [f"- {key_text(k)}: {v}" for k, v in diff.removed]
+    lines += [f"~ {key_text(c.key)}: {c.old} -> {c.new}" for c in diff.changed]
+    summary = (f"{len(diff.added)} added, {len(diff.removed)} removed, {len(diff.changed)} "
+               f"changed, {diff.unchanged} unchanged")
+    return [*lines, summary]
+
+
+def _key(fields: RateFields) -> DeckKey:
+    return (fields.prefix, fields.number_length, fields.start, fields.end,
+            ",".join(fields.extensions), fields.days, fields.holidays)
+
+
+def _price(fields: RateFields) -> Price:
+    return Price(fmt(fields.initial_cost), fields.initial_seconds, fmt(fields.rate),
+                 fields.period_seconds, fields.split, fields.remark)
+
+
+def _in_force(fields: RateFields, at: datetime) -> bool:
+    return (fields.enabled and (fields.valid_from is None or fields.valid_from <= at)
+            and (fields.valid_until is None or at < fields.valid_until))
+
+
+def _deck_map(rates: Iterable[RateFields]) -> dict[DeckKey, Price]:
+    """The first rate of each key (the earliest created: the one selection picks)."""
+    found: dict[DeckKey, Price] = {}
+    for fields in rates:
+        found.setdefault(_key(fields), _price(fields))
+    return found
+
+
+# --- reading and writing CSV ---------------------------------------------------------------
+
+
+def rates_to_csv(rates: Iterable[RateView]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for view in rates:
+        row = public_values(view.fields)
+        row |= {"enabled": "1" if row["enabled"] else "0", "initial_cost": fmt(row["initial_cost"]),
+                "trunk": row["trunk"],
+                "rate": fmt(row["rate"]), "extensions": ",".join(row["extensions"]),
+                "valid_from": moment_text(row["valid_from"]),
+                "valid_until": moment_text(row["valid_until"]),
+                "split": "1" if row["split"] else "0"}
+        writer.writerow([row[c] for c in CSV_COLUMNS])
+    return out.getvalue()
+
+
+def parse_deck(text: str) -> list[RateFields]:
+    """Every row of a deck in either layout, validated; BadRequest names the first bad line."""
+    header = next(csv.reader(io.StringIO(text.lstrip("\ufeff"))), None)
+    if header is not None and looks_like_carrier_deck(header):
+        return _carrier_rates(text)
+    return parse_rates_csv(text)
+
+
+def _carrier_rates(text: str) -> list[RateFields]:
+    try:
+        rows = parse_carrier_deck(text)
+    except ValueError as exc:
+        # rating/deck.py says "line N: <column>: <what>": as a coobill deck's "csv line N: ..."
+        raise BadRequest("csv " + str(exc), field="file") from None
+    return [RateFields(prefix=r.prefix, number_length=0, initial_cost=r.tariff.initial_cost,
+                       initial_seconds=r.tariff.initial_seconds, rate=r.tariff.rate,
+                       period_seconds=r.tariff.period_seconds, start="00:00", end="23:59",
+                       extensions=(ALL_EXTENSIONS,), remark=r.description.strip()[:255])
+            for r in rows]
+
+
+def parse_rates_csv(text: str) -> list[RateFields]:
+    """Every row of a deck in coobill's layout, validated; BadRequest names the first bad
+    line and field."""
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    missing = set(CSV_COLUMNS) - OPTIONAL_COLUMNS - set(reader.fieldnames or ())
+    if missing:
+        raise BadRequest(f"csv: missing columns {', '.join(sorted(missing))}", field="file")
+    deck = []
+    for line, row in enumerate(reader, start=2):
+        try:
+            enabled = (row.get("enabled") or "1").strip().lower()
+            if enabled not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise BadRequest(f"enabled: {enabled!r} is not a yes/no value", field="enabled")
+            columns = {c: row.get(c) for c in CSV_COLUMNS}
+            columns |= {"extensions": row["extensions"] or "", "remark": row.get("remark") or "",
+                        "enabled": enabled in ("1", "true", "yes", "on")}
+            # the calendar's columns may be left out (a deck of before them): their defaults
+            columns |= {c: row.get(c) or "" for c in OPTIONAL_COLUMNS - {"enabled", "remark"}}
+            # every column passed, a short row's None too (refused by its field's check)
+            deck.append(check_rate_fields(**{RATE_FIELD_NAMES[c]: v for c, v in columns.items()}))
+        except BadRequest as exc:
+            raise BadRequest(f"csv line {line}: {exc.message}", field=exc.field) from None
+    return deck
+
+
+# --- importing -----------------------------------------------------------------------------
+
+
+def _dated(deck: list[RateFields], effective: datetime) -> list[RateFields]:
+    """The deck's rates taking effect at `effective` (a row's own later start is kept)."""
+    dated = []
+    for line, fields in enumerate(deck, start=2):
+        if fields.valid_until is not None and fields.valid_until <= effective:
+            raise BadRequest(f"csv line {line}: valid_until: ends before the deck takes effect",
+                             field="valid_until")
+        start = max(fields.valid_from or effective, effective)
+        # valid_until > effective and start >= effective: still a valid span, not re-checked
+        dated.append(replace(fields, valid_from=start))
+    return dated
+
+
+def _scope(trunk: str) -> ColumnElement[bool]:
+    """The deck an import replaces: the sell rates, or one trunk's buy rates."""
+    return Rate.trunk == trunk if trunk else Rate.trunk.is_(None)
+
+
+async def _deck_rates(uow: UnitOfWork, trunk: str) -> list[RateFields]:
+    rows = (await uow.session.execute(
+        select(Rate).where(_scope(trunk)).order_by(Rate.id))).scalars().all()
+    return [fields_of(r) for r in rows]
+
+
+async def _end_the_deck_in_force(uow: UnitOfWork, effective: datetime, trunk: str) -> None:
+    """The deck's rates in force at `effective` end there; those planned to start at or
+    after it are dropped (the new deck replaces them)."""
+    sell = _scope(trunk)
+    await uow.session.execute(delete(Rate).where(
+        sell, Rate.valid_from.is_not(None), Rate.valid_from >= effective))
+    await uow.session.execute(update(Rate).where(
+        sell, or_(Rate.valid_until.is_(None), Rate.valid_until > effective)
+    ).values(valid_until=effective))
+
+
+async def import_rates(ctx: BillingContext, text: str, *, replace_all: bool = False,
+                       effective: object = None, dry_run: bool = False,
+                       trunk: str | None = None) -> DeckImport:
+    """Add every rate of a deck, replace all sell rates with it (`replace_all`), or have it
+    take effect at a moment (`effective`); all or nothing. `dry_run`: only what it would
+    change. `trunk`: the deck is that trunk's buy rates, and replaces only them."""
+    deck = parse_deck(text)
+    scope = (trunk or "").strip()
+    if scope:
+        check_trunk(scope)
+        deck = [replace(f, trunk=scope, extensions=(ALL_EXTENSIONS,)) for f in deck]
+    moment = parse_moment(effective, "from") if effective not in (None, "") else None
+    if moment is not None and replace_all:
+        raise BadRequest("from: a dated deck replaces the deck in force at its moment; "
+                         "--replace is for now", field="from")
+    if moment is not None:
+        deck = _dated(deck, moment)
+    async with ctx.uow() as uow:
+        await check_extensions_exist(uow, {e for f in deck for e in f.extensions})
+        now = (await billing_settings(uow)).local(ctx.clock())
+        at = moment or now
+        before = _deck_map(f for f in await _deck_rates(uow, scope) if _in_force(f, at))
+        incoming = _deck_map(f for f in deck if _in_force(f, at) and f.trunk == scope)
+        after = incoming if (replace_all or moment is not None) else {**incoming, **before}
+        diff = diff_decks(before, after)
+        if dry_run:
+            return DeckImport(len(deck), moment, diff, written=False)
+        if replace_all:
+            await uow.session.execute(delete(Rate).where(_scope(scope)))
+        elif moment is not None:
+            await _end_the_deck_in_force(uow, moment, scope)
+        rows = [{**columns_of(f), "created_at": now} for f in deck]
+        for start in range(0, len(rows), _BATCH):
+            await uow.session.execute(insert(Rate), rows[start : start + _BATCH])
+        await bump_rates_version(uow)
+        await uow.commit()
+    return DeckImport(len(deck), moment, diff, written=True)
+
+
+__all__ = ["CSV_COLUMNS", "DeckImport", "diff_lines", "import_rates", "parse_deck",
+           "parse_rates_csv", "rates_to_csv"]

@@ -1,0 +1,165 @@
+"""Call records: found by period, keyword and extension, listed a page at a time and
+exported in batches."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, func, literal_column, or_, select, text
+
+from coobill.errors import BadRequest
+from coobill.services.context import BillingContext
+from coobill.services.reports.period import EXPORT_BATCH, Period, keyset, within
+from coobill.storage.tables import Call, Extension
+from coobill.storage.uow import UnitOfWork
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    uniqueid: str
+    start: datetime | None
+    answer: datetime | None
+    end: datetime | None
+    extension: str
+    name: str
+    number: str
+    billable_seconds: int
+    trunk: str
+    rate: str
+    cost: Decimal
+    disposition: str
+    gated: bool
+    buy_cost: Decimal | None = None  # what it cost on its trunk; None: no buy rate known
+
+    @property
+    def margin(self) -> Decimal | None:
+        """Revenue less buy cost; None when the buy cost is not known."""
+        return None if self.buy_cost is None else self.cost - self.buy_cost
+
+
+# A keyword this long or longer is looked up in the trigram index of migration 0006 (a
+# trigram is three characters); a shorter one matches so many calls that reading them in
+# time order finds a page at once.
+TRIGRAM = 3
+
+
+# The call records' outcome filter (the portal's answered / unanswered; refused calls are
+# services/refused.py's own records).
+OUTCOMES = ("", "answered", "unanswered")
+
+
+def check_outcome(outcome: str | None) -> str:
+    if (outcome or "") not in (*OUTCOMES, "refused"):
+        raise BadRequest("outcome: must be answered, unanswered or refused", field="outcome")
+    return outcome or ""
+
+
+async def _calls(uow: UnitOfWork, period: Period, keyword: str | None,
+                 extensions: Sequence[str], outcome: str = "") -> Select[Any]:
+    """The ids of the calls wanted. The keyword is part of the caller's extension, the
+    caller ID's name or the number dialled, or part of the name the billing user gave the
+    extension."""
+    query = within(select(Call.id), Call.start, period)
+    if outcome == "answered":
+        query = query.where(Call.disposition == "ANSWERED")
+    elif outcome == "unanswered":
+        query = query.where(Call.disposition != "ANSWERED")
+    if keyword:
+        word = keyword.strip()
+        # the extension's name as the billing user set it, not only the caller ID's: a small
+        # table, asked first, so the calls' own index on the caller can serve the match
+        named = (await uow.session.execute(select(Extension.number).where(
+            Extension.name.icontains(word, autoescape=True)))).scalars().all()
+        query = query.where(or_(await _contains(uow, word), Call.caller_extension.in_(named)))
+    if extensions:
+        query = query.where(Call.caller_extension.in_(list(extensions)))
+    return query
+
+
+async def _contains(uow: UnitOfWork, word: str) -> ColumnElement[bool]:
+    """Calls whose extension, caller name or number dialled contains `word`, any case."""
+    if len(word) >= TRIGRAM and uow.session.bind.dialect.name == "sqlite" and (
+            await uow.session.execute(text(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'call_search'"
+            ))).first():
+        phrase = '"' + word.replace('"', '""') + '"'  # FTS5: a phrase, nothing parsed in it
+        return Call.id.in_(select(literal_column("rowid")).select_from(text("call_search"))
+                           .where(text("call_search MATCH :phrase").bindparams(phrase=phrase)))
+    # PostgreSQL: with pg_trgm (migration 0006) these ILIKEs use its GIN indexes.
+    return or_(Call.caller_extension.icontains(word, autoescape=True),
+               Call.caller_name.icontains(word, autoescape=True),
+               Call.dialled_number.icontains(word, autoescape=True))
+
+
+# A call record's columns, in CallRecord's order, then the id the exports page by: plain
+# rows, not ORM objects (a million-record export builds no identity map).
+_CALL_COLUMNS = (Call.uniqueid, Call.start, Call.answer, Call.end, Call.caller_extension,
+                 Call.caller_name, Call.dialled_number, Call.billable_seconds, Call.trunk,
+                 Call.rate_label, Call.cost, Call.disposition, Call.gated, Call.buy_cost,
+                 Call.id)
+
+
+def _call_record(row: Any) -> CallRecord:
+    return CallRecord(*row[:-1])
+
+
+# Newest first, as the (start, id) index reads backwards: with no filter, a page deep in a
+# million calls is found from the index alone (its ids), and only its own rows are read
+# (_rows_of). A call without a start (a CDR that had none) sorts as each database puts NULL:
+# last on SQLite, first on PostgreSQL.
+_NEWEST_CALLS = (Call.start.desc(), Call.id.desc())
+
+
+def _rows_of(ids: Select[Any]) -> Select[Any]:
+    return select(*_CALL_COLUMNS).where(Call.id.in_(ids)).order_by(*_NEWEST_CALLS)
+
+
+async def list_calls(
+    ctx: BillingContext, period: Period = Period(), keyword: str | None = None,
+    *, extensions: Sequence[str] = (), offset: int = 0, limit: int | None = None,
+    outcome: str = "",
+) -> tuple[list[CallRecord], int]:
+    async with ctx.uow.read() as uow:
+        wanted = await _calls(uow, period, keyword, extensions, check_outcome(outcome))
+        total = (await uow.session.execute(
+            select(func.count()).select_from(wanted.subquery()))).scalar_one()
+        page = wanted.order_by(*_NEWEST_CALLS).offset(offset)
+        if limit is not None:
+            page = page.limit(limit)
+        rows = (await uow.session.execute(_rows_of(page))).all()
+    return [_call_record(row) for row in rows], int(total)
+
+
+async def iter_calls(
+    ctx: BillingContext, period: Period = Period(), keyword: str | None = None,
+    *, extensions: Sequence[str] = (), batch: int = EXPORT_BATCH,
+) -> AsyncIterator[list[CallRecord]]:
+    """Every call `list_calls` finds, in its order, a batch at a time (see iter_recharges):
+    those with a start by (start, id) downwards; those without one by id, where the
+    database sorts NULL (after them on SQLite, before them on PostgreSQL)."""
+    async with ctx.uow.read() as uow:
+        wanted = await _calls(uow, period, keyword, extensions)
+    nulls_first = ctx.uow.dialect == "postgresql"
+    phases = (_undated, _dated) if nulls_first else (_dated, _undated)
+    for phase in phases:
+        async for records in phase(ctx, wanted, batch):
+            yield records
+
+
+async def _dated(ctx: BillingContext, wanted: Select[Any], batch: int
+                 ) -> AsyncIterator[list[CallRecord]]:
+    dated = wanted.where(Call.start.is_not(None)).order_by(*_NEWEST_CALLS)
+    async for rows in keyset(ctx, dated, (Call.start, Call.id),
+                              lambda row: (row.start, row.id), _rows_of, batch):
+        yield [_call_record(row) for row in rows]
+
+
+async def _undated(ctx: BillingContext, wanted: Select[Any], batch: int
+                   ) -> AsyncIterator[list[CallRecord]]:
+    undated = wanted.where(Call.start.is_(None)).order_by(Call.id.desc())
+    async for rows in keyset(ctx, undated, (Call.id,), lambda row: (row.id,), _rows_of, batch):
+        yield [_call_record(row) for row in rows]

@@ -1,0 +1,78 @@
+"""Adversarial review of the recurring fees (issue 18): a fee charged twice or never."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from coobill.services import extensions, fees
+from coobill.services.audit import audit
+from coobill.services.context import BillingContext
+from tests.conftest import FakeClock
+from tests.services.conftest import make_extension
+
+
+def at(clock: FakeClock, day: str) -> None:
+    clock.now = datetime.fromisoformat(day).replace(hour=9, tzinfo=UTC)
+
+
+class TestANewFeeIsNotAnOldOne:
+    async def test_a_fee_added_after_the_last_one_was_removed_is_charged(
+        self, ctx: BillingContext, clock: FakeClock
+    ) -> None:
+        """SQLite gives a new row the highest id + 1: with the only fee removed, the next one
+        would get its id, find the old fee's entries under its references, and never be
+        charged for the periods the old one was."""
+        at(clock, "2027-01-10")
+        await make_extension(ctx, "100", balance="100")
+        old = await fees.add_fee(ctx, "100", "1", name="Old")
+        assert len(await fees.charge_due(ctx)) == 1
+        await fees.remove_fee(ctx, old.id)
+        new = await fees.add_fee(ctx, "100", "5", name="New")
+        charged = await fees.charge_due(ctx)
+        assert [(c.fee_id, c.period, c.amount) for c in charged] == [
+            (new.id, "2027-01", Decimal("5"))]
+        assert (await extensions.show_extension(ctx, "100")).balance == Decimal("94")
+        assert (await audit(ctx)).ok
+
+
+class TestTheChargedPeriodsAreFound:
+    async def test_whatever_the_collation_of_the_references(
+        self, ctx: BillingContext, clock: FakeClock
+    ) -> None:
+        """Under PostgreSQL's common collations (en_US, ICU) ';' sorts before ':', and a
+        range from `fee:1:2:` to `fee:1:2;` finds nothing: each check then took every fee's
+        extension's row lock and looked up each period again, every minute."""
+        from sqlalchemy import text
+
+        from coobill.storage import ledger_repo
+
+        if ctx.config.database.url.startswith("postgresql"):
+            async with ctx.uow() as uow:
+                icu = (await uow.session.execute(text(
+                    "SELECT 1 FROM pg_collation WHERE collname = 'en-x-icu'"))).first()
+                if icu is not None:
+                    await uow.session.execute(text(
+                        'ALTER TABLE ledger_entry ALTER COLUMN reference TYPE varchar(64) '
+                        'COLLATE "en-x-icu"'))
+                    await uow.commit()
+            await ctx.uow.engine.dispose()  # the statements prepared before the change
+        at(clock, "2026-12-01")
+        await make_extension(ctx, "100", balance="100")
+        fee = await fees.add_fee(ctx, "100", "1", period="weekly")
+        at(clock, "2027-01-10")
+        charged = await fees.charge_due(ctx)
+        assert len(charged) == 6  # 2026-W49 .. 2026-W53, 2027-W01
+        [ext_id] = [r for (r,) in (await _rows(ctx, "SELECT id FROM extension"))]
+        wanted = [f"fee:{fee.id}:{ext_id}:{c.period}" for c in charged]
+        async with ctx.uow.read() as uow:
+            found = await ledger_repo.references_among(uow.session, "fee", [*wanted, "fee:x"])
+        assert found == set(wanted)
+        assert await fees.charge_due(ctx) == []
+
+
+async def _rows(ctx: BillingContext, sql: str) -> list[tuple[object, ...]]:
+    from sqlalchemy import text
+
+    async with ctx.uow.read() as uow:
+        return [tuple(r) for r in (await uow.session.execute(text(sql))).all()]
