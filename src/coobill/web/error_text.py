@@ -47,6 +47,8 @@ _ZH: list[tuple[str, str]] = [
     (r"(?P<n>\d+) is shorter than the prefix; it counts the prefix \(0 = any\)",
      "{n} 比前缀还短;号码长度包括前缀(0 = 任意长度)"),
     (rf"{_V} is not a date YYYY-MM-DD", "{v} 不是 YYYY-MM-DD 格式的日期"),
+    (rf"{_V} is not a trunk's endpoint name", "{v} 不是中继的端点名称"),
+    (rf"{_V} is past the last month a statement can end", "{v} 晚于账单可截止的最后一个月"),
     (r"must not be before from", "不能早于开始日期"),
     (r"must be day, month or year", "必须是按日、按月或按年"),
     (r"amounts must be given as decimal text, not float", "金额必须以十进制文本给出"),
