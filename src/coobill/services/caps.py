@@ -6,7 +6,7 @@ into the gate's decision as less money to spend: the limit granted is what the f
 the caps allow. What a period has used is what its calls were debited in it (the counters
 on the extension's row, `spent_day` / `spent_month`, kept by settlement, services/ledger.py)
 plus every hold still open: a live call counts against the cap as it counts against the
-funds. The gate's conditional update checks the same sum in SQL (storage/ledger_repo.py
+funds. The gate's conditional update checks the same sum in SQL (storage/ledger_repo/holds.py
 `take_hold`), on the row alone, so concurrent calls cannot together pass a cap, on SQLite
 (one writer) or on PostgreSQL (the update re-reads the row it waited for).
 
