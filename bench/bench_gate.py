@@ -8,6 +8,7 @@ hold each time; the holds are never settled, as on a PBX with that many live cal
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import subprocess
 import sys
@@ -76,19 +77,32 @@ async def load(port: int, total: int, concurrency: int, tag: str,
     }
 
 
-def serve(kind: str, *args: str) -> tuple[subprocess.Popen[str], int]:
+def serve(kind: str, *args: str, source: str | None = None) -> tuple[subprocess.Popen[str], int]:
+    """A server of `kind` (bench/gate_servers.py); `source`: another checkout's src to run
+    coobill from (a before/after comparison in one run)."""
+    env = None if source is None else {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [source, os.getcwd()])}
     proc = subprocess.Popen([sys.executable, "-m", "bench.gate_servers", kind, *args],
-                            stdout=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, text=True, env=env)
     assert proc.stdout is not None
     return proc, int(proc.stdout.readline())
 
 
-def main(total: int = 3000, rounds: int = 3) -> dict[str, dict[str, float]]:
-    """Both servers up side by side; `rounds` rounds, each measuring the floor and then the
+def main(total: int = 3000, rounds: int = 3, *, caps: bool = False,
+         before: str | None = None) -> dict[str, dict[str, float]]:
+    """The servers up side by side; `rounds` rounds, each measuring the floor and then the
     gate at concurrency 1 and 50. Each figure is the median over the rounds, and each ratio
     the median of the rounds' ratios: a machine whose speed drifts (a shared VM) moves the
-    floor and the gate together within a round, not between the two."""
-    servers = {kind: serve(kind) for kind in ("bare", "coobill")}
+    floor and the gate together within a round, not between the two. `caps`: the gate with
+    every spend cap set is measured too (`capped`); `before`: and the gate of another
+    checkout's src (`before`)."""
+    kinds: dict[str, tuple[str, str | None]] = {"bare": ("bare", None),
+                                                "coobill": ("coobill", None)}
+    if caps:
+        kinds["capped"] = ("capped", None)
+    if before is not None:
+        kinds["before"] = ("coobill", before)
+    servers = {name: serve(kind, source=source) for name, (kind, source) in kinds.items()}
     rounds_seen: dict[str, list[dict[str, float]]] = {}
     try:
         for kind, (_, port) in servers.items():
@@ -106,15 +120,30 @@ def main(total: int = 3000, rounds: int = 3) -> dict[str, dict[str, float]]:
     results = {name: {key: statistics.median(r[key] for r in seen) for key in seen[0]}
                for name, seen in rounds_seen.items()}
     for concurrency in (1, 50):
-        pairs = list(zip(rounds_seen[f"bare@{concurrency}"], rounds_seen[f"coobill@{concurrency}"],
-                         strict=True))
-        results[f"ratio@{concurrency}"] = {
-            "throughput_vs_floor": statistics.median(g["per_s"] / f["per_s"] for f, g in pairs),
-            "p99_over_floor_ms": statistics.median(g["p99_ms"] - f["p99_ms"] for f, g in pairs),
-        }
+        for name in servers:
+            if name == "bare":
+                continue
+            pairs = list(zip(rounds_seen[f"bare@{concurrency}"],
+                             rounds_seen[f"{name}@{concurrency}"], strict=True))
+            label = "ratio" if name == "coobill" else f"{name}_ratio"
+            results[f"{label}@{concurrency}"] = {
+                "throughput_vs_floor": statistics.median(g["per_s"] / f["per_s"]
+                                                         for f, g in pairs),
+                "p99_over_floor_ms": statistics.median(g["p99_ms"] - f["p99_ms"]
+                                                       for f, g in pairs),
+            }
     return results
 
 
 if __name__ == "__main__":
-    for name, figures in main().items():
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--total", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--caps", action="store_true", help="also the gate with caps set")
+    parser.add_argument("--before", metavar="SRC", help="also the gate of this src directory")
+    options = parser.parse_args()
+    for name, figures in main(options.total, options.rounds, caps=options.caps,
+                              before=options.before).items():
         print(name, " ".join(f"{k}={v:,.2f}" for k, v in figures.items()))

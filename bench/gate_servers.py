@@ -2,7 +2,8 @@
 `bare` reads the env block and sends the same commands with no logic (the floor);
 `coobill` is the real gate on a SQLite ledger with a funded, billed extension and a rate;
 `coobill-pg URL SCHEMA PBX` is the real gate on a PostgreSQL ledger bench_gate_pg.py has
-prepared (one of several daemons sharing it, PBX its [pbx] name).
+prepared (one of several daemons sharing it, PBX its [pbx] name); `capped` is `coobill` with
+every spend cap of the extension set (none of them reached).
 
 Each prints its port, then serves until killed."""
 
@@ -37,7 +38,7 @@ async def bare(port: int) -> None:
     await server.serve_forever()
 
 
-async def coobill(port: int) -> None:
+async def coobill(port: int, caps: bool = False) -> None:
     import logging
 
     from coobill.agi.server import GateOptions, GateServer
@@ -57,6 +58,12 @@ async def coobill(port: int) -> None:
     await schema.upgrade(ctx.uow.engine)
     await set_extension(ctx, "100", ExtensionChanges(billing=True, credit_limit=Decimal("0")))
     await recharge(ctx, ["100"], "100000000")
+    if caps:
+        # Every cap set (issue 18), each far above what the run holds: the gate checks them
+        # all, on the conditional update's capped path, and allows every call as before.
+        await set_extension(ctx, "100", ExtensionChanges(
+            cap_daily="90000000", cap_monthly="99000000", max_call_cost="1000",
+            max_price_minute="10"))
     await add_rate(ctx, check_rate_fields(prefix="9", number_length=0, initial_cost="0.2",
                                           initial_seconds=0, rate="0.1", period_seconds=60,
                                           extensions="*"))
@@ -92,4 +99,5 @@ if __name__ == "__main__":
     if sys.argv[1] == "coobill-pg":
         asyncio.run(coobill_pg(*sys.argv[2:5]))
     else:
-        asyncio.run({"bare": bare, "coobill": coobill}[sys.argv[1]](0))
+        asyncio.run({"bare": bare, "coobill": coobill,
+                     "capped": partial(coobill, caps=True)}[sys.argv[1]](0))

@@ -232,6 +232,16 @@ class PbxConfig(Section):
         return self.name or _host_name()
 
 
+class RecordsConfig(Section):
+    # Refused calls (services/refused.py): kept this many days and at most this many rows, so
+    # a dialling storm cannot fill the disk; queued in memory up to `refused_queue` (more are
+    # counted and dropped: the gate never waits for them), written `refused_batch` at a time.
+    refused_keep_days: int = Field(default=90, ge=1, le=36500)
+    refused_max_rows: int = Field(default=1_000_000, ge=1)
+    refused_queue: int = Field(default=10_000, ge=1, le=1_000_000)
+    refused_batch: int = Field(default=500, ge=1, le=10_000)
+
+
 class LogConfig(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["keyvalue", "json"] = "keyvalue"
@@ -256,6 +266,7 @@ class Settings(BaseSettings):
     web: WebConfig = WebConfig()
     billing: BillingConfig = BillingConfig()
     pbx: PbxConfig = PbxConfig()
+    records: RecordsConfig = RecordsConfig()
     webhooks: WebhooksConfig = WebhooksConfig()
     log: LogConfig = LogConfig()
 

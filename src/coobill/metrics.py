@@ -36,6 +36,11 @@ class Metrics:
         self.ami_connected = Gauge(
             "coobill_ami_connected", "1 while logged in to AMI", registry=self.registry
         )
+        self.refused_dropped = Gauge(
+            "coobill_refused_dropped",
+            "Refused calls not recorded: their queue was full ([records] refused_queue)",
+            registry=self.registry,
+        )
 
     def observe_decision(
         self, request: AuthorizeCall | None, verdict: Verdict, seconds: float

@@ -276,9 +276,11 @@ async def test_a_rogue_listener_gets_nothing_past_the_relay_and_the_channel_is_d
 @pytest.mark.parametrize("limit", [None, 1, 30, 10800, 999_999_999])
 def test_every_command_the_gate_can_send_is_relayed(reason: Reason, limit: int | None) -> None:
     for allowed in (True, False):
-        verdict = Verdict(allowed=allowed, reason=reason, limit_seconds=limit)
-        for command in gate_commands(verdict, ring_allowance_seconds=999_999):
-            assert RELAYED.fullmatch(command), command
+        for low in (False, True):
+            verdict = Verdict(allowed=allowed, reason=reason, limit_seconds=limit,
+                              low_balance=low)
+            for command in gate_commands(verdict, ring_allowance_seconds=999_999):
+                assert RELAYED.fullmatch(command), command
 
 
 def test_every_argument_is_forwarded_so_the_gate_can_refuse_extra_ones() -> None:

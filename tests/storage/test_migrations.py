@@ -25,7 +25,8 @@ from coobill.storage.uow import UnitOfWorkFactory
 from tests.conftest import BACKENDS, drop_pg_schema, make_pg_schema, pg_engine
 
 TABLES = {"call", "extension", "fee", "holiday", "ledger_entry", "ledger_head", "portal_session",
-          "portal_user", "rate", "recharge", "reservation", "setting", "webhook_event"}
+          "portal_user", "rate", "recharge", "refused_call", "reservation", "setting",
+          "webhook_event"}
 
 
 @pytest.fixture(params=BACKENDS)

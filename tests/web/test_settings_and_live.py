@@ -23,6 +23,8 @@ class TestSettings:
             "currency": "CNY",
             "currency_symbol": "¥",
             "timezone": "UTC",
+            "cap_daily": "", "cap_monthly": "", "max_call_cost": "", "max_price_minute": "",
+            "low_balance": "",
         }
         assert (await billing.get("/api/settings")).json()["currency_symbol"] == "¥"
 

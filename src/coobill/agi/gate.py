@@ -104,13 +104,17 @@ def gate_commands(verdict: Verdict, ring_allowance_seconds: int) -> list[str]:
     denial — but never allowed without its limit.
 
     A limited call also gets TIMEOUT(absolute) on the caller as a backstop: it counts from
-    now, ringing included, so it is the limit plus the ring allowance.
+    now, ringing included, so it is the limit plus the ring allowance. An ALLOW below the
+    extension's low-balance threshold sets COOBILL_LOW_BALANCE=1 (before the result too).
     """
     verdict = enforceable(verdict)
     commands = [set_variable(name, value) for name, value in channel_variables(verdict)]
     if not verdict.allowed:
         return commands
     result, reason, *limits = commands
+    if verdict.low_balance:
+        # Only when it is so: a dialplan that tests it finds it unset otherwise.
+        limits.append(set_variable("COOBILL_LOW_BALANCE", "1"))
     if verdict.limit_seconds is not None:
         backstop = int(verdict.limit_seconds) + int(ring_allowance_seconds)
         limits.append(exec_application("Set", f"TIMEOUT(absolute)={backstop}"))

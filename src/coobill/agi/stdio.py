@@ -61,6 +61,7 @@ RELAYED = re.compile(
     rf'|SET VARIABLE COOBILL_REASON "(?:{"|".join(re.escape(r.value) for r in Reason)})"'
     r'|SET VARIABLE COOBILL_LIMIT "[0-9]{0,10}"'
     r'|SET VARIABLE COOBILL_DIAL_OPTIONS "(?:L\([0-9]{1,13}\))?"'
+    r'|SET VARIABLE COOBILL_LOW_BALANCE "1"'
     r'|EXEC Set "TIMEOUT\(absolute\)=[0-9]{1,10}"'
 )
 REFUSED = "510 Invalid or unknown command"  # what Asterisk says to a command it has not got

@@ -52,6 +52,21 @@ def _add_report_filters(p: argparse.ArgumentParser, *, csv: bool = True) -> None
     _add_formats(p, csv=csv)
 
 
+# The account controls' options (docs/controls.md): option, the service's name, what it is.
+CONTROL_OPTIONS = (
+    ("--cap-daily", "cap_daily", "most its calls may spend in a day"),
+    ("--cap-monthly", "cap_monthly", "most its calls may spend in a month"),
+    ("--max-call-cost", "max_call_cost", "most one call may cost"),
+    ("--max-price-minute", "max_price_minute", "dearest price per minute it may call at"),
+    ("--low-balance", "low_balance", "funds below which it is low on balance"),
+)
+
+
+def _add_control_options(p: argparse.ArgumentParser, none: str) -> None:
+    for option, dest, text in CONTROL_OPTIONS:
+        p.add_argument(option, dest=dest, metavar="AMOUNT", help=f"{text} ({none})")
+
+
 def _add_formats(p: argparse.ArgumentParser, *, csv: bool = False) -> None:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--json", action="store_true", help="print JSON")
@@ -107,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the parser: on
     lock = p.add_mutually_exclusive_group()
     lock.add_argument("--lock", dest="locked", action="store_const", const=True, default=None)
     lock.add_argument("--unlock", dest="locked", action="store_const", const=False)
+    _add_control_options(p, "none: the site's default")
     p = ext.add_parser("recharge", help="recharge one or more extensions by the same amount")
     p.add_argument("extensions", nargs="+", metavar="EXT")
     p.add_argument("--amount", required=True)
@@ -170,7 +186,10 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the parser: on
     records = sub.add_parser("recharges", help="recharge records")
     _add_report_filters(records.add_subparsers(dest="action", required=True).add_parser("list"))
     records = sub.add_parser("calls", help="call records")
-    _add_report_filters(records.add_subparsers(dest="action", required=True).add_parser("list"))
+    p = records.add_subparsers(dest="action", required=True).add_parser("list")
+    _add_report_filters(p)
+    p.add_argument("--outcome", choices=("answered", "unanswered", "refused"),
+                   help="only these calls; refused: the calls the gate refused (every DENY)")
 
     p = sub.add_parser("stats", help="calls, duration and cost by day, month or year")
     p.add_argument("--by", choices=("day", "month", "year", "trunk"), default="day",
@@ -200,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the parser: on
     p.add_argument("--currency", help="USD, CNY, EUR, GBP, VND or other (with --symbol)")
     p.add_argument("--symbol", help="the currency's symbol")
     p.add_argument("--timezone", help="the PBX's time zone, e.g. Asia/Shanghai")
+    _add_control_options(p, "for every extension that sets none; none: no default")
     p = st.add_parser("show")
     _add_formats(p)
 

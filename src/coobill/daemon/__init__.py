@@ -44,6 +44,7 @@ from coobill.services.fees import FeeCharged
 from coobill.services.gate import authorize_call
 from coobill.services.ledger_seal import open_ledger
 from coobill.services.pbx_sync import add_phones
+from coobill.services.refused import RefusedLog
 from coobill.services.users import make_first_admin
 from coobill.storage import schema
 from coobill.storage.db import is_sqlite
@@ -73,6 +74,7 @@ class Daemon:
     ctx: BillingContext | None = None
     metrics: Metrics = field(default_factory=Metrics)
     gate: GateServer | None = None
+    refused: RefusedLog | None = None
     follower: AmiFollower | None = None
     web: PortalProcess | None = None
     pbx: PbxLink | None = None
@@ -90,8 +92,11 @@ class Daemon:
         await schema.require_head(ctx.uow.engine)
         await open_ledger(ctx)
         if self.settings.agi.enabled:
+            refused = self.refused = RefusedLog(ctx)
+            refused.start()
+            self.metrics.refused_dropped.set_function(lambda: float(refused.dropped))
             self.gate = GateServer(self._authorize, gate_options(self.settings),
-                                   on_decision=self.metrics.observe_decision)
+                                   on_decision=self._decided)
             await self.gate.start()
         if self.settings.ami.enabled:
             await self._start_follower(ctx)
@@ -112,6 +117,12 @@ class Daemon:
         gc.freeze()
         systemd.notify("READY=1")
         log.info("daemon.ready")
+
+    def _decided(self, call: AuthorizeCall | None, verdict: Verdict, latency: float) -> None:
+        """Each decision of the gate: counted; a DENY queued for its record (no I/O here)."""
+        self.metrics.observe_decision(call, verdict, latency)
+        if self.refused is not None:
+            self.refused.note(call, verdict, latency)
 
     def _status_text(self) -> str:
         return status_text(self.events, None if self.gate is None else self.gate.port,
@@ -296,6 +307,8 @@ class Daemon:
             log.info("daemon.stopping")
         if self.gate is not None:
             await self.gate.close(drain_timeout=self.settings.agi.deadline_seconds)
+        if self.refused is not None:
+            await self.refused.stop()  # what the gate refused until it closed
         if self.follower is not None:
             await asyncio.shield(self.follower.stop(drain_seconds=10.0))
         if self.pbx is not None:

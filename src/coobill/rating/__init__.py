@@ -20,7 +20,7 @@ from coobill.rating.split import (
     split_max_duration,
     tariff_schedule,
 )
-from coobill.rating.tariff import Tariff, cost, max_duration, minimum_to_connect
+from coobill.rating.tariff import Tariff, cost, max_duration, minimum_to_connect, price_per_minute
 
 __all__ = [
     "ALL_DAY",
@@ -40,6 +40,7 @@ __all__ = [
     "max_duration",
     "minimum_to_connect",
     "parse_days",
+    "price_per_minute",
     "schedule_cost",
     "schedule_max_duration",
     "select_rate",

@@ -65,3 +65,13 @@ def max_duration(tariff: Tariff, funds: Decimal, cap_seconds: int) -> int:
     periods = int((funds - tariff.initial_cost) // tariff.rate)
     seconds = tariff.initial_seconds + periods * tariff.period_seconds
     return min(seconds, cap_seconds)
+
+
+def price_per_minute(tariff: Tariff) -> Decimal:
+    """What a minute of talk costs at its dearest: the initial time's price per minute, or the
+    periods' after it, whichever is higher (a connection fee, `initial_seconds == 0`, is no
+    price of time). 4 places, rounded up: a price a hair above a maximum is above it."""
+    per_minute = tariff.rate * 60 / tariff.period_seconds
+    if tariff.initial_seconds > 0:
+        per_minute = max(per_minute, tariff.initial_cost * 60 / tariff.initial_seconds)
+    return per_minute.quantize(Decimal("0.0001"), rounding="ROUND_CEILING")

@@ -22,6 +22,11 @@ class Reason(StrEnum):
     NO_RATE = "no_rate"
     LOCKED = "locked"
     NO_FUNDS = "no_funds"
+    # Spend caps (services/caps.py): the day's, the month's; a rate dearer per minute than
+    # allowed, or a call whose start costs more than one call may.
+    CAP_DAILY = "cap_daily"
+    CAP_MONTHLY = "cap_monthly"
+    MAX_PRICE = "max_price"
     # The sell rate is below the trunk's buy rate plus billing.min_margin (services/margin.py).
     NO_MARGIN = "no_margin"
     UNKNOWN_EXTENSION = "unknown_extension"
@@ -68,6 +73,9 @@ class Verdict:
     rate_id: int | None = None
     funds: Decimal | None = None
     token: str | None = None  # the hold this ALLOW made (services/holds.py)
+    # An ALLOW whose funds at rest are below the extension's low-balance threshold
+    # (services/low_balance.py): the channel is told COOBILL_LOW_BALANCE=1.
+    low_balance: bool = False
 
     @classmethod
     def deny(cls, reason: Reason) -> Verdict:

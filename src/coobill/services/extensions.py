@@ -12,11 +12,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from coobill.errors import BadRequest, UnknownExtension
-from coobill.money import ZERO, fmt, parse_amount
-from coobill.services import ledger, outbox
+from coobill.money import ZERO, fmt, parse_amount, to_units
+from coobill.services import ledger, low_balance, outbox
 from coobill.services.context import BillingContext
 from coobill.services.funds import funds
-from coobill.services.settings import billing_settings
+from coobill.services.settings import billing_settings, control_amount
 from coobill.storage.tables import Extension, Recharge
 from coobill.storage.uow import UnitOfWork
 
@@ -35,6 +35,15 @@ class ExtensionView:
     total_recharged: Decimal
     reserved: Decimal
     locked: bool
+    # The account controls as the extension sets them (None: the site's default applies).
+    cap_daily: Decimal | None = None
+    cap_monthly: Decimal | None = None
+    max_call_cost: Decimal | None = None
+    max_price_minute: Decimal | None = None
+    low_balance: Decimal | None = None
+    low_balance_since: datetime | None = None  # its funds are below the threshold since
+    # Its funds at rest are below its threshold (or the site's) now: the portal's badge.
+    below_threshold: bool = False
 
     @property
     def funds_available(self) -> Decimal:
@@ -65,16 +74,36 @@ class ExtensionChanges:
     payment: str | None = None
     credit_limit: Decimal | None = None
     locked: bool | None = None
+    # The account controls (CONTROLS): an amount, or "" ("none") for the site's default.
+    cap_daily: Decimal | str | None = None
+    cap_monthly: Decimal | str | None = None
+    max_call_cost: Decimal | str | None = None
+    max_price_minute: Decimal | str | None = None
+    low_balance: Decimal | str | None = None
 
     def validated(self) -> ExtensionChanges:
-        """The same changes, checked, with the credit limit parsed to a 4-place Decimal."""
+        """The same changes, checked, with the amounts parsed to 4-place Decimals (a control
+        cleared is "")."""
         if self.payment is not None:
             check_payment(self.payment)
         if self.name is not None and len(self.name) > 128:
             raise BadRequest("name: at most 128 characters", field="name")
-        if self.credit_limit is None:
-            return self
-        return replace(self, credit_limit=parse_amount(self.credit_limit, field="credit_limit"))
+        controls = {name: _control(getattr(self, name), name) for name in CONTROLS}
+        credit = (None if self.credit_limit is None
+                  else parse_amount(self.credit_limit, field="credit_limit"))
+        return replace(self, credit_limit=credit, **controls)  # type: ignore[arg-type]
+
+
+# The account controls an extension may set (services/caps.py, services/low_balance.py), by
+# their column: each falls back on the site's setting of the same name.
+CONTROLS = {"cap_daily": "cap_daily", "cap_monthly": "cap_monthly",
+            "max_call_cost": "max_call_cost", "max_price_minute": "max_price_minute",
+            "low_balance": "low_balance_threshold"}
+
+
+def _control(value: Decimal | str | None, field: str) -> Decimal | str | None:
+    amount = control_amount(value, field)
+    return amount if amount in (None, "") else Decimal(amount)
 
 
 def _apply(ext: Extension, changes: ExtensionChanges) -> None:
@@ -89,6 +118,10 @@ def _apply(ext: Extension, changes: ExtensionChanges) -> None:
         ext.credit_limit = changes.credit_limit
     if changes.locked is not None:
         ext.locked = changes.locked
+    for name, column in CONTROLS.items():
+        value = getattr(changes, name)
+        if value is not None:
+            setattr(ext, column, None if value == "" else value)
 
 
 def _within_ceiling(ctx: BillingContext, changes: ExtensionChanges) -> ExtensionChanges:
@@ -118,6 +151,7 @@ async def set_extension(
     changes = _within_ceiling(ctx, changes.validated())
     async with ctx.uow() as uow:
         ext = await _get_for_update(uow, number)
+        new = ext is None
         if ext is None:
             ext = _new_extension(number, "", await _local_now(ctx, uow))
             uow.session.add(ext)
@@ -125,9 +159,20 @@ async def set_extension(
         _apply(ext, changes)
         await uow.session.flush()
         await _tell_if_locked(ctx, uow, ext, was_locked, "billing_user")
+        await _check_low_balance(ctx, uow, ext, announce=not new)
         view = await _view(uow, ext)
         await uow.commit()
     return view
+
+
+async def _check_low_balance(ctx: BillingContext, uow: UnitOfWork, ext: Extension, *,
+                             announce: bool = True) -> None:
+    """A new credit limit or threshold may take its funds below the threshold, or back."""
+    at = await _local_now(ctx, uow)
+    ext_id = ext.id
+    await uow.session.run_sync(lambda session: low_balance.check(ctx, session, ext_id, at,
+                                                                 announce=announce))
+    await uow.session.refresh(ext)
 
 
 async def edit_extensions(
@@ -146,6 +191,7 @@ async def edit_extensions(
             _apply(ext, changes)
             await uow.session.flush()
             await _tell_if_locked(ctx, uow, ext, was_locked, "billing_user")
+            await _check_low_balance(ctx, uow, ext)
             views.append(await _view(uow, ext))
         await uow.commit()
     return views
@@ -190,6 +236,7 @@ async def recharge(
             outbox.publish(ctx, session, outbox.RECHARGE, ext.number, {
                 "amount": value, "balance_before": before, "balance_after": after, "who": who,
                 "recharge": record.id})
+            low_balance.check(ctx, session, ext.id, now)  # a recharge rearms it
             records.append(record)
         session.flush()
         return records
@@ -220,6 +267,7 @@ async def adjust(
         outbox.publish(ctx, session, outbox.ADJUSTMENT, ext.number, {
             "amount": value, "balance_before": before, "balance_after": after, "who": who,
             "note": note})
+        low_balance.check(ctx, session, ext.id, now)
         session.refresh(ext)
         return _to_view(ext, ext.reserved)
 
@@ -247,16 +295,25 @@ def locked_filter(status: str | None) -> bool | None:
     return LOCKED_STATES[status or ""]
 
 
+def low_filter(balance: str | None) -> bool:
+    """`low=` of list_extensions for the balance filter: "low" or "" (any)."""
+    if (balance or "") not in ("", "low"):
+        raise BadRequest("balance: must be low or empty", field="balance")
+    return balance == "low"
+
+
 async def list_extensions(
     ctx: BillingContext,
     *,
     locked: bool | None = None,
     payment: str | None = None,
     search: str | None = None,
+    low: bool = False,
     offset: int = 0,
     limit: int | None = None,
 ) -> tuple[list[ExtensionView], int]:
-    """Extensions in number order, filtered; returns (page, total matching)."""
+    """Extensions in number order, filtered (`low`: only those whose funds at rest are below
+    their low-balance threshold); returns (page, total matching)."""
     query = select(Extension)
     if locked is not None:
         query = query.where(Extension.locked == locked)
@@ -269,7 +326,13 @@ async def list_extensions(
             Extension.number.icontains(word, autoescape=True)
             | Extension.name.icontains(word, autoescape=True)
         )
-    async with ctx.uow() as uow:
+    async with ctx.uow.read() as uow:
+        default = (await billing_settings(uow)).low_balance
+        if low:
+            threshold = (Extension.low_balance_threshold if default is None else
+                         func.coalesce(Extension.low_balance_threshold, to_units(default)))
+            query = query.where(threshold.is_not(None),
+                                Extension.balance + Extension.credit_limit < threshold)
         total = (
             await uow.session.execute(select(func.count()).select_from(query.subquery()))
         ).scalar_one()
@@ -277,7 +340,9 @@ async def list_extensions(
         if limit is not None:
             query = query.limit(limit)
         rows = (await uow.session.execute(query)).scalars().all()
-        views = [_to_view(r, r.reserved) for r in rows]
+        views = [replace(_to_view(r, r.reserved), below_threshold=low_balance.is_low(
+            r.balance, r.credit_limit, r.low_balance_threshold if r.low_balance_threshold
+            is not None else default)) for r in rows]
     return views, int(total)
 
 
@@ -327,15 +392,12 @@ async def _view(uow: UnitOfWork, ext: Extension) -> ExtensionView:
 
 def _to_view(ext: Extension, reserved: Decimal) -> ExtensionView:
     return ExtensionView(
-        extension=ext.number,
-        name=ext.name,
-        billing=ext.billing_enabled,
-        payment=ext.payment,
-        credit_limit=ext.credit_limit,
-        balance=ext.balance,
-        total_recharged=ext.total_recharged,
-        reserved=reserved,
-        locked=ext.locked,
+        extension=ext.number, name=ext.name, billing=ext.billing_enabled, payment=ext.payment,
+        credit_limit=ext.credit_limit, balance=ext.balance, total_recharged=ext.total_recharged,
+        reserved=reserved, locked=ext.locked, cap_daily=ext.cap_daily,
+        cap_monthly=ext.cap_monthly, max_call_cost=ext.max_call_cost,
+        max_price_minute=ext.max_price_minute, low_balance=ext.low_balance_threshold,
+        low_balance_since=ext.low_balance_since,
     )
 
 

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from coobill.errors import BadRequest, UnknownExtension
 from coobill.money import ZERO, parse_amount
-from coobill.services import bounds, ledger, outbox
+from coobill.services import bounds, ledger, low_balance, outbox
 from coobill.services.context import BillingContext
 from coobill.services.extensions import check_number
 from coobill.services.funds import funds
@@ -240,6 +240,7 @@ def _charge(ctx: BillingContext, session: Session, *, fee: Fee, number: str,
         outbox.publish(ctx, session, outbox.FEE, number, {
             "fee": fee.id, "name": fee.name, "period": key, "amount": fee.amount,
             "balance_after": after, "over_credit": over})
+        low_balance.check(ctx, session, ext.id, now)
         log.info("fees.charged fee=%s ext=%s period=%s amount=%s balance_after=%s", fee.id,
                  number, key, fee.amount, after)
         if over:

@@ -27,10 +27,10 @@ from functools import partial
 from sqlalchemy.orm import Session
 
 from coobill.money import ZERO
-from coobill.services import holds
+from coobill.services import caps, holds, low_balance
 from coobill.services.commands import AuthorizeCall, Reason, Verdict
 from coobill.services.context import BillingContext
-from coobill.services.funds import allowance, funds, split_schedule
+from coobill.services.funds import funds, split_schedule
 from coobill.services.hold_tariff import (
     hold_cost,
     rate_label,
@@ -109,15 +109,20 @@ def _decide(  # noqa: PLR0911 - the decision ladder: one return per reason, in o
             return Verdict(allowed=False, reason=Reason.NO_MARGIN, rate_id=rate.id)
 
         tariff = rate.tariff
+        applying = caps.caps_of(ext, settings)
         schedule = split_schedule(book, rate, ext.number, cmd.number, settings.local,
                                   ctx.clock(), policy.max_call_seconds)
-        decision = allowance(tariff, funds(ext.balance, ext.credit_limit, ext.reserved),
-                             policy.max_call_seconds, schedule)
+        decided = caps.capped_allowance(
+            tariff, funds(ext.balance, ext.credit_limit, ext.reserved), applying, ext,
+            local_now, policy.max_call_seconds, schedule)
+        decision = decided.allowance
         available, limit, held = decision.funds, decision.limit_seconds, decision.held
         if not decision.allowed:
-            return Verdict(allowed=False, reason=Reason.NO_FUNDS, funds=available, rate_id=rate.id)
+            return Verdict(allowed=False, reason=decided.reason, funds=available,
+                           rate_id=rate.id)
         hold_id = holds.take(
-            session, extension_id=ext.id, amount=held, token=token, uniqueid=cmd.uniqueid,
+            session, extension_id=ext.id, amount=held, caps=_period_caps(applying, local_now),
+            token=token, uniqueid=cmd.uniqueid,
             extension_number=ext.number, number=cmd.number, channel=cmd.channel[:128],
             billed=True, limit_seconds=limit, rate_id=rate.id, tariff=tariff_text(tariff),
             tariff_schedule=schedule_text(schedule) if schedule else "",
@@ -126,11 +131,21 @@ def _decide(  # noqa: PLR0911 - the decision ladder: one return per reason, in o
         )
         if hold_id is None:
             continue  # the funds moved under us: read them again
+        low = low_balance.is_low(ext.balance, ext.credit_limit, low_balance.threshold_of(
+            ext.low_balance_threshold, settings))
         return Verdict(
             allowed=True, reason=Reason.OK, limit_seconds=limit, held=held, rate_id=rate.id,
-            funds=available, token=token,
+            funds=available, token=token, low_balance=low,
         )
     return Verdict(allowed=False, reason=Reason.NO_FUNDS)
+
+
+def _period_caps(applying: caps.Caps, at: datetime) -> holds.PeriodCaps | None:
+    """What the hold's conditional update checks besides the funds (None: no period cap, the
+    plain funds check)."""
+    if not applying.periodic:
+        return None
+    return holds.PeriodCaps(caps.day_of(at), applying.daily, caps.month_of(at), applying.monthly)
 
 
 def _may_call_unknown(cmd: AuthorizeCall, policy: str) -> bool:

@@ -54,13 +54,18 @@ class Closed:
     amount: Decimal
 
 
-def take(
-    session: Session, *, extension_id: int | None, amount: Decimal, **row: object
-) -> int | None:
+PeriodCaps = ledger_repo.PeriodCaps
+
+
+def take(session: Session, *, extension_id: int | None, amount: Decimal,
+         caps: PeriodCaps | None = None, **row: object) -> int | None:
     """Hold `amount` of the extension's funds for a new authorization and write its row;
-    the hold's id, or None when the funds no longer cover it (they moved since they were
-    read: read again and decide again). A zero hold (an unbilled call) reserves nothing."""
-    return ledger_repo.take_hold(session, extension_id=extension_id, amount=amount, **row)
+    the hold's id, or None when the funds (or the day's and month's `caps`: what the
+    period's calls spent and every open hold, services/caps.py) no longer cover it (they
+    moved since they were read: read again and decide again). A zero hold (an unbilled call)
+    reserves nothing."""
+    return ledger_repo.take_hold(session, extension_id=extension_id, amount=amount, caps=caps,
+                                 **row)
 
 
 def close(

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from coobill.errors import UnknownExtension
 from coobill.money import to_units
+from coobill.services import caps
 from coobill.storage import ledger_repo
 from coobill.storage.tables import Extension
 from coobill.storage.uow import LEDGER_KEY, UnitOfWork
@@ -98,8 +99,10 @@ def post_entry(
     reference: str | None = None,
     who: str = "",
 ) -> tuple[Decimal, Decimal]:
-    """Add `amount` (signed) to a balance; returns (balance before, balance after)."""
-    moved = ledger_repo.move_balance(session, extension_id, amount)
+    """Add `amount` (signed) to a balance; returns (balance before, balance after). A call's
+    debit counts as its day's and month's spending too, for the caps (services/caps.py)."""
+    spent_on = (caps.day_of(at), caps.month_of(at)) if kind == CALL_DEBIT else None
+    moved = ledger_repo.move_balance(session, extension_id, amount, spent_on)
     if moved is None:
         raise UnknownExtension(f"extension {extension_id} does not exist")
     after = moved.balance

@@ -27,8 +27,9 @@ from coobill.rating import (
 )
 from coobill.rating import Rate as RatingRate
 from coobill.services.bounds import MAX_ID, is_digits, whole_number
+from coobill.services.caps import capped_allowance, caps_of
 from coobill.services.context import BillingContext
-from coobill.services.funds import allowance, funds, split_schedule
+from coobill.services.funds import funds, split_schedule
 from coobill.services.rate_fields import (
     ALL_EXTENSIONS,
     RateFields,
@@ -284,11 +285,13 @@ async def quote(
     rate = book.select(extension, number, when)
     if rate is None:
         return Quote(extension, number, when, None, seconds, None, available, None)
-    # The gate's own decision (services/funds.py), so the quote says what the gate would.
+    # The gate's own decision (services/funds.py, services/caps.py), so the quote says what
+    # the gate would.
     cap = ctx.config.billing.max_call_seconds
     schedule = split_schedule(book, rate, extension, number, settings.local,
                               when.replace(tzinfo=settings.zone()), cap)
-    limit = allowance(rate.tariff, available, cap, schedule).limit_seconds
+    limit = capped_allowance(rate.tariff, available, caps_of(ext, settings), ext,
+                             settings.local(ctx.clock()), cap, schedule).allowance.limit_seconds
     price = schedule_cost(schedule, seconds) if schedule else cost(rate.tariff, seconds)
     return Quote(extension, number, when, rate, seconds, price, available,
                  limit)

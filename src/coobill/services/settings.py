@@ -7,6 +7,7 @@ import os
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import overload
@@ -16,6 +17,7 @@ from sqlalchemy import BigInteger, Text, cast, update
 from sqlalchemy.orm import Session
 
 from coobill.errors import BadRequest
+from coobill.money import parse_amount
 from coobill.services.context import BillingContext
 from coobill.storage import ledger_repo
 from coobill.storage.tables import Setting
@@ -28,6 +30,10 @@ DEFAULTS = {
     "currency_symbol": "US$",
     "rates_version": "0",
 }
+# The site-wide defaults of the account controls, for every extension that sets none of its
+# own (services/caps.py, services/low_balance.py); "" or absent: none.
+CONTROL_DEFAULTS = ("cap_daily", "cap_monthly", "max_call_cost", "max_price_minute",
+                    "low_balance")
 
 
 @lru_cache(maxsize=1)
@@ -56,6 +62,11 @@ class BillingSettings:
     currency_symbol: str
     timezone: str
     rates_version: int
+    cap_daily: Decimal | None = None
+    cap_monthly: Decimal | None = None
+    max_call_cost: Decimal | None = None
+    max_price_minute: Decimal | None = None
+    low_balance: Decimal | None = None
 
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
@@ -72,6 +83,11 @@ class BillingSettings:
             "timezone": self.timezone,
         }
 
+    def controls(self) -> dict[str, str]:
+        """The account controls' site-wide defaults, by name ("": none)."""
+        return {key: "" if getattr(self, key) is None else str(getattr(self, key))
+                for key in CONTROL_DEFAULTS}
+
 
 def settings_from_rows(rows: dict[str, str]) -> BillingSettings:
     values = {**DEFAULTS, "timezone": system_timezone(), **rows}
@@ -81,7 +97,22 @@ def settings_from_rows(rows: dict[str, str]) -> BillingSettings:
         currency_symbol=values["currency_symbol"],
         timezone=values["timezone"],
         rates_version=int(values["rates_version"]),
+        **{key: _amount_or_none(values.get(key, "")) for key in CONTROL_DEFAULTS},
     )
+
+
+def _amount_or_none(text: str) -> Decimal | None:
+    return Decimal(text) if text else None
+
+
+def control_amount(value: str | Decimal | None, field: str) -> str | None:
+    """A control's amount as a setting or a form gives it: None leaves it, "" or "none"
+    clears it (no default / the default applies), else a 4-place amount, not negative."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().lower() in ("", "none"):
+        return ""
+    return str(parse_amount(value, field=field))
 
 
 @overload
@@ -153,6 +184,17 @@ def symbol_chosen(currency: str, typed: str | None) -> str | None:
     return None if currency.strip().upper() in CURRENCY_SYMBOLS else typed
 
 
+def _control_changes(controls: dict[str, str | None]) -> dict[str, str]:
+    """The settings rows the account controls' defaults change to (control_amount)."""
+    changes: dict[str, str] = {}
+    for key, value in controls.items():
+        assert key in CONTROL_DEFAULTS, key
+        amount = control_amount(value, key)
+        if amount is not None:
+            changes[key] = amount
+    return changes
+
+
 async def change_settings(
     ctx: BillingContext,
     *,
@@ -160,9 +202,11 @@ async def change_settings(
     currency: str | None = None,
     symbol: str | None = None,
     timezone: str | None = None,
+    controls: dict[str, str | None] | None = None,
 ) -> BillingSettings:
-    """Change any of the settings; all or nothing."""
-    changes: dict[str, str] = {}
+    """Change any of the settings; all or nothing. `controls`: the account controls'
+    defaults by CONTROL_DEFAULTS name (control_amount: "" clears one)."""
+    changes = _control_changes(controls or {})
     if billing is not None:
         if billing not in ("on", "off"):
             raise BadRequest("billing: must be on or off", field="billing")

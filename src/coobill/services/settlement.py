@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from coobill.money import ZERO
 from coobill.rating import Tariff
-from coobill.services import holds, ledger, outbox
+from coobill.services import holds, ledger, low_balance, outbox
 from coobill.services.commands import (
     DialOutcome,
     Disposition,
@@ -259,6 +259,7 @@ def _record(
             session, extension_id=price.extension_id, kind=ledger.CALL_DEBIT, amount=-amount,
             at=end or now, reference=f"call:{call_id}",
         )
+        low_balance.check(ctx, session, price.extension_id, end or now)
     outbox.publish(ctx, session, outbox.CALL_SETTLED, price.extension_number, {
         "uniqueid": cmd.uniqueid, "leg": dial.leg, "number": dial.dialled_number,
         "disposition": str(dial.disposition), "billable_seconds": billsec, "cost": amount,

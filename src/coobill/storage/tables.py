@@ -81,6 +81,40 @@ class Extension(Base):
     reserved: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     locked: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    # Spend caps (services/caps.py); None: the site's default (a setting), if any.
+    cap_daily: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
+    cap_monthly: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
+    max_call_cost: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
+    max_price_minute: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
+    # What its calls were debited on the day (month) `spent_day_of` ("YYYY-MM-DD";
+    # `spent_month_of`, "YYYY-MM") in the PBX's time zone: kept on the row, beside `reserved`,
+    # so that the gate's one conditional update checks the caps as it checks the funds.
+    spent_day: Mapped[Decimal] = mapped_column(Money, default=Decimal(0), server_default="0")
+    spent_day_of: Mapped[str] = mapped_column(String(10), default="", server_default="")
+    spent_month: Mapped[Decimal] = mapped_column(Money, default=Decimal(0), server_default="0")
+    spent_month_of: Mapped[str] = mapped_column(String(7), default="", server_default="")
+    # Low-balance alert (services/low_balance.py): the threshold (None: the site's default)
+    # and when the funds last fell below it (None: armed, they are above it).
+    low_balance_threshold: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
+    low_balance_since: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class RefusedCall(Base):
+    """One DENY of the gate: when, who asked to call what, why, and how long the gate took
+    to say so. Written after the answer, in batches (services/refused.py); kept for
+    `[records] refused_keep_days` and at most `refused_max_rows` rows."""
+
+    __tablename__ = "refused_call"
+    __table_args__ = (Index("ix_refused_call_at_id", "at", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime)  # the PBX's local time, as call records
+    pbx: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    uniqueid: Mapped[str] = mapped_column(String(64), default="")
+    extension: Mapped[str] = mapped_column(String(32), default="")
+    number: Mapped[str] = mapped_column(String(64), default="")
+    reason: Mapped[str] = mapped_column(String(32))
+    latency_us: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Rate(Base):

@@ -75,6 +75,8 @@ _ZH: list[tuple[str, str]] = [
      "通话 {v} 有多个标记预留({ids}):请指明是哪一个(--hold ID)"),
     (r"a whole number of seconds, 0 to (?P<n>\d+)", "秒数必须是 0 到 {n} 之间的整数"),
     (r"must be locked or unlocked", "必须是已锁定或未锁定"),
+    (r"must be answered, unanswered or refused", "必须是已接通、未接通或已拒绝"),
+    (r"must be low or empty", "必须是余额不足或留空"),
     (r"must be monthly or weekly", "必须是每月或每周"),
     (r"at most a year back", "最多只能追溯一年"),
     (r"must be lock or flag", "必须是锁定或标记"),

@@ -42,6 +42,7 @@ STATS_HEADER = (
     "average_duration",
     "average_seconds",
     "total_cost",
+    "refused",
 )
 
 
@@ -89,6 +90,7 @@ def stats_json(s: StatsRow) -> dict[str, Any]:
         "average_duration": duration(s.average_seconds),
         "average_seconds": s.average_seconds,
         "total_cost": fmt(s.cost),
+        "refused": s.refused,
     }
 
 

@@ -26,11 +26,24 @@ async def extension_set(args: argparse.Namespace, ctx: BillingContext) -> int:
     changes = extensions.ExtensionChanges(
         name=args.name, billing=args.billing, payment=args.payment,
         credit_limit=None if args.credit is None else _amount(args.credit, "credit"),
-        locked=args.locked,
+        locked=args.locked, **{name: getattr(args, name) for name in extensions.CONTROLS},
     )
     view = await extensions.set_extension(ctx, args.extension, changes)
-    print(to_table([extension_row(view)], EXTENSION_COLUMNS))
+    _print_extension(view)
     return 0
+
+
+def _controls_row(view: extensions.ExtensionView) -> dict[str, Any]:
+    return {name: getattr(view, name) for name in extensions.CONTROLS}
+
+
+def _print_extension(view: extensions.ExtensionView) -> None:
+    """The extension's table; then its account controls', if it sets any."""
+    print(to_table([extension_row(view)], EXTENSION_COLUMNS))
+    controls = _controls_row(view)
+    if any(v is not None for v in controls.values()):
+        print(to_table([{k: "default" if v is None else v for k, v in controls.items()}],
+                       tuple(controls)))
 
 
 def _amount(text: str, field: str) -> Decimal:
@@ -54,9 +67,15 @@ async def extension_adjust(args: argparse.Namespace, ctx: BillingContext) -> int
 async def extension_show(args: argparse.Namespace, ctx: BillingContext) -> int:
     view = await extensions.show_extension(ctx, args.extension)
     if args.json:
-        print(to_json(extension_row(view)))
+        # The controls' keys only when it sets one: what it printed before stays as it was.
+        controls = _controls_row(view)
+        if any(v is not None for v in controls.values()):
+            controls["low_balance_since"] = view.low_balance_since
+        else:
+            controls = {}
+        print(to_json({**extension_row(view), **controls}))
     else:
-        print(to_table([extension_row(view)], EXTENSION_COLUMNS))
+        _print_extension(view)
     return 0
 
 

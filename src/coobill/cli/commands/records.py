@@ -7,7 +7,7 @@ import argparse
 
 from coobill.cli.output import emit
 from coobill.formatting import duration
-from coobill.services import reports
+from coobill.services import refused, reports
 from coobill.services.context import BillingContext
 
 RECHARGE_COLUMNS = ("time", "extension", "name", "balance_before", "amount", "balance_after",
@@ -16,6 +16,7 @@ CALL_COLUMNS = ("start", "extension", "name", "number", "billable_time", "billse
                 "rate", "cost", "buy_cost", "margin", "disposition", "gated", "uniqueid")
 TRUNK_COLUMNS = ("trunk", "calls", "answered", "total_duration", "total_seconds", "revenue",
                  "buy_cost", "margin")
+REFUSED_COLUMNS = ("time", "extension", "number", "reason", "latency_ms", "uniqueid")
 STATS_COLUMNS = ("date", "extension", "calls", "answered", "total_duration", "total_seconds",
                  "average_duration", "average_seconds", "total_cost")
 
@@ -44,7 +45,13 @@ async def recharges_list(args: argparse.Namespace, ctx: BillingContext) -> int:
 
 async def calls_list(args: argparse.Namespace, ctx: BillingContext) -> int:
     period = reports.Period.parse(args.date_from, args.date_to)
-    records, _ = await reports.list_calls(ctx, period, args.keyword)
+    if args.outcome == "refused":
+        refusals, _ = await refused.list_refused(ctx, *period.bounds(), args.keyword)
+        emit(args, [{"time": r.at, "extension": r.extension, "number": r.number,
+                     "reason": r.reason, "latency_ms": r.latency_ms, "uniqueid": r.uniqueid}
+                    for r in refusals], REFUSED_COLUMNS)
+        return 0
+    records, _ = await reports.list_calls(ctx, period, args.keyword, outcome=args.outcome or "")
     emit(
         args,
         [

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, literal_column, or_, select, text
 
+from coobill.errors import BadRequest
 from coobill.services.context import BillingContext
 from coobill.services.reports.period import EXPORT_BATCH, Period, keyset, within
 from coobill.storage.tables import Call, Extension
@@ -46,12 +47,27 @@ class CallRecord:
 TRIGRAM = 3
 
 
+# The call records' outcome filter (the portal's answered / unanswered; refused calls are
+# services/refused.py's own records).
+OUTCOMES = ("", "answered", "unanswered")
+
+
+def check_outcome(outcome: str | None) -> str:
+    if (outcome or "") not in (*OUTCOMES, "refused"):
+        raise BadRequest("outcome: must be answered, unanswered or refused", field="outcome")
+    return outcome or ""
+
+
 async def _calls(uow: UnitOfWork, period: Period, keyword: str | None,
-                 extensions: Sequence[str]) -> Select[Any]:
+                 extensions: Sequence[str], outcome: str = "") -> Select[Any]:
     """The ids of the calls wanted. The keyword is part of the caller's extension, the
     caller ID's name or the number dialled, or part of the name the billing user gave the
     extension."""
     query = within(select(Call.id), Call.start, period)
+    if outcome == "answered":
+        query = query.where(Call.disposition == "ANSWERED")
+    elif outcome == "unanswered":
+        query = query.where(Call.disposition != "ANSWERED")
     if keyword:
         word = keyword.strip()
         # the extension's name as the billing user set it, not only the caller ID's: a small
@@ -105,9 +121,10 @@ def _rows_of(ids: Select[Any]) -> Select[Any]:
 async def list_calls(
     ctx: BillingContext, period: Period = Period(), keyword: str | None = None,
     *, extensions: Sequence[str] = (), offset: int = 0, limit: int | None = None,
+    outcome: str = "",
 ) -> tuple[list[CallRecord], int]:
     async with ctx.uow.read() as uow:
-        wanted = await _calls(uow, period, keyword, extensions)
+        wanted = await _calls(uow, period, keyword, extensions, check_outcome(outcome))
         total = (await uow.session.execute(
             select(func.count()).select_from(wanted.subquery()))).scalar_one()
         page = wanted.order_by(*_NEWEST_CALLS).offset(offset)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -22,7 +22,7 @@ from coobill.errors import BadRequest
 from coobill.money import ZERO, from_units
 from coobill.services.context import BillingContext
 from coobill.services.reports.period import PERIODS, Period, within
-from coobill.storage.tables import Call
+from coobill.storage.tables import Call, RefusedCall
 
 # The extension of a statistics row that totals every extension counted (the appliance's "All").
 ALL_EXTENSIONS = "*"
@@ -36,6 +36,7 @@ class StatsRow:
     answered: int
     total_seconds: int
     cost: Decimal
+    refused: int = 0  # the gate's DENYs (services/refused.py), not among `calls`
 
     @property
     def average_seconds(self) -> int:
@@ -61,16 +62,17 @@ def _label(dialect: str, day: SQLColumnExpression[Any], by: str) -> ColumnElemen
 
 def combined(rows: Sequence[StatsRow]) -> list[StatsRow]:
     """One row per period for all the extensions together, as the appliance's "All"."""
-    totals: dict[str, list[int | Decimal]] = defaultdict(lambda: [0, 0, 0, ZERO])
+    totals: dict[str, list[int | Decimal]] = defaultdict(lambda: [0, 0, 0, ZERO, 0])
     for row in rows:
         total = totals[row.period]
         total[0] += row.calls
         total[1] += row.answered
         total[2] += row.total_seconds
         total[3] += row.cost
+        total[4] += row.refused
     return [
-        StatsRow(p, ALL_EXTENSIONS, int(c), int(a), int(s), Decimal(m))
-        for p, (c, a, s, m) in sorted(totals.items())
+        StatsRow(p, ALL_EXTENSIONS, int(c), int(a), int(s), Decimal(m), int(r))
+        for p, (c, a, s, m, r) in sorted(totals.items())
     ]
 
 
@@ -118,8 +120,32 @@ async def statistics(
         )
     async with ctx.uow.read() as uow:
         rows = (await uow.session.execute(query)).tuples().all()
+        refusals = (await uow.session.execute(
+            _refused_counts(dialect, by, period, extensions))).tuples().all()
     split = [
         StatsRow(str(b), ext, int(n), int(a or 0), int(s or 0), from_units(int(c or 0)))
         for b, ext, n, a, s, c in rows
     ]
+    split = _with_refused(split, [(str(b), ext, int(n)) for b, ext, n in refusals])
     return split if per_extension else combined(split)
+
+
+def _refused_counts(dialect: str, by: str, period: Period,
+                    extensions: Sequence[str]) -> Select[Any]:
+    """The refused calls per period and extension (a small table, kept short by retention)."""
+    day = func.date(RefusedCall.at)
+    bucket = day if by == "day" else _label(dialect, day, by)
+    query = within(select(bucket.label("bucket"), RefusedCall.extension, func.count()),
+                   RefusedCall.at, period)
+    if extensions:
+        query = query.where(RefusedCall.extension.in_(list(extensions)))
+    return query.group_by(bucket, RefusedCall.extension)
+
+
+def _with_refused(rows: list[StatsRow], refusals: list[tuple[str, str, int]]) -> list[StatsRow]:
+    """The rows with their refused counts; a period and extension that only had refusals
+    gets a row of its own."""
+    counts = {(b, ext): n for b, ext, n in refusals}
+    merged = [replace(r, refused=counts.pop((r.period, r.extension), 0)) for r in rows]
+    merged += [StatsRow(b, ext, 0, 0, 0, ZERO, n) for (b, ext), n in counts.items()]
+    return sorted(merged, key=lambda r: (r.period, r.extension))

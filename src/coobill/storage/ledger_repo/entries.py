@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import String, bindparam, case, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -39,11 +39,44 @@ _MOVE_HEAD = (
 )
 
 
-def move_balance(session: Session, extension_id: int, amount: Decimal) -> Any:
+# A call's debit also counts as its day's and its month's spending (services/caps.py): added
+# to the counter when it is that period's, starting it when the counter is of an earlier
+# one, left alone when the call is of a period already past (its counter is gone).
+def _counted(spent: Any, of: Any, period: str) -> Any:
+    new = bindparam(period, type_=String())
+    return case((of == new, spent + bindparam("spent", type_=Money())),
+                (of < new, bindparam("spent", type_=Money())), else_=spent)
+
+
+def _period(of: Any, period: str) -> Any:
+    new = bindparam(period, type_=String())
+    return case((of < new, new), else_=of)
+
+
+_MOVE_BALANCE_SPENT = (
+    update(EXTENSION)
+    .where(EXTENSION.c.id == bindparam("extension_id"))
+    .values(balance=EXTENSION.c.balance + bindparam("amount", type_=Money()),
+            spent_day=_counted(EXTENSION.c.spent_day, EXTENSION.c.spent_day_of, "day"),
+            spent_day_of=_period(EXTENSION.c.spent_day_of, "day"),
+            spent_month=_counted(EXTENSION.c.spent_month, EXTENSION.c.spent_month_of, "month"),
+            spent_month_of=_period(EXTENSION.c.spent_month_of, "month"))
+    .returning(EXTENSION.c.balance, EXTENSION.c.number)
+)
+
+
+def move_balance(session: Session, extension_id: int, amount: Decimal,
+                 spent_on: tuple[str, str] | None = None) -> Any:
     """Add `amount` (signed) to a balance in one UPDATE ... RETURNING (no read-modify-write):
-    the balance after and the extension's number; None for an unknown extension."""
-    return _fast.execute(session, _MOVE_BALANCE,
-                         {"extension_id": extension_id, "amount": amount}).first()
+    the balance after and the extension's number; None for an unknown extension. With
+    `spent_on` (day, month) it is a call's debit, counted as that day's and month's
+    spending."""
+    if spent_on is None:
+        return _fast.execute(session, _MOVE_BALANCE,
+                             {"extension_id": extension_id, "amount": amount}).first()
+    return _fast.execute(session, _MOVE_BALANCE_SPENT, {
+        "extension_id": extension_id, "amount": amount, "spent": -amount,
+        "day": spent_on[0], "month": spent_on[1]}).first()
 
 
 _HAS_ENTRY = select(ENTRY.c.id).where(ENTRY.c.kind == bindparam("kind"),

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, case, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -28,6 +29,26 @@ _RESERVE = (
            bindparam("amount", type_=Money()) <= FUNDS)
     .values(reserved=EXTENSION.c.reserved + bindparam("amount", type_=Money()))
 )
+# The same, also only while the day's and the month's caps cover it: what the period's calls
+# were debited (its counter, if it is this period's) + every open hold + this one. On the row
+# alone, so that PostgreSQL, re-reading a row another call just updated, checks it again
+# (READ COMMITTED's re-check of the WHERE sees the row's new version, not other tables').
+_THIS_DAY = case((EXTENSION.c.spent_day_of == bindparam("day"), EXTENSION.c.spent_day),
+                 else_=0)
+_THIS_MONTH = case((EXTENSION.c.spent_month_of == bindparam("month"), EXTENSION.c.spent_month),
+                   else_=0)
+_RESERVE_CAPPED = (
+    update(EXTENSION)
+    .where(EXTENSION.c.id == bindparam("extension_id"),
+           bindparam("amount", type_=Money()) <= FUNDS,
+           _THIS_DAY + EXTENSION.c.reserved + bindparam("amount", type_=Money())
+           <= bindparam("day_cap", type_=Money()),
+           _THIS_MONTH + EXTENSION.c.reserved + bindparam("amount", type_=Money())
+           <= bindparam("month_cap", type_=Money()))
+    .values(reserved=EXTENSION.c.reserved + bindparam("amount", type_=Money()))
+)
+# A period with no cap is checked against more than any amount can be (money.MAX_AMOUNT).
+_UNCAPPED = Decimal(10) ** 13
 _UNRESERVE = (
     update(EXTENSION)
     .where(EXTENSION.c.id == bindparam("extension_id"))
@@ -75,14 +96,33 @@ _CHANNEL_HOLDS = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class PeriodCaps:
+    """The day's and the month's caps a hold must stay within (None: no such cap), and
+    which day and month they are ("YYYY-MM-DD", "YYYY-MM", the PBX's)."""
+
+    day: str
+    daily: Decimal | None
+    month: str
+    monthly: Decimal | None
+
+
 def take_hold(session: Session, *, extension_id: int | None, amount: Decimal,
-              **row: object) -> int | None:
-    """Reserve `amount` of the extension's funds - only while they cover it, in one
-    conditional UPDATE - and write the hold's row (`row`: its columns), HELD; the hold's id,
-    or None when the funds did not cover it. A zero amount reserves nothing."""
+              caps: PeriodCaps | None = None, **row: object) -> int | None:
+    """Reserve `amount` of the extension's funds - only while they (and the period `caps`)
+    cover it, in one conditional UPDATE - and write the hold's row (`row`: its columns),
+    HELD; the hold's id, or None when they did not cover it. A zero amount reserves
+    nothing."""
     if extension_id is not None and amount:
-        reserved = _fast.execute(session, _RESERVE,
-                                 {"extension_id": extension_id, "amount": amount})
+        if caps is None:
+            reserved = _fast.execute(session, _RESERVE,
+                                     {"extension_id": extension_id, "amount": amount})
+        else:
+            reserved = _fast.execute(session, _RESERVE_CAPPED, {
+                "extension_id": extension_id, "amount": amount, "day": caps.day,
+                "month": caps.month,
+                "day_cap": _UNCAPPED if caps.daily is None else caps.daily,
+                "month_cap": _UNCAPPED if caps.monthly is None else caps.monthly})
         if not reserved.rowcount:
             return None
     hold_id = _fast.execute(session, _NEW_HOLD, {

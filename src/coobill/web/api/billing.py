@@ -20,7 +20,7 @@ router = APIRouter(
 
 
 def settings_json(current: settings_service.BillingSettings) -> SettingsOut:
-    return SettingsOut.model_validate(current.as_dict())
+    return SettingsOut.model_validate({**current.as_dict(), **current.controls()})
 
 
 @router.get("/settings")
@@ -38,7 +38,11 @@ async def change_settings(body: SettingsIn, request: Request, user: BillingUser)
                       "symbol": settings_service.symbol_chosen(body.currency, body.symbol or "")}
     elif body.symbol is not None:
         arguments["symbol"] = body.symbol
-    return settings_json(await settings_service.change_settings(portal(request).ctx, **arguments))
+    controls: dict[str, str | None] = {
+        name: None if getattr(body, name) is None else str(getattr(body, name))
+        for name in settings_service.CONTROL_DEFAULTS}
+    return settings_json(await settings_service.change_settings(
+        portal(request).ctx, **arguments, controls=controls))
 
 
 @router.get("/live")

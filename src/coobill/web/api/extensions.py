@@ -35,6 +35,11 @@ def extension_json(v: ExtensionView) -> ExtensionOut:
             "reserved": fmt(v.reserved),
             "funds_available": fmt(v.funds_available),
             "locked": v.locked,
+            **{name: None if getattr(v, name) is None else fmt(getattr(v, name))
+               for name in extensions.CONTROLS},
+            "below_threshold": v.below_threshold,
+            "low_balance_since": (None if v.low_balance_since is None
+                                  else v.low_balance_since.isoformat(sep=" ")),
         }
     )
 
@@ -49,7 +54,12 @@ def changes_from(body: ExtensionIn) -> ExtensionChanges:
         payment=body.payment,
         locked=body.locked,
         credit_limit=None if credit is None else parse_amount(credit, field="credit_limit"),
+        **{name: _text(getattr(body, name)) for name in extensions.CONTROLS},
     )
+
+
+def _text(value: str | int | None) -> str | None:
+    return None if value is None else str(value)
 
 
 @router.get("/extensions")
@@ -59,6 +69,7 @@ async def list_extensions(
     extension: str = Query("", description="Part of the number or the name."),
     status: str = Query("", description="locked, unlocked or empty for both."),
     payment: str = Query("", description="prepaid, postpaid or empty for both."),
+    balance: str = Query("", description="low: only those below their low-balance threshold."),
     offset: int = OFFSET,
     limit: int = LIMIT,
 ) -> ExtensionPage:
@@ -67,6 +78,7 @@ async def list_extensions(
         locked=extensions.locked_filter(status),
         payment=payment or None,
         search=extension.strip() or None,
+        low=extensions.low_filter(balance),
         offset=offset,
         limit=limit,
     )

@@ -8,12 +8,14 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from coobill.services import reports
+from coobill.errors import BadRequest
+from coobill.services import refused, reports
 from coobill.web.api.paging import LIMIT, OFFSET
 from coobill.web.api.schemas import (
     CallRecordOut,
     RechargeRecordOut,
     RecordPage,
+    RefusedCallOut,
     StatsRowOut,
     TrunkRowOut,
 )
@@ -27,6 +29,7 @@ from coobill.web.records import (
     call_json,
     cells,
     recharge_json,
+    stamp,
     stats_json,
     trunk_json,
 )
@@ -80,12 +83,35 @@ async def call_records(
     keyword: str = KEYWORD,
     offset: int = OFFSET,
     limit: int = LIMIT,
+    outcome: str = Query("", description="answered, unanswered or empty for both."),
 ) -> RecordPage[CallRecordOut]:
+    if outcome == "refused":
+        raise BadRequest("outcome: refused calls are /api/refused", field="outcome")
     records, total = await reports.list_calls(
-        portal(request).ctx, *_filters(date_from, date_to, keyword), offset=offset, limit=limit)
+        portal(request).ctx, *_filters(date_from, date_to, keyword), offset=offset, limit=limit,
+        outcome=outcome)
     return RecordPage[CallRecordOut](
         total=total, items=[CallRecordOut(**call_json(c)) for c in records]
     )
+
+
+@router.get("/refused")
+async def refused_calls(
+    request: Request,
+    user: BillingUser,
+    date_from: str = FROM,
+    date_to: str = TO,
+    keyword: str = Query("", description="Part of the extension or the number."),
+    offset: int = OFFSET,
+    limit: int = LIMIT,
+) -> RecordPage[RefusedCallOut]:
+    """The calls the gate refused (every DENY), newest first."""
+    first, last = reports.Period.parse(date_from, date_to).bounds()
+    records, total = await refused.list_refused(
+        portal(request).ctx, first, last, keyword.strip() or None, offset=offset, limit=limit)
+    return RecordPage[RefusedCallOut](total=total, items=[RefusedCallOut(
+        date=stamp(r.at), extension=r.extension, callee=r.number, reason=r.reason,
+        latency_ms=str(r.latency_ms), uniqueid=r.uniqueid) for r in records])
 
 
 @router.get("/calls.csv", response_class=Response, responses=CSV)

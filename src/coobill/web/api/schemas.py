@@ -82,6 +82,16 @@ class ExtensionOut(BaseModel):
     reserved: str = Field(description="Held by calls in progress.")
     funds_available: str
     locked: bool
+    # The account controls the extension sets (null: the site's default applies).
+    cap_daily: str | None = None
+    cap_monthly: str | None = None
+    max_call_cost: str | None = None
+    max_price_minute: str | None = None
+    low_balance: str | None = None
+    below_threshold: bool = Field(
+        False, description="Its funds at rest are below its low-balance threshold (listings).")
+    low_balance_since: str | None = Field(
+        None, description="Its funds are below the low-balance threshold since then.")
 
 
 class ExtensionPage(BaseModel):
@@ -99,6 +109,11 @@ class ExtensionIn(Body):
     )
     credit_limit: Amount | None = None
     locked: bool | None = None
+    cap_daily: Amount | None = Field(None, description='An amount; "" for the default.')
+    cap_monthly: Amount | None = Field(None, description='An amount; "" for the default.')
+    max_call_cost: Amount | None = Field(None, description='An amount; "" for the default.')
+    max_price_minute: Amount | None = Field(None, description='An amount; "" for the default.')
+    low_balance: Amount | None = Field(None, description='An amount; "" for the default.')
 
 
 class BatchEditIn(ExtensionIn):
@@ -262,6 +277,15 @@ class CallRecordOut(BaseModel):
     uniqueid: str
 
 
+class RefusedCallOut(BaseModel):
+    date: str
+    extension: str
+    callee: str
+    reason: str = Field(description="The gate's COOBILL_REASON.")
+    latency_ms: str = Field(description="How long the gate took to decide, milliseconds.")
+    uniqueid: str
+
+
 class TrunkRowOut(BaseModel):
     trunk: str
     calls: int
@@ -283,6 +307,7 @@ class StatsRowOut(BaseModel):
     average_duration: str
     average_seconds: int
     total_cost: str
+    refused: int = Field(0, description="Calls the gate refused (not among `calls`).")
 
 
 class RecordPage(BaseModel, Generic[Row]):
@@ -295,6 +320,12 @@ class SettingsOut(BaseModel):
     currency: str
     currency_symbol: str
     timezone: str
+    # The account controls' defaults ("": none): docs/controls.md.
+    cap_daily: str = ""
+    cap_monthly: str = ""
+    max_call_cost: str = ""
+    max_price_minute: str = ""
+    low_balance: str = ""
 
 
 class SettingsIn(Body):
@@ -302,6 +333,11 @@ class SettingsIn(Body):
     currency: str | None = Field(None, description="USD, CNY, EUR, GBP, VND or OTHER.")
     symbol: str | None = Field(None, description="Required with OTHER.")
     timezone: str | None = None
+    cap_daily: Amount | None = Field(None, description='An amount; "" for no default.')
+    cap_monthly: Amount | None = Field(None, description='An amount; "" for no default.')
+    max_call_cost: Amount | None = Field(None, description='An amount; "" for no default.')
+    max_price_minute: Amount | None = Field(None, description='An amount; "" for no default.')
+    low_balance: Amount | None = Field(None, description='An amount; "" for no default.')
 
 
 class HeldOut(BaseModel):

@@ -45,6 +45,8 @@ def changes_from(form: Mapping[str, str], *, batch: bool) -> ExtensionChanges:
         locked=form.get("locked") == "locked" if wanted("locked") else None,
         credit_limit=credit_limit(form.get("credit_limit", "")) if wanted("credit_limit") else None,
         payment=form.get("payment", "") if wanted("payment") else None,
+        # An empty box: the site's default applies.
+        **{name: form.get(name, "") if wanted(name) else None for name in extensions.CONTROLS},
     )
 
 
@@ -153,6 +155,8 @@ async def edit_form(request: Request, user: BillingUser, number: str) -> Respons
                 "credit_limit": str(view.credit_limit),
                 "payment": view.payment,
                 "locked": "locked" if view.locked else "unlocked",
+                **{name: "" if getattr(view, name) is None else str(getattr(view, name))
+                   for name in extensions.CONTROLS},
             },
         },
     )

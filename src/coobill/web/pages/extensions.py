@@ -18,6 +18,7 @@ async def extension_list(
     extension: str = "",
     status: str = "",
     payment: str = "",
+    balance: str = "",
     page: str = "1",
 ) -> Response:
     wanted = page_number(page)
@@ -26,6 +27,7 @@ async def extension_list(
         locked=extensions.locked_filter(status),
         payment=payment or None,
         search=extension.strip() or None,
+        low=extensions.low_filter(balance),
         offset=(wanted - 1) * PAGE_SIZE,
         limit=PAGE_SIZE,
     )
@@ -34,7 +36,8 @@ async def extension_list(
         "extensions.html",
         {
             "rows": views,
-            "filters": {"extension": extension, "status": status, "payment": payment},
+            "filters": {"extension": extension, "status": status, "payment": payment,
+                        "balance": balance},
             "paging": pages(total, wanted),
             "pager_query": query_without(request, "page", "notice", "n"),
         },

@@ -6,13 +6,14 @@ The keyword is fuzzy: part of the extension or its name (for calls, also the num
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from coobill.errors import BadRequest
-from coobill.services import reports
+from coobill.services import refused, reports
 from coobill.web.auth import BillingUser, portal
 from coobill.web.render import PAGE_SIZE, page_number, pages, query_without, render
 
@@ -32,8 +33,9 @@ async def _records(
     date_to: str,
     keyword: str,
     page: str,
+    extra: dict[str, str] | None = None,
 ) -> Response:
-    filters = {"date_from": date_from, "date_to": date_to, "keyword": keyword}
+    filters = {"date_from": date_from, "date_to": date_to, "keyword": keyword, **(extra or {})}
     wanted = page_number(page)
     try:
         period = reports.Period.parse(date_from, date_to)
@@ -92,7 +94,18 @@ async def call_records(
     date_to: str = "",
     keyword: str = "",
     page: str = "1",
+    outcome: str = "",
 ) -> Response:
+    """Answered and unanswered calls (the records), or the calls the gate refused."""
+    outcome = reports.check_outcome(outcome)
+    lister: Lister = _refused if outcome == "refused" else partial(reports.list_calls,
+                                                                   outcome=outcome)
     return await _records(
-        request, "calls.html", reports.list_calls, date_from, date_to, keyword, page
+        request, "calls.html", lister, date_from, date_to, keyword, page, {"outcome": outcome}
     )
+
+
+async def _refused(ctx: Any, period: reports.Period, keyword: str | None, *, offset: int,
+                   limit: int) -> tuple[list[Any], int]:
+    first, last = period.bounds()
+    return await refused.list_refused(ctx, first, last, keyword, offset=offset, limit=limit)

@@ -30,6 +30,7 @@ async def settings_form(request: Request, user: BillingUser) -> Response:
                 "currency": currency,
                 "symbol": current.currency_symbol,
                 "timezone": current.timezone,
+                **current.controls(),
             },
         },
     )
@@ -46,6 +47,7 @@ async def change_settings(request: Request, user: BillingUser) -> Response:
             currency=currency,
             symbol=settings_service.symbol_chosen(currency, form.get("symbol", "")),
             timezone=form.get("timezone", "").strip() or None,
+            controls={name: form.get(name, "") for name in settings_service.CONTROL_DEFAULTS},
         )
     except BadRequest as exc:
         return await render(

@@ -1,0 +1,129 @@
+"""The account controls through the gate end to end: a fake Asterisk speaking the recorded
+FastAGI protocol, the real GateServer, services and ledger (SQLite, and PostgreSQL when
+configured). What the channel is told: the capped limit, and the cap's own DENY reason."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import partial
+
+from coobill.agi.server import GateOptions, GateServer
+from coobill.services.context import BillingContext
+from coobill.services.extensions import ExtensionChanges, set_extension, show_extension
+from coobill.services.gate import authorize_call
+from coobill.services.refused import RefusedLog, list_refused
+from coobill.services.settings import change_settings
+from tests.fakes.ami_server import FakeAmiServer
+from tests.fakes.asterisk_agi import FakeAsterisk
+from tests.integration.daemons import funded, gate_call, start_daemon
+from tests.integration.test_gate_ledger import billed_extension, call_env, start_gate
+
+# The rate of billed_extension: a 0.20 connection fee, then 0.10 a minute.
+
+
+class TestSpendCapsThroughTheGate:
+    async def test_the_limit_is_what_the_daily_cap_leaves_and_then_it_is_cap_daily(
+        self, ctx: BillingContext
+    ) -> None:
+        await billed_extension(ctx, "100")
+        await set_extension(ctx, "100", ExtensionChanges(cap_daily="0.5"))
+        gate = await start_gate(ctx, ring_allowance_seconds=60)
+        try:
+            first = await FakeAsterisk(call_env("u-cap-1")).call(gate.port)
+            second = await FakeAsterisk(call_env("u-cap-2")).call(gate.port)
+        finally:
+            await gate.close()
+        # 0.50: the fee and 3 minutes.
+        assert first.variables == {
+            "COOBILL_RESULT": "ALLOW", "COOBILL_REASON": "ok", "COOBILL_LIMIT": "180",
+            "COOBILL_DIAL_OPTIONS": "L(180000)",
+        }
+        assert first.channel.executed == [("Set", "TIMEOUT(absolute)=240")]
+        assert second.variables == {
+            "COOBILL_RESULT": "DENY", "COOBILL_REASON": "cap_daily", "COOBILL_LIMIT": "",
+            "COOBILL_DIAL_OPTIONS": "",
+        }
+        assert (await show_extension(ctx, "100")).reserved == Decimal("0.5")
+
+    async def test_the_sites_monthly_cap_and_maximum_price_are_their_own_reasons(
+        self, ctx: BillingContext
+    ) -> None:
+        await billed_extension(ctx, "100")
+        gate = await start_gate(ctx)
+        try:
+            await change_settings(ctx, controls={"cap_monthly": "0.1"})
+            monthly = await FakeAsterisk(call_env("u-cap-3")).call(gate.port)
+            await change_settings(ctx, controls={"cap_monthly": "", "max_price_minute": "0.05"})
+            dear = await FakeAsterisk(call_env("u-cap-4")).call(gate.port)
+        finally:
+            await gate.close()
+        assert (monthly.variables["COOBILL_RESULT"], monthly.variables["COOBILL_REASON"]) == (
+            "DENY", "cap_monthly")
+        assert (dear.variables["COOBILL_RESULT"], dear.variables["COOBILL_REASON"]) == (
+            "DENY", "max_price")
+
+
+class TestRefusedCallsThroughTheGate:
+    async def test_each_deny_the_channel_is_told_leaves_a_record_with_its_latency(
+        self, ctx: BillingContext
+    ) -> None:
+        await billed_extension(ctx, "0")  # no funds
+        log = RefusedLog(ctx)
+        gate = GateServer(partial(authorize_call, ctx), GateOptions(port=0, deadline_seconds=10),
+                          on_decision=log.note)
+        await gate.start()
+        try:
+            denied = await FakeAsterisk(call_env("u-refused")).call(gate.port)
+            env = dict(call_env("u-bad"))
+            env["agi_arg_2"] = "not digits"
+            await FakeAsterisk(list(env.items())).call(gate.port)
+        finally:
+            await gate.close()
+        assert denied.variables["COOBILL_REASON"] == "no_funds"
+        assert await log.flush() == 2
+        records, _ = await list_refused(ctx)
+        by_reason = {r.reason: r for r in records}
+        assert set(by_reason) == {"no_funds", "bad_request"}
+        funds = by_reason["no_funds"]
+        assert (funds.extension, funds.number, funds.uniqueid) == ("100", "913800000000",
+                                                                   "u-refused")
+        assert funds.latency_ms > 0
+
+
+class TestLowBalanceThroughTheGate:
+    async def test_an_allow_below_the_threshold_sets_coobill_low_balance_before_the_result(
+        self, ctx: BillingContext
+    ) -> None:
+        await billed_extension(ctx, "1")
+        # Each call holds 0.50 at most; the funds at rest (balance + credit) stay 1.00.
+        await set_extension(ctx, "100", ExtensionChanges(max_call_cost="0.5"))
+        gate = await start_gate(ctx)
+        try:
+            above = await FakeAsterisk(call_env("u-low-1")).call(gate.port)
+            await set_extension(ctx, "100", ExtensionChanges(low_balance="1.5"))
+            below = await FakeAsterisk(call_env("u-low-2")).call(gate.port)
+        finally:
+            await gate.close()
+        assert "COOBILL_LOW_BALANCE" not in above.variables
+        assert below.variables["COOBILL_RESULT"] == "ALLOW"
+        assert below.variables["COOBILL_LOW_BALANCE"] == "1"
+        sent = below.channel.commands
+        low = sent.index('SET VARIABLE COOBILL_LOW_BALANCE "1"')
+        assert low < sent.index('SET VARIABLE COOBILL_RESULT "ALLOW"')
+
+
+class TestTheDaemonRecordsWhatItsGateRefused:
+    async def test_a_deny_of_the_running_daemon_is_recorded_by_the_time_it_stopped(
+        self, ctx: BillingContext, fake_ami: FakeAmiServer
+    ) -> None:
+        await funded(ctx)
+        await set_extension(ctx, "100", ExtensionChanges(locked=True))
+        daemon = await start_daemon(ctx, fake_ami)
+        try:
+            assert daemon.gate is not None
+            told = await gate_call(daemon.gate.port, "sip_answered")
+        finally:
+            await daemon.stop()
+        assert (told["COOBILL_RESULT"], told["COOBILL_REASON"]) == ("DENY", "locked")
+        [record], _ = await list_refused(ctx)
+        assert (record.extension, record.reason) == ("100", "locked")
