@@ -48,7 +48,8 @@ async def test_each_dial_goes_under_the_hold_taken_before_it(
     clock.advance(30)
     second = await authorize_call(ctx, AuthorizeCall(GATED, "100", NUMBER,
                                                      earlier=((first.token or "", 31),)))
-    assert first.allowed and second.allowed
+    assert first.allowed
+    assert second.allowed
     records = [CdrRecord.from_master_csv(r, gmt=False) for r in (
         row("PJSIP/carrier-00000002", at(1), at(5), at(25), 20),
         row("PJSIP/carrier-00000003", at(31), at(35), at(45), 10))]

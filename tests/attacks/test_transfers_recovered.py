@@ -91,7 +91,8 @@ async def test_a_restart_mid_transfer_follows_the_external_leg_to_its_end(
         return await find_in_master_csv(path, uniqueids, gmt=False)
 
     done = await reconcile(ctx, {dest, leg}, asked_at=None, find_cdr=from_file)
-    assert done.talking_on == {uid: [leg]} and done.live == {uid: [token]}
+    assert done.talking_on == {uid: [leg]}
+    assert done.live == {uid: [token]}
     [(state,)] = await rows(ctx, "SELECT state FROM reservation WHERE uniqueid = :u", u=uid)
     assert state == "held"
     # The follower, restarted, follows the gone channel until its leg hangs up.

@@ -82,7 +82,8 @@ class Placed:
         uid, name = self._external
         script.live += [(self.call.uniqueid, self.asked, ends, FIRST),
                         (self.call.channel, self.asked, ends, FIRST),
-                        (uid, self.asked + RING, ends, FIRST), (name, self.asked + RING, ends, FIRST)]
+                        (uid, self.asked + RING, ends, FIRST),
+                        (name, self.asked + RING, ends, FIRST)]
         script.rows.append((ends, FIRST, self.call.master_csv_row()))
         return script
 
@@ -163,7 +164,7 @@ class Plan:
                 timed.insert(later, (timed[later - 1][0], seq, when, frame))
         for index in self.swapped:
             if index + 1 < len(timed):
-                (a_at, a_seq, a_when, a), (b_at, b_seq, b_when, b) = timed[index], timed[index + 1]
+                (a_at, a_seq, a_when, a), (b_at, b_seq, b_when, b) = timed[index:index + 2]
                 # Asterisk posts one channel's events in the order they happen; events of
                 # different calls, or posted at the same instant (a Cdr and a Hangup), may
                 # reach a manager client either way round. But a frame never arrives before
@@ -171,9 +172,11 @@ class Plan:
                 # later is posted - unless a gap or the kill came in between (the session that
                 # would have carried it is gone), then they stay as they are.
                 if a_at == b_at:
-                    timed[index], timed[index + 1] = (a_at, b_seq, b_when, b), (b_at, a_seq, a_when, a)
+                    timed[index], timed[index + 1] = ((a_at, b_seq, b_when, b),
+                                                      (b_at, a_seq, a_when, a))
                 elif a_seq != b_seq and not self._interrupted(a_at, b_at):
-                    timed[index], timed[index + 1] = (b_at, b_seq, b_when, b), (b_at, a_seq, a_when, a)
+                    timed[index], timed[index + 1] = ((b_at, b_seq, b_when, b),
+                                                      (b_at, a_seq, a_when, a))
         return timed
 
     def _interrupted(self, after: float, until: float) -> bool:
@@ -208,7 +211,7 @@ def plans(draw: st.DrawFn) -> Plan:
     kill = window() if draw(st.booleans()) else None
     seqs = st.sampled_from(range(count))
     indices = st.lists(st.integers(0, 12 * count), max_size=3).map(tuple)
-    plan = Plan(
+    return Plan(
         calls=calls, gaps=gaps, kill=kill,
         duplicated=draw(indices), swapped=draw(indices),
         late_cdrs=frozenset(draw(st.lists(seqs, max_size=2))),
@@ -220,4 +223,3 @@ def plans(draw: st.DrawFn) -> Plan:
         # Some extensions can pay for less than a call talks: its limit then caps the charge.
         balances={ext: draw(st.sampled_from(["0.05", "0.15", "0.40", "5"])) for ext in EXTENSIONS},
     )
-    return plan

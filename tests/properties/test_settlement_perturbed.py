@@ -41,13 +41,13 @@ from coobill.config import Settings
 from coobill.daemon import Daemon
 from coobill.daemon.pbx import PbxLink
 from coobill.errors import HoldNotSettled, UnknownReservation
+from coobill.money import from_units
 from coobill.rating import cost
 from coobill.services import holds, reservations
 from coobill.services.audit import audit
 from coobill.services.commands import AuthorizeCall, Verdict
 from coobill.services.context import BillingContext
 from coobill.services.extensions import recharge
-from coobill.money import from_units
 from coobill.storage.tables import Call as CallRecord
 from coobill.storage.tables import Extension, LedgerEntry, Reservation
 from tests.faults.calls import TARIFF
@@ -55,7 +55,7 @@ from tests.properties.pbx import EPOCH, EXTENSIONS, LIVE_CHECK, Placed, Plan, pl
 from tests.properties.shapes import SHAPES
 
 EXAMPLES = 400
-MEMORY = Path("/dev/shm")
+MEMORY = Path("/dev/shm")  # noqa: S108 - a folder of our own is made in it, and removed
 GRACE = 2.0  # ami.cdr_grace_seconds
 
 
@@ -68,8 +68,10 @@ class Life:
 
     def __init__(self, ctx: BillingContext, pbx: Day) -> None:
         self.ctx, self.pbx = ctx, pbx
-        self.link = PbxLink(ctx, on_expect=lambda live, legs: self.follower.expect(live, legs),
-                            live_channels=pbx.still_live)
+        # The follower is made below: looked up when called.
+        self.link = PbxLink(
+            ctx, on_expect=lambda live, legs: self.follower.expect(live, legs),  # noqa: PLW0108
+            live_channels=pbx.still_live)
 
         async def reconciled(live: set[str]) -> None:
             await self.link.reconciled(live, still_live=pbx.still_live)
@@ -235,7 +237,8 @@ class Day:
             elif kind == "frame":
                 _, seq, when, frame = what  # type: ignore[misc]
                 uid = self.uid_of[seq]
-                if self.ami_up and when.holds(self.allowed.get(uid, set())):  # a refused one never dials
+                # A refused channel never dials.
+                if self.ami_up and when.holds(self.allowed.get(uid, set())):
                     life.event(at, frame)
             elif kind == "tick":
                 life.queue(ami_follower._TICK)
@@ -449,12 +452,15 @@ def test_the_model_loses_only_what_its_windows_cover() -> None:
     placed = Placed(Call(0, "100", 10), asked=1.0)
     plan = Plan(calls=(placed,), gaps=(Window(0.0, 2.0),))
     delivered = [f.event for _, _, _, f in plan.delivered()]
-    assert "DialBegin" not in delivered and delivered.count("Hangup") == 2
+    assert "DialBegin" not in delivered
+    assert delivered.count("Hangup") == 2
     uid = placed.call.uniqueid
     allowed = {uid: {0}}
-    assert uid in plan.live(1.0, allowed) and plan.live(placed.ends, allowed) == set()
+    assert uid in plan.live(1.0, allowed)
+    assert plan.live(placed.ends, allowed) == set()
     assert plan.live(1.0, {}) == set()  # refused: it hung up at once
-    assert plan.master_csv(placed.ends - 0.1, allowed) == "" and uid in plan.master_csv(
+    assert plan.master_csv(placed.ends - 0.1, allowed) == ""
+    assert uid in plan.master_csv(
         placed.ends, allowed)
     killed = Plan(calls=(placed,), kill=Window(0.5, 3.0))
     # Down from 0.5 to 3.0: the Dial's frames are lost; those after the restart would come.

@@ -75,7 +75,7 @@ def test_the_model_never_delivers_a_frame_before_asterisk_posted_it(plan: Plan) 
     """Frames of different calls may trade places, but the earlier one is held back: none
     arrives before its Timestamp, and none crosses into the session after a gap or a kill."""
     windows = plan.gaps + ((plan.kill,) if plan.kill is not None else ())
-    for at, _, frame in plan.delivered():
+    for at, _, _, frame in plan.delivered():
         posted = float(frame.get("Timestamp")) - EPOCH
         assert posted <= at + 1e-6, (frame.event, posted, at)
         assert not any(posted < w.start <= at for w in windows), (frame.event, posted, at)

@@ -77,7 +77,8 @@ def channel_from_records(uniqueid: str, records: list[CdrRecord],
     own_end = max((r.end for r in records if r.end is not None), default=None)
     dials: list[DialOutcome] = []
     went_on: datetime | None = None
-    for dial in dials_of(records):
+    for found in dials_of(records):
+        dial = found
         if went_on is not None and dial.start is not None and dial.start >= went_on:
             continue
         later = [r for r in beyond or () if r.end is not None and r.start is not None

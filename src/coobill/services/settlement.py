@@ -102,7 +102,8 @@ def _settle(ctx: BillingContext, cmd: SettleChannel, session: Session) -> list[S
     pbx = cmd.pbx if cmd.pbx is not None else ctx.config.pbx.identity()
     channel_holds = [_Hold(**row._asdict())
                      for row in ledger_repo.channel_holds(session, pbx, cmd.uniqueid)]
-    recorded = {row.leg for row in ledger_repo.recorded_legs(session, pbx, cmd.uniqueid)}
+    earlier = ledger_repo.recorded_legs(session, pbx, cmd.uniqueid)
+    recorded = {row.leg for row in earlier}
     if pbx and ledger_repo.settled_before_the_upgrade(session, cmd.uniqueid):
         return []
     now = settings.local(ctx.clock())
@@ -110,7 +111,12 @@ def _settle(ctx: BillingContext, cmd: SettleChannel, session: Session) -> list[S
     done: list[Settlement] = []
     # A hold's limit is what its Dials may talk together: a dialplan that dials twice on one
     # authorization (the second Dial reusing ${COOBILL_DIAL_OPTIONS}) cannot double it.
+    # So is what an earlier settlement of the channel recorded under it (late evidence of a
+    # Dial a first settlement did not know cannot take the hold past its limit).
     budget = {h.id: h.limit_seconds for h in channel_holds if h.limit_seconds is not None}
+    for row in earlier:
+        if row.reservation_id in budget:
+            budget[row.reservation_id] = max(budget[row.reservation_id] - row.billable_seconds, 0)
     claimed = {d.authorization for d in cmd.dials if d.authorization is not None}
     for dial in cmd.records():
         hold = _hold_of(dial, channel_holds, claimed, _local(settings, dial.start))
