@@ -164,7 +164,7 @@ class Plan:
                 timed.insert(later, (timed[later - 1][0], seq, when, frame))
         for index in self.swapped:
             if index + 1 < len(timed):
-                (a_at, a_seq, a_when, a), (b_at, b_seq, b_when, b) = timed[index], timed[index + 1]
+                (a_at, a_seq, a_when, a), (b_at, b_seq, b_when, b) = timed[index:index + 2]
                 # Asterisk posts one channel's events in the order they happen; events of
                 # different calls, or posted at the same instant (a Cdr and a Hangup), may
                 # reach a manager client either way round. But a frame never arrives before
@@ -172,11 +172,11 @@ class Plan:
                 # later is posted - unless a gap or the kill came in between (the session that
                 # would have carried it is gone), then they stay as they are.
                 if a_at == b_at:
-                    timed[index], timed[index + 1] = (
-                        (a_at, b_seq, b_when, b), (b_at, a_seq, a_when, a))
+                    timed[index], timed[index + 1] = ((a_at, b_seq, b_when, b),
+                                                      (b_at, a_seq, a_when, a))
                 elif a_seq != b_seq and not self._interrupted(a_at, b_at):
-                    timed[index], timed[index + 1] = (
-                        (b_at, b_seq, b_when, b), (b_at, a_seq, a_when, a))
+                    timed[index], timed[index + 1] = ((b_at, b_seq, b_when, b),
+                                                      (b_at, a_seq, a_when, a))
         return timed
 
     def _interrupted(self, after: float, until: float) -> bool:

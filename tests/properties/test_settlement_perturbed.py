@@ -55,9 +55,7 @@ from tests.properties.pbx import EPOCH, EXTENSIONS, LIVE_CHECK, Placed, Plan, pl
 from tests.properties.shapes import SHAPES
 
 EXAMPLES = 400
-# tmpfs, where there is one: a day without fsync is five times faster (each day gets its own
-# directory from tempfile, so the shared folder is safe).
-MEMORY = Path("/dev/shm")  # noqa: S108
+MEMORY = Path("/dev/shm")  # noqa: S108 - a folder of our own is made in it, and removed
 GRACE = 2.0  # ami.cdr_grace_seconds
 
 
@@ -70,9 +68,10 @@ class Life:
 
     def __init__(self, ctx: BillingContext, pbx: Day) -> None:
         self.ctx, self.pbx = ctx, pbx
-        # A lambda: the follower is made after the link.
-        self.link = PbxLink(ctx, on_expect=lambda live, legs: self.follower.expect(live, legs),  # noqa: PLW0108
-                            live_channels=pbx.still_live)
+        # The follower is made below: looked up when called.
+        self.link = PbxLink(
+            ctx, on_expect=lambda live, legs: self.follower.expect(live, legs),  # noqa: PLW0108
+            live_channels=pbx.still_live)
 
         async def reconciled(live: set[str]) -> None:
             await self.link.reconciled(live, still_live=pbx.still_live)
@@ -238,7 +237,7 @@ class Day:
             elif kind == "frame":
                 _, seq, when, frame = what  # type: ignore[misc]
                 uid = self.uid_of[seq]
-                # A refused one never dials.
+                # A refused channel never dials.
                 if self.ami_up and when.holds(self.allowed.get(uid, set())):
                     life.event(at, frame)
             elif kind == "tick":

@@ -169,6 +169,8 @@ class CallTracker:
         it to its end, its life not seen whole. With `legs`, the channel is gone already but
         the legs so named, which an answered Dial of it reached, are up (it transferred
         them): it ends when they hang up."""
+        if uniqueid in self._settled and uniqueid not in self._channels and not legs:
+            return  # settled by this tracker (its holds not closed yet when they were read)
         ch = self._channel(uniqueid)
         known_tokens = {t for t, _ in ch.authorizations}
         ch.authorizations.extend((t, None) for t in tokens if t not in known_tokens)

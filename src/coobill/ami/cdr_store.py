@@ -77,20 +77,20 @@ def channel_from_records(uniqueid: str, records: list[CdrRecord],
     own_end = max((r.end for r in records if r.end is not None), default=None)
     dials: list[DialOutcome] = []
     went_on: datetime | None = None
-    for row in dials_of(records):
-        if went_on is not None and row.start is not None and row.start >= went_on:
+    for found in dials_of(records):
+        dial = found
+        if went_on is not None and dial.start is not None and dial.start >= went_on:
             continue
         later = [r for r in beyond or () if r.end is not None and r.start is not None
-                 and row.end is not None and r.start >= row.end
-                 and row.leg in (r.destination_channel, r.channel)]
-        dial = row
-        if row.disposition == Disposition.ANSWERED and row.answer is not None \
+                 and dial.end is not None and r.start >= dial.end
+                 and dial.leg in (r.destination_channel, r.channel)]
+        if dial.disposition == Disposition.ANSWERED and dial.answer is not None \
                 and own_end is not None and later:
-            talk = int((own_end - row.answer).total_seconds()) + sum(
+            talk = int((own_end - dial.answer).total_seconds()) + sum(
                 r.billable_seconds for r in later)
-            went_on = row.end
-            dial = dataclasses.replace(row, end=max(r.end for r in later if r.end),
-                                       billable_seconds=max(talk, row.billable_seconds))
+            went_on = dial.end
+            dial = dataclasses.replace(dial, end=max(r.end for r in later if r.end),
+                                       billable_seconds=max(talk, dial.billable_seconds))
         dials.append(dial)
     return SettleChannel(
         uniqueid=uniqueid, caller_extension=first.source or number, caller_name=name,

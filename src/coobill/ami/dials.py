@@ -41,6 +41,12 @@ def dials_of_channel(
     # not closed by its other, unanswered Dials: their record at cost 0 would settle its
     # hold for nothing. Left out, the hold is flagged.
     unknown = {leg.authorization for leg, o in zip(legs, seen, strict=True) if o is None}
+    if not whole and not ch.cdrs_out:
+        # Not followed whole and no Cdr: a Dial may have gone out unseen after the ones seen
+        # (a failover's answered one, in a gap) - unanswered ones do not close the hold.
+        answered = {o.authorization for o in seen
+                    if o is not None and o.disposition == Disposition.ANSWERED}
+        unknown |= {leg.authorization for leg in legs if leg.authorization} - answered
     outcomes = [o for o in seen if o is not None and not (
         o.disposition != Disposition.ANSWERED and o.authorization in unknown)]
     if not whole:
@@ -48,11 +54,11 @@ def dials_of_channel(
         # whole, such a Cdr is no Dial of its own: an attended transfer's consultation; so
         # is one made once a leg's own Cdr ended while that leg talked on.)
         matched = {id(ch.cdr_of(leg)) for leg in ch.legs.values()}
-        talked_on = [cdr.end for leg in legs if _outlived(ch, leg)
-                     and (cdr := ch.cdr_of(leg)) is not None and cdr.end is not None]
+        transferred = [cdr.end for leg in legs if _outlived(ch, leg)
+                       and (cdr := ch.cdr_of(leg)) is not None and cdr.end is not None]
         outcomes += [c.outcome() for c in sorted(ch.cdrs, key=_started)
                      if id(c) not in matched and not any(
-                         c.start is not None and c.start >= end for end in talked_on)]
+                         c.start is not None and c.start >= end for end in transferred)]
     return tuple(outcomes)
 
 

@@ -238,5 +238,14 @@ async def charge(ctx: BillingContext, uniqueid: str, seconds: int, *,
     return done[0]
 
 
-__all__ = ["HeldFunds", "Reconciled", "charge", "charge_seconds", "count_open", "list_held",
-           "reconcile", "release", "talking_legs"]
+__all__ = [
+    "HeldFunds",
+    "Reconciled",
+    "charge",
+    "charge_seconds",
+    "count_open",
+    "list_held",
+    "reconcile",
+    "release",
+    "talking_legs",
+]

@@ -103,7 +103,8 @@ def _settle(ctx: BillingContext, cmd: SettleChannel, session: Session) -> list[S
     pbx = cmd.pbx if cmd.pbx is not None else ctx.config.pbx.identity()
     channel_holds = [_Hold(**row._asdict())
                      for row in ledger_repo.channel_holds(session, pbx, cmd.uniqueid)]
-    recorded = {row.leg for row in ledger_repo.recorded_legs(session, pbx, cmd.uniqueid)}
+    earlier = ledger_repo.recorded_legs(session, pbx, cmd.uniqueid)
+    recorded = {row.leg for row in earlier}
     if pbx and ledger_repo.settled_before_the_upgrade(session, cmd.uniqueid):
         return []
     now = settings.local(ctx.clock())
@@ -111,7 +112,12 @@ def _settle(ctx: BillingContext, cmd: SettleChannel, session: Session) -> list[S
     done: list[Settlement] = []
     # A hold's limit is what its Dials may talk together: a dialplan that dials twice on one
     # authorization (the second Dial reusing ${COOBILL_DIAL_OPTIONS}) cannot double it.
+    # So is what an earlier settlement of the channel recorded under it (late evidence of a
+    # Dial a first settlement did not know cannot take the hold past its limit).
     budget = {h.id: h.limit_seconds for h in channel_holds if h.limit_seconds is not None}
+    for row in earlier:
+        if row.reservation_id in budget:
+            budget[row.reservation_id] = max(budget[row.reservation_id] - row.billable_seconds, 0)
     claimed = {d.authorization for d in cmd.dials if d.authorization is not None}
     for dial in cmd.records():
         hold = _hold_of(dial, channel_holds, claimed, _local(settings, dial.start))
@@ -126,6 +132,14 @@ def _settle(ctx: BillingContext, cmd: SettleChannel, session: Session) -> list[S
         if settled is not None:
             recorded.add(dial.leg)
             done.append(settled)
+    _close_holds(ctx, session, cmd, channel_holds, used, now)
+    return done
+
+
+def _close_holds(ctx: BillingContext, session: Session, cmd: SettleChannel,
+                 channel_holds: list[_Hold], used: set[int], now: datetime) -> None:
+    """Each open hold of the channel: settled if a Dial went out under it, else as the
+    evidence says (`cmd.leftover`): released (no Dial at all) or flagged (unknown)."""
     for hold in channel_holds:
         if hold.state not in holds.OPEN:
             continue
@@ -143,7 +157,6 @@ def _settle(ctx: BillingContext, cmd: SettleChannel, session: Session) -> list[S
                     "held": hold.amount, "note": note})
             log.warning("settlement.flagged uniqueid=%s hold=%s ext=%s held=%s reason=%r",
                         cmd.uniqueid, hold.id, hold.extension_number, hold.amount, note)
-    return done
 
 
 def _hold_of(dial: DialOutcome, channel_holds: list[_Hold], claimed: set[str],

@@ -15,7 +15,8 @@ from coobill.storage.ledger_repo.base import (
     CALL,
 )
 
-_RECORDED_LEGS = select(CALL.c.leg, CALL.c.cost).where(
+_RECORDED_LEGS = select(CALL.c.leg, CALL.c.cost, CALL.c.billable_seconds,
+                        CALL.c.reservation_id).where(
     CALL.c.pbx == bindparam("pbx"), CALL.c.uniqueid == bindparam("uniqueid"))
 # A record from before migration 0004 knows no PBX nor leg: it is the channel's, settled.
 _SETTLED_BEFORE_THE_UPGRADE = select(CALL.c.id, CALL.c.cost).where(
@@ -24,7 +25,7 @@ _RECORD_CALL = insert(CALL).returning(CALL.c.id)
 
 
 def recorded_legs(session: Session, pbx: str, uniqueid: str) -> list[Any]:
-    """The legs (leg, cost) of a channel already recorded."""
+    """The legs of a channel already recorded (leg, cost, billable_seconds, reservation_id)."""
     return list(_fast.execute(session, _RECORDED_LEGS, {"pbx": pbx, "uniqueid": uniqueid}).all())
 
 
