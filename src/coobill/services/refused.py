@@ -77,8 +77,10 @@ def prune_refused(ctx: BillingContext, session: Session) -> int:
     keep = ctx.config.records
     cutoff = billing_settings(session).local(ctx.clock()) - timedelta(days=keep.refused_keep_days)
     gone = _deleted(session.execute(delete(_refused).where(_refused.c.at < cutoff)))
-    newest_dropped = select(_refused.c.id).order_by(_refused.c.id.desc()).offset(
-        keep.refused_max_rows).limit(1).scalar_subquery()
+    # Ids only grow, and the rows kept have distinct ids above max(id) - refused_max_rows:
+    # at most that many. One index lookup - an OFFSET of refused_max_rows walked a million
+    # index entries (60 ms on SQLite, the gate's writer waiting) every minute.
+    newest_dropped = select(func.max(_refused.c.id)).scalar_subquery() - keep.refused_max_rows
     gone += _deleted(session.execute(delete(_refused).where(_refused.c.id <= newest_dropped)))
     return gone
 
