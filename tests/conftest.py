@@ -28,6 +28,10 @@ PG_URL = os.environ.get("COOBILL_TEST_POSTGRES_URL")
 # The ledger key of the tests' daemons (two daemons on one ledger share theirs, as they must).
 LEDGER_KEY = bytes(range(32))
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+# For a test of what only PostgreSQL can do (transactions of several writers interleaving):
+# it runs on PostgreSQL alone, rather than being skipped on SQLite.
+ON_POSTGRESQL_ONLY = pytest.mark.parametrize(
+    "database_url", [b for b in BACKENDS if b == "postgresql"], indirect=True)
 
 
 class FakeClock:

@@ -5,12 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-import pytest
-
 from coobill.services import extensions, fees
 from coobill.services.audit import audit
 from coobill.services.context import BillingContext
-from tests.conftest import FakeClock
+from tests.conftest import ON_POSTGRESQL_ONLY, FakeClock
 from tests.services.conftest import make_extension
 
 
@@ -81,6 +79,7 @@ async def _rows(ctx: BillingContext, sql: str) -> list[tuple[object, ...]]:
 
 
 class TestARemovedFeeIsNotCharged:
+    @ON_POSTGRESQL_ONLY  # SQLite has one writer at a time: nothing to interleave
     async def test_removed_while_its_charge_waited_for_the_extension(
         self, ctx: BillingContext, other_ctx: BillingContext, clock: FakeClock
     ) -> None:
@@ -92,8 +91,6 @@ class TestARemovedFeeIsNotCharged:
 
         from tests.attacks.test_outbox_order import until, waiting_behind
 
-        if ctx.uow.dialect != "postgresql":
-            pytest.skip("SQLite has one writer at a time: the removal waits for the charge")
         at(clock, "2027-01-10")
         await make_extension(ctx, "100", balance="10")
         fee = await fees.add_fee(ctx, "100", "1")

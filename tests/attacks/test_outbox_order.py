@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from sqlalchemy import text
 
 from coobill.services import outbox
 from coobill.services.context import BillingContext
-from tests.conftest import settings_for
+from tests.conftest import ON_POSTGRESQL_ONLY, settings_for
 from tests.services.conftest import authorize, ended, make_extension, make_rate, settle
 
 
@@ -39,11 +38,10 @@ async def until(predicate, seconds: float = 10.0) -> None:  # type: ignore[no-un
 
 
 class TestEventsOfOneExtensionInOrder:
+    @ON_POSTGRESQL_ONLY  # SQLite has one writer at a time: nothing to interleave
     async def test_an_event_committed_later_never_shows_before_an_earlier_one(
         self, ctx: BillingContext
     ) -> None:
-        if ctx.uow.dialect != "postgresql":
-            pytest.skip("SQLite has one writer at a time: no transactions to interleave")
         ctx.config = settings_for(str(ctx.config.database.url), webhooks={
             "urls": ["http://127.0.0.1:9/"], "secret": "s" * 16})
         await make_extension(ctx, "100", balance="10")
