@@ -138,19 +138,14 @@ def test_the_reader_sees_lazy_imports_and_relative_ones() -> None:
     assert "coobill.services.holds" in imports_of("coobill.services.gate")
 
 
-# The three old names of services.settings.billing_settings, left as aliases only until these
-# files (rewritten on another branch) call it by its name; nothing else may use them.
+# The three names settings were once read by: gone, and kept so.
 OLD_SETTINGS_NAMES = {"read_settings", "settings_now", "get_settings"}
-STILL_ON_OLD_NAMES = {"coobill.services.settlement", "coobill.services.reservations",
-                      "coobill.daemon.pbx"}
 
 
 def test_settings_are_read_one_way() -> None:
     """Every module reads the billing settings with `billing_settings`."""
     wrong = []
     for module, path in sorted(MODULES.items()):
-        if module in STILL_ON_OLD_NAMES or module == "coobill.services.settings":
-            continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and node.module == "coobill.services.settings":
                 wrong += [(module, a.name) for a in node.names if a.name in OLD_SETTINGS_NAMES]

@@ -14,7 +14,7 @@ from coobill.ami.cdr_store import channel_from_records
 from coobill.services.commands import AuthorizeCall
 from coobill.services.context import BillingContext
 from coobill.services.gate import authorize_call
-from coobill.services.settings import get_settings
+from coobill.services.settings import billing_settings
 from coobill.services.settlement import settle_channel
 from tests.conftest import FakeClock
 from tests.services.conftest import make_extension, make_rate, rows
@@ -38,7 +38,7 @@ async def test_each_dial_goes_under_the_hold_taken_before_it(
     recovered from Master.csv: 2.00 + 1.00 charged, each under its own hold."""
     await make_extension(ctx, "100", balance="10")
     await make_rate(ctx, "9", initial_cost="0", initial_time=0, rate="0.10", period=1)
-    local = (await get_settings(ctx)).local
+    local = (await billing_settings(ctx)).local
     start = local(clock())
 
     def at(seconds: int) -> str:

@@ -17,7 +17,8 @@ channel and whose DestinationChannel is the leg), unless the events (DialEnd ANS
 leg's Hangup, truncated as Asterisk truncates billsec) show the dialled party talked longer -
 the CDR ends at a transfer - or, when Asterisk stamped the events (timestampevents = yes),
 shorter - the CDR counts from the caller's first answer, a dialplan that answers before Dial
-(main/cdr.c:1598-1607). Settlement caps it at the authorization's limit either way. A Dial Cdr with no DialBegin from the channel, while others had one, is
+(main/cdr.c:1598-1607). Settlement caps it at the authorization's limit either way. A Dial
+Cdr with no DialBegin from the channel, while others had one, is
 not a Dial of its own (the consultation call of an attended transfer). Times come from the
 events' Timestamp (manager.conf timestampevents = yes), else from when the daemon received
 them, durations on the monotonic clock.
@@ -138,7 +139,8 @@ class CallTracker:
         """Now, as an event's arrival."""
         return Received(self._clock(), self._monotonic())
 
-    def feed(self, event: Mapping[str, Any], received: Received | None = None) -> list[ChannelEnded]:
+    def feed(self, event: Mapping[str, Any],
+             received: Received | None = None) -> list[ChannelEnded]:
         """Take one AMI event (any kind; the irrelevant ones are ignored) and when it came."""
         h = headers(event)
         handler = self._handlers.get(h.get("event", "").lower())
@@ -316,7 +318,8 @@ class CallTracker:
         return []
 
     def _on_dial_end(self, h: dict[str, str], at: Received) -> list[ChannelEnded]:
-        leg = self._leg(h.get("uniqueid", ""), h.get("destuniqueid", "") or h.get("destchannel", ""),
+        leg = self._leg(h.get("uniqueid", ""),
+                        h.get("destuniqueid", "") or h.get("destchannel", ""),
                         h.get("destchannel", ""))
         if leg is None:
             return []

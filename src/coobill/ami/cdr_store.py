@@ -50,7 +50,8 @@ def read_master_csv(path: Path, uniqueids: Collection[str], *, gmt: bool) -> dic
                 if record is None:
                     continue
                 # A row can be both: the blind-transferred leg's own Dial, asked for too.
-                owners = legs.get(record.channel, set()) | legs.get(record.destination_channel, set())
+                owners = (legs.get(record.channel, set())
+                          | legs.get(record.destination_channel, set()))
                 for owner in owners - {record.uniqueid}:
                     found[owner].beyond.append(record)
                 if record.uniqueid in wanted:

@@ -35,7 +35,8 @@ def dials_of_channel(
                 went_on = c.end
             outcomes.append(outcome)
         return tuple(outcomes)
-    legs = [leg for leg in ch.legs.values() if not _into_a_gated_local_channel(ch, leg, gated_names)]
+    legs = [leg for leg in ch.legs.values()
+            if not _into_a_gated_local_channel(ch, leg, gated_names)]
     seen: list[DialOutcome | None] = [_outcome(ch, leg, whole) for leg in legs]
     # An authorization one of whose Dials is unknown (None: no evidence of its cost) is
     # not closed by its other, unanswered Dials: their record at cost 0 would settle its
@@ -192,4 +193,5 @@ def _talk(ch: Channel, leg: Leg) -> int | None:
 
 
 def _started(cdr: CdrRecord) -> datetime:
-    return cdr.start.replace(tzinfo=None) if cdr.start else datetime.min
+    # A sort key: the CDR's times are the PBX's local wall clock, compared zone-less.
+    return cdr.start.replace(tzinfo=None) if cdr.start else datetime.min  # noqa: DTZ901

@@ -16,7 +16,7 @@ from coobill.services.commands import Disposition, SettleChannel, Settlement
 from coobill.services.context import BillingContext
 from coobill.services.pbx_sync import MAX_RETRY_DELAY, settle_until_done
 from coobill.services.reservations import reconcile, talking_legs
-from coobill.services.settings import get_settings
+from coobill.services.settings import billing_settings
 
 __all__ = ["PbxLink"]
 
@@ -123,7 +123,7 @@ class PbxLink:
         ended call's look new."""
         asked_at = None
         if still_live is None:
-            asked_at = (await get_settings(self.ctx)).local(self.ctx.clock())
+            asked_at = (await billing_settings(self.ctx)).local(self.ctx.clock())
         try:
             done = await reconcile(
                 self.ctx, live, asked_at=asked_at, find_cdr=self.find_in_cdr_store,
@@ -133,6 +133,7 @@ class PbxLink:
             # The PBX could not be asked again (the connection went meanwhile): nothing was
             # flagged or settled, and the next login reconciles again.
             log.warning("settlement.reconcile_deferred reason=ami_lost error=%s", exc)
+            self.ctx.progress.reconciles_deferred.add()
             return
         if self._on_expect is not None:
             self._on_expect(done.live, done.talking_on)

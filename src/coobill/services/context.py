@@ -34,6 +34,8 @@ class ServiceProgress:
 
     # Settlements tried again because the ledger was unreachable or locked.
     settlement_retries: Tally = field(default_factory=Tally)
+    # Reconciles given up because the PBX could not be asked again (the next login retries).
+    reconciles_deferred: Tally = field(default_factory=Tally)
 
 
 @dataclass

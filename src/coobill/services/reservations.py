@@ -36,7 +36,7 @@ from coobill.services.commands import (
     Settlement,
 )
 from coobill.services.context import BillingContext
-from coobill.services.settings import read_settings, settings_now
+from coobill.services.settings import billing_settings
 from coobill.services.settlement import settle_channel
 from coobill.storage import ledger_repo
 from coobill.storage.tables import Reservation
@@ -186,7 +186,7 @@ async def release(ctx: BillingContext, uniqueid: str, *, hold_id: int | None = N
 
     def work(session: Session) -> Decimal | None:
         closed = holds.close(session, hold.id, holds.RELEASED,
-                             at=settings_now(session).local(ctx.clock()),
+                             at=billing_settings(session).local(ctx.clock()),
                              note=f"released by {by}"[:255])
         return closed.amount if closed is not None else None
 
@@ -222,7 +222,7 @@ async def charge(ctx: BillingContext, uniqueid: str, seconds: int, *,
     charge_seconds_in_range(seconds)
     hold = await _flagged_hold(ctx, uniqueid, hold_id)
     async with ctx.uow() as uow:
-        now = (await read_settings(uow)).local(ctx.clock())
+        now = (await billing_settings(uow)).local(ctx.clock())
     answered = seconds > 0
     dial = DialOutcome(
         leg=f"hold:{hold.id}", dialled_number=hold.number, start=hold.created_at,

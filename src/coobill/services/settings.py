@@ -151,12 +151,6 @@ async def _read(source: UnitOfWork | BillingContext) -> BillingSettings:
         return settings_from_rows(await ledger_repo.settings_rows_of(uow.session))
 
 
-# Until services/settlement.py, services/reservations.py and daemon/pbx.py (rewritten on
-# another branch) call billing_settings, their three old names are it under another name.
-settings_now = billing_settings
-read_settings = billing_settings
-get_settings = billing_settings
-
 
 async def _put(uow: UnitOfWork, key: str, value: str) -> None:
     existing = await uow.session.get(Setting, key)

@@ -44,7 +44,7 @@ from coobill.services.context import BillingContext
 from coobill.services.hold_tariff import hold_cost, rate_label, tariff_from_text
 from coobill.services.margin import buy_cost
 from coobill.services.rates import rate_book
-from coobill.services.settings import BillingSettings, settings_now
+from coobill.services.settings import BillingSettings, billing_settings
 from coobill.storage import ledger_repo
 
 log = logging.getLogger("coobill.settlement")
@@ -99,7 +99,7 @@ class _Hold:
 
 
 def _settle(ctx: BillingContext, cmd: SettleChannel, session: Session) -> list[Settlement]:
-    settings = settings_now(session)
+    settings = billing_settings(session)
     pbx = cmd.pbx if cmd.pbx is not None else ctx.config.pbx.identity()
     channel_holds = [_Hold(**row._asdict())
                      for row in ledger_repo.channel_holds(session, pbx, cmd.uniqueid)]
