@@ -54,7 +54,7 @@ class TestEveryDenyIsRecorded:
     ) -> None:
         await make_extension(ctx, balance="0")
         await make_rate(ctx)
-        log = RefusedLog(ctx, batch_delay=0.01)
+        log = RefusedLog(ctx, batch_delay_seconds=0.01)
         log.start()
         try:
             verdicts = [await authorize(ctx, f"u{i}") for i in range(3)]
@@ -81,7 +81,7 @@ class TestEveryDenyIsRecorded:
         assert log.written == 100
 
     async def test_stopping_writes_what_is_still_queued(self, ctx: BillingContext) -> None:
-        log = RefusedLog(ctx, batch_delay=60)
+        log = RefusedLog(ctx, batch_delay_seconds=60)
         log.start()
         log.note(call("u1"), DENY, 0.001)
         await log.stop()
@@ -93,7 +93,7 @@ class TestRetention:
         self, ctx: BillingContext, clock: FakeClock
     ) -> None:
         kept = keeping(ctx, refused_keep_days=7, refused_max_rows=5)
-        log = RefusedLog(kept, prune_every=0)
+        log = RefusedLog(kept, prune_every_seconds=0)
         for i in range(3):
             log.note(call(f"old{i}"), DENY, 0.001)
         await log.flush()

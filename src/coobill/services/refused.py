@@ -92,15 +92,15 @@ def _deleted(result: Any) -> int:
 class RefusedLog:
     """The bounded queue between the gate and the ledger, and the task that empties it."""
 
-    def __init__(self, ctx: BillingContext, *, batch_delay: float = 0.2,
-                 prune_every: float = 60.0) -> None:
+    def __init__(self, ctx: BillingContext, *, batch_delay_seconds: float = 0.2,
+                 prune_every_seconds: float = 60.0) -> None:
         self._ctx = ctx
         self._queue: deque[Refusal] = deque()
         self._limit = ctx.config.records.refused_queue
         self._batch = ctx.config.records.refused_batch
-        self._delay = batch_delay
-        self._prune_every = prune_every
-        self._pruned_at: float | None = None
+        self._delay = batch_delay_seconds
+        self._prune_every = prune_every_seconds
+        self._pruned_at: float | None = None  # a monotonic clock reading (seconds), not money
         self._arrived = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.written = 0
