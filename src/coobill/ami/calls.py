@@ -118,6 +118,9 @@ class CallTracker:
         # from its Cdrs alone (see _follow_by_name).
         self._recent_hangups: OrderedDict[str, float] = OrderedDict()
         self._waiting_names: dict[str, str] = {}
+        # The same names, kept after their Hangup until their channel is settled: whose Cdrs
+        # later name them (Channel.beyond).
+        self._reached_by: dict[str, str] = {}
         self._settled = RecentlySettled(remember_settled)
         self._generation = 0
         self._connected = False
@@ -177,7 +180,7 @@ class CallTracker:
         known_tokens = {t for t, _ in ch.authorizations}
         ch.authorizations.extend((t, None) for t in tokens if t not in known_tokens)
         if legs and ch.hung_up_at is None and not ch.legs:
-            ch.hung_up_at = self._clock()
+            ch.hung_up_at, ch.end_assumed = self._clock(), True
             for name in legs:
                 self._wait_for(ch, name)
 
@@ -395,6 +398,7 @@ class CallTracker:
         except ValueError as exc:
             log.warning("ami.cdr_unreadable uniqueid=%s error=%s", uid, exc)
             return []
+        self._beyond(uid, cdr)
         ch = self._channels.get(uid)
         if ch is None:
             if not cdr.is_dial or self._settled.complete(uid):
@@ -487,6 +491,8 @@ class CallTracker:
         for name in ch.waiting:
             if self._waiting_names.get(name) == ch.uniqueid:
                 del self._waiting_names[name]
+            if self._reached_by.get(name) == ch.uniqueid:
+                del self._reached_by[name]
         for leg in ch.legs.values():
             if self._dest_of.get(leg.dest_uniqueid, ("",))[0] == ch.uniqueid:
                 del self._dest_of[leg.dest_uniqueid]
@@ -500,7 +506,15 @@ class CallTracker:
             return
         self._wait_for(ch, dest)
 
+    def _beyond(self, uid: str, cdr: CdrRecord) -> None:
+        for name in (cdr.channel, cdr.destination_channel):
+            owner = self._channels.get(self._reached_by.get(name, ""))
+            if owner is not None and owner.uniqueid != uid and cdr not in owner.beyond:
+                owner.beyond.append(cdr)
+                return
+
     def _wait_for(self, ch: Channel, dest: str) -> None:
+        self._reached_by[dest] = ch.uniqueid
         if dest in self._recent_hangups:
             ch.waiting[dest] = self._recent_hangups[dest]
         elif dest not in ch.waiting:

@@ -68,6 +68,8 @@ class Channel:
     hung_up_at: float | None = None
     hung_up_tick: float | None = None
     hung_up_rx: float | None = None
+    # Its Hangup was never seen: hung_up_at is when the PBX said it was gone (expect()).
+    end_assumed: bool = False
     # Its Hangup's ConnectedLineNum: a channel that was connected to a number, though no Dial
     # of it was seen (events dropped), may have dialled.
     connected_to: str = ""
@@ -83,6 +85,10 @@ class Channel:
     # Known from its Cdrs alone: the channels its answered Dials reached that had not hung up
     # when their Cdr came (a transferred call talks on) -> when they did (event time).
     waiting: dict[str, float | None] = field(default_factory=dict)
+    # Cdrs of other channels naming one it waits on, come after its own: the rows an attended
+    # transfer's Local ;1 half posts for the external party it was bridged to (how long that
+    # party talked on after the caller left, when the caller's Hangup was lost).
+    beyond: list[CdrRecord] = field(default_factory=list)
 
     @property
     def over(self) -> bool:

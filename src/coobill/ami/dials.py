@@ -30,8 +30,8 @@ def dials_of_channel(
         for c in sorted(ch.cdrs, key=_started):
             if went_on is not None and c.start is not None and c.start >= went_on:
                 continue  # made while that callee talked on: an attended transfer's
-            outcome = _from_cdr_alone(ch, c, token)
-            if outcome.evidence == "events" and c.end is not None:
+            outcome, talked_on = _from_cdr_alone(ch, c, token)
+            if talked_on and c.end is not None:
                 went_on = c.end
             outcomes.append(outcome)
         return tuple(outcomes)
@@ -63,20 +63,37 @@ def dials_of_channel(
     return tuple(outcomes)
 
 
-def _from_cdr_alone(ch: Channel, cdr: CdrRecord, token: str | None) -> DialOutcome:
-    """A Dial known from its Cdr alone. If the channel it reached talked on after the
-    caller left (a transfer), its talk is the caller's time answered - from the Dial's
-    answer to the caller's last Cdr's end, on the CDRs' clock - and the time the reached
-    channel stayed up after the caller's Hangup, on the events' clock."""
+def _from_cdr_alone(
+    ch: Channel, cdr: CdrRecord, token: str | None
+) -> tuple[DialOutcome, bool]:
+    """A Dial known from its Cdr alone, and whether the channel it reached talked on after
+    the caller left (a transfer). Then its talk is the caller's time answered - from the
+    Dial's answer to the caller's last Cdr's end, on the CDRs' clock - and the time the
+    reached channel stayed up after the caller's Hangup, on the events' clock; or, the
+    caller's Hangup lost, as long as the rows posted for it afterwards say (their billsec,
+    as ami/cdr_store.py reads Master.csv: the Local ;1 half it was bridged to posts one)."""
+    bound = ch.bounds.get(token or "")
     ended = ch.waiting.get(cdr.destination_channel)
     after = ended - ch.hung_up_at if ended is not None and ch.hung_up_at is not None else 0
-    if after < 1 or cdr.answer is None or ch.last_cdr_end is None:
-        return cdr.outcome(authorization=token)  # no later than the caller: not transferred
-    talk = _talked_on(ch, cdr, ended) or cdr.billable_seconds
-    bound = ch.bounds.get(token or "")
-    return cdr.outcome(authorization=token,
-                       billable_seconds=talk if bound is None else min(talk, bound),
-                       end=ch.last_cdr_end + timedelta(seconds=after), evidence="events")
+    if cdr.answer is None or ch.last_cdr_end is None:
+        return cdr.outcome(authorization=token), False
+    later = [r for r in ch.beyond if r.start is not None and r.end is not None
+             and cdr.end is not None and r.start >= cdr.end
+             and cdr.destination_channel in (r.destination_channel, r.channel)]
+    if later and (ch.hung_up_at is None or ch.end_assumed):
+        # The caller's Hangup lost (or only known as gone by the PBX's listing): the rows.
+        talk = max(int((ch.last_cdr_end - cdr.answer).total_seconds())
+                   + sum(r.billable_seconds for r in later), cdr.billable_seconds)
+        return cdr.outcome(authorization=token,
+                           billable_seconds=talk if bound is None else min(talk, bound),
+                           end=max(r.end for r in later if r.end is not None)), True
+    if after >= 1:
+        talk = _talked_on(ch, cdr, ended) or cdr.billable_seconds
+        return cdr.outcome(authorization=token,
+                           billable_seconds=talk if bound is None else min(talk, bound),
+                           end=ch.last_cdr_end + timedelta(seconds=after),
+                           evidence="events"), True
+    return cdr.outcome(authorization=token), False  # no later than the caller
 
 
 def _into_a_gated_local_channel(ch: Channel, leg: Leg, gated_names: Container[str]) -> bool:
