@@ -326,6 +326,8 @@ class SettingsOut(BaseModel):
     max_call_cost: str = ""
     max_price_minute: str = ""
     low_balance: str = ""
+    # The gate's minimum margin ("": none set here, billing.min_margin of the configuration).
+    min_margin: str = ""
 
 
 class SettingsIn(Body):
@@ -338,6 +340,9 @@ class SettingsIn(Body):
     max_call_cost: Amount | None = Field(None, description='An amount; "" for no default.')
     max_price_minute: Amount | None = Field(None, description='An amount; "" for no default.')
     low_balance: Amount | None = Field(None, description='An amount; "" for no default.')
+    min_margin: Amount | None = Field(
+        None, description="Least a call's first minute must sell above its trunk's buy price "
+                          '(DENY no_margin); "": the configuration\'s billing.min_margin.')
 
 
 class HeldOut(BaseModel):
