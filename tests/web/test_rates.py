@@ -335,3 +335,49 @@ class TestDeckImportPage:
         bad = await billing.post("/api/rates/import", json={"deck": carrier, "from": "soon"})
         assert bad.status_code == 400
         assert bad.json()["field"] == "from"
+
+    async def test_a_trunk_s_buy_deck_is_reviewed_then_confirmed_replacing_only_its_own(
+        self, ctx: BillingContext, billing: httpx.AsyncClient
+    ) -> None:
+        await office(ctx)
+        sell = {**LONG_DISTANCE, "length": 0, "extensions": ["*"], "start": "00:00",
+                "end": "23:59"}
+        await billing.post("/api/rates", json=sell)
+        await billing.post("/api/rates", json={**sell, "prefix": "0044", "remark": "old buy",
+                                                "trunk": "carrier-a"})
+        deck = "prefix,description,rate_per_minute\n0044,UK,0.04\n"
+        form = await billing.get("/rates/import")
+        assert 'name="trunk"' in form.text
+        review = await billing.post(
+            "/rates/import", data={"trunk": "carrier-a", "replace": "on"},
+            files={"file": ("buy.csv", deck.encode(), "text/csv")})
+        assert review.status_code == 200
+        # the sell rate to 9 is no part of the trunk's deck: replacing changes only its buy rate
+        assert "0 added, 0 removed, 1 changed, 0 unchanged" in review.text
+        assert 'name="trunk" value="carrier-a"' in review.text
+        confirmed = await billing.post("/rates/import/confirm", data={
+            "deck": deck, "from": "", "replace": "on", "trunk": "carrier-a"})
+        assert confirmed.status_code == 303
+        listed = (await billing.get("/api/rates")).json()
+        assert sorted((r["remark"], r["trunk"], r["rate"]) for r in listed) == [
+            ("Domestic long distance", "", "0.1000"), ("UK", "carrier-a", "0.0400")]
+        bad = await billing.post(
+            "/rates/import", data={"trunk": "two words"},
+            files={"file": ("buy.csv", deck.encode(), "text/csv")})
+        assert bad.status_code == 400
+        assert 'id="e-trunk"' in bad.text
+
+    async def test_the_api_imports_a_trunk_s_buy_deck(
+        self, ctx: BillingContext, billing: httpx.AsyncClient
+    ) -> None:
+        deck = "prefix,description,rate_per_minute\n0044,UK,0.04\n"
+        dry = await billing.post("/api/rates/import",
+                                 json={"deck": deck, "trunk": "carrier-a", "dry_run": True})
+        assert [a["rate"] for a in dry.json()["added"]] == ["0044 (any length, 00:00-23:59, *)"]
+        assert (await billing.get("/api/rates")).json() == []
+        done = await billing.post("/api/rates/import", json={"deck": deck, "trunk": "carrier-a"})
+        assert done.json()["written"] is True
+        [rate] = (await billing.get("/api/rates")).json()
+        assert (rate["trunk"], rate["extensions"], rate["rate"]) == ("carrier-a", ["*"], "0.0400")
+        bad = await billing.post("/api/rates/import", json={"deck": deck, "trunk": "a b"})
+        assert (bad.status_code, bad.json()["field"]) == (400, "trunk")

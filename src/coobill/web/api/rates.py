@@ -56,9 +56,11 @@ async def quote(
 
 @router.post("/rates/import", responses={400: {}})
 async def import_deck(body: DeckIn, request: Request, user: BillingUser) -> DeckImportOut:
-    """Import a deck (all or nothing), or with `dry_run` only say what it would change."""
+    """Import a deck (all or nothing), or with `dry_run` only say what it would change; with
+    `trunk`, as that trunk's buy rates."""
     done = await rate_decks.import_rates(portal(request).ctx, body.deck, replace_all=body.replace,
-                                         effective=body.effective, dry_run=body.dry_run)
+                                         effective=body.effective, dry_run=body.dry_run,
+                                         trunk=body.trunk)
     diff = done.diff
     return DeckImportOut(
         count=done.count, effective=moment_text(done.effective) or None, written=done.written,

@@ -207,6 +207,8 @@ class DeckIn(Body):
                                   description='Takes effect at "YYYY-MM-DD HH:MM"; null: now.')
     replace: bool = Field(False, description="Replace every sell rate now.")
     dry_run: bool = Field(False, description="Only say what would change.")
+    trunk: str | None = Field(None, description="The deck is this trunk's buy rates (\"*\": every "
+                                                "trunk), replacing only them; null: sell rates.")
 
 
 class DeckRateOut(BaseModel):
