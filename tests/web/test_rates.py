@@ -381,3 +381,27 @@ class TestDeckImportPage:
         assert (rate["trunk"], rate["extensions"], rate["rate"]) == ("carrier-a", ["*"], "0.0400")
         bad = await billing.post("/api/rates/import", json={"deck": deck, "trunk": "a b"})
         assert (bad.status_code, bad.json()["field"]) == (400, "trunk")
+
+    async def test_the_deck_downloaded_imports_back_with_every_field(
+        self, ctx: BillingContext, billing: httpx.AsyncClient
+    ) -> None:
+        await office(ctx)
+        await billing.post("/api/rates", json={
+            **LONG_DISTANCE, "days": "sat,sun", "holidays": "except",
+            "valid_from": "2027-01-01 00:00", "valid_until": "2028-01-01 00:00", "split": True})
+        await billing.post("/api/rates", json={**LONG_DISTANCE, "prefix": "0044",
+                                                "extensions": ["*"], "trunk": "carrier-a"})
+        page = await billing.get("/rates")
+        assert 'href="/api/rates.csv"' in page.text
+        download = await billing.get("/api/rates.csv")
+        assert download.status_code == 200
+        assert download.headers["content-type"].startswith("text/csv")
+        assert 'filename="rates.csv"' in download.headers["content-disposition"]
+        before = (await billing.get("/api/rates")).json()
+        for rate in before:
+            await billing.delete(f"/api/rates/{rate['id']}")
+        done = await billing.post("/api/rates/import", json={"deck": download.text})
+        assert done.json()["count"] == 2
+        after = (await billing.get("/api/rates")).json()
+        assert [{k: v for k, v in r.items() if k != "id"} for r in after] == [
+            {k: v for k, v in r.items() if k != "id"} for r in before]

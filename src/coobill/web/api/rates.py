@@ -1,10 +1,12 @@
-"""Rates over the API: list, add, show, edit (enable/disable too), delete, quote."""
+"""Rates over the API: list, add, show, edit (enable/disable too), delete, quote; the deck
+imported and downloaded."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
 
 from coobill.services import rate_decks, rate_fields, rates
 from coobill.services.rate_decks import key_text
@@ -19,6 +21,7 @@ from coobill.web.api.schemas import (
     RateOut,
 )
 from coobill.web.auth import BillingUser, check_csrf, portal
+from coobill.web.formatting import csv_download
 from coobill.web.rate_form import quote_json, rate_json
 
 router = APIRouter(prefix="/api", tags=["rates"], dependencies=[Depends(check_csrf)])
@@ -38,6 +41,15 @@ async def add_rate(body: RateIn, request: Request, user: BillingUser) -> RateOut
     start, end, extensions."""
     view = await rates.add_rate(portal(request).ctx, check_rate_fields(**service_arguments(body)))
     return RateOut(**rate_json(view))
+
+
+@router.get("/rates.csv", response_class=Response,
+            responses={200: {"content": {"text/csv": {}}}})
+async def export_rates(request: Request, user: BillingUser) -> Response:
+    """Every rate as a CSV deck, the columns `rate export` writes and an import reads (days,
+    holidays, valid_from, valid_until, split and trunk among them)."""
+    views = await rates.list_rates(portal(request).ctx)
+    return csv_download("rates.csv", rate_decks.CSV_COLUMNS, rate_decks.deck_cells(views))
 
 
 @router.get("/rates/quote", responses={400: {}, 404: {}})
