@@ -139,6 +139,41 @@ class TestRatesApi:
         assert bad.json()["field"] == "number"
         assert (await billing.get("/api/rates/quote?extension=999&number=9")).status_code == 404
 
+    async def test_a_quote_at_a_moment_follows_the_days_and_the_dated_decks(
+        self, ctx: BillingContext, billing: httpx.AsyncClient
+    ) -> None:
+        await office(ctx)
+        whole_day = {**LONG_DISTANCE, "start": "00:00", "end": "23:59"}
+        weekend = (await billing.post("/api/rates", json={
+            **whole_day, "remark": "weekend", "days": "sat,sun"})).json()
+        dated = (await billing.post("/api/rates", json={
+            **whole_day, "remark": "2027", "days": "mon,tue,wed,thu,fri",
+            "valid_from": "2027-01-01 00:00"})).json()
+
+        async def rate_at(at: str) -> int | None:
+            found = await billing.get("/api/rates/quote",
+                                      params={"extension": "100", "number": "912345678901",
+                                              "at": at})
+            assert found.status_code == 200, found.text
+            return found.json()["rate_id"]  # type: ignore[no-any-return]
+
+        # 2027-01-02 a Saturday, 2027-01-04 a Monday, 2026-12-28 a Monday before the deck
+        assert await rate_at("2027-01-02 10:00") == weekend["id"]
+        assert await rate_at("2027-01-04 10:00") == dated["id"]
+        assert await rate_at("2026-12-28 10:00") is None
+        bad = await billing.get("/api/rates/quote",
+                                params={"extension": "100", "number": "9", "at": "soon"})
+        assert (bad.status_code, bad.json()["field"]) == (400, "at")
+        page = (await billing.get("/rates", params={
+            "quote_extension": "100", "quote_number": "912345678901",
+            "quote_at": "2027-01-04T10:00"})).text
+        assert f"Rate #{dated['id']} applies (2027)" in page
+        assert "at 2027-01-04 10:00" in page
+        wrong = (await billing.get("/rates", params={
+            "quote_extension": "100", "quote_number": "912345678901", "quote_at": "x"})).text
+        assert 'name="quote_at" value="x" title=' in wrong
+        assert "is not a time of day" in wrong
+
 
 class TestRatePages:
     async def test_a_bad_field_is_shown_beside_it_then_fixed(

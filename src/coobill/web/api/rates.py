@@ -59,10 +59,13 @@ async def quote(
     extension: str,
     number: str,
     seconds: int = Query(60, ge=0, le=86_400, description="Talk time to price."),
+    at: str | None = Query(None, description='"HH:MM" today or "YYYY-MM-DD HH:MM" (PBX time): '
+                                             "the days, holidays and dated decks of then; "
+                                             "default now."),
 ) -> QuoteOut:
-    """Which rate applies to `extension` dialling `number` now, what `seconds` of talk cost,
-    and how long the extension's funds last."""
-    found = await rates.quote(portal(request).ctx, extension, number, seconds=seconds)
+    """Which rate applies to `extension` dialling `number` now (or `at`), what `seconds` of
+    talk cost, and how long the extension's funds last."""
+    found = await rates.quote(portal(request).ctx, extension, number, at=at, seconds=seconds)
     return QuoteOut(**quote_json(found))
 
 
