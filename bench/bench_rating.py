@@ -1,5 +1,7 @@
 """Rating: quotes per second over a 100,000-rate deck (rate book vs a naive scan), the deck's
-import time into the ledger, and the resident size of a process holding the loaded book.
+import time into the ledger - first into an empty ledger, then again as a dated deck
+(`rate import --from`) over the one in force, which ends it at the moment - and the resident
+size of a process holding the loaded book.
 
 The deck has calendars on a share of its rates (days of the week, holidays, dated decks) and a
 holiday calendar; each quote is at a local date and time, so the calendar's checks are timed."""
@@ -32,7 +34,13 @@ def quotes_per_second(select, numbers, exts, times) -> float:  # type: ignore[no
     return len(numbers) / (clock.perf_counter() - start)
 
 
-async def import_seconds(csv_text: str) -> float:
+# The dated deck's moment: within the spans of the deck's own dated rates (bench/deck.py
+# CALENDARS), so none of its rows ends before it takes effect.
+DATED_FROM = "2026-12-31 00:00"
+
+
+async def import_seconds(csv_text: str) -> tuple[float, float]:
+    """The deck's import into an empty ledger, then its dated import over it."""
     from coobill.bootstrap import bootstrap
     from coobill.config import Settings
     from coobill.services.extensions import ensure_extensions
@@ -46,8 +54,11 @@ async def import_seconds(csv_text: str) -> float:
         start = clock.perf_counter()
         await import_rates(ctx, csv_text)
         elapsed = clock.perf_counter() - start
+        start = clock.perf_counter()
+        await import_rates(ctx, csv_text, effective=DATED_FROM)
+        dated = clock.perf_counter() - start
         await ctx.uow.dispose()
-    return elapsed
+    return elapsed, dated
 
 
 def main(size: int = 100_000) -> dict[str, float]:
@@ -66,13 +77,14 @@ def main(size: int = 100_000) -> dict[str, float]:
     scan_qps = quotes_per_second(lambda e, num, at: select_rate(rates, e, num, at, HOLIDAYS),
                                  numbers[:scan_n], exts[:scan_n], times[:scan_n])
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    import_s = asyncio.run(import_seconds(deck_csv(rows)))
+    import_s, dated_s = asyncio.run(import_seconds(deck_csv(rows)))
     return {
         "rates": float(len(book)),
         "book_quotes_per_s": book_qps,
         "scan_quotes_per_s": scan_qps,
         "speedup_vs_scan": book_qps / scan_qps,
         "import_seconds": import_s,
+        "dated_import_seconds": dated_s,
         "rss_mb_with_book": rss_mb,
         "rss_mb_before_book": before / 1024,
     }

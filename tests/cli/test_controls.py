@@ -59,6 +59,17 @@ class TestTheSitesDefaults:
         ok(coobill("settings", "set", "--cap-daily", "none", "--low-balance", "none"))
         assert "cap_daily" not in json.loads(ok(coobill("settings", "show", "--json")).out)
 
+    def test_the_minimum_margin_is_set_shown_and_cleared(
+        self, ledger: str, coobill: Coobill
+    ) -> None:
+        assert "min_margin" in ok(coobill("settings", "set", "--min-margin", "0.03")).out
+        assert json.loads(ok(coobill("settings", "show", "--json")).out)["min_margin"] == "0.0300"
+        refused = coobill("settings", "set", "--min-margin", "-1")
+        assert refused.code != 0
+        assert refused.err == "coobill: min_margin: '-1' must not be negative\n"
+        ok(coobill("settings", "set", "--min-margin", "none"))
+        assert "min_margin" not in json.loads(ok(coobill("settings", "show", "--json")).out)
+
     def test_a_bad_default_is_refused(self, ledger: str, coobill: Coobill) -> None:
         result = coobill("settings", "set", "--max-price-minute", "cheap")
         assert result.code != 0

@@ -12,7 +12,7 @@ import pytest
 
 from coobill.config import BillingConfig
 from coobill.errors import BadRequest
-from coobill.services import rate_decks, rates, reports
+from coobill.services import rate_decks, rates, reports, settings
 from coobill.services.commands import AuthorizeCall, Reason
 from coobill.services.context import BillingContext
 from coobill.services.gate import authorize_call
@@ -61,6 +61,31 @@ class TestTheMinimumMargin:
         if not allowed:
             assert verdict.reason == Reason.NO_MARGIN
             assert await rows(ctx, "SELECT count(*) FROM reservation") == [(0,)]
+
+    @pytest.mark.parametrize(("configured", "set_here", "allowed"), [
+        (None, "0.02", False),  # the ledger's setting applies: 0.10 < 0.09 + 0.02
+        ("0.02", "0", True),  # it takes precedence over the configuration's
+        ("0.02", "", False),  # cleared: the configuration's applies again
+    ])
+    async def test_the_minimum_margin_set_in_the_ledger_comes_before_the_configuration_s(
+        self, ctx: BillingContext, configured: str | None, set_here: str, allowed: bool
+    ) -> None:
+        await office(ctx)
+        await settings.change_settings(ctx, min_margin="5")
+        changed = await settings.change_settings(ctx, min_margin=set_here)
+        assert changed.min_margin == (Decimal(set_here) if set_here else None)
+        verdict = await authorize_call(with_margin(ctx, configured), ask("c1", "carrier-b"))
+        assert verdict.allowed is allowed
+
+    async def test_a_bad_minimum_margin_is_refused_and_nothing_changes(
+        self, ctx: BillingContext
+    ) -> None:
+        for bad in ("-0.01", "abc", "0.00001"):
+            with pytest.raises(BadRequest) as refused:
+                await settings.change_settings(ctx, currency="CNY", min_margin=bad)
+            assert refused.value.field == "min_margin"
+        after = await settings.billing_settings(ctx)
+        assert (after.currency, after.min_margin) == ("USD", None)
 
 
 class TestBuyCost:

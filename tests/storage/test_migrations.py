@@ -4,13 +4,14 @@ and the schema they build is the one the models describe."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import DateTime, bindparam, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from coobill.bootstrap import bootstrap
@@ -194,6 +195,46 @@ class TestRatesBeyondTheApplianceMigration:
                 found = (await conn.execute(text(
                     "SELECT rowid FROM call_search WHERE call_search MATCH '\"955\"'"))).all()
             assert [tuple(r) for r in found] == [(7,)]
+
+    async def test_back_from_head_no_rate_charges_what_it_never_meant_to(
+        self, empty_engine: AsyncEngine
+    ) -> None:
+        """Down from head through 0008, 0009 and 0007: a buy rate would sell calls and a
+        weekend or dated rate apply every day; the first goes, the others are disabled. A
+        rate in force now, and every day, stays as it was."""
+        await schema.upgrade(empty_engine)
+        async with empty_engine.begin() as conn:
+            await conn.execute(text(
+                "INSERT INTO setting (key, value) VALUES ('timezone', 'Asia/Shanghai')"))
+            for rate_id, days, holidays, valid_from, valid_until, trunk in (
+                (1, "", "any", None, None, None),  # the plain rate
+                (2, "", "any", "2020-01-01 00:00:00", None, None),  # a deck in force now
+                (3, "sat,sun", "any", None, None, None),
+                (4, "", "only", None, None, None),
+                (5, "", "any", "2999-01-01 00:00:00", None, None),  # a deck still to come
+                (6, "", "any", None, "2020-01-01 00:00:00", None),  # an ended deck
+                (7, "", "any", None, None, "carrier-a"),  # a buy rate
+            ):
+                await conn.execute(text(
+                    "INSERT INTO rate (id, enabled, remark, prefix, number_length, initial_cost,"
+                    " initial_seconds, rate, period_seconds, start_time, end_time, extensions,"
+                    " created_at, days, holidays, valid_from, valid_until, split, trunk)"
+                    " VALUES (:id, true, 'x', '9', 0, 0, 0, 1000, 60, '00:00', '23:59', '*',"
+                    " '2026-11-01 00:00:00', :days, :holidays, :valid_from, :valid_until,"
+                    " false, :trunk)"
+                ).bindparams(
+                    bindparam("valid_from", type_=DateTime()),
+                    bindparam("valid_until", type_=DateTime()),
+                ), {"id": rate_id, "days": days, "holidays": holidays, "trunk": trunk,
+                    "valid_from": valid_from and datetime.fromisoformat(valid_from),
+                    "valid_until": valid_until and datetime.fromisoformat(valid_until)})
+        await schema.downgrade(empty_engine, "0006")
+        async with empty_engine.connect() as conn:
+            left = (await conn.execute(text("SELECT id, enabled FROM rate ORDER BY id"))).all()
+        assert [(i, bool(on)) for i, on in left] == [
+            (1, True), (2, True), (3, False), (4, False), (5, False), (6, False)]
+        await schema.upgrade(empty_engine)
+        assert await differences(empty_engine) == []
 
 
 class TestSchemaCheck:

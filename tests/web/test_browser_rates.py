@@ -1,5 +1,6 @@
 """Issue 17's pages in real headless Chromium: a weekend-and-holiday rate, a dated deck
-imported after reviewing its diff, and the margins in the records and by trunk."""
+imported after reviewing its diff, a trunk's buy deck imported and the minimum margin set, and
+the margins in the records and by trunk."""
 
 from __future__ import annotations
 
@@ -110,3 +111,30 @@ async def test_the_margin_columns_and_the_by_trunk_chart(
     chart = page.locator("svg").first
     await expect(chart).to_be_visible()
     await expect(chart).to_contain_text("trunk-a")
+
+
+async def test_import_a_trunk_s_buy_deck_and_set_the_minimum_margin(
+    portal: tuple[str, Page],
+) -> None:
+    url, page = portal
+    await log_in(page, url)
+    await page.goto(f"{url}/rates/import")
+    await page.set_input_files("#f-file", files=[{
+        "name": "carrier-a.csv", "mimeType": "text/csv",
+        "buffer": b"prefix,description,rate_per_minute\n0044,UK buy,0.04\n"}])
+    await page.fill("#f-trunk", "carrier-a")
+    await page.click("button[type=submit].primary")
+    await expect(page.locator("[data-review]")).to_contain_text(
+        "The buy rates of trunk carrier-a")
+    await expect(page.locator("[data-diff-summary]")).to_have_text(
+        "1 added, 0 removed, 0 changed, 0 unchanged")
+    await page.click("text=Confirm import")
+    await expect(page.locator(".notice")).to_have_text("1 rate(s) imported.")
+    await expect(page.locator("tbody tr", has_text="UK buy").locator("[data-calendar]")
+                 ).to_contain_text("buy rate of carrier-a")
+
+    await page.click("nav >> text=Settings")
+    await page.fill("#f-min_margin", "0.03")
+    await page.click("button[type=submit].primary")
+    await expect(page.locator(".notice")).to_have_text("Saved.")
+    await expect(page.locator("#f-min_margin")).to_have_value("0.0300")

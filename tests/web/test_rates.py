@@ -139,6 +139,41 @@ class TestRatesApi:
         assert bad.json()["field"] == "number"
         assert (await billing.get("/api/rates/quote?extension=999&number=9")).status_code == 404
 
+    async def test_a_quote_at_a_moment_follows_the_days_and_the_dated_decks(
+        self, ctx: BillingContext, billing: httpx.AsyncClient
+    ) -> None:
+        await office(ctx)
+        whole_day = {**LONG_DISTANCE, "start": "00:00", "end": "23:59"}
+        weekend = (await billing.post("/api/rates", json={
+            **whole_day, "remark": "weekend", "days": "sat,sun"})).json()
+        dated = (await billing.post("/api/rates", json={
+            **whole_day, "remark": "2027", "days": "mon,tue,wed,thu,fri",
+            "valid_from": "2027-01-01 00:00"})).json()
+
+        async def rate_at(at: str) -> int | None:
+            found = await billing.get("/api/rates/quote",
+                                      params={"extension": "100", "number": "912345678901",
+                                              "at": at})
+            assert found.status_code == 200, found.text
+            return found.json()["rate_id"]  # type: ignore[no-any-return]
+
+        # 2027-01-02 a Saturday, 2027-01-04 a Monday, 2026-12-28 a Monday before the deck
+        assert await rate_at("2027-01-02 10:00") == weekend["id"]
+        assert await rate_at("2027-01-04 10:00") == dated["id"]
+        assert await rate_at("2026-12-28 10:00") is None
+        bad = await billing.get("/api/rates/quote",
+                                params={"extension": "100", "number": "9", "at": "soon"})
+        assert (bad.status_code, bad.json()["field"]) == (400, "at")
+        page = (await billing.get("/rates", params={
+            "quote_extension": "100", "quote_number": "912345678901",
+            "quote_at": "2027-01-04T10:00"})).text
+        assert f"Rate #{dated['id']} applies (2027)" in page
+        assert "at 2027-01-04 10:00" in page
+        wrong = (await billing.get("/rates", params={
+            "quote_extension": "100", "quote_number": "912345678901", "quote_at": "x"})).text
+        assert 'name="quote_at" value="x" title=' in wrong
+        assert "is not a time of day" in wrong
+
 
 class TestRatePages:
     async def test_a_bad_field_is_shown_beside_it_then_fixed(
@@ -335,3 +370,73 @@ class TestDeckImportPage:
         bad = await billing.post("/api/rates/import", json={"deck": carrier, "from": "soon"})
         assert bad.status_code == 400
         assert bad.json()["field"] == "from"
+
+    async def test_a_trunk_s_buy_deck_is_reviewed_then_confirmed_replacing_only_its_own(
+        self, ctx: BillingContext, billing: httpx.AsyncClient
+    ) -> None:
+        await office(ctx)
+        sell = {**LONG_DISTANCE, "length": 0, "extensions": ["*"], "start": "00:00",
+                "end": "23:59"}
+        await billing.post("/api/rates", json=sell)
+        await billing.post("/api/rates", json={**sell, "prefix": "0044", "remark": "old buy",
+                                                "trunk": "carrier-a"})
+        deck = "prefix,description,rate_per_minute\n0044,UK,0.04\n"
+        form = await billing.get("/rates/import")
+        assert 'name="trunk"' in form.text
+        review = await billing.post(
+            "/rates/import", data={"trunk": "carrier-a", "replace": "on"},
+            files={"file": ("buy.csv", deck.encode(), "text/csv")})
+        assert review.status_code == 200
+        # the sell rate to 9 is no part of the trunk's deck: replacing changes only its buy rate
+        assert "0 added, 0 removed, 1 changed, 0 unchanged" in review.text
+        assert 'name="trunk" value="carrier-a"' in review.text
+        confirmed = await billing.post("/rates/import/confirm", data={
+            "deck": deck, "from": "", "replace": "on", "trunk": "carrier-a"})
+        assert confirmed.status_code == 303
+        listed = (await billing.get("/api/rates")).json()
+        assert sorted((r["remark"], r["trunk"], r["rate"]) for r in listed) == [
+            ("Domestic long distance", "", "0.1000"), ("UK", "carrier-a", "0.0400")]
+        bad = await billing.post(
+            "/rates/import", data={"trunk": "two words"},
+            files={"file": ("buy.csv", deck.encode(), "text/csv")})
+        assert bad.status_code == 400
+        assert 'id="e-trunk"' in bad.text
+
+    async def test_the_api_imports_a_trunk_s_buy_deck(
+        self, ctx: BillingContext, billing: httpx.AsyncClient
+    ) -> None:
+        deck = "prefix,description,rate_per_minute\n0044,UK,0.04\n"
+        dry = await billing.post("/api/rates/import",
+                                 json={"deck": deck, "trunk": "carrier-a", "dry_run": True})
+        assert [a["rate"] for a in dry.json()["added"]] == ["0044 (any length, 00:00-23:59, *)"]
+        assert (await billing.get("/api/rates")).json() == []
+        done = await billing.post("/api/rates/import", json={"deck": deck, "trunk": "carrier-a"})
+        assert done.json()["written"] is True
+        [rate] = (await billing.get("/api/rates")).json()
+        assert (rate["trunk"], rate["extensions"], rate["rate"]) == ("carrier-a", ["*"], "0.0400")
+        bad = await billing.post("/api/rates/import", json={"deck": deck, "trunk": "a b"})
+        assert (bad.status_code, bad.json()["field"]) == (400, "trunk")
+
+    async def test_the_deck_downloaded_imports_back_with_every_field(
+        self, ctx: BillingContext, billing: httpx.AsyncClient
+    ) -> None:
+        await office(ctx)
+        await billing.post("/api/rates", json={
+            **LONG_DISTANCE, "days": "sat,sun", "holidays": "except",
+            "valid_from": "2027-01-01 00:00", "valid_until": "2028-01-01 00:00", "split": True})
+        await billing.post("/api/rates", json={**LONG_DISTANCE, "prefix": "0044",
+                                                "extensions": ["*"], "trunk": "carrier-a"})
+        page = await billing.get("/rates")
+        assert 'href="/api/rates.csv"' in page.text
+        download = await billing.get("/api/rates.csv")
+        assert download.status_code == 200
+        assert download.headers["content-type"].startswith("text/csv")
+        assert 'filename="rates.csv"' in download.headers["content-disposition"]
+        before = (await billing.get("/api/rates")).json()
+        for rate in before:
+            await billing.delete(f"/api/rates/{rate['id']}")
+        done = await billing.post("/api/rates/import", json={"deck": download.text})
+        assert done.json()["count"] == 2
+        after = (await billing.get("/api/rates")).json()
+        assert [{k: v for k, v in r.items() if k != "id"} for r in after] == [
+            {k: v for k, v in r.items() if k != "id"} for r in before]

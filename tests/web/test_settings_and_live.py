@@ -24,9 +24,35 @@ class TestSettings:
             "currency_symbol": "¥",
             "timezone": "UTC",
             "cap_daily": "", "cap_monthly": "", "max_call_cost": "", "max_price_minute": "",
-            "low_balance": "",
+            "low_balance": "", "min_margin": "",
         }
         assert (await billing.get("/api/settings")).json()["currency_symbol"] == "¥"
+
+    async def test_the_minimum_margin_is_set_shown_and_cleared(
+        self, billing: httpx.AsyncClient
+    ) -> None:
+        assert (await billing.post("/api/settings", json={"min_margin": "0.03"})
+                ).json()["min_margin"] == "0.0300"
+        refused = await billing.post("/api/settings", json={"min_margin": "-1"})
+        assert (refused.status_code, refused.json()["field"]) == (400, "min_margin")
+        form = await billing.get("/settings")
+        assert 'name="min_margin"' in form.text
+        assert 'value="0.0300"' in form.text
+        # the form always sends the box: emptied, the configuration's minimum applies again
+        saved = await billing.post("/settings", data={"billing": "on", "currency": "USD",
+                                                      "timezone": "UTC", "min_margin": ""})
+        assert saved.status_code == 303
+        assert (await billing.get("/api/settings")).json()["min_margin"] == ""
+
+    async def test_a_bad_minimum_margin_is_shown_beside_its_field_in_chinese(
+        self, billing: httpx.AsyncClient
+    ) -> None:
+        await billing.post("/api/me/language", json={"language": "zh"})
+        page = await billing.post("/settings", data={"billing": "on", "currency": "USD",
+                                                     "timezone": "UTC", "min_margin": "abc"})
+        assert page.status_code == 400
+        assert "最低利润" in page.text
+        assert "不是数字" in page.text
 
     async def test_another_currency_needs_its_symbol(self, billing: httpx.AsyncClient) -> None:
         refused = await billing.post("/api/settings", json={"currency": "OTHER"})

@@ -220,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the parser: on
     p.add_argument("--symbol", help="the currency's symbol")
     p.add_argument("--timezone", help="the PBX's time zone, e.g. Asia/Shanghai")
     _add_control_options(p, "for every extension that sets none; none: no default")
+    p.add_argument("--min-margin", dest="min_margin", metavar="AMOUNT",
+                   help="least a call's first minute must sell above its trunk's buy price "
+                        "(DENY no_margin); none: billing.min_margin of the configuration")
     p = st.add_parser("show")
     _add_formats(p)
 

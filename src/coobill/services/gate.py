@@ -103,9 +103,10 @@ def _decide(  # noqa: PLR0911 - the decision ladder: one return per reason, in o
                 return Verdict.deny(Reason.NO_RATE)
             return _allow_unbilled(session, cmd, ext, Reason.NO_RATE, local_now, pbx, token)
 
-        if policy.min_margin is not None and below_margin(
+        floor = settings.margin_floor(policy.min_margin)
+        if floor is not None and below_margin(
                 rate, buy_rate(ctx, session, settings.rates_version, cmd.trunk, cmd.number,
-                               local_now), policy.min_margin):
+                               local_now), floor):
             return Verdict(allowed=False, reason=Reason.NO_MARGIN, rate_id=rate.id)
 
         tariff = rate.tariff

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -132,10 +132,9 @@ def _deck_map(rates: Iterable[RateFields]) -> dict[DeckKey, Price]:
 # --- reading and writing CSV ---------------------------------------------------------------
 
 
-def rates_to_csv(rates: Iterable[RateView]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+def deck_cells(rates: Iterable[RateView]) -> Iterator[list[str]]:
+    """Each rate as a row of the deck's CSV_COLUMNS, as `rate export` writes and an import
+    reads them (the CLI's export, the portal's and the API's download)."""
     for view in rates:
         row = public_values(view.fields)
         row |= {"enabled": "1" if row["enabled"] else "0", "initial_cost": fmt(row["initial_cost"]),
@@ -144,7 +143,14 @@ def rates_to_csv(rates: Iterable[RateView]) -> str:
                 "valid_from": moment_text(row["valid_from"]),
                 "valid_until": moment_text(row["valid_until"]),
                 "split": "1" if row["split"] else "0"}
-        writer.writerow([row[c] for c in CSV_COLUMNS])
+        yield [row[c] for c in CSV_COLUMNS]
+
+
+def rates_to_csv(rates: Iterable[RateView]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    writer.writerows(deck_cells(rates))
     return out.getvalue()
 
 
@@ -273,5 +279,5 @@ async def import_rates(ctx: BillingContext, text: str, *, replace_all: bool = Fa
     return DeckImport(len(deck), moment, diff, written=True)
 
 
-__all__ = ["CSV_COLUMNS", "DeckImport", "diff_lines", "import_rates", "parse_deck",
+__all__ = ["CSV_COLUMNS", "DeckImport", "deck_cells", "diff_lines", "import_rates", "parse_deck",
            "parse_rates_csv", "rates_to_csv"]

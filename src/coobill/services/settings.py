@@ -1,4 +1,5 @@
-"""Billing settings kept in the ledger: billing on/off, currency, the PBX's time zone."""
+"""Billing settings kept in the ledger: billing on/off, currency, the PBX's time zone, the
+account controls' defaults and the minimum margin."""
 
 from __future__ import annotations
 
@@ -67,6 +68,13 @@ class BillingSettings:
     max_call_cost: Decimal | None = None
     max_price_minute: Decimal | None = None
     low_balance: Decimal | None = None
+    # The gate's minimum margin per minute (services/margin.py) as set with the CLI, the
+    # portal or the API; None: the configuration's `billing.min_margin` applies.
+    min_margin: Decimal | None = None
+
+    def margin_floor(self, configured: Decimal | None) -> Decimal | None:
+        """The minimum margin in force: the ledger's setting, else the configuration's."""
+        return self.min_margin if self.min_margin is not None else configured
 
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
@@ -98,6 +106,7 @@ def settings_from_rows(rows: dict[str, str]) -> BillingSettings:
         timezone=values["timezone"],
         rates_version=int(values["rates_version"]),
         **{key: _amount_or_none(values.get(key, "")) for key in CONTROL_DEFAULTS},
+        min_margin=_amount_or_none(values.get("min_margin", "")),
     )
 
 
@@ -178,11 +187,13 @@ def symbol_chosen(currency: str, typed: str | None) -> str | None:
     return None if currency.strip().upper() in CURRENCY_SYMBOLS else typed
 
 
-def _control_changes(controls: dict[str, str | None]) -> dict[str, str]:
-    """The settings rows the account controls' defaults change to (control_amount)."""
+def _amount_changes(controls: dict[str, str | None],
+                    min_margin: str | Decimal | None) -> dict[str, str]:
+    """The settings rows the account controls' defaults and the minimum margin change to
+    (control_amount)."""
+    assert all(key in CONTROL_DEFAULTS for key in controls), controls
     changes: dict[str, str] = {}
-    for key, value in controls.items():
-        assert key in CONTROL_DEFAULTS, key
+    for key, value in {**controls, "min_margin": min_margin}.items():
         amount = control_amount(value, key)
         if amount is not None:
             changes[key] = amount
@@ -197,10 +208,12 @@ async def change_settings(
     symbol: str | None = None,
     timezone: str | None = None,
     controls: dict[str, str | None] | None = None,
+    min_margin: str | Decimal | None = None,
 ) -> BillingSettings:
     """Change any of the settings; all or nothing. `controls`: the account controls'
-    defaults by CONTROL_DEFAULTS name (control_amount: "" clears one)."""
-    changes = _control_changes(controls or {})
+    defaults by CONTROL_DEFAULTS name (control_amount: "" clears one). `min_margin`: the
+    gate's minimum margin per minute ("" or "none" clears it: the configuration's applies)."""
+    changes = _amount_changes(controls or {}, min_margin)
     if billing is not None:
         if billing not in ("on", "off"):
             raise BadRequest("billing: must be on or off", field="billing")

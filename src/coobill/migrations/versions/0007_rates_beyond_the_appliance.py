@@ -9,6 +9,11 @@ of its own. A hold keeps the tariffs in force over its limit when its rate split
 (`tariff_schedule`, "" otherwise) so settlement charges what the gate held; a call record
 carries its buy cost (NULL: no buy rate known for its trunk).
 
+Back again, the rates the older schema cannot hold faithfully are not left to charge what they
+never meant to: buy rates are deleted (without `trunk` they would sell calls), and a rate
+limited to some days, to holidays or to a span not in force now is disabled (it would apply
+every day, at any date), to be enabled again by the operator if wanted.
+
 Columns are added, and dropped again, with plain ALTER TABLE: on SQLite a batch operation
 would copy the `call` table and lose the keyword index's triggers (0006); SQLite 3.35 and
 later drop a column in place.
@@ -17,7 +22,9 @@ Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-02
 """
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 from alembic import op
@@ -60,9 +67,31 @@ def upgrade() -> None:
     )
 
 
+def _local_now(bind: sa.Connection) -> datetime:
+    """Now in the PBX's zone as the ledger sets it (rates' spans are in its local time); no
+    zone set: the machine's own."""
+    zone = bind.execute(sa.text("SELECT value FROM setting WHERE key = 'timezone'")).scalar()
+    try:
+        now = datetime.now(ZoneInfo(zone)) if zone else datetime.now().astimezone()
+    except (ZoneInfoNotFoundError, ValueError):
+        now = datetime.now().astimezone()
+    return now.replace(tzinfo=None)
+
+
+def _keep_what_the_old_rates_mean(bind: sa.Connection) -> None:
+    bind.execute(sa.text("DELETE FROM rate WHERE trunk IS NOT NULL"))
+    bind.execute(sa.text(
+        "UPDATE rate SET enabled = :off WHERE days <> '' OR holidays <> 'any'"
+        " OR valid_from > :now OR valid_until <= :now"
+    ).bindparams(sa.bindparam("off", False, type_=sa.Boolean()),
+                 sa.bindparam("now", _local_now(bind), type_=sa.DateTime())))
+
+
 def downgrade() -> None:
+    bind = op.get_bind()
+    _keep_what_the_old_rates_mean(bind)
     op.drop_table("holiday")
-    sqlite = op.get_bind().dialect.name == "sqlite"
+    sqlite = bind.dialect.name == "sqlite"
     for table, columns in COLUMNS.items():
         for column in columns:
             if sqlite:

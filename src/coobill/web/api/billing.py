@@ -1,4 +1,5 @@
-"""Settings and live calls over the API: billing on/off and currency; holds and resolving
+"""Settings and live calls over the API: billing on/off, currency, the controls' defaults
+and the minimum margin; holds and resolving
 the flagged ones."""
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ router = APIRouter(
 
 
 def settings_json(current: settings_service.BillingSettings) -> SettingsOut:
-    return SettingsOut.model_validate({**current.as_dict(), **current.controls()})
+    margin = "" if current.min_margin is None else str(current.min_margin)
+    return SettingsOut.model_validate({**current.as_dict(), **current.controls(),
+                                       "min_margin": margin})
 
 
 @router.get("/settings")
@@ -41,8 +44,9 @@ async def change_settings(body: SettingsIn, request: Request, user: BillingUser)
     controls: dict[str, str | None] = {
         name: None if getattr(body, name) is None else str(getattr(body, name))
         for name in settings_service.CONTROL_DEFAULTS}
+    margin = None if body.min_margin is None else str(body.min_margin)
     return settings_json(await settings_service.change_settings(
-        portal(request).ctx, **arguments, controls=controls))
+        portal(request).ctx, **arguments, controls=controls, min_margin=margin))
 
 
 @router.get("/live")

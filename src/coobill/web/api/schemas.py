@@ -207,6 +207,8 @@ class DeckIn(Body):
                                   description='Takes effect at "YYYY-MM-DD HH:MM"; null: now.')
     replace: bool = Field(False, description="Replace every sell rate now.")
     dry_run: bool = Field(False, description="Only say what would change.")
+    trunk: str | None = Field(None, description="The deck is this trunk's buy rates (\"*\": every "
+                                                "trunk), replacing only them; null: sell rates.")
 
 
 class DeckRateOut(BaseModel):
@@ -326,6 +328,8 @@ class SettingsOut(BaseModel):
     max_call_cost: str = ""
     max_price_minute: str = ""
     low_balance: str = ""
+    # The gate's minimum margin ("": none set here, billing.min_margin of the configuration).
+    min_margin: str = ""
 
 
 class SettingsIn(Body):
@@ -338,6 +342,9 @@ class SettingsIn(Body):
     max_call_cost: Amount | None = Field(None, description='An amount; "" for no default.')
     max_price_minute: Amount | None = Field(None, description='An amount; "" for no default.')
     low_balance: Amount | None = Field(None, description='An amount; "" for no default.')
+    min_margin: Amount | None = Field(
+        None, description="Least a call's first minute must sell above its trunk's buy price "
+                          '(DENY no_margin); "": the configuration\'s billing.min_margin.')
 
 
 class HeldOut(BaseModel):

@@ -1,5 +1,6 @@
 """Importing a deck from the portal: upload it (coobill's layout or a carrier's), review what
-it would change - the same dry run as `coobill rate import --dry-run` - then confirm.
+it would change - the same dry run as `coobill rate import --dry-run` - then confirm. With a
+trunk named, the deck is that trunk's buy rates (`rate import --trunk`).
 
 The confirmation carries the deck's text back, so what is written is exactly what was
 reviewed; a deck is at most the portal's request body cap (`[web] max_body_bytes`): a larger
@@ -24,7 +25,8 @@ router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
 
 def _options(form: dict[str, str]) -> dict[str, Any]:
     return {"replace_all": form.get("replace") == "on",
-            "effective": form.get("from", "").strip() or None}
+            "effective": form.get("from", "").strip() or None,
+            "trunk": form.get("trunk", "").strip() or None}
 
 
 async def _page(request: Request, values: dict[str, str], errors: dict[str, str] | None = None,

@@ -27,13 +27,15 @@ NEW_RATE = {
 }
 
 
-async def _quote(request: Request, extension: str, number: str) -> dict[str, Any]:
+async def _quote(request: Request, extension: str, number: str, at: str) -> dict[str, Any]:
     if not (extension or number):
         return {}
     try:
-        return {"quote": await rates.quote(portal(request).ctx, extension.strip(), number.strip())}
+        return {"quote": await rates.quote(portal(request).ctx, extension.strip(), number.strip(),
+                                           at=at.strip() or None)}
     except (BadRequest, UnknownExtension) as exc:
-        field = "quote_number" if exc.field == "number" else "quote_extension"
+        field = {"number": "quote_number", "at": "quote_at"}.get(exc.field or "",
+                                                                  "quote_extension")
         return {"quote_errors": {field: exc.message}}
 
 
@@ -43,14 +45,16 @@ async def rate_list(
     user: BillingUser,
     quote_extension: str = "",
     quote_number: str = "",
+    quote_at: str = "",
 ) -> Response:
     return await render(
         request,
         "rates.html",
         {
             "rates": await rates.list_rates(portal(request).ctx),
-            "quote_values": {"quote_extension": quote_extension, "quote_number": quote_number},
-            **await _quote(request, quote_extension, quote_number),
+            "quote_values": {"quote_extension": quote_extension, "quote_number": quote_number,
+                             "quote_at": quote_at},
+            **await _quote(request, quote_extension, quote_number, quote_at),
         },
     )
 

@@ -1,4 +1,5 @@
-"""Settings: billing on/off, the currency (and its symbol), the PBX's time zone."""
+"""Settings: billing on/off, the currency (and its symbol), the PBX's time zone, the account
+controls' defaults, the minimum margin."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ async def settings_form(request: Request, user: BillingUser) -> Response:
                 "symbol": current.currency_symbol,
                 "timezone": current.timezone,
                 **current.controls(),
+                "min_margin": "" if current.min_margin is None else str(current.min_margin),
             },
         },
     )
@@ -48,6 +50,7 @@ async def change_settings(request: Request, user: BillingUser) -> Response:
             symbol=settings_service.symbol_chosen(currency, form.get("symbol", "")),
             timezone=form.get("timezone", "").strip() or None,
             controls={name: form.get(name, "") for name in settings_service.CONTROL_DEFAULTS},
+            min_margin=form.get("min_margin", ""),
         )
     except BadRequest as exc:
         return await render(
