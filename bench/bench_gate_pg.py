@@ -35,7 +35,8 @@ def daemon_extensions(daemon: int) -> tuple[str, ...]:
 
 async def prepare(url: str, name: str) -> None:
     from bench.bench_records import context
-    from coobill.services.extensions import ExtensionChanges, recharge, set_extension
+    from coobill.services.balances import recharge
+    from coobill.services.extensions import ExtensionChanges, set_extension
     from coobill.services.rate_fields import check_rate_fields
     from coobill.services.rates import add_rate
     from coobill.storage import schema

@@ -83,7 +83,8 @@ PORTAL_USER, PORTAL_PASSWORD = "bench", "bench password"
 async def prepare_ledger(path: Path) -> None:
     from coobill.bootstrap import bootstrap
     from coobill.config import Settings
-    from coobill.services.extensions import ExtensionChanges, recharge, set_extension
+    from coobill.services.balances import recharge
+    from coobill.services.extensions import ExtensionChanges, set_extension
     from coobill.services.rate_fields import check_rate_fields
     from coobill.services.rates import add_rate
     from coobill.services.users import add_user

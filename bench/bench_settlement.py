@@ -21,8 +21,9 @@ from coobill.ami.follower import AmiFollower, FollowerOptions
 from coobill.bootstrap import bootstrap
 from coobill.config import Settings
 from coobill.daemon.pbx import PbxLink
+from coobill.services.balances import recharge
 from coobill.services.commands import AuthorizeCall
-from coobill.services.extensions import ExtensionChanges, recharge, set_extension
+from coobill.services.extensions import ExtensionChanges, set_extension
 from coobill.services.gate import authorize_call
 from coobill.services.rate_fields import check_rate_fields
 from coobill.services.rates import add_rate

@@ -44,7 +44,8 @@ async def coobill(port: int, caps: bool = False) -> None:
     from coobill.agi.server import GateOptions, GateServer
     from coobill.bootstrap import bootstrap
     from coobill.config import Settings
-    from coobill.services.extensions import ExtensionChanges, recharge, set_extension
+    from coobill.services.balances import recharge
+    from coobill.services.extensions import ExtensionChanges, set_extension
     from coobill.services.gate import authorize_call
     from coobill.services.rate_fields import check_rate_fields
     from coobill.services.rates import add_rate

@@ -6,6 +6,10 @@ coobill runs from (`<venv>/etc/coobill/coobill.toml`: `make run` writes it for a
 /etc/coobill/coobill.toml (an installed service); the first that exists is read. With none,
 the defaults below run a daemon on an embedded SQLite database. A bad value raises
 ConfigurationError naming the key.
+
+Length: past ~350 lines because this is the one place every setting is declared, section
+after section with its default and bounds; finding, reading and wording errors about the
+file are the last ~80 lines.
 """
 
 from __future__ import annotations

@@ -82,7 +82,7 @@ class TestTheChainWrittenByTwoDaemons:
     ) -> None:
         """Recharges and call debits of two extensions from two daemons at once: the chain's
         head is locked per entry, so ids follow the chain and the audit verifies it."""
-        from coobill.services import extensions
+        from coobill.services import balances
 
         await make_extension(ctx, "100", balance="1000")
         await make_extension(ctx, "101", balance="1000")
@@ -94,7 +94,7 @@ class TestTheChainWrittenByTwoDaemons:
                 assert (await authorize_call(daemon, AuthorizeCall(uid, ext, "0012345678"))).allowed
                 work.append(settle_channel(daemon, ended(uid, extension=ext,
                                                          billsec=61).as_channel()))
-                work.append(extensions.recharge(daemon, [ext], "0.01"))
+                work.append(balances.recharge(daemon, [ext], "0.01"))
         await asyncio.gather(*work)
         report = await audit(ctx)
         assert report.ok, report.problems[:3]

@@ -10,8 +10,9 @@ from decimal import Decimal
 from functools import cache
 
 from coobill.rating import Tariff, cost
+from coobill.services.balances import recharge
 from coobill.services.context import BillingContext
-from coobill.services.extensions import ExtensionChanges, recharge, set_extension
+from coobill.services.extensions import ExtensionChanges, set_extension
 from coobill.services.rate_fields import check_rate_fields
 from coobill.services.rates import add_rate
 from tests.fakes.ami_server import PJSIP, Frame, event_frames, read_trace, reply_frames

@@ -17,14 +17,10 @@ from functools import partial
 
 from coobill.agi.server import GateOptions, GateServer
 from coobill.rating import max_duration
+from coobill.services.balances import recharge
 from coobill.services.commands import SettleChannel
 from coobill.services.context import BillingContext
-from coobill.services.extensions import (
-    ExtensionChanges,
-    edit_extensions,
-    ensure_extensions,
-    recharge,
-)
+from coobill.services.extensions import ExtensionChanges, edit_extensions, ensure_extensions
 from coobill.services.gate import authorize_call
 from coobill.services.settlement import settle_channel
 from tests.fakes.ami_server import PJSIP

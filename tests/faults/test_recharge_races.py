@@ -14,9 +14,10 @@ from sqlalchemy import select
 
 from coobill.config import BillingConfig
 from coobill.services.audit import audit
+from coobill.services.balances import recharge
 from coobill.services.commands import AuthorizeCall, Disposition, Reason, SettleCall
 from coobill.services.context import BillingContext
-from coobill.services.extensions import recharge, show_extension
+from coobill.services.extensions import show_extension
 from coobill.services.gate import authorize_call
 from coobill.services.settlement import settle_call
 from coobill.storage.tables import LedgerEntry

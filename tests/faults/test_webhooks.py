@@ -17,7 +17,7 @@ import pytest
 from coobill.bootstrap import bootstrap
 from coobill.config import Settings
 from coobill.daemon.webhooks import WebhookSender
-from coobill.services import extensions, outbox
+from coobill.services import balances, extensions, outbox
 from coobill.services.context import BillingContext
 from coobill.services.settings import change_settings
 from tests.conftest import FakeClock
@@ -67,8 +67,8 @@ async def until_outbox(ctx: BillingContext, wanted: Callable[[list[outbox.EventV
 async def write_events(ctx: BillingContext, rounds: int) -> None:
     for n in range(rounds):
         for number in NUMBERS:
-            await extensions.recharge(ctx, [number], str(n + 1))
-            await extensions.adjust(ctx, number, "-0.5", note=f"round {n}")
+            await balances.recharge(ctx, [number], str(n + 1))
+            await balances.adjust(ctx, number, "-0.5", note=f"round {n}")
 
 
 def daemon_env(ctx: BillingContext, receiver: WebhookReceiver) -> dict[str, str]:
@@ -166,7 +166,7 @@ class TestAReceiverThatNeverAnswers:
             done = await settle(ctx, ended("c1", billsec=61))
             assert done is not None
             assert done.debited
-            await extensions.recharge(ctx, ["100"], "5")
+            await balances.recharge(ctx, ["100"], "5")
             found = await outbox.list_events(ctx)
             assert [e.kind for e in found] == ["recharge", "call.settled", "recharge"]
             assert all(e.state == "pending" for e in found)  # the first still on its way

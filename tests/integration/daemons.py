@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from coobill.config import Settings
 from coobill.daemon import Daemon
+from coobill.services.balances import recharge
 from coobill.services.context import BillingContext
-from coobill.services.extensions import ExtensionChanges, recharge, set_extension
+from coobill.services.extensions import ExtensionChanges, set_extension
 from coobill.services.rate_fields import check_rate_fields
 from coobill.services.rates import add_rate
 from tests.fakes.ami_server import PJSIP, FakeAmiServer, Frame, read_trace, reply_frames

@@ -11,8 +11,9 @@ from functools import partial
 from coobill.agi.server import GateOptions, GateServer
 from coobill.money import ZERO
 from coobill.rating import Tariff, cost
+from coobill.services.balances import recharge
 from coobill.services.context import BillingContext
-from coobill.services.extensions import ExtensionChanges, recharge, set_extension, show_extension
+from coobill.services.extensions import ExtensionChanges, set_extension, show_extension
 from coobill.services.gate import authorize_call
 from coobill.services.rate_fields import check_rate_fields
 from coobill.services.rates import add_rate

@@ -8,9 +8,10 @@ from decimal import Decimal
 
 from coobill.config import Settings
 from coobill.services.audit import audit
+from coobill.services.balances import recharge
 from coobill.services.commands import AuthorizeCall, Disposition, SettleCall
 from coobill.services.context import BillingContext
-from coobill.services.extensions import ExtensionChanges, recharge, set_extension, show_extension
+from coobill.services.extensions import ExtensionChanges, set_extension, show_extension
 from coobill.services.gate import authorize_call
 from coobill.services.rate_fields import check_rate_fields
 from coobill.services.rates import add_rate

@@ -17,8 +17,9 @@ from coobill.config import Settings
 from coobill.daemon import Daemon
 from coobill.rating import Tariff, cost
 from coobill.services.audit import audit
+from coobill.services.balances import recharge
 from coobill.services.context import BillingContext
-from coobill.services.extensions import ExtensionChanges, recharge, set_extension, show_extension
+from coobill.services.extensions import ExtensionChanges, set_extension, show_extension
 from coobill.services.rate_fields import check_rate_fields
 from coobill.services.rates import add_rate
 from coobill.services.reports import list_calls

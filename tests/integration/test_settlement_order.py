@@ -16,8 +16,10 @@ from coobill.ami.calls import CallTracker
 from coobill.bootstrap import bootstrap
 from coobill.config import Settings
 from coobill.services.audit import audit
+from coobill.services.balances import recharge
 from coobill.services.commands import AuthorizeCall, SettleChannel
-from coobill.services.extensions import ExtensionChanges, list_extensions, recharge, set_extension
+from coobill.services.extension_listing import list_extensions
+from coobill.services.extensions import ExtensionChanges, set_extension
 from coobill.services.gate import authorize_call
 from coobill.services.rate_fields import check_rate_fields
 from coobill.services.rates import add_rate

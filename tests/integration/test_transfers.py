@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 
 from coobill.services.audit import audit
+from coobill.services.balances import recharge
 from coobill.services.context import BillingContext
 from coobill.services.extensions import (
     ExtensionChanges,
     ensure_extensions,
-    recharge,
     set_extension,
     show_extension,
 )

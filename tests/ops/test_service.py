@@ -19,8 +19,9 @@ import pytest
 from coobill.config import LogConfig, Settings
 from coobill.daemon import Daemon
 from coobill.logs import JsonFormatter, configure_logging, fields_of
+from coobill.services.balances import recharge
 from coobill.services.context import BillingContext
-from coobill.services.extensions import ExtensionChanges, recharge, set_extension
+from coobill.services.extensions import ExtensionChanges, set_extension
 from tests.fakes.ami_server import FakeAmiServer, event_frames
 from tests.fakes.asterisk_agi import TRACES_DIR, FakeAsterisk, load_trace_env
 from tests.integration.daemons import funded, gate_call, start_daemon, trace

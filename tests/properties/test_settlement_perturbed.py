@@ -45,9 +45,9 @@ from coobill.money import from_units
 from coobill.rating import cost
 from coobill.services import holds, reservations
 from coobill.services.audit import audit
+from coobill.services.balances import recharge
 from coobill.services.commands import AuthorizeCall, Verdict
 from coobill.services.context import BillingContext
-from coobill.services.extensions import recharge
 from coobill.storage.tables import Call as CallRecord
 from coobill.storage.tables import Extension, LedgerEntry, Reservation
 from tests.faults.calls import TARIFF, Call

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from coobill.bootstrap import bootstrap
-from coobill.services import extensions, rates
+from coobill.services import balances, extensions, rates
 from coobill.services.commands import AuthorizeCall, Disposition, SettleCall, Settlement, Verdict
 from coobill.services.context import BillingContext
 from coobill.services.gate import authorize_call
@@ -41,7 +41,7 @@ async def make_extension(
         ),
     )
     if Decimal(balance) > 0:
-        await extensions.recharge(ctx, [number], balance, who="test")
+        await balances.recharge(ctx, [number], balance, who="test")
         view = await extensions.show_extension(ctx, number)
     return view
 

@@ -18,7 +18,7 @@ from sqlalchemy import event
 
 from coobill.config import BillingConfig
 from coobill.rating import Tariff, cost
-from coobill.services import extensions
+from coobill.services import balances, extensions
 from coobill.services.audit import audit
 from coobill.services.commands import Reason, Verdict
 from coobill.services.context import BillingContext
@@ -154,7 +154,7 @@ class TestTwoDaemonsOnOneLedger:
         await make_rate(ctx, "00")
         gate = capped(other_daemon, 300)
         await asyncio.gather(
-            *(extensions.recharge(ctx, ["100"], "0.3") for _ in range(20)),
+            *(balances.recharge(ctx, ["100"], "0.3") for _ in range(20)),
             *(authorize(gate, f"c{i}") for i in range(20)),
         )
         view = await extensions.show_extension(ctx, "100")

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from coobill.services import reports
+from coobill.services.balances import recharge
 from coobill.services.context import BillingContext
-from coobill.services.extensions import recharge
 from coobill.storage.tables import Call
 from tests.services.conftest import make_extension
 

@@ -9,7 +9,7 @@ import pytest
 
 from coobill.errors import BadRequest, UnknownExtension
 from coobill.money import parse_amount
-from coobill.services import extensions
+from coobill.services import balances, extension_listing, extensions
 from coobill.services.audit import audit
 from coobill.services.context import BillingContext
 from coobill.services.extensions import ExtensionChanges
@@ -100,11 +100,11 @@ class TestListing:
         await extensions.set_extension(
             ctx, "101", ExtensionChanges(locked=True, payment="postpaid")
         )
-        views, total = await extensions.list_extensions(ctx)
+        views, total = await extension_listing.list_extensions(ctx)
         assert ([v.extension for v in views], total) == (["99", "101", "1000"], 3)
-        locked, _ = await extensions.list_extensions(ctx, locked=True)
+        locked, _ = await extension_listing.list_extensions(ctx, locked=True)
         assert [v.extension for v in locked] == ["101"]
-        unlocked, _ = await extensions.list_extensions(ctx, locked=False, payment="prepaid")
+        unlocked, _ = await extension_listing.list_extensions(ctx, locked=False, payment="prepaid")
         assert [v.extension for v in unlocked] == ["99", "1000"]
 
     async def test_a_search_matches_part_of_the_number_or_the_name_in_any_case(
@@ -112,8 +112,8 @@ class TestListing:
     ) -> None:
         await make_extension(ctx, "100", name="Alice Martin")
         await make_extension(ctx, "201", name="Bob")
-        by_name, _ = await extensions.list_extensions(ctx, search="martin")
-        by_number, _ = await extensions.list_extensions(ctx, search="20")
+        by_name, _ = await extension_listing.list_extensions(ctx, search="martin")
+        by_number, _ = await extension_listing.list_extensions(ctx, search="20")
         assert [v.extension for v in by_name] == ["100"]
         assert [v.extension for v in by_number] == ["201"]
 
@@ -121,7 +121,7 @@ class TestListing:
         await make_extension(ctx, "100", balance="10")
         await make_rate(ctx)
         verdict = await authorize(ctx, "call-1")
-        views, _ = await extensions.list_extensions(ctx)
+        views, _ = await extension_listing.list_extensions(ctx)
         assert views[0].reserved == verdict.held > 0
         assert views[0].funds_available == Decimal("10") - verdict.held
 
@@ -131,11 +131,11 @@ class TestRecharging:
         self, ctx: BillingContext
     ) -> None:
         await make_extension(ctx, "100", credit="5")
-        [record] = await extensions.recharge(ctx, ["100"], "12.3456", who="alice")
+        [record] = await balances.recharge(ctx, ["100"], "12.3456", who="alice")
         assert (record.balance_before, record.amount, record.balance_after) == (
             Decimal("0"), Decimal("12.3456"), Decimal("12.3456"),
         )
-        [record] = await extensions.recharge(ctx, ["100"], "0.0001")
+        [record] = await balances.recharge(ctx, ["100"], "0.0001")
         assert record.balance_before == Decimal("12.3456")
         view = await extensions.show_extension(ctx, "100")
         assert (view.balance, view.total_recharged) == (Decimal("12.3457"), Decimal("12.3457"))
@@ -143,7 +143,7 @@ class TestRecharging:
     async def test_a_batch_recharge_credits_every_extension_once(self, ctx: BillingContext) -> None:
         await make_extension(ctx, "100")
         await make_extension(ctx, "101")
-        records = await extensions.recharge(ctx, ["100", "101", "100"], "5")
+        records = await balances.recharge(ctx, ["100", "101", "100"], "5")
         assert len(records) == 2
         for number in ("100", "101"):
             assert (await extensions.show_extension(ctx, number)).balance == Decimal("5")
@@ -154,7 +154,7 @@ class TestRecharging:
         await make_extension(ctx, "100")
         await make_extension(ctx, "101")
         with pytest.raises(UnknownExtension):
-            await extensions.recharge(ctx, ["100", "101", "999"], "5")
+            await balances.recharge(ctx, ["100", "101", "999"], "5")
         for number in ("100", "101"):
             view = await extensions.show_extension(ctx, number)
             assert (view.balance, view.total_recharged) == (0, 0)
@@ -163,7 +163,7 @@ class TestRecharging:
 
     async def test_a_recharge_of_no_extension_is_refused(self, ctx: BillingContext) -> None:
         with pytest.raises(BadRequest) as caught:
-            await extensions.recharge(ctx, [], "5")
+            await balances.recharge(ctx, [], "5")
         assert caught.value.field == "extensions"
 
 
@@ -189,7 +189,7 @@ class TestAmounts:
         await make_extension(ctx, "100")
         for amount in BAD_AMOUNTS:
             with pytest.raises(BadRequest):
-                await extensions.recharge(ctx, ["100"], amount)
+                await balances.recharge(ctx, ["100"], amount)
         assert (await extensions.show_extension(ctx, "100")).balance == 0
         assert await rows(ctx, "SELECT id FROM ledger_entry") == []
 
@@ -210,8 +210,8 @@ class TestAmounts:
         ctx = dataclasses.replace(ctx, config=ctx.config.model_copy(update={
             "billing": ctx.config.billing.model_copy(update={"max_balance": highest})}))
         await make_extension(ctx, "100")
-        await extensions.recharge(ctx, ["100"], "99999999998.9999")
-        await extensions.recharge(ctx, ["100"], "1e0")
+        await balances.recharge(ctx, ["100"], "99999999998.9999")
+        await balances.recharge(ctx, ["100"], "1e0")
         view = await extensions.show_extension(ctx, "100")
         assert view.balance == highest
         assert await rows(ctx, "SELECT balance FROM extension") == [(999999999999999,)]
@@ -232,7 +232,7 @@ class TestAdjusting:
         self, ctx: BillingContext
     ) -> None:
         await make_extension(ctx, "100", balance="10")
-        view = await extensions.adjust(ctx, "100", "-2.5", who="alice", note="refund error")
+        view = await balances.adjust(ctx, "100", "-2.5", who="alice", note="refund error")
         assert view.balance == Decimal("7.5")
         assert view.total_recharged == Decimal("10")  # a correction is not a recharge
         [(kind, who)] = await rows(
@@ -245,11 +245,11 @@ class TestAdjusting:
         await make_extension(ctx, "100", balance="10")
         for amount in ("0", "-0", "NaN", "1.00001", "-1e-5"):
             with pytest.raises(BadRequest):
-                await extensions.adjust(ctx, "100", amount)
+                await balances.adjust(ctx, "100", amount)
         assert (await extensions.show_extension(ctx, "100")).balance == Decimal("10")
 
     async def test_adjusting_an_unknown_extension_raises_unknown_extension(
         self, ctx: BillingContext
     ) -> None:
         with pytest.raises(UnknownExtension):
-            await extensions.adjust(ctx, "404", "5")
+            await balances.adjust(ctx, "404", "5")

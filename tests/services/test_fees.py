@@ -13,7 +13,7 @@ import pytest
 
 from coobill.daemon import Daemon
 from coobill.errors import BadRequest, UnknownExtension
-from coobill.services import extensions, fees, outbox, reports
+from coobill.services import balances, extensions, fees, outbox, reports
 from coobill.services.audit import audit
 from coobill.services.context import BillingContext
 from tests.conftest import FakeClock, settings_for
@@ -85,7 +85,7 @@ class TestChargingOncePerPeriod:
         await make_extension(ctx, "100")
         await fees.add_fee(ctx, "100", "5", over_credit="flag")
         await fees.charge_due(ctx)
-        await extensions.recharge(ctx, ["100"], "20")
+        await balances.recharge(ctx, ["100"], "20")
         assert await fees.charge_due(ctx) == []
         assert (await extensions.show_extension(ctx, "100")).balance == Decimal("15")
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from coobill.config import BillingConfig
 from coobill.rating import Tariff, cost, max_duration
-from coobill.services import extensions
+from coobill.services import balances, extensions
 from coobill.services.audit import audit
 from coobill.services.commands import AuthorizeCall, Reason, Verdict
 from coobill.services.context import BillingContext
@@ -206,7 +206,7 @@ class TestFunds:
         await make_extension(ctx, "100", balance="0.0499")
         await make_rate(ctx, "00", initial_cost="0", initial_time=0, rate="0.05", period=60)
         assert (await authorize(ctx, "c1")).reason == Reason.NO_FUNDS
-        await extensions.recharge(ctx, ["100"], "0.0001")
+        await balances.recharge(ctx, ["100"], "0.0001")
         verdict = await authorize(ctx, "c2")
         assert (verdict.allowed, verdict.limit_seconds, verdict.held) == (
             True, 60, Decimal("0.05"),
@@ -225,7 +225,7 @@ class TestFunds:
     ) -> None:
         await make_extension(ctx, "100", credit="2", payment="postpaid")
         await make_rate(ctx, "00")
-        await extensions.adjust(ctx, "100", "-1")
+        await balances.adjust(ctx, "100", "-1")
         verdict = await authorize(ctx, "c1")
         assert (verdict.allowed, verdict.funds) == (True, Decimal("1"))
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from sqlalchemy import text
 
-from coobill.services import extensions, reservations
+from coobill.services import balances, extensions, reservations
 from coobill.services.audit import audit
 from coobill.services.context import BillingContext
 from coobill.services.extensions import ExtensionChanges
@@ -32,10 +32,10 @@ async def mixed_series(ctx: BillingContext) -> None:
     await make_rate(ctx, "00", initial_cost="0.1234", initial_time=30, rate="0.0567", period=6)
     await authorize(ctx, "c1", "100")
     await settle(ctx, ended("c1", extension="100", billsec=125))
-    await extensions.recharge(ctx, ["100", "101"], "1.0001")
+    await balances.recharge(ctx, ["100", "101"], "1.0001")
     await authorize(ctx, "c2", "101")
     await settle(ctx, ended("c2", extension="101", billsec=0))  # unanswered: no entry
-    await extensions.adjust(ctx, "101", "-0.3333", note="typo")
+    await balances.adjust(ctx, "101", "-0.3333", note="typo")
     await extensions.set_extension(ctx, "100", ExtensionChanges(payment="postpaid"))
     await authorize(ctx, "c3", "101")
     await settle(ctx, ended("c3", extension="101", billsec=7))

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coobill.config import BillingConfig
-from coobill.services import extensions
+from coobill.services import balances, extensions
 from coobill.services.audit import audit
 from coobill.services.context import BillingContext
 from tests.services.conftest import authorize, ended, make_extension, make_rate, settle
@@ -84,10 +84,10 @@ async def test_any_sequence_keeps_the_ledger_exact_and_gated_calls_within_funds(
         before = await funds_available(ctx, number)
         match op:
             case Recharge(amount):
-                await extensions.recharge(ctx, [number], amount)
+                await balances.recharge(ctx, [number], amount)
                 expected += amount
             case Adjust(amount):
-                await extensions.adjust(ctx, number, amount)
+                await balances.adjust(ctx, number, amount)
                 expected += amount
             case Authorize():
                 uniqueid = f"{number}-{step}"

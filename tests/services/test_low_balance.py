@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
-from coobill.services import extensions
+from coobill.services import balances, extension_listing, extensions
 from coobill.services.context import BillingContext
 from coobill.services.settings import change_settings
 from tests.services.conftest import authorize, ended, make_extension, make_rate, settle
@@ -49,10 +49,10 @@ class TestOneEventPerCrossing:
         with_webhooks(ctx)
         await make_extension(ctx, balance="5")
         await set_threshold(ctx, "3")
-        await extensions.adjust(ctx, "100", "-2.5")  # 2.50: below
-        await extensions.recharge(ctx, ["100"], "1")  # 3.50: above, rearmed, no event
+        await balances.adjust(ctx, "100", "-2.5")  # 2.50: below
+        await balances.recharge(ctx, ["100"], "1")  # 3.50: above, rearmed, no event
         assert (await extensions.show_extension(ctx, "100")).low_balance_since is None
-        await extensions.adjust(ctx, "100", "-1")  # 2.50 again: a second crossing
+        await balances.adjust(ctx, "100", "-1")  # 2.50 again: a second crossing
         assert [d["funds"] for _, d in await low_events(ctx)] == ["2.5000", "2.5000"]
 
     async def test_lowering_the_credit_limit_crosses_and_raising_it_rearms(
@@ -76,15 +76,15 @@ class TestOneEventPerCrossing:
         await make_extension(ctx, "100", balance="3")
         await make_extension(ctx, "101", balance="3")
         await set_threshold(ctx, "0.5", "101")
-        await extensions.adjust(ctx, "100", "-1.5")
-        await extensions.adjust(ctx, "101", "-1.5")
+        await balances.adjust(ctx, "100", "-1.5")
+        await balances.adjust(ctx, "101", "-1.5")
         assert [ext for ext, _ in await low_events(ctx)] == ["100"]
 
     async def test_changes_at_once_cross_once(self, ctx: BillingContext) -> None:
         with_webhooks(ctx)
         await make_extension(ctx, balance="10")
         await set_threshold(ctx, "5")
-        await asyncio.gather(*(extensions.adjust(ctx, "100", "-1") for _ in range(8)))
+        await asyncio.gather(*(balances.adjust(ctx, "100", "-1") for _ in range(8)))
         assert len(await low_events(ctx)) == 1
 
     async def test_without_webhooks_the_crossing_is_still_recorded(
@@ -92,7 +92,7 @@ class TestOneEventPerCrossing:
     ) -> None:
         await make_extension(ctx, balance="5")
         await set_threshold(ctx, "3")
-        await extensions.adjust(ctx, "100", "-3")
+        await balances.adjust(ctx, "100", "-3")
         assert (await extensions.show_extension(ctx, "100")).low_balance_since is not None
 
 
@@ -117,7 +117,7 @@ class TestWhatTheGateAndTheListingSay:
         await make_extension(ctx, "101", balance="5")
         await make_extension(ctx, "102", balance="1")
         await set_threshold(ctx, "0.5", "102")
-        views, total = await extensions.list_extensions(ctx, low=True)
+        views, total = await extension_listing.list_extensions(ctx, low=True)
         assert ([v.extension for v in views], total) == (["100"], 1)
-        everyone, _ = await extensions.list_extensions(ctx)
+        everyone, _ = await extension_listing.list_extensions(ctx)
         assert [v.below_threshold for v in everyone] == [True, False, False]

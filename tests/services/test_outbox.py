@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 from coobill.errors import BadRequest
-from coobill.services import extensions, outbox, reservations
+from coobill.services import balances, extensions, outbox, reservations
 from coobill.services.context import BillingContext
 from tests.conftest import FakeClock, settings_for
 from tests.services.conftest import authorize, ended, make_extension, make_rate, settle
@@ -40,7 +40,7 @@ class TestEventsAreWrittenWithTheirChange:
         self, hooked: BillingContext
     ) -> None:
         await make_extension(hooked, "100", balance="10")
-        await extensions.adjust(hooked, "100", "-2.5", who="ann", note="typo")
+        await balances.adjust(hooked, "100", "-2.5", who="ann", note="typo")
         written = await events(hooked)
         assert [(k, e) for k, e, _ in written] == [("recharge", "100"), ("adjustment", "100")]
         recharge, adjustment = written[0][2], written[1][2]
@@ -54,7 +54,7 @@ class TestEventsAreWrittenWithTheirChange:
     async def test_a_refused_recharge_writes_no_event(self, hooked: BillingContext) -> None:
         await make_extension(hooked, "100")
         with pytest.raises(BadRequest):
-            await extensions.recharge(hooked, ["100"], "2000000")
+            await balances.recharge(hooked, ["100"], "2000000")
         assert await events(hooked) == []
 
     async def test_a_settled_call_writes_call_settled_with_its_cost(
@@ -98,7 +98,7 @@ class TestEventsAreWrittenWithTheirChange:
     async def test_only_the_chosen_kinds_are_written(self, ctx: BillingContext) -> None:
         with_webhooks(ctx, events=["adjustment"])
         await make_extension(ctx, "100", balance="10")
-        await extensions.adjust(ctx, "100", "1")
+        await balances.adjust(ctx, "100", "1")
         assert [k for k, _, _ in await events(ctx)] == ["adjustment"]
 
 
@@ -111,7 +111,7 @@ class TestWhatIsDue:
         for number in ("100", "101"):
             await make_extension(hooked, number)
         for number in ("100", "100", "101", "100"):
-            await extensions.recharge(hooked, [number], "1")
+            await balances.recharge(hooked, [number], "1")
         due = await outbox.due(hooked)
         all_ = sorted(await outbox.list_events(hooked), key=lambda e: e.id)
         assert [e.id for e in due] == [all_[0].id, all_[2].id]
@@ -122,8 +122,8 @@ class TestWhatIsDue:
         self, hooked: BillingContext, clock: FakeClock
     ) -> None:
         await make_extension(hooked, "100")
-        await extensions.recharge(hooked, ["100"], "1")
-        await extensions.recharge(hooked, ["100"], "2")
+        await balances.recharge(hooked, ["100"], "1")
+        await balances.recharge(hooked, ["100"], "2")
         first = (await outbox.due(hooked))[0]
         await outbox.attempt_failed(hooked, first, [], "HTTP 500")
         assert await outbox.due(hooked) == []
@@ -141,8 +141,8 @@ class TestWhatIsDue:
     ) -> None:
         with_webhooks(ctx, max_attempts=2)
         await make_extension(ctx, "100")
-        await extensions.recharge(ctx, ["100"], "1")
-        await extensions.recharge(ctx, ["100"], "2")
+        await balances.recharge(ctx, ["100"], "1")
+        await balances.recharge(ctx, ["100"], "2")
         for _ in range(2):
             event = (await outbox.due(ctx))[0]
             await outbox.attempt_failed(ctx, event, [], "refused")
@@ -178,7 +178,7 @@ class TestRetry:
         self, hooked: BillingContext
     ) -> None:
         await make_extension(hooked, "100", balance="1")
-        await extensions.recharge(hooked, ["100"], "1")
+        await balances.recharge(hooked, ["100"], "1")
         first, second = sorted(await outbox.list_events(hooked), key=lambda e: e.id)
         await outbox.delivered(hooked, first, [URL])
         with pytest.raises(BadRequest, match="no such webhook event"):

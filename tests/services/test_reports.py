@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from coobill.errors import BadRequest
-from coobill.services import extensions, reports
+from coobill.services import balances, reports
 from coobill.services.context import BillingContext
 from coobill.services.reports import Period
 from tests.conftest import FakeClock
@@ -144,7 +144,7 @@ class TestRechargeRecords:
         await make_extension(ctx, "101", name="Bob")
         for day, number, amount in [(1, "100", "5"), (2, "101", "7"), (3, "100", "9")]:
             clock.now = datetime(2026, 11, day, 23, 59, 59, tzinfo=UTC)
-            await extensions.recharge(ctx, [number], amount, who="desk")
+            await balances.recharge(ctx, [number], amount, who="desk")
         records, total = await reports.list_recharges(ctx, Period.parse("2026-11-02", "2026-11-03"))
         assert total == 2
         assert [(r.time.day, r.extension, r.amount, r.balance_after, r.who) for r in records] == [

@@ -14,7 +14,7 @@ from decimal import Decimal
 import pytest
 
 from coobill.errors import BadRequest, UnknownExtension
-from coobill.services import extensions, fees, statement_render, statements
+from coobill.services import balances, extensions, fees, statement_render, statements
 from coobill.services.context import BillingContext
 from coobill.services.settings import change_settings
 from tests.conftest import FakeClock
@@ -33,16 +33,16 @@ async def january(ctx: BillingContext, clock: FakeClock) -> None:
     await make_extension(ctx, "100", balance="20", name="Alice")
     await make_rate(ctx, "00")
     at(clock, "2027-01-03T09:00:00")
-    await extensions.recharge(ctx, ["100"], "10", who="ann")
+    await balances.recharge(ctx, ["100"], "10", who="ann")
     await authorize(ctx, "c1")
     await settle(ctx, ended("c1", billsec=61, start=datetime(2027, 1, 3, 9, 30)))
     await fees.add_fee(ctx, "100", "5", name="Line rental", starts="2027-01-01")
     at(clock, "2027-01-15T12:00:00")
     await fees.charge_due(ctx)
     at(clock, "2027-01-31T23:59:00")
-    await extensions.adjust(ctx, "100", "-1.5", who="ann", note="refund")
+    await balances.adjust(ctx, "100", "-1.5", who="ann", note="refund")
     at(clock, "2027-02-01T00:00:00")
-    await extensions.recharge(ctx, ["100"], "7")
+    await balances.recharge(ctx, ["100"], "7")
 
 
 @pytest.mark.usefixtures("january")

@@ -13,8 +13,9 @@ import pytest
 
 from coobill.errors import ConfigurationError
 from coobill.services.audit import audit
+from coobill.services.balances import recharge
 from coobill.services.context import BillingContext
-from coobill.services.extensions import ExtensionChanges, recharge, set_extension
+from coobill.services.extensions import ExtensionChanges, set_extension
 from coobill.services.ledger_seal import open_ledger, seal_entries_from_before_the_seal
 from coobill.storage.ledger_key import key_path, load_key
 from coobill.storage.uow import UnitOfWorkFactory

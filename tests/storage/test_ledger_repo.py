@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from coobill.services import extensions
+from coobill.services import balances, extensions
 from coobill.services.context import BillingContext
 from coobill.storage import ledger_repo
 
@@ -26,7 +26,7 @@ def hold_row(token: str) -> dict[str, Any]:
 
 async def ledger_with_funds(ctx: BillingContext, amount: str) -> int:
     await extensions.set_extension(ctx, "100", extensions.ExtensionChanges(billing=True))
-    await extensions.recharge(ctx, ["100"], amount)
+    await balances.recharge(ctx, ["100"], amount)
     return int((await ctx.uow.run(lambda s: ledger_repo.gate_view(s, "100"))).id)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from coobill.services import extensions, rates
+from coobill.services import balances, extensions, rates
 from coobill.services.commands import AuthorizeCall, Disposition, SettleCall
 from coobill.services.context import BillingContext
 from coobill.services.extensions import ExtensionChanges
@@ -76,7 +76,7 @@ async def office(ctx: BillingContext) -> None:
     await add_extension(ctx, "100", "Alice")
     await add_extension(ctx, "101", "Bob")
     await add_extension(ctx, "102", '=HYPERLINK("http://x")')
-    await extensions.recharge(ctx, ["100", "101", "102"], "50", who="setup")
+    await balances.recharge(ctx, ["100", "101", "102"], "50", who="setup")
     await add_rate(ctx)
     await place_call(ctx, "c1", "100", "9555", 90, datetime(2026, 11, 20, 10, 0, 0), name="Alice")
     await place_call(ctx, "c2", "101", "9666", 30, datetime(2026, 11, 21, 11, 0, 0), name="Bob")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from coobill.services import extensions, fees, outbox
+from coobill.services import balances, fees, outbox
 from coobill.services.context import BillingContext
 from tests.conftest import settings_for
 from tests.web.billing_data import add_extension
@@ -18,8 +18,8 @@ def with_webhooks(ctx: BillingContext) -> None:
 async def one_failed_one_pending(ctx: BillingContext) -> list[outbox.EventView]:
     with_webhooks(ctx)
     await add_extension(ctx, "100", "Alice")
-    await extensions.recharge(ctx, ["100"], "5")
-    await extensions.adjust(ctx, "100", "-1")
+    await balances.recharge(ctx, ["100"], "5")
+    await balances.adjust(ctx, "100", "-1")
     first = (await outbox.due(ctx))[0]
     await outbox.attempt_failed(ctx, first, [], "HTTP 503")
     return sorted(await outbox.list_events(ctx), key=lambda e: e.id)
@@ -98,7 +98,7 @@ class TestFeesPage:
         self, ctx: BillingContext, billing: httpx.AsyncClient
     ) -> None:
         await add_extension(ctx, "100", "Alice")
-        await extensions.recharge(ctx, ["100"], "10")
+        await balances.recharge(ctx, ["100"], "10")
         await fees.add_fee(ctx, "100", "4", name="Line")
         await fees.charge_due(ctx)
         page = (await billing.get("/recharges")).text
@@ -109,8 +109,8 @@ class TestFeesPage:
 async def a_month(ctx: BillingContext) -> str:
     """100 (Alice) recharged 10 and adjusted by -1 this month: the month, YYYY-MM."""
     await add_extension(ctx, "100", "Alice")
-    await extensions.recharge(ctx, ["100"], "10")
-    await extensions.adjust(ctx, "100", "-1")
+    await balances.recharge(ctx, ["100"], "10")
+    await balances.adjust(ctx, "100", "-1")
     return ctx.clock().strftime("%Y-%m")
 
 

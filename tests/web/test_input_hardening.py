@@ -18,7 +18,7 @@ import pytest
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 
-from coobill.services import extensions, users
+from coobill.services import balances, extensions, users
 from coobill.services.context import BillingContext
 from coobill.web.app import create_app
 from coobill.web.throttle import LoginThrottle
@@ -81,7 +81,7 @@ BAD_INPUTS: list[tuple[str, str, object, tuple[int, ...], str]] = [
 @pytest.fixture
 async def stocked(ctx: BillingContext, billing: httpx.AsyncClient) -> httpx.AsyncClient:
     await add_extension(ctx, "100", "Front desk")
-    await extensions.recharge(ctx, ["100"], "10")
+    await balances.recharge(ctx, ["100"], "10")
     return billing
 
 
@@ -304,7 +304,7 @@ class TestPasswordHashing:
         # even on SQLite).
         running, waiting = ctx.passwords.concurrent, ctx.passwords.waiting
         assert (await client.get("/login")).status_code == 200
-        await extensions.recharge(ctx, ["100"], "5")
+        await balances.recharge(ctx, ["100"], "5")
         # Past those running and eight waiting, logins are refused at once: the rest are
         # answered while the hashes are still held.
         refused = []

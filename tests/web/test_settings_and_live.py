@@ -6,7 +6,7 @@ from datetime import datetime
 
 import httpx
 
-from coobill.services import extensions, reservations
+from coobill.services import balances, reservations
 from coobill.services.commands import AuthorizeCall
 from coobill.services.context import BillingContext
 from coobill.services.gate import authorize_call
@@ -95,7 +95,7 @@ async def two_holds(ctx: BillingContext) -> None:
     """100's call live-1 is in progress; 101's live-2 ended unseen, so recovery flagged it."""
     await add_extension(ctx, "100", "Alice")
     await add_extension(ctx, "101", "Bob")
-    await extensions.recharge(ctx, ["100", "101"], "30")
+    await balances.recharge(ctx, ["100", "101"], "30")
     await add_rate(ctx, rate="0.6")
     await authorize_call(ctx, AuthorizeCall("live-1", "100", "9123"))
     await authorize_call(ctx, AuthorizeCall("live-2", "101", "9124"))

@@ -18,9 +18,7 @@ import logging
 import os
 import resource
 import signal
-import sys
 from dataclasses import dataclass, field
-from typing import Any
 
 from coobill import systemd
 from coobill.agi.limits import rate_limited_exception_handler
@@ -33,9 +31,9 @@ from coobill.daemon.fees import FeeCharger
 from coobill.daemon.http import Operations
 from coobill.daemon.pbx import PbxLink
 from coobill.daemon.portal import PortalProcess
+from coobill.daemon.portal_setup import announce_first_admin, portal_hello
 from coobill.daemon.status import StatusLine, status_text
 from coobill.daemon.webhooks import WebhookSender
-from coobill.errors import ConfigurationError
 from coobill.logs import configure_logging
 from coobill.metrics import Metrics
 from coobill.services.commands import AuthorizeCall, Settlement, Verdict
@@ -45,10 +43,7 @@ from coobill.services.gate import authorize_call
 from coobill.services.ledger_seal import open_ledger
 from coobill.services.pbx_sync import add_phones
 from coobill.services.refused import RefusedLog
-from coobill.services.users import make_first_admin
 from coobill.storage import schema
-from coobill.storage.db import is_sqlite
-from coobill.storage.ledger_key import load_key, portal_key_path
 
 __all__ = ["Daemon", "gate_options", "raise_file_limit", "run_daemon"]
 
@@ -102,7 +97,7 @@ class Daemon:
             await self._start_follower(ctx)
         if self.settings.web.enabled:
             await self._start_web(ctx)
-            await self._first_admin(ctx)
+            await announce_first_admin(ctx, self.settings.web, self.web_port)
         if self.settings.webhooks.urls:
             self.webhooks = WebhookSender(ctx, on_delivered=self.events.webhooks_delivered.add)
             self.webhooks.start()
@@ -127,23 +122,6 @@ class Daemon:
     def _status_text(self) -> str:
         return status_text(self.events, None if self.gate is None else self.gate.port,
                            None if self.follower is None else self.follower.connected)
-
-    async def _first_admin(self, ctx: BillingContext) -> None:
-        """No portal user yet: make `admin` with a random password and say it, once, on the
-        console (which is the journal under systemd)."""
-        made = await make_first_admin(ctx)
-        if made is None:
-            return
-        user, password = made
-        login = f"http://{self.settings.web.host}:{self.web_port}/login"
-        log.warning('portal.first_admin user=%s password=%s login=%s hint="change it on the '
-                    'Users page or with: coobill user passwd %s"', user.name, password, login,
-                    user.name)
-        if sys.stderr.isatty():
-            print(  # noqa: T201 - a person at the terminal is told the password once
-                  f"\n  coobill made the portal's first user.\n  Log in at {login}\n"
-                  f"    user:     {user.name}\n    password: {password}\n"
-                  f"  and change the password on the Users page.\n", file=sys.stderr)
 
     async def _authorize(self, call: AuthorizeCall) -> Verdict:
         assert self.ctx is not None
@@ -215,35 +193,9 @@ class Daemon:
             ctx, self.metrics,
             lambda: None if self.follower is None else self.follower.connected,
         )
-        self.web = PortalProcess(self.settings.web, await self._portal_hello(ctx),
+        self.web = PortalProcess(self.settings.web, await portal_hello(ctx, self.settings),
                                  operations.answer)
         await self.web.start()
-
-    async def _portal_hello(self, ctx: BillingContext) -> dict[str, Any]:
-        """What the portal's process needs, sent over its private link (not argv or the
-        environment, which other local users may read): the settings, the ledger as this
-        daemon reaches it, the ledger key and the session-signing key."""
-        engine = ctx.uow.engine
-        url = engine.url.render_as_string(hide_password=False)
-        if is_sqlite(url) and (engine.url.database or ":memory:") == ":memory:":
-            raise ConfigurationError("config: database.url: a ledger in memory cannot be shared "
-                                     "with the portal's process; use a file, or disable [web]")
-        search_path = ""
-        if not is_sqlite(url):
-            # The schema the daemon's connections use (a test's own, or "$user", public).
-            async with engine.connect() as conn:
-                search_path = str((await conn.exec_driver_sql("SHOW search_path")).scalar())
-        settings = self.settings.model_dump(mode="json")
-        settings["ami"]["secret"] = ""  # the portal has no business with AMI
-        database = self.settings.database
-        return {
-            "settings": settings,
-            "database_url": url,
-            "search_path": search_path,
-            "ledger_key": ctx.uow.ledger_key.hex(),
-            "session_secret": self.settings.web.secret_key or load_key(
-                portal_key_path(url, database.key_file), "web.secret_key").hex(),
-        }
 
     @property
     def web_port(self) -> int | None:

@@ -8,16 +8,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
 from coobill.errors import BadRequest, UnknownExtension
-from coobill.money import ZERO, fmt, parse_amount, to_units
+from coobill.money import ZERO, fmt, parse_amount
 from coobill.services import ledger, low_balance, outbox
 from coobill.services.context import BillingContext
 from coobill.services.funds import funds
 from coobill.services.settings import billing_settings, control_amount
-from coobill.storage.tables import Extension, Recharge
+from coobill.storage.tables import Extension
 from coobill.storage.uow import UnitOfWork
 
 PAYMENTS = ("prepaid", "postpaid")
@@ -49,6 +48,17 @@ class ExtensionView:
     def funds_available(self) -> Decimal:
         return funds(self.balance, self.credit_limit, self.reserved)
 
+    @classmethod
+    def of(cls, ext: Extension) -> ExtensionView:
+        return cls(
+            extension=ext.number, name=ext.name, billing=ext.billing_enabled,
+            payment=ext.payment, credit_limit=ext.credit_limit, balance=ext.balance,
+            total_recharged=ext.total_recharged, reserved=ext.reserved, locked=ext.locked,
+            cap_daily=ext.cap_daily, cap_monthly=ext.cap_monthly,
+            max_call_cost=ext.max_call_cost, max_price_minute=ext.max_price_minute,
+            low_balance=ext.low_balance_threshold, low_balance_since=ext.low_balance_since,
+        )
+
 
 def check_number(number: str, field: str = "extension") -> str:
     number = (number or "").strip()
@@ -57,6 +67,14 @@ def check_number(number: str, field: str = "extension") -> str:
     if not _NUMBER.fullmatch(number):
         raise BadRequest(f"{field}: {number!r} is not an extension number", field=field)
     return number
+
+
+def check_numbers(numbers: Sequence[str]) -> list[str]:
+    """The extensions a batch command is for: each checked, each once, at least one."""
+    unique = list(dict.fromkeys(check_number(n) for n in numbers))
+    if not unique:
+        raise BadRequest("extensions: choose at least one", field="extensions")
+    return unique
 
 
 def check_payment(payment: str) -> str:
@@ -132,17 +150,6 @@ def _within_ceiling(ctx: BillingContext, changes: ExtensionChanges) -> Extension
     return changes
 
 
-def _refuse_above_ceiling(ctx: BillingContext, ext: Extension, amount: Decimal) -> None:
-    """Refused before anything is written: the transaction then rolls back whole."""
-    ceiling = ctx.config.billing.max_balance
-    if amount > 0 and ext.balance + amount > ceiling:
-        raise BadRequest(
-            f"amount: the balance of {ext.number} would be {fmt(ext.balance + amount)}, "
-            f"above the most a balance may hold, {fmt(ceiling)} (billing.max_balance)",
-            field="amount",
-        )
-
-
 async def set_extension(
     ctx: BillingContext, number: str, changes: ExtensionChanges,
 ) -> ExtensionView:
@@ -160,7 +167,7 @@ async def set_extension(
         await uow.session.flush()
         await _tell_if_locked(ctx, uow, ext, was_locked, "billing_user")
         await _check_low_balance(ctx, uow, ext, announce=not new)
-        view = await _view(uow, ext)
+        view = ExtensionView.of(ext)
         await uow.commit()
     return view
 
@@ -180,9 +187,7 @@ async def edit_extensions(
 ) -> list[ExtensionView]:
     """Batch edit existing extensions, one transaction: all or none."""
     changes = _within_ceiling(ctx, changes.validated())
-    numbers = _unique([check_number(n) for n in numbers])
-    if not numbers:
-        raise BadRequest("extensions: choose at least one", field="extensions")
+    numbers = check_numbers(numbers)
     async with ctx.uow() as uow:
         views = []
         for number in numbers:
@@ -192,86 +197,9 @@ async def edit_extensions(
             await uow.session.flush()
             await _tell_if_locked(ctx, uow, ext, was_locked, "billing_user")
             await _check_low_balance(ctx, uow, ext)
-            views.append(await _view(uow, ext))
+            views.append(ExtensionView.of(ext))
         await uow.commit()
     return views
-
-
-async def recharge(
-    ctx: BillingContext, numbers: Sequence[str], amount: str | int | Decimal, *, who: str = ""
-) -> list[Recharge]:
-    """Recharge each extension by the same amount, in one transaction."""
-    value = parse_amount(amount, field="amount", allow_zero=False)
-    numbers = _unique([check_number(n) for n in numbers])
-    if not numbers:
-        raise BadRequest("extensions: choose at least one", field="extensions")
-
-    def work(session: Session) -> list[Recharge]:
-        now = billing_settings(session).local(ctx.clock())
-        records = []
-        for number in numbers:
-            ext = ledger.locked_extension(session, number)
-            _refuse_above_ceiling(ctx, ext, value)
-            record = Recharge(
-                created_at=now,
-                extension_id=ext.id,
-                balance_before=ZERO,
-                amount=value,
-                balance_after=ZERO,
-                who=who,
-            )
-            session.add(record)
-            session.flush()
-            before, after = ledger.post_entry(
-                session,
-                extension_id=ext.id,
-                kind=ledger.RECHARGE,
-                amount=value,
-                at=now,
-                reference=f"recharge:{record.id}",
-                who=who,
-            )
-            record.balance_before, record.balance_after = before, after
-            ext.total_recharged = ext.total_recharged + value
-            outbox.publish(ctx, session, outbox.RECHARGE, ext.number, {
-                "amount": value, "balance_before": before, "balance_after": after, "who": who,
-                "recharge": record.id})
-            low_balance.check(ctx, session, ext.id, now)  # a recharge rearms it
-            records.append(record)
-        session.flush()
-        return records
-
-    return await ctx.uow.run(work)
-
-
-async def adjust(
-    ctx: BillingContext, number: str, amount: str | int | Decimal, *, who: str = "", note: str = ""
-) -> ExtensionView:
-    """A signed correction of a balance by a billing user; a ledger entry like any other."""
-    value = parse_amount(amount, field="amount", allow_zero=False, allow_negative=True)
-    number = check_number(number)
-
-    def work(session: Session) -> ExtensionView:
-        ext = ledger.locked_extension(session, number)
-        _refuse_above_ceiling(ctx, ext, value)
-        now = billing_settings(session).local(ctx.clock())
-        before, after = ledger.post_entry(
-            session,
-            extension_id=ext.id,
-            kind=ledger.ADJUSTMENT,
-            amount=value,
-            at=now,
-            reference=None,
-            who=(who + (f": {note}" if note else ""))[:64],
-        )
-        outbox.publish(ctx, session, outbox.ADJUSTMENT, ext.number, {
-            "amount": value, "balance_before": before, "balance_after": after, "who": who,
-            "note": note})
-        low_balance.check(ctx, session, ext.id, now)
-        session.refresh(ext)
-        return _to_view(ext, ext.reserved)
-
-    return await ctx.uow.run(work)
 
 
 async def show_extension(ctx: BillingContext, number: str) -> ExtensionView:
@@ -281,69 +209,7 @@ async def show_extension(ctx: BillingContext, number: str) -> ExtensionView:
         ).scalar_one_or_none()
         if ext is None:
             raise UnknownExtension(f"extension {number} does not exist", field="extension")
-        return await _view(uow, ext)
-
-
-# The listing's status filter as the portal and the API name it.
-LOCKED_STATES = {"": None, "locked": True, "unlocked": False}
-
-
-def locked_filter(status: str | None) -> bool | None:
-    """`locked=` of list_extensions for a status filter: "locked", "unlocked" or "" (any)."""
-    if (status or "") not in LOCKED_STATES:
-        raise BadRequest("status: must be locked or unlocked", field="status")
-    return LOCKED_STATES[status or ""]
-
-
-def low_filter(balance: str | None) -> bool:
-    """`low=` of list_extensions for the balance filter: "low" or "" (any)."""
-    if (balance or "") not in ("", "low"):
-        raise BadRequest("balance: must be low or empty", field="balance")
-    return balance == "low"
-
-
-async def list_extensions(
-    ctx: BillingContext,
-    *,
-    locked: bool | None = None,
-    payment: str | None = None,
-    search: str | None = None,
-    low: bool = False,
-    offset: int = 0,
-    limit: int | None = None,
-) -> tuple[list[ExtensionView], int]:
-    """Extensions in number order, filtered (`low`: only those whose funds at rest are below
-    their low-balance threshold); returns (page, total matching)."""
-    query = select(Extension)
-    if locked is not None:
-        query = query.where(Extension.locked == locked)
-    if payment is not None:
-        query = query.where(Extension.payment == check_payment(payment))
-    if search:
-        # icontains: LIKE is case-sensitive on PostgreSQL but not on SQLite; wildcards literal.
-        word = search.strip()
-        query = query.where(
-            Extension.number.icontains(word, autoescape=True)
-            | Extension.name.icontains(word, autoescape=True)
-        )
-    async with ctx.uow.read() as uow:
-        default = (await billing_settings(uow)).low_balance
-        if low:
-            threshold = (Extension.low_balance_threshold if default is None else
-                         func.coalesce(Extension.low_balance_threshold, to_units(default)))
-            query = query.where(threshold.is_not(None),
-                                Extension.balance + Extension.credit_limit < threshold)
-        total = (
-            await uow.session.execute(select(func.count()).select_from(query.subquery()))
-        ).scalar_one()
-        query = query.order_by(func.length(Extension.number), Extension.number).offset(offset)
-        if limit is not None:
-            query = query.limit(limit)
-        rows = (await uow.session.execute(query)).scalars().all()
-        views = [replace(_to_view(r, r.reserved), below_threshold=low_balance.is_low(
-            r.balance, r.credit_limit, r.low_balance_threshold if r.low_balance_threshold
-            is not None else default)) for r in rows]
-    return views, int(total)
+        return ExtensionView.of(ext)
 
 
 async def ensure_extensions(ctx: BillingContext, endpoints: Sequence[tuple[str, str]]) -> list[str]:
@@ -386,24 +252,6 @@ async def _get_for_update(uow: UnitOfWork, number: str) -> Extension | None:
     ).scalar_one_or_none()
 
 
-async def _view(uow: UnitOfWork, ext: Extension) -> ExtensionView:
-    return _to_view(ext, ext.reserved)
-
-
-def _to_view(ext: Extension, reserved: Decimal) -> ExtensionView:
-    return ExtensionView(
-        extension=ext.number, name=ext.name, billing=ext.billing_enabled, payment=ext.payment,
-        credit_limit=ext.credit_limit, balance=ext.balance, total_recharged=ext.total_recharged,
-        reserved=reserved, locked=ext.locked, cap_daily=ext.cap_daily,
-        cap_monthly=ext.cap_monthly, max_call_cost=ext.max_call_cost,
-        max_price_minute=ext.max_price_minute, low_balance=ext.low_balance_threshold,
-        low_balance_since=ext.low_balance_since,
-    )
-
-
 async def _local_now(ctx: BillingContext, uow: UnitOfWork) -> datetime:
     return (await billing_settings(uow)).local(ctx.clock())
 
-
-def _unique(numbers: list[str]) -> list[str]:
-    return list(dict.fromkeys(numbers))

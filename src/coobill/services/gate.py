@@ -23,10 +23,13 @@ import re
 import secrets
 from datetime import datetime
 from functools import partial
+from typing import Any
 
 from sqlalchemy.orm import Session
 
+from coobill.config import BillingConfig
 from coobill.money import ZERO
+from coobill.rating import Rate, RateBook
 from coobill.services import caps, holds, low_balance
 from coobill.services.commands import AuthorizeCall, Reason, Verdict
 from coobill.services.context import BillingContext
@@ -73,7 +76,7 @@ def _undo(ctx: BillingContext, cmd: AuthorizeCall, session: Session, verdict: Ve
                     cmd.uniqueid, cmd.extension, undone.amount)
 
 
-def _decide(  # noqa: PLR0911 - the decision ladder: one return per reason, in order
+def _decide(
     ctx: BillingContext, cmd: AuthorizeCall, token: str, session: Session,
 ) -> Verdict:
     settings = billing_settings(session)
@@ -84,17 +87,9 @@ def _decide(  # noqa: PLR0911 - the decision ladder: one return per reason, in o
 
     for _ in range(_TRIES):
         ext = ledger_repo.gate_view(session, cmd.extension)
-        if not settings.billing_enabled:
-            return _allow_unbilled(session, cmd, ext, Reason.UNBILLED, local_now, pbx, token)
-        if ext is None:
-            if not _may_call_unknown(cmd, policy.unknown_extension):
-                return Verdict.deny(Reason.UNKNOWN_EXTENSION)
-            return _allow_unbilled(session, cmd, None, Reason.UNKNOWN_EXTENSION, local_now, pbx,
-                                   token)
-        if ext.locked:
-            return Verdict.deny(Reason.LOCKED)
-        if not ext.billing_enabled:
-            return _allow_unbilled(session, cmd, ext, Reason.UNBILLED, local_now, pbx, token)
+        answer = _before_rating(session, cmd, ext, settings, policy, local_now, pbx, token)
+        if answer is not None:
+            return answer
 
         book = rate_book(ctx, session, settings.rates_version)
         rate = book.select(ext.number, cmd.number, local_now)
@@ -109,36 +104,71 @@ def _decide(  # noqa: PLR0911 - the decision ladder: one return per reason, in o
                                local_now), floor):
             return Verdict(allowed=False, reason=Reason.NO_MARGIN, rate_id=rate.id)
 
-        tariff = rate.tariff
-        applying = caps.caps_of(ext, settings)
-        schedule = split_schedule(book, rate, ext.number, cmd.number, settings.local,
-                                  ctx.clock(), policy.max_call_seconds)
-        decided = caps.capped_allowance(
-            tariff, funds(ext.balance, ext.credit_limit, ext.reserved), applying, ext,
-            local_now, policy.max_call_seconds, schedule)
-        decision = decided.allowance
-        available, limit, held = decision.funds, decision.limit_seconds, decision.held
-        if not decision.allowed:
-            return Verdict(allowed=False, reason=decided.reason, funds=available,
-                           rate_id=rate.id)
-        hold_id = holds.take(
-            session, extension_id=ext.id, amount=held, caps=_period_caps(applying, local_now),
-            token=token, uniqueid=cmd.uniqueid,
-            extension_number=ext.number, number=cmd.number, channel=cmd.channel[:128],
-            billed=True, limit_seconds=limit, rate_id=rate.id, tariff=tariff_text(tariff),
-            tariff_schedule=schedule_text(schedule) if schedule else "",
-            rate_label=rate_label(rate.id, rate.prefix, rate.remark), pbx=pbx,
-            created_at=local_now,
-        )
-        if hold_id is None:
-            continue  # the funds moved under us: read them again
-        low = low_balance.is_low(ext.balance, ext.credit_limit, low_balance.threshold_of(
-            ext.low_balance_threshold, settings))
-        return Verdict(
-            allowed=True, reason=Reason.OK, limit_seconds=limit, held=held, rate_id=rate.id,
-            funds=available, token=token, low_balance=low,
-        )
+        answer = _hold_billed(ctx, session, cmd, ext, settings, book, rate, local_now, pbx,
+                              token)
+        if answer is not None:
+            return answer
+        # None: the funds moved under us between the read and the hold: read them again
     return Verdict(allowed=False, reason=Reason.NO_FUNDS)
+
+
+def _before_rating(
+    session: Session, cmd: AuthorizeCall, ext: Any,
+    settings: BillingSettings, policy: BillingConfig, local_now: datetime, pbx: str, token: str,
+) -> Verdict | None:
+    """The answer that needs no rate (billing off, an unknown or locked extension), or None
+    when the call is to be rated."""
+    if not settings.billing_enabled:
+        return _allow_unbilled(session, cmd, ext, Reason.UNBILLED, local_now, pbx, token)
+    if ext is None:
+        if not _may_call_unknown(cmd, policy.unknown_extension):
+            return Verdict.deny(Reason.UNKNOWN_EXTENSION)
+        return _allow_unbilled(session, cmd, None, Reason.UNKNOWN_EXTENSION, local_now, pbx,
+                               token)
+    if ext.locked:
+        return Verdict.deny(Reason.LOCKED)
+    if not ext.billing_enabled:
+        return _allow_unbilled(session, cmd, ext, Reason.UNBILLED, local_now, pbx, token)
+    return None
+
+
+def _hold_billed(
+    ctx: BillingContext, session: Session, cmd: AuthorizeCall, ext: Any,
+    settings: BillingSettings, book: RateBook, rate: Rate, local_now: datetime, pbx: str,
+    token: str,
+) -> Verdict | None:
+    """A rated call: its allowance within funds and caps, and the hold for it; None when the
+    funds moved between the read and the conditional update (the caller reads again)."""
+    policy = ctx.config.billing
+    tariff = rate.tariff
+    applying = caps.caps_of(ext, settings)
+    schedule = split_schedule(book, rate, ext.number, cmd.number, settings.local,
+                              ctx.clock(), policy.max_call_seconds)
+    decided = caps.capped_allowance(
+        tariff, funds(ext.balance, ext.credit_limit, ext.reserved), applying, ext,
+        local_now, policy.max_call_seconds, schedule)
+    decision = decided.allowance
+    available, limit, held = decision.funds, decision.limit_seconds, decision.held
+    if not decision.allowed:
+        return Verdict(allowed=False, reason=decided.reason, funds=available,
+                       rate_id=rate.id)
+    hold_id = holds.take(
+        session, extension_id=ext.id, amount=held, caps=_period_caps(applying, local_now),
+        token=token, uniqueid=cmd.uniqueid,
+        extension_number=ext.number, number=cmd.number, channel=cmd.channel[:128],
+        billed=True, limit_seconds=limit, rate_id=rate.id, tariff=tariff_text(tariff),
+        tariff_schedule=schedule_text(schedule) if schedule else "",
+        rate_label=rate_label(rate.id, rate.prefix, rate.remark), pbx=pbx,
+        created_at=local_now,
+    )
+    if hold_id is None:
+        return None
+    low = low_balance.is_low(ext.balance, ext.credit_limit, low_balance.threshold_of(
+        ext.low_balance_threshold, settings))
+    return Verdict(
+        allowed=True, reason=Reason.OK, limit_seconds=limit, held=held, rate_id=rate.id,
+        funds=available, token=token, low_balance=low,
+    )
 
 
 def _period_caps(applying: caps.Caps, at: datetime) -> holds.PeriodCaps | None:

@@ -13,6 +13,7 @@ from typing import Any
 from coobill.errors import BadRequest
 from coobill.money import parse_amount
 from coobill.rating.calendar import DAY_NAMES, HOLIDAY_RULES, days_text, parse_days
+from coobill.rating.rates import EVERY_EXTENSION
 from coobill.services.bounds import digits, whole_number
 
 __all__ = ["ALL_EXTENSIONS", "DAY_NAMES", "RATE_FIELD_NAMES", "RateFields", "check_rate_fields",
@@ -21,7 +22,8 @@ __all__ = ["ALL_EXTENSIONS", "DAY_NAMES", "RATE_FIELD_NAMES", "RateFields", "che
 
 TRUNK = re.compile(r"[A-Za-z0-9_.@*-]{1,64}")
 HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
-ALL_EXTENSIONS = "*"
+# A rate's "*" for every extension: the rating core's rule, under the name callers use here.
+ALL_EXTENSIONS = EVERY_EXTENSION
 
 # The one mapping of a rate's field names: what the CLI's options, the portal's form and API,
 # a CSV deck's columns and the errors' `field` call each field (the public names, in a deck's
@@ -178,6 +180,17 @@ def split_extensions(value: Any) -> tuple[str, ...]:
     return tuple(sorted({i for i in items if i}, key=lambda n: (len(n), n)))
 
 
+def _number_length(value: Any, prefix: str) -> int:
+    """A rate's number length: whole digits including the prefix, 0 for any length."""
+    length = _whole(value, "length", minimum=0, maximum=64)
+    if length and length < len(prefix):
+        raise BadRequest(
+            f"length: {length} is shorter than the prefix; it counts the prefix (0 = any)",
+            field="length",
+        )
+    return length
+
+
 def check_rate_fields(
     *,
     prefix: Any,
@@ -204,15 +217,9 @@ def check_rate_fields(
     if trunk:
         extensions = ALL_EXTENSIONS
     prefix = digits(None if prefix is None else str(prefix), "prefix", empty=True)
-    length = _whole(number_length, "length", minimum=0, maximum=64)
-    if length and length < len(prefix):
-        raise BadRequest(
-            f"length: {length} is shorter than the prefix; it counts the prefix (0 = any)",
-            field="length",
-        )
     fields = RateFields(
         prefix=prefix,
-        number_length=length,
+        number_length=_number_length(number_length, prefix),
         initial_cost=parse_amount(initial_cost, field="initial_cost"),
         initial_seconds=_whole(initial_seconds, "initial_time", minimum=0, maximum=86400),
         rate=parse_amount(rate, field="rate"),

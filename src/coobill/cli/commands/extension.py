@@ -10,7 +10,7 @@ from typing import Any
 from coobill.ami.session import pbx_endpoints
 from coobill.cli.output import emit, to_json, to_table
 from coobill.money import fmt, parse_amount
-from coobill.services import extensions
+from coobill.services import balances, extension_listing, extensions
 from coobill.services.context import BillingContext
 from coobill.services.pbx_sync import add_phones
 
@@ -51,7 +51,7 @@ def _amount(text: str, field: str) -> Decimal:
 
 
 async def extension_recharge(args: argparse.Namespace, ctx: BillingContext) -> int:
-    done = await extensions.recharge(ctx, args.extensions, args.amount, who="cli")
+    done = await balances.recharge(ctx, args.extensions, args.amount, who="cli")
     for record, number in zip(done, dict.fromkeys(args.extensions), strict=True):
         print(f"{number}: {fmt(record.balance_before)} + {fmt(record.amount)} = "
               f"{fmt(record.balance_after)}")
@@ -59,7 +59,7 @@ async def extension_recharge(args: argparse.Namespace, ctx: BillingContext) -> i
 
 
 async def extension_adjust(args: argparse.Namespace, ctx: BillingContext) -> int:
-    view = await extensions.adjust(ctx, args.extension, args.amount, who="cli", note=args.note)
+    view = await balances.adjust(ctx, args.extension, args.amount, who="cli", note=args.note)
     print(f"{view.extension}: balance {fmt(view.balance)}")
     return 0
 
@@ -80,7 +80,8 @@ async def extension_show(args: argparse.Namespace, ctx: BillingContext) -> int:
 
 
 async def extension_list(args: argparse.Namespace, ctx: BillingContext) -> int:
-    views, _ = await extensions.list_extensions(ctx, locked=args.locked, payment=args.payment)
+    views, _ = await extension_listing.list_extensions(
+        ctx, locked=args.locked, payment=args.payment)
     emit(args, [extension_row(v) for v in views], EXTENSION_COLUMNS)
     return 0
 

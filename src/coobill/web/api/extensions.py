@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from coobill.errors import BadRequest
 from coobill.money import fmt, parse_amount
-from coobill.services import extensions
+from coobill.services import balances, extension_listing, extensions
 from coobill.services.extensions import ExtensionChanges, ExtensionView
 from coobill.web.api.paging import LIMIT, OFFSET
 from coobill.web.api.schemas import (
@@ -73,12 +73,12 @@ async def list_extensions(
     offset: int = OFFSET,
     limit: int = LIMIT,
 ) -> ExtensionPage:
-    views, total = await extensions.list_extensions(
+    views, total = await extension_listing.list_extensions(
         portal(request).ctx,
-        locked=extensions.locked_filter(status),
+        locked=extension_listing.locked_filter(status),
         payment=payment or None,
         search=extension.strip() or None,
-        low=extensions.low_filter(balance),
+        low=extension_listing.low_filter(balance),
         offset=offset,
         limit=limit,
     )
@@ -88,7 +88,7 @@ async def list_extensions(
 @router.post("/extensions/recharge", responses={400: {}, 404: {}})
 async def recharge(body: RechargeIn, request: Request, user: BillingUser) -> list[RechargeOut]:
     """Recharge each extension by the same amount; all or none."""
-    done = await extensions.recharge(
+    done = await balances.recharge(
         portal(request).ctx, body.extensions, body.amount, who=user.name
     )
     numbers = list(dict.fromkeys(n.strip() for n in body.extensions))

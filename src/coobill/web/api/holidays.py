@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Request
 
 from coobill.services import holidays
 from coobill.services.holidays import HolidayView
-from coobill.web.api.schemas import HolidayIn, HolidayOut
+from coobill.web.api.rate_schemas import HolidayIn, HolidayOut
 from coobill.web.auth import BillingUser, check_csrf, portal
 
 router = APIRouter(prefix="/api", tags=["holidays"], dependencies=[Depends(check_csrf)])

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from coobill.services import rate_decks, rate_fields, rates
 from coobill.services.rate_decks import key_text
 from coobill.services.rate_fields import check_rate_fields, moment_text
-from coobill.web.api.schemas import (
+from coobill.web.api.rate_schemas import (
     DeckImportOut,
     DeckIn,
     DeckRateOut,

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from coobill.errors import BadRequest
 from coobill.services import refused, reports
 from coobill.web.api.paging import LIMIT, OFFSET
-from coobill.web.api.schemas import (
+from coobill.web.api.record_schemas import (
     CallRecordOut,
     RechargeRecordOut,
     RecordPage,

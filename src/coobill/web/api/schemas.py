@@ -1,9 +1,13 @@
 """The JSON API's bodies, as its OpenAPI schema documents them. Amounts are decimal strings
-with at most 4 places ("12.5", "0.0100"): never JSON floats."""
+with at most 4 places ("12.5", "0.0100"): never JSON floats.
+
+Here: how amounts and counts are read (`Amount`, `Whole`, `Body`) and the bodies of the
+session, users, extensions and billing; rates, decks, holidays and the quote in
+web/api/rate_schemas.py; the records' rows in web/api/record_schemas.py."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict
 
@@ -28,7 +32,6 @@ def _whole_not_bool_or_float(value: Any) -> Any:
 # A decimal string ("12.5"), or a JSON integer; never a float or a boolean.
 Amount = Annotated[str | int, BeforeValidator(_not_bool_or_float)]
 Whole = Annotated[int | str, BeforeValidator(_whole_not_bool_or_float)]
-Row = TypeVar("Row")
 
 
 class Body(BaseModel):
@@ -132,189 +135,6 @@ class RechargeOut(BaseModel):
     balance_before: str
     amount: str
     balance_after: str
-
-
-class RateIn(Body):
-    enabled: bool = True
-    remark: str = ""
-    prefix: str = ""
-    length: Whole = Field(
-        0, description="Digits of the whole number dialled, prefix included; 0 matches any length."
-    )
-    initial_cost: Amount = "0"
-    initial_time: Whole = Field(0, description="Seconds the initial cost covers.")
-    rate: Amount
-    period: Whole = Field(60, description="Billing period, seconds; `rate` is per period.")
-    start: str = "00:00"
-    end: str = "23:59"
-    extensions: list[str] = Field(description='Extension numbers, or ["*"] for all.')
-    days: str = Field("", description='Days it applies on, "mon,tue,...,sun"; "" every day.')
-    holidays: Literal["any", "only", "except"] = "any"
-    valid_from: str | None = Field(None, description='"YYYY-MM-DD HH:MM", PBX time; null: now.')
-    valid_until: str | None = Field(None, description="Excluded; null: no end.")
-    split: bool = Field(False,
-                        description="Charge each period at the rate in force when it starts.")
-    trunk: str = Field("", description='A buy rate for this trunk ("*": every trunk); "": a '
-                                       "sell rate.")
-
-
-class RateEditIn(Body):
-    """Fields left out stay as they are (enable/disable: {"enabled": false})."""
-
-    enabled: bool | None = None
-    remark: str | None = None
-    prefix: str | None = None
-    length: Whole | None = None
-    initial_cost: Amount | None = None
-    initial_time: Whole | None = None
-    rate: Amount | None = None
-    period: Whole | None = None
-    start: str | None = None
-    end: str | None = None
-    extensions: list[str] | None = None
-    days: str | None = None
-    holidays: Literal["any", "only", "except"] | None = None
-    valid_from: str | None = Field(None, description='"" clears it.')
-    valid_until: str | None = Field(None, description='"" clears it.')
-    split: bool | None = None
-    trunk: str | None = None
-
-
-class RateOut(BaseModel):
-    id: int
-    enabled: bool
-    remark: str
-    prefix: str
-    length: int
-    initial_cost: str
-    initial_time: int
-    rate: str
-    period: int
-    start: str
-    end: str
-    extensions: list[str]
-    days: str
-    holidays: str
-    valid_from: str | None
-    valid_until: str | None
-    split: bool
-    trunk: str
-
-
-class DeckIn(Body):
-    deck: str = Field(description="The CSV text: coobill's layout (as exported) or a carrier's.")
-    effective: str | None = Field(None, alias="from",
-                                  description='Takes effect at "YYYY-MM-DD HH:MM"; null: now.')
-    replace: bool = Field(False, description="Replace every sell rate now.")
-    dry_run: bool = Field(False, description="Only say what would change.")
-    trunk: str | None = Field(None, description="The deck is this trunk's buy rates (\"*\": every "
-                                                "trunk), replacing only them; null: sell rates.")
-
-
-class DeckRateOut(BaseModel):
-    rate: str
-    before: str | None
-    after: str | None
-
-
-class DeckImportOut(BaseModel):
-    count: int
-    effective: str | None
-    written: bool
-    added: list[DeckRateOut]
-    removed: list[DeckRateOut]
-    changed: list[DeckRateOut]
-    unchanged: int
-
-
-class HolidayIn(Body):
-    day: str = Field(description="YYYY-MM-DD")
-    yearly: bool = Field(False, description="Every year on this month and day.")
-    name: str = ""
-
-
-class HolidayOut(BaseModel):
-    id: int
-    day: str
-    yearly: bool
-    name: str
-
-
-class QuoteOut(BaseModel):
-    extension: str
-    number: str
-    at: str
-    date: str
-    rate_id: int | None = Field(description="null when no rate applies (the call is free).")
-    remark: str | None
-    prefix: str | None
-    seconds: int
-    cost: str | None
-    funds: str
-    limit_seconds: int | None
-
-
-class RechargeRecordOut(BaseModel):
-    time: str
-    extension: str
-    name: str
-    balance_before: str
-    amount: str
-    balance_after: str
-    who: str
-
-
-class CallRecordOut(BaseModel):
-    date: str
-    extension: str
-    name: str
-    callee: str
-    billable_time: str = Field(description="The billable seconds as mm:ss (h:mm:ss).")
-    billable_seconds: int
-    trunk: str
-    cost: str
-    buy_cost: str = Field(description='At the trunk\'s buy rate; "" when none is known.')
-    margin: str = Field(description='cost - buy_cost; "" when the buy cost is not known.')
-    disposition: str
-    uniqueid: str
-
-
-class RefusedCallOut(BaseModel):
-    date: str
-    extension: str
-    callee: str
-    reason: str = Field(description="The gate's COOBILL_REASON.")
-    latency_ms: str = Field(description="How long the gate took to decide, milliseconds.")
-    uniqueid: str
-
-
-class TrunkRowOut(BaseModel):
-    trunk: str
-    calls: int
-    answered: int
-    total_duration: str
-    total_seconds: int
-    revenue: str
-    buy_cost: str
-    margin: str = Field(description="Revenue less buy cost, of the calls whose buy cost is known.")
-
-
-class StatsRowOut(BaseModel):
-    date: str
-    extension: str = Field(description='"All" when the row totals every chosen extension.')
-    calls: int
-    answered: int
-    total_duration: str
-    total_seconds: int
-    average_duration: str
-    average_seconds: int
-    total_cost: str
-    refused: int = Field(0, description="Calls the gate refused (not among `calls`).")
-
-
-class RecordPage(BaseModel, Generic[Row]):
-    total: int
-    items: list[Row]
 
 
 class SettingsOut(BaseModel):

@@ -11,7 +11,7 @@ from starlette.datastructures import FormData
 
 from coobill.errors import BadRequest, UnknownExtension
 from coobill.money import parse_amount
-from coobill.services import extensions
+from coobill.services import balances, extensions
 from coobill.services.extensions import ExtensionChanges
 from coobill.web.auth import BillingUser, check_csrf, portal
 from coobill.web.render import redirect, render
@@ -88,7 +88,7 @@ async def recharge(request: Request, user: BillingUser) -> Response:
     form = await request.form()
     numbers = [str(n) for n in form.getlist("ext")]
     try:
-        done = await extensions.recharge(
+        done = await balances.recharge(
             portal(request).ctx, numbers, str(form.get("amount") or ""), who=user.name
         )
     except BadRequest as exc:

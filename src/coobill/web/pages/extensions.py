@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from coobill.services import extensions
+from coobill.services import extension_listing
 from coobill.web.auth import BillingUser, portal
 from coobill.web.render import PAGE_SIZE, page_number, pages, query_without, render
 
@@ -22,12 +22,12 @@ async def extension_list(
     page: str = "1",
 ) -> Response:
     wanted = page_number(page)
-    views, total = await extensions.list_extensions(
+    views, total = await extension_listing.list_extensions(
         portal(request).ctx,
-        locked=extensions.locked_filter(status),
+        locked=extension_listing.locked_filter(status),
         payment=payment or None,
         search=extension.strip() or None,
-        low=extensions.low_filter(balance),
+        low=extension_listing.low_filter(balance),
         offset=(wanted - 1) * PAGE_SIZE,
         limit=PAGE_SIZE,
     )

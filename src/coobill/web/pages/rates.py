@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from coobill.errors import BadRequest, UnknownExtension
-from coobill.services import extensions, rates
+from coobill.services import extension_listing, rates
 from coobill.web.auth import BillingUser, check_csrf, portal
 from coobill.web.rate_form import DAYS, fields_from_form, form_values, rate_changes
 from coobill.web.render import redirect, render
@@ -66,7 +66,7 @@ async def _rate_form(
     chosen: list[str],
     errors: dict[str, str] | None = None,
 ) -> Response:
-    known, _ = await extensions.list_extensions(portal(request).ctx)
+    known, _ = await extension_listing.list_extensions(portal(request).ctx)
     return await render(
         request,
         "rate_form.html",

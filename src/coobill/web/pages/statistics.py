@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from coobill.errors import BadRequest
-from coobill.services import extensions, reports
+from coobill.services import extension_listing, reports
 from coobill.web.auth import BillingUser, portal
 from coobill.web.chart import build_chart
 from coobill.web.pages.records import PERIOD_FIELDS
@@ -40,7 +40,7 @@ async def statistics(
 ) -> Response:
     ctx = portal(request).ctx
     chosen = request.query_params.getlist("extension")
-    known, _ = await extensions.list_extensions(ctx)
+    known, _ = await extension_listing.list_extensions(ctx)
     filters = {"date_from": date_from, "date_to": date_to, "by": by, "split": split}
     context = {"filters": filters, "chosen": chosen, "known": known, "rows": [], "chart": None}
     try:
