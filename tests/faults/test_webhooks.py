@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import shutil
 from collections.abc import AsyncIterator, Callable
@@ -146,6 +147,36 @@ class TestEveryEventArrivesInOrderThroughFaults:
         finally:
             await sender.stop()
         assert not receiver.answered[0].signed
+
+
+class TestTheUrlsCredentialsStayHidden:
+    async def test_a_failed_attempts_error_and_log_lines_mask_them(
+        self, sqlite_ctx: BillingContext, receiver: WebhookReceiver,
+        caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """The receiver answers 503: the error kept for the portal and the CLI, and every log
+        line, name the URL without its password or its query's token."""
+        ctx = sqlite_ctx
+        url = f"http://hooks:pa55-w0rd@127.0.0.1:{receiver.port}/hook?token=t0ken-value"
+        ctx.config = hooked(url, str(ctx.uow.engine.url))
+        receiver.status = 503
+        await make_extension(ctx, "100", balance="1")
+        sender = WebhookSender(ctx)
+        caplog.set_level(logging.INFO, logger="coobill")
+        sender.start()
+        try:
+            await until_outbox(ctx, lambda found: found[0].attempts >= 1)
+        finally:
+            await sender.stop()
+        assert receiver.received  # it was sent, to the URL as configured
+        [event] = await outbox.list_events(ctx)
+        shown = f"http://hooks:***@127.0.0.1:{receiver.port}/hook?token=***"
+        assert event.last_error == f"{shown}: HTTP 503"
+        logged = caplog.text
+        assert "webhooks.failed" in logged
+        assert shown in logged
+        assert "pa55-w0rd" not in logged
+        assert "t0ken-value" not in logged
 
 
 class TestAReceiverThatNeverAnswers:
