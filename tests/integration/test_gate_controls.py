@@ -1,7 +1,8 @@
 """The account controls through the gate end to end: a fake Asterisk speaking the recorded
 FastAGI protocol, the real GateServer, services and ledger (SQLite, and PostgreSQL when
 configured). What the channel is told: the capped limit, and the cap's own DENY reason; what
-a gated and settled call sends as a webhook; a fee past the credit locking the extension
+a gated and settled call sends as a webhook and shows on its statement; a fee past the credit
+locking the extension
 the gate then refuses."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from functools import partial
 import pytest
 
 from coobill.agi.server import GateOptions, GateServer
-from coobill.services import fees
+from coobill.services import fees, statements
 from coobill.services.context import BillingContext
 from coobill.services.extensions import ExtensionChanges, set_extension, show_extension
 from coobill.services.gate import authorize_call
@@ -157,25 +158,32 @@ class TestTheDaemonRecordsWhatItsGateRefused:
         assert (record.extension, record.reason) == ("100", "locked")
 
 
+async def alices_call_gated_and_settled(ctx: BillingContext, fake_ami: FakeAmiServer,
+                                        receiver: WebhookReceiver) -> None:
+    """The recorded answered call of 100 (6 s at 0.01/s), gated by the running daemon and
+    settled from the fake manager's events, each webhook event delivered meanwhile."""
+    ctx.config = settings_for(str(ctx.config.database.url), webhooks=hooks(receiver))
+    await funded(ctx)  # each extension's recharge: its own event
+    fake_ami.live_channels = live_channels({ALICE})  # up while it talks: no hold flagged
+    daemon = await start_daemon(ctx, fake_ami, webhooks=hooks(receiver))
+    try:
+        await fake_ami.next_login()
+        assert daemon.gate is not None
+        told = await gate_call(daemon.gate.port, "sip_answered")
+        assert told["COOBILL_RESULT"] == "ALLOW"
+        await fake_ami.send_events(event_frames(trace()))
+        await receiver.until(lambda: any(
+            r.kind == "call.settled" and r.event["data"]["uniqueid"] == ALICE
+            for r in receiver.answered))
+    finally:
+        await daemon.stop()
+
+
 class TestWebhooksOfAGatedCall:
     async def test_the_recharge_then_the_settled_call_arrive_signed_with_the_ledgers_figures(
         self, ctx: BillingContext, fake_ami: FakeAmiServer, receiver: WebhookReceiver
     ) -> None:
-        ctx.config = settings_for(str(ctx.config.database.url), webhooks=hooks(receiver))
-        await funded(ctx)  # each extension's recharge: its own event
-        fake_ami.live_channels = live_channels({ALICE})  # up while it talks: no hold flagged
-        daemon = await start_daemon(ctx, fake_ami, webhooks=hooks(receiver))
-        try:
-            await fake_ami.next_login()
-            assert daemon.gate is not None
-            told = await gate_call(daemon.gate.port, "sip_answered")
-            assert told["COOBILL_RESULT"] == "ALLOW"
-            await fake_ami.send_events(event_frames(trace()))
-            await receiver.until(lambda: any(
-                r.kind == "call.settled" and r.event["data"]["uniqueid"] == ALICE
-                for r in receiver.answered))
-        finally:
-            await daemon.stop()
+        await alices_call_gated_and_settled(ctx, fake_ami, receiver)
         assert all(r.signed for r in receiver.received)
         alices = [r for r in receiver.answered if r.extension == "100"]
         assert [r.kind for r in alices[:2]] == ["recharge", "call.settled"]
@@ -185,6 +193,19 @@ class TestWebhooksOfAGatedCall:
             ALICE, 6, True)
         assert Decimal(settled["cost"]) == Decimal("0.06")
         assert Decimal(settled["balance_after"]) == view.balance == Decimal("49.94")
+
+
+class TestTheStatementOfAGatedCall:
+    async def test_the_month_lists_the_recharge_and_the_call_as_the_ledger_has_them(
+        self, ctx: BillingContext, fake_ami: FakeAmiServer, receiver: WebhookReceiver
+    ) -> None:
+        await alices_call_gated_and_settled(ctx, fake_ami, receiver)
+        month = ctx.clock().strftime("%Y-%m")  # the ledger's time zone is UTC here
+        st = await statements.statement(ctx, "100", month)
+        assert [(line.kind, line.amount) for line in st.lines] == [
+            ("recharge", Decimal("50")), ("call", Decimal("-0.06"))]
+        assert (st.lines[1].seconds, st.opening, st.closing) == (6, 0, Decimal("49.94"))
+        assert st.closing == (await show_extension(ctx, "100")).balance
 
 
 class TestAFeePastTheCreditThroughTheGate:
