@@ -1,9 +1,8 @@
 """The account controls through the gate end to end: a fake Asterisk speaking the recorded
 FastAGI protocol, the real GateServer, services and ledger (SQLite, and PostgreSQL when
 configured). What the channel is told: the capped limit, and the cap's own DENY reason; what
-a gated and settled call sends as a webhook and shows on its statement; a fee past the credit
-locking the extension
-the gate then refuses."""
+a gated and settled call sends as a webhook and shows on its statement; a fee past the
+credit locking the extension the gate then refuses."""
 
 from __future__ import annotations
 
