@@ -35,7 +35,11 @@ def _rating(quick: bool) -> Figures:
 def _gate(quick: bool) -> Figures:
     from bench import bench_gate
 
-    return bench_gate.main(500, rounds=1) if quick else bench_gate.main(3000, rounds=3)
+    # `capped`: the gate with every spend cap of its extension set (issue 18), measured in the
+    # same rounds as the plain gate and the floor.
+    if quick:
+        return bench_gate.main(500, rounds=1, caps=True)
+    return bench_gate.main(3000, rounds=3, caps=True)
 
 
 def _settlement(quick: bool) -> Figures:
@@ -151,7 +155,7 @@ def lines(name: str, f: Figures) -> list[Line]:
                      floor["p99_ms"], target="<= floor + 1 ms" if c == 1 else "",
                      met=over <= 1 if c == 1 else None),
             ]
-        return out
+        return out + capped_lines(f)
     if name == "settlement":
         mine, floor, hooked = f["coobill"], f["floor"], f["coobill_with_outbox"]
         ratio = mine["settled_per_s"] / floor["ended_per_s"]
@@ -167,6 +171,7 @@ def lines(name: str, f: Figures) -> list[Line]:
                  met=hooked["settled_per_s"] / floor["ended_per_s"] >= 0.8),
             Line("hangup-to-debit p99, webhook outbox on", hooked["hangup_to_debit_p99_ms"],
                  "ms", floor["hangup_to_callback_p99_ms"]),
+            *outbox_lines(hooked),
         ]
     if name.startswith("stats"):
         return [
@@ -216,6 +221,37 @@ def lines(name: str, f: Figures) -> list[Line]:
                         met=f["csv_rss_growth_mb"] <= 50))
         return out
     return []
+
+
+def capped_lines(f: Figures) -> list[Line]:
+    """The gate with every spend cap set, against the same floor and targets (a run of an
+    older bench without `capped` has none)."""
+    if "capped@1" not in f:
+        return []
+    out = []
+    for c in (1, 50):
+        at = f[f"capped_ratio@{c}"]
+        ratio, over = at["throughput_vs_floor"], at["p99_over_floor_ms"]
+        out += [
+            Line(f"caps set: authorizations/s @{c} ({ratio:.2f}x by round)",
+                 f[f"capped@{c}"]["per_s"], "/s", f[f"bare@{c}"]["per_s"],
+                 target=">= 0.7x floor", met=ratio >= 0.7),
+            Line(f"caps set: gate p99 @{c} ({over:+.2f} ms over the floor)",
+                 f[f"capped@{c}"]["p99_ms"], "ms", f[f"bare@{c}"]["p99_ms"],
+                 target="<= floor + 1 ms" if c == 1 else "",
+                 met=over <= 1 if c == 1 else None),
+        ]
+    return out
+
+
+def outbox_lines(hooked: Figures) -> list[Line]:
+    """The sender delivered every event to the local receiver (a run of an older bench,
+    with nothing listening, has no such figures)."""
+    if "webhooks_delivered" not in hooked:
+        return []
+    return [Line(f"webhook events delivered ({hooked['webhooks_delivered_during_run']:,.0f} "
+                 "during the run)", hooked["webhooks_delivered"], "", target="all, 0 left",
+                 met=hooked["webhooks_undelivered"] == 0)]
 
 
 def mixed_lines(f: Figures) -> list[Line]:

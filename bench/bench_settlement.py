@@ -5,12 +5,19 @@ The stream is the recorded pjsip answered call (every call-class frame an AMI us
 read=call,cdr receives, Cdr included) cloned with fresh uniqueids; it goes through a fake
 Asterisk manager over loopback, panoramisk, the call tracker and the ledger — the daemon's
 whole settlement path. Every call was authorized first, so each settlement releases a hold
-and debits the ledger."""
+and debits the ledger.
+
+`outbox=True`: the webhook outbox on, as a daemon with `[webhooks] urls` runs it - each
+settlement writes its `call.settled` event in its transaction, and the daemon's sender
+(daemon/webhooks.py) delivers them meanwhile, in this process's event loop as in the
+daemon's, to a receiver in a process of its own (bench/webhook_receiver.py) answering 204."""
 
 from __future__ import annotations
 
 import asyncio
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +28,8 @@ from coobill.ami.follower import AmiFollower, FollowerOptions
 from coobill.bootstrap import bootstrap
 from coobill.config import Settings
 from coobill.daemon.pbx import PbxLink
+from coobill.daemon.webhooks import WebhookSender
+from coobill.services import outbox as webhook_outbox
 from coobill.services.balances import recharge
 from coobill.services.commands import AuthorizeCall
 from coobill.services.extensions import ExtensionChanges, set_extension
@@ -58,15 +67,23 @@ def clone(template: list[Frame], n: int) -> tuple[str, str, list[Frame]]:
     return uid, ext, out
 
 
-# The webhook outbox enabled (nothing listens: the events are only written, in settlement's
-# transaction, which is what the settlement path pays for them; delivery is another task's).
-OUTBOX = {"urls": ["http://127.0.0.1:9/hook"], "secret": "bench-webhook-secret"}
+def outbox_settings(url: str) -> dict[str, object]:
+    """The webhook outbox enabled, delivering to `url` (the daemon's defaults otherwise)."""
+    return {"urls": [url], "secret": "bench-webhook-secret"}
 
 
-async def setup(calls: int, outbox: bool = False):  # type: ignore[no-untyped-def]
+def start_receiver() -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([sys.executable, "-m", "bench.webhook_receiver"],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    return proc, f"http://127.0.0.1:{int(proc.stdout.readline())}/hook"
+
+
+async def setup(calls: int, hook_url: str | None = None):  # type: ignore[no-untyped-def]
     tmp = tempfile.mkdtemp()
+    hooks = outbox_settings(hook_url) if hook_url else {}
     ctx = bootstrap(Settings(database={"url": f"sqlite+aiosqlite:///{Path(tmp) / 'settle.db'}"},
-                             ami={"cdr_events": "on"}, webhooks=OUTBOX if outbox else {}))
+                             ami={"cdr_events": "on"}, webhooks=hooks))
     await schema.upgrade(ctx.uow.engine)
     for ext in range(100, 200):
         await set_extension(ctx, str(ext), ExtensionChanges(billing=True))
@@ -83,18 +100,30 @@ async def setup(calls: int, outbox: bool = False):  # type: ignore[no-untyped-de
     return ctx, streams
 
 
-async def run(calls: int, live: int, outbox: bool = False) -> dict[str, float]:
-    ctx, streams = await setup(calls + live, outbox)
+async def run(calls: int, live: int, hook_url: str | None = None) -> dict[str, float]:
+    ctx, streams = await setup(calls + live, hook_url)
     settled_at: dict[str, float] = {}
     done = asyncio.Event()
     wanted = calls
+    delivered = 0
+
+    def one_delivered() -> None:
+        nonlocal delivered
+        delivered += 1
+
+    # As the daemon runs it: started with the link, nudged by each settlement batch.
+    sender = WebhookSender(ctx, on_delivered=one_delivered) if hook_url else None
 
     def settled(settlements) -> None:  # type: ignore[no-untyped-def]
         for settlement in settlements:
             settled_at[settlement.uniqueid] = time.perf_counter()
         if len(settled_at) >= wanted:
             done.set()
+        if sender is not None:
+            sender.nudge()
 
+    if sender is not None:
+        sender.start()
     link = PbxLink(ctx, on_settled=settled)
     ended = link.call_ended
 
@@ -129,21 +158,53 @@ async def run(calls: int, live: int, outbox: bool = False) -> dict[str, float]:
     latencies = sorted((settled_at[u] - t) * 1000 for u, t in ends.items())
     await follower.stop()
     await server.close()
-    await ctx.uow.dispose()
-    return {
+    figures = {
         "settled_per_s": throughput,
         "hangup_to_debit_p50_ms": statistics.median(latencies),
         "hangup_to_debit_p99_ms": latencies[int(len(latencies) * 0.99) - 1],
     }
+    if sender is not None:
+        figures |= await drain_outbox(ctx, sender, lambda: delivered)
+    await ctx.uow.dispose()
+    return figures
+
+
+async def drain_outbox(ctx, sender: WebhookSender, delivered) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """What the sender had delivered by the end of the measured run, and whether it then
+    delivers the rest (each event, the setup's recharges included) within a minute."""
+    during = delivered()
+    async with asyncio.timeout(60):
+        # The outbox's state is in the ledger, which nothing can signal: looked at.
+        while await webhook_outbox.due(ctx):  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+    await sender.stop()
+    counts = await webhook_outbox.state_counts(ctx)
+    return {"webhooks_delivered_during_run": float(during),
+            "webhooks_delivered": float(counts["delivered"]),
+            "webhooks_undelivered": float(sum(counts.values()) - counts["delivered"])}
 
 
 def main(calls: int = 3000, live: int = 200, outbox: bool = False) -> dict[str, float]:
-    return asyncio.run(run(calls, live, outbox))
+    if not outbox:
+        return asyncio.run(run(calls, live))
+    receiver, url = start_receiver()
+    try:
+        return asyncio.run(run(calls, live, url))
+    finally:
+        receiver.terminate()
+        receiver.wait()
 
 
 if __name__ == "__main__":
+    import argparse
     import logging
 
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=3000)
+    parser.add_argument("--live", type=int, default=200)
+    parser.add_argument("--outbox", action="store_true",
+                        help="the webhook outbox on, delivering to a local receiver")
+    options = parser.parse_args()
     logging.disable(logging.INFO)
-    for key, value in main().items():
-        print(f"{key:26} {value:,.2f}")
+    for key, value in main(options.calls, options.live, options.outbox).items():
+        print(f"{key:30} {value:,.2f}")

@@ -263,3 +263,29 @@ def test_settings_can_be_built_directly_for_tests() -> None:
     """The fixtures build Settings(...) without a file or the environment's help."""
     settings = Settings(database={"url": "sqlite+aiosqlite:///:memory:"})  # type: ignore[arg-type]
     assert settings.database.url.endswith(":memory:")
+
+
+class TestWebhookUrlsAsShown:
+    def test_credentials_query_values_and_fragment_are_masked(self) -> None:
+        from coobill.config import shown_url
+
+        assert shown_url("https://u:secret@h.example:8443/p?a=1&b=two#frag") == (
+            "https://u:***@h.example:8443/p?a=***&b=***#***")
+        assert shown_url("https://t0ken@h.example/p") == "https://***@h.example/p"
+        assert shown_url("https://h.example/plain") == "https://h.example/plain"
+
+    def test_an_error_message_loses_each_secret_part(self) -> None:
+        from coobill.config import without_url_secrets
+
+        url = "https://u:s3cret-pw@h.example/p?key=k3y-value"
+        text = f"failed {url}; auth s3cret-pw; key k3y-value"
+        assert without_url_secrets(text, [url]) == (
+            "failed https://u:***@h.example/p?key=***; auth ***; key ***")
+
+    def test_a_bad_url_in_the_configuration_is_named_masked(self) -> None:
+        from pydantic import ValidationError
+
+        with pytest.raises(ValidationError) as refused:
+            Settings(webhooks={"urls": ["ftp://u:s3cret-pw@h.example/"], "secret": "s" * 32})
+        message = refused.value.errors()[0]["msg"]
+        assert "'ftp://u:***@h.example/' is not an http:// or https:// URL" in message

@@ -169,6 +169,44 @@ class BillingConfig(Section):
     fee_check_seconds: float = Field(default=60.0, gt=0, le=86400)
 
 
+def shown_url(url: str) -> str:
+    """A webhook URL as the portal, the logs and `coobill webhooks list` show it: whatever
+    it carries to authenticate (a user:password@ or a token@, the query's values, a
+    fragment) masked, so a look at a page or a log line does not hand it on."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+    except ValueError:
+        return "***"
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        name, colon, _ = user.partition(":")
+        netloc = f"{name}:***@{host}" if colon and name else f"***@{host}"
+    query = "&".join(f"{pair.partition('=')[0]}=***" for pair in parts.query.split("&")
+                     if pair)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, "***" if parts.fragment else ""))
+
+
+def without_url_secrets(text: str, urls: tuple[str, ...] | list[str]) -> str:
+    """`text` (an error message) with each of `urls`, and each secret part of one, masked."""
+    from urllib.parse import urlsplit
+
+    for url in urls:
+        text = text.replace(url, shown_url(url))
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            continue
+        secrets = [parts.password, parts.username if parts.password is None else None,
+                   *(pair.partition("=")[2] for pair in parts.query.split("&")), parts.fragment]
+        for secret in secrets:
+            if secret and len(secret) >= 4:  # a short one would mask ordinary words
+                text = text.replace(secret, "***")
+    return text
+
+
 class WebhooksConfig(Section):
     # Where the outbox's events go (services/outbox.py, daemon/webhooks.py): only these, set
     # here by the operator, never by a portal visitor. Empty: no events are written at all.
@@ -197,7 +235,7 @@ class WebhooksConfig(Section):
         for url in urls:
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError(f"{url!r} is not an http:// or https:// URL")
+                raise ValueError(f"{shown_url(url)!r} is not an http:// or https:// URL")
         if len(set(urls)) != len(urls):
             raise ValueError("a URL is listed twice")
         return urls

@@ -1,18 +1,23 @@
 """The webhook outbox under faults, with a real HTTP receiver on loopback: down, then holding
 a request while the daemon is killed with SIGKILL, then slow - every event is delivered at
 least once, signed, and each extension's events first arrive in the order they were written.
-And a receiver that never answers holds up neither the gate nor settlement."""
+And a receiver that never answers holds up neither the gate nor settlement. On SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import shutil
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from coobill.bootstrap import bootstrap
 from coobill.config import Settings
@@ -20,7 +25,9 @@ from coobill.daemon.webhooks import WebhookSender
 from coobill.services import balances, extensions, outbox
 from coobill.services.context import BillingContext
 from coobill.services.settings import change_settings
-from tests.conftest import FakeClock
+from coobill.storage import schema
+from coobill.storage.db import create_engine
+from tests.conftest import BACKENDS, PG_URL, FakeClock
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.integration.daemon_process import DaemonProcess
 from tests.services.conftest import authorize, ended, make_extension, make_rate, settle
@@ -44,12 +51,42 @@ async def receiver() -> AsyncIterator[WebhookReceiver]:
     await server.stop()
 
 
+async def _admin(*statements: str) -> None:
+    engine = create_async_engine(PG_URL)  # type: ignore[arg-type]
+    async with engine.begin() as conn:
+        for statement in statements:
+            await conn.execute(text(statement))
+    await engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+async def ledger_url(request: pytest.FixtureRequest, sqlite_template: Path,
+                     tmp_path: Path) -> AsyncIterator[str]:
+    """A migrated ledger's URL, as a daemon in another process is given it: on PostgreSQL a
+    role of its own whose search_path is its own schema (the URL alone says where)."""
+    if request.param == "sqlite":
+        path = tmp_path / "ledger.db"
+        shutil.copy(sqlite_template, path)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    name = "hook_" + uuid.uuid4().hex[:12]
+    await _admin(f'CREATE ROLE "{name}" LOGIN', f'CREATE SCHEMA "{name}" AUTHORIZATION "{name}"',
+                 f'ALTER ROLE "{name}" SET search_path = "{name}"')
+    url = make_url(PG_URL).set(username=name).render_as_string(hide_password=False)  # type: ignore[arg-type]
+    engine = create_engine(url)
+    await schema.upgrade(engine)
+    await engine.dispose()
+    try:
+        yield url
+    finally:
+        await _admin(f'DROP SCHEMA "{name}" CASCADE', f'DROP ROLE "{name}"')
+
+
 @pytest.fixture
-async def sqlite_ctx(sqlite_template: Path, tmp_path: Path, clock: FakeClock,
+async def ledger_ctx(ledger_url: str, clock: FakeClock,
                      receiver: WebhookReceiver) -> AsyncIterator[BillingContext]:
-    path = tmp_path / "ledger.db"
-    shutil.copy(sqlite_template, path)
-    context = bootstrap(hooked(receiver.url, f"sqlite+aiosqlite:///{path}"))
+    """The test's context on the ledger (SQLite, and PostgreSQL when configured)."""
+    context = bootstrap(hooked(receiver.url, ledger_url))
     await change_settings(context, timezone="UTC")
     yield context
     await context.uow.dispose()
@@ -72,7 +109,7 @@ async def write_events(ctx: BillingContext, rounds: int) -> None:
 
 
 def daemon_env(ctx: BillingContext, receiver: WebhookReceiver) -> dict[str, str]:
-    return {**os.environ, "COOBILL_DATABASE__URL": str(ctx.uow.engine.url),
+    return {**os.environ, "COOBILL_DATABASE__URL": str(ctx.config.database.url),
             "COOBILL_AGI__PORT": "0", "COOBILL_WEB__ENABLED": "false",
             "COOBILL_AMI__ENABLED": "false", "COOBILL_LOG__LEVEL": "INFO",
             "COOBILL_WEBHOOKS__URLS": json.dumps([receiver.url]),
@@ -83,9 +120,9 @@ def daemon_env(ctx: BillingContext, receiver: WebhookReceiver) -> dict[str, str]
 
 class TestEveryEventArrivesInOrderThroughFaults:
     async def test_receiver_down_daemon_killed_mid_delivery_then_slow(
-        self, sqlite_ctx: BillingContext, receiver: WebhookReceiver
+        self, ledger_ctx: BillingContext, receiver: WebhookReceiver
     ) -> None:
-        ctx = sqlite_ctx
+        ctx = ledger_ctx
         for number in NUMBERS:
             await extensions.set_extension(ctx, number, extensions.ExtensionChanges(billing=True))
         await receiver.stop()  # down: its port refuses connections
@@ -131,11 +168,11 @@ class TestEveryEventArrivesInOrderThroughFaults:
             assert json.loads(got) == json.loads(event.payload)
 
     async def test_a_wrong_secret_is_what_the_receiver_would_catch(
-        self, sqlite_ctx: BillingContext, receiver: WebhookReceiver
+        self, ledger_ctx: BillingContext, receiver: WebhookReceiver
     ) -> None:
         """The receiver's check is real: a sender keyed otherwise fails it."""
-        ctx = sqlite_ctx
-        ctx.config = Settings(database={"url": str(ctx.uow.engine.url)}, webhooks={
+        ctx = ledger_ctx
+        ctx.config = Settings(database={"url": str(ctx.config.database.url)}, webhooks={
             "urls": [receiver.url], "secret": "another-secret-entirely-0123",
             "poll_seconds": 0.05})
         await make_extension(ctx, "100", balance="1")
@@ -148,12 +185,42 @@ class TestEveryEventArrivesInOrderThroughFaults:
         assert not receiver.answered[0].signed
 
 
+class TestTheUrlsCredentialsStayHidden:
+    async def test_a_failed_attempts_error_and_log_lines_mask_them(
+        self, ledger_ctx: BillingContext, receiver: WebhookReceiver,
+        caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """The receiver answers 503: the error kept for the portal and the CLI, and every log
+        line, name the URL without its password or its query's token."""
+        ctx = ledger_ctx
+        url = f"http://hooks:pa55-w0rd@127.0.0.1:{receiver.port}/hook?token=t0ken-value"
+        ctx.config = hooked(url, str(ctx.config.database.url))
+        receiver.status = 503
+        await make_extension(ctx, "100", balance="1")
+        sender = WebhookSender(ctx)
+        caplog.set_level(logging.INFO, logger="coobill")
+        sender.start()
+        try:
+            await until_outbox(ctx, lambda found: found[0].attempts >= 1)
+        finally:
+            await sender.stop()
+        assert receiver.received  # it was sent, to the URL as configured
+        [event] = await outbox.list_events(ctx)
+        shown = f"http://hooks:***@127.0.0.1:{receiver.port}/hook?token=***"
+        assert event.last_error == f"{shown}: HTTP 503"
+        logged = caplog.text
+        assert "webhooks.failed" in logged
+        assert shown in logged
+        assert "pa55-w0rd" not in logged
+        assert "t0ken-value" not in logged
+
+
 class TestAReceiverThatNeverAnswers:
     async def test_holds_up_neither_the_gate_nor_settlement(
-        self, sqlite_ctx: BillingContext, receiver: WebhookReceiver
+        self, ledger_ctx: BillingContext, receiver: WebhookReceiver
     ) -> None:
-        ctx = sqlite_ctx
-        ctx.config = hooked(receiver.url, str(ctx.uow.engine.url), timeout_seconds=300)
+        ctx = ledger_ctx
+        ctx.config = hooked(receiver.url, str(ctx.config.database.url), timeout_seconds=300)
         receiver.hold_next = True
         await make_extension(ctx, "100", balance="10")
         await make_rate(ctx, "00")
@@ -176,10 +243,10 @@ class TestAReceiverThatNeverAnswers:
             await sender.stop()
 
     async def test_a_redirect_is_not_followed(
-        self, sqlite_ctx: BillingContext, receiver: WebhookReceiver
+        self, ledger_ctx: BillingContext, receiver: WebhookReceiver
     ) -> None:
         """A URL may point only where the operator configured it: a 3xx is a failed attempt."""
-        ctx = sqlite_ctx
+        ctx = ledger_ctx
         receiver.status = 302
         await make_extension(ctx, "100", balance="1")
         sender = WebhookSender(ctx)

@@ -41,11 +41,12 @@ async def gate_call(port: int, scenario: str) -> dict[str, str]:
     return seen.variables
 
 
-async def start_daemon(ctx: BillingContext, fake_ami: FakeAmiServer, **ami: object) -> Daemon:
+async def start_daemon(ctx: BillingContext, fake_ami: FakeAmiServer, *,
+                       webhooks: dict[str, object] | None = None, **ami: object) -> Daemon:
     settings = Settings(
         database={"url": str(ctx.uow.engine.url)}, agi={"port": 0}, web={"enabled": False},
         ami={"port": fake_ami.port, "secret": "lab-secret", "cdr_events": "on",
-             "reconnect_seconds": 0.05, **ami})
+             "reconnect_seconds": 0.05, **ami}, webhooks=webhooks or {})
     ctx.config = settings
     daemon = Daemon(settings, ctx=ctx)
     await daemon.start()

@@ -1,24 +1,52 @@
 """The account controls through the gate end to end: a fake Asterisk speaking the recorded
 FastAGI protocol, the real GateServer, services and ledger (SQLite, and PostgreSQL when
-configured). What the channel is told: the capped limit, and the cap's own DENY reason."""
+configured). What the channel is told: the capped limit, and the cap's own DENY reason; what
+a gated and settled call sends as a webhook and shows on its statement; a fee past the
+credit locking the extension the gate then refuses."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from functools import partial
 
+import pytest
+
 from coobill.agi.server import GateOptions, GateServer
+from coobill.services import fees, statements
 from coobill.services.context import BillingContext
 from coobill.services.extensions import ExtensionChanges, set_extension, show_extension
 from coobill.services.gate import authorize_call
 from coobill.services.refused import RefusedLog, list_refused
 from coobill.services.settings import change_settings
-from tests.fakes.ami_server import FakeAmiServer
+from tests.conftest import settings_for
+from tests.fakes.ami_server import FakeAmiServer, event_frames
 from tests.fakes.asterisk_agi import FakeAsterisk
-from tests.integration.daemons import funded, gate_call, start_daemon
+from tests.fakes.webhook_receiver import WebhookReceiver
+from tests.integration.daemons import (
+    ALICE,
+    funded,
+    gate_call,
+    live_channels,
+    start_daemon,
+    trace,
+)
 from tests.integration.test_gate_ledger import billed_extension, call_env, start_gate
 
 # The rate of billed_extension: a 0.20 connection fee, then 0.10 a minute.
+SECRET = "integration-webhook-secret-0123"
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[WebhookReceiver]:
+    server = WebhookReceiver(SECRET)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+def hooks(receiver: WebhookReceiver) -> dict[str, object]:
+    return {"urls": [receiver.url], "secret": SECRET, "poll_seconds": 0.05}
 
 
 class TestSpendCapsThroughTheGate:
@@ -127,3 +155,78 @@ class TestTheDaemonRecordsWhatItsGateRefused:
         assert (told["COOBILL_RESULT"], told["COOBILL_REASON"]) == ("DENY", "locked")
         [record], _ = await list_refused(ctx)
         assert (record.extension, record.reason) == ("100", "locked")
+
+
+async def alices_call_gated_and_settled(ctx: BillingContext, fake_ami: FakeAmiServer,
+                                        receiver: WebhookReceiver) -> None:
+    """The recorded answered call of 100 (6 s at 0.01/s), gated by the running daemon and
+    settled from the fake manager's events, each webhook event delivered meanwhile."""
+    ctx.config = settings_for(str(ctx.config.database.url), webhooks=hooks(receiver))
+    await funded(ctx)  # each extension's recharge: its own event
+    fake_ami.live_channels = live_channels({ALICE})  # up while it talks: no hold flagged
+    daemon = await start_daemon(ctx, fake_ami, webhooks=hooks(receiver))
+    try:
+        await fake_ami.next_login()
+        assert daemon.gate is not None
+        told = await gate_call(daemon.gate.port, "sip_answered")
+        assert told["COOBILL_RESULT"] == "ALLOW"
+        await fake_ami.send_events(event_frames(trace()))
+        await receiver.until(lambda: any(
+            r.kind == "call.settled" and r.event["data"]["uniqueid"] == ALICE
+            for r in receiver.answered))
+    finally:
+        await daemon.stop()
+
+
+class TestWebhooksOfAGatedCall:
+    async def test_the_recharge_then_the_settled_call_arrive_signed_with_the_ledgers_figures(
+        self, ctx: BillingContext, fake_ami: FakeAmiServer, receiver: WebhookReceiver
+    ) -> None:
+        await alices_call_gated_and_settled(ctx, fake_ami, receiver)
+        assert all(r.signed for r in receiver.received)
+        alices = [r for r in receiver.answered if r.extension == "100"]
+        assert [r.kind for r in alices[:2]] == ["recharge", "call.settled"]
+        settled = alices[1].event["data"]
+        view = await show_extension(ctx, "100")
+        assert (settled["uniqueid"], settled["billable_seconds"], settled["gated"]) == (
+            ALICE, 6, True)
+        assert Decimal(settled["cost"]) == Decimal("0.06")
+        assert Decimal(settled["balance_after"]) == view.balance == Decimal("49.94")
+
+
+class TestTheStatementOfAGatedCall:
+    async def test_the_month_lists_the_recharge_and_the_call_as_the_ledger_has_them(
+        self, ctx: BillingContext, fake_ami: FakeAmiServer, receiver: WebhookReceiver
+    ) -> None:
+        await alices_call_gated_and_settled(ctx, fake_ami, receiver)
+        month = ctx.clock().strftime("%Y-%m")  # the ledger's time zone is UTC here
+        st = await statements.statement(ctx, "100", month)
+        assert [(line.kind, line.amount) for line in st.lines] == [
+            ("recharge", Decimal("50")), ("call", Decimal("-0.06"))]
+        assert (st.lines[1].seconds, st.opening, st.closing) == (6, 0, Decimal("49.94"))
+        assert st.closing == (await show_extension(ctx, "100")).balance
+
+
+class TestAFeePastTheCreditThroughTheGate:
+    async def test_the_daemon_charges_it_locks_the_extension_and_the_gate_refuses_locked(
+        self, ctx: BillingContext, fake_ami: FakeAmiServer, receiver: WebhookReceiver
+    ) -> None:
+        ctx.config = settings_for(str(ctx.config.database.url), webhooks=hooks(receiver))
+        await funded(ctx)
+        await fees.add_fee(ctx, "100", "60", name="Line rental")  # 50 of funds
+        daemon = await start_daemon(ctx, fake_ami, webhooks=hooks(receiver))
+        try:
+            await daemon.events.fee_checks.reached(1)
+            assert daemon.gate is not None
+            told = await gate_call(daemon.gate.port, "sip_answered")
+            await receiver.until(lambda: any(r.kind == "extension.locked"
+                                             for r in receiver.answered))
+        finally:
+            await daemon.stop()
+        assert (told["COOBILL_RESULT"], told["COOBILL_REASON"]) == ("DENY", "locked")
+        view = await show_extension(ctx, "100")
+        assert (view.balance, view.locked) == (Decimal("-10"), True)
+        kinds = [r.kind for r in receiver.answered if r.extension == "100"]
+        assert kinds[:3] == ["recharge", "fee", "extension.locked"]
+        fee = next(r for r in receiver.answered if r.kind == "fee").event["data"]
+        assert (Decimal(fee["amount"]), fee["over_credit"]) == (Decimal("60"), True)

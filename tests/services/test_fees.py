@@ -12,10 +12,12 @@ from decimal import Decimal
 import pytest
 
 from coobill.daemon import Daemon
+from coobill.daemon.fees import TRUST_AFTER_SECONDS, FeeCharger
 from coobill.errors import BadRequest, UnknownExtension
 from coobill.services import balances, extensions, fees, outbox, reports
 from coobill.services.audit import audit
 from coobill.services.context import BillingContext
+from coobill.services.settings import change_settings
 from tests.conftest import FakeClock, settings_for
 from tests.services.conftest import make_extension, rows
 
@@ -188,6 +190,8 @@ class TestTheDaemonChargesThem:
                                 ami={"enabled": False}, web={"enabled": False})
         for day in ("2027-01-10", "2027-03-05", "2027-03-06"):
             at(clock, day)
+            if day == "2027-03-06":  # a recharge before the last start moves no fee
+                await extensions.recharge(ctx, ["100"], "50")
             ctx.config = settings
             daemon = Daemon(settings, ctx=ctx)
             await daemon.start()
@@ -195,3 +199,108 @@ class TestTheDaemonChargesThem:
             daemon.ctx = None  # the test's ctx outlives each daemon
             await daemon.stop()
         assert [p for _, p, _ in await fee_entries(ctx)] == ["2027-01", "2027-02", "2027-03"]
+        assert (await extensions.show_extension(ctx, "100")).balance == Decimal("120")
+        assert (await audit(ctx)).ok
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+class Monotonic:
+    """The elapsed-time clock the charger compares the wall clock with, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class TestPeriodsBeginInThePbxsTimeZone:
+    async def test_west_of_utc_utcs_new_month_is_not_the_pbxs(
+        self, ctx: BillingContext, clock: FakeClock
+    ) -> None:
+        await change_settings(ctx, timezone="America/New_York")  # UTC-5 in winter
+        clock.now = utc("2027-01-31T20:00")
+        await make_extension(ctx, "100", balance="100")
+        await fees.add_fee(ctx, "100", "10")
+        assert [c.period for c in await fees.charge_due(ctx)] == ["2027-01"]
+        clock.now = utc("2027-02-01T04:30")  # UTC's February; 23:30 on the 31st there
+        assert await fees.charge_due(ctx) == []
+        clock.now = utc("2027-02-01T05:30")  # 00:30 on the 1st there
+        assert [c.period for c in await fees.charge_due(ctx)] == ["2027-02"]
+
+    async def test_east_of_utc_the_pbxs_month_begins_before_utcs(
+        self, ctx: BillingContext, clock: FakeClock
+    ) -> None:
+        await change_settings(ctx, timezone="Asia/Shanghai")  # UTC+8
+        clock.now = utc("2027-01-20T09:00")
+        await make_extension(ctx, "100", balance="100")
+        await fees.add_fee(ctx, "100", "10", period="weekly")
+        assert [c.period for c in await fees.charge_due(ctx)] == ["2027-W03"]
+        clock.now = utc("2027-01-24T15:30")  # Sunday 23:30 there
+        assert await fees.charge_due(ctx) == []
+        clock.now = utc("2027-01-24T16:30")  # Monday 00:30 there, still Sunday in UTC
+        assert [c.period for c in await fees.charge_due(ctx)] == ["2027-W04"]
+
+
+class TestTheChargerAndAClockJumpingAhead:
+    async def fee_on_the_last_evening(self, ctx: BillingContext, clock: FakeClock) -> None:
+        await change_settings(ctx, timezone="America/New_York")
+        clock.now = utc("2027-02-01T03:00")  # 22:00 on January 31st there
+        await make_extension(ctx, "100", balance="100")
+        await fees.add_fee(ctx, "100", "10")
+
+    async def test_a_period_only_the_jump_began_is_not_charged_and_the_real_one_is_once(
+        self, ctx: BillingContext, clock: FakeClock
+    ) -> None:
+        await self.fee_on_the_last_evening(ctx, clock)
+        elapsed = Monotonic()
+        charger = FeeCharger(ctx, monotonic=elapsed)
+        assert [c.period for c in await charger.check()] == ["2027-01"]
+        clock.advance(60)
+        elapsed.now += 60
+        assert await charger.check() == []
+        clock.advance(3 * 3600)  # set three hours ahead: 01:01 on February 1st there
+        elapsed.now += 60
+        assert await charger.check() == []
+        clock.advance(-3 * 3600 + 60)  # and set right again: 22:03 on the 31st
+        elapsed.now += 60
+        assert await charger.check() == []
+        clock.advance(2 * 3600)  # the real midnight has passed: 00:03 there
+        elapsed.now += 2 * 3600
+        assert [c.period for c in await charger.check()] == ["2027-02"]
+        clock.advance(60)
+        elapsed.now += 60
+        assert await charger.check() == []
+        assert [p for _, p, _ in await fee_entries(ctx)] == ["2027-01", "2027-02"]
+
+    async def test_a_clock_set_right_ahead_is_believed_once_it_keeps_pace(
+        self, ctx: BillingContext, clock: FakeClock
+    ) -> None:
+        """A clock that was behind and is set right (NTP at boot): its new month is charged
+        late, once it has kept pace, not lost."""
+        await self.fee_on_the_last_evening(ctx, clock)
+        elapsed = Monotonic()
+        charger = FeeCharger(ctx, monotonic=elapsed)
+        await charger.check()
+        clock.advance(4 * 3600)  # 02:00 on February 1st there
+        elapsed.now += 60
+        assert await charger.check() == []
+        clock.advance(TRUST_AFTER_SECONDS / 2)
+        elapsed.now += TRUST_AFTER_SECONDS / 2
+        assert await charger.check() == []
+        clock.advance(TRUST_AFTER_SECONDS / 2)
+        elapsed.now += TRUST_AFTER_SECONDS / 2
+        assert [c.period for c in await charger.check()] == ["2027-02"]
+        assert await charger.check() == []
+
+    async def test_a_restarted_daemon_trusts_its_clock_and_catches_up(
+        self, ctx: BillingContext, clock: FakeClock
+    ) -> None:
+        await self.fee_on_the_last_evening(ctx, clock)
+        await FeeCharger(ctx, monotonic=Monotonic()).check()
+        clock.advance(40 * 86400)  # down forty days: the first check of the next run
+        assert [c.period for c in await FeeCharger(ctx, monotonic=Monotonic()).check()] == [
+            "2027-02", "2027-03"]

@@ -54,6 +54,18 @@ class TestWebhooksPage:
         assert unknown.status_code == 400
         assert "no such webhook event" in unknown.text
 
+    async def test_a_urls_credentials_are_masked(
+        self, ctx: BillingContext, billing: httpx.AsyncClient
+    ) -> None:
+        ctx.config = settings_for(str(ctx.config.database.url), webhooks={
+            "urls": ["https://coobill:pa55-w0rd@hooks.example.net/in?token=t0ken-value"],
+            "secret": "s" * 32})
+        page = (await billing.get("/webhooks")).text
+        assert "https://coobill:***@hooks.example.net/in?token=***" in page
+        assert "pa55-w0rd" not in page
+        assert "t0ken-value" not in page
+        assert "s" * 32 not in page
+
     async def test_a_bad_state_filter_is_a_400(self, billing: httpx.AsyncClient) -> None:
         refused = await billing.get("/webhooks", params={"state": "lost"})
         assert refused.status_code == 400

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from coobill.cli.output import to_json, to_table
+from coobill.config import shown_url
 from coobill.errors import BadRequest
 from coobill.money import fmt
 from coobill.services import fees, outbox, statement_render, statements
@@ -66,7 +67,8 @@ def _event_row(event: outbox.EventView) -> dict[str, Any]:
     return {"id": event.id, "key": event.key, "kind": event.kind, "extension": event.extension,
             "created_at": event.created_at, "state": event.state, "attempts": event.attempts,
             "next_attempt_at": event.next_attempt_at, "delivered_at": event.delivered_at,
-            "delivered_to": list(event.delivered_to), "last_error": event.last_error}
+            "delivered_to": [shown_url(u) for u in event.delivered_to],
+            "last_error": event.last_error}
 
 
 async def webhooks_list(args: argparse.Namespace, ctx: BillingContext) -> int:

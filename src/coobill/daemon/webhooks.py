@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import httpx
 
+from coobill.config import shown_url, without_url_secrets
 from coobill.daemon.supervised import SupervisedTask
 from coobill.services import outbox
 from coobill.services.context import BillingContext
@@ -92,7 +93,9 @@ class WebhookSender:
             if error is None:
                 took.append(url)
             else:
-                errors.append(f"{url}: {error}")
+                # Masked here, so the error kept (shown in the portal and by `coobill
+                # webhooks list`) and the log line never carry the URL's credentials.
+                errors.append(f"{shown_url(url)}: {without_url_secrets(error, [url])}")
         if not errors:
             await outbox.delivered(self.ctx, event, took)
             log.info("webhooks.delivered id=%s key=%s kind=%s ext=%s attempts=%s", event.id,

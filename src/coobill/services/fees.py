@@ -180,10 +180,13 @@ class FeeCharged:
     over_credit: bool
 
 
-async def charge_due(ctx: BillingContext) -> list[FeeCharged]:
-    """Charge every fee for every period it is due and not yet charged."""
+async def charge_due(ctx: BillingContext, *, through: datetime | None = None
+                     ) -> list[FeeCharged]:
+    """Charge every fee for every period it is due and not yet charged: the periods begun,
+    in the PBX's time zone, by the instant `through` (default now; daemon/fees.py passes
+    an earlier one when the wall clock jumped ahead)."""
     async with ctx.uow.read() as uow:
-        today = (await billing_settings(uow)).local(ctx.clock()).date()
+        today = (await billing_settings(uow)).local(through or ctx.clock()).date()
         fees = list((await uow.session.execute(
             select(Fee).where(Fee.enabled.is_(True)).order_by(Fee.id))).scalars())
         billed = list((await uow.session.execute(

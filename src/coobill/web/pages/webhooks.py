@@ -1,11 +1,13 @@
 """Webhooks: the outbox's events and what became of their delivery; send failed ones again.
-The URLs are the operator's configuration ([webhooks] urls), shown here, never set here."""
+The URLs are the operator's configuration ([webhooks] urls), shown here (their credentials
+masked), never set here."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
+from coobill.config import shown_url
 from coobill.services import bounds, outbox
 from coobill.web.auth import BillingUser, check_csrf, portal
 from coobill.web.render import redirect, render
@@ -21,7 +23,7 @@ async def webhooks_page(request: Request, user: BillingUser) -> Response:
     events = await outbox.list_events(ctx, state=state, extension=extension or None, limit=200)
     return await render(request, "webhooks.html", {
         "events": events, "counts": await outbox.state_counts(ctx), "state": state,
-        "extension": extension, "urls": ctx.config.webhooks.urls,
+        "extension": extension, "urls": [shown_url(u) for u in ctx.config.webhooks.urls],
     })
 
 
