@@ -191,7 +191,7 @@ class TestTheDaemonChargesThem:
         for day in ("2027-01-10", "2027-03-05", "2027-03-06"):
             at(clock, day)
             if day == "2027-03-06":  # a recharge before the last start moves no fee
-                await extensions.recharge(ctx, ["100"], "50")
+                await balances.recharge(ctx, ["100"], "50")
             ctx.config = settings
             daemon = Daemon(settings, ctx=ctx)
             await daemon.start()
