@@ -82,6 +82,7 @@ class TestTrunkAndCallerId:
         ("<unknown>", ("", "")),
         ("100", ("", "100")),
         ("Alice", ("Alice", "")),
+        ("\uff11\uff10\uff10", ("\uff11\uff10\uff10", "")),  # full-width digits: no number
         ('"Say \\"hi\\"" <7>', ('Say "hi"', "7")),
     ])
     def test_callerid_is_split_into_name_and_number(self, value: str,

@@ -85,3 +85,9 @@ async def test_listing_needs_a_connection(ami_server: StartServer, follow: Follo
     follower, _ = await follow(server)
     with pytest.raises(AmiNotConnected):
         await follower.list_endpoints()
+
+
+def test_the_default_phone_rule_takes_ascii_digits_only() -> None:
+    is_phone = phone_by_pattern()
+    assert is_phone("100")
+    assert not is_phone("\uff11\uff10\uff10")  # full-width 100: a trunk, not a phone

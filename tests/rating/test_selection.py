@@ -110,6 +110,8 @@ class TestRateIsCheckedWhenMade:
     def test_a_prefix_is_digits(self) -> None:
         with pytest.raises(ValueError):
             rate(1, "9a")
+        with pytest.raises(ValueError):
+            rate(1, "\uff18\uff18")  # full-width digits: no dialled number is made of them
 
     def test_a_length_counts_the_prefix(self) -> None:
         with pytest.raises(ValueError):

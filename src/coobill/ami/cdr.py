@@ -58,7 +58,7 @@ def parse_callerid(value: str) -> tuple[str, str]:
         name = match["name"].replace('\\"', '"').replace("\\\\", "\\")
         return known(name), known(match["num"])
     # ast_callerid_merge writes a bare name or a bare number when only one is set.
-    if value.isdigit() or value.startswith("+"):
+    if (value.isascii() and value.isdigit()) or value.startswith("+"):
         return "", value
     return known(value), ""
 

@@ -47,7 +47,7 @@ class Endpoint:
 
 def phone_by_pattern(pattern: str = DEFAULT_PHONE_PATTERN) -> PhoneRule:
     """Endpoints whose name matches `pattern` are phones; the others are trunks."""
-    compiled = re.compile(pattern)
+    compiled = re.compile(pattern, re.ASCII)  # \d: 0-9, not other scripts' digits
     return lambda name: compiled.search(name) is not None
 
 

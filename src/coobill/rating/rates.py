@@ -73,7 +73,7 @@ class Rate:
     split: bool = False
 
     def __post_init__(self) -> None:
-        if self.prefix and not self.prefix.isdigit():
+        if self.prefix and not (self.prefix.isascii() and self.prefix.isdigit()):
             raise ValueError("a prefix is digits only")
         if self.number_length < 0:
             raise ValueError("number length must not be negative")

@@ -298,7 +298,7 @@ def _local(settings: BillingSettings, when: datetime | None) -> datetime | None:
 def _is_internal(session: Session, dial: DialOutcome, phone_pattern: str) -> bool:
     """An ungated call is ours to record only if it went out: not to a phone, not to an
     extension's number."""
-    if dial.trunk and re.search(phone_pattern, dial.trunk):
+    if dial.trunk and re.search(phone_pattern, dial.trunk, re.ASCII):
         return True
     return ledger_repo.is_extension(session, dial.dialled_number)
 

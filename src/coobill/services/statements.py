@@ -122,7 +122,7 @@ async def statement(ctx: BillingContext, number: str, month: str) -> Statement:
 async def _calls_of(session: Any, references: Sequence[str]) -> dict[str, tuple[str, int]]:
     """A debit's call (its reference is call:<record id>): the number dialled, the seconds."""
     ids = [int(r.removeprefix("call:")) for r in references
-           if r.startswith("call:") and r[5:].isdigit()]
+           if r.startswith("call:") and r[5:].isascii() and r[5:].isdigit()]
     found: dict[str, tuple[str, int]] = {}
     for i in range(0, len(ids), _IDS_AT_ONCE):
         rows = await session.execute(
