@@ -464,14 +464,31 @@ DAYS_THAT_FAILED = {
                Placed(Call(2, "100", 0), asked=20.0, shape="attended", more=1), _single(3)),
         gaps=(Window(start=9.0, end=24.0),), late_cdrs=frozenset({2}), cdr_store=False,
         balances={"100": "0.05", "101": "0.05", "102": "0.05"}),
+    # A blind transfer whose caller was lost to a kill and a gap, its Cdrs missing: Master.csv
+    # was read while the transferred leg was up, the PBX asked after it hung up - it was
+    # settled on the rows up to the transfer (25 s of 31). Half the time: the order in which
+    # the file read and the PBX's answer come decides it, hence the plays below.
+    "blind, rows read before the transferred leg's end": Plan(
+        calls=(Placed(Call(0, "100", 20), asked=15.8, shape="blind", more=3),
+               Placed(Call(1, "100", 4), asked=0.0, shape="blind", more=1),
+               Placed(Call(2, "101", 25), asked=3.9, shape="blind", more=6),
+               Placed(Call(3, "102", 10), asked=4.9, shape="failover", more=13)),
+        gaps=(Window(start=1.0, end=8.35),), kill=Window(start=0.0, end=3.16),
+        duplicated=(42, 25, 3), swapped=(1, 25, 3), late_cdrs=frozenset({0, 2}),
+        missing_cdrs=frozenset({0, 2}), manual_at=(0.0,), released=frozenset({0}),
+        balances={"100": "0.05", "101": "0.40", "102": "0.40"}),
 }
+PLAYS = 6  # a day whose outcome hung on the order of concurrent work is played again
 
 
 @pytest.mark.parametrize("plan", list(DAYS_THAT_FAILED.values()), ids=list(DAYS_THAT_FAILED))
 def test_a_day_that_once_failed(plan: Plan, funded_template: Path, tmp_path: Path) -> None:
-    for name in ("ledger.db", "ledger.db.key"):
-        shutil.copy(funded_template / name, tmp_path / name)
-    play_day(plan, tmp_path)
+    for play in range(PLAYS):
+        folder = tmp_path / str(play)
+        folder.mkdir()
+        for name in ("ledger.db", "ledger.db.key"):
+            shutil.copy(funded_template / name, folder / name)
+        play_day(plan, folder)
 
 
 def test_the_model_loses_only_what_its_windows_cover() -> None:

@@ -77,6 +77,11 @@ class PbxLink:
             found = (await self.find_in_cdr_store([cmd.uniqueid])).get(cmd.uniqueid)
             if found is not None and await self._talks_on(found):
                 return
+            if found is not None and _answered(found):
+                # The PBX said its legs are gone; one may have hung up after the file was
+                # read, and its rows (a transferred leg's: how long it talked on) came with
+                # its end - read again, now that they are in.
+                found = (await self.find_in_cdr_store([cmd.uniqueid])).get(cmd.uniqueid) or found
             cmd = found or cmd
         settlements = await settle_until_done(self.ctx, cmd, max_retry_delay=self.max_retry_delay)
         if settlements is not None and self._on_settled is not None:
@@ -88,8 +93,7 @@ class PbxLink:
         the rows up to the transfer only). Then it is handed back to be followed until that
         leg hangs up. The PBX is asked first; when it cannot be, nothing is settled now (the
         reconcile after the next login looks again)."""
-        if self._live_channels is None or not any(
-                d.disposition == Disposition.ANSWERED and d.leg for d in found.dials):
+        if self._live_channels is None or not _answered(found):
             return False
         try:
             live = await self._live_channels()
@@ -161,3 +165,8 @@ class PbxLink:
         if store is None or store.path != path or store.gmt != ami.cdr_csv_gmt:
             store = self._master_csv = MasterCsv(path, gmt=ami.cdr_csv_gmt)
         return await store.find(uniqueids)
+
+
+def _answered(found: SettleChannel) -> bool:
+    """An answered Dial of it reached a channel known by name (it may have been transferred)."""
+    return any(d.disposition == Disposition.ANSWERED and d.leg for d in found.dials)
