@@ -15,6 +15,16 @@ from coobill.storage.db import create_engine
 from tests.faults.calls import billed
 from tests.properties.pbx import EXTENSIONS
 
+# `--slow` plays ten times the days: more than the suite's per-test timeout allows.
+SLOW_TIMEOUT_SECONDS = 3600
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--slow"):
+        for item in items:
+            if "tests/properties/" in item.nodeid:
+                item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT_SECONDS))
+
 
 @pytest.fixture(scope="session")
 def funded_template(tmp_path_factory: pytest.TempPathFactory) -> Path:

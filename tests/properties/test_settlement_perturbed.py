@@ -11,7 +11,8 @@ After each example: every call the gate allowed is charged exactly once at its t
 talk, never beyond its limit — or, only when frames were lost, its hold is flagged (listed,
 for a billing user); no hold is left held; reserved = the open holds ≥ 0; the audit passes.
 
-`pytest --slow` runs ten times the examples.
+`pytest --slow` runs ten times the examples, new ones each run (the suite's are the same
+every run).
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ from tests.properties.shapes import SHAPES
 EXAMPLES = 400
 MEMORY = Path("/dev/shm")  # noqa: S108 - a folder of our own is made in it, and removed
 GRACE = 2.0  # ami.cdr_grace_seconds
+TRANSFERRED = ("blind", "attended")
+ROWS = ("cdr", "cdr_store")  # Asterisk's Cdr events or Master.csv, not the channel events
 
 
 def examples(request_slow: bool) -> int:
@@ -331,6 +334,9 @@ async def check(day: Day, ctx: BillingContext) -> None:
     async with ctx.uow.read() as uow:
         hold_of = dict((await uow.session.execute(
             select(Reservation.token, Reservation.id))).all())
+        evidence_of = dict((await uow.session.execute(
+            select(CallRecord.reservation_id, CallRecord.evidence)
+            .where(CallRecord.disposition == "ANSWERED"))).all())
     charged = set()
     for (uid, index), verdict in day.verdicts.items():
         placed = plan.calls_by_uid[uid]
@@ -358,7 +364,15 @@ async def check(day: Day, ctx: BillingContext) -> None:
             SEEN["capped by its limit"] += 1
         charge = cost(TARIFF, talked)
         # A call that cost nothing is recorded but writes no ledger entry.
-        assert debits.get(hold, (1, Decimal(0))) == (1, charge), (what, debits.get(hold))
+        got = debits.get(hold, (1, Decimal(0)))
+        if got != (1, charge) and talked and plan.loses_frames \
+                and placed.shape in TRANSFERRED and evidence_of.get(hold) in ROWS:
+            # Settled from Asterisk's rows after a transfer: the rows are whole seconds each,
+            # so one second can be lost at the transfer (docs/settlement.md), never added.
+            assert got == (1, cost(TARIFF, talked - 1)), (what, got)
+            SEEN["a second lost at a transfer"] += 1
+            continue
+        assert got == (1, charge), (what, debits.get(hold))
     assert set(debits) <= charged, f"debits of no allowed hold: {debits}"
     async with ctx.uow() as uow:
         reserved = dict((await uow.session.execute(
@@ -424,7 +438,10 @@ def test_a_perturbed_day_charges_every_allowed_call_once(
     funded_template: Path, tmp_path_factory: pytest.TempPathFactory,
     request: pytest.FixtureRequest,
 ) -> None:
-    @settings(max_examples=examples(request.config.getoption("--slow")), deadline=None,
+    slow = request.config.getoption("--slow")
+    # The suite's run plays the same days every time (a main that passed stays green; days
+    # found wrong are kept in DAYS_THAT_FAILED); `--slow` draws new ones, ten times as many.
+    @settings(max_examples=examples(slow), deadline=None, derandomize=not slow,
               suppress_health_check=[HealthCheck.too_slow], database=None)
     @given(plan=plans())
     def day(plan: Plan) -> None:
@@ -477,6 +494,13 @@ DAYS_THAT_FAILED = {
         duplicated=(42, 25, 3), swapped=(1, 25, 3), late_cdrs=frozenset({0, 2}),
         missing_cdrs=frozenset({0, 2}), manual_at=(0.0,), released=frozenset({0}),
         balances={"100": "0.05", "101": "0.40", "102": "0.40"}),
+    # The whole Dial in a gap, then the caller blind-transfers: settled from Master.csv, the
+    # rows' whole seconds lose the second the external party talked on (the one allowance).
+    "blind, a second lost in the rows": Plan(
+        calls=(Placed(Call(0, "100", 0), asked=0.0, shape="sequential", more=0),
+               Placed(Call(1, "101", 0), asked=0.0, shape="blind", more=1)),
+        gaps=(Window(start=0.0, end=2.0),),
+        balances={"100": "0.05", "101": "0.05", "102": "0.05"}),
 }
 PLAYS = 6  # a day whose outcome hung on the order of concurrent work is played again
 
