@@ -17,7 +17,7 @@ from coobill.rating.rates import Rate
 class RateBook:
     """Immutable after construction; build a new one when rates change."""
 
-    __slots__ = ("_by_prefix", "_rates", "holidays")
+    __slots__ = ("_by_prefix", "_lengths", "_rates", "holidays")
 
     def __init__(self, rates: Iterable[Rate], holidays: Holidays = NO_HOLIDAYS) -> None:
         self.holidays = holidays
@@ -28,9 +28,22 @@ class RateBook:
                 continue
             kept.append(rate)
             by_prefix.setdefault(rate.prefix, []).append(rate)
-        for bucket in by_prefix.values():
+        # Each prefix's rates for an exact number length, by that length, and those for any
+        # length: a call looks only at its own length's and the any-length ones (most rates of
+        # a big deck are for another length). Within each, most specific first; the exact
+        # length's come first, as Rate.specificity ranks them.
+        self._by_prefix: dict[str, tuple[dict[int, tuple[Rate, ...]], tuple[Rate, ...]]] = {}
+        for prefix, bucket in by_prefix.items():
             bucket.sort(key=Rate.specificity, reverse=True)
-        self._by_prefix = {p: tuple(b) for p, b in by_prefix.items()}
+            exact: dict[int, list[Rate]] = {}
+            for rate in bucket:
+                if rate.number_length:
+                    exact.setdefault(rate.number_length, []).append(rate)
+            self._by_prefix[prefix] = (
+                {length: tuple(found) for length, found in exact.items()},
+                tuple(rate for rate in bucket if not rate.number_length))
+        # The prefix lengths there are, longest first: a call tries only those.
+        self._lengths = tuple(sorted({len(p) for p in by_prefix}, reverse=True))
         self._rates = tuple(kept)
 
     def __len__(self) -> int:
@@ -49,11 +62,17 @@ class RateBook:
         day = at if isinstance(at, datetime) else None
         weekday = day.weekday() if day is not None else 0
         holiday = day is not None and bool(holidays) and day in holidays
-        for n in range(length, -1, -1):
-            bucket = by_prefix.get(number[:n])
-            if bucket is None:
+        for n in self._lengths:
+            if n > length:
                 continue
-            for rate in bucket:  # most specific first; enabled, and the prefix matched
+            entry = by_prefix.get(number[:n])
+            if entry is None:
+                continue
+            exact, any_length = entry
+            for rate in exact.get(length, ()):
+                if rate.applies(extension, length, minute, day, weekday, holiday):
+                    return rate
+            for rate in any_length:
                 if rate.applies(extension, length, minute, day, weekday, holiday):
                     return rate
         return None

@@ -222,8 +222,10 @@ def _scope(trunk: str) -> ColumnElement[bool]:
 
 
 async def _deck_rates(uow: UnitOfWork, trunk: str) -> list[RateFields]:
+    # Plain rows, not ORM objects: a deck is 100,000 of them, and none is changed through the
+    # session (the import's statements are Core's).
     rows = (await uow.session.execute(
-        select(Rate).where(_scope(trunk)).order_by(Rate.id))).scalars().all()
+        select(table(Rate)).where(_scope(trunk)).order_by(Rate.id))).all()
     return [fields_of(r) for r in rows]
 
 

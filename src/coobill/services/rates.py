@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, delete, select, type_coerce
+from sqlalchemy import BigInteger, Row, delete, select, type_coerce
 from sqlalchemy.orm import Session
 
 from coobill.errors import BadRequest, UnknownExtension, UnknownRate
@@ -52,7 +52,8 @@ class RateView:
     fields: RateFields
 
 
-def fields_of(row: Rate) -> RateFields:
+def fields_of(row: Rate | Row[Any]) -> RateFields:
+    """A rate's fields, from its ORM object or a plain row of the rate table."""
     return RateFields(
         prefix=row.prefix, number_length=row.number_length, initial_cost=row.initial_cost,
         initial_seconds=row.initial_seconds, rate=row.rate, period_seconds=row.period_seconds,
