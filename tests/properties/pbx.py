@@ -137,9 +137,14 @@ class Plan:
     def master_csv(self, t: float, allowed: Allowed) -> str:
         """Master.csv at `t`: cdr_csv's rows of the calls' channels that have ended, in the
         order they were written."""
-        rows = sorted((at, line) for p in self.calls for at, when, line in p.script.rows
-                      if when.holds(allowed.get(p.call.uniqueid, set())) and at <= t)
-        return "".join(line for _, line in rows)
+        return "".join(line for _, line in self.master_csv_rows(t, allowed))
+
+    def master_csv_rows(self, t: float, allowed: Allowed, *,
+                        before: bool = False) -> list[tuple[float, str]]:
+        """The rows written by `t` (`before`: strictly before it), each with when."""
+        return sorted((at, line) for p in self.calls for at, when, line in p.script.rows
+                      if when.holds(allowed.get(p.call.uniqueid, set()))
+                      and (at < t if before else at <= t))
 
     def delivered(self) -> list[tuple[float, int, When, Frame]]:
         """The frames that would reach coobill, in the order they arrive, each with its call's

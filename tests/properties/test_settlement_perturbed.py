@@ -146,7 +146,7 @@ class Day:
         self.released_by_hand: set[int] = set()
         self.hands: list[asyncio.Task[None]] = []
         self.ami_up = False
-        self.written = 0  # characters of Master.csv so far
+        self.written: set[tuple[float, str]] = set()  # the rows in Master.csv so far
         self.uid_of = {p.call.seq: p.call.uniqueid for p in plan.calls}
 
     def clock(self) -> float:
@@ -179,11 +179,14 @@ class Day:
     def at(self, t: float) -> None:
         """Time moves on to `t`: cdr_csv appends the rows of the calls that ended."""
         self.now = max(self.now, t)
-        rows = self.plan.master_csv(self.now, self.allowed)
-        if len(rows) > self.written:
+        # Rows of instants before this one only: a channel refused at this instant hangs up
+        # (and has its row written) after the gate answered, which happens at this instant.
+        rows = [r for r in self.plan.master_csv_rows(self.now, self.allowed, before=True)
+                if r not in self.written]
+        if rows:
             with self.csv.open("a") as csv:
-                csv.write(rows[self.written:])
-            self.written = len(rows)
+                csv.write("".join(line for _, line in rows))
+            self.written.update(rows)
 
     def timeline(self) -> Iterator[tuple[float, str, object]]:
         """Everything that happens, in time order: gate requests, frames, AMI going and
