@@ -504,6 +504,16 @@ DAYS_THAT_FAILED = {
                Placed(Call(1, "101", 0), asked=0.0, shape="blind", more=1)),
         gaps=(Window(start=0.0, end=2.0),),
         balances={"100": "0.05", "101": "0.05", "102": "0.05"}),
+    # A failover's Dials seen before a kill, its end after the restart; its busy Dial's Cdr
+    # came, the answered one's was held back past the grace: the busy one alone "completed"
+    # the channel, its hold was released and the answered Cdr dropped - a free call.
+    "failover, the answered Dial's Cdr after the grace": Plan(
+        calls=(Placed(Call(0, "100", 0), asked=0.0, shape="failover", more=0),
+               Placed(Call(1, "100", 5), asked=20.0, shape="single", more=0),
+               Placed(Call(2, "100", 0), asked=6.0, shape="failover", more=15)),
+        kill=Window(start=9.0, end=10.0), swapped=(23,), late_cdrs=frozenset({2}),
+        missing_cdrs=frozenset({0}), cdr_store=False,
+        balances={"100": "0.05", "101": "0.05", "102": "0.05"}),
 }
 PLAYS = 6  # a day whose outcome hung on the order of concurrent work is played again
 

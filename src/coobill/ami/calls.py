@@ -401,7 +401,7 @@ class CallTracker:
         self._beyond(uid, cdr)
         ch = self._channels.get(uid)
         if ch is None:
-            if not cdr.is_dial or self._settled.complete(uid):
+            if not cdr.is_dial or not self._settled.welcomes(uid, cdr):
                 return []
             # Its DialBegin was missed (before we connected, or in a gap): the Cdr says it.
             ch = self._channel(uid, at.wall)
@@ -448,7 +448,15 @@ class CallTracker:
     def _settle(self, ch: Channel, *, lost: bool = False) -> ChannelEnded:
         self._forget(ch)
         whole = not lost and (self._seen_whole(ch) or ch.cdrs_out)
-        self._settled.add(ch.uniqueid, whole)
+        # Not followed whole, a gated channel's Cdrs are its evidence - unless those that came
+        # are all of unanswered Dials: a failover's answered Dial's Cdr may still be on its way
+        # (Asterisk posts them together, but one can reach us later than the grace). Its holds
+        # are then flagged, and that late Cdr, and only an answered Dial's, still settles them.
+        if whole and ch.authorizations and not self._seen_whole(ch) and _unanswered_only(ch):
+            whole = False
+            self._settled.add(ch.uniqueid, True, answered_welcome=True)
+        else:
+            self._settled.add(ch.uniqueid, whole)
         dials = dials_of_channel(ch, whole=self._seen_whole(ch), gated_names=self._gated_names)
         caller_name, caller_number = "", ""
         for cdr in ch.cdrs:
@@ -547,4 +555,7 @@ class CallTracker:
             self._forget(ch)
 
 
-
+def _unanswered_only(ch: Channel) -> bool:
+    """Its Dial Cdrs that came are all of Dials nobody answered (none came: not so)."""
+    dials = [cdr for cdr in ch.cdrs if cdr.is_dial]
+    return bool(dials) and all(cdr.disposition != Disposition.ANSWERED for cdr in dials)

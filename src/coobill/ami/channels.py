@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from coobill.ami.cdr import CdrRecord
+from coobill.services.commands import Disposition
 
 __all__ = ["Channel", "Leg", "RecentlySettled"]
 
@@ -108,16 +109,30 @@ class RecentlySettled:
 
     def __init__(self, size: int) -> None:
         self._size = size
+        # uniqueid -> complete; and those settled on unanswered Dials' Cdrs alone, for which
+        # an answered Dial's Cdr is still welcome
         self._ids: OrderedDict[str, bool] = OrderedDict()
+        self._answered_welcome: set[str] = set()
 
-    def add(self, uniqueid: str, complete: bool) -> None:
+    def add(self, uniqueid: str, complete: bool, *, answered_welcome: bool = False) -> None:
         self._ids[uniqueid] = complete
+        if answered_welcome:
+            self._answered_welcome.add(uniqueid)
+        else:
+            self._answered_welcome.discard(uniqueid)
         self._ids.move_to_end(uniqueid)
         while len(self._ids) > self._size:
-            self._ids.popitem(last=False)
+            self._answered_welcome.discard(self._ids.popitem(last=False)[0])
 
     def __contains__(self, uniqueid: object) -> bool:
         return uniqueid in self._ids
 
     def complete(self, uniqueid: str) -> bool:
         return self._ids.get(uniqueid, False)
+
+    def welcomes(self, uniqueid: str, cdr: CdrRecord) -> bool:
+        """Whether a Dial Cdr of a channel no longer followed is news: its settlement lacked
+        evidence, or had only unanswered Dials' and this one was answered."""
+        if not self.complete(uniqueid):
+            return True
+        return uniqueid in self._answered_welcome and cdr.disposition == Disposition.ANSWERED
