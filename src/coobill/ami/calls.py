@@ -117,9 +117,8 @@ class CallTracker:
         # Channel name -> when it hung up, lately; and the names followed for a channel known
         # from its Cdrs alone (see _follow_by_name).
         self._recent_hangups: OrderedDict[str, float] = OrderedDict()
-        self._waiting_names: dict[str, str] = {}
-        # The same names, kept after their Hangup until their channel is settled: whose Cdrs
-        # later name them (Channel.beyond).
+        # -> its uniqueid, until it is settled: whose Hangup ends its wait, whose Cdrs later
+        # name them (Channel.beyond).
         self._reached_by: dict[str, str] = {}
         self._settled = RecentlySettled(remember_settled)
         self._generation = 0
@@ -365,10 +364,10 @@ class CallTracker:
             self._recent_hangups[name] = stamp(h, at)[0]
             while len(self._recent_hangups) > self._max_channels:
                 self._recent_hangups.popitem(last=False)
-            owner = self._waiting_names.pop(name, None)
-            if owner is not None and owner in self._channels:
-                self._channels[owner].waiting[name] = self._recent_hangups[name]
-                ended += self._if_over(owner)
+            waiter = self._channels.get(self._reached_by.get(name, ""))
+            if waiter is not None and name in waiter.waiting and waiter.waiting[name] is None:
+                waiter.waiting[name] = self._recent_hangups[name]
+                ended += self._if_over(waiter.uniqueid)
         found = self._dest_of.pop(uid, None)
         if found is not None:
             owner, key = found
@@ -497,8 +496,6 @@ class CallTracker:
     def _forget(self, ch: Channel) -> None:
         self._channels.pop(ch.uniqueid, None)
         for name in ch.waiting:
-            if self._waiting_names.get(name) == ch.uniqueid:
-                del self._waiting_names[name]
             if self._reached_by.get(name) == ch.uniqueid:
                 del self._reached_by[name]
         for leg in ch.legs.values():
@@ -527,7 +524,6 @@ class CallTracker:
             ch.waiting[dest] = self._recent_hangups[dest]
         elif dest not in ch.waiting:
             ch.waiting[dest] = None
-            self._waiting_names[dest] = ch.uniqueid
 
     @staticmethod
     def _leg_up(ch: Channel, live: AbstractSet[str]) -> bool:
