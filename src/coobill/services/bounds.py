@@ -9,6 +9,7 @@ API, CLI) and every service checks numbers here, so each bound has one home.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from coobill.errors import BadRequest
 
@@ -45,17 +46,32 @@ def whole_number(value: object, field: str, *, minimum: int, maximum: int) -> in
     if isinstance(value, bool | float):
         raise BadRequest(f"{field}: must be a whole number", field=field)
     if isinstance(value, int):
-        number = value
-    else:
-        text = str(value).strip()
-        sign = -1 if text.startswith("-") else 1
-        magnitude = text.removeprefix("-").removeprefix("+") if text[:1] in "+-" else text
-        # A thousand digits are refused before int() parses them (and spends the time).
-        if not is_digits(magnitude) or len(magnitude) > 20:
-            if is_digits(magnitude):
-                raise BadRequest(f"{field}: must be between {minimum} and {maximum}", field=field)
-            raise BadRequest(f"{field}: {value!r} is not a whole number", field=field)
-        number = sign * int(magnitude)
+        return _within(value, field, minimum, maximum)
+    if isinstance(value, str):
+        return _whole_text(value, field, minimum, maximum)
+    return _within(_whole_of(value, field, minimum, maximum), field, minimum, maximum)
+
+
+# A deck's columns of seconds and lengths repeat a few values over 100,000 rows: each
+# distinct text is parsed once (a refused one is not kept: its error is raised each time).
+@lru_cache(maxsize=4096)
+def _whole_text(text: str, field: str, minimum: int, maximum: int) -> int:
+    return _within(_whole_of(text, field, minimum, maximum), field, minimum, maximum)
+
+
+def _whole_of(value: object, field: str, minimum: int, maximum: int) -> int:
+    text = str(value).strip()
+    sign = -1 if text.startswith("-") else 1
+    magnitude = text.removeprefix("-").removeprefix("+") if text[:1] in "+-" else text
+    # A thousand digits are refused before int() parses them (and spends the time).
+    if not is_digits(magnitude) or len(magnitude) > 20:
+        if is_digits(magnitude):
+            raise BadRequest(f"{field}: must be between {minimum} and {maximum}", field=field)
+        raise BadRequest(f"{field}: {value!r} is not a whole number", field=field)
+    return sign * int(magnitude)
+
+
+def _within(number: int, field: str, minimum: int, maximum: int) -> int:
     if not minimum <= number <= maximum:
         raise BadRequest(f"{field}: must be between {minimum} and {maximum}", field=field)
     return number

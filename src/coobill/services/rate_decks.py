@@ -55,6 +55,12 @@ CSV_COLUMNS = tuple(RATE_FIELD_NAMES)
 OPTIONAL_COLUMNS = frozenset({"enabled", "remark", "days", "holidays", "valid_from",
                               "valid_until", "split", "trunk"})
 _BATCH = 5000
+# A deck's columns as check_rate_fields' arguments: those passed as they are, and those
+# whose empty cell (or missing column: a deck of before the calendar) is "", their default.
+_OR_EMPTY = tuple((c, RATE_FIELD_NAMES[c]) for c in CSV_COLUMNS
+                  if c in OPTIONAL_COLUMNS - {"enabled"} or c == "extensions")
+_AS_GIVEN = tuple((c, RATE_FIELD_NAMES[c]) for c in CSV_COLUMNS
+                  if c not in OPTIONAL_COLUMNS and c != "extensions")
 
 # What a rate matches, and what it charges: the diff's key and value.
 DeckKey = tuple[str, int, str, str, str, str, str]
@@ -188,13 +194,11 @@ def parse_rates_csv(text: str) -> list[RateFields]:
             enabled = (row.get("enabled") or "1").strip().lower()
             if enabled not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
                 raise BadRequest(f"enabled: {enabled!r} is not a yes/no value", field="enabled")
-            columns = {c: row.get(c) for c in CSV_COLUMNS}
-            columns |= {"extensions": row["extensions"] or "", "remark": row.get("remark") or "",
-                        "enabled": enabled in ("1", "true", "yes", "on")}
-            # the calendar's columns may be left out (a deck of before them): their defaults
-            columns |= {c: row.get(c) or "" for c in OPTIONAL_COLUMNS - {"enabled", "remark"}}
             # every column passed, a short row's None too (refused by its field's check)
-            deck.append(check_rate_fields(**{RATE_FIELD_NAMES[c]: v for c, v in columns.items()}))
+            fields = {name: row.get(column) for column, name in _AS_GIVEN}
+            fields |= {name: row.get(column) or "" for column, name in _OR_EMPTY}
+            fields["enabled"] = enabled in ("1", "true", "yes", "on")
+            deck.append(check_rate_fields(**fields))
         except BadRequest as exc:
             raise BadRequest(f"csv line {line}: {exc.message}", field=exc.field) from None
     return deck

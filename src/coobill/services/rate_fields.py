@@ -4,10 +4,11 @@ never discovered at call time."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, time
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from coobill.errors import BadRequest
@@ -104,6 +105,12 @@ def parse_hhmm(text: str, field: str) -> time:
     return time(int(match.group(1)), int(match.group(2)))
 
 
+@lru_cache(maxsize=1024)
+def _time_text(text: str, field: str) -> str:
+    """A time of day's canonical text, "HH:MM" (parsed once per distinct text)."""
+    return parse_hhmm(text, field).strftime("%H:%M")
+
+
 def check_trunk(value: Any) -> str:
     """A buy rate's trunk: the endpoint name calls leave on ("*" for every trunk)."""
     trunk = str(value or "").strip()
@@ -120,19 +127,26 @@ def parse_moment(value: Any, field: str) -> datetime | None:
         text = str(value).strip()
         if not text:
             return None
-        match = MOMENT.match(text)
-        try:
-            if match is None:
-                raise ValueError
-            # naive on purpose: the PBX's local time, as the CDRs and the rate book have it
-            year, month, day, hour, minute = (int(part or 0) for part in match.groups())
-            moment = datetime(year, month, day, hour, minute)  # noqa: DTZ001
-        except ValueError:
-            raise BadRequest(f"{field}: {text!r} is not a moment YYYY-MM-DD HH:MM",
-                             field=field) from None
+        moment = _moment_of_text(text, field)
     if moment is not None and (moment.second or moment.microsecond or moment.tzinfo):
         raise BadRequest(f"{field}: a moment is a local time to the minute", field=field)
     return moment
+
+
+# Parsed once per distinct text, as the other columns a deck repeats over 100,000 rows (a
+# refused text is not kept: its error is raised each time).
+@lru_cache(maxsize=1024)
+def _moment_of_text(text: str, field: str) -> datetime:
+    match = MOMENT.match(text)
+    try:
+        if match is None:
+            raise ValueError
+        # naive on purpose: the PBX's local time, as the CDRs and the rate book have it
+        year, month, day, hour, minute = (int(part or 0) for part in match.groups())
+        return datetime(year, month, day, hour, minute)  # noqa: DTZ001
+    except ValueError:
+        raise BadRequest(f"{field}: {text!r} is not a moment YYYY-MM-DD HH:MM",
+                         field=field) from None
 
 
 def moment_text(moment: datetime | None) -> str:
@@ -151,7 +165,11 @@ def parse_yes_no(value: Any, field: str) -> bool:
 
 
 def _days(value: Any) -> str:
-    text = str(value or "")
+    return _days_of_text(str(value or ""))
+
+
+@lru_cache(maxsize=256)
+def _days_of_text(text: str) -> str:
     try:
         return days_text(parse_days(text))
     except ValueError:
@@ -174,9 +192,17 @@ def split_extensions(value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
     if isinstance(value, str):
-        items = re.split(r"[,;\s]+", value.strip())
-    else:
-        items = [str(v).strip() for v in value]
+        return _extensions_of_text(value)
+    return _extension_tuple(str(v).strip() for v in value)
+
+
+# A deck names the same few lists ("*" most of all) over and over: each parsed once.
+@lru_cache(maxsize=4096)
+def _extensions_of_text(text: str) -> tuple[str, ...]:
+    return _extension_tuple(re.split(r"[,;\s]+", text.strip()))
+
+
+def _extension_tuple(items: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted({i for i in items if i}, key=lambda n: (len(n), n)))
 
 
@@ -224,8 +250,8 @@ def check_rate_fields(
         initial_seconds=_whole(initial_seconds, "initial_time", minimum=0, maximum=86400),
         rate=parse_amount(rate, field="rate"),
         period_seconds=_whole(period_seconds, "period", minimum=1, maximum=86400),
-        start=parse_hhmm(str(start), "start").strftime("%H:%M"),
-        end=parse_hhmm(str(end), "end").strftime("%H:%M"),
+        start=_time_text(str(start), "start"),
+        end=_time_text(str(end), "end"),
         extensions=split_extensions(extensions),
         remark=str(remark or "").strip()[:255],
         enabled=bool(enabled),
