@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, delete, insert, or_, select, update
 
@@ -44,7 +45,7 @@ from coobill.services.rate_fields import (
     parse_moment,
     public_values,
 )
-from coobill.services.rates import RateView, check_extensions_exist, columns_of, fields_of
+from coobill.services.rates import RateView, check_extensions_exist, columns_of
 from coobill.services.settings import billing_settings, bump_rates_version
 from coobill.storage.tables import Rate, table
 from coobill.storage.uow import UnitOfWork
@@ -112,26 +113,39 @@ def diff_lines(diff: DeckDiff[DeckKey, Price]) -> list[str]:
     return [*lines, summary]
 
 
-def _key(fields: RateFields) -> DeckKey:
-    return (fields.prefix, fields.number_length, fields.start, fields.end,
-            ",".join(fields.extensions), fields.days, fields.holidays)
+# The diff reads both decks as the rate table's columns (rates.py columns_of): the deck in
+# force as its rows, the incoming one as the rows about to be written - 100,000 rates are not
+# turned into RateFields to be compared.
+Columns = Mapping[Any, Any]  # by column name (a RowMapping also takes Column keys)
+# What _key, _price and _in_force read.
+_DIFF_COLUMNS = ("prefix", "number_length", "start_time", "end_time", "extensions", "days",
+                 "holidays", "initial_cost", "initial_seconds", "rate", "period_seconds",
+                 "split", "remark", "enabled", "valid_from", "valid_until")
 
 
-def _price(fields: RateFields) -> Price:
-    return Price(fmt(fields.initial_cost), fields.initial_seconds, fmt(fields.rate),
-                 fields.period_seconds, fields.split, fields.remark)
+def _key(rate: Columns) -> DeckKey:
+    return (rate["prefix"], rate["number_length"], rate["start_time"], rate["end_time"],
+            rate["extensions"], rate["days"], rate["holidays"])
 
 
-def _in_force(fields: RateFields, at: datetime) -> bool:
-    return (fields.enabled and (fields.valid_from is None or fields.valid_from <= at)
-            and (fields.valid_until is None or at < fields.valid_until))
+def _price(rate: Columns) -> Price:
+    return Price(fmt(rate["initial_cost"]), rate["initial_seconds"], fmt(rate["rate"]),
+                 rate["period_seconds"], rate["split"], rate["remark"])
 
 
-def _deck_map(rates: Iterable[RateFields]) -> dict[DeckKey, Price]:
+def _in_force(rate: Columns, at: datetime) -> bool:
+    valid_from, valid_until = rate["valid_from"], rate["valid_until"]
+    return bool(rate["enabled"] and (valid_from is None or valid_from <= at)
+                and (valid_until is None or at < valid_until))
+
+
+def _deck_map(rates: Iterable[Columns]) -> dict[DeckKey, Price]:
     """The first rate of each key (the earliest created: the one selection picks)."""
     found: dict[DeckKey, Price] = {}
-    for fields in rates:
-        found.setdefault(_key(fields), _price(fields))
+    for rate in rates:
+        key = _key(rate)
+        if key not in found:
+            found[key] = _price(rate)
     return found
 
 
@@ -207,17 +221,15 @@ def parse_rates_csv(text: str) -> list[RateFields]:
 # --- importing -----------------------------------------------------------------------------
 
 
-def _dated(deck: list[RateFields], effective: datetime) -> list[RateFields]:
-    """The deck's rates taking effect at `effective` (a row's own later start is kept)."""
-    dated = []
-    for line, fields in enumerate(deck, start=2):
-        if fields.valid_until is not None and fields.valid_until <= effective:
+def _date(rows: list[dict[str, Any]], effective: datetime) -> None:
+    """The deck's rates (as rows to write) take effect at `effective` (a row's own later
+    start is kept)."""
+    for line, row in enumerate(rows, start=2):
+        if row["valid_until"] is not None and row["valid_until"] <= effective:
             raise BadRequest(f"csv line {line}: valid_until: ends before the deck takes effect",
                              field="valid_until")
-        start = max(fields.valid_from or effective, effective)
         # valid_until > effective and start >= effective: still a valid span, not re-checked
-        dated.append(replace(fields, valid_from=start))
-    return dated
+        row["valid_from"] = max(row["valid_from"] or effective, effective)
 
 
 def _scope(trunk: str) -> ColumnElement[bool]:
@@ -225,12 +237,12 @@ def _scope(trunk: str) -> ColumnElement[bool]:
     return Rate.trunk == trunk if trunk else Rate.trunk.is_(None)
 
 
-async def _deck_rates(uow: UnitOfWork, trunk: str) -> list[RateFields]:
+async def _deck_rows(uow: UnitOfWork, trunk: str) -> Sequence[Columns]:
     # Plain rows, not ORM objects: a deck is 100,000 of them, and none is changed through the
     # session (the import's statements are Core's).
-    rows = (await uow.session.execute(
-        select(table(Rate)).where(_scope(trunk)).order_by(Rate.id))).all()
-    return [fields_of(r) for r in rows]
+    columns = [table(Rate).c[name] for name in _DIFF_COLUMNS]
+    return (await uow.session.execute(
+        select(*columns).where(_scope(trunk)).order_by(Rate.id))).mappings().all()
 
 
 async def _end_the_deck_in_force(uow: UnitOfWork, effective: datetime, trunk: str) -> None:
@@ -259,14 +271,15 @@ async def import_rates(ctx: BillingContext, text: str, *, replace_all: bool = Fa
     if moment is not None and replace_all:
         raise BadRequest("from: a dated deck replaces the deck in force at its moment; "
                          "--replace is for now", field="from")
+    rows = [columns_of(f) for f in deck]
     if moment is not None:
-        deck = _dated(deck, moment)
+        _date(rows, moment)
     async with ctx.uow() as uow:
         await check_extensions_exist(uow, {e for f in deck for e in f.extensions})
         now = (await billing_settings(uow)).local(ctx.clock())
         at = moment or now
-        before = _deck_map(f for f in await _deck_rates(uow, scope) if _in_force(f, at))
-        incoming = _deck_map(f for f in deck if _in_force(f, at) and f.trunk == scope)
+        before = _deck_map(r for r in await _deck_rows(uow, scope) if _in_force(r, at))
+        incoming = _deck_map(r for r in rows if _in_force(r, at) and (r["trunk"] or "") == scope)
         after = incoming if (replace_all or moment is not None) else {**incoming, **before}
         diff = diff_decks(before, after)
         if dry_run:
@@ -275,7 +288,8 @@ async def import_rates(ctx: BillingContext, text: str, *, replace_all: bool = Fa
             await uow.session.execute(delete(Rate).where(_scope(scope)))
         elif moment is not None:
             await _end_the_deck_in_force(uow, moment, scope)
-        rows = [{**columns_of(f), "created_at": now} for f in deck]
+        for row in rows:
+            row["created_at"] = now
         # Core's executemany: the ORM's bulk insert splits the rows into a statement per run
         # of rows whose None columns differ (a dated rate among undated ones), 100x slower
         for start in range(0, len(rows), _BATCH):
