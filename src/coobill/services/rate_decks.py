@@ -198,19 +198,31 @@ def _carrier_rates(text: str) -> list[RateFields]:
 def parse_rates_csv(text: str) -> list[RateFields]:
     """Every row of a deck in coobill's layout, validated; BadRequest names the first bad
     line and field."""
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    missing = set(CSV_COLUMNS) - OPTIONAL_COLUMNS - set(reader.fieldnames or ())
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    # Read as csv.DictReader would (a repeated column's last cell counts; blank lines are
+    # skipped; a short row's missing cells are None), without a dict a row.
+    position = {column: i for i, column in enumerate(next(reader, []))}
+    missing = set(CSV_COLUMNS) - OPTIONAL_COLUMNS - set(position)
     if missing:
         raise BadRequest(f"csv: missing columns {', '.join(sorted(missing))}", field="file")
+    # (argument, the column's place or None when the deck has none, "" for an empty cell?)
+    cells_of = [(name, position.get(column), or_empty)
+                for columns, or_empty in ((_AS_GIVEN, False), (_OR_EMPTY, True))
+                for column, name in columns]
+    enabled_at = position.get("enabled")
     deck = []
-    for line, row in enumerate(reader, start=2):
+    for line, row in enumerate(filter(None, reader), start=2):
         try:
-            enabled = (row.get("enabled") or "1").strip().lower()
+            size = len(row)
+            given = row[enabled_at] if enabled_at is not None and enabled_at < size else None
+            enabled = (given or "1").strip().lower()
             if enabled not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
                 raise BadRequest(f"enabled: {enabled!r} is not a yes/no value", field="enabled")
             # every column passed, a short row's None too (refused by its field's check)
-            fields = {name: row.get(column) for column, name in _AS_GIVEN}
-            fields |= {name: row.get(column) or "" for column, name in _OR_EMPTY}
+            fields: dict[str, object] = {}
+            for name, at, or_empty in cells_of:
+                cell = row[at] if at is not None and at < size else None
+                fields[name] = (cell or "") if or_empty else cell
             fields["enabled"] = enabled in ("1", "true", "yes", "on")
             deck.append(check_rate_fields(**fields))
         except BadRequest as exc:
