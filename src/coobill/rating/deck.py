@@ -158,6 +158,8 @@ def diff_decks(
     extensions), old value beside new."""
     added = tuple((k, incoming[k]) for k in sorted(incoming.keys() - current.keys(), key=order))
     removed = tuple((k, current[k]) for k in sorted(current.keys() - incoming.keys(), key=order))
-    both = sorted(current.keys() & incoming.keys(), key=order)
-    changed = tuple(Change(k, current[k], incoming[k]) for k in both if current[k] != incoming[k])
+    both = current.keys() & incoming.keys()
+    # only the changed keys are listed, so only they are sorted (a new deck is mostly the same)
+    changed = tuple(Change(k, current[k], incoming[k])
+                    for k in sorted((k for k in both if current[k] != incoming[k]), key=order))
     return DeckDiff(added, removed, changed, len(both) - len(changed))
