@@ -218,6 +218,37 @@ class TestWhatDeliveringCosts:
             assert recharged.event["created_at"] <= again.event["created_at"]
 
 
+    async def test_calls_settling_all_the_while_pace_the_sender_but_never_stop_it(
+        self, ledger_ctx: BillingContext, receiver: WebhookReceiver
+    ) -> None:
+        """The daemon nudges the sender without a break (calls settling all the while): it
+        gives settlement the time first, and still delivers every event, in order."""
+        ctx = ledger_ctx
+        for number in NUMBERS:
+            await extensions.set_extension(ctx, number, extensions.ExtensionChanges(billing=True))
+        await write_events(ctx, 2)
+        written = sorted(await outbox.list_events(ctx, limit=1000), key=lambda e: e.id)
+        sender = WebhookSender(ctx)
+        calls_ended = asyncio.Event()
+
+        async def settling() -> None:
+            while not calls_ended.is_set():
+                sender.nudge()
+                await asyncio.sleep(0.001)  # the load: a call settled each millisecond
+
+        load = asyncio.create_task(settling())
+        sender.start()
+        try:
+            await until_outbox(ctx, lambda found: all(e.state == "delivered" for e in found))
+        finally:
+            calls_ended.set()
+            await load
+            await sender.stop()
+        for number in NUMBERS:
+            in_order = [e.key for e in written if e.extension == number]
+            assert receiver.first_answered_keys(number) == in_order
+
+
 class TestTheUrlsCredentialsStayHidden:
     async def test_a_failed_attempts_error_and_log_lines_mask_them(
         self, ledger_ctx: BillingContext, receiver: WebhookReceiver,

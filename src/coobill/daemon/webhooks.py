@@ -35,6 +35,14 @@ log = logging.getLogger("coobill.webhooks")
 # Events read in one round (at most one per extension), and sent at once of them.
 MAX_ROUND = 256
 MAX_CONCURRENT = 16
+# While calls are settling (the daemon nudged the sender during a group), the sender takes
+# about this share of the time: after a group that took t seconds it waits t * (1/share - 1),
+# at most BUSY_PAUSE_MAX_SECONDS, before the next. Its requests are Python work on the daemon's
+# one event loop, and each stretch of it also keeps SQLite's ledger thread from its next turn
+# (the GIL): settlement goes first, the events wait (in the ledger, safe) and are sent at
+# full speed once the calls stop. The cap keeps a group a second at least going out.
+BUSY_SHARE = 0.1
+BUSY_PAUSE_MAX_SECONDS = 1.0
 # An answer's body is read (and thrown away) only when it says it is this short: httpx
 # closes a connection whose answer was not read to its end, and a new connection per event
 # costs the sender (and so the daemon's one event loop) more than the request itself.
@@ -50,13 +58,15 @@ class WebhookSender:
         self._transport = transport
         self._task = SupervisedTask("webhooks", self._run, log=log, died="webhooks.sender_died")
         self._wake = asyncio.Event()
+        self._settling = False  # nudged since the current group began
         self._pruned_at: float | None = None
 
     def start(self) -> None:
         self._task.start()
 
     def nudge(self) -> None:
-        """Look for events now (the daemon wrote some)."""
+        """Look for events now (the daemon wrote some, settling calls)."""
+        self._settling = True
         self._wake.set()
 
     async def stop(self) -> None:
@@ -86,8 +96,11 @@ class WebhookSender:
         """Send the due events; True when at least one was delivered (look again at once)."""
         events = await outbox.due(self.ctx, limit=MAX_ROUND)
         progressed = False
+        loop = asyncio.get_running_loop()
         for start in range(0, len(events), MAX_CONCURRENT):
             group = events[start:start + MAX_CONCURRENT]
+            began = loop.time()
+            self._settling = False
             attempts = await asyncio.gather(*(self._attempt(client, e) for e in group))
             # Marked only once the receivers have answered: a daemon killed before this
             # sends the group again (at least once), and an extension's next event is read
@@ -95,6 +108,10 @@ class WebhookSender:
             await outbox.record(self.ctx, attempts)
             for attempt in attempts:
                 progressed = self._said(attempt) or progressed
+            if self._settling:
+                took = loop.time() - began
+                # Pacing, not waiting for something: settlement has the loop meanwhile.
+                await asyncio.sleep(min(took * (1 / BUSY_SHARE - 1), BUSY_PAUSE_MAX_SECONDS))
         return progressed
 
     async def _attempt(self, client: httpx.AsyncClient,
