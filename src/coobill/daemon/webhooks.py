@@ -35,12 +35,13 @@ log = logging.getLogger("coobill.webhooks")
 # Events read in one round (at most one per extension), and sent at once of them.
 MAX_ROUND = 256
 MAX_CONCURRENT = 16
-# While calls are settling (the daemon nudged the sender during a group), the sender takes
-# about this share of the time: after a group that took t seconds it waits t * (1/share - 1),
-# at most BUSY_PAUSE_MAX_SECONDS, before the next. Its requests are Python work on the daemon's
-# one event loop, and each stretch of it also keeps SQLite's ledger thread from its next turn
-# (the GIL): settlement goes first, the events wait (in the ledger, safe) and are sent at
-# full speed once the calls stop. The cap keeps a group a second at least going out.
+# While calls are settling (the daemon nudged the sender during a group, or during a poll
+# that found nothing due), the sender takes about this share of the time: after a group (or
+# such a poll) that took t seconds it waits t * (1/share - 1), at most BUSY_PAUSE_MAX_SECONDS.
+# Its requests are Python work on the daemon's one event loop, and each stretch of it also
+# keeps SQLite's ledger thread from its next turn (the GIL): settlement goes first, the events
+# wait (in the ledger, safe) and are sent at full speed once the calls stop. The cap keeps a
+# group a second at least going out.
 BUSY_SHARE = 0.1
 BUSY_PAUSE_MAX_SECONDS = 1.0
 # An answer's body is read (and thrown away) only when it says it is this short: httpx
@@ -92,15 +93,26 @@ class WebhookSender:
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
         self._wake.clear()
 
+    async def _pace(self, began: float) -> None:
+        """While calls are settling (nudged since `began`), give them the time first
+        (BUSY_SHARE). Pacing, not waiting for something: settlement has the loop meanwhile."""
+        if self._settling:
+            took = asyncio.get_running_loop().time() - began
+            await asyncio.sleep(min(took * (1 / BUSY_SHARE - 1), BUSY_PAUSE_MAX_SECONDS))
+
     async def _round(self, client: httpx.AsyncClient) -> bool:
         """Send the due events; True when at least one was delivered (look again at once)."""
-        events = await outbox.due(self.ctx, limit=MAX_ROUND)
-        progressed = False
         loop = asyncio.get_running_loop()
+        began = loop.time()
+        self._settling = False
+        events = await outbox.due(self.ctx, limit=MAX_ROUND)
+        if not events:
+            # Each settled call nudges: looking again at every one would be a poll per call.
+            await self._pace(began)
+            return False
+        progressed = False
         for start in range(0, len(events), MAX_CONCURRENT):
             group = events[start:start + MAX_CONCURRENT]
-            began = loop.time()
-            self._settling = False
             attempts = await asyncio.gather(*(self._attempt(client, e) for e in group))
             # Marked only once the receivers have answered: a daemon killed before this
             # sends the group again (at least once), and an extension's next event is read
@@ -108,10 +120,9 @@ class WebhookSender:
             await outbox.record(self.ctx, attempts)
             for attempt in attempts:
                 progressed = self._said(attempt) or progressed
-            if self._settling:
-                took = loop.time() - began
-                # Pacing, not waiting for something: settlement has the loop meanwhile.
-                await asyncio.sleep(min(took * (1 / BUSY_SHARE - 1), BUSY_PAUSE_MAX_SECONDS))
+            await self._pace(began)
+            began = loop.time()
+            self._settling = False
         return progressed
 
     async def _attempt(self, client: httpx.AsyncClient,
