@@ -37,6 +37,7 @@ class WebhookReceiver:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self.port = 0
+        self.connections = 0  # accepted, over its life
 
     @property
     def url(self) -> str:
@@ -74,6 +75,7 @@ class WebhookReceiver:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
+        self.connections += 1
         try:
             while True:
                 request = await self._read(reader)

@@ -185,6 +185,70 @@ class TestEveryEventArrivesInOrderThroughFaults:
         assert not receiver.answered[0].signed
 
 
+class TestWhatDeliveringCosts:
+    async def test_a_group_of_events_is_marked_at_once_over_kept_connections(
+        self, ledger_ctx: BillingContext, receiver: WebhookReceiver
+    ) -> None:
+        """40 events of 20 extensions: two rounds of 20, each sent 16 at a time over
+        connections kept from one request to the next, each group marked in one
+        transaction (on SQLite, where the sender shares the ledger thread with settlement,
+        4 units of work and the hourly prune, not 40)."""
+        ctx = ledger_ctx
+        numbers = [str(200 + n) for n in range(20)]
+        for number in numbers:
+            await make_extension(ctx, number, balance="1")
+            await balances.recharge(ctx, [number], "1")
+        ledger = ctx.uow.ledger_thread
+        units = ledger.units if ledger is not None else 0
+        sender = WebhookSender(ctx)
+        sender.start()
+        try:
+            await until_outbox(ctx, lambda found: all(e.state == "delivered" for e in found))
+        finally:
+            await sender.stop()
+        assert len({r.key for r in receiver.answered}) == 40
+        assert len(receiver.received) == 40  # each sent once
+        assert receiver.connections <= 16
+        if ledger is not None:  # PostgreSQL has no ledger thread to count on
+            assert ledger.units - units == 4 + 1
+        for number in numbers:
+            [recharged, again] = [r for r in receiver.answered if r.extension == number]
+            assert (recharged.event["data"]["amount"], again.event["data"]["amount"]) == (
+                "1.0000", "1.0000")
+            assert recharged.event["created_at"] <= again.event["created_at"]
+
+
+    async def test_calls_settling_all_the_while_pace_the_sender_but_never_stop_it(
+        self, ledger_ctx: BillingContext, receiver: WebhookReceiver
+    ) -> None:
+        """The daemon nudges the sender without a break (calls settling all the while): it
+        gives settlement the time first, and still delivers every event, in order."""
+        ctx = ledger_ctx
+        for number in NUMBERS:
+            await extensions.set_extension(ctx, number, extensions.ExtensionChanges(billing=True))
+        await write_events(ctx, 2)
+        written = sorted(await outbox.list_events(ctx, limit=1000), key=lambda e: e.id)
+        sender = WebhookSender(ctx)
+        calls_ended = asyncio.Event()
+
+        async def settling() -> None:
+            while not calls_ended.is_set():
+                sender.nudge()
+                await asyncio.sleep(0.001)  # the load: a call settled each millisecond
+
+        load = asyncio.create_task(settling())
+        sender.start()
+        try:
+            await until_outbox(ctx, lambda found: all(e.state == "delivered" for e in found))
+        finally:
+            calls_ended.set()
+            await load
+            await sender.stop()
+        for number in NUMBERS:
+            in_order = [e.key for e in written if e.extension == number]
+            assert receiver.first_answered_keys(number) == in_order
+
+
 class TestTheUrlsCredentialsStayHidden:
     async def test_a_failed_attempts_error_and_log_lines_mask_them(
         self, ledger_ctx: BillingContext, receiver: WebhookReceiver,

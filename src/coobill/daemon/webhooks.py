@@ -1,13 +1,16 @@
 """The webhook sender: a supervised task of the daemon that delivers the outbox's events
 (services/outbox.py says what they are and what is guaranteed).
 
-Each round takes the due events - the oldest undelivered one of each extension - and sends
-them concurrently (a slow receiver holds up only its own round, never the gate nor
-settlement: they never wait on this task, and its marks are small transactions queued like
-any other). An event answered 2xx by every configured URL is marked delivered; otherwise it
-is tried again after a backoff, the URLs that took it skipped. Redirects are not followed: a
-URL may only point where the operator configured it. Each attempt lasts at most
-webhooks.timeout_seconds whatever the receiver does, and only its status is read.
+Each round reads the due events - the oldest undelivered one of each extension - once, and
+sends them MAX_CONCURRENT at a time; what each group's attempts came to is written in ONE
+transaction (outbox.record), so the ledger - on SQLite one thread, shared with settlement -
+sees a poll per round and a write per group, not one per event. A slow receiver holds up
+only its own group, never the gate nor settlement: they never wait on this task. An event
+answered 2xx by every configured URL is marked delivered; otherwise it is tried again after
+a backoff, the URLs that took it skipped. Redirects are not followed: a URL may only point
+where the operator configured it. Each attempt lasts at most webhooks.timeout_seconds
+whatever the receiver does; its status is what counts, and a body is read only when it is
+declared short (so that the connection carries the next request).
 """
 
 from __future__ import annotations
@@ -29,8 +32,22 @@ __all__ = ["WebhookSender"]
 
 log = logging.getLogger("coobill.webhooks")
 
-# Events sent at once; the rest wait for the next round.
+# Events read in one round (at most one per extension), and sent at once of them.
+MAX_ROUND = 256
 MAX_CONCURRENT = 16
+# While calls are settling (the daemon nudged the sender during a group, or during a poll
+# that found nothing due), the sender takes about this share of the time: after a group (or
+# such a poll) that took t seconds it waits t * (1/share - 1), at most BUSY_PAUSE_MAX_SECONDS.
+# Its requests are Python work on the daemon's one event loop, and each stretch of it also
+# keeps SQLite's ledger thread from its next turn (the GIL): settlement goes first, the events
+# wait (in the ledger, safe) and are sent at full speed once the calls stop. The cap keeps a
+# group a second at least going out.
+BUSY_SHARE = 0.1
+BUSY_PAUSE_MAX_SECONDS = 1.0
+# An answer's body is read (and thrown away) only when it says it is this short: httpx
+# closes a connection whose answer was not read to its end, and a new connection per event
+# costs the sender (and so the daemon's one event loop) more than the request itself.
+MAX_ANSWER_BYTES = 4096
 PRUNE_EVERY_SECONDS = 3600.0
 
 
@@ -42,13 +59,15 @@ class WebhookSender:
         self._transport = transport
         self._task = SupervisedTask("webhooks", self._run, log=log, died="webhooks.sender_died")
         self._wake = asyncio.Event()
+        self._settling = False  # nudged since the current group began
         self._pruned_at: float | None = None
 
     def start(self) -> None:
         self._task.start()
 
     def nudge(self) -> None:
-        """Look for events now (the daemon wrote some)."""
+        """Look for events now (the daemon wrote some, settling calls)."""
+        self._settling = True
         self._wake.set()
 
     async def stop(self) -> None:
@@ -74,15 +93,40 @@ class WebhookSender:
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
         self._wake.clear()
 
+    async def _pace(self, began: float) -> None:
+        """While calls are settling (nudged since `began`), give them the time first
+        (BUSY_SHARE). Pacing, not waiting for something: settlement has the loop meanwhile."""
+        if self._settling:
+            took = asyncio.get_running_loop().time() - began
+            await asyncio.sleep(min(took * (1 / BUSY_SHARE - 1), BUSY_PAUSE_MAX_SECONDS))
+
     async def _round(self, client: httpx.AsyncClient) -> bool:
         """Send the due events; True when at least one was delivered (look again at once)."""
-        events = (await outbox.due(self.ctx))[:MAX_CONCURRENT]
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        self._settling = False
+        events = await outbox.due(self.ctx, limit=MAX_ROUND)
         if not events:
+            # Each settled call nudges: looking again at every one would be a poll per call.
+            await self._pace(began)
             return False
-        done = await asyncio.gather(*(self._deliver(client, e) for e in events))
-        return any(done)
+        progressed = False
+        for start in range(0, len(events), MAX_CONCURRENT):
+            group = events[start:start + MAX_CONCURRENT]
+            attempts = await asyncio.gather(*(self._attempt(client, e) for e in group))
+            # Marked only once the receivers have answered: a daemon killed before this
+            # sends the group again (at least once), and an extension's next event is read
+            # only after this one is marked (in order).
+            await outbox.record(self.ctx, attempts)
+            for attempt in attempts:
+                progressed = self._said(attempt) or progressed
+            await self._pace(began)
+            began = loop.time()
+            self._settling = False
+        return progressed
 
-    async def _deliver(self, client: httpx.AsyncClient, event: outbox.EventView) -> bool:
+    async def _attempt(self, client: httpx.AsyncClient,
+                       event: outbox.EventView) -> outbox.Attempt:
         hooks = self.ctx.config.webhooks
         took = [u for u in event.delivered_to if u in hooks.urls]
         errors = []
@@ -96,16 +140,19 @@ class WebhookSender:
                 # Masked here, so the error kept (shown in the portal and by `coobill
                 # webhooks list`) and the log line never carry the URL's credentials.
                 errors.append(f"{shown_url(url)}: {without_url_secrets(error, [url])}")
-        if not errors:
-            await outbox.delivered(self.ctx, event, took)
+        return outbox.Attempt(event, tuple(took), "; ".join(errors) if errors else None)
+
+    def _said(self, attempt: outbox.Attempt) -> bool:
+        """Log what an attempt (now recorded) came to; True when it was delivered."""
+        event = attempt.event
+        if attempt.error is None:
             log.info("webhooks.delivered id=%s key=%s kind=%s ext=%s attempts=%s", event.id,
                      event.key, event.kind, event.extension, event.attempts + 1)
             if self._on_delivered is not None:
                 self._on_delivered()
             return True
-        await outbox.attempt_failed(self.ctx, event, took, "; ".join(errors))
         log.warning("webhooks.failed id=%s kind=%s ext=%s attempt=%s error=%r", event.id,
-                    event.kind, event.extension, event.attempts + 1, "; ".join(errors))
+                    event.kind, event.extension, event.attempts + 1, attempt.error)
         return False
 
     async def _post(self, client: httpx.AsyncClient, url: str,
@@ -122,18 +169,29 @@ class WebhookSender:
             "User-Agent": "coobill-webhooks",
         }
         seconds = self.ctx.config.webhooks.timeout_seconds
+        request = client.build_request("POST", url, content=body, headers=headers)
+        # httpx's timeout bounds each read, not the request: a receiver dripping its answer
+        # a byte at a time would hold this attempt (and the round) for ever.
+        deadline = asyncio.get_running_loop().time() + seconds
         try:
-            # httpx's timeout bounds each read, not the request: a receiver dripping its
-            # answer a byte at a time would hold this attempt (and the round) for ever. And
-            # only the status counts: the body is never read (an endless one would be kept
-            # in memory), the connection closed instead.
-            async with asyncio.timeout(seconds), client.stream(
-                    "POST", url, content=body, headers=headers) as answer:
-                status = answer.status_code
+            async with asyncio.timeout_at(deadline):
+                answer = await client.send(request, stream=True)
         except TimeoutError:
             return f"timed out after {seconds:g} s"
         except httpx.HTTPError as exc:
             return f"{type(exc).__name__}: {exc}"[:200]
+        try:
+            status = answer.status_code
+            if _short(answer):
+                # The status is in: a body that is late or cut off changes nothing.
+                with contextlib.suppress(TimeoutError, httpx.HTTPError):
+                    async with asyncio.timeout_at(deadline):
+                        await answer.aread()
+        finally:
+            # An unread body (a long one: it would be kept in memory) closes the connection;
+            # closing waits on nothing from the receiver.
+            with contextlib.suppress(httpx.HTTPError):
+                await answer.aclose()
         if 200 <= status < 300:
             return None
         return f"HTTP {status}"
@@ -145,3 +203,11 @@ class WebhookSender:
             removed = await outbox.prune(self.ctx)
             if removed:
                 log.info("webhooks.pruned delivered=%s", removed)
+
+
+def _short(answer: httpx.Response) -> bool:
+    """Whether the answer says its body is at most MAX_ANSWER_BYTES (or has none)."""
+    if answer.status_code in (204, 304):
+        return True
+    length = answer.headers.get("content-length", "")
+    return length.isdigit() and int(length) <= MAX_ANSWER_BYTES

@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from coobill.errors import BadRequest
@@ -102,7 +103,8 @@ class EventView:
     payload: str
 
     @classmethod
-    def of(cls, row: WebhookEvent) -> EventView:
+    def of(cls, row: WebhookEvent | Row[Any]) -> EventView:
+        """Of an ORM row or a plain one of webhook_event's columns."""
         return cls(row.id, row.key, row.kind, row.extension, row.created_at, row.state,
                    row.attempts, row.next_attempt_at,
                    tuple(u for u in row.delivered_to.split("\n") if u), row.last_error,
@@ -111,35 +113,59 @@ class EventView:
 
 # -- delivery (daemon/webhooks.py) -------------------------------------------------------------
 
-async def due(ctx: BillingContext) -> list[EventView]:
+async def due(ctx: BillingContext, *, limit: int | None = None) -> list[EventView]:
     """The events to send now: of each extension, its oldest undelivered one, if it is pending
-    and its next attempt is due (a failed one holds its extension's later events back)."""
+    and its next attempt is due (a failed one holds its extension's later events back);
+    oldest first, at most `limit`."""
     now = _utc(ctx.clock())
     # An attempt is never further off than the longest backoff: one that is was scheduled
     # before the clock stepped back (a new event, due when written, would wait the step out,
     # and its extension's later events behind it).
     latest = now + timedelta(seconds=ctx.config.webhooks.max_backoff_seconds)
     async with ctx.uow.read() as uow:
-        rows = await outbox_repo.heads(uow.session)
-    return [EventView.of(r) for r in rows if r.state == PENDING
-            and (r.next_attempt_at <= now or r.next_attempt_at > latest)]
+        rows = await outbox_repo.due_heads(uow.session, now=now, latest=latest, limit=limit)
+    return [EventView.of(r) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What one attempt to send `event` came to: the URLs that have it now, and what went
+    wrong (None: every configured URL took it - it is delivered)."""
+    event: EventView
+    took: tuple[str, ...]
+    error: str | None = None
+
+
+async def record(ctx: BillingContext, attempts: Sequence[Attempt]) -> None:
+    """Write what several attempts came to, in one transaction: delivered, or pending again
+    after a backoff of 1, 2, 4 ... seconds (up to webhooks.max_backoff_seconds)."""
+    if not attempts:
+        return
+    hooks = ctx.config.webhooks
+    at = _utc(ctx.clock())
+
+    def work(session: Session) -> None:
+        for attempt in attempts:
+            urls = "\n".join(attempt.took)
+            if attempt.error is None:
+                outbox_repo.mark_delivered(session, attempt.event.id, delivered_to=urls, at=at)
+                continue
+            delay = min(2.0 ** attempt.event.attempts, hooks.max_backoff_seconds)
+            outbox_repo.mark_failed_attempt(
+                session, attempt.event.id, delivered_to=urls, error=attempt.error,
+                next_attempt_at=at + timedelta(seconds=delay), give_up_after=hooks.max_attempts)
+
+    await ctx.uow.run(work)
 
 
 async def delivered(ctx: BillingContext, event: EventView, urls: Sequence[str]) -> None:
-    at = _utc(ctx.clock())
-    await ctx.uow.run(lambda session: outbox_repo.mark_delivered(
-        session, event.id, delivered_to="\n".join(urls), at=at))
+    await record(ctx, [Attempt(event, tuple(urls))])
 
 
 async def attempt_failed(ctx: BillingContext, event: EventView, urls: Sequence[str],
                          error: str) -> None:
     """Schedule the next attempt after 1, 2, 4 ... seconds, up to webhooks.max_backoff_seconds."""
-    hooks = ctx.config.webhooks
-    delay = min(2.0 ** event.attempts, hooks.max_backoff_seconds)
-    next_at = _utc(ctx.clock()) + timedelta(seconds=delay)
-    await ctx.uow.run(lambda session: outbox_repo.mark_failed_attempt(
-        session, event.id, delivered_to="\n".join(urls), error=error, next_attempt_at=next_at,
-        give_up_after=hooks.max_attempts))
+    await record(ctx, [Attempt(event, tuple(urls), error)])
 
 
 async def prune(ctx: BillingContext) -> int:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import Row, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -27,13 +28,21 @@ STATES = (PENDING, DELIVERED, FAILED)
 _UNDELIVERED = WebhookEvent.state.in_((PENDING, FAILED))
 
 
-async def heads(session: AsyncSession) -> list[WebhookEvent]:
-    """The oldest undelivered event of each extension (pending or failed): the only one of
-    its extension that may be sent, so that each extension's events arrive in order."""
+async def due_heads(session: AsyncSession, *, now: datetime, latest: datetime,
+                    limit: int | None) -> list[Row[Any]]:
+    """Of each extension its oldest undelivered event (pending or failed: the only one of its
+    extension that may be sent, so that each extension's events arrive in order), when it
+    is pending and due: its next attempt at or before `now`, or after `latest` (scheduled
+    before the clock stepped back). Oldest first, at most `limit`; plain rows (the sender
+    reads them once and lets them go: no ORM objects to build)."""
     firsts = (select(func.min(WebhookEvent.id)).where(_UNDELIVERED)
               .group_by(WebhookEvent.extension).scalar_subquery())
-    query = select(WebhookEvent).where(WebhookEvent.id.in_(firsts)).order_by(WebhookEvent.id)
-    return list((await session.execute(query)).scalars())
+    query = (select(*WebhookEvent.__table__.c)
+             .where(WebhookEvent.id.in_(firsts), WebhookEvent.state == PENDING,
+                    or_(WebhookEvent.next_attempt_at <= now,
+                        WebhookEvent.next_attempt_at > latest))
+             .order_by(WebhookEvent.id).limit(limit))
+    return list(await session.execute(query))
 
 
 async def events(session: AsyncSession, *, state: str | None, extension: str | None,
