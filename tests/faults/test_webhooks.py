@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import shutil
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -218,11 +219,14 @@ class TestWhatDeliveringCosts:
             assert recharged.event["created_at"] <= again.event["created_at"]
 
 
+    @pytest.mark.parametrize("behind", [True, False], ids=["loop-behind", "loop-keeping-up"])
     async def test_calls_settling_all_the_while_pace_the_sender_but_never_stop_it(
-        self, ledger_ctx: BillingContext, receiver: WebhookReceiver
+        self, ledger_ctx: BillingContext, receiver: WebhookReceiver, behind: bool
     ) -> None:
-        """The daemon nudges the sender without a break (calls settling all the while): it
-        gives settlement the time first, and still delivers every event, in order."""
+        """The daemon nudges the sender without a break (calls settling all the while): when
+        the loop has more work than it keeps up with (here a task that takes it 5 ms at a
+        time), the sender gives settlement the time first, and still delivers every event,
+        in order; when the loop keeps up, it never pauses."""
         ctx = ledger_ctx
         for number in NUMBERS:
             await extensions.set_extension(ctx, number, extensions.ExtensionChanges(billing=True))
@@ -234,7 +238,13 @@ class TestWhatDeliveringCosts:
         async def settling() -> None:
             while not calls_ended.is_set():
                 sender.nudge()
-                await asyncio.sleep(0.001)  # the load: a call settled each millisecond
+                if behind:  # settlement's own work, 5 ms of the loop at a time
+                    until = time.perf_counter() + 0.005
+                    while time.perf_counter() < until:
+                        pass
+                    await asyncio.sleep(0)
+                else:
+                    await asyncio.sleep(0.001)  # the load: a call settled each millisecond
 
         load = asyncio.create_task(settling())
         sender.start()
@@ -247,6 +257,7 @@ class TestWhatDeliveringCosts:
         for number in NUMBERS:
             in_order = [e.key for e in written if e.extension == number]
             assert receiver.first_answered_keys(number) == in_order
+        assert (sender.paced > 0) == behind, sender.paced
 
 
 class TestTheUrlsCredentialsStayHidden:

@@ -36,14 +36,19 @@ log = logging.getLogger("coobill.webhooks")
 MAX_ROUND = 256
 MAX_CONCURRENT = 16
 # While calls are settling (the daemon nudged the sender during a group, or during a poll
-# that found nothing due), the sender takes about this share of the time: after a group (or
-# such a poll) that took t seconds it waits t * (1/share - 1), at most BUSY_PAUSE_MAX_SECONDS.
+# that found nothing due) faster than the loop keeps up with (work was waiting on the loop
+# for BEHIND_SECONDS or longer when the sender looked), the sender takes about this share of
+# the time: after a group (or such a poll) that took t seconds it waits t * (1/share - 1),
+# at most BUSY_PAUSE_MAX_SECONDS. A loop that keeps up (a PBX's steady 150 calls/s is well
+# within what settlement does) is not behind, and the events go out as they are written:
+# only a burst beyond settlement's capacity defers them.
 # Its requests are Python work on the daemon's one event loop, and each stretch of it also
 # keeps SQLite's ledger thread from its next turn (the GIL): settlement goes first, the events
 # wait (in the ledger, safe) and are sent at full speed once the calls stop. The cap keeps a
 # group a second at least going out.
 BUSY_SHARE = 0.1
 BUSY_PAUSE_MAX_SECONDS = 1.0
+BEHIND_SECONDS = 0.002
 # An answer's body is read (and thrown away) only when it says it is this short: httpx
 # closes a connection whose answer was not read to its end, and a new connection per event
 # costs the sender (and so the daemon's one event loop) more than the request itself.
@@ -61,6 +66,7 @@ class WebhookSender:
         self._wake = asyncio.Event()
         self._settling = False  # nudged since the current group began
         self._pruned_at: float | None = None
+        self.paced = 0  # pauses taken for settlement (tests and metrics read it)
 
     def start(self) -> None:
         self._task.start()
@@ -89,15 +95,25 @@ class WebhookSender:
                     await self._pause(self.ctx.config.webhooks.poll_seconds)
 
     async def _pause(self, seconds: float) -> None:
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for returns the inner result when
+        # it completes as the task is cancelled (cpython gh-86296) - a nudge landing as the
+        # daemon stops swallowed the stop, and stop() waited for ever.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
         self._wake.clear()
 
     async def _pace(self, began: float) -> None:
         """While calls are settling (nudged since `began`), give them the time first
         (BUSY_SHARE). Pacing, not waiting for something: settlement has the loop meanwhile."""
-        if self._settling:
-            took = asyncio.get_running_loop().time() - began
+        if not self._settling:
+            return
+        loop = asyncio.get_running_loop()
+        took = loop.time() - began
+        asked = loop.time()
+        await asyncio.sleep(0)  # back once the work already waiting on the loop has run
+        if loop.time() - asked >= BEHIND_SECONDS:
+            self.paced += 1
             await asyncio.sleep(min(took * (1 / BUSY_SHARE - 1), BUSY_PAUSE_MAX_SECONDS))
 
     async def _round(self, client: httpx.AsyncClient) -> bool:
