@@ -11,8 +11,9 @@ and debits the ledger.
 settlement writes its `call.settled` event in its transaction, and the daemon's sender
 (daemon/webhooks.py) delivers them meanwhile, in this process's event loop as in the
 daemon's, to a receiver in a process of its own (bench/webhook_receiver.py) answering 204.
-Nudged by every settlement, it paces itself to about a tenth of the time while calls settle,
-so most events go out after the burst (`webhooks_delivered_during_run` says how many did
+Nudged by every settlement, it paces itself to about a tenth of the time while calls settle
+faster than the loop keeps up with (as here: the stream is replayed at full speed), so most
+events go out after the burst (`webhooks_delivered_during_run` says how many did
 not wait)."""
 
 from __future__ import annotations
