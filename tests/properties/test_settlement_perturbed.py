@@ -73,7 +73,7 @@ class Life:
         self.ctx, self.pbx = ctx, pbx
         # The follower is made below: looked up when called.
         self.link = PbxLink(
-            ctx, on_expect=lambda live, legs: self.follower.expect(live, legs),  # noqa: PLW0108
+            ctx, on_expect=lambda live, legs, gone: self.follower.expect(live, legs, gone),  # noqa: PLW0108
             live_channels=pbx.still_live)
 
         async def reconciled(live: set[str]) -> None:
@@ -267,7 +267,12 @@ class Day:
         self.ami_up = True
         life.queue(ami_follower._TICK)  # the Cdr grace is over for every call
         await life.settled()
-        life.live_check(end)  # and the next live check comes
+        # The daemon ticks on: a channel handed back then to wait for the rows its legs'
+        # ends write (daemon/pbx.py) is settled once the grace has passed again.
+        self.at(end + GRACE + 1)
+        life.queue(ami_follower._TICK)
+        await life.settled()
+        life.live_check(self.now)  # and the next live check comes
         await life.settled()
         await asyncio.gather(*self.hands)
         if self.plan.manual_at:  # and once more, when the day is over
@@ -513,6 +518,16 @@ DAYS_THAT_FAILED = {
                Placed(Call(2, "100", 0), asked=6.0, shape="failover", more=15)),
         kill=Window(start=9.0, end=10.0), swapped=(23,), late_cdrs=frozenset({2}),
         missing_cdrs=frozenset({0}), cdr_store=False,
+        balances={"100": "0.05", "101": "0.05", "102": "0.05"}),
+    # An attended transfer whose Dial fell into a gap and whose Cdrs never came: flagged at
+    # the caller's end, Master.csv read while the external leg talked on, the PBX asked once
+    # it had hung up - and the file read again at once lacked that leg's row (cdr_csv writes
+    # it after the channel leaves the PBX's list): 2 s charged of 5. Hangs on the order in
+    # which the file read and the leg's end come, hence the plays.
+    "attended, the leg's row after it left the PBX's list": Plan(
+        calls=(Placed(Call(0, "100", 0), asked=11.0, shape="attended", more=4),),
+        gaps=(Window(start=0.0, end=12.0), Window(start=0.0, end=1.5)),
+        missing_cdrs=frozenset({0}),
         balances={"100": "0.05", "101": "0.05", "102": "0.05"}),
 }
 PLAYS = 6  # a day whose outcome hung on the order of concurrent work is played again

@@ -75,6 +75,10 @@ class ChannelEnded:
     """A followed channel is over: what to settle."""
 
     settle: SettleChannel
+    # It was handed back to be followed until the legs its answered Dials reached hung up
+    # (expect() with legs), and the Cdr grace has passed since: the rows those legs' ends
+    # wrote are in Asterisk's CDR store by now.
+    legs_awaited: bool = False
 
     @property
     def uniqueid(self) -> str:
@@ -168,11 +172,15 @@ class CallTracker:
             ch.life_seen = ch.life_seen and self._connected \
                 and ch.life_generation == self._generation
 
-    def expect(self, uniqueid: str, tokens: list[str], legs: Collection[str] = ()) -> None:
+    def expect(self, uniqueid: str, tokens: list[str], legs: Collection[str] = (), *,
+               gone: bool = False) -> None:
         """A live channel holds funds this tracker did not see allowed (a restart): follow
         it to its end, its life not seen whole. With `legs`, the channel is gone already but
         the legs so named, which an answered Dial of it reached, are up (it transferred
-        them): it ends when they hang up."""
+        them): it ends when they hang up. `gone`: the PBX no longer lists those legs either,
+        but one may have hung up a moment ago, and the CDR rows its end writes reach
+        Master.csv after the channel has left the PBX's list: it is over now, and is settled
+        (from the file) once the Cdr grace has passed."""
         if uniqueid in self._settled and uniqueid not in self._channels and not legs:
             return  # settled by this tracker (its holds not closed yet when they were read)
         ch = self._channel(uniqueid)
@@ -182,6 +190,12 @@ class CallTracker:
             ch.hung_up_at, ch.end_assumed = self._clock(), True
             for name in legs:
                 self._wait_for(ch, name)
+                if gone and ch.waiting[name] is None:
+                    ch.waiting[name] = ch.hung_up_at  # its Hangup unseen: gone by now
+        if ch.end_assumed and ch.over and ch.over_seen is None:
+            # Its legs hung up before this was handled (or are gone): no event will end it,
+            # the grace runs from now.
+            ch.over_seen = self._monotonic()
 
     def paid_by(self, uniqueid: str) -> str | None:
         """The extension paying for the call a channel is the dialled party of, when it asks
@@ -469,7 +483,7 @@ class CallTracker:
             caller_name=caller_name or ch.caller_name,
             dials=dials, leftover="release" if whole else "flag", note=note,
         )
-        return ChannelEnded(settle)
+        return ChannelEnded(settle, legs_awaited=ch.end_assumed)
 
     # -- small helpers ----------------------------------------------------------------------
 
