@@ -89,3 +89,66 @@ async def test_the_search_uses_the_index(calls: BillingContext) -> None:
                 "AND schemaname = current_schema()"))).scalars().all()
             assert {"ix_call_caller_extension_trgm", "ix_call_caller_name_trgm",
                     "ix_call_dialled_number_trgm"} <= set(names)
+
+
+@pytest.fixture
+async def many_calls(ctx: BillingContext) -> BillingContext:
+    """Forty calls of four extensions over four days: some match `Desk` by their caller ID
+    name, some by the name of their extension, some both; a few answered."""
+    await make_extension(ctx, "201", name="Front desk")
+    await make_extension(ctx, "202", name="Back office")
+    async with ctx.uow() as uow:
+        for i in range(40):
+            ext = ("201", "202", "203", "204")[i % 4]
+            start = datetime(2026, 11, 20 + i // 10, 9, i)
+            uow.session.add(Call(
+                uniqueid=f"18000.{i}", caller_extension=ext,
+                caller_name="Desk phone" if i % 3 == 0 else "Phone",
+                dialled_number=f"90{i:08d}", start=start, answer=start, end=start,
+                billable_seconds=10, trunk="t", rate_label="", cost=Decimal(0),
+                disposition="ANSWERED" if i % 5 == 0 else "NO ANSWER", gated=False))
+        await uow.commit()
+    return ctx
+
+
+@pytest.mark.parametrize("walk_matches", [1, 10**9])
+@pytest.mark.parametrize(("first", "extensions", "outcome", "offset", "limit"), [
+    (None, (), "", 0, 5),
+    (None, (), "", 0, None),
+    (datetime(2026, 11, 21), (), "", 0, 3),
+    (None, ("201", "203"), "", 0, 4),
+    (None, (), "unanswered", 2, 4),
+    (None, (), "answered", 0, 10),
+])
+async def test_a_common_keyword_pages_and_counts_as_any_keyword(
+    many_calls: BillingContext, monkeypatch: pytest.MonkeyPatch, walk_matches: int,
+    first: datetime | None, extensions: tuple[str, ...], outcome: str, offset: int,
+    limit: int | None,
+) -> None:
+    """A keyword with many matches is paged by walking the time index and counted as the
+    union of its two ways to match (WALK_MATCHES); the answer is the same as the sort's, newest
+    first, with every filter."""
+    from coobill.services.reports import calls as call_reports
+    from coobill.services.reports.period import Period
+
+    monkeypatch.setattr(call_reports, "WALK_MATCHES", walk_matches)
+    monkeypatch.setattr(call_reports, "WALK_DEPTH", 1)
+    async with many_calls.uow.read() as uow:
+        every = (await uow.session.execute(text(
+            "SELECT uniqueid, caller_extension, caller_name, start, disposition FROM call"
+        ))).all()
+    expected = sorted(
+        (c for c in every
+         if ("desk" in c.caller_name.lower() or c.caller_extension == "201")
+         and (first is None or str(c.start) >= str(first))
+         and (not extensions or c.caller_extension in extensions)
+         and (outcome != "answered" or c.disposition == "ANSWERED")
+         and (outcome != "unanswered" or c.disposition != "ANSWERED")),
+        key=lambda c: str(c.start), reverse=True)
+    period = Period(first=first.date()) if first else Period()
+    records, total = await reports.list_calls(
+        many_calls, period, "desk", extensions=extensions, offset=offset, limit=limit,
+        outcome=outcome)
+    assert total == len(expected)
+    wanted = expected[offset:offset + limit if limit is not None else None]
+    assert [r.uniqueid for r in records] == [c.uniqueid for c in wanted]
