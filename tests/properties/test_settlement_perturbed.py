@@ -561,6 +561,17 @@ DAYS_THAT_FAILED = {
         gaps=(Window(start=0.0, end=12.0), Window(start=0.0, end=1.5)),
         missing_cdrs=frozenset({0}),
         balances={"100": "0.05", "101": "0.05", "102": "0.05"}),
+    # An attended transfer whose external leg's end fell into a gap, no Master.csv: flagged
+    # at the reconnect (the tracker forgot the channel), then the consultation's Cdr came
+    # again (a duplicated frame) and was taken for a late Cdr of a Dial of its own: settled
+    # at its 2 s. A Cdr the channel had already is a repeat, never news.
+    "attended, its consultation's Cdr again after the gap": Plan(
+        calls=(Placed(Call(0, "100", 0), asked=10.0, shape="attended", more=2),
+               Placed(Call(1, "100", 0), asked=1.0, shape="failover", more=0),
+               Placed(Call(2, "100", 5), asked=10.0, shape="single", more=0)),
+        gaps=(Window(start=14.0, end=16.0), Window(start=0.0, end=1.0)),
+        duplicated=(0, 28), cdr_store=False,
+        balances={"100": "0.05", "101": "0.05", "102": "0.05"}),
 }
 PLAYS = 6  # a day whose outcome hung on the order of concurrent work is played again
 

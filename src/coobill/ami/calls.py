@@ -270,7 +270,11 @@ class CallTracker:
                 continue
             lost.append(uid)
         for uid in lost:
-            self._forget(self._channels[uid])
+            ch = self._channels[uid]
+            self._forget(ch)
+            # Its holds are flagged (or settled from Master.csv): a late Cdr of it is still
+            # welcome, but one it had already (a duplicated frame) is no news.
+            self._settled.add(uid, False, cdrs=tuple(ch.cdrs))
         return lost
 
     def lost(self, live: AbstractSet[str], asked_tick: float) -> list[ChannelEnded]:
@@ -467,9 +471,9 @@ class CallTracker:
         # are then flagged, and that late Cdr, and only an answered Dial's, still settles them.
         if whole and ch.authorizations and not self._seen_whole(ch) and _unanswered_only(ch):
             whole = False
-            self._settled.add(ch.uniqueid, True, answered_welcome=True)
+            self._settled.add(ch.uniqueid, True, answered_welcome=True, cdrs=tuple(ch.cdrs))
         else:
-            self._settled.add(ch.uniqueid, whole)
+            self._settled.add(ch.uniqueid, whole, cdrs=tuple(ch.cdrs))
         dials = dials_of_channel(ch, whole=self._seen_whole(ch), gated_names=self._gated_names)
         caller_name, caller_number = "", ""
         for cdr in ch.cdrs:
