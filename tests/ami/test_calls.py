@@ -470,6 +470,31 @@ class TestLegsAndAuthorizations:
         [ended] = tracker.feed(hangup())
         assert (ended.settle.dials, ended.settle.leftover) == ((), "flag")
 
+    def test_a_cdr_again_after_its_channel_was_lost_in_a_gap_is_no_news(self) -> None:
+        """A gated channel posts its Cdrs, a leg it reached talks on, and its end falls into
+        a gap: forgotten at the reconnect (its hold is the ledger's to flag). One of the Cdrs
+        it had, again (a duplicated frame), is no late evidence of a Dial; a Cdr it had not
+        seen still is."""
+        clock = Clock()
+        tracker = CallTracker(clock=clock, cdr_events="on", cdr_grace_seconds=1.0)
+        tracker.connected()
+        tracker.authorized(CALLER, "t1")
+        tracker.feed(leg_begin("1.9", "PJSIP/carrier-a-00000001"))
+        tracker.feed(leg_end("ANSWER", "1.9", "PJSIP/carrier-a-00000001"))
+        assert tracker.feed(cdr("ANSWERED", "2")) == []
+        tracker.feed(hangup())
+        tracker.disconnected()  # the leg's Hangup: lost
+        tracker.begin_session()
+        assert tracker.reconcile(set()) == [CALLER]
+        tracker.connected()
+        assert tracker.feed(cdr("ANSWERED", "2")) == []
+        clock.now += 5
+        assert tracker.expire() == []
+        tracker.feed(cdr("BUSY", "0", dest="PJSIP/carrier-b-00000002"))
+        clock.now += 5
+        [ended] = tracker.expire()
+        assert [d.leg for d in ended.settle.dials] == ["PJSIP/carrier-b-00000002"]
+
     def test_a_dial_whose_dialend_fell_into_a_gap_is_not_taken_for_unanswered(self) -> None:
         """DialBegin seen, then a gap (its DialEnd ANSWER lost), then the Hangups and no Cdr:
         nothing says nobody talked - no record at cost 0, its hold is flagged (issue 13)."""

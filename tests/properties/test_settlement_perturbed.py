@@ -55,7 +55,7 @@ from tests.faults.calls import TARIFF, Call
 from tests.properties.pbx import EPOCH, EXTENSIONS, LIVE_CHECK, Placed, Plan, Window, plans
 from tests.properties.shapes import SHAPES
 
-EXAMPLES = 400
+EXAMPLES = 480  # 50-60 s on the suite's machine (2 cores), as 400 took before FundedLedgers
 MEMORY = Path("/dev/shm")  # noqa: S108 - a folder of our own is made in it, and removed
 GRACE = 2.0  # ami.cdr_grace_seconds
 TRANSFERRED = ("blind", "attended")
@@ -73,7 +73,7 @@ class Life:
         self.ctx, self.pbx = ctx, pbx
         # The follower is made below: looked up when called.
         self.link = PbxLink(
-            ctx, on_expect=lambda live, legs: self.follower.expect(live, legs),  # noqa: PLW0108
+            ctx, on_expect=lambda live, legs, gone: self.follower.expect(live, legs, gone),  # noqa: PLW0108
             live_channels=pbx.still_live)
 
         async def reconciled(live: set[str]) -> None:
@@ -267,7 +267,12 @@ class Day:
         self.ami_up = True
         life.queue(ami_follower._TICK)  # the Cdr grace is over for every call
         await life.settled()
-        life.live_check(end)  # and the next live check comes
+        # The daemon ticks on: a channel handed back then to wait for the rows its legs'
+        # ends write (daemon/pbx.py) is settled once the grace has passed again.
+        self.at(end + GRACE + 1)
+        life.queue(ami_follower._TICK)
+        await life.settled()
+        life.live_check(self.now)  # and the next live check comes
         await life.settled()
         await asyncio.gather(*self.hands)
         if self.plan.manual_at:  # and once more, when the day is over
@@ -401,14 +406,46 @@ async def debits_by_hold(ctx: BillingContext) -> dict[int | None, tuple[int, Dec
     return {hold: (int(n), -from_units(int(total))) for hold, n, total in rows}
 
 
-async def play(plan: Plan, folder: Path) -> None:
-    day = Day(plan, folder)
-    ctx = bootstrap(day.settings)
+async def fund(plan: Plan, folder: Path) -> None:
+    """The extensions of the ledger in `folder` recharged with the plan's balances."""
+    ctx = bootstrap(Day(plan, folder).settings)
     try:
         for number, balance in plan.balances.items():
             await recharge(ctx, [number], balance)
     finally:
         await ctx.uow.dispose()
+
+
+class FundedLedgers:
+    """The funded template's ledger recharged with a plan's balances, made once for each set
+    of balances and copied for every day that has it: a day's own recharges, on an engine of
+    their own (every statement compiled anew), were a sixth of its time."""
+
+    def __init__(self, template: Path, root: Path) -> None:
+        self.template, self.root = template, root
+        self._made: dict[tuple[tuple[str, str], ...], Path] = {}
+
+    def copy(self, plan: Plan, folder: Path) -> None:
+        key = tuple(sorted(plan.balances.items()))
+        made = self._made.get(key)
+        if made is None:
+            made = self.root / str(len(self._made))
+            made.mkdir()
+            for name in ("ledger.db", "ledger.db.key"):
+                shutil.copy(self.template / name, made / name)
+            asyncio.run(fund(plan, made))
+            self._made[key] = made
+        for source in made.iterdir():
+            if source.name.startswith("ledger.db"):  # and its -wal, -shm when there are
+                shutil.copy(source, folder / source.name)
+
+
+async def play(plan: Plan, folder: Path, *, funded: bool = False) -> None:
+    """Play a day on the ledger in `folder` (recharged with the plan's balances already, if
+    `funded`)."""
+    day = Day(plan, folder)
+    if not funded:
+        await fund(plan, folder)
     errors = ErrorsLogged()
     logging.getLogger("coobill").addHandler(errors)
     try:
@@ -422,10 +459,10 @@ async def play(plan: Plan, folder: Path) -> None:
     assert errors.lines == []  # a settlement that failed, an event that could not be handled
 
 
-def play_day(plan: Plan, folder: Path) -> None:
+def play_day(plan: Plan, folder: Path, *, funded: bool = False) -> None:
     """One example, on an event loop of its own (a kill waits for the consumer to be idle
     and for the settlements it had handed over, so no connection is left behind)."""
-    asyncio.run(play(plan, folder))
+    asyncio.run(play(plan, folder, funded=funded))
 
 
 class ErrorsLogged(logging.Handler):
@@ -442,6 +479,7 @@ def test_a_perturbed_day_charges_every_allowed_call_once(
     request: pytest.FixtureRequest,
 ) -> None:
     slow = request.config.getoption("--slow")
+    ledgers = FundedLedgers(funded_template, tmp_path_factory.mktemp("balances"))
     # The suite's run plays the same days every time (a main that passed stays green; days
     # found wrong are kept in DAYS_THAT_FAILED); `--slow` draws new ones, ten times as many.
     @settings(max_examples=examples(slow), deadline=None, derandomize=not slow,
@@ -452,10 +490,9 @@ def test_a_perturbed_day_charges_every_allowed_call_once(
         # tests is the order of events, not the disk's fsync (which made a day 5x slower).
         with tempfile.TemporaryDirectory(dir=MEMORY if MEMORY.is_dir() else None) as tmp:
             folder = Path(tmp)
-            for name in ("ledger.db", "ledger.db.key"):
-                shutil.copy(funded_template / name, folder / name)
+            ledgers.copy(plan, folder)
             note(repr(plan))
-            play_day(plan, folder)
+            play_day(plan, folder, funded=True)
 
     SEEN.clear()
     day()
@@ -513,6 +550,27 @@ DAYS_THAT_FAILED = {
                Placed(Call(2, "100", 0), asked=6.0, shape="failover", more=15)),
         kill=Window(start=9.0, end=10.0), swapped=(23,), late_cdrs=frozenset({2}),
         missing_cdrs=frozenset({0}), cdr_store=False,
+        balances={"100": "0.05", "101": "0.05", "102": "0.05"}),
+    # An attended transfer whose Dial fell into a gap and whose Cdrs never came: flagged at
+    # the caller's end, Master.csv read while the external leg talked on, the PBX asked once
+    # it had hung up - and the file read again at once lacked that leg's row (cdr_csv writes
+    # it after the channel leaves the PBX's list): 2 s charged of 5. Hangs on the order in
+    # which the file read and the leg's end come, hence the plays.
+    "attended, the leg's row after it left the PBX's list": Plan(
+        calls=(Placed(Call(0, "100", 0), asked=11.0, shape="attended", more=4),),
+        gaps=(Window(start=0.0, end=12.0), Window(start=0.0, end=1.5)),
+        missing_cdrs=frozenset({0}),
+        balances={"100": "0.05", "101": "0.05", "102": "0.05"}),
+    # An attended transfer whose external leg's end fell into a gap, no Master.csv: flagged
+    # at the reconnect (the tracker forgot the channel), then the consultation's Cdr came
+    # again (a duplicated frame) and was taken for a late Cdr of a Dial of its own: settled
+    # at its 2 s. A Cdr the channel had already is a repeat, never news.
+    "attended, its consultation's Cdr again after the gap": Plan(
+        calls=(Placed(Call(0, "100", 0), asked=10.0, shape="attended", more=2),
+               Placed(Call(1, "100", 0), asked=1.0, shape="failover", more=0),
+               Placed(Call(2, "100", 5), asked=10.0, shape="single", more=0)),
+        gaps=(Window(start=14.0, end=16.0), Window(start=0.0, end=1.0)),
+        duplicated=(0, 28), cdr_store=False,
         balances={"100": "0.05", "101": "0.05", "102": "0.05"}),
 }
 PLAYS = 6  # a day whose outcome hung on the order of concurrent work is played again

@@ -75,6 +75,10 @@ class ChannelEnded:
     """A followed channel is over: what to settle."""
 
     settle: SettleChannel
+    # It was handed back to be followed until the legs its answered Dials reached hung up
+    # (expect() with legs), and the Cdr grace has passed since: the rows those legs' ends
+    # wrote are in Asterisk's CDR store by now.
+    legs_awaited: bool = False
 
     @property
     def uniqueid(self) -> str:
@@ -168,11 +172,15 @@ class CallTracker:
             ch.life_seen = ch.life_seen and self._connected \
                 and ch.life_generation == self._generation
 
-    def expect(self, uniqueid: str, tokens: list[str], legs: Collection[str] = ()) -> None:
+    def expect(self, uniqueid: str, tokens: list[str], legs: Collection[str] = (), *,
+               gone: bool = False) -> None:
         """A live channel holds funds this tracker did not see allowed (a restart): follow
         it to its end, its life not seen whole. With `legs`, the channel is gone already but
         the legs so named, which an answered Dial of it reached, are up (it transferred
-        them): it ends when they hang up."""
+        them): it ends when they hang up. `gone`: the PBX no longer lists those legs either,
+        but one may have hung up a moment ago, and the CDR rows its end writes reach
+        Master.csv after the channel has left the PBX's list: it is over now, and is settled
+        (from the file) once the Cdr grace has passed."""
         if uniqueid in self._settled and uniqueid not in self._channels and not legs:
             return  # settled by this tracker (its holds not closed yet when they were read)
         ch = self._channel(uniqueid)
@@ -182,6 +190,12 @@ class CallTracker:
             ch.hung_up_at, ch.end_assumed = self._clock(), True
             for name in legs:
                 self._wait_for(ch, name)
+                if gone and ch.waiting[name] is None:
+                    ch.waiting[name] = ch.hung_up_at  # its Hangup unseen: gone by now
+        if ch.end_assumed and ch.over and ch.over_seen is None:
+            # Its legs hung up before this was handled (or are gone): no event will end it,
+            # the grace runs from now.
+            ch.over_seen = self._monotonic()
 
     def paid_by(self, uniqueid: str) -> str | None:
         """The extension paying for the call a channel is the dialled party of, when it asks
@@ -256,7 +270,11 @@ class CallTracker:
                 continue
             lost.append(uid)
         for uid in lost:
-            self._forget(self._channels[uid])
+            ch = self._channels[uid]
+            self._forget(ch)
+            # Its holds are flagged (or settled from Master.csv): a late Cdr of it is still
+            # welcome, but one it had already (a duplicated frame) is no news.
+            self._settled.add(uid, False, cdrs=tuple(ch.cdrs))
         return lost
 
     def lost(self, live: AbstractSet[str], asked_tick: float) -> list[ChannelEnded]:
@@ -453,9 +471,9 @@ class CallTracker:
         # are then flagged, and that late Cdr, and only an answered Dial's, still settles them.
         if whole and ch.authorizations and not self._seen_whole(ch) and _unanswered_only(ch):
             whole = False
-            self._settled.add(ch.uniqueid, True, answered_welcome=True)
+            self._settled.add(ch.uniqueid, True, answered_welcome=True, cdrs=tuple(ch.cdrs))
         else:
-            self._settled.add(ch.uniqueid, whole)
+            self._settled.add(ch.uniqueid, whole, cdrs=tuple(ch.cdrs))
         dials = dials_of_channel(ch, whole=self._seen_whole(ch), gated_names=self._gated_names)
         caller_name, caller_number = "", ""
         for cdr in ch.cdrs:
@@ -469,7 +487,7 @@ class CallTracker:
             caller_name=caller_name or ch.caller_name,
             dials=dials, leftover="release" if whole else "flag", note=note,
         )
-        return ChannelEnded(settle)
+        return ChannelEnded(settle, legs_awaited=ch.end_assumed)
 
     # -- small helpers ----------------------------------------------------------------------
 

@@ -113,16 +113,26 @@ class RecentlySettled:
         # an answered Dial's Cdr is still welcome
         self._ids: OrderedDict[str, bool] = OrderedDict()
         self._answered_welcome: set[str] = set()
+        # The Cdrs each had when it was settled or forgotten: one of them again is a repeat
+        # (a duplicated frame), not the news a late Cdr is.
+        self._cdrs: dict[str, tuple[CdrRecord, ...]] = {}
 
-    def add(self, uniqueid: str, complete: bool, *, answered_welcome: bool = False) -> None:
+    def add(self, uniqueid: str, complete: bool, *, answered_welcome: bool = False,
+            cdrs: tuple[CdrRecord, ...] = ()) -> None:
         self._ids[uniqueid] = complete
         if answered_welcome:
             self._answered_welcome.add(uniqueid)
         else:
             self._answered_welcome.discard(uniqueid)
+        if cdrs:
+            self._cdrs[uniqueid] = cdrs
+        else:
+            self._cdrs.pop(uniqueid, None)
         self._ids.move_to_end(uniqueid)
         while len(self._ids) > self._size:
-            self._answered_welcome.discard(self._ids.popitem(last=False)[0])
+            gone = self._ids.popitem(last=False)[0]
+            self._answered_welcome.discard(gone)
+            self._cdrs.pop(gone, None)
 
     def __contains__(self, uniqueid: object) -> bool:
         return uniqueid in self._ids
@@ -132,7 +142,10 @@ class RecentlySettled:
 
     def welcomes(self, uniqueid: str, cdr: CdrRecord) -> bool:
         """Whether a Dial Cdr of a channel no longer followed is news: its settlement lacked
-        evidence, or had only unanswered Dials' and this one was answered."""
+        evidence, or had only unanswered Dials' and this one was answered - and it is not
+        one of the Cdrs the channel had already."""
+        if cdr in self._cdrs.get(uniqueid, ()):
+            return False
         if not self.complete(uniqueid):
             return True
         return uniqueid in self._answered_welcome and cdr.disposition == Disposition.ANSWERED

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -98,6 +98,8 @@ class _Expected:
     holds: tuple[tuple[str, tuple[str, ...]], ...]
     # Of those, gone channels whose transferred leg talks on: uniqueid -> the legs' names.
     legs: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # Of those, the channels whose legs are gone too (their rows may still be on their way).
+    gone: frozenset[str] = frozenset()
 
 
 _SESSION_START = _Marker("session-start")
@@ -216,13 +218,17 @@ class AmiFollower:
         return self.tracker.paid_by(uniqueid)
 
     def expect(self, holds: dict[str, list[str]],
-               legs: dict[str, list[str]] | None = None) -> None:
+               legs: dict[str, list[str]] | None = None,
+               gone: Collection[str] = ()) -> None:
         """Follow these live channels, holding funds of authorizations this daemon did not
         see (uniqueid -> their holds' tokens), to their end; those in `legs` are gone, and
-        end when the legs named there (their transferred external party) hang up."""
+        end when the legs named there (their transferred external party) hang up - or, for
+        those in `gone`, whose legs the PBX no longer lists, are settled once the Cdr grace
+        has passed (CallTracker.expect)."""
         if holds:
             self._queue.put_nowait(_Expected(tuple((u, tuple(t)) for u, t in holds.items()),
-                                             tuple((u, tuple(n)) for u, n in (legs or {}).items())))
+                                             tuple((u, tuple(n)) for u, n in (legs or {}).items()),
+                                             frozenset(gone)))
 
     def earlier_authorizations(self, uniqueid: str) -> tuple[tuple[str, int], ...]:
         """For the gate: the channel's earlier authorizations and the most talk time each
@@ -343,7 +349,8 @@ class AmiFollower:
         elif isinstance(item, _Expected):
             legs = dict(item.legs)
             for uniqueid, tokens in item.holds:
-                tracker.expect(uniqueid, list(tokens), legs.get(uniqueid, ()))
+                tracker.expect(uniqueid, list(tokens), legs.get(uniqueid, ()),
+                               gone=uniqueid in item.gone)
             return
         elif isinstance(item, _Reconcile):
             await self._reconcile(item)

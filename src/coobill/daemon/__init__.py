@@ -146,7 +146,8 @@ class Daemon:
 
     async def _start_follower(self, ctx: BillingContext) -> None:
         self.pbx = PbxLink(ctx, on_settled=self._settlement_done,
-                           on_expect=lambda live, legs: self._follower().expect(live, legs),
+                           on_expect=lambda live, legs, gone: self._follower().expect(
+                               live, legs, gone),
                            live_channels=lambda: self._follower().live_uniqueids())
         self.follower = AmiFollower(
             FollowerOptions.from_config(self.settings.ami), on_call_ended=self.pbx.call_ended,

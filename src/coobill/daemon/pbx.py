@@ -23,9 +23,10 @@ __all__ = ["PbxLink"]
 log = logging.getLogger("coobill.settlement")
 
 OnSettled = Callable[[list[Settlement]], None]
-# Live channels holding funds to follow (uniqueid -> tokens), and of them the gone ones
-# whose transferred leg talks on (uniqueid -> the legs' names).
-OnExpect = Callable[[dict[str, list[str]], dict[str, list[str]]], None]
+# Live channels holding funds to follow (uniqueid -> tokens), of them the gone ones whose
+# transferred leg talks on (uniqueid -> the legs' names), and of those the ones whose legs the
+# PBX no longer lists either (settled from Master.csv once the Cdr grace has passed).
+OnExpect = Callable[[dict[str, list[str]], dict[str, list[str]], set[str]], None]
 # The PBX's live channels, asked now (uniqueids and names; AmiError when it cannot be asked).
 LiveChannels = Callable[[], Awaitable[set[str]]]
 
@@ -58,7 +59,7 @@ class PbxLink:
         while the ledger works. At most `max_in_flight` run at once; past that the event
         stream waits here."""
         await self._slots.acquire()
-        task = asyncio.create_task(self._settle(ended.settle), name=f"settle-{ended.uniqueid}")
+        task = asyncio.create_task(self._settle(ended), name=f"settle-{ended.uniqueid}")
         self.settling[task] = ended.uniqueid
         task.add_done_callback(self._settle_done)
 
@@ -70,12 +71,13 @@ class PbxLink:
         if not task.cancelled() and task.exception() is not None:
             log.error("settlement.failed uniqueid=%s error=%r", uniqueid, task.exception())
 
-    async def _settle(self, cmd: SettleChannel) -> None:
+    async def _settle(self, ended: ChannelEnded) -> None:
         """Settle one ended channel; evidence the AMI follower lacked is looked for in
         Asterisk's CDR store first."""
+        cmd = ended.settle
         if cmd.leftover == "flag":
             found = (await self.find_in_cdr_store([cmd.uniqueid])).get(cmd.uniqueid)
-            if found is not None and await self._talks_on(found):
+            if found is not None and await self._talks_on(found, awaited=ended.legs_awaited):
                 return
             if found is not None and _answered(found):
                 # The PBX said its legs are gone; one may have hung up after the file was
@@ -87,12 +89,16 @@ class PbxLink:
         if settlements is not None and self._on_settled is not None:
             self._on_settled(settlements)
 
-    async def _talks_on(self, found: SettleChannel) -> bool:
-        """Whether a channel whose end the follower missed still has a call going on: an
-        answered Dial's leg the PBX lists live (the caller transferred it; Master.csv has
-        the rows up to the transfer only). Then it is handed back to be followed until that
-        leg hangs up. The PBX is asked first; when it cannot be, nothing is settled now (the
-        reconcile after the next login looks again)."""
+    async def _talks_on(self, found: SettleChannel, *, awaited: bool) -> bool:
+        """Whether a channel whose end the follower missed may still have a call going on,
+        or rows to come: an answered Dial's leg the PBX lists live (the caller transferred
+        it; Master.csv has the rows up to the transfer only) - then it is handed back to be
+        followed until that leg hangs up. A leg the PBX no longer lists may have hung up a
+        moment ago: the CDR engine writes the rows of its end (how long it talked on after a
+        transfer) after the channel has left the PBX's list - so unless that wait was
+        `awaited` already, it is handed back too, over, to be settled from the file once the
+        Cdr grace has passed. The PBX is asked first; when it cannot be, nothing is settled
+        now (the reconcile after the next login looks again)."""
         if self._live_channels is None or not _answered(found):
             return False
         try:
@@ -101,11 +107,20 @@ class PbxLink:
             log.warning("settlement.deferred uniqueid=%s reason=ami_lost error=%s",
                         found.uniqueid, exc)
             return True
+        if self._on_expect is None:
+            return False
+        uid = found.uniqueid
         legs = talking_legs(found, live)
-        if legs and self._on_expect is not None:
-            log.info("settlement.talking_on uniqueid=%s legs=%s", found.uniqueid, ",".join(legs))
-            self._on_expect({found.uniqueid: []}, {found.uniqueid: legs})
-        return bool(legs)
+        if legs:
+            log.info("settlement.talking_on uniqueid=%s legs=%s", uid, ",".join(legs))
+            self._on_expect({uid: []}, {uid: legs}, set())
+            return True
+        if awaited:
+            return False
+        gone = answered_legs(found)
+        log.info("settlement.rows_awaited uniqueid=%s legs=%s", uid, ",".join(gone))
+        self._on_expect({uid: []}, {uid: gone}, {uid})
+        return True
 
     async def drain(self, timeout: float) -> None:
         """Wait for the settlements in flight (SIGTERM: finish them, then exit)."""
@@ -140,7 +155,7 @@ class PbxLink:
             self.ctx.progress.reconciles_deferred.add()
             return
         if self._on_expect is not None:
-            self._on_expect(done.live, done.talking_on)
+            self._on_expect(done.live, done.talking_on, set())
         log.info("settlement.%s live=%d settled=%d flagged=%d",
                  occasion, len(live), len(done.settled), len(done.flagged))
 
@@ -167,6 +182,10 @@ class PbxLink:
         return await store.find(uniqueids)
 
 
+def answered_legs(found: SettleChannel) -> list[str]:
+    """The channels its answered Dials reached, by name (each may have been transferred)."""
+    return [d.leg for d in found.dials if d.disposition == Disposition.ANSWERED and d.leg]
+
+
 def _answered(found: SettleChannel) -> bool:
-    """An answered Dial of it reached a channel known by name (it may have been transferred)."""
-    return any(d.disposition == Disposition.ANSWERED and d.leg for d in found.dials)
+    return bool(answered_legs(found))
