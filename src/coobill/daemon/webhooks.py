@@ -48,7 +48,7 @@ MAX_CONCURRENT = 16
 # group a second at least going out.
 BUSY_SHARE = 0.1
 BUSY_PAUSE_MAX_SECONDS = 1.0
-BEHIND_SECONDS = 0.002
+BEHIND_SECONDS = 0.001
 # An answer's body is read (and thrown away) only when it says it is this short: httpx
 # closes a connection whose answer was not read to its end, and a new connection per event
 # costs the sender (and so the daemon's one event loop) more than the request itself.
@@ -111,7 +111,13 @@ class WebhookSender:
         loop = asyncio.get_running_loop()
         took = loop.time() - began
         asked = loop.time()
-        await asyncio.sleep(0)  # back once the work already waiting on the loop has run
+        # A timer due now, not sleep(0): the loop runs due timers after the next poll's I/O
+        # callbacks (asyncio's BaseEventLoop._run_once), so this comes back once the AMI data
+        # already arrived is parsed - with a stream faster than settlement, milliseconds
+        # later. (Not sleep(d > 0) either: epoll rounds its timeout up to a millisecond.)
+        probe: asyncio.Future[None] = loop.create_future()
+        loop.call_later(0, _resolve, probe)
+        await probe
         if loop.time() - asked >= BEHIND_SECONDS:
             self.paced += 1
             await asyncio.sleep(min(took * (1 / BUSY_SHARE - 1), BUSY_PAUSE_MAX_SECONDS))
@@ -219,6 +225,11 @@ class WebhookSender:
             removed = await outbox.prune(self.ctx)
             if removed:
                 log.info("webhooks.pruned delivered=%s", removed)
+
+
+def _resolve(probe: asyncio.Future[None]) -> None:
+    if not probe.done():  # not cancelled meanwhile (the sender stopping)
+        probe.set_result(None)
 
 
 def _short(answer: httpx.Response) -> bool:
