@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from coobill.ami.calls import ChannelEnded
 from coobill.daemon.pbx import PbxLink
 from coobill.services.commands import DialOutcome, Disposition, SettleChannel
 from coobill.services.context import BillingContext
@@ -42,7 +43,7 @@ class TestACallerIdLongerThanTheColumn:
         link = PbxLink(ctx)
         link.max_retry_delay = 0.05
         try:
-            await asyncio.wait_for(link._settle(forwarded_call(LONG_CALLER)), 3)
+            await asyncio.wait_for(link._settle(ChannelEnded(forwarded_call(LONG_CALLER))), 3)
         except TimeoutError:
             pytest.fail("settlement of the forwarded call is still retrying after 3 s")
         assert await rows(ctx, "SELECT count(*) FROM call") == [(1,)]
