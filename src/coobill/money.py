@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 from decimal import ROUND_HALF_EVEN, Decimal
-from functools import lru_cache
 
 from coobill.errors import BadRequest
+from coobill.text_memo import parsed_once
 
 PLACES = Decimal("0.0001")
 ZERO = Decimal("0.0000")
@@ -45,7 +45,7 @@ def parse_amount(
 
 # A deck repeats a few hundred prices over 100,000 rows: each distinct text is parsed once
 # (a refused one is not kept: its error is raised again, each time).
-@lru_cache(maxsize=8192)
+@parsed_once(8192)
 def _amount_of_text(text: str, field: str, allow_zero: bool, allow_negative: bool) -> Decimal:
     return _checked_amount(_decimal_of(text, field), text, field, allow_zero, allow_negative)
 

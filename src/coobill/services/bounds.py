@@ -9,9 +9,9 @@ API, CLI) and every service checks numbers here, so each bound has one home.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 
 from coobill.errors import BadRequest
+from coobill.text_memo import parsed_once
 
 _DIGITS = re.compile(r"[0-9]+")
 # Ids are INTEGER columns: 32-bit on PostgreSQL (64-bit on SQLite), so the smaller range is
@@ -54,7 +54,7 @@ def whole_number(value: object, field: str, *, minimum: int, maximum: int) -> in
 
 # A deck's columns of seconds and lengths repeat a few values over 100,000 rows: each
 # distinct text is parsed once (a refused one is not kept: its error is raised each time).
-@lru_cache(maxsize=4096)
+@parsed_once(4096)
 def _whole_text(text: str, field: str, minimum: int, maximum: int) -> int:
     return _within(_whole_of(text, field, minimum, maximum), field, minimum, maximum)
 

@@ -8,7 +8,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, time
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
 from coobill.errors import BadRequest
@@ -16,6 +15,7 @@ from coobill.money import parse_amount
 from coobill.rating.calendar import DAY_NAMES, HOLIDAY_RULES, days_text, parse_days
 from coobill.rating.rates import EVERY_EXTENSION
 from coobill.services.bounds import digits, whole_number
+from coobill.text_memo import parsed_once
 
 __all__ = ["ALL_EXTENSIONS", "DAY_NAMES", "RATE_FIELD_NAMES", "RateFields", "check_rate_fields",
            "check_trunk", "moment_text", "parse_hhmm", "parse_moment", "parse_yes_no",
@@ -105,7 +105,7 @@ def parse_hhmm(text: str, field: str) -> time:
     return time(int(match.group(1)), int(match.group(2)))
 
 
-@lru_cache(maxsize=1024)
+@parsed_once(1024)
 def _time_text(text: str, field: str) -> str:
     """A time of day's canonical text, "HH:MM" (parsed once per distinct text)."""
     return parse_hhmm(text, field).strftime("%H:%M")
@@ -135,7 +135,7 @@ def parse_moment(value: Any, field: str) -> datetime | None:
 
 # Parsed once per distinct text, as the other columns a deck repeats over 100,000 rows (a
 # refused text is not kept: its error is raised each time).
-@lru_cache(maxsize=1024)
+@parsed_once(1024)
 def _moment_of_text(text: str, field: str) -> datetime:
     match = MOMENT.match(text)
     try:
@@ -168,7 +168,7 @@ def _days(value: Any) -> str:
     return _days_of_text(str(value or ""))
 
 
-@lru_cache(maxsize=256)
+@parsed_once(256)
 def _days_of_text(text: str) -> str:
     try:
         return days_text(parse_days(text))
@@ -197,7 +197,7 @@ def split_extensions(value: Any) -> tuple[str, ...]:
 
 
 # A deck names the same few lists ("*" most of all) over and over: each parsed once.
-@lru_cache(maxsize=4096)
+@parsed_once(4096, longest=256)
 def _extensions_of_text(text: str) -> tuple[str, ...]:
     return _extension_tuple(re.split(r"[,;\s]+", text.strip()))
 
