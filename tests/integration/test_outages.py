@@ -192,13 +192,16 @@ class TestLiveChecks:
         call = Call(0, "100", 6)
         master = tmp_path / "Master.csv"
         master.write_text(call.master_csv_row())
+        # An answered call the PBX no longer lists is settled from the file once a Cdr grace
+        # has passed (the rows of its legs' ends are written after they leave the listing).
         daemon = await start_daemon(ctx, fake_ami, live_check_seconds=0.05,
-                                    cdr_csv_path=str(master))
+                                    cdr_csv_path=str(master), cdr_grace_seconds=0.2)
         try:
             await fake_ami.next_login()
             assert (await call.ask_gate(daemon.gate.port))["COOBILL_RESULT"] == "ALLOW"
             await fake_ami.send_events(call.begin())
             await self.checked_twice_more(daemon)
+            await daemon.events.settled.reached(1)
         finally:
             await daemon.stop()
         await assert_debited_once(ctx, [call], {"100": "50"})
