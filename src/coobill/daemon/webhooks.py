@@ -66,7 +66,8 @@ class WebhookSender:
         self._wake = asyncio.Event()
         self._settling = False  # nudged since the current group began
         self._pruned_at: float | None = None
-        self.paced = 0  # pauses taken for settlement (tests and metrics read it)
+        self.looked = 0  # times it looked whether the loop was behind (tests read them)
+        self.paced = 0  # pauses taken for settlement, of those
 
     def start(self) -> None:
         self._task.start()
@@ -111,6 +112,7 @@ class WebhookSender:
         loop = asyncio.get_running_loop()
         took = loop.time() - began
         asked = loop.time()
+        self.looked += 1
         # A timer due now, not sleep(0): the loop runs due timers after the next poll's I/O
         # callbacks (asyncio's BaseEventLoop._run_once), so this comes back once the AMI data
         # already arrived is parsed - with a stream faster than settlement, milliseconds
