@@ -35,17 +35,15 @@ log = logging.getLogger("coobill.webhooks")
 # Events read in one round (at most one per extension), and sent at once of them.
 MAX_ROUND = 256
 MAX_CONCURRENT = 16
-# While calls are settling (the daemon nudged the sender during a group, or during a poll
-# that found nothing due) faster than the loop keeps up with (work was waiting on the loop
-# for BEHIND_SECONDS or longer when the sender looked), the sender takes about this share of
-# the time: after a group (or such a poll) that took t seconds it waits t * (1/share - 1),
-# at most BUSY_PAUSE_MAX_SECONDS. A loop that keeps up (a PBX's steady 150 calls/s is well
-# within what settlement does) is not behind, and the events go out as they are written:
-# only a burst beyond settlement's capacity defers them.
-# Its requests are Python work on the daemon's one event loop, and each stretch of it also
-# keeps SQLite's ledger thread from its next turn (the GIL): settlement goes first, the events
-# wait (in the ledger, safe) and are sent at full speed once the calls stop. The cap keeps a
-# group a second at least going out.
+# The sender's requests are Python work on the daemon's one event loop, and each stretch of
+# it also keeps SQLite's ledger thread from its next turn (the GIL). So while calls are
+# settling (the daemon nudged the sender during a group, or during a poll that found nothing
+# due) faster than the loop keeps up with (work waited on the loop BEHIND_SECONDS or longer
+# when the sender looked), the sender takes about BUSY_SHARE of the time: after a group (or
+# such a poll) that took t seconds it waits t * (1/share - 1), at most BUSY_PAUSE_MAX_SECONDS
+# (a group a second at least still goes out). The events wait in the ledger, safe, and go
+# out at full speed once the burst is over. A loop that keeps up (a PBX's steady 150 calls/s
+# is well within what settlement does) is not behind: the events go out as they are written.
 BUSY_SHARE = 0.1
 BUSY_PAUSE_MAX_SECONDS = 1.0
 BEHIND_SECONDS = 0.001
@@ -105,8 +103,9 @@ class WebhookSender:
         self._wake.clear()
 
     async def _pace(self, began: float) -> None:
-        """While calls are settling (nudged since `began`), give them the time first
-        (BUSY_SHARE). Pacing, not waiting for something: settlement has the loop meanwhile."""
+        """While calls are settling (nudged since `began`) and the loop is behind, give
+        settlement the time first (BUSY_SHARE). Pacing, not waiting for something:
+        settlement has the loop meanwhile."""
         if not self._settling:
             return
         loop = asyncio.get_running_loop()

@@ -77,9 +77,49 @@ def check_outcome(outcome: str | None) -> str:
     return outcome or ""
 
 
-async def _calls(uow: UnitOfWork, period: Period, keyword: str | None,
-                 extensions: Sequence[str], outcome: str = "", *, walk: bool = False
-                 ) -> Select[Any]:
+@dataclass(frozen=True, slots=True)
+class _Keyword:
+    """A keyword as one request uses it, looked up once: its text, the extensions the
+    billing user gave a name containing it, and whether SQLite's trigram index (migration
+    0006) finds it."""
+
+    word: str
+    named: Sequence[str]
+    indexed: bool
+
+    def matching_ids(self) -> Select[Any]:
+        """The ids of the calls the trigram index finds it in (when `indexed`)."""
+        phrase = '"' + self.word.replace('"', '""') + '"'  # FTS5: a phrase, nothing parsed
+        return (select(literal_column("rowid")).select_from(text("call_search"))
+                .where(text("call_search MATCH :phrase").bindparams(phrase=phrase)))
+
+    def contained(self) -> ColumnElement[bool]:
+        """Calls whose extension, caller name or number dialled contains it, any case."""
+        if self.indexed:
+            return Call.id.in_(self.matching_ids())
+        # PostgreSQL: with pg_trgm (migration 0006) these ILIKEs use its GIN indexes.
+        return or_(Call.caller_extension.icontains(self.word, autoescape=True),
+                   Call.caller_name.icontains(self.word, autoescape=True),
+                   Call.dialled_number.icontains(self.word, autoescape=True))
+
+
+async def _keyword(uow: UnitOfWork, keyword: str | None) -> _Keyword | None:
+    word = (keyword or "").strip()
+    if not word:
+        return None
+    # the extension's name as the billing user set it, not only the caller ID's: a small
+    # table, asked first, so the calls' own index on the caller can serve the match
+    named = (await uow.session.execute(select(Extension.number).where(
+        Extension.name.icontains(word, autoescape=True)))).scalars().all()
+    indexed = len(word) >= TRIGRAM and uow.session.bind.dialect.name == "sqlite" and (
+        await uow.session.execute(text(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'call_search'"
+        ))).first() is not None
+    return _Keyword(word, named, indexed)
+
+
+def _calls(period: Period, keyword: _Keyword | None, extensions: Sequence[str],
+           outcome: str = "", *, walk: bool = False) -> Select[Any]:
     """The ids of the calls wanted. The keyword is part of the caller's extension, the
     caller ID's name or the number dialled, or part of the name the billing user gave the
     extension. `walk`: the keyword's matches are tests on each call the (start, id) index
@@ -89,70 +129,34 @@ async def _calls(uow: UnitOfWork, period: Period, keyword: str | None,
         query = query.where(Call.disposition == "ANSWERED")
     elif outcome == "unanswered":
         query = query.where(Call.disposition != "ANSWERED")
-    if keyword:
-        word = keyword.strip()
-        # the extension's name as the billing user set it, not only the caller ID's: a small
-        # table, asked first, so the calls' own index on the caller can serve the match
-        named = await _named(uow, word)
+    if keyword is not None:
         if walk:
             # SQLite plans from an indexed column, not an expression of one: `id + 0` and
             # `caller_extension || ''` keep it on the (start, id) index, the matches a list.
-            query = query.where(or_((Call.id + 0).in_(await _matching_ids(uow, word)),
-                                    Call.caller_extension.concat("").in_(named)))
+            query = query.where(or_((Call.id + 0).in_(keyword.matching_ids()),
+                                    Call.caller_extension.concat("").in_(keyword.named)))
         else:
-            query = query.where(or_(await _contains(uow, word),
-                                    Call.caller_extension.in_(named)))
+            query = query.where(or_(keyword.contained(),
+                                    Call.caller_extension.in_(keyword.named)))
     if extensions:
         query = query.where(Call.caller_extension.in_(list(extensions)))
     return query
 
 
-async def _named(uow: UnitOfWork, word: str) -> Sequence[str]:
-    """The extensions whose name, as the billing user gave it, contains `word`."""
-    return (await uow.session.execute(select(Extension.number).where(
-        Extension.name.icontains(word, autoescape=True)))).scalars().all()
-
-
-async def _count(uow: UnitOfWork, wanted: Select[Any], period: Period, keyword: str | None,
-                 extensions: Sequence[str], outcome: str) -> int:
+async def _count(uow: UnitOfWork, wanted: Select[Any], period: Period,
+                 keyword: _Keyword | None, extensions: Sequence[str], outcome: str) -> int:
     """How many calls `wanted` finds. A keyword in SQLite's trigram index is counted as the
     union of its two ways to match - the index's own ids (or, with other filters, the calls
     among them that pass), and the calls of the extensions named so: 90 ms for a keyword in
     one call of nine among a million, where the OR of both took 220 ms, a call read per match."""
-    word = (keyword or "").strip()
     ids: Select[Any] | CompoundSelect[Any] = wanted
-    if word and await _searchable(uow, word):
-        filters = await _calls(uow, period, None, extensions, outcome)
-        found = (filters.where(Call.id.in_(await _matching_ids(uow, word)))
-                 if filters.whereclause is not None else await _matching_ids(uow, word))
-        ids = union(found, filters.where(Call.caller_extension.in_(await _named(uow, word))))
+    if keyword is not None and keyword.indexed:
+        filters = _calls(period, None, extensions, outcome)
+        found = (filters.where(Call.id.in_(keyword.matching_ids()))
+                 if filters.whereclause is not None else keyword.matching_ids())
+        ids = union(found, filters.where(Call.caller_extension.in_(keyword.named)))
     return int((await uow.session.execute(
         select(func.count()).select_from(ids.subquery()))).scalar_one())
-
-
-async def _contains(uow: UnitOfWork, word: str) -> ColumnElement[bool]:
-    """Calls whose extension, caller name or number dialled contains `word`, any case."""
-    if await _searchable(uow, word):
-        return Call.id.in_(await _matching_ids(uow, word))
-    # PostgreSQL: with pg_trgm (migration 0006) these ILIKEs use its GIN indexes.
-    return or_(Call.caller_extension.icontains(word, autoescape=True),
-               Call.caller_name.icontains(word, autoescape=True),
-               Call.dialled_number.icontains(word, autoescape=True))
-
-
-async def _searchable(uow: UnitOfWork, word: str) -> bool:
-    """Whether `word` is looked up in SQLite's trigram index (migration 0006)."""
-    return len(word) >= TRIGRAM and uow.session.bind.dialect.name == "sqlite" and (
-        await uow.session.execute(text(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'call_search'"
-        ))).first() is not None
-
-
-async def _matching_ids(uow: UnitOfWork, word: str) -> Select[Any]:
-    """The ids of the calls the trigram index finds `word` in (see _searchable)."""
-    phrase = '"' + word.replace('"', '""') + '"'  # FTS5: a phrase, nothing parsed in it
-    return (select(literal_column("rowid")).select_from(text("call_search"))
-            .where(text("call_search MATCH :phrase").bindparams(phrase=phrase)))
 
 
 # A call record's columns, in CallRecord's order, then the id the exports page by: plain
@@ -185,11 +189,12 @@ async def list_calls(
 ) -> tuple[list[CallRecord], int]:
     async with ctx.uow.read() as uow:
         outcome = check_outcome(outcome)
-        wanted = await _calls(uow, period, keyword, extensions, outcome)
-        total = await _count(uow, wanted, period, keyword, extensions, outcome)
-        if (keyword and total >= WALK_MATCHES and WALK_DEPTH * (offset + (limit or total)) <= total
-                and await _searchable(uow, keyword.strip())):
-            wanted = await _calls(uow, period, keyword, extensions, outcome, walk=True)
+        word = await _keyword(uow, keyword)
+        wanted = _calls(period, word, extensions, outcome)
+        total = await _count(uow, wanted, period, word, extensions, outcome)
+        if (word is not None and word.indexed and total >= WALK_MATCHES
+                and WALK_DEPTH * (offset + (limit or total)) <= total):
+            wanted = _calls(period, word, extensions, outcome, walk=True)
         page = wanted.order_by(*_NEWEST_CALLS).offset(offset)
         if limit is not None:
             page = page.limit(limit)
@@ -205,7 +210,7 @@ async def iter_calls(
     those with a start by (start, id) downwards; those without one by id, where the
     database sorts NULL (after them on SQLite, before them on PostgreSQL)."""
     async with ctx.uow.read() as uow:
-        wanted = await _calls(uow, period, keyword, extensions)
+        wanted = _calls(period, await _keyword(uow, keyword), extensions)
     nulls_first = ctx.uow.dialect == "postgresql"
     phases = (_undated, _dated) if nulls_first else (_dated, _undated)
     for phase in phases:
