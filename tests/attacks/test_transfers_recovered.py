@@ -194,3 +194,66 @@ async def test_a_missed_end_whose_leg_just_hung_up_waits_for_its_rows(
     await link.call_ended(ended[0])
     await link.drain(10)
     assert await charged(ctx, uid) == Decimal(call["expected_cost"])
+
+
+async def test_a_reconcile_whose_leg_just_hung_up_waits_for_its_rows(
+    ctx: BillingContext, tmp_path: Path
+) -> None:
+    """The same moment met by a reconcile (a live check, or a login after a gap): the gated
+    channel is gone, the PBX no longer lists its leg, and the file so far has the rows up to
+    the transfer. The reconcile does not settle 4 s of 9: it keeps the hold and hands the
+    channel over, over, to be settled from the file once the Cdr grace has passed."""
+    call: dict[str, Any] = EXPECTED["calls"]["blind"]
+    token = await funded(ctx, call)
+    uid = call["uniqueid"]
+    _, leg, _ = external_leg(uid)
+    gated_ended = next(f.t for f in FRAMES if f.event == "Hangup" and f.get("Uniqueid") == uid)
+    path = master_csv(tmp_path / "Master.csv", until=gated_ended + 0.5)
+    config = ctx.config.model_copy(update={"ami": ctx.config.ami.model_copy(
+        update={"cdr_csv_path": str(path), "cdr_csv_gmt": False})})
+    now = [1_000.0]
+    tracker = CallTracker(clock=lambda: now[0], cdr_events="on", cdr_grace_seconds=1.0)
+    tracker.begin_session()
+    tracker.connected()
+    followed: list[tuple[dict[str, list[str]], dict[str, list[str]], set[str]]] = []
+
+    async def listed() -> set[str]:
+        return set()  # the leg has left the PBX's list; its row is not written yet
+
+    def expect(holds: dict[str, list[str]], legs: dict[str, list[str]], gone: set[str]) -> None:
+        followed.append((holds, legs, gone))
+        for uniqueid, tokens in holds.items():
+            tracker.expect(uniqueid, tokens, legs.get(uniqueid, ()), gone=uniqueid in gone)
+
+    link = PbxLink(dataclasses.replace(ctx, config=config), live_channels=listed,
+                   on_expect=expect)
+    await link.reconciled(set(), still_live=listed)
+    assert followed == [({uid: [token]}, {uid: [leg]}, {uid})]
+    [(state,)] = await rows(ctx, "SELECT state FROM reservation WHERE uniqueid = :u", u=uid)
+    assert state == "held"  # not settled at the rows up to the transfer
+    assert not tracker.expire(now[0] + 0.5)
+    master_csv(path)  # the leg's row is written
+    ended = tracker.expire(now[0] + 1.0)
+    assert [e.legs_awaited for e in ended] == [True]
+    await link.call_ended(ended[0])
+    await link.drain(10)
+    assert await charged(ctx, uid) == Decimal(call["expected_cost"])
+
+
+async def test_a_reconcile_without_a_follower_settles_from_the_file_at_once(
+    ctx: BillingContext, tmp_path: Path
+) -> None:
+    """No one follows channels (a reconcile asked for by itself): the file's rows settle the
+    call at once, as they stand."""
+    call: dict[str, Any] = EXPECTED["calls"]["blind"]
+    await funded(ctx, call)
+    uid = call["uniqueid"]
+    path = master_csv(tmp_path / "Master.csv")
+
+    async def from_file(uniqueids: Any) -> Any:
+        return await find_in_master_csv(path, uniqueids, gmt=False)
+
+    done = await reconcile(ctx, set(), asked_at=None, find_cdr=from_file)
+    assert done.settled == [uid]
+    assert not done.rows_awaited
+    assert await charged(ctx, uid) == Decimal(call["expected_cost"])

@@ -12,10 +12,10 @@ from pathlib import Path
 from coobill.ami.calls import ChannelEnded
 from coobill.ami.cdr_store import MasterCsv
 from coobill.ami.session import AmiError
-from coobill.services.commands import Disposition, SettleChannel, Settlement
+from coobill.services.commands import SettleChannel, Settlement
 from coobill.services.context import BillingContext
 from coobill.services.pbx_sync import MAX_RETRY_DELAY, settle_until_done
-from coobill.services.reservations import reconcile, talking_legs
+from coobill.services.reservations import answered_legs, reconcile, talking_legs
 from coobill.services.settings import billing_settings
 
 __all__ = ["PbxLink"]
@@ -146,7 +146,7 @@ class PbxLink:
         try:
             done = await reconcile(
                 self.ctx, live, asked_at=asked_at, find_cdr=self.find_in_cdr_store,
-                still_live=still_live,
+                still_live=still_live, rows_to_come=self._on_expect is not None,
             )
         except AmiError as exc:
             # The PBX could not be asked again (the connection went meanwhile): nothing was
@@ -155,9 +155,11 @@ class PbxLink:
             self.ctx.progress.reconciles_deferred.add()
             return
         if self._on_expect is not None:
-            self._on_expect(done.live, done.talking_on, set())
-        log.info("settlement.%s live=%d settled=%d flagged=%d",
-                 occasion, len(live), len(done.settled), len(done.flagged))
+            self._on_expect(done.live, done.talking_on | done.rows_awaited,
+                            set(done.rows_awaited))
+        log.info("settlement.%s live=%d settled=%d flagged=%d rows_awaited=%d",
+                 occasion, len(live), len(done.settled), len(done.flagged),
+                 len(done.rows_awaited))
 
     async def live_check(
         self, live: set[str], *, still_live: Callable[[], Awaitable[set[str]]]
@@ -180,11 +182,6 @@ class PbxLink:
         if store is None or store.path != path or store.gmt != ami.cdr_csv_gmt:
             store = self._master_csv = MasterCsv(path, gmt=ami.cdr_csv_gmt)
         return await store.find(uniqueids)
-
-
-def answered_legs(found: SettleChannel) -> list[str]:
-    """The channels its answered Dials reached, by name (each may have been transferred)."""
-    return [d.leg for d in found.dials if d.disposition == Disposition.ANSWERED and d.leg]
 
 
 def _answered(found: SettleChannel) -> bool:

@@ -101,6 +101,9 @@ class Reconciled:
     # Of those, the channels gone whose answered Dial's leg is still up (the caller
     # transferred it): uniqueid -> the names of those legs, to follow until they hang up.
     talking_on: dict[str, list[str]] = field(default_factory=dict)
+    # Of those, with `rows_to_come`: the channels gone whose answered Dials' legs the PBX no
+    # longer lists - uniqueid -> those legs, over, to be settled from the file a Cdr grace on.
+    rows_awaited: dict[str, list[str]] = field(default_factory=dict)
 
 
 async def reconcile(
@@ -110,13 +113,20 @@ async def reconcile(
     asked_at: datetime | None,
     find_cdr: CdrLookup | None = None,
     still_live: LiveLookup | None = None,
+    rows_to_come: bool = False,
 ) -> Reconciled:
     """Settle or flag the open holds whose channel is no longer live. `asked_at` is when the
     live list was asked for (PBX local time): holds made after it are left alone, their
     channel may simply be newer than the list. Wall-clock dates go wrong when the clock jumps,
     so a caller that can ask the PBX again passes `still_live` instead (and no `asked_at`):
     the holds are read first, then the PBX is asked, and a channel up at that moment is live
-    whatever the dates say (it existed before its AGI request made the hold)."""
+    whatever the dates say (it existed before its AGI request made the hold).
+
+    `rows_to_come`: a caller that follows channels (the daemon) settles an answered call
+    found in the file a Cdr grace later, not now. Its leg may have hung up a moment before
+    the PBX was asked, and the CDR engine writes the rows of that end (how long a transferred
+    leg talked on) after the channel has left the PBX's list: read now, the file would say
+    the call ended at the transfer."""
     made_before = asked_at - timedelta(seconds=1) if asked_at is not None else None
     channels: dict[str, list[str]] = defaultdict(list)
     async with ctx.uow.read() as uow:
@@ -133,6 +143,7 @@ async def reconcile(
     settled: list[str] = []
     flagged: list[str] = []
     talking_on: dict[str, list[str]] = {}
+    rows_awaited: dict[str, list[str]] = {}
     for uniqueid in gone:
         found = evidence.get(uniqueid)
         up = [] if found is None else talking_legs(found, live_uniqueids)
@@ -142,6 +153,10 @@ async def reconcile(
             live[uniqueid] = channels[uniqueid]
             talking_on[uniqueid] = up
             continue
+        if found is not None and rows_to_come and answered_legs(found):
+            live[uniqueid] = channels[uniqueid]
+            rows_awaited[uniqueid] = answered_legs(found)
+            continue
         if found is not None:
             await settle_channel(ctx, found)
             settled.append(uniqueid)
@@ -149,14 +164,18 @@ async def reconcile(
         note = "channel gone and its end was missed"
         await settle_channel(ctx, SettleChannel(uniqueid, "", "", (), leftover="flag", note=note))
         flagged.append(uniqueid)
-    return Reconciled(settled, flagged, live, talking_on)
+    return Reconciled(settled, flagged, live, talking_on, rows_awaited)
+
+
+def answered_legs(found: SettleChannel) -> list[str]:
+    """The channels its answered Dials reached, by name (each may have been transferred)."""
+    return [d.leg for d in found.dials if d.disposition == Disposition.ANSWERED and d.leg]
 
 
 def talking_legs(found: SettleChannel, live: Collection[str]) -> list[str]:
     """The channels this evidence's answered Dials reached that are still up (listed by
     name): a transferred call whose external party talks on."""
-    return [d.leg for d in found.dials
-            if d.disposition == Disposition.ANSWERED and d.leg and d.leg in live]
+    return [leg for leg in answered_legs(found) if leg in live]
 
 
 async def _flagged_hold(ctx: BillingContext, uniqueid: str, hold_id: int | None) -> Reservation:
