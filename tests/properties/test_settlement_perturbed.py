@@ -268,12 +268,16 @@ class Day:
         life.queue(ami_follower._TICK)  # the Cdr grace is over for every call
         await life.settled()
         # The daemon ticks on: a channel handed back then to wait for the rows its legs'
-        # ends write (daemon/pbx.py) is settled once the grace has passed again.
-        self.at(end + GRACE + 1)
-        life.queue(ami_follower._TICK)
-        await life.settled()
-        life.live_check(self.now)  # and the next live check comes
-        await life.settled()
+        # ends write (daemon/pbx.py, and a reconcile's) is settled once the grace has passed
+        # again (from now: a restart may come after the day's last tick); the next live check
+        # comes, and the ticks after it.
+        for check in (True, False):
+            self.at(self.now + GRACE + 1)
+            life.queue(ami_follower._TICK)
+            await life.settled()
+            if check:
+                life.live_check(self.now)
+                await life.settled()
         await asyncio.gather(*self.hands)
         if self.plan.manual_at:  # and once more, when the day is over
             await self.by_hand(life.ctx)
