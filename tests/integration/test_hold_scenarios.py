@@ -247,11 +247,15 @@ class TestMasterCsvRecovery:
         )
         master = tmp_path / "Master.csv"
         master.write_text(busy + call.master_csv_row())
-        daemon = await start_daemon(ctx, fake_ami, cdr_csv_path=str(master))  # GMT: the default
+        # GMT: the default. Found in the file at the reconnect, the call is settled a Cdr
+        # grace later (the rows of its legs' ends are written after they leave the listing).
+        daemon = await start_daemon(ctx, fake_ami, cdr_csv_path=str(master),
+                                    cdr_grace_seconds=0.2)
         try:
             await connected(daemon, fake_ami)
             assert (await call.ask_gate(daemon.gate.port))["COOBILL_RESULT"] == "ALLOW"  # type: ignore[union-attr]
             await gap(daemon, fake_ami, [], 2)  # it ended while nobody listened
+            await daemon.events.settled.reached(1)
         finally:
             await daemon.stop()
         [record] = (await list_calls(ctx))[0]
