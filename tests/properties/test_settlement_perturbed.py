@@ -576,6 +576,15 @@ DAYS_THAT_FAILED = {
         gaps=(Window(start=14.0, end=16.0), Window(start=0.0, end=1.0)),
         duplicated=(0, 28), cdr_store=False,
         balances={"100": "0.05", "101": "0.05", "102": "0.05"}),
+    # An attended transfer whose caller's Hangup fell into a kill, its Cdrs late, no
+    # Master.csv: known from its Cdrs alone, it was settled once the grace from its first Cdr
+    # had passed and its legs had hung up - before the Local ;1 half's Cdr (the 3 s the
+    # external party talked on) came, a moment after their Hangups; the consultation's Cdr
+    # was then charged as a call of its own: 10 s of 13. The grace runs from the legs' end.
+    "attended, known from its Cdrs alone, the talk on after the legs' end": Plan(
+        calls=(_single(0), Placed(Call(1, "101", 8), asked=7.5, shape="attended", more=3)),
+        kill=Window(start=8.0, end=19.0), late_cdrs=frozenset({1}), cdr_store=False,
+        balances={"100": "0.05", "101": "0.15", "102": "0.05"}),
 }
 PLAYS = 6  # a day whose outcome hung on the order of concurrent work is played again
 

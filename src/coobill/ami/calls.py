@@ -385,6 +385,11 @@ class CallTracker:
             waiter = self._channels.get(self._reached_by.get(name, ""))
             if waiter is not None and name in waiter.waiting and waiter.waiting[name] is None:
                 waiter.waiting[name] = self._recent_hangups[name]
+                if not waiter.legs and waiter.over_seen is not None:
+                    # Known from its Cdrs alone: the Cdr of that leg's end (how long it talked
+                    # on after a transfer, posted by the Local ;1 half it was bridged to)
+                    # comes after its Hangup - the grace runs from this end, not the first Cdr.
+                    waiter.over_seen = self._monotonic()
                 ended += self._if_over(waiter.uniqueid)
         found = self._dest_of.pop(uid, None)
         if found is not None:
