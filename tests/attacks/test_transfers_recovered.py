@@ -153,56 +153,16 @@ async def test_a_missed_end_waits_for_the_leg_the_pbx_still_lists(
     assert await charged(ctx, uid) == Decimal(call["expected_cost"])
 
 
-async def test_a_missed_end_whose_leg_just_hung_up_waits_for_its_rows(
-    ctx: BillingContext, tmp_path: Path
+@pytest.mark.parametrize("met_by", ["missed_end", "reconcile"])
+async def test_a_gone_channel_whose_leg_just_hung_up_waits_for_its_rows(
+    ctx: BillingContext, tmp_path: Path, met_by: str
 ) -> None:
     """The leg is no longer listed, but it hung up a moment ago: the CDR engine writes the
     row of its end (how long it talked on after the transfer) after the channel left the
-    PBX's list, so the file read now lacks it. The channel is not settled from the rows up
-    to the transfer: it is handed back, over, to the tracker, which settles it once the Cdr
-    grace has passed - by then the row is in."""
-    call: dict[str, Any] = EXPECTED["calls"]["blind"]
-    await funded(ctx, call)
-    uid = call["uniqueid"]
-    gated_ended = next(f.t for f in FRAMES if f.event == "Hangup" and f.get("Uniqueid") == uid)
-    path = master_csv(tmp_path / "Master.csv", until=gated_ended + 0.5)
-    config = ctx.config.model_copy(update={"ami": ctx.config.ami.model_copy(
-        update={"cdr_csv_path": str(path), "cdr_csv_gmt": False})})
-    now = [1_000.0]
-    tracker = CallTracker(clock=lambda: now[0], cdr_events="on", cdr_grace_seconds=1.0)
-    tracker.begin_session()
-    tracker.connected()
-
-    async def listed() -> set[str]:
-        return set()  # the leg has left the PBX's list; its row is not written yet
-
-    def expect(holds: dict[str, list[str]], legs: dict[str, list[str]], gone: set[str]) -> None:
-        for uniqueid, tokens in holds.items():
-            tracker.expect(uniqueid, tokens, legs.get(uniqueid, ()), gone=uniqueid in gone)
-
-    link = PbxLink(dataclasses.replace(ctx, config=config), live_channels=listed,
-                   on_expect=expect)
-    await link.call_ended(ChannelEnded(
-        SettleChannel(uid, "500", "", (), leftover="flag", note="end missed")))
-    await link.drain(10)
-    [(state,)] = await rows(ctx, "SELECT state FROM reservation WHERE uniqueid = :u", u=uid)
-    assert state == "held"  # not settled at the rows up to the transfer
-    assert not tracker.expire(now[0] + 0.5)
-    master_csv(path)  # the leg's row is written
-    ended = tracker.expire(now[0] + 1.0)
-    assert [e.legs_awaited for e in ended] == [True]
-    await link.call_ended(ended[0])
-    await link.drain(10)
-    assert await charged(ctx, uid) == Decimal(call["expected_cost"])
-
-
-async def test_a_reconcile_whose_leg_just_hung_up_waits_for_its_rows(
-    ctx: BillingContext, tmp_path: Path
-) -> None:
-    """The same moment met by a reconcile (a live check, or a login after a gap): the gated
-    channel is gone, the PBX no longer lists its leg, and the file so far has the rows up to
-    the transfer. The reconcile does not settle 4 s of 9: it keeps the hold and hands the
-    channel over, over, to be settled from the file once the Cdr grace has passed."""
+    PBX's list, so the file read now lacks it. Whether the follower missed the channel's end
+    or a reconcile (a live check, a login after a gap) finds it gone, it is not settled from
+    the rows up to the transfer (4 s of 9): its hold is kept and it is handed back, over, to
+    the tracker, which settles it once the Cdr grace has passed - by then the row is in."""
     call: dict[str, Any] = EXPECTED["calls"]["blind"]
     token = await funded(ctx, call)
     uid = call["uniqueid"]
@@ -227,8 +187,13 @@ async def test_a_reconcile_whose_leg_just_hung_up_waits_for_its_rows(
 
     link = PbxLink(dataclasses.replace(ctx, config=config), live_channels=listed,
                    on_expect=expect)
-    await link.reconciled(set(), still_live=listed)
-    assert followed == [({uid: [token]}, {uid: [leg]}, {uid})]
+    if met_by == "reconcile":
+        await link.reconciled(set(), still_live=listed)
+        assert followed == [({uid: [token]}, {uid: [leg]}, {uid})]
+    else:
+        await link.call_ended(ChannelEnded(
+            SettleChannel(uid, "500", "", (), leftover="flag", note="end missed")))
+        await link.drain(10)
     [(state,)] = await rows(ctx, "SELECT state FROM reservation WHERE uniqueid = :u", u=uid)
     assert state == "held"  # not settled at the rows up to the transfer
     assert not tracker.expire(now[0] + 0.5)

@@ -146,16 +146,17 @@ async def reconcile(
     rows_awaited: dict[str, list[str]] = {}
     for uniqueid in gone:
         found = evidence.get(uniqueid)
-        up = [] if found is None else talking_legs(found, live_uniqueids)
+        answered = [] if found is None else answered_legs(found)
+        up = [leg for leg in answered if leg in live_uniqueids]
         if up:
             # The channel it dialled is still up (the caller transferred it): the call goes
             # on, and so does its hold, until that leg hangs up.
             live[uniqueid] = channels[uniqueid]
             talking_on[uniqueid] = up
             continue
-        if found is not None and rows_to_come and answered_legs(found):
+        if answered and rows_to_come:
             live[uniqueid] = channels[uniqueid]
-            rows_awaited[uniqueid] = answered_legs(found)
+            rows_awaited[uniqueid] = answered
             continue
         if found is not None:
             await settle_channel(ctx, found)
