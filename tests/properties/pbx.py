@@ -164,9 +164,14 @@ class Plan:
                  if not any(w.covers(item[0]) for w in self.gaps) and not self.down(item[0])]
         for index in self.duplicated:
             if index < len(timed):
-                _, seq, when, frame = timed[index]
+                at, seq, when, frame = timed[index]
                 later = min(len(timed), index + 3)
-                timed.insert(later, (timed[later - 1][0], seq, when, frame))
+                again = timed[later - 1][0]
+                # A repeat comes on the session its frame came on: a daemon killed in between
+                # is gone with that session (the one after it is new, and Asterisk repeats
+                # nothing on it). A gap in between is kept: the same process heard both.
+                if self.kill is None or not at < self.kill.start <= again:
+                    timed.insert(later, (again, seq, when, frame))
         for index in self.swapped:
             if index + 1 < len(timed):
                 (a_at, a_seq, a_when, a), (b_at, b_seq, b_when, b) = timed[index:index + 2]

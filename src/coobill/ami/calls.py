@@ -124,6 +124,10 @@ class CallTracker:
         # -> its uniqueid, until it is settled: whose Hangup ends its wait, whose Cdrs later
         # name them (Channel.beyond).
         self._reached_by: dict[str, str] = {}
+        # The name of a channel a followed channel's DialBegin reached -> that channel's
+        # uniqueid, until it is settled: whose Cdrs, after a transfer, name the leg it
+        # talked on with (Channel.beyond).
+        self._dialled_by: dict[str, str] = {}
         self._settled = RecentlySettled(remember_settled)
         self._generation = 0
         self._connected = False
@@ -266,7 +270,15 @@ class CallTracker:
         for uid, ch in self._channels.items():
             if ch.generation >= self._generation or uid in live:
                 continue
-            if ch.over or self._leg_up(ch, live):
+            if ch.over:
+                continue
+            if self._leg_up(ch, live):
+                if ch.hung_up_at is None and ch.legs:
+                    # Gone while a leg it dialled is up: it transferred that leg, its Hangup
+                    # lost in the gap. Over when the leg hangs up, and settled a Cdr grace
+                    # later - so the rows of how long the leg talked on come first.
+                    ch.hung_up_at, ch.end_assumed = self._clock(), True
+                    ch.hung_up_rx = self._monotonic()
                 continue
             lost.append(uid)
         for uid in lost:
@@ -335,6 +347,8 @@ class CallTracker:
             ch.legs[key] = Leg(dest_uid, dest_channel, token, dialled_at=stamp(h, at)[0])
             if dest_uid:
                 self._dest_of[dest_uid] = (uid, key)
+            if dest_channel:
+                self._dialled_by[dest_channel] = uid
         return []
 
     def _on_dial_end(self, h: dict[str, str], at: Received) -> list[ChannelEnded]:
@@ -524,6 +538,8 @@ class CallTracker:
         for leg in ch.legs.values():
             if self._dest_of.get(leg.dest_uniqueid, ("",))[0] == ch.uniqueid:
                 del self._dest_of[leg.dest_uniqueid]
+            if self._dialled_by.get(leg.dest_channel) == ch.uniqueid:
+                del self._dialled_by[leg.dest_channel]
 
     def _follow_by_name(self, ch: Channel, cdr: CdrRecord) -> None:
         """A channel known from its Cdrs alone (its DialBegin missed): the channel an answered
@@ -536,7 +552,8 @@ class CallTracker:
 
     def _beyond(self, uid: str, cdr: CdrRecord) -> None:
         for name in (cdr.channel, cdr.destination_channel):
-            owner = self._channels.get(self._reached_by.get(name, ""))
+            owner = self._channels.get(
+                self._reached_by.get(name, "") or self._dialled_by.get(name, ""))
             if owner is not None and owner.uniqueid != uid and cdr not in owner.beyond:
                 owner.beyond.append(cdr)
                 return

@@ -55,8 +55,8 @@ def dials_of_channel(
         # whole, such a Cdr is no Dial of its own: an attended transfer's consultation; so
         # is one made once a leg's own Cdr ended while that leg talked on.)
         matched = {id(ch.cdr_of(leg)) for leg in ch.legs.values()}
-        transferred = [cdr.end for leg in legs if _outlived(ch, leg)
-                       and (cdr := ch.cdr_of(leg)) is not None and cdr.end is not None]
+        transferred = [cdr.end for leg in legs if (cdr := ch.cdr_of(leg)) is not None
+                       and cdr.end is not None and (_outlived(ch, leg) or _rows_beyond(ch, cdr))]
         outcomes += [c.outcome() for c in sorted(ch.cdrs, key=_started)
                      if id(c) not in matched and not any(
                          c.start is not None and c.start >= end for end in transferred)]
@@ -77,9 +77,7 @@ def _from_cdr_alone(
     after = ended - ch.hung_up_at if ended is not None and ch.hung_up_at is not None else 0
     if cdr.answer is None or ch.last_cdr_end is None:
         return cdr.outcome(authorization=token), False
-    later = [r for r in ch.beyond if r.start is not None and r.end is not None
-             and cdr.end is not None and r.start >= cdr.end
-             and cdr.destination_channel in (r.destination_channel, r.channel)]
+    later = _rows_beyond(ch, cdr)
     if later and (ch.hung_up_at is None or ch.end_assumed):
         # The caller's Hangup lost (or only known as gone by the PBX's listing): the rows.
         talk = max(int((ch.last_cdr_end - cdr.answer).total_seconds())
@@ -94,6 +92,14 @@ def _from_cdr_alone(
                            end=ch.last_cdr_end + timedelta(seconds=after),
                            evidence="events"), True
     return cdr.outcome(authorization=token), False  # no later than the caller
+
+
+def _rows_beyond(ch: Channel, cdr: CdrRecord) -> list[CdrRecord]:
+    """The Cdrs of other channels, started once this Dial's Cdr ended, that name the channel
+    it reached: what that channel talked on after a transfer (Channel.beyond)."""
+    return [r for r in ch.beyond if r.start is not None and r.end is not None
+            and cdr.end is not None and r.start >= cdr.end
+            and cdr.destination_channel in (r.destination_channel, r.channel)]
 
 
 def _into_a_gated_local_channel(ch: Channel, leg: Leg, gated_names: Container[str]) -> bool:
@@ -119,6 +125,11 @@ def _outcome(ch: Channel, leg: Leg, whole: bool) -> DialOutcome | None:
         # Hangup says the Dial ended, not that nobody talked - so no evidence of what it
         # cost, and its hold is flagged rather than settled at nothing.
         return None
+    if not whole and cdr is not None and (ch.hung_up_at is None or ch.end_assumed) \
+            and _rows_beyond(ch, cdr):
+        # Its caller's Hangup lost, and the leg talked on after the caller's Cdr ended (a
+        # transfer): as long as the rows posted for that leg afterwards say.
+        return _from_cdr_alone(ch, cdr, leg.authorization)[0]
     bound = ch.bounds.get(leg.authorization or "")
     if talk is None and cdr is not None and not leg.status and _outlived(ch, leg):
         # Its answer fell into a gap, and it talked on after the caller left (transferred):
@@ -188,6 +199,9 @@ def _outlived(ch: Channel, leg: Leg) -> bool:
     Hangups stamped by Asterisk, or both by us as they arrived."""
     if leg.ended_at is None or ch.hung_up_at is None:
         return False
+    if ch.end_assumed and leg.ended_rx is not None and ch.hung_up_rx is not None:
+        # The PBX listed the leg up when it no longer listed the caller (CallTracker.reconcile).
+        return leg.ended_rx >= ch.hung_up_rx
     if leg.ended_tick is not None and ch.hung_up_tick is not None:
         return leg.ended_tick - ch.hung_up_tick >= 1.0
     stamped = leg.ended_tick is None and ch.hung_up_tick is None
