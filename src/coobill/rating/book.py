@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, time
 
-from coobill.rating.calendar import NO_HOLIDAYS, Holidays
-from coobill.rating.rates import Rate
+from coobill.rating.calendar import ALWAYS, NO_HOLIDAYS, Calendar, Holidays
+from coobill.rating.rates import EVERY_EXTENSION, Rate
 
 
 class RateBook:
@@ -32,7 +32,7 @@ class RateBook:
         # length: a call looks only at its own length's and the any-length ones (most rates of
         # a big deck are for another length). Within each, most specific first; the exact
         # length's come first, as Rate.specificity ranks them.
-        self._by_prefix: dict[str, tuple[dict[int, tuple[Rate, ...]], tuple[Rate, ...]]] = {}
+        self._by_prefix: dict[str, tuple[dict[int, tuple[_Checks, ...]], tuple[_Checks, ...]]] = {}
         for prefix, bucket in by_prefix.items():
             bucket.sort(key=Rate.specificity, reverse=True)
             exact: dict[int, list[Rate]] = {}
@@ -40,8 +40,8 @@ class RateBook:
                 if rate.number_length:
                     exact.setdefault(rate.number_length, []).append(rate)
             self._by_prefix[prefix] = (
-                {length: tuple(found) for length, found in exact.items()},
-                tuple(rate for rate in bucket if not rate.number_length))
+                {length: tuple(map(_checks, found)) for length, found in exact.items()},
+                tuple(_checks(rate) for rate in bucket if not rate.number_length))
         # The prefix lengths there are, longest first: a call tries only those.
         self._lengths = tuple(sorted({len(p) for p in by_prefix}, reverse=True))
         self._rates = tuple(kept)
@@ -68,11 +68,28 @@ class RateBook:
             entry = by_prefix.get(number[:n])
             if entry is None:
                 continue
-            exact, any_length = entry
-            for rate in exact.get(length, ()):
-                if rate.applies(extension, length, minute, day, weekday, holiday):
-                    return rate
-            for rate in any_length:
-                if rate.applies(extension, length, minute, day, weekday, holiday):
+            # Rate.applies, the length already matched (each list holds one length's rates)
+            # and inlined: a quote tries ~3 rates, and the calls were a third of its time.
+            for checks in (entry[0].get(length, ()), entry[1]):
+                for rate, extensions, first, last, calendar in checks:
+                    if extensions is not None and extension not in extensions:
+                        continue
+                    if (minute < first or minute > last) if first <= last \
+                            else (last < minute < first):
+                        continue
+                    if calendar is not None and day is not None \
+                            and not calendar.holds_on(day, weekday, holiday):
+                        continue
                     return rate
         return None
+
+
+# What Rate.applies checks of a rate after its number length: the rate, its extensions (None:
+# every one), its window's first and last minute, its calendar (None: always).
+_Checks = tuple[Rate, frozenset[str] | None, int, int, Calendar | None]
+
+
+def _checks(rate: Rate) -> _Checks:
+    every = EVERY_EXTENSION in rate.extensions
+    return (rate, None if every else rate.extensions, rate.window.first_minute,
+            rate.window.last_minute, None if rate.calendar is ALWAYS else rate.calendar)
