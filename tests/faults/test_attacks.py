@@ -3,7 +3,8 @@ this process, its portal in a process of its own): while 50 bad logins run at on
 connections dribble headers at the portal, or 2,000 connections sit idle on the gate's port,
 the gate gives every valid call the same verdict as without the attack, and its p99 stays
 within 2 ms of its p99 without it (the issue's bound; asserted for now: 10 ms for the login
-flood, 5 ms for slow and idle connections - see LOGINS_MARGIN_SECONDS), measured in turns
+flood, 3 ms for idle gate connections, 2 ms for slow portal ones - see
+LOGINS_MARGIN_SECONDS), measured in turns
 with and without the attack; the
 portal's memory stays bounded; every bad input gets a 4xx with a reason — never a 500 — and
 nothing logs a traceback.
@@ -44,14 +45,14 @@ ROOT = Path(__file__).parents[2]
 PROBES = 200  # gate requests per turn (its p99: the second slowest); under attack, of 600
 ROUNDS = 3
 # The issue's bound is 2 ms: the gate's p99 under each attack within 2 ms of its p99 without.
-# NOT YET asserted (issue 14 stays open): on this two-core machine, shared with other work on
-# both cores (load 5-14), six runs of this file gave, over the worst turn without the attack,
-# the login flood -60 to +9.2 ms (+9.2 once), slow connections up to +4.9 ms, idle ones up to
-# +5.7 ms (twice over 2 ms), the attack's turns then waiting longer for a CPU too; with the
-# rest of the machine held off all three were within 2 ms. The bounds are the tightest that
-# held in those runs (idle: 5 ms, missed once by 0.7 ms; the login flood's was 100 ms).
-LOGINS_MARGIN_SECONDS = 0.010
-PORTAL_CONNECTIONS_MARGIN_SECONDS = GATE_CONNECTIONS_MARGIN_SECONDS = 0.005
+# Asserted for slow portal connections. On the quiet two-core machine of 2026-12-04, with the
+# portal on a CPU of its own and argon2 at 7 MiB, ten runs gave over the worst turn without
+# the attack: slow connections at most +0.7 ms; idle gate connections at most +1.6 ms (so 3 ms
+# here: issue 14 stays open for its 2); the login flood +0.2 to +3.1 ms (2 of 4 within 2 ms;
+# 5 ms here, where before those two changes it was +2.5 to +6.5 ms and 10 ms was asserted).
+LOGINS_MARGIN_SECONDS = 0.005
+PORTAL_CONNECTIONS_MARGIN_SECONDS = 0.002
+GATE_CONNECTIONS_MARGIN_SECONDS = 0.003
 ALLOWED = {"COOBILL_RESULT": "ALLOW", "COOBILL_REASON": "ok", "COOBILL_LIMIT": "600",
            "COOBILL_DIAL_OPTIONS": "L(600000)"}
 PASSWORD = "correct horse battery"
@@ -270,6 +271,16 @@ class TestTheGateUnderAttack:
 
 
 class TestThePortalUnderAttack:
+    async def test_the_portal_runs_on_one_cpu_of_several(self, daemon: Daemon) -> None:
+        """Whatever a visitor makes it do, the portal can take one CPU, never the gate's
+        others (web/process.py)."""
+        assert daemon.web is not None
+        assert daemon.web.process is not None
+        await wait_until(lambda: daemon.web_port is not None)
+        cpus = os.sched_getaffinity(0)
+        assert os.sched_getaffinity(daemon.web.process.pid) == (
+            {max(cpus)} if len(cpus) > 1 else cpus)
+
     async def test_logins_with_huge_distinct_names_leave_its_memory_bounded(
         self, daemon: Daemon
     ) -> None:

@@ -19,10 +19,13 @@ from coobill.storage.tables import User
 
 ROLES = ("billing", "admin")
 LANGUAGES = ("en", "zh")
-# argon2id, 64 MiB and 3 passes as argon2-cffi's default (RFC 9106's low-memory profile), in
-# one lane: the hash runs in one thread (services/passwords.py), not four beside the gate.
+# argon2id, 7 MiB and 5 passes in one lane: of the OWASP Password Storage Cheat Sheet's
+# argon2id settings, which it rates as one level of defence (46 MiB x 1 ... 7 MiB x 5), the one
+# of least memory. The hash runs in one thread (services/passwords.py) on the portal's CPU; at
+# argon2-cffi's 64 MiB it swept the caches the gate shares on the other CPU, and a login flood
+# put 3-6 ms on the gate's p99 where 7 MiB puts 0.2-3 (docs/benchmarks.md, 2026-12-04).
 # Existing hashes keep verifying (their parameters are in them) and are rehashed at login.
-_hasher = PasswordHasher(parallelism=1)
+_hasher = PasswordHasher(parallelism=1, memory_cost=7168, time_cost=5)
 
 
 @dataclass(frozen=True, slots=True)
