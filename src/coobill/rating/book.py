@@ -60,8 +60,7 @@ class RateBook:
         length = len(number)
         minute = at.hour * 60 + at.minute
         day = at if isinstance(at, datetime) else None
-        weekday = day.weekday() if day is not None else 0
-        holiday = day is not None and bool(holidays) and day in holidays
+        weekday, holiday = -1, False  # worked out at the first rate with a calendar
         for n in self._lengths:
             if n > length:
                 continue
@@ -77,9 +76,11 @@ class RateBook:
                     if (minute < first or minute > last) if first <= last \
                             else (last < minute < first):
                         continue
-                    if calendar is not None and day is not None \
-                            and not calendar.holds_on(day, weekday, holiday):
-                        continue
+                    if calendar is not None and day is not None:
+                        if weekday < 0:
+                            weekday, holiday = day.weekday(), bool(holidays) and day in holidays
+                        if not calendar.holds_on(day, weekday, holiday):
+                            continue
                     return rate
         return None
 
