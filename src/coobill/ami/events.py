@@ -8,10 +8,12 @@ yes), else when the daemon received it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from panoramisk.utils import CaseInsensitiveDict  # type: ignore[import-untyped]
 
 from coobill.services.commands import Disposition
 
@@ -42,10 +44,19 @@ class Received:
 
 def headers(event: Mapping[str, Any]) -> dict[str, str]:
     """Lower-case header names (Uniqueid vs UniqueID); a repeated header keeps its first value."""
+    if isinstance(event, CaseInsensitiveDict):
+        # panoramisk's Message keeps {lower-cased name: (name, value)} in `_store`
+        # (panoramisk/utils.py, CaseInsensitiveDict.__setitem__); its items() go through the
+        # Mapping mixin, a lower() and a lookup a header, and were a fifth of the loop's time
+        # a settled call.
+        pairs: Iterable[tuple[str, Any]] = (
+            (lower, given) for lower, (_, given) in event._store.items())
+    else:
+        pairs = ((str(key).lower(), given) for key, given in event.items())
     found: dict[str, str] = {}
-    for key, given in event.items():
+    for key, given in pairs:
         value = (given[0] if given else "") if isinstance(given, list | tuple) else given
-        found[str(key).lower()] = "" if value is None else str(value)
+        found[key] = "" if value is None else str(value)
     return found
 
 
