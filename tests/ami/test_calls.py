@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from panoramisk import Message
@@ -547,3 +547,60 @@ class TestLegsAndAuthorizations:
         assert tracker.earlier(CALLER) == (("t1", 64),)
         tracker.feed(leg_begin("1700000000.2", "PJSIP/carrier-a-00000001"))
         assert tracker.earlier(CALLER) == ()  # its Dial rings: nothing of it is lowered
+
+
+def leg_hangup(stamped: float, uid: str = "1.9",
+               name: str = "PJSIP/carrier-a-00000001") -> dict[str, str]:
+    return {"Event": "Hangup", "Uniqueid": uid, "Channel": name, "Cause": "16",
+            "Timestamp": f"{stamped:.6f}"}
+
+
+class TestACallerGoneAtAReconnect:
+    """The PBX lists a gated channel's leg but not the channel itself after an AMI gap: the
+    caller's end is assumed (CallTracker.reconcile). Found by an adversarial review: the time
+    the leg stayed up after it was taken from two clocks - the leg's Hangup stamped by
+    Asterisk, the assumed end the daemon's - so a PBX clock ahead was billed as talk."""
+
+    # answered 14:00:01, the caller's Cdr ends 14:01:01: billsec 60
+    CDR: ClassVar[dict[str, str]] = cdr("ANSWERED", "60") | {
+        "EndTime": "2026-11-22 14:01:01", "Duration": "61"}
+
+    def test_a_pbx_clock_ahead_is_not_billed_as_talk(self) -> None:
+        clock, skew = Clock(), 30.0  # timestampevents = yes, the PBX 30 s ahead
+        t = CallTracker(clock=clock, cdr_events="on", cdr_grace_seconds=1.0)
+        t.connected()
+        t.authorized(CALLER, "t1")
+        t.feed(dial_begin() | {"DestUniqueid": "1.9", "Timestamp": f"{EPOCH + skew:.6f}"})
+        t.disconnected()  # its DialEnd ANSWER (14:00:01) lost in the gap
+        t.begin_session()
+        clock.now = EPOCH + 61.0  # the caller hung up at 14:01:01; the leg is still listed
+        assert t.reconcile({"1.9"}) == []
+        t.connected()
+        clock.now += 0.05
+        out = t.feed(leg_hangup(EPOCH + 61.05 + skew))
+        out += t.feed(self.CDR)
+        clock.now += 2
+        out += t.expire()
+        [ended] = out
+        assert [d.billable_seconds for d in ended.settle.dials] == [60]
+
+    def test_a_caller_hangup_in_flight_at_the_listing_is_no_transfer(self) -> None:
+        clock = Clock()
+        t = CallTracker(clock=clock, cdr_events="on", cdr_grace_seconds=1.0)
+        t.connected()
+        t.authorized(CALLER, "t1")
+        t.feed(dial_begin() | {"DestUniqueid": "1.9", "Timestamp": f"{EPOCH:.6f}"})
+        t.feed(dial_end("ANSWER") | {"DestUniqueid": "1.9", "Timestamp": f"{EPOCH + 0.99:.6f}"})
+        t.disconnected()
+        t.begin_session()
+        clock.now = EPOCH + 61.01
+        assert t.reconcile({"1.9"}) == []
+        t.connected()
+        out = t.feed(hangup() | {"Timestamp": f"{EPOCH + 61.0:.6f}"})  # came after the listing
+        clock.now += 0.02
+        out += t.feed(leg_hangup(EPOCH + 61.02))
+        out += t.feed(self.CDR)
+        clock.now += 2
+        out += t.expire()
+        [ended] = out
+        assert [d.billable_seconds for d in ended.settle.dials] == [60]

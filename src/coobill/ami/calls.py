@@ -118,9 +118,10 @@ class CallTracker:
         self._dest_of: dict[str, tuple[str, str]] = {}  # dialled uniqueid -> (channel, leg)
         # The names of the channels the gate allowed lately (a Local ;2 half among them).
         self._gated_names: OrderedDict[str, None] = OrderedDict()
-        # Channel name -> when it hung up, lately; and the names followed for a channel known
-        # from its Cdrs alone (see _follow_by_name).
-        self._recent_hangups: OrderedDict[str, float] = OrderedDict()
+        # Channel name -> when it hung up (the event's time) and when that reached us (the
+        # monotonic clock), lately; and the names followed for a channel known from its Cdrs
+        # alone (see _follow_by_name).
+        self._recent_hangups: OrderedDict[str, tuple[float, float]] = OrderedDict()
         # -> its uniqueid, until it is settled: whose Hangup ends its wait, whose Cdrs later
         # name them (Channel.beyond).
         self._reached_by: dict[str, str] = {}
@@ -192,10 +193,12 @@ class CallTracker:
         ch.authorizations.extend((t, None) for t in tokens if t not in known_tokens)
         if legs and ch.hung_up_at is None and not ch.legs:
             ch.hung_up_at, ch.end_assumed = self._clock(), True
+            ch.hung_up_rx = self._monotonic()
             for name in legs:
                 self._wait_for(ch, name)
                 if gone and ch.waiting[name] is None:
-                    ch.waiting[name] = ch.hung_up_at  # its Hangup unseen: gone by now
+                    # its Hangup unseen: gone by now
+                    ch.waiting[name], ch.waiting_rx[name] = ch.hung_up_at, ch.hung_up_rx
         if ch.end_assumed and ch.over and ch.over_seen is None:
             # Its legs hung up before this was handled (or are gone): no event will end it,
             # the grace runs from now.
@@ -393,12 +396,12 @@ class CallTracker:
         ended: list[ChannelEnded] = []
         name = h.get("channel", "")
         if name:
-            self._recent_hangups[name] = stamp(h, at)[0]
+            self._recent_hangups[name] = (stamp(h, at)[0], at.tick)
             while len(self._recent_hangups) > self._max_channels:
                 self._recent_hangups.popitem(last=False)
             waiter = self._channels.get(self._reached_by.get(name, ""))
             if waiter is not None and name in waiter.waiting and waiter.waiting[name] is None:
-                waiter.waiting[name] = self._recent_hangups[name]
+                waiter.waiting[name], waiter.waiting_rx[name] = self._recent_hangups[name]
                 if not waiter.legs and waiter.over_seen is not None:
                     # Known from its Cdrs alone: the Cdr of that leg's end (how long it talked
                     # on after a transfer, posted by the Local ;1 half it was bridged to)
@@ -561,7 +564,7 @@ class CallTracker:
     def _wait_for(self, ch: Channel, dest: str) -> None:
         self._reached_by[dest] = ch.uniqueid
         if dest in self._recent_hangups:
-            ch.waiting[dest] = self._recent_hangups[dest]
+            ch.waiting[dest], ch.waiting_rx[dest] = self._recent_hangups[dest]
         elif dest not in ch.waiting:
             ch.waiting[dest] = None
 

@@ -86,6 +86,8 @@ class Channel:
     # Known from its Cdrs alone: the channels its answered Dials reached that had not hung up
     # when their Cdr came (a transferred call talks on) -> when they did (event time).
     waiting: dict[str, float | None] = field(default_factory=dict)
+    # ... and when each of those Hangups reached us (monotonic).
+    waiting_rx: dict[str, float] = field(default_factory=dict)
     # Cdrs of other channels naming one it waits on, come after its own: the rows an attended
     # transfer's Local ;1 half posts for the external party it was bridged to (how long that
     # party talked on after the caller left, when the caller's Hangup was lost).

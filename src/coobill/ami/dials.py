@@ -74,7 +74,7 @@ def _from_cdr_alone(
     as ami/cdr_store.py reads Master.csv: the Local ;1 half it was bridged to posts one)."""
     bound = ch.bounds.get(token or "")
     ended = ch.waiting.get(cdr.destination_channel)
-    after = ended - ch.hung_up_at if ended is not None and ch.hung_up_at is not None else 0
+    after = _after_caller(ch, ended, ch.waiting_rx.get(cdr.destination_channel)) or 0.0
     if cdr.answer is None or ch.last_cdr_end is None:
         return cdr.outcome(authorization=token), False
     later = _rows_beyond(ch, cdr)
@@ -86,7 +86,7 @@ def _from_cdr_alone(
                            billable_seconds=talk if bound is None else min(talk, bound),
                            end=max(r.end for r in later if r.end is not None)), True
     if after >= 1:
-        talk = _talked_on(ch, cdr, ended) or cdr.billable_seconds
+        talk = _talked_on(ch, cdr, after) or cdr.billable_seconds
         return cdr.outcome(authorization=token,
                            billable_seconds=talk if bound is None else min(talk, bound),
                            end=ch.last_cdr_end + timedelta(seconds=after),
@@ -134,7 +134,7 @@ def _outcome(ch: Channel, leg: Leg, whole: bool) -> DialOutcome | None:
     if talk is None and cdr is not None and not leg.status and _outlived(ch, leg):
         # Its answer fell into a gap, and it talked on after the caller left (transferred):
         # the CDR's answer to the caller's last CDR, then the time it stayed up after.
-        talk = _talked_on(ch, cdr, leg.ended_at)
+        talk = _talked_on(ch, cdr, _after_caller(ch, leg.ended_at, leg.ended_rx))
     if talk is not None and bound is not None:
         talk = min(talk, bound)
     if cdr is not None and not _events_measure_better(ch, leg, cdr, talk):
@@ -182,14 +182,29 @@ def _events_measure_better(ch: Channel, leg: Leg, cdr: CdrRecord, talk: int | No
         leg.ended_tick is None if leg.ended_at is not None else ch.hung_up_tick is None)
 
 
-def _talked_on(ch: Channel, cdr: CdrRecord, ended: float | None) -> int | None:
+def _talked_on(ch: Channel, cdr: CdrRecord, after: float | None) -> int | None:
     """A Dial whose callee talked on after the caller left: from the CDR's answer to the
-    caller's last CDR's end (the CDRs' clock), then until the callee hung up at `ended`
-    (the events' clock, from the caller's Hangup); never less than the CDR's billsec."""
-    if ended is None or ch.hung_up_at is None or cdr.answer is None or ch.last_cdr_end is None:
+    caller's last CDR's end (the CDRs' clock), then the `after` seconds the callee stayed up
+    after the caller's end (_after_caller); never less than the CDR's billsec."""
+    if after is None or cdr.answer is None or ch.last_cdr_end is None:
         return None
     before = (ch.last_cdr_end - cdr.answer).total_seconds()
-    return max(int(before + ended - ch.hung_up_at), cdr.billable_seconds)
+    return max(int(before + after), cdr.billable_seconds)
+
+
+def _after_caller(ch: Channel, ended: float | None, ended_rx: float | None) -> float | None:
+    """How long a channel the caller's Dial reached stayed up after the caller's end, on one
+    clock: the two Hangups' times (both Asterisk's stamps, or both when they reached us) - or,
+    the caller's end only assumed (the PBX no longer listed it: reconcile, expect), when each
+    reached us, on the monotonic clock: the assumed end is the daemon's, the Hangup's stamp
+    the PBX's, and a PBX clock ahead of the daemon's must not be billed as talk."""
+    if ended is None or ch.hung_up_at is None:
+        return None
+    if ch.end_assumed:
+        if ended_rx is None or ch.hung_up_rx is None:
+            return None
+        return max(ended_rx - ch.hung_up_rx, 0.0)
+    return ended - ch.hung_up_at
 
 
 def _outlived(ch: Channel, leg: Leg) -> bool:
