@@ -604,3 +604,41 @@ class TestACallerGoneAtAReconnect:
         out += t.expire()
         [ended] = out
         assert [d.billable_seconds for d in ended.settle.dials] == [60]
+
+    def test_a_channel_left_out_of_a_listing_that_dials_again_is_up_after_all(self) -> None:
+        """Found by a review: its end assumed at the reconnect, the channel asked the gate
+        again (Dial(...,g)) and dialled a second number; it was settled while that Dial
+        talked (the second hold released as unused) and the second Dial's evidence refused."""
+        clock = Clock()
+        t = CallTracker(clock=clock, cdr_events="on", cdr_grace_seconds=1.0)
+        t.connected()
+        t.authorized(CALLER, "t1")
+        t.feed(dial_begin() | {"DestUniqueid": "1.9"})
+        t.feed(dial_end("ANSWER") | {"DestUniqueid": "1.9"})
+        t.disconnected()
+        t.begin_session()
+        clock.now = EPOCH + 30
+        assert t.reconcile({"1.9"}) == []  # the listing left the caller out
+        t.connected()
+        clock.now += 5
+        out = t.feed(leg_hangup(clock.now))
+        out += t.feed(cdr("ANSWERED", "34") | {"EndTime": "2026-11-22 14:00:35",
+                                               "Duration": "35"})
+        second = "PJSIP/carrier-a-00000002"
+        t.authorized(CALLER, "t2")
+        out += t.feed(dial_begin(second) | {"DestUniqueid": "1.10"})
+        out += t.feed(dial_end("ANSWER", second) | {"DestUniqueid": "1.10"})
+        clock.now += 2
+        out += t.expire()
+        assert out == []  # the second Dial talks on
+        clock.now += 60
+        out += t.feed(leg_hangup(clock.now, "1.10", second))
+        out += t.feed(hangup())
+        out += t.feed(cdr("ANSWERED", "62", dest=second) | {  # answered 14:00:35
+            "StartTime": "2026-11-22 14:00:35", "AnswerTime": "2026-11-22 14:00:35",
+            "EndTime": "2026-11-22 14:01:37", "Duration": "62"})
+        clock.now += 2
+        out += t.expire()
+        [ended] = out
+        assert sorted((d.authorization, d.billable_seconds) for d in ended.settle.dials) == [
+            ("t1", 34), ("t2", 62)]

@@ -4,12 +4,13 @@ billed - never the first row blindly."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
 
 from coobill.ami.calls import CallTracker
+from coobill.ami.cdr import CdrRecord, talk_through_a_transfer
 from coobill.ami.cdr_store import MasterCsv, find_in_master_csv, read_master_csv
 from coobill.money import ZERO
 from coobill.services.commands import DialOutcome, Disposition
@@ -113,3 +114,27 @@ async def test_lookups_asked_together_share_one_read_of_the_file(tmp_path: Path)
     assert store.reads == 1
     await store.find([UID])
     assert store.reads == 2  # a lookup after that reads the file as it is now
+
+
+class TestTalkThroughATransfer:
+    """ami/cdr.py talk_through_a_transfer, which both the Cdr events and Master.csv bill a
+    transferred call by."""
+
+    @staticmethod
+    def row(start: int, end: int) -> CdrRecord:
+        at = datetime(2026, 11, 22, 14, 0, 0)  # the CDRs' own zone-less clock
+        return CdrRecord("1.11", "100", "201", "", "PJSIP/carrier-a-00000001", "", at
+                         + timedelta(seconds=start), at + timedelta(seconds=start),
+                         at + timedelta(seconds=end), end - start, Disposition.ANSWERED)
+
+    def test_the_rows_after_the_transfer_add_their_billsec(self) -> None:
+        answer = datetime(2026, 11, 22, 14, 0, 1)
+        own_end = datetime(2026, 11, 22, 14, 0, 11)
+        assert talk_through_a_transfer(answer, own_end, [self.row(11, 20)]) == 10 + 9
+
+    def test_overlapping_rows_are_not_counted_twice(self) -> None:
+        # found by a review: two rows of one bridge of several parties, each 9 s
+        answer = datetime(2026, 11, 22, 14, 0, 1)
+        own_end = datetime(2026, 11, 22, 14, 0, 11)
+        assert talk_through_a_transfer(answer, own_end, [self.row(11, 20), self.row(11, 20)]) \
+            == 19  # the answer to the rows' end, not 10 + 9 + 9

@@ -167,6 +167,7 @@ class CallTracker:
         self._gated(channel)
         ch = self._channel(uniqueid)
         ch.extension = ch.extension or extension
+        _alive_after_all(ch)
         if ch.hung_up_at is not None:
             return
         first = not ch.authorizations and not ch.legs
@@ -336,6 +337,7 @@ class CallTracker:
         if not uid or uid in self._settled or (uid in self._dest_of and not self._allowed(uid)):
             return []
         ch = self._channel(uid, stamp(h, at)[0])
+        _alive_after_all(ch)
         if ch.hung_up_at is not None:
             return []
         ch.caller_number = ch.caller_number or known(h.get("calleridnum", ""))
@@ -417,9 +419,10 @@ class CallTracker:
                 leg.ended_rx = at.tick
             ended += self._if_over(owner)
         ch = self._channels.get(uid)
-        if ch is not None and ch.hung_up_at is None:
+        if ch is not None and (ch.hung_up_at is None or ch.end_assumed):
+            # (an end only assumed gives way to the channel's own Hangup: its real time)
             ch.hung_up_at, ch.hung_up_tick = stamp(h, at)
-            ch.hung_up_rx = at.tick
+            ch.hung_up_rx, ch.end_assumed = at.tick, False
             ch.caller_number = ch.caller_number or known(h.get("calleridnum", ""))
             ch.connected_to = known(h.get("connectedlinenum", ""))
             ended += self._if_over(uid)
@@ -592,6 +595,16 @@ class CallTracker:
             log.warning("ami.tracker_full dropped=%s max_channels=%d", ch.uniqueid,
                         self._max_channels)
             self._forget(ch)
+
+
+def _alive_after_all(ch: Channel) -> None:
+    """The channel whose end was assumed (the PBX's listing left it out) asks the gate or
+    dials: it is up. Its end is its own Hangup's, when that comes (found by a review: a channel
+    dialling again under a second authorization was settled while that Dial talked, the new
+    hold released)."""
+    if ch.end_assumed:
+        ch.hung_up_at = ch.hung_up_rx = ch.over_seen = None
+        ch.end_assumed = False
 
 
 def _unanswered_only(ch: Channel) -> bool:

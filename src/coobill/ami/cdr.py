@@ -175,6 +175,19 @@ def dials_of(records: Iterable[CdrRecord]) -> tuple[DialOutcome, ...]:
     return tuple(r.outcome() for r in dial)
 
 
+def talk_through_a_transfer(answer: datetime, own_end: datetime,
+                            later: Sequence[CdrRecord]) -> int:
+    """Seconds an answered Dial talked when its leg went on after the caller's rows ended
+    (a transfer): from its answer to the end of the caller's last row, then as long as the
+    rows posted later for that leg say (their billsec) - never more than from its answer to
+    the last of those rows' end, should two of them overlap (a bridge of several parties)."""
+    talk = int((own_end - answer).total_seconds()) + sum(r.billable_seconds for r in later)
+    ends = [r.end for r in later if r.end is not None]
+    if ends:
+        talk = min(talk, int((max(ends) - answer).total_seconds()))
+    return talk
+
+
 def _time(value: str, gmt: bool = False) -> datetime | None:
     value = value.strip()
     if not value:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from coobill.ami.cdr import CdrRecord, dials_of, parse_callerid
+from coobill.ami.cdr import CdrRecord, dials_of, parse_callerid, talk_through_a_transfer
 from coobill.services.commands import DialOutcome, Disposition, SettleChannel
 
 log = logging.getLogger("coobill.settlement")
@@ -87,8 +87,7 @@ def channel_from_records(uniqueid: str, records: list[CdrRecord],
                  and dial.leg in (r.destination_channel, r.channel)]
         if dial.disposition == Disposition.ANSWERED and dial.answer is not None \
                 and own_end is not None and later:
-            talk = int((own_end - dial.answer).total_seconds()) + sum(
-                r.billable_seconds for r in later)
+            talk = talk_through_a_transfer(dial.answer, own_end, later)
             went_on = dial.end
             dial = dataclasses.replace(dial, end=max(r.end for r in later if r.end),
                                        billable_seconds=max(talk, dial.billable_seconds))

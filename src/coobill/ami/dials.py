@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Container
 from datetime import datetime, timedelta
 
-from coobill.ami.cdr import CdrRecord, trunk_of_channel
+from coobill.ami.cdr import CdrRecord, talk_through_a_transfer, trunk_of_channel
 from coobill.ami.channels import Channel, Leg
 from coobill.ami.events import DIAL_STATUS, utc
 from coobill.services.commands import DialOutcome, Disposition
@@ -80,8 +80,8 @@ def _from_cdr_alone(
     later = _rows_beyond(ch, cdr)
     if later and (ch.hung_up_at is None or ch.end_assumed):
         # The caller's Hangup lost (or only known as gone by the PBX's listing): the rows.
-        talk = max(int((ch.last_cdr_end - cdr.answer).total_seconds())
-                   + sum(r.billable_seconds for r in later), cdr.billable_seconds)
+        talk = max(talk_through_a_transfer(cdr.answer, ch.last_cdr_end, later),
+                   cdr.billable_seconds)
         return cdr.outcome(authorization=token,
                            billable_seconds=talk if bound is None else min(talk, bound),
                            end=max(r.end for r in later if r.end is not None)), True
