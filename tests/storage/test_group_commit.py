@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import insert as insert_row
 from sqlalchemy import select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from coobill.storage import schema
@@ -269,3 +269,23 @@ class TestCheckpoints:
             assert factory.checkpointer.runs == 1
         finally:
             await factory.dispose()
+
+
+async def test_a_begin_refused_for_the_write_lock_is_sqlalchemys_error(
+    ledger: LedgerThread,
+) -> None:
+    """The ledger thread's BEGIN IMMEDIATE runs on the driver's connection (storage/db.py):
+    refused ("database is locked", another writer holding the lock past the busy timeout),
+    it is raised as SQLAlchemy raises it, and the thread goes on once the lock is free."""
+    def short_busy_timeout(session: Session) -> None:
+        session.connection().connection.driver_connection.execute("PRAGMA busy_timeout=50")
+
+    await ledger.submit(short_busy_timeout)  # the thread's one connection, from now on
+    path = ledger.sessions.kw["bind"].url.database
+    with closing(sqlite3.connect(path, timeout=0, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(OperationalError, match="database is locked"):
+            await ledger.submit(insert("refused"))
+        other.execute("ROLLBACK")
+    assert await ledger.submit(insert("after")) == "after"
+    assert refs(ledger) == ["after"]
