@@ -565,17 +565,29 @@ class TestACallerGoneAtAReconnect:
     CDR: ClassVar[dict[str, str]] = cdr("ANSWERED", "60") | {
         "EndTime": "2026-11-22 14:01:01", "Duration": "61"}
 
-    def test_a_pbx_clock_ahead_is_not_billed_as_talk(self) -> None:
-        clock, skew = Clock(), 30.0  # timestampevents = yes, the PBX 30 s ahead
+    @staticmethod
+    def left_out_at_a_reconnect(clock: Clock, at: float, began: dict[str, str],
+                                answered: dict[str, str] | None) -> CallTracker:
+        """A gated channel dialled the leg 1.9 (and, with `answered`, its DialEnd ANSWER
+        came); AMI dropped; at `at` the reconnect's listing has the leg but not the channel."""
         t = CallTracker(clock=clock, cdr_events="on", cdr_grace_seconds=1.0)
         t.connected()
         t.authorized(CALLER, "t1")
-        t.feed(dial_begin() | {"DestUniqueid": "1.9", "Timestamp": f"{EPOCH + skew:.6f}"})
-        t.disconnected()  # its DialEnd ANSWER (14:00:01) lost in the gap
+        t.feed(dial_begin() | {"DestUniqueid": "1.9"} | began)
+        if answered is not None:
+            t.feed(dial_end("ANSWER") | {"DestUniqueid": "1.9"} | answered)
+        t.disconnected()
         t.begin_session()
-        clock.now = EPOCH + 61.0  # the caller hung up at 14:01:01; the leg is still listed
+        clock.now = at
         assert t.reconcile({"1.9"}) == []
         t.connected()
+        return t
+
+    def test_a_pbx_clock_ahead_is_not_billed_as_talk(self) -> None:
+        clock, skew = Clock(), 30.0  # timestampevents = yes, the PBX 30 s ahead
+        # its DialEnd ANSWER (14:00:01) lost in the gap; the caller hung up at 14:01:01
+        t = self.left_out_at_a_reconnect(
+            clock, EPOCH + 61.0, {"Timestamp": f"{EPOCH + skew:.6f}"}, None)
         clock.now += 0.05
         out = t.feed(leg_hangup(EPOCH + 61.05 + skew))
         out += t.feed(self.CDR)
@@ -586,16 +598,8 @@ class TestACallerGoneAtAReconnect:
 
     def test_a_caller_hangup_in_flight_at_the_listing_is_no_transfer(self) -> None:
         clock = Clock()
-        t = CallTracker(clock=clock, cdr_events="on", cdr_grace_seconds=1.0)
-        t.connected()
-        t.authorized(CALLER, "t1")
-        t.feed(dial_begin() | {"DestUniqueid": "1.9", "Timestamp": f"{EPOCH:.6f}"})
-        t.feed(dial_end("ANSWER") | {"DestUniqueid": "1.9", "Timestamp": f"{EPOCH + 0.99:.6f}"})
-        t.disconnected()
-        t.begin_session()
-        clock.now = EPOCH + 61.01
-        assert t.reconcile({"1.9"}) == []
-        t.connected()
+        t = self.left_out_at_a_reconnect(clock, EPOCH + 61.01, {"Timestamp": f"{EPOCH:.6f}"},
+                                         {"Timestamp": f"{EPOCH + 0.99:.6f}"})
         out = t.feed(hangup() | {"Timestamp": f"{EPOCH + 61.0:.6f}"})  # came after the listing
         clock.now += 0.02
         out += t.feed(leg_hangup(EPOCH + 61.02))
@@ -610,16 +614,7 @@ class TestACallerGoneAtAReconnect:
         again (Dial(...,g)) and dialled a second number; it was settled while that Dial
         talked (the second hold released as unused) and the second Dial's evidence refused."""
         clock = Clock()
-        t = CallTracker(clock=clock, cdr_events="on", cdr_grace_seconds=1.0)
-        t.connected()
-        t.authorized(CALLER, "t1")
-        t.feed(dial_begin() | {"DestUniqueid": "1.9"})
-        t.feed(dial_end("ANSWER") | {"DestUniqueid": "1.9"})
-        t.disconnected()
-        t.begin_session()
-        clock.now = EPOCH + 30
-        assert t.reconcile({"1.9"}) == []  # the listing left the caller out
-        t.connected()
+        t = self.left_out_at_a_reconnect(clock, EPOCH + 30, {}, {})
         clock.now += 5
         out = t.feed(leg_hangup(clock.now))
         out += t.feed(cdr("ANSWERED", "34") | {"EndTime": "2026-11-22 14:00:35",

@@ -19,8 +19,9 @@ that would need them is refused when first compiled, not silently run differentl
 
 from __future__ import annotations
 
+import contextlib
 from collections import namedtuple
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -107,15 +108,9 @@ def execute(session: Session, statement: ClauseElement, params: Mapping[str, Any
     for name, process in zip(compiled.names, compiled.bind, strict=True):
         value = params[name] if name in params else compiled.constants[name]
         values.append(process(value) if process is not None and value is not None else value)
-    try:
+    with raised_as_sqlalchemy_does(dialect, compiled.sql, values):
         cursor = driver.execute(compiled.sql, values)
         raw = cursor.fetchall() if compiled.row is not None else []
-    except dialect.loaded_dbapi.Error as error:
-        # As SQLAlchemy raises it: IntegrityError, OperationalError ... with the driver's
-        # error as .orig, so callers catch one family of exceptions whichever path ran.
-        raise DBAPIError.instance(
-            compiled.sql, values, error, dialect.loaded_dbapi.Error, dialect=dialect
-        ) from error
     if compiled.row is None:
         return Rows([], cursor.rowcount)
     rows = [
@@ -125,6 +120,19 @@ def execute(session: Session, statement: ClauseElement, params: Mapping[str, Any
         for r in raw
     ]
     return Rows(rows, cursor.rowcount)
+
+
+@contextlib.contextmanager
+def raised_as_sqlalchemy_does(dialect: Dialect, sql: str, values: Sequence[Any]) -> Iterator[None]:
+    """A driver error raised as SQLAlchemy raises it: IntegrityError, OperationalError ...
+    with the driver's error as .orig, so callers catch one family of exceptions whichever
+    path ran the statement."""
+    try:
+        yield
+    except dialect.loaded_dbapi.Error as error:
+        raise DBAPIError.instance(
+            sql, values, error, dialect.loaded_dbapi.Error, dialect=dialect
+        ) from error
 
 
 def _compile(statement: ClauseElement, keys: tuple[str, ...], dialect: Dialect) -> _Compiled:

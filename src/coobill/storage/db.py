@@ -19,9 +19,10 @@ from typing import Any
 from sqlalchemy import Engine, event
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
+
+from coobill.storage._fast import raised_as_sqlalchemy_does
 
 log = logging.getLogger("coobill.ledger")
 
@@ -127,12 +128,8 @@ def _begin_immediate_unless_read_only(engine: Engine) -> None:
         # The ledger thread (the stdlib driver): straight on its connection, as
         # storage/_fast.py runs the hot paths' statements - SQLAlchemy's execution of this one
         # statement was a fifth of an authorization's time there (0.15 of 0.65 ms, profiled).
-        dbapi = conn.dialect.loaded_dbapi
-        try:
+        with raised_as_sqlalchemy_does(conn.dialect, sql, ()):
             conn.connection.driver_connection.execute(sql)
-        except dbapi.Error as error:  # raised as exec_driver_sql raises it
-            raise DBAPIError.instance(sql, (), error, dbapi.Error, dialect=conn.dialect) \
-                from error
 
 
 def create_engine(url: str, *, busy_timeout_ms: int = 5000, **kwargs: Any) -> AsyncEngine:
