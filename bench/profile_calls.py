@@ -60,15 +60,30 @@ async def profiled(ctx: Any, work: Callable[[], Awaitable[int]]) -> dict[str, An
     """`work` profiled on the event loop's thread and on the SQLite ledger thread (a unit of
     work run there switches its profiler on, another off)."""
     loop_profile, ledger_profile = cProfile.Profile(), cProfile.Profile()
-    await ctx.uow.run(lambda _session: ledger_profile.enable())
+    statements: dict[str, int] = defaultdict(int)
+
+    def counted(sql: str) -> None:
+        statements[sql.split(None, 1)[0].upper()] += 1
+
+    def start(session: Any) -> None:
+        # The statements SQLite runs on the ledger thread's connection, by their first word.
+        session.connection().connection.driver_connection.set_trace_callback(counted)
+        ledger_profile.enable()
+
+    def stop(session: Any) -> None:
+        ledger_profile.disable()
+        session.connection().connection.driver_connection.set_trace_callback(None)
+
+    await ctx.uow.run(start)
     cpu, wall = time.process_time(), time.perf_counter()
     loop_profile.enable()
     count = await work()
     loop_profile.disable()
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    await ctx.uow.run(lambda _session: ledger_profile.disable())
+    await ctx.uow.run(stop)
     return {"count": count, "wall_ms": 1000 * wall / count, "cpu_ms": 1000 * cpu / count,
-            "loop": _summed(loop_profile, count), "ledger": _summed(ledger_profile, count)}
+            "loop": _summed(loop_profile, count), "ledger": _summed(ledger_profile, count),
+            "statements": {k: v / count for k, v in sorted(statements.items())}}
 
 
 async def gate(calls: int) -> dict[str, Any]:
@@ -134,6 +149,9 @@ async def settlement(calls: int) -> dict[str, Any]:
 def report(name: str, figures: dict[str, Any], top: int) -> None:
     print(f"== {name}: {figures['count']} calls; per call {figures['wall_ms']:.3f} ms wall, "
           f"{figures['cpu_ms']:.3f} ms CPU (every thread, with cProfile's overhead)")
+    print("  statements a call on the ledger thread's connection: " + ", ".join(
+        f"{word} {n:.2f}" for word, n in figures["statements"].items())
+        + f" (in all {sum(figures['statements'].values()):.2f})")
     for thread in ("loop", "ledger"):
         seen = figures[thread]
         print(f"  -- {thread} thread: {seen['profiled_ms']:.3f} ms a call, self time by package")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
-from coobill.services import balances, extensions, reservations
+from coobill.services import balances, extensions, ledger, reservations
 from coobill.services.audit import audit
 from coobill.services.context import BillingContext
 from coobill.services.extensions import ExtensionChanges
@@ -218,3 +221,40 @@ class TestTamperEvidence:
         assert await rows(ctx, "SELECT balance, credit_limit, total_recharged FROM extension") == [
             (123456, 1, 123456)
         ]
+
+
+class TestTheChainInOneTransaction:
+    async def test_entries_of_one_batch_chain_on_through_a_unit_rolled_back(
+        self, sqlite_ctx: BillingContext
+    ) -> None:
+        """SQLite's ledger thread runs the units queued together in one transaction, and reads
+        the chain's head once in it: an entry that a failing unit wrote, and the head it moved,
+        roll back with it, and the next unit's entry follows the one before."""
+        from tests.storage.test_group_commit import queued_behind_a_gate
+
+        ctx = sqlite_ctx
+        await make_extension(ctx, "100", balance="10")
+        ext_id = (await rows(ctx, "SELECT id FROM extension WHERE number = '100'"))[0][0]
+        ledger_thread = ctx.uow.ledger_thread
+        assert ledger_thread is not None
+
+        def debit(session: Session, amount: str, fail: bool = False) -> Decimal:
+            posted = ledger.post_entry(session, extension_id=ext_id, kind=ledger.ADJUSTMENT,
+                                       amount=Decimal(amount), at=datetime(2026, 12, 7, 12))
+            if fail:
+                raise RuntimeError("after its entry")
+            return posted.after
+
+        transactions = ledger_thread.transactions
+        futures = await queued_behind_a_gate(ledger_thread, [
+            partial(debit, amount="-1"), partial(debit, amount="-2", fail=True),
+            partial(debit, amount="-3")])
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        assert results[0] == Decimal("9")
+        assert results[2] == Decimal("6")
+        assert isinstance(results[1], RuntimeError)
+        assert ledger_thread.transactions == transactions + 2  # the gate, then the three
+        report = await audit(ctx)
+        assert report.problems == []
+        assert report.entries == 3  # the first balance's, the first unit's and the third's
+        assert await rows(ctx, "SELECT entries FROM ledger_head") == [(3,)]

@@ -41,7 +41,7 @@ async def recharge(
             )
             session.add(record)
             session.flush()
-            before, after = ledger.post_entry(
+            posted = ledger.post_entry(
                 session,
                 extension_id=ext.id,
                 kind=ledger.RECHARGE,
@@ -50,12 +50,14 @@ async def recharge(
                 reference=f"recharge:{record.id}",
                 who=who,
             )
+            before, after = posted.before, posted.after
             record.balance_before, record.balance_after = before, after
             ext.total_recharged = ext.total_recharged + value
             outbox.publish(ctx, session, outbox.RECHARGE, ext.number, {
                 "amount": value, "balance_before": before, "balance_after": after, "who": who,
                 "recharge": record.id})
-            low_balance.check(ctx, session, ext.id, now)  # a recharge rearms it
+            low_balance.check(ctx, session, ext.id, now,  # a recharge rearms it
+                              view=posted.extension)
             records.append(record)
         session.flush()
         return records
@@ -74,7 +76,7 @@ async def adjust(
         ext = ledger.locked_extension(session, number)
         _refuse_above_ceiling(ctx, ext, value)
         now = billing_settings(session).local(ctx.clock())
-        before, after = ledger.post_entry(
+        posted = ledger.post_entry(
             session,
             extension_id=ext.id,
             kind=ledger.ADJUSTMENT,
@@ -83,10 +85,11 @@ async def adjust(
             reference=None,
             who=(who + (f": {note}" if note else ""))[:64],
         )
+        before, after = posted.before, posted.after
         outbox.publish(ctx, session, outbox.ADJUSTMENT, ext.number, {
             "amount": value, "balance_before": before, "balance_after": after, "who": who,
             "note": note})
-        low_balance.check(ctx, session, ext.id, now)
+        low_balance.check(ctx, session, ext.id, now, view=posted.extension)
         session.refresh(ext)
         return ExtensionView.of(ext)
 

@@ -235,15 +235,15 @@ def _charge(ctx: BillingContext, session: Session, *, fee: Fee, number: str,
                           reference=reference)
         session.add(record)
         session.flush()
-        before, after = ledger.post_entry(session, extension_id=ext.id, kind=ledger.FEE,
-                                          amount=-fee.amount, at=now, reference=reference,
-                                          who=who)
+        posted = ledger.post_entry(session, extension_id=ext.id, kind=ledger.FEE,
+                                   amount=-fee.amount, at=now, reference=reference, who=who)
+        before, after = posted.before, posted.after
         record.balance_before, record.balance_after = before, after
         over = funds(after, ext.credit_limit, ext.reserved) < 0
         outbox.publish(ctx, session, outbox.FEE, number, {
             "fee": fee.id, "name": fee.name, "period": key, "amount": fee.amount,
             "balance_after": after, "over_credit": over})
-        low_balance.check(ctx, session, ext.id, now)
+        low_balance.check(ctx, session, ext.id, now, view=posted.extension)
         log.info("fees.charged fee=%s ext=%s period=%s amount=%s balance_after=%s", fee.id,
                  number, key, fee.amount, after)
         if over:

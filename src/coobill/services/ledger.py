@@ -21,6 +21,7 @@ import hashlib
 import hmac
 from datetime import datetime
 from decimal import Decimal
+from typing import Any, NamedTuple
 
 from sqlalchemy.orm import Session
 
@@ -89,6 +90,16 @@ def append_entry(
     return entry_id
 
 
+class Posted(NamedTuple):
+    """A balance moved: before and after, and the extension's row as the move left it (its
+    number, balance, credit_limit, low_balance_threshold, low_balance_since: what
+    low_balance.check reads)."""
+
+    before: Decimal
+    after: Decimal
+    extension: Any
+
+
 def post_entry(
     session: Session,
     *,
@@ -98,8 +109,8 @@ def post_entry(
     at: datetime,
     reference: str | None = None,
     who: str = "",
-) -> tuple[Decimal, Decimal]:
-    """Add `amount` (signed) to a balance; returns (balance before, balance after). A call's
+) -> Posted:
+    """Add `amount` (signed) to a balance; returns the balance before and after it. A call's
     debit counts as its day's and month's spending too, for the caps (services/caps.py)."""
     spent_on = (caps.day_of(at), caps.month_of(at)) if kind == CALL_DEBIT else None
     moved = ledger_repo.move_balance(session, extension_id, amount, spent_on)
@@ -108,7 +119,7 @@ def post_entry(
     after = moved.balance
     append_entry(session, extension_id=extension_id, number=moved.number, kind=kind,
                  amount=amount, balance_after=after, at=at, reference=reference, who=who)
-    return after - amount, after
+    return Posted(after - amount, after, moved)
 
 
 async def lock_extension(uow: UnitOfWork, number: str) -> Extension:

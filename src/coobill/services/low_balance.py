@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -38,12 +39,14 @@ def is_low(balance: Decimal, credit_limit: Decimal, threshold: Decimal | None) -
 
 
 def check(ctx: BillingContext, session: Session, extension_id: int, at: datetime, *,
-          announce: bool = True) -> bool:
+          announce: bool = True, view: Any = None) -> bool:
     """After a change of the extension's balance, credit limit or threshold (in its unit of
     work): record a crossing below the threshold and publish its `low_balance` event, or
     rearm the alert when the funds are back. True when it crossed now. A new extension is
-    below from the start, not fallen below: recorded, not announced (`announce=False`)."""
-    row = ledger_repo.low_balance_view(session, extension_id)
+    below from the start, not fallen below: recorded, not announced (`announce=False`).
+    `view`: the extension's row as the change left it, when the change returned it
+    (ledger.post_entry's Posted.extension), else it is read."""
+    row = view if view is not None else ledger_repo.low_balance_view(session, extension_id)
     if row is None:
         return False
     threshold = threshold_of(row.low_balance_threshold, billing_settings(session))

@@ -103,9 +103,9 @@ def _settle(ctx: BillingContext, cmd: SettleChannel, session: Session) -> list[S
     pbx = cmd.pbx if cmd.pbx is not None else ctx.config.pbx.identity()
     channel_holds = [_Hold(**row._asdict())
                      for row in ledger_repo.channel_holds(session, pbx, cmd.uniqueid)]
-    earlier = ledger_repo.recorded_legs(session, pbx, cmd.uniqueid)
+    earlier, settled_before_the_upgrade = ledger_repo.recorded_legs(session, pbx, cmd.uniqueid)
     recorded = {row.leg for row in earlier}
-    if pbx and ledger_repo.settled_before_the_upgrade(session, cmd.uniqueid):
+    if settled_before_the_upgrade:
         return []
     now = settings.local(ctx.clock())
     used: set[int] = set()
@@ -268,11 +268,12 @@ def _record(
     })
     balance_after = None
     if price.extension_id is not None and amount:
-        _, balance_after = ledger.post_entry(
+        posted = ledger.post_entry(
             session, extension_id=price.extension_id, kind=ledger.CALL_DEBIT, amount=-amount,
             at=end or now, reference=f"call:{call_id}",
         )
-        low_balance.check(ctx, session, price.extension_id, end or now)
+        balance_after = posted.after
+        low_balance.check(ctx, session, price.extension_id, end or now, view=posted.extension)
     outbox.publish(ctx, session, outbox.CALL_SETTLED, price.extension_number, {
         "uniqueid": cmd.uniqueid, "leg": dial.leg, "number": dial.dialled_number,
         "disposition": str(dial.disposition), "billable_seconds": billsec, "cost": amount,

@@ -85,6 +85,34 @@ def per_transaction(session: Session, key: str, build: Callable[[Session], T]) -
     return value
 
 
+_KEPT = "coobill.fast.kept"
+
+
+def kept(session: Session, key: str) -> Any:
+    """What this transaction wrote under `key` with `keep` (None: nothing, or it was forgotten)."""
+    known = session.info.get(_KEPT)
+    if known is None or known[0] is not session.get_transaction():
+        return None
+    return known[1].get(key)
+
+
+def keep(session: Session, key: str, value: Any) -> None:
+    """Remember a row this transaction wrote, so that the transaction need not read it back.
+    Forgotten with the transaction, and at a rollback to a savepoint (`forget_kept`): a
+    statement rolled back may have written it."""
+    known = session.info.get(_KEPT)
+    transaction = session.get_transaction()
+    if known is None or known[0] is not transaction:
+        values: dict[str, Any] = {}
+        known = session.info[_KEPT] = (transaction, values)
+    known[1][key] = value
+
+
+def forget_kept(session: Session) -> None:
+    """After a ROLLBACK TO a savepoint: what was kept may be what was rolled back."""
+    session.info.pop(_KEPT, None)
+
+
 def _driver_of(session: Session) -> tuple[Any, Dialect]:
     """The stdlib sqlite3 connection under this transaction (None on other drivers)."""
     connection = session.connection()

@@ -30,6 +30,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from coobill.storage import _fast
+
 log = logging.getLogger("coobill.ledger")
 
 MAX_BATCH = 128
@@ -160,6 +162,7 @@ class LedgerThread:
                         raise
                     driver.execute("ROLLBACK TO unit")
                     driver.execute("RELEASE unit")
+                    _fast.forget_kept(session)
                     outcomes.append(_Outcome(unit, error=error))
                 else:
                     driver.execute("RELEASE unit")

@@ -26,7 +26,6 @@ from coobill.storage.ledger_repo.calls import (
     record_call,
     recorded_costs,
     recorded_legs,
-    settled_before_the_upgrade,
 )
 from coobill.storage.ledger_repo.entries import (
     append_entry,
@@ -95,7 +94,6 @@ __all__ = [
     "references_among",
     "settings_rows",
     "settings_rows_of",
-    "settled_before_the_upgrade",
     "shrink_hold",
     "take_hold",
 ]

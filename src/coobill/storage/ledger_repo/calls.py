@@ -21,18 +21,22 @@ _RECORDED_LEGS = select(CALL.c.leg, CALL.c.cost, CALL.c.billable_seconds,
 # A record from before migration 0004 knows no PBX nor leg: it is the channel's, settled.
 _SETTLED_BEFORE_THE_UPGRADE = select(CALL.c.id, CALL.c.cost).where(
     CALL.c.pbx == "", CALL.c.uniqueid == bindparam("uniqueid")).limit(1)
+# Both at once, for settlement: one statement fewer on the ledger thread (two lookups of
+# the (pbx, uniqueid, leg) index).
+_RECORDED_OR_BEFORE = select(CALL.c.pbx, CALL.c.leg, CALL.c.cost, CALL.c.billable_seconds,
+                             CALL.c.reservation_id).where(
+    CALL.c.pbx.in_([bindparam("pbx"), bindparam("before", "")]),
+    CALL.c.uniqueid == bindparam("uniqueid"))
 _RECORD_CALL = insert(CALL).returning(CALL.c.id)
 
 
-def recorded_legs(session: Session, pbx: str, uniqueid: str) -> list[Any]:
-    """The legs of a channel already recorded (leg, cost, billable_seconds, reservation_id)."""
-    return list(_fast.execute(session, _RECORDED_LEGS, {"pbx": pbx, "uniqueid": uniqueid}).all())
-
-
-def settled_before_the_upgrade(session: Session, uniqueid: str) -> bool:
-    """A record of this channel from before migration 0004 (no PBX, no leg) exists."""
-    return _fast.execute(session, _SETTLED_BEFORE_THE_UPGRADE,
-                         {"uniqueid": uniqueid}).first() is not None
+def recorded_legs(session: Session, pbx: str, uniqueid: str) -> tuple[list[Any], bool]:
+    """The legs of a channel already recorded (leg, cost, billable_seconds, reservation_id),
+    and whether it has a record from before migration 0004 (no PBX, no leg: the channel
+    settled then; never, for a PBX of no name, whose records are all of that kind)."""
+    rows = _fast.execute(session, _RECORDED_OR_BEFORE, {"pbx": pbx, "uniqueid": uniqueid}).all()
+    legs = [row for row in rows if row.pbx == pbx]
+    return legs, len(legs) < len(rows)
 
 
 def record_call(session: Session, row: Mapping[str, object]) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import String, bindparam, case, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,11 +18,15 @@ from coobill.storage.ledger_repo.base import (
 )
 from coobill.storage.tables import Money
 
+# What a balance's move returns: the balance after, and what its low-balance check reads
+# (services/low_balance.py), so that it need not read the row again.
+_MOVED = (EXTENSION.c.balance, EXTENSION.c.number, EXTENSION.c.credit_limit,
+          EXTENSION.c.low_balance_threshold, EXTENSION.c.low_balance_since)
 _MOVE_BALANCE = (
     update(EXTENSION)
     .where(EXTENSION.c.id == bindparam("extension_id"))
     .values(balance=EXTENSION.c.balance + bindparam("amount", type_=Money()))
-    .returning(EXTENSION.c.balance, EXTENSION.c.number)
+    .returning(*_MOVED)
 )
 _NEW_ENTRY = insert(ENTRY).returning(ENTRY.c.id)
 _READ_HEAD = (
@@ -61,14 +65,15 @@ _MOVE_BALANCE_SPENT = (
             spent_day_of=_period(EXTENSION.c.spent_day_of, "day"),
             spent_month=_counted(EXTENSION.c.spent_month, EXTENSION.c.spent_month_of, "month"),
             spent_month_of=_period(EXTENSION.c.spent_month_of, "month"))
-    .returning(EXTENSION.c.balance, EXTENSION.c.number)
+    .returning(*_MOVED)
 )
 
 
 def move_balance(session: Session, extension_id: int, amount: Decimal,
                  spent_on: tuple[str, str] | None = None) -> Any:
     """Add `amount` (signed) to a balance in one UPDATE ... RETURNING (no read-modify-write):
-    the balance after and the extension's number; None for an unknown extension. With
+    the balance after, the extension's number, and its credit_limit, low_balance_threshold
+    and low_balance_since (a low_balance_view of it); None for an unknown extension. With
     `spent_on` (day, month) it is a call's debit, counted as that day's and month's
     spending."""
     if spent_on is None:
@@ -108,9 +113,23 @@ async def references_among(session: AsyncSession, kind: str,
     return found
 
 
+class Head(NamedTuple):
+    last_entry_id: int
+    last_mac: str
+    entries: int
+
+
+_HEAD_KEPT = "ledger.head"
+
+
 def chain_head(session: Session) -> Any:
     """The ledger's head (last_entry_id, last_mac, entries), locked for this transaction
-    (FOR UPDATE), which keeps entry ids in chain order; None before migration 0004 made it."""
+    (FOR UPDATE), which keeps entry ids in chain order; None before migration 0004 made it.
+    Read once a transaction: after this transaction moved it, it is what move_head wrote (a
+    batch of settlements on SQLite's ledger thread, one transaction, reads it once)."""
+    moved = _fast.kept(session, _HEAD_KEPT)
+    if moved is not None:
+        return moved
     return _fast.execute(session, _READ_HEAD, {}).first()
 
 
@@ -130,3 +149,4 @@ def move_head(session: Session, *, exists: bool, last_entry_id: int, last_mac: s
         _fast.execute(session, _NEW_HEAD, {"id": 1, "last_entry_id": last_entry_id,
                                            "last_mac": last_mac, "entries": entries,
                                            "mac": mac})
+    _fast.keep(session, _HEAD_KEPT, Head(last_entry_id, last_mac, entries))
