@@ -31,6 +31,7 @@ from tests.fakes.ami_server import PJSIP, FakeAmiServer, Frame, event_frames, re
 from coobill.ami.follower import AmiFollower, FollowerOptions
 from coobill.bootstrap import bootstrap
 from coobill.config import Settings
+from coobill.daemon.call_index import CallIndexer
 from coobill.daemon.pbx import PbxLink
 from coobill.daemon.webhooks import WebhookSender
 from coobill.services import outbox as webhook_outbox
@@ -115,8 +116,9 @@ async def run(calls: int, live: int, hook_url: str | None = None) -> dict[str, f
         nonlocal delivered
         delivered += 1
 
-    # As the daemon runs it: started with the link, nudged by each settlement batch.
+    # As the daemon runs them: started with the link, nudged by each settlement batch.
     sender = WebhookSender(ctx, on_delivered=one_delivered) if hook_url else None
+    indexer = CallIndexer(ctx)  # the records into SQLite's keyword index (migration 0010)
 
     def settled(settlements) -> None:  # type: ignore[no-untyped-def]
         for settlement in settlements:
@@ -125,9 +127,11 @@ async def run(calls: int, live: int, hook_url: str | None = None) -> dict[str, f
             done.set()
         if sender is not None:
             sender.nudge()
+        indexer.nudge()
 
     if sender is not None:
         sender.start()
+    indexer.start()
     link = PbxLink(ctx, on_settled=settled)
     ended = link.call_ended
 
@@ -162,6 +166,7 @@ async def run(calls: int, live: int, hook_url: str | None = None) -> dict[str, f
     latencies = sorted((settled_at[u] - t) * 1000 for u, t in ends.items())
     await follower.stop()
     await server.close()
+    await indexer.stop()
     figures = {
         "settled_per_s": throughput,
         "hangup_to_debit_p50_ms": statistics.median(latencies),

@@ -1,5 +1,7 @@
 """The call records' keyword, through migration 0006's trigram index (FTS5 on SQLite,
-pg_trgm on PostgreSQL): the same answers as "contains, any case", for any text typed."""
+pg_trgm on PostgreSQL): the same answers as "contains, any case", for any text typed -
+on SQLite whether the calls are in the index yet or not (migration 0010: the daemon takes
+them in after their settlement, daemon/call_index.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +11,13 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import text
 
+from coobill.daemon import call_index
+from coobill.daemon.call_index import CallIndexer
 from coobill.services import reports
 from coobill.services.context import BillingContext
+from coobill.storage import call_search
 from coobill.storage.tables import Call
+from coobill.tally import Tally
 from tests.services.conftest import make_extension
 
 CALLS = [  # caller, caller ID name, number dialled
@@ -22,8 +28,21 @@ CALLS = [  # caller, caller ID name, number dialled
 ]
 
 
-@pytest.fixture
-async def calls(ctx: BillingContext) -> BillingContext:
+async def take_in(ctx: BillingContext) -> int:
+    """Every call into SQLite's index, as the daemon's indexer does; how many."""
+    if not await CallIndexer.wanted(ctx):
+        return 0
+    return await CallIndexer(ctx).index()
+
+
+async def mark(ctx: BillingContext) -> int:
+    async with ctx.uow.read() as uow:
+        return int((await uow.session.execute(text(
+            "SELECT indexed_up_to FROM call_search_mark"))).scalar_one())
+
+
+@pytest.fixture(params=["indexed", "not_indexed_yet"])
+async def calls(ctx: BillingContext, request: pytest.FixtureRequest) -> BillingContext:
     await make_extension(ctx, "103", name="Reception desk")
     async with ctx.uow() as uow:
         for i, (ext, name, number) in enumerate(CALLS):
@@ -34,6 +53,8 @@ async def calls(ctx: BillingContext) -> BillingContext:
                 billable_seconds=10, trunk="t", rate_label="", cost=Decimal(0),
                 disposition="ANSWERED", gated=False))
         await uow.commit()
+    if request.param == "indexed":
+        await take_in(ctx)
     return ctx
 
 
@@ -91,8 +112,8 @@ async def test_the_search_uses_the_index(calls: BillingContext) -> None:
                     "ix_call_dialled_number_trgm"} <= set(names)
 
 
-@pytest.fixture
-async def many_calls(ctx: BillingContext) -> BillingContext:
+@pytest.fixture(params=["indexed", "half_indexed"])
+async def many_calls(ctx: BillingContext, request: pytest.FixtureRequest) -> BillingContext:
     """Forty calls of four extensions over four days: some match `Desk` by their caller ID
     name, some by the name of their extension, some both; a few answered."""
     await make_extension(ctx, "201", name="Front desk")
@@ -107,7 +128,12 @@ async def many_calls(ctx: BillingContext) -> BillingContext:
                 dialled_number=f"90{i:08d}", start=start, answer=start, end=start,
                 billable_seconds=10, trunk="t", rate_label="", cost=Decimal(0),
                 disposition="ANSWERED" if i % 5 == 0 else "NO ANSWER", gated=False))
+            if i == 19 and request.param == "half_indexed":
+                await uow.commit()
+                await take_in(ctx)  # the first twenty in the index, the rest not yet
         await uow.commit()
+    if request.param == "indexed":
+        await take_in(ctx)
     return ctx
 
 
@@ -152,3 +178,91 @@ async def test_a_common_keyword_pages_and_counts_as_any_keyword(
     assert total == len(expected)
     wanted = expected[offset:offset + limit if limit is not None else None]
     assert [r.uniqueid for r in records] == [c.uniqueid for c in wanted]
+
+
+class TestTheIndexFilledAfterSettlement:
+    """SQLite (migration 0010): the index holds the calls up to its mark; the indexer takes
+    the later ones in, in id order, a batch at a time."""
+
+    async def test_the_indexer_takes_the_calls_past_the_mark_in_batches(
+        self, sqlite_ctx: BillingContext, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        ctx = sqlite_ctx
+        monkeypatch.setattr(call_search, "BATCH", 3)
+        monkeypatch.setattr(call_index, "BEHIND_PAUSE_SECONDS", 0)
+        before = await mark(ctx)
+        await record(ctx, 7)
+        assert await indexed(ctx, "555") == []  # written, not taken in yet
+        assert await take_in(ctx) == 7  # three, three and one
+        ids = await call_ids(ctx)
+        assert await mark(ctx) == max(ids) > before
+        assert await indexed(ctx, "555") == ids
+        assert await take_in(ctx) == 0
+
+    async def test_an_edit_or_delete_of_a_call_not_taken_in_yet_leaves_the_index_sound(
+        self, sqlite_ctx: BillingContext
+    ) -> None:
+        """The triggers touch the index only for calls in it (FTS5's 'delete' of a row it
+        does not hold would damage it); the indexer takes a call in as it is by then."""
+        ctx = sqlite_ctx
+        await record(ctx, 2)
+        first, second = await call_ids(ctx)
+        async with ctx.uow() as uow:
+            await uow.session.execute(text(
+                "UPDATE call SET dialled_number = '9777' WHERE id = :id"), {"id": first})
+            await uow.session.execute(text("DELETE FROM call WHERE id = :id"), {"id": second})
+            await uow.commit()
+        await take_in(ctx)
+        assert await indexed(ctx, "9777") == [first]
+        assert await indexed(ctx, "555") == []
+        async with ctx.uow() as uow:
+            await uow.session.execute(text(
+                "INSERT INTO call_search(call_search) VALUES ('integrity-check')"))
+            await uow.commit()
+
+    async def test_the_daemons_indexer_takes_in_what_was_recorded_at_start_and_when_nudged(
+        self, sqlite_ctx: BillingContext, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        ctx = sqlite_ctx
+        monkeypatch.setattr(call_index, "PACE_SECONDS", 0)
+        await record(ctx, 2)
+        rounds = Tally()
+        indexer = CallIndexer(ctx, on_indexed=rounds.add)
+        indexer.start()
+        try:
+            await rounds.reached(1)
+            assert await mark(ctx) == max(await call_ids(ctx))
+            await record(ctx, 1, first=2)
+            indexer.nudge()
+            await rounds.reached(2)
+            assert await mark(ctx) == max(await call_ids(ctx))
+        finally:
+            await indexer.stop()
+
+    async def test_postgresql_has_no_index_to_fill(self, ctx: BillingContext) -> None:
+        assert await CallIndexer.wanted(ctx) == (ctx.uow.dialect == "sqlite")
+
+
+async def record(ctx: BillingContext, count: int, first: int = 0) -> None:
+    async with ctx.uow() as uow:
+        for i in range(first, first + count):
+            start = datetime(2026, 12, 7, 9, i)
+            uow.session.add(Call(
+                uniqueid=f"19000.{i}", caller_extension="100", caller_name="",
+                dialled_number=f"9555{i:04d}", start=start, answer=start, end=start,
+                billable_seconds=10, trunk="t", rate_label="", cost=Decimal(0),
+                disposition="ANSWERED", gated=False))
+        await uow.commit()
+
+
+async def call_ids(ctx: BillingContext) -> list[int]:
+    async with ctx.uow.read() as uow:
+        return list((await uow.session.execute(text("SELECT id FROM call ORDER BY id"))).scalars())
+
+
+async def indexed(ctx: BillingContext, word: str) -> list[int]:
+    """The calls the index itself finds the word in."""
+    async with ctx.uow.read() as uow:
+        return sorted((await uow.session.execute(text(
+            "SELECT rowid FROM call_search WHERE call_search MATCH :phrase"),
+            {"phrase": f'"{word}"'})).scalars())

@@ -237,6 +237,63 @@ class TestRatesBeyondTheApplianceMigration:
         assert await differences(empty_engine) == []
 
 
+class TestCallsIndexedAfterSettlementMigration:
+    """Migration 0010 (SQLite's keyword index): forward, the calls 0006's trigger indexed are
+    up to the mark and a new call waits for the indexer; back, the calls not taken in yet go
+    into the index and the trigger keeps it again. PostgreSQL's pg_trgm is left as it was."""
+
+    async def test_the_index_is_whole_both_ways(self, empty_engine: AsyncEngine) -> None:
+        sqlite = empty_engine.dialect.name == "sqlite"
+        await schema.upgrade(empty_engine, "0008")
+        await self._call(empty_engine, 7, "9551")
+        await schema.upgrade(empty_engine, "0010")
+        assert ("call_search_mark" in await _all_tables(empty_engine)) == sqlite
+        if sqlite:
+            assert await self._mark(empty_engine) == 7
+            assert await self._indexed(empty_engine, "9551") == [7]
+        await self._call(empty_engine, 8, "9552")
+        if sqlite:
+            assert await self._indexed(empty_engine, "9552") == []  # the indexer's to take
+        await schema.downgrade(empty_engine, "0008")
+        await self._call(empty_engine, 9, "9553")
+        if sqlite:
+            assert "call_search_mark" not in await _all_tables(empty_engine)
+            for number, call in (("9551", 7), ("9552", 8), ("9553", 9)):
+                assert await self._indexed(empty_engine, number) == [call]
+        await schema.upgrade(empty_engine)
+        assert await differences(empty_engine) == []
+        if sqlite:
+            assert await self._mark(empty_engine) == 9
+
+    @staticmethod
+    async def _call(engine: AsyncEngine, call_id: int, number: str) -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text(
+                "INSERT INTO call (id, pbx, uniqueid, leg, caller_extension, caller_name,"
+                " dialled_number, billable_seconds, trunk, rate_label, cost, disposition,"
+                " gated, evidence) VALUES (:id, 'vm', :uid, '', '100', '', :number, 60, 't1',"
+                " '', 10000, 'ANSWERED', true, 'cdr')"),
+                {"id": call_id, "uid": f"c{call_id}", "number": number})
+
+    @staticmethod
+    async def _mark(engine: AsyncEngine) -> int:
+        async with engine.connect() as conn:
+            return int((await conn.execute(text(
+                "SELECT indexed_up_to FROM call_search_mark"))).scalar_one())
+
+    @staticmethod
+    async def _indexed(engine: AsyncEngine, number: str) -> list[int]:
+        async with engine.connect() as conn:
+            return list((await conn.execute(text(
+                "SELECT rowid FROM call_search WHERE call_search MATCH :phrase"),
+                {"phrase": f'"{number}"'})).scalars())
+
+
+async def _all_tables(engine: AsyncEngine) -> set[str]:
+    async with engine.connect() as conn:
+        return set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
+
+
 class TestSchemaCheck:
     async def test_the_daemon_refuses_an_empty_database(self, empty_engine: AsyncEngine) -> None:
         with pytest.raises(SchemaOutOfDate) as caught:

@@ -26,6 +26,7 @@ from coobill.agi.server import GateOptions, GateServer
 from coobill.ami.follower import AmiFollower, FollowerOptions
 from coobill.bootstrap import bootstrap
 from coobill.config import Settings, load_settings
+from coobill.daemon.call_index import CallIndexer
 from coobill.daemon.events import DaemonEvents
 from coobill.daemon.fees import FeeCharger
 from coobill.daemon.http import Operations
@@ -74,6 +75,7 @@ class Daemon:
     web: PortalProcess | None = None
     pbx: PbxLink | None = None
     webhooks: WebhookSender | None = None
+    call_index: CallIndexer | None = None
     fees: FeeCharger | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _reloading: asyncio.Event = field(default_factory=asyncio.Event)
@@ -103,6 +105,9 @@ class Daemon:
             self.webhooks.start()
         self.fees = FeeCharger(ctx, on_checked=self._fees_checked)
         self.fees.start()
+        if await CallIndexer.wanted(ctx):
+            self.call_index = CallIndexer(ctx, on_indexed=self.events.calls_indexed.add)
+            self.call_index.start()
         self.started = True
         self.status = StatusLine(self._status_text)
         self.events.watch(self.status.changed)
@@ -183,6 +188,8 @@ class Daemon:
         self.events.settled.add()
         if self.webhooks is not None:
             self.webhooks.nudge()
+        if self.call_index is not None:
+            self.call_index.nudge()
 
     def _fees_checked(self, charged: list[FeeCharged]) -> None:
         self.events.fee_checks.add()
@@ -270,6 +277,8 @@ class Daemon:
             await self.web.stop()
         if self.fees is not None:
             await self.fees.stop()
+        if self.call_index is not None:
+            await self.call_index.stop()
         if self.webhooks is not None:
             await self.webhooks.stop()
         if self.ctx is not None:

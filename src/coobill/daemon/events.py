@@ -29,9 +29,11 @@ class DaemonEvents:
     webhooks_delivered: Tally = field(default_factory=Tally)
     # Checks for the recurring fees due (daemon/fees.py), whatever they charged.
     fee_checks: Tally = field(default_factory=Tally)
+    # Rounds of the call indexer (daemon/call_index.py) that left the keyword index up to date.
+    calls_indexed: Tally = field(default_factory=Tally)
 
     def watch(self, listener: Callable[[], None]) -> None:
         """Call `listener` after every count that grows (daemon/status.py)."""
         for tally in (self.settled, self.reconciled, self.live_checked, self.webhooks_delivered,
-                      self.fee_checks):
+                      self.fee_checks, self.calls_indexed):
             tally.listeners.append(listener)
