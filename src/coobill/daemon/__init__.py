@@ -204,6 +204,7 @@ class Daemon:
         self.web = PortalProcess(self.settings.web, await portal_hello(ctx, self.settings),
                                  operations.answer)
         await self.web.start()
+        self.web.cpus.keep_daemon_off()  # the portal's CPU is its own (daemon/portal.py)
 
     @property
     def web_port(self) -> int | None:
@@ -275,6 +276,7 @@ class Daemon:
             await self.pbx.close()
         if self.web is not None:
             await self.web.stop()
+            self.web.cpus.give_back()
         if self.fees is not None:
             await self.fees.stop()
         if self.call_index is not None:

@@ -166,8 +166,8 @@ async def serve(link_fd: int, listen_fd: int) -> int:
         return 2
     hello = first["hello"]
     link = DaemonLink(reader, writer)
-    os.nice(int(hello["settings"]["web"]["priority"]))  # before the imports and the work
-    _one_cpu()
+    # before the imports and the work; its CPU the daemon chose (daemon/portal.py, CpuSplit)
+    os.nice(int(hello["settings"]["web"]["priority"]))
     app, ctx = build_app(hello, link)
     configure_logging(ctx.config.log)
     await open_ledger(ctx)  # the key is the ledger's, or the portal does not start
@@ -184,19 +184,6 @@ async def serve(link_fd: int, listen_fd: int) -> int:
         following.cancel()
         await ctx.uow.dispose()
     return 0
-
-
-def _one_cpu() -> None:
-    """On a machine of two CPUs or more the portal (its threads, its hashes) runs on one
-    of them, the last: a flood of portal work can take that CPU but never the others, where
-    the gate and Asterisk run. At nice 10 alone a login flood still had the gate wait for a
-    CPU five times as long as without it (0.63 / 0.10 ms a request), and with the portal on
-    one CPU the gate's p99 under that flood came within 2 ms of its p99 without it where it
-    had not (with services/users.py's argon2 of 7 MiB; docs/benchmarks.md, 2026-12-04)."""
-    with contextlib.suppress(AttributeError, OSError):  # not Linux
-        cpus = sorted(os.sched_getaffinity(0))
-        if len(cpus) > 1:
-            os.sched_setaffinity(0, {cpus[-1]})
 
 
 def main(argv: list[str] | None = None) -> int:
