@@ -297,6 +297,21 @@ class TestThePortalUnderAttack:
         after = {int(t): os.sched_getaffinity(int(t)) for t in os.listdir("/proc/self/task")}
         assert after == dict.fromkeys(after, cpus)
 
+    def test_two_daemons_in_one_process_give_the_cpus_back_when_the_last_stops(self) -> None:
+        """Tests run daemons side by side in one process: one stopping leaves the other's
+        threads off the portal's CPU; the last gives every CPU back."""
+        from coobill.daemon.portal import CpuSplit
+
+        cpus = os.sched_getaffinity(0)
+        first, second = CpuSplit(), CpuSplit()
+        assert first.cpus == second.cpus == cpus
+        first.keep_daemon_off()
+        second.keep_daemon_off()
+        first.give_back()
+        assert os.sched_getaffinity(0) == (cpus - {max(cpus)} if len(cpus) > 1 else cpus)
+        second.give_back()
+        assert os.sched_getaffinity(0) == cpus
+
     async def test_logins_with_huge_distinct_names_leave_its_memory_bounded(
         self, daemon: Daemon
     ) -> None:

@@ -220,6 +220,32 @@ class TestTheIndexFilledAfterSettlement:
                 "INSERT INTO call_search(call_search) VALUES ('integrity-check')"))
             await uow.commit()
 
+    async def test_a_call_deleted_by_hand_lowers_the_mark_so_its_id_given_again_is_found(
+        self, sqlite_ctx: BillingContext
+    ) -> None:
+        """SQLite gives the next row the largest rowid + 1: after the last call is deleted
+        its id comes again, and must not be taken for one in the index."""
+        ctx = sqlite_ctx
+        await record(ctx, 3)
+        await take_in(ctx)
+        last = max(await call_ids(ctx))
+        async with ctx.uow() as uow:
+            await uow.session.execute(text("DELETE FROM call WHERE id = :id"), {"id": last})
+            await uow.commit()
+        assert await mark(ctx) == last - 1
+        start = datetime(2026, 12, 7, 10)
+        async with ctx.uow() as uow:
+            uow.session.add(Call(
+                uniqueid="19001.0", caller_extension="101", caller_name="", dialled_number="9777",
+                start=start, answer=start, end=start, billable_seconds=10, trunk="t",
+                rate_label="", cost=Decimal(0), disposition="ANSWERED", gated=False))
+            await uow.commit()
+        assert await call_ids(ctx) == [*range(last - 2, last + 1)]  # its id again
+        assert await found(ctx, "9777") == ["101"]
+        await take_in(ctx)
+        assert await indexed(ctx, "9777") == [last]
+        assert await found(ctx, "9777") == ["101"]
+
     async def test_the_daemons_indexer_takes_in_what_was_recorded_at_start_and_when_nudged(
         self, sqlite_ctx: BillingContext, monkeypatch: pytest.MonkeyPatch
     ) -> None:

@@ -9,7 +9,7 @@ logs it and starts another after a back-off (0.5 s doubling to 30 s; back to 0.5
 has lived a minute). The gate never waits for any of this.
 
 On a machine of two CPUs or more the portal and the daemon run on CPUs of their own
-(`CpuSplit`): the portal on the last of those the daemon may use, the daemon - its gate,
+(`CpuSplit`): the portal on the last of those the daemon's process may use, the daemon - its gate,
 its ledger thread, every thread it has - on the others. A flood of portal work (a login
 flood's hashes) can then take its CPU but never the gate's. With the portal on one CPU at
 nice 10 and the daemon on any, a flood of 50 bad logins still had the gate wait for a CPU
@@ -43,15 +43,24 @@ HEALTHY_SECONDS = 60.0
 STOP_SECONDS = 10.0
 
 
+def _affinity() -> frozenset[int]:
+    try:
+        return frozenset(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return frozenset()
+
+
+# The CPUs this process may use, as it started (before any daemon in it kept off a CPU).
+_CPUS = _affinity()
+_keeping_off: set[int] = set()  # the splits of this process keeping a daemon off (by id())
+
+
 class CpuSplit:
-    """The CPUs the daemon may use (its affinity when the portal is made), split: the last
-    for the portal, the others for the daemon. Nothing to split on one CPU (or off Linux)."""
+    """The CPUs the daemon's process may use, split: the last for the portal, the others for
+    the daemon. Nothing to split on one CPU (or off Linux)."""
 
     def __init__(self) -> None:
-        try:
-            self.cpus: frozenset[int] = frozenset(os.sched_getaffinity(0))
-        except (AttributeError, OSError):  # not Linux
-            self.cpus = frozenset()
+        self.cpus = _CPUS
         self.portal: frozenset[int] | None = None
         self.daemon: frozenset[int] | None = None
         if len(self.cpus) > 1:
@@ -67,19 +76,23 @@ class CpuSplit:
     def keep_daemon_off(self) -> None:
         """Every thread of the daemon's process on the daemon's CPUs (a thread it starts
         later inherits them from the thread that starts it)."""
-        if self.daemon is not None:
+        if self.daemon is not None and id(self) not in _keeping_off:
+            _keeping_off.add(id(self))
             _every_thread(self.daemon)
 
     def give_back(self) -> None:
-        """The daemon's threads on every CPU again (the daemon stopped)."""
-        if self.daemon is not None:
-            _every_thread(self.cpus)
+        """The process's threads on every CPU again, once no daemon in it keeps off one."""
+        if id(self) in _keeping_off:
+            _keeping_off.discard(id(self))
+            if not _keeping_off:  # (tests run several daemons in one process)
+                _every_thread(self.cpus)
 
 
 def _every_thread(cpus: frozenset[int]) -> None:
-    for tid in os.listdir("/proc/self/task"):
-        with contextlib.suppress(OSError):  # a thread that ended meanwhile
-            os.sched_setaffinity(int(tid), cpus)
+    with contextlib.suppress(OSError):  # no /proc: nothing is placed
+        for tid in os.listdir("/proc/self/task"):
+            with contextlib.suppress(OSError):  # a thread that ended meanwhile
+                os.sched_setaffinity(int(tid), cpus)
 
 
 class PortalProcess:

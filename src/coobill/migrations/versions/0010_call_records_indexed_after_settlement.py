@@ -12,7 +12,9 @@ transaction (storage/call_search.py, daemon/call_index.py). The keyword search a
 index for the calls up to the mark and reads the few after it in full
 (services/reports/calls.py), so a record is found from the moment it is written. A call
 edited or deleted is taken out of the index by the triggers only when it is in it (its id
-up to the mark). Call ids only grow: coobill never deletes a call record.
+up to the mark). coobill never deletes a call record; one deleted by hand lowers the mark to
+the largest id left (SQLite gives the largest rowid + 1 to the next row: an id given again
+is past the mark, read in full and taken in).
 
 PostgreSQL is unchanged: pg_trgm's GIN indexes are kept by PostgreSQL itself, outside the
 savepoints' cost.
@@ -48,9 +50,12 @@ def _has_index() -> bool:
 
 def _triggers(*, deferred: bool) -> None:
     when = f"WHEN {_INDEXED} " if deferred else ""
+    lower = (f"UPDATE {MARK} SET indexed_up_to = "
+             "MIN(indexed_up_to, COALESCE((SELECT MAX(id) FROM call), 0)); " if deferred else "")
     op.execute(
         f"CREATE TRIGGER {FTS}_delete AFTER DELETE ON call {when}BEGIN "
-        f"INSERT INTO {FTS}({FTS}, rowid, {_COLUMNS}) VALUES ('delete', old.id, {_OLD}); END"
+        f"INSERT INTO {FTS}({FTS}, rowid, {_COLUMNS}) VALUES ('delete', old.id, {_OLD}); "
+        f"{lower}END"
     )
     op.execute(
         f"CREATE TRIGGER {FTS}_update AFTER UPDATE OF {_COLUMNS} ON call {when}BEGIN "
