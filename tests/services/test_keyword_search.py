@@ -10,6 +10,8 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from coobill.daemon import call_index
 from coobill.daemon.call_index import CallIndexer
@@ -264,6 +266,32 @@ class TestTheIndexFilledAfterSettlement:
             assert await mark(ctx) == max(await call_ids(ctx))
         finally:
             await indexer.stop()
+
+    async def test_a_round_that_fails_is_logged_and_the_next_takes_the_calls_in(
+        self, sqlite_ctx: BillingContext, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture
+    ) -> None:
+        ctx = sqlite_ctx
+        monkeypatch.setattr(call_index, "PACE_SECONDS", 0)
+        real, failures = call_search.index_next, [OperationalError("BEGIN", {}, "locked")]
+
+        def once_locked(session: Session, limit: int = call_search.BATCH) -> int:
+            if failures:
+                raise failures.pop()
+            return real(session, limit)
+
+        monkeypatch.setattr(call_search, "index_next", once_locked)
+        await record(ctx, 2)
+        rounds = Tally()
+        indexer = CallIndexer(ctx, on_indexed=rounds.add)
+        indexer.start()
+        try:
+            indexer.nudge()  # the first round fails: the next comes when nudged
+            await rounds.reached(1)
+            assert await mark(ctx) == max(await call_ids(ctx))
+        finally:
+            await indexer.stop()
+        assert "call_index.failed" in caplog.text
 
     async def test_postgresql_has_no_index_to_fill(self, ctx: BillingContext) -> None:
         assert await CallIndexer.wanted(ctx) == (ctx.uow.dialect == "sqlite")

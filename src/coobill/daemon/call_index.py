@@ -5,8 +5,9 @@ A settlement writes its call record and nothing of the index: the indexer, nudge
 batch of settlements, waits PACE_SECONDS so that the records gather, then takes them in, a
 BATCH per unit of work on the ledger thread, with BEHIND_PAUSE_SECONDS between batches while
 it is behind (the gate's units queue between them). It also looks every EVERY_SECONDS (a
-call the CLI recorded) and once at start (those recorded while it was not running). The
-search reads what it has not taken in yet in full, so the records are found meanwhile.
+call the CLI recorded) and once at start (those recorded while it was not running); a round
+that fails (the ledger locked, unreachable) is logged and the next one takes the calls in.
+The search reads what it has not taken in yet in full, so the records are found meanwhile.
 """
 
 from __future__ import annotations
@@ -69,11 +70,15 @@ class CallIndexer:
 
     async def _run(self) -> None:
         while True:
-            taken = await self.index()
-            if taken:
-                log.debug("call_index.indexed calls=%d", taken)
-            if self._on_indexed is not None:
-                self._on_indexed()
+            try:
+                taken = await self.index()
+            except Exception as error:  # noqa: BLE001 - the ledger unreachable, locked: next round
+                log.warning("call_index.failed error=%r", error)
+            else:
+                if taken:
+                    log.debug("call_index.indexed calls=%d", taken)
+                if self._on_indexed is not None:
+                    self._on_indexed()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), EVERY_SECONDS)
             self._wake.clear()
