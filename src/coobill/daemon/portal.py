@@ -9,13 +9,13 @@ logs it and starts another after a back-off (0.5 s doubling to 30 s; back to 0.5
 has lived a minute). The gate never waits for any of this.
 
 On a machine of two CPUs or more the portal and the daemon run on CPUs of their own
-(`CpuSplit`): the portal on the last of those the daemon's process may use, the daemon - its gate,
-its ledger thread, every thread it has - on the others. A flood of portal work (a login
+(`CpuSplit`): the portal on the last of those the daemon's process may use, the daemon -
+its gate, its ledger thread, every thread it has - on the others. A flood of portal work (a login
 flood's hashes) can then take its CPU but never the gate's. With the portal on one CPU at
 nice 10 and the daemon on any, a flood of 50 bad logins still had the gate wait for a CPU
 0.34-0.54 ms a request (0.03-0.18 without) and its p99 rose 1.4-2.1 ms over the worst turn
-without the flood in 3 of 7 runs; with the daemon kept off the portal's CPU, 0.06-0.12 ms
-and at most +0.2 ms in 5 of 5 (docs/benchmarks.md, 2026-12-07).
+without the flood in 3 of 7 runs; with the daemon kept off the portal's CPU, 0.06-0.15 ms
+and at most +0.3 ms in 11 of 11 (docs/benchmarks.md, 2026-12-07).
 """
 
 from __future__ import annotations

@@ -15,28 +15,29 @@ from coobill.storage.ledger_repo.base import (
     CALL,
 )
 
-_RECORDED_LEGS = select(CALL.c.leg, CALL.c.cost, CALL.c.billable_seconds,
-                        CALL.c.reservation_id).where(
-    CALL.c.pbx == bindparam("pbx"), CALL.c.uniqueid == bindparam("uniqueid"))
-# A record from before migration 0004 knows no PBX nor leg: it is the channel's, settled.
-_SETTLED_BEFORE_THE_UPGRADE = select(CALL.c.id, CALL.c.cost).where(
-    CALL.c.pbx == "", CALL.c.uniqueid == bindparam("uniqueid")).limit(1)
-# Both at once, for settlement: one statement fewer on the ledger thread (two lookups of
-# the (pbx, uniqueid, leg) index).
-_RECORDED_OR_BEFORE = select(CALL.c.pbx, CALL.c.leg, CALL.c.cost, CALL.c.billable_seconds,
-                             CALL.c.reservation_id).where(
+# A channel's records: its legs (its PBX's), and any record from before migration 0004, which
+# knows no PBX nor leg (pbx ''): the channel's, settled then. One statement, two lookups of
+# the (pbx, uniqueid, leg) index.
+_RECORDED = select(CALL.c.pbx, CALL.c.leg, CALL.c.cost, CALL.c.billable_seconds,
+                   CALL.c.reservation_id).where(
     CALL.c.pbx.in_([bindparam("pbx"), bindparam("before", "")]),
     CALL.c.uniqueid == bindparam("uniqueid"))
 _RECORD_CALL = insert(CALL).returning(CALL.c.id)
 
 
+def _legs_and_before(rows: list[Any], pbx: str) -> tuple[list[Any], list[Any]]:
+    """A channel's records split: its PBX's legs, and its records from before migration 0004
+    (none for a PBX of no name, whose records are all of that kind)."""
+    legs = [row for row in rows if row.pbx == pbx]
+    return legs, [row for row in rows if row.pbx != pbx]
+
+
 def recorded_legs(session: Session, pbx: str, uniqueid: str) -> tuple[list[Any], bool]:
     """The legs of a channel already recorded (leg, cost, billable_seconds, reservation_id),
-    and whether it has a record from before migration 0004 (no PBX, no leg: the channel
-    settled then; never, for a PBX of no name, whose records are all of that kind)."""
-    rows = _fast.execute(session, _RECORDED_OR_BEFORE, {"pbx": pbx, "uniqueid": uniqueid}).all()
-    legs = [row for row in rows if row.pbx == pbx]
-    return legs, len(legs) < len(rows)
+    and whether it has a record from before migration 0004 (the channel settled then)."""
+    rows = _fast.execute(session, _RECORDED, {"pbx": pbx, "uniqueid": uniqueid}).all()
+    legs, before = _legs_and_before(rows, pbx)
+    return legs, bool(before)
 
 
 def record_call(session: Session, row: Mapping[str, object]) -> int:
@@ -49,7 +50,7 @@ async def recorded_costs(session: AsyncSession, pbx: str,
                          uniqueid: str) -> tuple[dict[str, Decimal], Decimal | None]:
     """What a channel's legs were charged ({leg: cost}), and the cost of its record from
     before migration 0004 if it has one."""
-    legs = {row.leg: row.cost for row in (await session.execute(
-        _RECORDED_LEGS, {"pbx": pbx, "uniqueid": uniqueid})).all()}
-    legacy = (await session.execute(_SETTLED_BEFORE_THE_UPGRADE, {"uniqueid": uniqueid})).first()
-    return legs, (Decimal(legacy.cost) if legacy is not None else None)
+    rows = list((await session.execute(_RECORDED, {"pbx": pbx, "uniqueid": uniqueid})).all())
+    legs, before = _legs_and_before(rows, pbx)
+    return ({row.leg: row.cost for row in legs},
+            Decimal(before[0].cost) if before else None)
