@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from coobill.storage import schema
 from coobill.storage.db import LEDGER_THREAD_BUSY_TIMEOUT_MS, create_engine
-from coobill.storage.group_commit import LedgerThread
+from coobill.storage.group_commit import LedgerThread, leave_the_loop
 from coobill.storage.tables import Extension
 from coobill.storage.uow import UnitOfWorkFactory
 
@@ -221,6 +221,129 @@ class TestGroupCommit:
         assert refs(ledger) == ["after"]
 
 
+class TestShortUnitsOnTheLoop:
+    """A short unit (the gate's) submitted while the thread is idle is run by the event loop
+    itself, with the same rules: one transaction, a savepoint each, in order, nobody told
+    before the commit; never waiting on another process's write lock, nor on opening the
+    connection (its PRAGMAs wait out the busy timeout): the thread opens it."""
+
+    @pytest.fixture
+    async def ledger(self, ledger: LedgerThread) -> LedgerThread:
+        """The ledger thread once it has run a unit, as in the daemon (it checks the ledger's
+        seal at start): its connection is open; the counts start from zero."""
+        def opened(session: Session) -> int:
+            return session.execute(text("SELECT 1")).scalar_one()  # type: ignore[no-any-return]
+
+        assert await ledger.submit(opened, short=True) == 1
+        assert ledger.units_on_the_loop == 0  # the thread opened the connection
+        ledger.transactions = ledger.units = 0
+        return ledger
+
+    async def test_a_short_unit_is_run_and_committed_by_the_loop_while_the_thread_is_idle(
+        self, ledger: LedgerThread
+    ) -> None:
+        ran_on: list[threading.Thread] = []
+
+        def work(session: Session) -> str:
+            ran_on.append(threading.current_thread())
+            return insert("a")(session)
+
+        assert await ledger.submit(work, short=True) == "a"
+        assert ran_on == [threading.current_thread()]  # the loop's own thread
+        assert (ledger.units_on_the_loop, ledger.transactions) == (1, 1)
+        assert refs(ledger) == ["a"]  # committed: another session reads it
+
+    async def test_short_units_submitted_before_the_loop_runs_them_share_its_transaction(
+        self, ledger: LedgerThread
+    ) -> None:
+        futures = [ledger.submit(insert(ref), short=True) for ref in ("a", "b", "a", "c")]
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        assert [results[0], results[1], results[3]] == ["a", "b", "c"]
+        assert isinstance(results[2], IntegrityError)  # the duplicate rolled back alone
+        assert (ledger.units_on_the_loop, ledger.transactions) == (4, 1)
+        assert refs(ledger) == ["a", "b", "c"]
+
+    async def test_a_unit_that_is_not_short_takes_what_the_loop_was_to_run_to_the_thread(
+        self, ledger: LedgerThread
+    ) -> None:
+        """The loop runs only short units; the order holds all the same."""
+        ran_on: list[threading.Thread] = []
+
+        def noted(ref: str) -> Callable[[Session], str]:
+            def work(session: Session) -> str:
+                ran_on.append(threading.current_thread())
+                return insert(ref)(session)
+            return work
+
+        futures = [ledger.submit(noted("short"), short=True), ledger.submit(noted("long")),
+                   ledger.submit(noted("short again"), short=True)]
+        assert await asyncio.gather(*futures) == ["short", "long", "short again"]
+        assert ledger.units_on_the_loop == 0
+        assert threading.current_thread() not in ran_on
+        assert refs(ledger) == ["short", "long", "short again"]
+
+    async def test_a_unit_that_asks_to_leave_the_loop_is_run_by_the_thread_with_the_rest(
+        self, ledger: LedgerThread
+    ) -> None:
+        """`leave_the_loop` (the gate's unit, when the rate book must be rebuilt): what the
+        loop's transaction did is rolled back, and the thread runs every unit of it again."""
+        ran_on: list[tuple[str, threading.Thread]] = []
+
+        def rebuilding(session: Session) -> str:
+            ran_on.append(("rebuilding", threading.current_thread()))
+            leave_the_loop(session)
+            return insert("rebuilt")(session)
+
+        futures = [ledger.submit(insert("before"), short=True),
+                   ledger.submit(rebuilding, short=True)]
+        assert await asyncio.gather(*futures) == ["before", "rebuilt"]
+        loop_thread = threading.current_thread()
+        assert [name for name, thread in ran_on if thread is loop_thread] == ["rebuilding"]
+        assert [name for name, thread in ran_on if thread is not loop_thread] == ["rebuilding"]
+        assert ledger.units_on_the_loop == 0
+        assert refs(ledger) == ["before", "rebuilt"]  # each once
+        assert await ledger.submit(insert("next"), short=True) == "next"
+        assert ledger.units_on_the_loop == 1
+
+    async def test_a_short_unit_takes_its_turn_behind_what_the_thread_has_to_run(
+        self, ledger: LedgerThread
+    ) -> None:
+        gate = Gate()
+        first = ledger.submit(gate)
+        await asyncio.to_thread(gate.entered.wait, 10)
+        queued = ledger.submit(insert("queued"))
+        short = ledger.submit(insert("short"), short=True)
+        gate.release.set()
+        assert (await first, await queued, await short) == ("gate", "queued", "short")
+        assert ledger.units_on_the_loop == 0
+        assert refs(ledger) == ["queued", "short"]
+
+    async def test_while_another_process_writes_the_loop_does_not_wait_and_the_thread_does(
+        self, ledger: LedgerThread, tmp_path: Path
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        with closing(sqlite3.connect(tmp_path / "l.db", isolation_level=None)) as other:
+            other.execute("BEGIN IMMEDIATE")  # the CLI's or the portal's write, say
+            future = ledger.submit(insert("later"), short=True)
+            started = loop.time()
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(future), 0.3)
+            # The loop ran its timer: it was not held in SQLite's busy handler (30 s).
+            assert loop.time() - started < 2
+            other.execute("ROLLBACK")
+        assert await future == "later"  # the thread waited out the lock
+        assert ledger.units_on_the_loop == 0
+        with ledger.sessions() as session:  # the thread's connection waits as before
+            assert session.execute(text("PRAGMA busy_timeout")).scalar_one() \
+                == LEDGER_THREAD_BUSY_TIMEOUT_MS
+
+    async def test_shutdown_runs_what_the_loop_had_yet_to_run(self, ledger: LedgerThread) -> None:
+        future = ledger.submit(insert("last"), short=True)
+        ledger.shutdown()
+        assert await future == "last"
+        assert refs(ledger) == ["last"]
+
+
 class TestConfiguration:
     @pytest.mark.parametrize(("configured", "ledger_thread_waits"), [
         (1234, LEDGER_THREAD_BUSY_TIMEOUT_MS), (45_000, 45_000)])
@@ -238,12 +361,16 @@ class TestConfiguration:
                 return [session.execute(text(f"PRAGMA {n}")).scalar_one() for n in names]
 
             on_the_thread = await factory.run(pragmas)
+            # The loop begins its transactions without waiting, and then waits as before.
+            on_the_loop = await factory.run(pragmas, short=True)
+            assert factory.ledger_thread is not None
+            assert factory.ledger_thread.units_on_the_loop == 1
             async with factory.engine.connect() as conn:
                 on_the_engine = [(await conn.exec_driver_sql(f"PRAGMA {n}")).scalar()
                                  for n in names]
         finally:
             await factory.dispose()
-        assert on_the_thread == ["wal", 1, 1, ledger_thread_waits, 0]
+        assert on_the_thread == on_the_loop == ["wal", 1, 1, ledger_thread_waits, 0]
         assert on_the_engine == ["wal", 1, 1, configured, 1000]
 
 

@@ -62,7 +62,8 @@ def new_token() -> str:
 async def authorize_call(ctx: BillingContext, cmd: AuthorizeCall) -> Verdict:
     """ALLOW with a limit (and funds held), ALLOW unlimited (unbilled), or DENY with a reason."""
     token = new_token()
-    return await ctx.uow.run(partial(_decide, ctx, cmd, token), undo=partial(_undo, ctx, cmd))
+    return await ctx.uow.run(partial(_decide, ctx, cmd, token), undo=partial(_undo, ctx, cmd),
+                            short=True)
 
 
 def _undo(ctx: BillingContext, cmd: AuthorizeCall, session: Session, verdict: Verdict) -> None:

@@ -37,6 +37,7 @@ from coobill.services.rate_fields import (
     parse_moment,
 )
 from coobill.services.settings import billing_settings, bump_rates_version
+from coobill.storage.group_commit import leave_the_loop
 from coobill.storage.tables import Extension, Holiday, Rate
 from coobill.storage.uow import UnitOfWork
 
@@ -157,6 +158,9 @@ def rate_book(ctx: BillingContext, session: Session, version: int) -> RateBook:
     """The rate book, rebuilt only when the ledger's rates_version has moved on."""
     cache = ctx.rate_cache
     if cache.version != version:
+        # Every enabled rate is read: too long for a transaction the event loop runs (the
+        # gate's), which the ledger thread then runs instead.
+        leave_the_loop(session)
         holidays = holiday_calendar(session)
         cache.book = RateBook(_enabled_rates(session, _SELL_ROWS), holidays)
         cache.buy_book = RateBook(_enabled_rates(session, _BUY_ROWS), holidays)

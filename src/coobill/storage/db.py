@@ -43,6 +43,10 @@ def end_failed_commits(engine: Engine) -> None:
 
 # The execution option of a read-only unit of work's connections.
 READ_ONLY = "coobill_read_only"
+# The execution option of a ledger-thread transaction the event loop begins itself
+# (storage/group_commit.py): BEGIN IMMEDIATE that fails at once, instead of waiting out the
+# busy timeout, when another process holds the write lock.
+NO_WAIT = "coobill_no_wait"
 
 
 def is_sqlite(url: str) -> bool:
@@ -113,7 +117,10 @@ def configure_sqlite(dbapi_connection: Any, options: SqliteOptions, *, ledger_th
         cursor.close()
 
 
-def _begin_immediate_unless_read_only(engine: Engine) -> None:
+def _begin_immediate_unless_read_only(engine: Engine, busy_timeout_ms: int | None = None) -> None:
+    """`busy_timeout_ms`: the ledger thread's (its connection's own), restored after a BEGIN
+    made with NO_WAIT."""
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         # A writer takes the write lock up front (no deadlock upgrading a read lock). A reader
@@ -128,8 +135,19 @@ def _begin_immediate_unless_read_only(engine: Engine) -> None:
         # The ledger thread (the stdlib driver): straight on its connection, as
         # storage/_fast.py runs the hot paths' statements - SQLAlchemy's execution of this one
         # statement was a fifth of an authorization's time there (0.15 of 0.65 ms, profiled).
-        with raised_as_sqlalchemy_does(conn.dialect, sql, ()):
-            conn.connection.driver_connection.execute(sql)
+        driver = conn.connection.driver_connection
+        if busy_timeout_ms is None or not conn.get_execution_options().get(NO_WAIT, False):
+            with raised_as_sqlalchemy_does(conn.dialect, sql, ()):
+                driver.execute(sql)
+            return
+        # Only the BEGIN waits on another connection: once it holds the write lock, a WAL
+        # transaction's reads and writes and its COMMIT take no lock another one holds.
+        driver.execute("PRAGMA busy_timeout=0")
+        try:
+            with raised_as_sqlalchemy_does(conn.dialect, sql, ()):
+                driver.execute(sql)
+        finally:
+            driver.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
 
 
 def create_engine(url: str, *, busy_timeout_ms: int = 5000, **kwargs: Any) -> AsyncEngine:
@@ -182,6 +200,7 @@ def ledger_thread_engine(engine: AsyncEngine) -> Engine | None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         configure_sqlite(dbapi_connection, options, ledger_thread=True)
 
-    _begin_immediate_unless_read_only(sync)
+    _begin_immediate_unless_read_only(
+        sync, max(options.busy_timeout_ms, LEDGER_THREAD_BUSY_TIMEOUT_MS))
     end_failed_commits(sync)
     return sync

@@ -15,6 +15,18 @@ SAVEPOINT of its own, and commits once — group commit:
   committed and nobody has been told: each unit is run again in a transaction of its own.
 - Units arrive in order and run in order, so a later unit sees what an earlier one wrote.
 - Nothing waits to fill a batch: a lone unit runs at once, in a transaction of its own.
+
+A short unit (the gate's: a few statements) submitted while the thread has nothing queued or
+running is run by the event loop itself, at its next turn, with whatever else is submitted
+before then (`submit(..., short=True)`): two thread hand-offs (queue to thread, then
+call_soon_threadsafe back) cost about as much as the authorization's own statements, and the
+loop would wait for the answer anyway (docs/benchmarks.md). The same rules hold - one
+transaction, a savepoint per unit, nobody told before the commit, in order - and the loop never
+waits on another process: its BEGIN fails at once when another connection holds the write lock
+(storage/db.py's NO_WAIT), and those units go to the thread, which waits. While the loop has
+units to run, everything that loop submits joins them, so units still run in the order they
+were submitted. (Only the order in which their futures resolve may differ: a unit the loop
+runs can be told before a unit the thread committed just earlier.)
 """
 
 from __future__ import annotations
@@ -31,6 +43,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from coobill.storage import _fast
+from coobill.storage.db import NO_WAIT
 
 log = logging.getLogger("coobill.ledger")
 
@@ -38,6 +51,26 @@ MAX_BATCH = 128
 
 Work = Callable[[Session], Any]
 Undo = Callable[[Session, Any], None]
+
+_ON_THE_LOOP = "coobill.on_the_loop"
+
+
+class LeaveTheLoop(Exception):
+    """Raised by `leave_the_loop` in a transaction the event loop runs."""
+
+
+def leave_the_loop(session: Session) -> None:
+    """Call before work too long for the event loop (rebuilding the rate book, say): in a
+    transaction the loop runs, it is rolled back and its units go to the ledger thread, which
+    runs them again; anywhere else this does nothing."""
+    if session.info.get(_ON_THE_LOOP):
+        raise LeaveTheLoop
+
+
+def _begin_on_the_loop(session: Session) -> None:
+    """BEGIN IMMEDIATE now, failing at once if another process holds the write lock."""
+    session.info[_ON_THE_LOOP] = True
+    session.connection(execution_options={NO_WAIT: True})
 
 
 @dataclass(slots=True)
@@ -66,31 +99,69 @@ class LedgerThread:
     _queue: queue.SimpleQueue[_Unit | None] = field(default_factory=queue.SimpleQueue)
     _thread: threading.Thread | None = None
     _closed: bool = False
-    after_commit: Callable[[], None] | None = None  # called on the thread after each COMMIT
+    after_commit: Callable[[], None] | None = None  # called after each COMMIT
     transactions: int = 0  # committed, for tests and benchmarks
     units: int = 0
+    units_on_the_loop: int = 0  # of `units`, those the event loop ran itself
+    # Held by whoever runs a transaction on the connection: the thread, or the event loop.
+    _running: threading.Lock = field(default_factory=threading.Lock)
+    _counting: threading.Lock = field(default_factory=threading.Lock)
+    _queued: int = 0  # units put on the thread's queue that it has not run yet
+    # Units the event loop `_here_loop` is to run itself at its next turn, in order.
+    _here: list[_Unit] = field(default_factory=list)
+    _here_loop: asyncio.AbstractEventLoop | None = None
 
-    def submit(self, work: Work, undo: Undo | None = None) -> asyncio.Future[Any]:
+    def submit(self, work: Work, undo: Undo | None = None, *,
+               short: bool = False) -> asyncio.Future[Any]:
         """Queue `work`; the returned future (of the running loop) gets its result once the
-        transaction holding it has committed."""
+        transaction holding it has committed. `short`: the event loop may run it itself when
+        the thread is idle (the module's docstring)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._put(_Unit(work, undo, loop, future))
+        self._enqueue(_Unit(work, undo, loop, future), short=short)
         return future
 
-    def _put(self, unit: _Unit) -> None:
+    def _enqueue(self, unit: _Unit, *, short: bool = False) -> None:
+        """To the loop's next turn (short, its loop's, nothing before it still to run), or to
+        the thread - behind what a loop was to run, which goes to the thread first: whoever
+        submits, units run in the order they were submitted."""
+        with self._counting:
+            if self._closed:
+                raise RuntimeError("the ledger thread is shut down")
+            loop = unit.loop
+            if short and loop is not None and (
+                    loop is self._here_loop if self._here else self._queued == 0):
+                first = not self._here
+                self._here.append(unit)
+                self._here_loop = loop
+            else:
+                self._put_locked([*self._take_here(), unit])
+                return
+        if first:
+            loop.call_soon(self._run_here)
+
+    def _put_locked(self, units: list[_Unit]) -> None:
+        """Onto the thread's queue (`_counting` held)."""
         if self._closed:
             raise RuntimeError("the ledger thread is shut down")
         if self._thread is None:
             self._thread = threading.Thread(target=self._serve, name="ledger", daemon=True)
             self._thread.start()
-        self._queue.put(unit)
+        self._queued += len(units)
+        for unit in units:
+            self._queue.put(unit)
+
+    def _take_here(self) -> list[_Unit]:
+        """What a loop was to run itself (`_counting` held): it now goes elsewhere."""
+        units, self._here = self._here, []
+        return units
 
     def shutdown(self) -> None:
         """Finish what is queued, then stop. (Work submitted later starts it again, as the
         engine it writes through starts a new pool after dispose().)"""
         if self._closed:
             return
+        self._hand_to_the_thread()
         self._closed = True
         try:
             if self._thread is not None:
@@ -119,8 +190,12 @@ class LedgerThread:
                     break
                 batch.append(unit)
             live = [unit for unit in batch if not unit.abandoned()]
-            if live:
-                self._deliver(self._run(live))
+            with self._running:
+                outcomes = self._run(live) if live else []
+                with self._counting:
+                    self._queued -= len(batch)
+            if outcomes:
+                self._deliver(outcomes)
 
     def _run(self, units: list[_Unit]) -> list[_Outcome]:
         if len(units) == 1:
@@ -131,21 +206,28 @@ class LedgerThread:
             log.warning("ledger.group_commit_failed units=%d error=%r", len(units), error)
             return [self._alone(unit) for unit in units]
 
-    def _alone(self, unit: _Unit) -> _Outcome:
-        try:
-            with self.sessions() as session:
+    def _alone(self, unit: _Unit, *, wait: bool = True) -> _Outcome:
+        """`wait=False`: the BEGIN fails at once, raising, if another process writes."""
+        with self.sessions() as session:
+            if not wait:
+                _begin_on_the_loop(session)
+            try:
                 result = unit.work(session)
                 session.commit()
-        except Exception as error:  # noqa: BLE001 - it goes to whoever awaits the unit
-            return _Outcome(unit, error=error)
+            except LeaveTheLoop:
+                raise
+            except Exception as error:  # noqa: BLE001 - it goes to whoever awaits the unit
+                return _Outcome(unit, error=error)
         self._committed()
         self.transactions += 1
         self.units += 1
         return _Outcome(unit, result)
 
-    def _together(self, units: list[_Unit]) -> list[_Outcome]:
+    def _together(self, units: list[_Unit], *, wait: bool = True) -> list[_Outcome]:
         outcomes: list[_Outcome] = []
         with self.sessions() as session:
+            if not wait:
+                _begin_on_the_loop(session)
             # The stdlib driver's own connection: a savepoint is a statement to SQLite and
             # nothing to SQLAlchemy, whose transaction (BEGIN IMMEDIATE) spans the batch.
             driver = session.connection().connection.driver_connection
@@ -155,6 +237,8 @@ class LedgerThread:
                 try:
                     result = unit.work(session)
                     session.flush()  # its ORM writes inside its own savepoint
+                except LeaveTheLoop:
+                    raise
                 except Exception as error:  # it goes to whoever awaits the unit
                     if not session.is_active:
                         # A failed flush ended SQLAlchemy's transaction for the whole batch:
@@ -198,6 +282,59 @@ class LedgerThread:
 
     # -- on the event loop -----------------------------------------------------------------
 
+    def _run_here(self) -> None:
+        """The units this loop is to run itself, in one transaction here while the thread is
+        idle; handed to the thread instead when it is not, when SQLite is busy, or when a unit
+        asks to leave the loop (`leave_the_loop`)."""
+        # `_counting` held throughout: a unit submitted meanwhile from another thread waits,
+        # then finds these run or queued before it (the thread takes `_running` first and
+        # `_counting` second; here the second is only tried, never waited for).
+        with self._counting:
+            live = [unit for unit in self._take_here() if not unit.abandoned()]
+            if not live:
+                return
+            outcomes = None
+            if self._queued == 0 and self._connected() and self._running.acquire(blocking=False):
+                try:
+                    outcomes = self._without_waiting(live)
+                finally:
+                    self._running.release()
+            if outcomes is None:
+                try:
+                    self._put_locked(live)
+                except RuntimeError as error:  # shut down from another thread meanwhile
+                    for unit in live:
+                        assert unit.future is not None
+                        if not unit.future.done():
+                            unit.future.set_exception(error)
+                return
+        self._tell(outcomes)
+
+    def _connected(self) -> bool:
+        """The connection is open and idle: the loop never waits on opening one (its PRAGMAs
+        wait out the busy timeout)."""
+        return self.sessions.kw["bind"].pool.checkedin() > 0  # type: ignore[no-any-return]
+
+    def _without_waiting(self, units: list[_Unit]) -> list[_Outcome] | None:
+        """The units run and committed here (`_running` held); None when nothing was
+        committed: the transaction could not begin at once (another process holds the write
+        lock), a unit asked to leave the loop, or it failed whole. The thread then runs them
+        as it runs any."""
+        try:
+            if len(units) == 1:
+                outcomes = [self._alone(units[0], wait=False)]
+            else:
+                outcomes = self._together(units, wait=False)
+        except Exception as error:  # noqa: BLE001 - nothing committed; the thread runs them
+            log.debug("ledger.to_the_thread units=%d error=%r", len(units), error)
+            return None
+        self.units_on_the_loop += len(units)
+        return outcomes
+
+    def _hand_to_the_thread(self) -> None:
+        with self._counting:
+            self._put_locked(self._take_here())
+
     def _tell(self, outcomes: list[_Outcome]) -> None:
         for outcome in outcomes:
             unit = outcome.unit
@@ -217,6 +354,6 @@ class LedgerThread:
 
     def _undo(self, undo: Undo, result: Any) -> None:
         try:
-            self._put(_Unit(lambda session: undo(session, result), None, None, None))
+            self._enqueue(_Unit(lambda session: undo(session, result), None, None, None))
         except RuntimeError:  # shutting down: recovery will find the hold
             log.warning("ledger.undo_skipped reason=shutdown")

@@ -125,6 +125,7 @@ class UnitOfWorkFactory:
         work: Callable[[Session], T],
         *,
         undo: Callable[[Session, T], None] | None = None,
+        short: bool = False,
     ) -> T:
         """Run `work` in a transaction and commit it; an exception rolls it back.
 
@@ -132,9 +133,11 @@ class UnitOfWorkFactory:
         (group commit, storage/group_commit.py), each in a savepoint of its own; the result
         comes back only once that transaction has committed. If the caller is cancelled
         while `work` is still queued it never runs; if it already ran, `undo` then reverses
-        what it committed (say, a hold for a call the gate could no longer tell about)."""
+        what it committed (say, a hold for a call the gate could no longer tell about).
+        `short`: a unit of a few statements, which on SQLite the event loop may run itself
+        while the ledger thread is idle (the gate's; storage/group_commit.py)."""
         if self.ledger_thread is not None:
-            future = self.ledger_thread.submit(work, undo)
+            future = self.ledger_thread.submit(work, undo, short=short)
             try:
                 return await future  # type: ignore[no-any-return]
             except asyncio.CancelledError:
