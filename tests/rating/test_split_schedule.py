@@ -19,6 +19,7 @@ from coobill.rating import (
     RateBook,
     Tariff,
     TimeWindow,
+    first_period_dearer,
     parse_days,
     schedule_cost,
     schedule_max_duration,
@@ -129,3 +130,14 @@ def test_across_a_dst_change_the_boundary_is_at_the_local_hour() -> None:
     naive = datetime(2027, 3, 14, 1, 58)
     assert book.select("100", "9123", naive + timedelta(minutes=2)) is night
 
+
+
+def test_the_first_dearer_period_starts_where_its_segment_s_first_period_does() -> None:
+    """A period belongs to the segment it starts in: the one from 60 s (before the dearer
+    segment at 90 s) is the cheap tariff's; the first dearer one starts at 120 s."""
+    cheap = Tariff(D("0.10"), 60, D("0.05"), 60)
+    dear = Tariff(D("0"), 0, D("0.20"), 60)
+    schedule = ((0, cheap), (90, dear))
+    assert first_period_dearer(schedule, D("0.05")) == 120
+    assert first_period_dearer(schedule, D("0.20")) is None  # not above: none is dearer
+    assert schedule_cost(schedule, 120) == D("0.15")  # stopping there pays no dear period

@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coobill.rating import RateBook, schedule_cost, tariff_schedule
-from coobill.services import rates
+from coobill.services import extensions, rates
+from coobill.services.commands import Reason
 from coobill.services.context import BillingContext
 from coobill.services.funds import allowance
 from coobill.services.settings import change_settings
@@ -97,3 +98,27 @@ def test_the_gate_s_allowance_holds_exactly_the_cost_of_its_limit(
     assert decision.held == schedule_cost(schedule, decision.limit_seconds) <= funds
     if decision.limit_seconds < CAP:
         assert schedule_cost(schedule, decision.limit_seconds + 1) > funds
+
+
+async def test_a_maximum_price_a_minute_stops_a_split_call_before_its_dearer_tariff(
+    ctx: BillingContext, clock: FakeClock
+) -> None:
+    """07:58:30 in Shanghai, night (0.01 a minute) until 08:00, then day (0.02): with a
+    maximum of 0.015 a minute the call may talk its two night periods (from 07:58:30 and
+    07:59:30), and no period at the day's price; a call starting in the day is refused."""
+    await day_and_night(ctx, split=True, balance="1.00")
+    await extensions.set_extension(ctx, "100", extensions.ExtensionChanges(
+        max_price_minute="0.015"))
+    clock.now = datetime(2027, 1, 3, 23, 58, 30, tzinfo=UTC)
+    quote = await rates.quote(ctx, "100", "0012345678", seconds=150)
+    verdict = await authorize(ctx, "c1")
+    assert verdict.allowed
+    assert (verdict.limit_seconds, verdict.held) == (120, Decimal("0.0200"))
+    assert quote.limit_seconds == 120  # the quote says what the gate does
+    done = await settle(ctx, ended("c1", billsec=120, start=clock.now))
+    assert done is not None
+    assert done.cost == Decimal("0.0200")
+    clock.now = START  # 17:58:30: the day's rate, dearer than allowed
+    refused = await authorize(ctx, "c2")
+    assert not refused.allowed
+    assert refused.reason == Reason.MAX_PRICE

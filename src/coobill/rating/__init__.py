@@ -14,6 +14,7 @@ from coobill.rating.calendar import (
 from coobill.rating.rates import ALL_DAY, Rate, TimeWindow, select_rate
 from coobill.rating.split import (
     Schedule,
+    first_period_dearer,
     schedule_cost,
     schedule_max_duration,
     split_cost,
@@ -37,6 +38,7 @@ __all__ = [
     "TimeWindow",
     "cost",
     "days_text",
+    "first_period_dearer",
     "max_duration",
     "minimum_to_connect",
     "parse_days",

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from coobill.rating.rates import Rate
-from coobill.rating.tariff import ZERO, Tariff, cost, max_duration
+from coobill.rating.tariff import ZERO, Tariff, cost, max_duration, period_price_per_minute
 
 RateAt = Callable[[datetime], Rate | None]
 
@@ -160,3 +160,14 @@ def schedule_max_duration(schedule: Schedule, funds: Decimal, cap_seconds: int) 
             return min(t + paid * tariff.period_seconds, cap_seconds)
         left -= periods * tariff.rate
     return cap_seconds
+
+
+def first_period_dearer(schedule: Schedule, per_minute: Decimal) -> int | None:
+    """The second the first period charged at more than `per_minute` a minute starts, or None:
+    a call that stops there pays no such period (a period is charged at the tariff of the
+    segment it starts in). The first tariff's own price is the caller's to check."""
+    first = schedule[0][1]
+    for t, tariff, _ in _segments(schedule, first.initial_seconds):
+        if period_price_per_minute(tariff) > per_minute:
+            return t
+    return None

@@ -74,4 +74,14 @@ def price_per_minute(tariff: Tariff) -> Decimal:
     per_minute = tariff.rate * 60 / tariff.period_seconds
     if tariff.initial_seconds > 0:
         per_minute = max(per_minute, tariff.initial_cost * 60 / tariff.initial_seconds)
-    return per_minute.quantize(Decimal("0.0001"), rounding="ROUND_CEILING")
+    return _per_minute(per_minute)
+
+
+def period_price_per_minute(tariff: Tariff) -> Decimal:
+    """What a minute of its periods costs (a split call's later segments are charged their
+    periods alone: the initial time is the first tariff's). Rounded up as above."""
+    return _per_minute(tariff.rate * 60 / tariff.period_seconds)
+
+
+def _per_minute(value: Decimal) -> Decimal:
+    return value.quantize(Decimal("0.0001"), rounding="ROUND_CEILING")

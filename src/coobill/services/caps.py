@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from coobill.money import ZERO
-from coobill.rating import Schedule, Tariff, price_per_minute
+from coobill.rating import Schedule, Tariff, first_period_dearer, price_per_minute
 from coobill.services.commands import Reason
 from coobill.services.funds import Allowance, allowance
 from coobill.services.settings import BillingSettings
@@ -105,11 +105,17 @@ def capped_allowance(tariff: Tariff, available: Decimal, caps: Caps, ext: Any, a
                      ) -> CappedAllowance:
     """What the funds and the caps allow together at `tariff`: a tariff dearer than the
     price per minute allowed is refused (max_price); else the funds, lowered to the caps'
-    room, buy the limit (services/funds.py `allowance`, a split rate at its `schedule`; its
-    price per minute is its starting tariff's). When nothing is allowed, the reason
-    is the cap that left less than the funds, else no_funds."""
-    if caps.per_minute is not None and price_per_minute(tariff) > caps.per_minute:
-        return CappedAllowance(Allowance(available, 0, ZERO), Reason.MAX_PRICE)
+    room, buy the limit (services/funds.py `allowance`, a split rate at its `schedule`).
+    A split call that would go on into a dearer tariff than allowed (a cheap night rate
+    before the day's) is let talk until its first dearer period would start. When nothing
+    is allowed, the reason is the cap that left less than the funds, else no_funds."""
+    if caps.per_minute is not None:
+        if price_per_minute(tariff) > caps.per_minute:
+            return CappedAllowance(Allowance(available, 0, ZERO), Reason.MAX_PRICE)
+        if schedule is not None and len(schedule) > 1:
+            dearer = first_period_dearer(schedule, caps.per_minute)
+            if dearer is not None:
+                max_call_seconds = min(max_call_seconds, dearer)
     limit = room(caps, ext, at)
     if limit is None or limit[0] >= available:
         decided = allowance(tariff, available, max_call_seconds, schedule)
