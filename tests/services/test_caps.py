@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 
 from coobill.errors import BadRequest
+from coobill.rating import Tariff
 from coobill.services import extensions, rates
+from coobill.services.caps import Caps, capped_allowance
 from coobill.services.commands import Reason
 from coobill.services.context import BillingContext
 from coobill.services.settings import change_settings
@@ -233,3 +236,22 @@ class TestTheQuoteSaysWhatTheGateWould:
         quote = await rates.quote(ctx, "100", "0012345678")
         assert quote.limit_seconds == (await authorize(ctx, "c1")).limit_seconds == 420
         assert (await rates.quote(ctx, "100", "0012345678")).limit_seconds == 0
+
+
+class TestAPriceCapOnASplitCall:
+    def test_a_split_call_the_price_cap_would_cut_within_its_first_minute_is_refused(
+        self,
+    ) -> None:
+        """Charged by the second, night then the dearer day from the next second: the cap
+        would leave one second of talk - refused max_price, not allowed for a second."""
+        night = Tariff(Decimal("0"), 0, Decimal("0.01"), 1)
+        day = Tariff(Decimal("0"), 0, Decimal("0.05"), 1)
+        ext = SimpleNamespace(spent_day_of=None, spent_month_of=None, spent_day=Decimal(0),
+                              spent_month=Decimal(0), reserved=Decimal(0))
+        decided = capped_allowance(night, Decimal("10"), Caps(per_minute=Decimal("0.6")), ext,
+                                   START, 3600, ((0, night), (1, day)))
+        assert not decided.allowed
+        assert decided.reason == Reason.MAX_PRICE
+        at_sixty = capped_allowance(night, Decimal("10"), Caps(per_minute=Decimal("0.6")),
+                                    ext, START, 3600, ((0, night), (60, day)))
+        assert (at_sixty.allowance.limit_seconds, at_sixty.reason) == (60, Reason.OK)

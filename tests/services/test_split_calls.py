@@ -122,3 +122,8 @@ async def test_a_maximum_price_a_minute_stops_a_split_call_before_its_dearer_tar
     refused = await authorize(ctx, "c2")
     assert not refused.allowed
     assert refused.reason == Reason.MAX_PRICE
+    # 07:59:30: the day begins 30 s in, but the period that starts at once is the night's,
+    # a whole minute; the next would be the day's.
+    clock.now = datetime(2027, 1, 3, 23, 59, 30, tzinfo=UTC)
+    last_minute = await authorize(ctx, "c3")
+    assert (last_minute.limit_seconds, last_minute.held) == (60, Decimal("0.0100"))

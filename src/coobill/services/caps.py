@@ -88,6 +88,10 @@ def room(caps: Caps, ext: Any, at: datetime) -> tuple[Decimal, Reason] | None:
     return min(candidates, key=lambda c: c[0])
 
 
+# The least talk a split call the price cap cuts short is allowed (else: DENY max_price).
+_LEAST_TALK_SECONDS = 60
+
+
 @dataclass(frozen=True, slots=True)
 class CappedAllowance:
     """The gate's decision on funds and caps: the allowance, and why there is none."""
@@ -107,13 +111,17 @@ def capped_allowance(tariff: Tariff, available: Decimal, caps: Caps, ext: Any, a
     price per minute allowed is refused (max_price); else the funds, lowered to the caps'
     room, buy the limit (services/funds.py `allowance`, a split rate at its `schedule`).
     A split call that would go on into a dearer tariff than allowed (a cheap night rate
-    before the day's) is let talk until its first dearer period would start. When nothing
-    is allowed, the reason is the cap that left less than the funds, else no_funds."""
+    before the day's) is let talk until its first dearer period would start - refused
+    max_price when that leaves it less than a minute (the cap is a price a minute: a call
+    cut within its first minute by the cap is the cap's refusal). When nothing is allowed,
+    the reason is the cap that left less than the funds, else no_funds."""
     if caps.per_minute is not None:
         if price_per_minute(tariff) > caps.per_minute:
             return CappedAllowance(Allowance(available, 0, ZERO), Reason.MAX_PRICE)
         if schedule is not None and len(schedule) > 1:
             dearer = first_period_dearer(schedule, caps.per_minute)
+            if dearer is not None and dearer < _LEAST_TALK_SECONDS:
+                return CappedAllowance(Allowance(available, 0, ZERO), Reason.MAX_PRICE)
             if dearer is not None:
                 max_call_seconds = min(max_call_seconds, dearer)
     limit = room(caps, ext, at)

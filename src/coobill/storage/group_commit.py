@@ -297,6 +297,12 @@ class LedgerThread:
             if self._queued == 0 and self._connected() and self._running.acquire(blocking=False):
                 try:
                     outcomes = self._without_waiting(live)
+                except BaseException as error:  # KeyboardInterrupt, say: nobody is left hanging
+                    for unit in live:
+                        assert unit.future is not None
+                        if not unit.future.done():
+                            unit.future.set_exception(error)
+                    raise
                 finally:
                     self._running.release()
             if outcomes is None:
@@ -333,7 +339,9 @@ class LedgerThread:
 
     def _hand_to_the_thread(self) -> None:
         with self._counting:
-            self._put_locked(self._take_here())
+            units = self._take_here()
+            if units:
+                self._put_locked(units)
 
     def _tell(self, outcomes: list[_Outcome]) -> None:
         for outcome in outcomes:
