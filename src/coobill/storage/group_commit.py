@@ -23,10 +23,13 @@ call_soon_threadsafe back) cost about as much as the authorization's own stateme
 loop would wait for the answer anyway (docs/benchmarks.md). The same rules hold - one
 transaction, a savepoint per unit, nobody told before the commit, in order - and the loop never
 waits on another process: its BEGIN fails at once when another connection holds the write lock
-(storage/db.py's NO_WAIT), and those units go to the thread, which waits. While the loop has
-units to run, everything that loop submits joins them, so units still run in the order they
-were submitted. (Only the order in which their futures resolve may differ: a unit the loop
-runs can be told before a unit the thread committed just earlier.)
+(storage/db.py's NO_WAIT), and those units go to the thread, which waits; so do units that
+ask to leave the loop (`leave_the_loop`: a rate book rebuild), and units submitted before the
+thread has opened its connection. Short units that loop submits before its turn join the
+ones it holds; any other unit (not short, an undo, another loop's) first takes those to the
+thread; so units still run in the order they were submitted. (Only the order in which their
+futures resolve may differ: a unit the loop runs can be told before a unit the thread
+committed just earlier.)
 """
 
 from __future__ import annotations
