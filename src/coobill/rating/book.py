@@ -43,7 +43,6 @@ class RateBook:
             if 0 in lengths:
                 self._any_length[prefix] = tuple(
                     _checks(rate) for rate in bucket if not rate.number_length)
-        del ordered
         # The prefix lengths there are, longest first: a call tries only those.
         self._lengths = tuple(sorted({len(rate.prefix) for rate in kept}, reverse=True))
         self._rates = tuple(kept)

@@ -118,12 +118,11 @@ def capped_allowance(tariff: Tariff, available: Decimal, caps: Caps, ext: Any, a
     if caps.per_minute is not None:
         if price_per_minute(tariff) > caps.per_minute:
             return CappedAllowance(Allowance(available, 0, ZERO), Reason.MAX_PRICE)
-        if schedule is not None and len(schedule) > 1:
-            dearer = first_period_dearer(schedule, caps.per_minute)
-            if dearer is not None and dearer < _LEAST_TALK_SECONDS:
+        dearer = None if schedule is None else first_period_dearer(schedule, caps.per_minute)
+        if dearer is not None:
+            if dearer < _LEAST_TALK_SECONDS:
                 return CappedAllowance(Allowance(available, 0, ZERO), Reason.MAX_PRICE)
-            if dearer is not None:
-                max_call_seconds = min(max_call_seconds, dearer)
+            max_call_seconds = min(max_call_seconds, dearer)
     limit = room(caps, ext, at)
     if limit is None or limit[0] >= available:
         decided = allowance(tariff, available, max_call_seconds, schedule)

@@ -136,18 +136,17 @@ def _begin_immediate_unless_read_only(engine: Engine, busy_timeout_ms: int | Non
         # storage/_fast.py runs the hot paths' statements - SQLAlchemy's execution of this one
         # statement was a fifth of an authorization's time there (0.15 of 0.65 ms, profiled).
         driver = conn.connection.driver_connection
-        if busy_timeout_ms is None or not conn.get_execution_options().get(NO_WAIT, False):
-            with raised_as_sqlalchemy_does(conn.dialect, sql, ()):
-                driver.execute(sql)
-            return
-        # Only the BEGIN waits on another connection: once it holds the write lock, a WAL
-        # transaction's reads and writes and its COMMIT take no lock another one holds.
-        driver.execute("PRAGMA busy_timeout=0")
+        # NO_WAIT: only the BEGIN waits on another connection - once it holds the write lock,
+        # a WAL transaction's reads and writes and its COMMIT take no lock another one holds.
+        restore = busy_timeout_ms if conn.get_execution_options().get(NO_WAIT, False) else None
+        if restore is not None:
+            driver.execute("PRAGMA busy_timeout=0")
         try:
             with raised_as_sqlalchemy_does(conn.dialect, sql, ()):
                 driver.execute(sql)
         finally:
-            driver.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            if restore is not None:
+                driver.execute(f"PRAGMA busy_timeout={int(restore)}")
 
 
 def create_engine(url: str, *, busy_timeout_ms: int = 5000, **kwargs: Any) -> AsyncEngine:

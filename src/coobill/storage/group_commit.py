@@ -70,6 +70,13 @@ def leave_the_loop(session: Session) -> None:
         raise LeaveTheLoop
 
 
+def _fail(units: list[_Unit], error: BaseException) -> None:
+    """Tell every waiting caller of `units` that they did not run."""
+    for unit in units:
+        if unit.future is not None and not unit.future.done():
+            unit.future.set_exception(error)
+
+
 def _begin_on_the_loop(session: Session) -> None:
     """BEGIN IMMEDIATE now, failing at once if another process holds the write lock."""
     session.info[_ON_THE_LOOP] = True
@@ -301,10 +308,7 @@ class LedgerThread:
                 try:
                     outcomes = self._without_waiting(live)
                 except BaseException as error:  # KeyboardInterrupt, say: nobody is left hanging
-                    for unit in live:
-                        assert unit.future is not None
-                        if not unit.future.done():
-                            unit.future.set_exception(error)
+                    _fail(live, error)
                     raise
                 finally:
                     self._running.release()
@@ -312,10 +316,7 @@ class LedgerThread:
                 try:
                     self._put_locked(live)
                 except RuntimeError as error:  # shut down from another thread meanwhile
-                    for unit in live:
-                        assert unit.future is not None
-                        if not unit.future.done():
-                            unit.future.set_exception(error)
+                    _fail(live, error)
                 return
         self._tell(outcomes)
 
